@@ -1,0 +1,15 @@
+"""The ``nash`` command line. Importing this package registers every command on :data:`app`."""
+
+from __future__ import annotations
+
+from nashcli.cli.app import app
+
+# Each module registers its commands on `app` when imported.
+from nashcli.cli import eval_cmd  # noqa: E402,F401
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

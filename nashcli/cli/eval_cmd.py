@@ -1,0 +1,1 @@
+"""``nash eval``: reproduce the paper's benchmark tables (filled in by the engine work)."""

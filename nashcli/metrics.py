@@ -20,7 +20,9 @@ def label_hits(query_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
     return (q @ d.T) > 0
 
 
-def precision_from_distances(distances: np.ndarray, hits: np.ndarray, k: int) -> tuple[float, float]:
+def precision_from_distances(
+    distances: np.ndarray, hits: np.ndarray, k: int
+) -> tuple[float, float]:
     """Mean precision@k over queries, positional and tie-aware.
 
     ``distances`` and ``hits`` are (q, n). Returns ``(positional, tie_aware)``: positional breaks

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from nashcli.cli.app import app
-
 # Each module registers its commands on `app` when imported.
 from nashcli.cli import eval_cmd  # noqa: E402,F401
+from nashcli.cli.app import app
 
 __all__ = ["app", "main"]
 

@@ -14,7 +14,7 @@ from nashcli.errors import NashError
 
 
 class _NashGroup(TyperGroup):
-    """Turns a :class:`NashError` raised by any command into one line on stderr and its exit code."""
+    """Turns a :class:`NashError` from any command into one stderr line and its exit code."""
 
     def invoke(self, ctx: typer.Context):  # noqa: D102
         try:

@@ -1,0 +1,666 @@
+"""Which files of a folder are documents, and their text.
+
+:func:`crawl` walks a folder the way a person expects an indexer to: it skips hidden files and
+folders (``.git`` among them) and whatever ``.gitignore`` / ``.nashignore`` files say, keeps the
+text-like files (:data:`TEXT_EXTENSIONS`, plus extension-less files that sniff as text), and
+reports every file it skips on purpose with a reason a person can act on, instead of failing on it.
+:func:`read_text` turns one such file into text (UTF-8, else charset detection; HTML reduced to its
+visible text; PDF through the optional ``pypdf``) or raises :class:`UnreadableFile`.
+
+Only the standard library is imported at module level: ``pathspec``, ``charset_normalizer``,
+``bs4`` and ``pypdf`` are imported by the functions that need them, so importing this module
+costs nothing to ``nash --help`` and shell completion.
+"""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import hashlib
+import importlib.util
+import os
+import re
+import stat
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nashcli.errors import NashError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "IGNORE_FILES",
+    "PDF_MISSING",
+    "TEXT_EXTENSIONS",
+    "Document",
+    "FileEntry",
+    "Skipped",
+    "UnreadableFile",
+    "content_hash",
+    "crawl",
+    "format_size",
+    "parse_size",
+    "read_document",
+    "read_text",
+    "title_of",
+]
+
+DEFAULT_MAX_BYTES = 10_000_000
+"""Files larger than this (10 MB) are skipped: logs and dumps, rarely documents one looks up."""
+
+TEXT_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        "",  # no extension (README, notes): kept when the content sniffs as text
+        ".txt",
+        ".text",
+        ".md",
+        ".markdown",
+        ".rst",
+        ".org",
+        ".tex",
+        ".adoc",
+        ".html",
+        ".htm",
+        ".pdf",
+    }
+)
+"""File name suffixes (lower case) that :func:`crawl` considers documents.
+
+Source code, data (``.csv``, ``.json``) and office formats are left out on purpose: a table of
+numbers or a program has a vocabulary unlike prose and would crowd the results. Pass
+``extensions=TEXT_EXTENSIONS | {".csv"}`` to index them anyway (read as plain text)."""
+
+HTML_EXTENSIONS = frozenset({".html", ".htm"})
+IGNORE_FILES = (".gitignore", ".nashignore")
+"""Ignore files read in every folder, in this order (a ``.nashignore`` rule wins over a
+``.gitignore`` rule in the same folder; rules of a deeper folder win over shallower ones)."""
+
+PDF_MISSING = "PDF support not installed: pip install 'nashcli[pdf]'"
+SNIFF_BYTES = 8192
+_CHUNK = 1 << 20
+
+_BOMS = (  # longest first: the UTF-32-LE BOM starts with the UTF-16-LE one
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Encodings charset detection may not propose: without a BOM, UTF-16/32 text of any script has
+# NUL bytes (which the sniff already calls binary), and UTF-7 or EBCDIC "match" short Latin text.
+_NOT_DETECTED = [
+    "utf_16",
+    "utf_16_be",
+    "utf_16_le",
+    "utf_32",
+    "utf_32_be",
+    "utf_32_le",
+    "utf_7",
+    "cp037",
+    "cp500",
+    "cp1026",
+    "cp1140",
+]
+# charset-normalizer often ranks a Baltic or Central European code page first for Western text
+# (their letters overlap); cp1252 is the legacy encoding most such files really use, so it wins
+# when its decoding is (nearly) as coherent as the top guess. Measured on French, German and
+# English samples; Polish, Russian, Greek, Japanese and Chinese samples keep their own encoding.
+_CP1252_TOLERANCE = 0.1
+
+
+class UnreadableFile(NashError):
+    """A file that cannot be turned into text; ``reason`` says why, in a few words.
+
+    The indexer catches it per file and reports the file as skipped; ``str(error)`` is the reason
+    alone (the path is in ``error.path`` when known).
+    """
+
+    def __init__(self, reason: str, path: Path | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path = path
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file :func:`crawl` found to index; ``size`` and ``mtime_ns`` drive change detection."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file (or folder) :func:`crawl` left out on purpose, with a reason a person can act on."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """A file's text and a title to show for it (HTML ``<title>``, PDF title, or first line)."""
+
+    text: str
+    title: str
+
+
+# --------------------------------------------------------------------------------------------
+# Sizes (for --max-size)
+
+
+def format_size(n_bytes: int) -> str:
+    """``10_000_000`` → ``"10 MB"``; decimal units, as file managers show them."""
+    value = float(n_bytes)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            if unit == "bytes":
+                return f"{int(value)} bytes"
+            return f"{value:.3g} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(text: str) -> int:
+    """``"10MB"``, ``"512 KiB"``, ``"2.5G"`` or a plain byte count → bytes; ``NashError`` if not."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise NashError(f"not a size: {text!r} (try 10MB, 512KiB or a number of bytes)")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+# --------------------------------------------------------------------------------------------
+# Crawling
+
+
+@dataclass(frozen=True)
+class _IgnoreRules:
+    """The compiled rules of one ignore file; patterns are relative to ``base`` (a root-relative
+    POSIX prefix, ``""`` at the root, else ending in ``/``)."""
+
+    base: str
+    spec: Any  # pathspec.GitIgnoreSpec
+
+
+def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
+    from pathspec import GitIgnoreSpec
+
+    rules = []
+    for name in IGNORE_FILES:
+        try:
+            lines = (directory / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:  # absent, unreadable or vanished: no rules from it
+            continue
+        spec = GitIgnoreSpec.from_lines(lines)
+        if spec.patterns:
+            rules.append(_IgnoreRules(base, spec))
+    return rules
+
+
+def _is_ignored(rules: list[_IgnoreRules], rel: str, is_dir: bool) -> bool:
+    """Git's semantics: the last matching rule decides, deeper files after shallower ones."""
+    decision = None
+    for rule in rules:
+        if not rel.startswith(rule.base):
+            continue
+        local = rel[len(rule.base) :] + ("/" if is_dir else "")
+        include = rule.spec.check_file(local).include
+        if include is not None:
+            decision = include
+    return bool(decision)
+
+
+def _symlink_problem(path: Path) -> str | None:
+    """``"dangling symlink"`` or ``"symlink loop"`` when the link cannot be followed, else None."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return "vanished during crawl" if not os.path.lexists(path) else "dangling symlink"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink loop"
+        return _os_reason(error)
+    return None
+
+
+def _os_reason(error: OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "vanished during crawl"
+    if isinstance(error, PermissionError):
+        return "unreadable: permission denied"
+    if error.errno == errno.ELOOP:
+        return "symlink loop"
+    return f"unreadable: {error.strerror or error}".lower()
+
+
+def _sniff(head: bytes) -> str | None:
+    """Why ``head`` (a file's first bytes) is not text, or None when it looks like text."""
+    if any(head.startswith(bom) for bom, _ in _BOMS):
+        return None
+    if b"\x00" in head:
+        return "binary file"
+    return None
+
+
+def _looks_decodable(head: bytes, complete: bool) -> bool:
+    """Whether ``head`` decodes as UTF-8 or as some encoding detection trusts."""
+    encoding = next((enc for bom, enc in _BOMS if head.startswith(bom)), "utf-8")
+    try:
+        codecs.getincrementaldecoder(encoding)().decode(head, final=complete)
+        return True
+    except UnicodeDecodeError:
+        if encoding != "utf-8":
+            return False
+    try:
+        _decode_legacy(head)
+        return True
+    except UnreadableFile:
+        return False
+
+
+def _check_file(path: Path, suffix: str, max_bytes: int) -> FileEntry | Skipped:
+    try:
+        st = os.stat(path)
+    except OSError as error:
+        return Skipped(path, _os_reason(error))
+    if not stat.S_ISREG(st.st_mode):  # FIFOs, sockets, devices: reading could block forever
+        return Skipped(path, "not a regular file")
+    if st.st_size == 0:
+        return Skipped(path, "empty file")
+    if st.st_size > max_bytes:
+        return Skipped(path, f"larger than {format_size(max_bytes)} (--max-size)")
+    if suffix == ".pdf":
+        if not pdf_supported():
+            return Skipped(path, PDF_MISSING)
+        return FileEntry(path, st.st_size, st.st_mtime_ns)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as error:
+        return Skipped(path, _os_reason(error))
+    reason = _sniff(head)
+    if reason is None and suffix == "" and not _looks_decodable(head, len(head) >= st.st_size):
+        reason = "binary file"
+    if reason is not None:
+        return Skipped(path, reason)
+    return FileEntry(path, st.st_size, st.st_mtime_ns)
+
+
+def pdf_supported() -> bool:
+    """Whether the optional ``pypdf`` (extra ``nashcli[pdf]``) is installed; imports nothing."""
+    return importlib.util.find_spec("pypdf") is not None
+
+
+def crawl(
+    root: Path | str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    follow_symlinks: bool = False,
+    extensions: Iterable[str] = TEXT_EXTENSIONS,
+) -> Iterator[FileEntry | Skipped]:
+    """Yield the documents under ``root`` as :class:`FileEntry`, sorted by path, and the files
+    left out on purpose as :class:`Skipped` with a reason.
+
+    - Hidden files and folders (name starting with ``.``, so ``.git`` too) and paths matched by a
+      ``.gitignore`` or ``.nashignore`` anywhere in the tree (git's syntax and precedence, ``!``
+      negation included) are left out silently, as are files whose suffix is not in
+      ``extensions`` (lower case, with the dot; ``""`` admits extension-less files that sniff as
+      text). Ignore files above ``root`` are not read.
+    - Skipped with a reason: empty, binary (a NUL byte in the first 8 KiB, unless the file starts
+      with a UTF-16/32 byte-order mark), larger than ``max_bytes``, unreadable, not a regular
+      file, PDFs when ``pypdf`` is missing, dangling symlinks, symlink loops, files that vanish
+      while the crawl runs, and symlinks at all unless ``follow_symlinks`` (a link can point
+      outside the folder, or at a file indexed under its own name already).
+    - With ``follow_symlinks``, links to files and folders outside ``root`` are crawled once
+      each; a link back to a folder being walked is a ``"symlink loop"``, and a link to
+      something inside ``root`` is skipped (it is crawled under its real name).
+
+    ``root`` may also be a single file. Raises :class:`NashError` if ``root`` does not exist.
+    Never raises for a problem with one file or folder inside it.
+    """
+    root = Path(os.path.abspath(os.path.expanduser(root)))
+    wanted = frozenset(ext.lower() for ext in extensions)
+    try:
+        root_stat = os.stat(root)
+    except FileNotFoundError:
+        raise NashError(f"no such file or folder: {root}") from None
+    except OSError as error:
+        raise NashError(f"cannot read {root}: {_os_reason(error)}") from None
+    if not stat.S_ISDIR(root_stat.st_mode):
+        yield _check_file(root, root.suffix.lower(), max_bytes)
+        return
+    walker = _Walker(root, wanted, max_bytes, follow_symlinks)
+    yield from walker.walk(root, "", [], ((root_stat.st_dev, root_stat.st_ino),))
+
+
+class _Walker:
+    """The state of one crawl: what to keep, and which link targets were crawled already."""
+
+    def __init__(
+        self, root: Path, wanted: frozenset[str], max_bytes: int, follow_symlinks: bool
+    ) -> None:
+        self.root_real = os.path.realpath(root)
+        self.wanted = wanted
+        self.max_bytes = max_bytes
+        self.follow_symlinks = follow_symlinks
+        self.followed: list[str] = []  # real paths of the link targets crawled so far
+
+    def walk(
+        self,
+        directory: Path,
+        rel: str,
+        rules: list[_IgnoreRules],
+        ancestors: tuple[tuple[int, int], ...],
+    ) -> Iterator[FileEntry | Skipped]:
+        try:
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except OSError as error:
+            reason = _os_reason(error)
+            if reason.startswith("unreadable"):
+                reason = "unreadable folder" + reason[len("unreadable") :]
+            yield Skipped(directory, reason)
+            return
+        rules = rules + _load_ignore_rules(directory, rel)
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            yield from self._visit(entry, rel + entry.name, rules, ancestors)
+
+    def _visit(
+        self,
+        entry: os.DirEntry,
+        rel: str,
+        rules: list[_IgnoreRules],
+        ancestors: tuple[tuple[int, int], ...],
+    ) -> Iterator[FileEntry | Skipped]:
+        path = Path(entry.path)
+        try:
+            is_link = entry.is_symlink()
+            # git never follows symlinks: a link is matched by ignore rules as a file
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError as error:
+            yield Skipped(path, _os_reason(error))
+            return
+        if _is_ignored(rules, rel, is_dir):
+            return
+        if is_dir:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as error:
+                yield Skipped(path, _os_reason(error))
+                return
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:  # reached the crawl's own root through a followed link
+                yield Skipped(path, "symlink loop")
+            else:
+                yield from self.walk(path, rel + "/", rules, (*ancestors, key))
+            return
+        suffix = _suffix(entry.name)
+        if not is_link:
+            if suffix in self.wanted:
+                yield _check_file(path, suffix, self.max_bytes)
+            return
+        problem = _symlink_problem(path)
+        try:
+            target_is_dir = problem is None and entry.is_dir(follow_symlinks=True)
+        except OSError as error:
+            problem = _os_reason(error)
+        if not target_is_dir and suffix not in self.wanted:
+            return
+        kind = "folder" if target_is_dir else "file"
+        if problem is not None:
+            yield Skipped(path, problem)
+        elif not self.follow_symlinks:
+            yield Skipped(path, f"symlink to a {kind}, not followed (--follow-symlinks)")
+        else:
+            yield from self._follow(path, rel, rules, ancestors, target_is_dir, suffix)
+
+    def _follow(
+        self,
+        path: Path,
+        rel: str,
+        rules: list[_IgnoreRules],
+        ancestors: tuple[tuple[int, int], ...],
+        target_is_dir: bool,
+        suffix: str,
+    ) -> Iterator[FileEntry | Skipped]:
+        try:
+            st = os.stat(path)
+            real = os.path.realpath(path)
+        except OSError as error:
+            yield Skipped(path, _os_reason(error))
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            yield Skipped(path, "symlink loop")
+        elif _is_within(real, self.root_real):
+            # crawled (or deliberately left out) under its real name already: no duplicates
+            yield Skipped(
+                path,
+                f"symlink to a {'folder' if target_is_dir else 'file'} inside the crawled folder",
+            )
+        elif any(_is_within(real, target) for target in self.followed):
+            yield Skipped(path, "symlink to something crawled already")
+        else:
+            self.followed.append(real)
+            if target_is_dir:
+                yield from self.walk(path, rel + "/", rules, (*ancestors, key))
+            else:
+                yield _check_file(path, suffix, self.max_bytes)
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _suffix(name: str) -> str:
+    """The lower-case suffix as :class:`pathlib.Path` sees it (``"notes.MD"`` → ``".md"``)."""
+    return Path(name).suffix.lower()
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_text(path: Path | str) -> str:
+    """The text of a document file (see :func:`read_document`); raises :class:`UnreadableFile`."""
+    return read_document(path).text
+
+
+def read_document(path: Path | str) -> Document:
+    """Read a file found by :func:`crawl` as a :class:`Document`.
+
+    Plain text is decoded as UTF-8 (a byte-order mark selects UTF-8/16/32), else with the
+    encoding ``charset-normalizer`` detects (cp1252 preferred when it fits as well: see
+    ``_CP1252_TOLERANCE``). HTML is reduced to its visible text (scripts and styles dropped), its
+    ``<title>`` becomes the title. PDF text comes from ``pypdf``. Raises :class:`UnreadableFile`
+    for binary content, bytes no encoding explains, a file that has no text, cannot be read or
+    has vanished.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".pdf":
+        return _read_pdf(path)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except IsADirectoryError:
+        raise UnreadableFile("is a folder", path) from None
+    except OSError as error:
+        raise UnreadableFile(_os_reason(error), path) from None
+    if not data:
+        raise UnreadableFile("empty file", path)
+    text = _decode(data, path)
+    del data
+    if suffix in HTML_EXTENSIONS:
+        text, title = _html_to_text(text)
+    else:
+        title = ""
+    if not text or text.isspace():  # (no .strip(): that would copy a big text)
+        raise UnreadableFile("no text in file", path)
+    return Document(text, title or title_of(text))
+
+
+def _decode(data: bytes, path: Path | None = None) -> str:
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                raise UnreadableFile(f"undecodable bytes (bad {encoding})", path) from None
+    if _sniff(data[:SNIFF_BYTES]) is not None:
+        raise UnreadableFile("binary file", path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    return _decode_legacy(data, path)
+
+
+def _decode_legacy(data: bytes, path: Path | None = None) -> str:
+    """Decode non-UTF-8 bytes with the encoding detection finds, or raise UnreadableFile."""
+    from charset_normalizer import from_bytes
+
+    matches = from_bytes(data, cp_exclusion=_NOT_DETECTED)
+    best = matches.best()
+    if best is None:
+        raise UnreadableFile("undecodable bytes (not text in any known encoding)", path)
+    encoding = best.encoding
+    for match in matches:
+        if "cp1252" in (match.encoding, *match.could_be_from_charset) and (
+            match.chaos <= best.chaos + _CP1252_TOLERANCE
+        ):
+            encoding = "cp1252"
+            break
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        text = str(best)
+    if _control_ratio(text) > 0.01:
+        raise UnreadableFile("undecodable bytes (not text in any known encoding)", path)
+    return text
+
+
+def _control_ratio(text: str, sample: int = 100_000) -> float:
+    """The share of control characters (other than whitespace) among the first characters."""
+    head = text[:sample]
+    if not head:
+        return 0.0
+    bad = sum(
+        1 for ch in head if ch not in "\t\n\r\f\v" and unicodedata.category(ch) in ("Cc", "Co")
+    )
+    return bad / len(head)
+
+
+_BLOCK_TAGS = [
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
+    "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
+]  # fmt: skip
+
+
+def _html_to_text(html: str) -> tuple[str, str]:
+    """Visible text of an HTML page, one line per block element, and its ``<title>``."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
+    for tag in soup(["script", "style", "noscript", "template", "head", "title"]):
+        tag.decompose()
+    for tag in soup(_BLOCK_TAGS):
+        tag.append("\n")
+    lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
+    text = "\n".join(line for line in lines if line)
+    if title and not text.startswith(title):
+        text = f"{title}\n{text}"
+    return text, _trim(title)
+
+
+def _read_pdf(path: Path) -> Document:
+    if not pdf_supported():
+        raise UnreadableFile(PDF_MISSING, path)
+    try:
+        import pypdf
+    except ImportError:
+        raise UnreadableFile(PDF_MISSING, path) from None
+    try:
+        reader = pypdf.PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableFile("encrypted PDF", path)
+        text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+    except UnreadableFile:
+        raise
+    except OSError as error:
+        raise UnreadableFile(_os_reason(error), path) from None
+    except Exception as error:  # pypdf raises many types for damaged files
+        raise UnreadableFile(f"unreadable PDF ({type(error).__name__})", path) from None
+    if not text.strip():
+        raise UnreadableFile("PDF without a text layer (scanned?)", path)
+    return Document(text, _trim(str(meta_title)) or title_of(text))
+
+
+# --------------------------------------------------------------------------------------------
+# Titles and hashes
+
+_TITLE_CHARS = 80
+
+
+def _trim(line: str) -> str:
+    line = " ".join(line.split())
+    if len(line) > _TITLE_CHARS:
+        line = line[: _TITLE_CHARS - 1].rstrip() + "…"
+    return line
+
+
+def title_of(text: str) -> str:
+    """The first non-empty line, whitespace collapsed, Markdown heading marks dropped, cut to 80
+    characters (with ``…``); ``""`` for a text without one."""
+    start = 0
+    while start < len(text):  # line by line without splitting a (possibly huge) text
+        end = text.find("\n", start)
+        end = len(text) if end == -1 else end
+        line = text[start : min(end, start + 10_000)].strip().lstrip("#").strip()
+        if line:
+            return _trim(line)
+        start = end + 1
+    return ""
+
+
+def content_hash(source: Path | str | bytes | bytearray | memoryview) -> str:
+    """BLAKE2b (128-bit, hex) of a file's bytes, read in 1 MiB chunks, or of the bytes given.
+
+    The indexer compares it after size or mtime changed, so a touched but unchanged file is not
+    re-encoded. Raises :class:`UnreadableFile` when the file cannot be read.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        digest.update(source)
+        return digest.hexdigest()
+    try:
+        with open(source, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as error:
+        raise UnreadableFile(_os_reason(error), Path(source)) from None
+    return digest.hexdigest()

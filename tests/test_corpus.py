@@ -1,0 +1,492 @@
+"""Crawling a folder and reading its files: what is indexed, what is skipped and why."""
+
+from __future__ import annotations
+
+import builtins
+import codecs
+import os
+import random
+import shutil
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from nashcli import corpus
+from nashcli.corpus import (
+    DEFAULT_MAX_BYTES,
+    PDF_MISSING,
+    FileEntry,
+    Skipped,
+    UnreadableFile,
+    content_hash,
+    crawl,
+    format_size,
+    parse_size,
+    read_document,
+    read_text,
+    title_of,
+)
+from nashcli.errors import NashError
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def indexed(root: Path, **kw) -> list[str]:
+    """Root-relative POSIX paths of the files crawl would index."""
+    return [
+        e.path.relative_to(root).as_posix() for e in crawl(root, **kw) if isinstance(e, FileEntry)
+    ]
+
+
+def skipped(root: Path, **kw) -> dict[str, str]:
+    """Root-relative path → reason, for the files crawl skipped."""
+    return {
+        e.path.relative_to(root).as_posix(): e.reason
+        for e in crawl(root, **kw)
+        if isinstance(e, Skipped)
+    }
+
+
+def minimal_pdf(text: str) -> bytes:
+    """A one-page PDF whose page draws ``text`` in Helvetica (xref offsets computed)."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------------------------
+# What gets crawled
+
+
+def test_crawl_finds_text_files_recursively_in_sorted_order(tmp_path: Path) -> None:
+    write(tmp_path / "b.md", "# B\n")
+    write(tmp_path / "a.txt", "a\n")
+    write(tmp_path / "sub" / "z.rst", "z\n")
+    write(tmp_path / "sub" / "deeper" / "c.org", "* c\n")
+    write(tmp_path / "NOTES", "plain text without an extension\n")
+    write(tmp_path / "photo.jpg", b"\xff\xd8\xff\xe0")
+    write(tmp_path / "script.py", "print('hi')\n")
+    assert indexed(tmp_path) == ["NOTES", "a.txt", "b.md", "sub/deeper/c.org", "sub/z.rst"]
+    # non-document types are left out silently, not reported as skipped
+    assert skipped(tmp_path) == {}
+
+
+def test_file_entries_carry_size_and_mtime(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.txt", "hello\n")
+    os.utime(path, ns=(1_000_000_000, 1_234_567_890_123))
+    (entry,) = crawl(tmp_path)
+    assert entry == FileEntry(path, 6, 1_234_567_890_123)
+
+
+def test_extensions_can_be_widened(tmp_path: Path) -> None:
+    write(tmp_path / "table.csv", "a,b\n1,2\n")
+    assert indexed(tmp_path) == []
+    assert indexed(tmp_path, extensions=corpus.TEXT_EXTENSIONS | {".CSV"}) == ["table.csv"]
+
+
+def test_root_may_be_a_single_file_and_must_exist(tmp_path: Path) -> None:
+    path = write(tmp_path / "one.txt", "one\n")
+    assert [e.path for e in crawl(path)] == [path]
+    with pytest.raises(NashError, match="no such file or folder"):
+        list(crawl(tmp_path / "missing"))
+
+
+def test_hidden_files_and_folders_and_git_are_skipped(tmp_path: Path) -> None:
+    write(tmp_path / ".hidden.txt", "secret\n")
+    write(tmp_path / ".obsidian" / "workspace.md", "ui state\n")
+    write(tmp_path / ".git" / "description", "Unnamed repository\n")
+    write(tmp_path / ".git" / "COMMIT_EDITMSG", "fix\n")
+    write(tmp_path / "visible.md", "hello\n")
+    assert indexed(tmp_path) == ["visible.md"]
+    assert skipped(tmp_path) == {}
+
+
+def test_gitignore_nested_relative_and_negated(tmp_path: Path) -> None:
+    write(tmp_path / ".gitignore", "*.log.txt\nbuild/\ndrafts/*\n!drafts/keep.md\n/top.txt\n")
+    write(tmp_path / "app.log.txt", "log\n")
+    write(tmp_path / "build" / "out.txt", "built\n")
+    write(tmp_path / "drafts" / "old.md", "old\n")
+    write(tmp_path / "drafts" / "keep.md", "keep\n")
+    write(tmp_path / "top.txt", "anchored to the root\n")
+    write(tmp_path / "sub" / "top.txt", "not anchored here\n")
+    # a nested .gitignore: its patterns are relative to its own folder, and it can re-include
+    write(tmp_path / "sub" / ".gitignore", "secret*.md\n!*.log.txt\n")
+    write(tmp_path / "sub" / "secret-plan.md", "plan\n")
+    write(tmp_path / "sub" / "debug.log.txt", "re-included by the nested file\n")
+    write(tmp_path / "other" / "secret-plan.md", "the nested rule does not reach here\n")
+    assert indexed(tmp_path) == [
+        "drafts/keep.md",
+        "other/secret-plan.md",
+        "sub/debug.log.txt",
+        "sub/top.txt",
+    ]
+
+
+def test_gitignore_cannot_reinclude_inside_an_ignored_folder(tmp_path: Path) -> None:
+    # git's rule: a file cannot be re-included if a parent folder is excluded
+    write(tmp_path / ".gitignore", "private/\n!private/ok.md\n")
+    write(tmp_path / "private" / "ok.md", "ok\n")
+    write(tmp_path / "public.md", "public\n")
+    assert indexed(tmp_path) == ["public.md"]
+
+
+def test_nashignore_adds_rules_and_overrides_gitignore(tmp_path: Path) -> None:
+    write(tmp_path / ".gitignore", "generated.md\n")
+    write(tmp_path / ".nashignore", "journal/\n!generated.md\n")
+    write(tmp_path / "generated.md", "ignored by git, wanted by nash\n")
+    write(tmp_path / "journal" / "2024-01-01.md", "private\n")
+    write(tmp_path / "notes.md", "notes\n")
+    write(tmp_path / "deep" / ".nashignore", "*.txt\n")
+    write(tmp_path / "deep" / "x.txt", "x\n")
+    write(tmp_path / "deep" / "y.md", "y\n")
+    assert indexed(tmp_path) == ["deep/y.md", "generated.md", "notes.md"]
+
+
+# --------------------------------------------------------------------------------------------
+# What gets skipped, with a reason
+
+
+def test_binary_and_empty_files_are_skipped_with_reasons(tmp_path: Path) -> None:
+    write(tmp_path / "image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    write(tmp_path / "blob", bytes(range(256)) * 4)
+    write(tmp_path / "empty.md", b"")
+    write(tmp_path / "ok.md", "fine\n")
+    assert skipped(tmp_path) == {
+        "image.txt": "binary file",
+        "blob": "binary file",
+        "empty.md": "empty file",
+    }
+    assert indexed(tmp_path) == ["ok.md"]
+
+
+def test_extensionless_file_of_undecodable_bytes_is_binary(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    write(tmp_path / "noise", bytes(rng.randrange(1, 256) for _ in range(4000)))  # no NUL byte
+    assert skipped(tmp_path) == {"noise": "binary file"}
+
+
+def test_utf16_with_bom_is_text_despite_its_nul_bytes(tmp_path: Path) -> None:
+    text = "Grüße aus Köln — 東京\nsecond line\n"
+    write(tmp_path / "wide.txt", codecs.BOM_UTF16_LE + text.encode("utf-16-le"))
+    write(tmp_path / "wide-be", codecs.BOM_UTF16_BE + text.encode("utf-16-be"))
+    assert indexed(tmp_path) == ["wide-be", "wide.txt"]
+    assert read_text(tmp_path / "wide.txt") == text
+    assert read_text(tmp_path / "wide-be") == text
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_is_skipped_chmod(tmp_path: Path) -> None:
+    path = write(tmp_path / "locked.txt", "secret\n")
+    path.chmod(0)
+    try:
+        assert skipped(tmp_path) == {"locked.txt": "unreadable: permission denied"}
+        with pytest.raises(UnreadableFile, match="permission denied"):
+            read_text(path)
+    finally:
+        path.chmod(0o644)
+
+
+def test_unreadable_file_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same fault simulated, so that it is tested when the suite runs as root too."""
+    locked = write(tmp_path / "locked.txt", "secret\n")
+    write(tmp_path / "open.txt", "fine\n")
+    real_open = builtins.open
+
+    def guarded_open(file, *args, **kwargs):
+        if Path(file) == locked:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    assert skipped(tmp_path) == {"locked.txt": "unreadable: permission denied"}
+    assert indexed(tmp_path) == ["open.txt"]
+    for read in (read_text, content_hash):
+        with pytest.raises(UnreadableFile) as caught:
+            read(locked)
+        assert caught.value.reason == "unreadable: permission denied"
+        assert caught.value.path == locked
+
+
+def test_unreadable_folder_is_reported_and_the_rest_crawled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    write(locked / "a.txt", "a\n")
+    write(tmp_path / "b.txt", "b\n")
+    real_scandir = os.scandir
+
+    def guarded_scandir(path):
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(corpus.os, "scandir", guarded_scandir)
+    assert skipped(tmp_path) == {"locked": "unreadable folder: permission denied"}
+    assert indexed(tmp_path) == ["b.txt"]
+
+
+def test_dangling_symlink_and_symlink_loop_are_reported(tmp_path: Path) -> None:
+    write(tmp_path / "real.md", "real\n")
+    (tmp_path / "dangling.md").symlink_to(tmp_path / "deleted.md")
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    (tmp_path / "self.txt").symlink_to(tmp_path / "self.txt")
+    for follow in (False, True):
+        assert skipped(tmp_path, follow_symlinks=follow) == {
+            "dangling.md": "dangling symlink",
+            "loop-a": "symlink loop",
+            "loop-b": "symlink loop",
+            "self.txt": "symlink loop",
+        }
+        assert indexed(tmp_path, follow_symlinks=follow) == ["real.md"]
+
+
+def test_symlinks_are_not_followed_by_default(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    write(outside / "elsewhere.md", "elsewhere\n")
+    root = tmp_path / "root"
+    write(root / "own.md", "own\n")
+    (root / "linked-folder").symlink_to(outside)
+    (root / "linked.md").symlink_to(outside / "elsewhere.md")
+    (root / "alias.md").symlink_to(root / "own.md")
+    assert indexed(root) == ["own.md"]
+    assert skipped(root) == {
+        "alias.md": "symlink to a file, not followed (--follow-symlinks)",
+        "linked-folder": "symlink to a folder, not followed (--follow-symlinks)",
+        "linked.md": "symlink to a file, not followed (--follow-symlinks)",
+    }
+    # followed on request, each target once, nothing twice under two names
+    assert indexed(root, follow_symlinks=True) == [
+        "linked-folder/elsewhere.md",
+        "own.md",
+    ]
+    assert skipped(root, follow_symlinks=True) == {
+        "alias.md": "symlink to a file inside the crawled folder",
+        "linked.md": "symlink to something crawled already",
+    }
+
+
+def test_symlink_to_an_ancestor_is_a_loop_when_followed(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root / "sub" / "a.md", "a\n")
+    (root / "sub" / "up").symlink_to(root)
+    (root / "sub" / "way-up").symlink_to(tmp_path)  # outside root, but contains it
+    assert indexed(root, follow_symlinks=True) == ["sub/a.md"]
+    assert skipped(root, follow_symlinks=True) == {
+        "sub/up": "symlink loop",
+        "sub/way-up/root": "symlink loop",
+    }
+
+
+def test_files_vanishing_mid_crawl_are_skipped_quietly(tmp_path: Path) -> None:
+    write(tmp_path / "a.txt", "a\n")
+    write(tmp_path / "b.txt", "b\n")
+    write(tmp_path / "c" / "d.txt", "d\n")
+    write(tmp_path / "e.txt", "e\n")
+    results = []
+    for item in crawl(tmp_path):
+        results.append(item)
+        if item.path.name == "a.txt":  # the folder was listed already: delete behind its back
+            (tmp_path / "b.txt").unlink()
+            shutil.rmtree(tmp_path / "c")
+    assert [(type(r).__name__, r.path.relative_to(tmp_path).as_posix()) for r in results] == [
+        ("FileEntry", "a.txt"),
+        ("Skipped", "b.txt"),
+        ("Skipped", "c"),
+        ("FileEntry", "e.txt"),
+    ]
+    assert {r.reason for r in results if isinstance(r, Skipped)} == {"vanished during crawl"}
+    with pytest.raises(UnreadableFile, match="vanished during crawl"):
+        read_text(tmp_path / "b.txt")
+    with pytest.raises(UnreadableFile, match="vanished during crawl"):
+        content_hash(tmp_path / "b.txt")
+
+
+def test_fifo_is_not_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")  # opening it for reading would block forever
+    assert skipped(tmp_path) == {"pipe.txt": "not a regular file"}
+
+
+def test_large_file_skipped_by_size_limit_and_read_when_raised(tmp_path: Path) -> None:
+    line = "the quick brown fox jumps over the lazy dog, again and again\n"
+    size = 50_000_000
+    path = tmp_path / "big.txt"
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(line * (size // len(line) + 1))
+    actual = path.stat().st_size
+    assert actual > DEFAULT_MAX_BYTES
+    tracemalloc.start()
+    try:
+        assert skipped(tmp_path) == {"big.txt": "larger than 10 MB (--max-size)"}
+        assert skipped(tmp_path, max_bytes=parse_size("20MB")) == {
+            "big.txt": "larger than 20 MB (--max-size)"
+        }
+        assert indexed(tmp_path, max_bytes=parse_size("64MiB")) == ["big.txt"]
+        _, crawl_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        digest = content_hash(path)
+        _, hash_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        text = read_text(path)
+        _, read_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(text) == actual and text.startswith(line)
+    assert digest == content_hash(path.read_bytes())
+    # crawling sniffs 8 KiB and hashing streams 1 MiB chunks; reading holds bytes + text once
+    assert crawl_peak < 1_000_000
+    assert hash_peak < 3_000_000
+    assert read_peak < 2.2 * actual
+
+
+def test_sizes_parse_and_print() -> None:
+    assert parse_size("10MB") == DEFAULT_MAX_BYTES == parse_size("10 mb") == parse_size("10000000")
+    assert parse_size("512KiB") == 512 * 1024
+    assert parse_size("2.5G") == 2_500_000_000
+    assert format_size(DEFAULT_MAX_BYTES) == "10 MB"
+    assert format_size(1536) == "1.54 KB"
+    assert format_size(12) == "12 bytes"
+    for bad in ("", "ten MB", "10 parsecs", "-1"):
+        with pytest.raises(NashError, match="not a size"):
+            parse_size(bad)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading text
+
+
+def test_utf8_with_and_without_bom(tmp_path: Path) -> None:
+    text = "Ünïcödé notes\nline two\n"
+    assert read_text(write(tmp_path / "a.md", text.encode("utf-8"))) == text
+    assert read_text(write(tmp_path / "b.md", codecs.BOM_UTF8 + text.encode("utf-8"))) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Le garçon mangeait une crème brûlée à l'hôtel, près de la fenêtre.\n", "latin-1"),
+        ("Café déjà vu — naïve façade, “quoted” text about a résumé.\n", "cp1252"),
+        ("Grüße aus Köln, schöne Straße.\n", "cp1252"),
+        ("Café\n", "cp1252"),
+        ("Привет, это русский текст о погоде и жизни в большом городе.\n" * 3, "cp1251"),
+        ("日本語のテキストです。これは文書の例です。\n" * 3, "shift_jis"),
+    ],
+)
+def test_legacy_encodings_are_detected(tmp_path: Path, text: str, encoding: str) -> None:
+    path = write(tmp_path / "legacy.txt", text.encode(encoding))
+    assert indexed(tmp_path) == ["legacy.txt"]
+    assert read_text(path) == text
+
+
+def test_undecodable_garbage_is_unreadable(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    path = write(tmp_path / "garbage.txt", bytes(rng.randrange(1, 256) for _ in range(6000)))
+    with pytest.raises(UnreadableFile, match="undecodable bytes"):
+        read_text(path)
+    nul = write(tmp_path / "nul.md", b"text then a NUL\x00 byte")
+    with pytest.raises(UnreadableFile, match="binary file"):
+        read_text(nul)
+
+
+def test_cjk_text_is_read_exactly(tmp_path: Path) -> None:
+    text = "语义哈希把每篇文档变成一个短的二进制码。\n日本語の文書も読めます。\n한국어 문서도.\n"
+    path = write(tmp_path / "cjk.md", text)
+    assert read_text(path) == text
+    assert title_of(text) == "语义哈希把每篇文档变成一个短的二进制码。"
+
+
+def test_html_reduced_to_visible_text(tmp_path: Path) -> None:
+    html = """<!doctype html>
+<html><head><title>  Trip   notes </title>
+<style>body { color: red }</style><script>var tracking = "nope";</script></head>
+<body><h1>Kyoto</h1><p>Temples and <b>gardens</b>.</p><!-- a comment -->
+<ul><li>Day one</li><li>Day two</li></ul><noscript>enable js</noscript></body></html>"""
+    path = write(tmp_path / "trip.html", html)
+    document = read_document(path)
+    assert document.title == "Trip notes"
+    assert document.text.splitlines() == [
+        "Trip notes",
+        "Kyoto",
+        "Temples and gardens.",
+        "Day one",
+        "Day two",
+    ]
+    for hidden in ("color", "tracking", "comment", "enable js", "<"):
+        assert hidden not in document.text
+    assert read_text(path) == document.text
+
+
+def test_whitespace_only_and_script_only_files_have_no_text(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableFile, match="no text"):
+        read_text(write(tmp_path / "blank.txt", " \n\t\n"))
+    with pytest.raises(UnreadableFile, match="no text"):
+        read_text(write(tmp_path / "app.html", "<script>main()</script>"))
+
+
+def test_pdf_text_is_read(tmp_path: Path) -> None:
+    pytest.importorskip("pypdf")
+    path = write(tmp_path / "paper.pdf", minimal_pdf("Semantic hashing with binary codes"))
+    assert indexed(tmp_path) == ["paper.pdf"]
+    document = read_document(path)
+    assert "Semantic hashing with binary codes" in document.text
+    assert document.title == "Semantic hashing with binary codes"
+    broken = write(tmp_path / "broken.pdf", b"%PDF-1.4\nthis is not a pdf")
+    with pytest.raises(UnreadableFile, match="PDF"):
+        read_text(broken)
+
+
+def test_pdf_skipped_with_install_hint_without_pypdf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "paper.pdf", minimal_pdf("hello"))
+    monkeypatch.setattr(corpus, "pdf_supported", lambda: False)
+    assert skipped(tmp_path) == {"paper.pdf": PDF_MISSING}
+    assert "pip install 'nashcli[pdf]'" in PDF_MISSING
+    with pytest.raises(UnreadableFile, match="PDF support not installed"):
+        read_text(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Titles and hashes
+
+
+def test_title_is_first_nonempty_line_trimmed() -> None:
+    assert title_of("\n\n   # Meeting   notes  \nbody") == "Meeting notes"
+    assert title_of("") == title_of("  \n \n") == ""
+    long = title_of("word " * 40)
+    assert len(long) == 80 and long.endswith("…")
+
+
+def test_content_hash_streams_files_and_matches_bytes(tmp_path: Path) -> None:
+    data = os.urandom(3 * (1 << 20) + 17)  # spans several read chunks
+    path = write(tmp_path / "blob.txt", data)
+    assert content_hash(path) == content_hash(data) == content_hash(str(path))
+    assert content_hash(b"a") != content_hash(b"b")
+    assert len(content_hash(b"")) == 32

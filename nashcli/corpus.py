@@ -36,12 +36,15 @@ __all__ = [
     "TEXT_EXTENSIONS",
     "Document",
     "FileEntry",
+    "IgnoreMatcher",
     "Skipped",
     "UnreadableFile",
+    "check_file",
     "content_hash",
     "crawl",
     "format_size",
     "parse_size",
+    "pdf_supported",
     "read_document",
     "read_text",
     "title_of",
@@ -308,6 +311,51 @@ def _check_file(path: Path, suffix: str, max_bytes: int) -> FileEntry | Skipped:
 def pdf_supported() -> bool:
     """Whether the optional ``pypdf`` (extra ``nashcli[pdf]``) is installed; imports nothing."""
     return importlib.util.find_spec("pypdf") is not None
+
+
+def check_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FileEntry | Skipped:
+    """:func:`crawl`'s verdict on one file (size, type, binary sniff, readability), for callers
+    that learn of single files (a watcher) rather than crawl a folder."""
+    path = Path(path)
+    return _check_file(path, _suffix(path.name), max_bytes)
+
+
+class IgnoreMatcher:
+    """:func:`crawl`'s rules as a predicate on single paths under ``root``: hidden names,
+    ``.gitignore`` / ``.nashignore`` rules of ``root`` and the folders down to the path (each
+    read once; make a new matcher after an ignore file changes), and suffixes outside
+    ``extensions``. Symlinks are not looked at: :func:`check_file` and ``follow_symlinks`` are."""
+
+    def __init__(self, root: Path | str, *, extensions: Iterable[str] = TEXT_EXTENSIONS) -> None:
+        self.root = Path(os.path.abspath(os.path.expanduser(root)))
+        self.wanted = frozenset(ext.lower() for ext in extensions)
+        self._rules: dict[str, list[_IgnoreRules]] = {}
+
+    def _rules_in(self, rel_dir: str) -> list[_IgnoreRules]:
+        """Rules in force inside folder ``rel_dir`` (``""`` = root, else ``"a/b/"``)."""
+        if rel_dir not in self._rules:
+            parent = rel_dir[: rel_dir.rstrip("/").rfind("/") + 1] if rel_dir else None
+            inherited = [] if parent is None else self._rules_in(parent)
+            self._rules[rel_dir] = inherited + _load_ignore_rules(self.root / rel_dir, rel_dir)
+        return self._rules[rel_dir]
+
+    def is_ignored(self, path: Path | str, is_dir: bool = False) -> bool:
+        """Whether :func:`crawl` would leave ``path`` out without a word (outside ``root`` too)."""
+        try:
+            parts = Path(os.path.abspath(path)).relative_to(self.root).parts
+        except ValueError:
+            return True
+        if not parts or any(part.startswith(".") for part in parts):
+            return True
+        if not is_dir and _suffix(parts[-1]) not in self.wanted:
+            return True
+        rel = ""
+        for depth, part in enumerate(parts):
+            part_is_dir = is_dir or depth < len(parts) - 1
+            if _is_ignored(self._rules_in(rel), rel + part, part_is_dir):
+                return True
+            rel += part + "/"
+        return False
 
 
 def crawl(

@@ -169,6 +169,36 @@ def test_nashignore_adds_rules_and_overrides_gitignore(tmp_path: Path) -> None:
     assert indexed(tmp_path) == ["deep/y.md", "generated.md", "notes.md"]
 
 
+def test_ignore_matcher_and_check_file_agree_with_crawl(tmp_path: Path) -> None:
+    """The single-path API (for a watcher) gives the verdicts a crawl gives."""
+    write(tmp_path / ".gitignore", "build/\n*.tmp.md\n")
+    write(tmp_path / "a" / ".nashignore", "private*\n!private-ok.md\n")
+    for rel in [
+        "keep.md",
+        "x.tmp.md",
+        "build/out.md",
+        "a/private.md",
+        "a/private-ok.md",
+        "a/b/note.txt",
+        "a/.hidden/secret.md",
+        "pic.png",
+        "README",
+    ]:
+        write(tmp_path / rel, f"{rel}\n")
+    write(tmp_path / "a" / "empty.md", b"")
+    found = {item.path: item for item in crawl(tmp_path)}
+    matcher = corpus.IgnoreMatcher(tmp_path)
+    every_file = [Path(d) / f for d, _, files in os.walk(tmp_path) for f in files]
+    assert len(every_file) == 12
+    for path in every_file:
+        assert matcher.is_ignored(path) == (path not in found), path
+        if path in found:
+            assert corpus.check_file(path) == found[path]
+    assert matcher.is_ignored(tmp_path / "build", is_dir=True)
+    assert not matcher.is_ignored(tmp_path / "a", is_dir=True)
+    assert matcher.is_ignored(tmp_path.parent / "elsewhere.md")
+
+
 # --------------------------------------------------------------------------------------------
 # What gets skipped, with a reason
 

@@ -1,0 +1,205 @@
+"""``nash watch``: keep a collection current as its folder changes, in the foreground or not."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from nashcli.cli.app import app
+from nashcli.errors import NashError
+
+_DEVICES = ("auto", "cpu", "cuda")
+_SHOWN_PATHS = 10  # a batch lists its files up to this many, then only counts
+
+
+def _say(message: str) -> None:
+    typer.echo(f"{time.strftime('%H:%M:%S')} {message}")
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _render_batch(result, root: Path) -> None:
+    """One summary line per applied chunk, and its files when there are few."""
+    for path, reason in result.skipped:
+        _say(f"skipped {_rel(path, root)}: {reason}")
+    report = result.report
+    if report is None:
+        return
+    if result.batch.rescan:
+        done = [
+            f"{report.added} added" if report.added else "",
+            f"{report.updated} changed" if report.updated else "",
+            f"{report.moved} moved" if report.moved else "",
+            f"{report.deleted} removed" if report.deleted else "",
+            "model retrained" if report.retrained else "",
+        ]
+        done_text = ", ".join(d for d in done if d) or "nothing changed"
+        _say(f"up to date: {report.documents:,} documents ({done_text}; {result.seconds:.1f} s)")
+    else:
+        if not (report.added or report.updated or report.moved or report.deleted):
+            return  # touched, same text: nothing a person would call a change
+        parts = [
+            f"indexed {report.added + report.updated}" if report.added + report.updated else "",
+            f"moved {report.moved}" if report.moved else "",
+            f"removed {report.deleted}" if report.deleted else "",
+        ]
+        _say(
+            f"{', '.join(p for p in parts if p)} ({result.seconds:.2f} s; "
+            f"{report.documents:,} documents)"
+        )
+        batch = result.batch
+        if len(batch) <= _SHOWN_PATHS:
+            for origin, dst in batch.moves:
+                typer.echo(f"  → {_rel(origin, root)} → {_rel(dst, root)}")
+            for path in batch.deletions:
+                typer.echo(f"  - {_rel(path, root)}")
+            for path in batch.upserts:
+                typer.echo(f"  + {_rel(path, root)}")
+    for path, reason in getattr(report, "skipped", []):
+        if "vanished" not in reason:  # came and went before it was read: nothing to say
+            _say(f"skipped {path}: {reason}")
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop):
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP finish the current batch and stop; a second one exits."""
+    names = ["SIGINT", "SIGTERM", "SIGHUP"]
+    caught = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    previous = {}
+    received = []
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop()
+
+    try:
+        for sig in caught:
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _stop(target: str | None, name: str | None) -> None:
+    from nashcli import watching
+
+    if target is None and name is None:
+        names = watching.watched_names()
+        if not names:
+            typer.echo("no watcher is running")
+        for each in names:
+            pid = watching.stop_watching(each)
+            typer.echo(f"stopped watching {each!r} (pid {pid})")
+        return
+    if name is None:
+        name, _ = watching.collection_for(target)
+    pid = watching.stop_watching(name)
+    if pid is None:
+        typer.echo(f"no watcher is running for {name!r}")
+    else:
+        typer.echo(f"stopped watching {name!r} (pid {pid})")
+
+
+_HELP = (
+    "Keep a collection current as files change: new and changed files are encoded with the "
+    "current model, moves re-pathed, deletions dropped.\n\n"
+    "On start it catches up with what changed while nobody watched (indexing the folder first "
+    "if it is no collection yet). Ctrl-C or SIGTERM stop it after the current batch. While it "
+    "runs, nash similar answers as usual, and nash index on the same collection waits for the "
+    "watcher's current batch (a few seconds at most)."
+)
+
+
+@app.command("watch", help=_HELP)
+def watch_command(
+    path: str | None = typer.Argument(
+        None,
+        help="Folder to keep indexed (or a collection's name). With --stop: the watcher to "
+        "stop (default: every watcher).",
+        show_default=False,
+    ),
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="Run in the background; stop it with nash watch --stop."
+    ),
+    stop: bool = typer.Option(False, "--stop", help="Stop the background watcher of PATH."),
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        "-n",
+        help="Collection name (default: the collection of the folder, else the folder's name).",
+    ),
+    bits: int | None = typer.Option(
+        None, "--bits", help="Code length if the folder is indexed for the first time (64)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    debounce: float = typer.Option(
+        0.2, "--debounce", help="Seconds of quiet that end a burst of changes.", hidden=True
+    ),
+    max_epochs: int | None = typer.Option(
+        None, "--max-epochs", help="Training epochs when a model is fitted (tests).", hidden=True
+    ),
+) -> None:
+    """Watch PATH until stopped (see _HELP), or start/stop a background watcher."""
+    from nashcli import watching
+
+    if device not in _DEVICES:
+        raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if stop:
+        _stop(path, name)
+        return
+    if path is None:
+        raise NashError("which folder? usage: nash watch PATH [--detach]")
+    found_name, root = watching.collection_for(path)
+    name = name or found_name
+    if root is None or not root.is_dir():
+        raise NashError(f"{path}: no such folder")
+    if detach:
+        argv = ["watch", str(root), "--name", name, "--device", device, "--debounce", str(debounce)]
+        if bits is not None:
+            argv += ["--bits", str(bits)]
+        if max_epochs is not None:
+            argv += ["--max-epochs", str(max_epochs)]
+        pid, log = watching.start_detached(name, argv)
+        typer.echo(
+            f"watching {root} in the background (collection {name!r}, pid {pid})\n"
+            f"log: {log}\nstop it with: nash watch --stop {root}"
+        )
+        return
+    options = {"max_epochs": max_epochs} if max_epochs is not None else None
+    watcher = watching.make_watcher(
+        root,
+        name,
+        bits=bits,
+        device=device,
+        hasher_options=options,
+        on_batch=lambda result: _render_batch(result, root),
+        on_message=_say,
+        quiet=debounce,
+    )
+    log = watching.log_file(name) if not sys.stdout.isatty() else None
+    with watching.Registration(name, root, log=log), _stop_on_signals(watcher.stop):
+        _say(f"watching {root} (collection {name!r}, pid {os.getpid()}); catching up")
+        try:
+            watcher.run()
+        except KeyboardInterrupt:
+            pass
+        except NashError as error:
+            raise NashError(f"{error}; stopped watching {name!r}") from None
+    _say(f"stopped watching {name!r}")

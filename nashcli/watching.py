@@ -1,0 +1,966 @@
+"""Keep a collection current as files change: watch a folder, coalesce bursts, apply short batches.
+
+The pieces, top to bottom:
+
+- :class:`Coalescer` folds raw file-system events into the *net* change per path since the last
+  flush. The file system at flush time is the truth; events only say which paths to look at, and
+  which moves to apply without re-encoding. An editor's "write a temp file, rename it over the
+  original" becomes one change of the original; a file created and deleted within the window is
+  nothing at all; ``git checkout`` touching thousands of files becomes a few large batches.
+- :class:`Watcher` runs the loop: a watchdog observer feeds a queue; the loop waits (blocking, so an
+  idle watcher uses no CPU) until the burst has been quiet for ``quiet`` seconds (or ``max_delay``
+  seconds passed since its first event), then applies it in chunks of ``batch_size`` paths, each
+  one short call to ``apply`` (which holds the collection's writer lock only for that chunk).
+  A catch-up pass (an incremental ``index_folder``) runs at start, after an inotify overflow and
+  after a ``.gitignore``/``.nashignore`` change. When the collection has grown enough since its
+  model was trained (``indexing.retrain_due``) a retrain runs in a background thread.
+- Pid files and a lock per collection under :func:`nashcli.paths.state_dir` say who watches what;
+  :func:`is_watching`, :func:`start_detached` and :func:`stop_watching` use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nashcli import paths
+from nashcli.errors import IndexBusyError, NashError
+
+log = logging.getLogger(__name__)
+
+#: Seconds of silence that end a burst (an editor's save is a few events within milliseconds).
+DEFAULT_QUIET = 0.2
+#: Longest a change waits while events keep coming (bounds latency during a long ``git checkout``).
+DEFAULT_MAX_DELAY = 1.0
+#: Paths per ``apply`` call: the writer lock is held for one chunk, so ``nash index`` can get in.
+DEFAULT_BATCH_SIZE = 256
+#: Seconds between health checks of the watched folder while idle (a stat, nothing more).
+HEALTH_INTERVAL = 5.0
+#: Files whose change alters the ignore rules: a full catch-up pass follows.
+IGNORE_FILES = frozenset({".gitignore", ".nashignore"})
+
+
+# --------------------------------------------------------------------------------------------
+# Coalescing
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """The net change of one burst, ready for ``indexing.apply_changes``."""
+
+    upserts: list[Path] = field(default_factory=list)
+    deletions: list[Path] = field(default_factory=list)
+    moves: list[tuple[Path, Path]] = field(default_factory=list)
+    #: A full catch-up pass is needed (ignore rules changed, events were lost, a folder vanished).
+    rescan: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletions or self.moves or self.rescan)
+
+    def __len__(self) -> int:
+        return len(self.upserts) + len(self.deletions) + len(self.moves)
+
+    def chunks(self, size: int) -> Iterable[Batch]:
+        """Split into batches of at most ``size`` paths: moves, then deletions, then upserts."""
+        items: list[tuple[str, Any]] = (
+            [("move", m) for m in self.moves]
+            + [("delete", p) for p in self.deletions]
+            + [("upsert", p) for p in self.upserts]
+        )
+        for start in range(0, len(items), max(1, size)):
+            chunk = Batch()
+            lists = {"move": chunk.moves, "delete": chunk.deletions, "upsert": chunk.upserts}
+            for kind, item in items[start : start + size]:
+                lists[kind].append(item)
+            yield chunk
+
+
+#: ``is_ignored(path, is_dir)``: is the path out of the index's sight (hidden, ignored, not a
+#: document type)?
+IgnoreFn = Callable[[Path, bool], bool]
+
+
+class Coalescer:
+    """Net effect of file events since the last :meth:`take`, resolved against the disk.
+
+    ``is_ignored(path, is_dir)`` applies the same rules as ``nash index``; events only about ignored
+    are dropped, a move out of sight is a deletion and a move into sight a creation.
+    """
+
+    def __init__(self, is_ignored: IgnoreFn = lambda path, is_dir: False) -> None:
+        self.is_ignored = is_ignored
+        self._dirty: dict[Path, None] = {}  # paths to look at (an ordered set)
+        self._moves: dict[Path, Path] = {}  # destination -> origin (a path that existed before)
+        self._fresh: set[Path] = set()  # created during this window: moving it is no "move"
+        self._touched_after_move: set[Path] = set()
+        self._dead_dirs: set[Path] = set()
+        self._rescan = False
+        self.first_event: float | None = None
+        self.last_event: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._dirty) + len(self._moves) + len(self._dead_dirs) + int(self._rescan)
+
+    def _stamp(self, now: float | None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.first_event is None:
+            self.first_event = now
+        self.last_event = now
+
+    def due(self, now: float, quiet: float, max_delay: float) -> float | None:
+        """Seconds until the pending burst should be flushed (<= 0: now); None if nothing waits."""
+        if not len(self) or self.first_event is None or self.last_event is None:
+            return None
+        return min(self.last_event + quiet, self.first_event + max_delay) - now
+
+    # ---- events
+    def request_rescan(self, now: float | None = None) -> None:
+        """Ask for a full catch-up pass with the next flush."""
+        self._rescan = True
+        self._stamp(now)
+
+    def created(self, path: Path, now: float | None = None) -> None:
+        """A file appeared (or a directory: its files get their own events)."""
+        if path.name in IGNORE_FILES:
+            self.request_rescan(now)
+        if self.is_ignored(path, False):
+            return
+        if path not in self._dirty and path not in self._moves:
+            self._fresh.add(path)  # not known before: if it vanishes again, forget it
+        self.modified(path, now)
+
+    def modified(self, path: Path, now: float | None = None) -> None:
+        """A file's content (may have) changed."""
+        if path.name in IGNORE_FILES:
+            self.request_rescan(now)
+        if self.is_ignored(path, False):
+            return
+        self._dirty[path] = None
+        if path in self._moves:
+            self._touched_after_move.add(path)
+        self._stamp(now)
+
+    def deleted(self, path: Path, now: float | None = None, *, is_dir: bool = False) -> None:
+        """A file or directory went away."""
+        if path.name in IGNORE_FILES:
+            self.request_rescan(now)
+        if self.is_ignored(path, is_dir):
+            return
+        if is_dir:
+            # Its files may be indexed; which ones is the index's business: a catch-up pass.
+            self._dead_dirs.add(path)
+            self._rescan = True
+        self._dirty[path] = None
+        self._stamp(now)
+
+    def moved(
+        self, src: Path, dst: Path, now: float | None = None, *, is_dir: bool = False
+    ) -> None:
+        """``src`` was renamed to ``dst`` (watchdog also reports each file of a moved directory)."""
+        if is_dir:
+            self._stamp(now)  # the files inside get their own move events
+            return
+        if IGNORE_FILES & {src.name, dst.name}:
+            self.request_rescan(now)
+        src_hidden, dst_hidden = self.is_ignored(src, False), self.is_ignored(dst, False)
+        if src_hidden and dst_hidden:
+            return
+        if src_hidden:  # e.g. an editor's hidden temp file renamed over the real one
+            self.created(dst, now)
+            return
+        if dst_hidden:
+            self.deleted(src, now)
+            return
+        origin = self._moves.pop(src, src)
+        self._touched_after_move.discard(src)
+        if src in self._fresh:  # created in this window: dst is simply new, src forgotten
+            self.created(dst, now)
+            return
+        self._dirty.pop(dst, None)
+        self._fresh.discard(dst)
+        self._moves[dst] = origin
+        self._stamp(now)
+
+    # ---- flush
+    def take(self) -> Batch:
+        """Resolve pending events against the disk and start a new window."""
+        batch = Batch(rescan=self._rescan)
+        claimed: set[Path] = set()
+        for dst, origin in self._moves.items():
+            if origin == dst:
+                continue
+            if (
+                dst not in self._touched_after_move
+                and _is_file(dst)
+                and not os.path.lexists(origin)
+            ):
+                batch.moves.append((origin, dst))
+                claimed.update((origin, dst))
+            else:  # replaced, moved back, or gone again: judge both ends by what is on disk
+                self._dirty.setdefault(origin, None)
+                self._dirty.setdefault(dst, None)
+        for path in self._dirty:
+            if path in claimed:
+                continue
+            if _is_file(path):
+                batch.upserts.append(path)
+            elif not os.path.lexists(path) and path not in self._fresh:
+                batch.deletions.append(path)  # (one that came and went is simply forgotten)
+            # else: a directory (its files have their own events) or something else: skip
+        self._dirty.clear()
+        self._moves.clear()
+        self._fresh.clear()
+        self._touched_after_move.clear()
+        self._dead_dirs.clear()
+        self._rescan = False
+        self.first_event = self.last_event = None
+        return batch
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# The watch loop
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    """What one applied chunk did, for the caller to print."""
+
+    batch: Batch
+    seconds: float
+    report: Any = None  # whatever ``apply`` returned (an ``indexing.IndexReport``)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # files that are no documents
+
+
+ApplyFn = Callable[[Sequence[Path], Sequence[Path], Sequence[tuple[Path, Path]]], Any]
+
+
+class Watcher:
+    """Watch ``root`` and apply its changes to a collection until :meth:`stop`.
+
+    The index side is injected, so the mechanics are testable without a model:
+    ``apply(upserts, deletions, moves)`` applies one chunk (``indexing.apply_changes``),
+    ``catch_up()`` brings the whole collection up to date (``indexing.index_folder``),
+    ``retrain_due()`` / ``retrain()`` decide and perform a background retrain,
+    ``make_is_ignored()`` returns the ignore predicate (rebuilt after ignore files change),
+    ``admit(path)`` says why an existing file is no document (binary, empty, too big) or None.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        apply: ApplyFn,
+        catch_up: Callable[[], Any],
+        make_is_ignored: Callable[[], IgnoreFn] = lambda: lambda path, is_dir: False,
+        admit: Callable[[Path], str | None] = lambda path: None,
+        retrain_due: Callable[[], bool] | None = None,
+        retrain: Callable[[], Any] | None = None,
+        on_batch: Callable[[BatchResult], None] | None = None,
+        on_message: Callable[[str], None] | None = None,
+        quiet: float = DEFAULT_QUIET,
+        max_delay: float = DEFAULT_MAX_DELAY,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self._apply = apply
+        self._catch_up = catch_up
+        self._make_is_ignored = make_is_ignored
+        self._admit = admit
+        self._retrain_due = retrain_due
+        self._retrain = retrain
+        self._on_batch = on_batch or (lambda result: None)
+        self._say = on_message or (lambda message: log.info(message))
+        self.quiet, self.max_delay, self.batch_size = quiet, max_delay, batch_size
+        self.retry_delay = retry_delay
+        self._events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._retrain_thread: threading.Thread | None = None
+        self.ready = threading.Event()  # set once the catch-up pass is done and events flow
+        self.batches = 0
+        self.retrains = 0
+
+    # ---- control
+    def stop(self) -> None:
+        """Ask the loop to finish its current chunk and return (safe from signal handlers)."""
+        self._stopping.set()
+        self._events.put(("stop",))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def root_problem(self) -> str | None:
+        """Why the watched folder cannot be watched any more, or None if it is fine."""
+        try:
+            if not self.root.is_dir():
+                return f"the watched folder {self.root} no longer exists"
+            with os.scandir(self.root):
+                pass
+        except PermissionError:
+            return f"the watched folder {self.root} is not readable"
+        except OSError as error:
+            return f"the watched folder {self.root} cannot be read ({error.strerror or error})"
+        return None
+
+    # ---- events (called from the observer thread)
+    def _on_event(self, event: Any) -> None:
+        kind = event.event_type
+        if kind in ("opened", "closed_no_write", "attrib") and not (
+            event.is_directory and os.fsdecode(event.src_path) == str(self.root)
+        ):
+            return
+        if kind == "modified" and event.is_directory:
+            return
+        src, dst = os.fsdecode(event.src_path), os.fsdecode(event.dest_path or "")
+        self._events.put((kind, src, dst, event.is_directory))
+
+    def _feed(self, coalescer: Coalescer, item: tuple) -> bool:
+        """Fold one queued event in; False when the watched folder is gone."""
+        kind, src, dst, is_dir = item
+        src_path = Path(src)
+        if src_path == self.root and kind in ("deleted", "moved", "attrib"):
+            return self.root_problem() is None
+        if kind == "created":
+            if not is_dir:
+                coalescer.created(src_path)
+        elif kind in ("modified", "closed"):
+            coalescer.modified(src_path)
+        elif kind == "deleted":
+            coalescer.deleted(src_path, is_dir=is_dir)
+        elif kind == "moved":
+            if dst:
+                coalescer.moved(src_path, Path(dst), is_dir=is_dir)
+            else:
+                coalescer.deleted(src_path, is_dir=is_dir)
+        elif kind == "overflow":
+            coalescer.request_rescan()
+        elif kind == "wake" and len(coalescer):
+            coalescer.first_event = coalescer.last_event = time.monotonic() - self.max_delay
+        return True
+
+    # ---- the loop
+    def run(self) -> None:
+        """Catch up, then apply changes until :meth:`stop`; raises NashError if the folder goes."""
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        problem = self.root_problem()
+        if problem:
+            raise NashError(problem)
+        watcher = self
+
+        class _Handler(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:  # noqa: D102
+                watcher._on_event(event)
+
+        overflow = _OverflowHook(lambda: self._events.put(("overflow", "", "", False)))
+        observer = Observer()
+        try:
+            observer.schedule(_Handler(), str(self.root), recursive=True)
+            observer.start()
+        except OSError as error:
+            raise NashError(f"cannot watch {self.root}: {error.strerror or error}") from None
+        overflow.install()
+        try:
+            # Events arriving during the catch-up pass queue up and are applied after it.
+            if not self.stopping:
+                self._run_catch_up()
+            self.ready.set()
+            self._loop(observer)
+        finally:
+            overflow.remove()
+            observer.stop()
+            with contextlib.suppress(RuntimeError):
+                observer.join(timeout=5)
+
+    def _run_catch_up(self) -> None:
+        problem = self.root_problem()
+        if problem:
+            raise NashError(problem)
+        started = time.perf_counter()
+        report = self._catch_up()
+        self._on_batch(BatchResult(Batch(rescan=True), time.perf_counter() - started, report))
+        self._maybe_retrain()
+
+    def _loop(self, observer: Any) -> None:
+        coalescer = Coalescer(self._make_is_ignored())
+        while not self.stopping:
+            wait = coalescer.due(time.monotonic(), self.quiet, self.max_delay)
+            try:
+                item = self._events.get(timeout=HEALTH_INTERVAL if wait is None else max(wait, 0))
+            except queue.Empty:
+                item = None
+            if item is not None:
+                if item[0] == "stop":
+                    break
+                if not self._feed(coalescer, item):
+                    self._gone()
+                # Drain whatever else is already queued before deciding anything.
+                while True:
+                    try:
+                        item = self._events.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item[0] == "stop":
+                        self._stopping.set()
+                        break
+                    if not self._feed(coalescer, item):
+                        self._gone()
+                continue
+            wait = coalescer.due(time.monotonic(), self.quiet, self.max_delay)
+            if wait is None:  # idle: make sure the folder is still there
+                problem = self.root_problem()
+                if problem is None and not observer.is_alive():
+                    problem = f"stopped receiving changes from {self.root}"
+                if problem:
+                    raise NashError(problem)
+                continue
+            if wait > 0:
+                continue
+            self._flush(coalescer)
+
+    def _gone(self) -> None:
+        raise NashError(self.root_problem() or f"the watched folder {self.root} is gone")
+
+    def _flush(self, coalescer: Coalescer) -> None:
+        batch = coalescer.take()
+        if batch.rescan:
+            problem = self.root_problem()
+            if problem:
+                raise NashError(problem)
+            try:
+                self._run_catch_up()
+            except IndexBusyError:
+                self._requeue(coalescer, batch)
+                return
+            coalescer.is_ignored = self._make_is_ignored()
+            return  # the full pass covered the individual paths too
+        if self.retraining:  # the retrain holds the writer lock: keep the changes until it ends
+            self._requeue(coalescer, batch)
+            return
+        skipped: list[tuple[Path, str]] = []
+        admitted = []
+        for path in batch.upserts:
+            reason = self._admit(path)
+            if reason is None:
+                admitted.append(path)
+            elif _is_file(path):  # (one that vanished meanwhile is no news)
+                skipped.append((path, reason))
+        batch.upserts = admitted
+        if skipped:
+            self._on_batch(BatchResult(Batch(), 0.0, None, skipped))
+        for chunk in batch.chunks(self.batch_size):
+            started = time.perf_counter()
+            try:
+                report = self._apply(chunk.upserts, chunk.deletions, chunk.moves)
+            except IndexBusyError as error:
+                self._say(f"{error}; retrying in {self.retry_delay:g} s")
+                self._requeue(coalescer, chunk)
+                continue
+            self.batches += 1
+            self._on_batch(BatchResult(chunk, time.perf_counter() - started, report))
+        self._maybe_retrain()
+
+    def _requeue(self, coalescer: Coalescer, batch: Batch) -> None:
+        """Put a batch that could not be applied back, to be tried after ``retry_delay``."""
+        for path in batch.upserts + batch.deletions:
+            coalescer.modified(path)
+        for origin, dst in batch.moves:
+            coalescer._moves[dst] = origin
+        if batch.rescan:
+            coalescer.request_rescan()
+        coalescer.first_event = coalescer.last_event = time.monotonic() + self.retry_delay
+
+    @property
+    def retraining(self) -> bool:
+        """Whether a background retrain is running."""
+        return self._retrain_thread is not None and self._retrain_thread.is_alive()
+
+    def _maybe_retrain(self) -> None:
+        if self._retrain is None or self._retrain_due is None or self.retraining:
+            return
+        try:
+            due = self._retrain_due()
+        except NashError:
+            return
+        if not due:
+            return
+        self._say("retraining the model in the background")
+
+        def _work() -> None:
+            try:
+                self._retrain()
+                self.retrains += 1
+                self._say("retrained: new documents are encoded with the new model")
+            except NashError as error:
+                self._say(f"retrain failed: {error}")
+            finally:
+                self._events.put(("wake", "", "", False))  # apply what queued up meanwhile
+
+        self._retrain_thread = threading.Thread(target=_work, name="nash-retrain", daemon=True)
+        self._retrain_thread.start()
+
+    def wait_for_retrain(self, timeout: float | None = None) -> bool:
+        """Block until a running background retrain ends; True if none is running afterwards."""
+        thread = self._retrain_thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+
+class _OverflowHook(logging.Handler):
+    """watchdog tells of a kernel event-queue overflow only in a log warning: rescan on it."""
+
+    LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._callback = callback
+
+    def emit(self, record: logging.LogRecord) -> None:  # noqa: D102
+        if "overflow" in record.getMessage().lower():
+            self._callback()
+
+    def install(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self)
+
+    def remove(self) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeHandler(self)
+
+
+# --------------------------------------------------------------------------------------------
+# The same rules as `nash index`, and the wiring to the index
+# --------------------------------------------------------------------------------------------
+
+
+def ignore_rules(root: Path) -> IgnoreFn:
+    """``is_ignored(path, is_dir)`` with :func:`nashcli.corpus.crawl`'s rules, for single paths.
+
+    Hidden names, ``.gitignore`` / ``.nashignore`` rules of ``root`` and the folders between it
+    and the path (read once per folder; build a new predicate after an ignore file changes),
+    suffixes that are no document type, and symlinks (``nash index`` does not follow them).
+    A thin layer over corpus's own rule objects, so both read the rules identically.
+    """
+    from nashcli import corpus
+
+    root = Path(root)
+    wanted = corpus.TEXT_EXTENSIONS
+    rules_of: dict[str, list] = {}
+
+    def rules_for(rel_dir: str) -> list:
+        # rules that apply inside folder rel_dir ("" = root, else "a/b/"), from root downwards
+        if rel_dir not in rules_of:
+            parent = rel_dir[: rel_dir.rstrip("/").rfind("/") + 1] if rel_dir else None
+            inherited = [] if parent is None else rules_for(parent)
+            rules_of[rel_dir] = inherited + corpus._load_ignore_rules(root / rel_dir, rel_dir)
+        return rules_of[rel_dir]
+
+    def is_ignored(path: Path, is_dir: bool = False) -> bool:
+        try:
+            parts = Path(path).relative_to(root).parts
+        except ValueError:
+            return True
+        if not parts or any(part.startswith(".") for part in parts):
+            return True
+        if not is_dir and corpus._suffix(parts[-1]) not in wanted:
+            return True
+        rel = ""
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if corpus._is_ignored(rules_for(rel), rel + part, is_dir or not last):
+                return True
+            rel += part + "/"
+        return not is_dir and os.path.islink(path)
+
+    return is_ignored
+
+
+def document_problem(path: Path, max_bytes: int | None = None) -> str | None:
+    """Why ``path`` is not indexed (empty, binary, too big, unreadable), or None: crawl's checks."""
+    from nashcli import corpus
+
+    limit = corpus.DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
+    checked = corpus._check_file(Path(path), corpus._suffix(Path(path).name), limit)
+    return checked.reason if isinstance(checked, corpus.Skipped) else None
+
+
+def collection_for(target: str | Path) -> tuple[str, Path | None]:
+    """(collection name, folder) for a folder path or a collection name.
+
+    A folder that some collection indexes gives that collection (whatever its name); another
+    folder gives the name ``nash index`` would choose; a name of an existing collection gives it.
+    """
+    from nashcli.index import Collection, list_collections, name_for_folder
+
+    path = Path(target).expanduser()
+    if path.is_dir():
+        root = path.resolve()
+        for collection in list_collections():
+            if collection.root == root:
+                return collection.name, root
+        return name_for_folder(root), root
+    if Collection.exists(str(target)):
+        return str(target), Collection.open(str(target)).root
+    raise NashError(f"{target}: no such folder or collection")
+
+
+def make_watcher(
+    root: Path,
+    name: str,
+    *,
+    bits: int | None = None,
+    device: str = "auto",
+    hasher_options: dict | None = None,
+    reporter: Any = None,
+    on_batch: Callable[[BatchResult], None] | None = None,
+    on_message: Callable[[str], None] | None = None,
+    quiet: float = DEFAULT_QUIET,
+    max_delay: float = DEFAULT_MAX_DELAY,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lock_timeout: float = 2.0,
+) -> Watcher:
+    """A :class:`Watcher` of ``root`` wired to collection ``name`` through :mod:`nashcli.indexing`.
+
+    The catch-up pass is ``index_folder`` (it creates the collection on first use, and retrains
+    when due); each chunk is ``apply_changes`` (new and changed documents are encoded with the
+    current model, moves re-pathed, deletions dropped); ``retrain_due`` decides when a background
+    ``index_folder(retrain=True)`` fits a new model and switches generations.
+    """
+    from nashcli import indexing
+    from nashcli.index import Collection
+
+    root = Path(root).expanduser().resolve()
+    due = threading.Event()  # set by the last report, so asking costs no extra query
+
+    def catch_up() -> Any:
+        report = indexing.index_folder(
+            root,
+            name=name,
+            bits=bits,
+            device=device,
+            reporter=reporter,
+            hasher_options=hasher_options,
+            lock_timeout=lock_timeout,
+        )
+        due.set() if report.retrain_due else due.clear()
+        return report
+
+    def apply(upserts: Sequence[Path], deletions: Sequence[Path], moves: Sequence) -> Any:
+        report = indexing.apply_changes(
+            name,
+            upserts=upserts,
+            deletions=deletions,
+            moves=moves,
+            device=device,
+            lock_timeout=lock_timeout,
+        )
+        due.set() if report.retrain_due else due.clear()
+        return report
+
+    def retrain_due() -> bool:
+        return due.is_set() and indexing.retrain_due(Collection.open(name))
+
+    def retrain() -> Any:
+        report = indexing.index_folder(
+            root,
+            name=name,
+            retrain=True,
+            device=device,
+            hasher_options=hasher_options,
+            lock_timeout=60.0,
+        )
+        due.clear()
+        return report
+
+    return Watcher(
+        root,
+        apply=apply,
+        catch_up=catch_up,
+        make_is_ignored=lambda: ignore_rules(root),
+        admit=document_problem,
+        retrain_due=retrain_due,
+        retrain=retrain,
+        on_batch=on_batch,
+        on_message=on_message,
+        quiet=quiet,
+        max_delay=max_delay,
+        batch_size=batch_size,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Who watches what: a lock held for the watcher's lifetime, and a pid file beside it
+# --------------------------------------------------------------------------------------------
+
+
+def _state_path(name: str, suffix: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return paths.state_dir() / f"watch-{safe}.{suffix}"
+
+
+def pid_file(name: str) -> Path:
+    """Where the watcher of collection ``name`` writes its pid, root, start time and log path."""
+    return _state_path(name, "pid")
+
+
+def log_file(name: str) -> Path:
+    """Where a background watcher of collection ``name`` writes its output."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return paths.log_dir() / f"watch-{safe}.log"
+
+
+def process_identity(pid: int) -> str | None:
+    """Something that tells this process apart from a later one given the same pid.
+
+    The process start time: from ``/proc`` on Linux (ticks since boot), else from psutil if it is
+    installed. None when the process does not exist or no source is available.
+    """
+    stat = Path(f"/proc/{pid}/stat")
+    if Path("/proc/self/stat").exists():
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return f"proc:{fields[19]}"  # field 22 of stat(5): starttime; fields[0] is field 3
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return f"psutil:{psutil.Process(pid).create_time():.3f}"
+    except (psutil.Error, OSError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _same_process(info: dict) -> bool:
+    """Whether the pid in a pid file still names the process that wrote it."""
+    pid = int(info.get("pid", 0))
+    if pid <= 0:
+        return False
+    recorded = info.get("identity")
+    current = process_identity(pid)
+    if recorded and current and recorded.split(":")[0] == current.split(":")[0]:
+        return recorded == current
+    return _pid_alive(pid)  # no way to compare start times here: liveness is all we know
+
+
+def read_pid_file(name: str) -> dict | None:
+    """The pid file's content (pid, name, root, started, log, identity), or None."""
+    try:
+        return json.loads(pid_file(name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _lock_busy(name: str) -> bool | None:
+    """True if some process holds the watch lock of ``name``; None if it cannot be probed."""
+    from filelock import FileLock, Timeout
+
+    lock_path = _state_path(name, "lock")
+    if not lock_path.exists():
+        return False
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:
+        return None
+    lock.release()
+    return False
+
+
+def is_watching(name: str) -> bool:
+    """Whether a live watcher keeps collection ``name`` current.
+
+    The truth is the watch lock, which its watcher holds while it lives and the OS drops when it
+    dies (even by SIGKILL), so a stale pid file, whether its pid is dead or reused by another
+    process, reads as "not watching". Where the lock cannot be probed, the pid file's process
+    start time is compared with the live process's.
+    """
+    busy = _lock_busy(name)
+    if busy is not None:
+        return busy
+    info = read_pid_file(name)
+    return bool(info) and _same_process(info)
+
+
+def watched_names() -> list[str]:
+    """Collections that have a live watcher."""
+    names = []
+    for path in sorted(paths.state_dir().glob("watch-*.pid")):
+        try:
+            name = json.loads(path.read_text(encoding="utf-8"))["name"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if is_watching(name):
+            names.append(name)
+    return names
+
+
+class Registration:
+    """Hold the watch lock of a collection and advertise the watcher in its pid file.
+
+    Raises NashError if another live watcher already holds it.
+    """
+
+    def __init__(self, name: str, root: Path, *, log: Path | None = None) -> None:
+        self.name, self.root, self.log = name, Path(root), log
+        self._lock: Any = None
+
+    def __enter__(self) -> Registration:
+        from filelock import FileLock, Timeout
+
+        paths.state_dir().mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(_state_path(self.name, "lock")))
+        try:
+            # A short wait: `nash status` probes this lock for an instant.
+            lock.acquire(timeout=2)
+        except Timeout:
+            info = read_pid_file(self.name) or {}
+            pid = f" (pid {info['pid']})" if "pid" in info else ""
+            raise NashError(
+                f"collection {self.name!r} is already being watched{pid}; "
+                f"stop it with: nash watch --stop {self.root}"
+            ) from None
+        self._lock = lock
+        info = {
+            "pid": os.getpid(),
+            "identity": process_identity(os.getpid()),
+            "name": self.name,
+            "root": str(self.root),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "log": str(self.log) if self.log else None,
+        }
+        target = pid_file(self.name)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        os.replace(tmp, target)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        info = read_pid_file(self.name)
+        if info and info.get("pid") == os.getpid():
+            with contextlib.suppress(OSError):
+                pid_file(self.name).unlink()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+# --------------------------------------------------------------------------------------------
+# Background watchers: start, stop
+# --------------------------------------------------------------------------------------------
+
+
+def start_detached(name: str, argv: Sequence[str], *, timeout: float = 60.0) -> tuple[int, Path]:
+    """Run ``nash <argv>`` (a foreground ``nash watch``) in its own session, output to its log.
+
+    Returns (pid, log path) once the child holds the watch lock; raises NashError with the last
+    line of its log if it exits first.
+    """
+    if is_watching(name):
+        info = read_pid_file(name) or {}
+        raise NashError(
+            f"collection {name!r} is already being watched (pid {info.get('pid', '?')})"
+        )
+    log_path = log_file(name)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    code = "from nashcli.cli import main; main()"
+    kwargs: dict[str, Any] = {}
+    if os.name == "posix":
+        kwargs["start_new_session"] = True
+    else:  # pragma: no cover - Windows
+        kwargs["creationflags"] = getattr(subprocess, "DETACHED_PROCESS", 0) | getattr(
+            subprocess, "CREATE_NEW_PROCESS_GROUP", 0
+        )
+    with open(log_path, "ab") as out:
+        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} nash {' '.join(argv)}\n".encode())
+        out.flush()
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            close_fds=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            **kwargs,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = read_pid_file(name)
+        if info and info.get("pid") == child.pid and is_watching(name):
+            return child.pid, log_path
+        if child.poll() is not None:
+            raise NashError(f"the background watcher exited: {_last_line(log_path)}")
+        time.sleep(0.05)
+    raise NashError(f"the background watcher did not start within {timeout:g} s; see {log_path}")
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+    except OSError:
+        return "(no log)"
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else "(empty log)"
+
+
+def stop_watching(name: str, *, timeout: float = 30.0) -> int | None:
+    """Ask the watcher of ``name`` to stop (SIGTERM) and wait for it; its pid, or None if none ran.
+
+    A stale pid file (dead or reused pid) is removed and never signalled.
+    """
+    info = read_pid_file(name)
+    if not is_watching(name):
+        if info is not None:
+            with contextlib.suppress(OSError):
+                pid_file(name).unlink()
+        return None
+    if not info or not _same_process(info):
+        raise NashError(f"collection {name!r} is watched by a process nash cannot identify")
+    pid = int(info["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_watching(name):
+            return pid
+        time.sleep(0.05)
+    raise NashError(f"the watcher of {name!r} (pid {pid}) has not stopped after {timeout:g} s")

@@ -1,0 +1,105 @@
+"""The paper's baselines, side by side with NASH.
+
+- LSH: random hyperplanes on TF-IDF (SimHash, Charikar 2002): bit j = 1[x · w_j > 0], w_j ~ N(0, I).
+- VDSH-style two-stage hashing (Chaidaroon & Fang 2017): a continuous Gaussian VAE with the same
+  linear softmax decoder, then each latent dimension is thresholded at its median over the
+  training documents (so every bit splits the database in half).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LSH:
+    """Sign random projections of TF-IDF, seeded (same seed, same hyperplanes)."""
+
+    def __init__(self, n_bits: int = 64, seed: int = 0) -> None:
+        self.n_bits = n_bits
+        self.seed = seed
+        self.planes_: np.ndarray | None = None
+
+    def fit(self, x: sp.spmatrix | np.ndarray) -> LSH:
+        rng = np.random.default_rng(self.seed)
+        self.planes_ = rng.standard_normal((x.shape[1], self.n_bits)).astype(np.float32)
+        return self
+
+    def transform(self, x: sp.spmatrix | np.ndarray) -> np.ndarray:
+        """bool (n, n_bits) codes."""
+        return np.asarray(x @ self.planes_) > 0
+
+
+@dataclass
+class VdshConfig:
+    vocab_size: int
+    n_bits: int
+    encoder: str = "linear"  # "linear" or "mlp" (2×hidden ReLU)
+    hidden: int = 500
+    n_labels: int = 0
+    multilabel: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class VDSH(nn.Module):
+    """Gaussian VAE over TF-IDF with a linear softmax decoder; codes = 1[μ(x) > training median]."""
+
+    def __init__(self, config: VdshConfig) -> None:
+        super().__init__()
+        self.config = config
+        v, b, hid = config.vocab_size, config.n_bits, config.hidden
+        if config.encoder == "linear":
+            self.trunk, width = nn.Identity(), v
+        else:
+            self.trunk = nn.Sequential(nn.Linear(v, hid), nn.ReLU(), nn.Linear(hid, hid), nn.ReLU())
+            width = hid
+        self.mu = nn.Linear(width, b)
+        self.log_var = nn.Linear(width, b)
+        self.decoder = nn.Linear(b, v)
+        self.classifier = None
+        if config.n_labels > 0:
+            self.classifier = nn.Sequential(
+                nn.Linear(b, hid), nn.ReLU(), nn.Linear(hid, config.n_labels)
+            )
+        self.register_buffer("median", torch.zeros(b))
+
+    def means(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mu(self.trunk(x))
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        return self.means(x) > self.median
+
+    @torch.no_grad()
+    def fit_thresholds(self, x: sp.csr_matrix, device: torch.device, chunk: int = 2048) -> None:
+        """Set each bit's threshold to the median of its mean over the documents ``x``."""
+        was_training = self.training
+        self.eval()
+        mus = [
+            self.means(torch.from_numpy(x[i : i + chunk].toarray()).float().to(device))
+            for i in range(0, x.shape[0], chunk)
+        ]
+        self.median.copy_(torch.cat(mus).median(dim=0).values)
+        self.train(was_training)
+
+    def forward(self, x, target, labels=None) -> dict[str, torch.Tensor]:
+        hidden = self.trunk(x)
+        mu, log_var = self.mu(hidden), self.log_var(hidden).clamp(-10, 10)
+        z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu) if self.training else mu
+        kl = 0.5 * (mu**2 + log_var.exp() - 1 - log_var).sum(dim=1)
+        recon = -(target * F.log_softmax(self.decoder(z), dim=1)).sum(dim=1)
+        ce = torch.zeros((), device=x.device)
+        if self.classifier is not None and labels is not None:
+            logits = self.classifier(z)
+            if self.config.multilabel:
+                ce = F.binary_cross_entropy_with_logits(logits, labels.float())
+            else:
+                ce = F.cross_entropy(logits, labels.float().argmax(dim=1))
+        return {"recon": recon.mean(), "kl": kl.mean(), "ce": ce, "z": z, "h": torch.sigmoid(mu)}

@@ -1,0 +1,341 @@
+"""Documents to vectors: a Unicode tokenizer, TF-IDF features that save without pickle, and the
+train/validation/test ``Problem`` the models are fit on.
+
+The model reads two views of the same vocabulary: L2-normalised sublinear TF-IDF (the encoder's
+input) and raw term counts (the decoder's reconstruction target; the calibration found counts
+beat tf-idf and binary targets).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from nashcli.errors import NashError
+
+FORMAT_VERSION = 1
+
+# Letters and digits (no underscore: snake_case identifiers split into their words).
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Scripts written without spaces between words: Han, Hiragana, Katakana, Hangul syllables,
+# CJK compatibility ideographs and the supplementary ideograph planes.
+_CJK = re.compile(
+    r"[\u3040-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    r"\U00020000-\U0002fa1f]+"
+)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase word tokens of ``text``.
+
+    Runs of CJK characters become overlapping character bigrams (a lone character stays one
+    token), so a CJK sentence is not one giant token; tokens made only of digits are dropped, and
+    so are one-letter tokens of space-separated scripts (as scikit-learn's default pattern does).
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    tokens: list[str] = []
+    for word in _WORD.findall(text):
+        pos = 0
+        for run in _CJK.finditer(word):
+            _add_plain(word[pos : run.start()], tokens)
+            chars = run.group()
+            if len(chars) == 1:
+                tokens.append(chars)
+            else:
+                tokens.extend(chars[i : i + 2] for i in range(len(chars) - 1))
+            pos = run.end()
+        _add_plain(word[pos:], tokens)
+    return tokens
+
+
+def _add_plain(piece: str, tokens: list[str]) -> None:
+    if len(piece) > 1 and not piece.isdigit():
+        tokens.append(piece)
+
+
+def _analyze(text: str, stop_words: frozenset[str]) -> list[str]:
+    return [t for t in tokenize(text) if t not in stop_words]
+
+
+def _stop_words(stop_words: str | Sequence[str] | None) -> frozenset[str]:
+    if stop_words is None:
+        return frozenset()
+    if stop_words == "english":
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        return frozenset(ENGLISH_STOP_WORDS)
+    if isinstance(stop_words, str):
+        raise NashError(f"unknown stop word list {stop_words!r} (use 'english' or a list)")
+    return frozenset(stop_words)
+
+
+class TfidfFeatures:
+    """Vocabulary + idf learned from documents; transforms texts to L2-normalised TF-IDF.
+
+    ``max_features`` keeps the most frequent words (after stop words); ``min_df``/``max_df`` as in
+    scikit-learn. Saved as ``features.json`` (settings + vocabulary) and ``features.npz`` (idf).
+    """
+
+    def __init__(
+        self,
+        max_features: int | None = 10000,
+        min_df: int | float = 1,
+        max_df: int | float = 1.0,
+        sublinear_tf: bool = True,
+        stop_words: str | Sequence[str] | None = "english",
+    ) -> None:
+        self.max_features = max_features
+        self.min_df = min_df
+        self.max_df = max_df
+        self.sublinear_tf = sublinear_tf
+        self.stop_words = stop_words
+        self.vocabulary_: list[str] | None = None
+        self.idf_: np.ndarray | None = None
+        self._vectorizer = None
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def _make_vectorizer(self, vocabulary: list[str] | None = None):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        analyzer = partial(_analyze, stop_words=_stop_words(self.stop_words))
+        if vocabulary is not None:
+            return CountVectorizer(analyzer=analyzer, vocabulary=vocabulary, dtype=np.float32)
+        return CountVectorizer(
+            analyzer=analyzer,
+            max_features=self.max_features,
+            min_df=self.min_df,
+            max_df=self.max_df,
+            dtype=np.float32,
+        )
+
+    def fit(self, texts: Sequence[str]) -> TfidfFeatures:
+        """Learn the vocabulary and the smoothed idf ``ln((1+n)/(1+df)) + 1`` from ``texts``."""
+        texts = list(texts)
+        if not texts:
+            raise NashError("no documents to learn a vocabulary from")
+        vectorizer = self._make_vectorizer()
+        try:
+            counts = vectorizer.fit_transform(texts)
+        except ValueError as error:  # empty vocabulary, or min_df/max_df exclude every word
+            raise NashError(f"no usable words in the documents ({error})") from None
+        vocabulary = vectorizer.get_feature_names_out().tolist()
+        df = np.bincount(counts.indices, minlength=len(vocabulary)).astype(np.float64)
+        n = counts.shape[0]
+        self.vocabulary_ = vocabulary
+        self.idf_ = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+        self._vectorizer = self._make_vectorizer(vocabulary)
+        return self
+
+    @property
+    def vocabulary_size(self) -> int:
+        self._check_fitted()
+        return len(self.vocabulary_)
+
+    def _check_fitted(self) -> None:
+        if self.vocabulary_ is None:
+            raise NashError("the features are not fitted yet")
+
+    # -- transforming ----------------------------------------------------------------------------
+    def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Raw term counts over the vocabulary, (n, vocabulary_size) float32 CSR."""
+        self._check_fitted()
+        out = self._vectorizer.transform(list(texts)).astype(np.float32)
+        out.sort_indices()
+        return sp.csr_matrix(out)
+
+    def tfidf_from_counts(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        """TF-IDF (sublinear tf if set) of a count matrix, each row L2-normalised."""
+        self._check_fitted()
+        x = sp.csr_matrix(counts, dtype=np.float32, copy=True)
+        if self.sublinear_tf:
+            np.log(x.data, out=x.data)
+            x.data += 1.0
+        x = sp.csr_matrix(x @ sp.diags(self.idf_))
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        x = sp.csr_matrix(sp.diags(1.0 / norms) @ x, dtype=np.float32)
+        x.sort_indices()
+        return x
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """L2-normalised TF-IDF, (n, vocabulary_size) float32 CSR."""
+        return self.tfidf_from_counts(self.counts(texts))
+
+    def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        texts = list(texts)
+        return self.fit(texts).transform(texts)
+
+    # -- persistence (JSON + npz, never pickle) --------------------------------------------------
+    def get_params(self) -> dict:
+        return {
+            "max_features": self.max_features,
+            "min_df": self.min_df,
+            "max_df": self.max_df,
+            "sublinear_tf": self.sublinear_tf,
+            "stop_words": self.stop_words
+            if self.stop_words is None or isinstance(self.stop_words, str)
+            else sorted(self.stop_words),
+        }
+
+    def save(self, directory: Path) -> None:
+        """Write ``features.json`` and ``features.npz`` into ``directory`` (created if needed)."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {
+            "format": FORMAT_VERSION,
+            "params": self.get_params(),
+            "vocabulary": self.vocabulary_,
+        }
+        (directory / "features.json").write_text(json.dumps(config, ensure_ascii=False))
+        with open(directory / "features.npz", "wb") as f:
+            np.savez(f, idf=self.idf_)
+
+    @classmethod
+    def load(cls, directory: Path) -> TfidfFeatures:
+        """Rebuild features saved by :meth:`save`; reads data only (``allow_pickle=False``)."""
+        directory = Path(directory)
+        try:
+            config = json.loads((directory / "features.json").read_text())
+            with np.load(directory / "features.npz", allow_pickle=False) as data:
+                idf = np.asarray(data["idf"], dtype=np.float32)
+        except (OSError, ValueError, KeyError) as error:
+            raise NashError(f"cannot read the features in {directory}: {error}") from None
+        if config.get("format") != FORMAT_VERSION:
+            raise NashError(f"features in {directory} have an unknown format version")
+        self = cls(**config["params"])
+        self.vocabulary_ = list(config["vocabulary"])
+        if len(self.vocabulary_) != len(idf):
+            raise NashError(f"features in {directory} are inconsistent (vocabulary vs idf)")
+        self.idf_ = idf
+        self._vectorizer = self._make_vectorizer(self.vocabulary_)
+        return self
+
+
+@dataclass
+class Problem:
+    """A hashing problem: TF-IDF inputs ``X_*``, count targets ``C_*``, labels ``Y_*`` (or None).
+
+    ``train`` is the database and what the model learns from, ``val`` (possibly empty) guides early
+    stopping, ``test`` holds the queries.
+    """
+
+    X_train: sp.csr_matrix
+    X_val: sp.csr_matrix
+    X_test: sp.csr_matrix
+    C_train: sp.csr_matrix
+    C_val: sp.csr_matrix
+    C_test: sp.csr_matrix
+    Y_train: np.ndarray | None = None
+    Y_val: np.ndarray | None = None
+    Y_test: np.ndarray | None = None
+    label_names: list[str] | None = None
+    features: TfidfFeatures | None = None
+
+    @property
+    def vocabulary_size(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def multilabel(self) -> bool:
+        return self.Y_train is not None and bool((self.Y_train.sum(axis=1) > 1).any())
+
+
+def _label_matrix(
+    labels: Sequence[Sequence[str]] | None, names: list[str], n: int
+) -> np.ndarray | None:
+    if labels is None:
+        return None
+    index = {name: i for i, name in enumerate(names)}
+    y = np.zeros((n, len(names)), dtype=bool)
+    for row, doc_labels in enumerate(labels):
+        for label in doc_labels:
+            if label in index:
+                y[row, index[label]] = True
+    return y
+
+
+def make_problem(
+    train_texts: Sequence[str],
+    val_texts: Sequence[str],
+    test_texts: Sequence[str],
+    train_labels: Sequence[Sequence[str]] | None = None,
+    val_labels: Sequence[Sequence[str]] | None = None,
+    test_labels: Sequence[Sequence[str]] | None = None,
+    **feature_kw,
+) -> Problem:
+    """Fit TF-IDF features on the training-split texts (train + val) and build a ``Problem``.
+
+    Labels are lists of label names per document (a string alone counts as one label); the label
+    set is taken from the training split.
+    """
+    train_texts, val_texts, test_texts = list(train_texts), list(val_texts), list(test_texts)
+    features = TfidfFeatures(**feature_kw).fit(train_texts + val_texts)
+    c_train, c_val, c_test = (features.counts(t) for t in (train_texts, val_texts, test_texts))
+    x_train, x_val, x_test = (features.tfidf_from_counts(c) for c in (c_train, c_val, c_test))
+
+    def as_lists(labels):
+        if labels is None:
+            return None
+        return [[lab] if isinstance(lab, str) else list(lab) for lab in labels]
+
+    train_labels, val_labels, test_labels = map(as_lists, (train_labels, val_labels, test_labels))
+    names = None
+    if train_labels is not None:
+        names = sorted({lab for doc in train_labels + (val_labels or []) for lab in doc})
+    return Problem(
+        X_train=x_train,
+        X_val=x_val,
+        X_test=x_test,
+        C_train=c_train,
+        C_val=c_val,
+        C_test=c_test,
+        Y_train=_label_matrix(train_labels, names or [], len(train_texts)),
+        Y_val=_label_matrix(val_labels, names or [], len(val_texts)),
+        Y_test=_label_matrix(test_labels, names or [], len(test_texts)),
+        label_names=names,
+        features=features,
+    )
+
+
+def carve_validation(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic split of ``range(n)`` into (train indices, validation indices), both sorted.
+
+    Validation gets ``round(fraction * n)`` documents, none when ``n`` is tiny (under 20).
+    """
+    n_val = 0 if n < 20 else int(round(fraction * n))
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def knn_graph(x: sp.csr_matrix, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of each row of L2-normalised ``x`` by cosine, itself excluded.
+
+    Returns ``(indices int64 (n, k), similarities float32 (n, k))``, nearest first; ``k`` is
+    capped at ``n - 1``. Exact, in row chunks (memory ``chunk × n``).
+    """
+    n = x.shape[0]
+    k = max(0, min(k, n - 1))
+    indices = np.zeros((n, k), dtype=np.int64)
+    sims = np.zeros((n, k), dtype=np.float32)
+    if k == 0:
+        return indices, sims
+    xt = sp.csr_matrix(x.T)
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        s = np.asarray((x[start:stop] @ xt).todense(), dtype=np.float32)
+        s[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not its own neighbour
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        part_s = np.take_along_axis(s, part, axis=1)
+        order = np.argsort(-part_s, axis=1, kind="stable")
+        indices[start:stop] = np.take_along_axis(part, order, axis=1)
+        sims[start:stop] = np.take_along_axis(part_s, order, axis=1)
+    return indices, sims

@@ -1,0 +1,153 @@
+"""NASH: the variational autoencoder with a binary latent code (Shen et al., ACL 2018).
+
+Read top to bottom:
+
+1. encoder   q(z|x) = Bernoulli(σ(g(x)))   g = linear map or the paper's 2×500 ReLU MLP of TF-IDF x
+2. binarize  z = 1[σ(g) > u], u ~ U(0,1) while training (stochastic); z = 1[σ(g) > 0.5] at inference
+             gradients pass straight through: z = h + (z_hard − h).detach()
+3. noise     NASH-N adds N(0, σ²) to z before decoding; NASH-DN infers σ per document (training)
+4. decoder   p(w|z) = softmax(zE + b) over the vocabulary; reconstruction = log-likelihood of the
+             document's words, weighted by their counts (or any non-negative word-weight target)
+5. prior     p(z) = Bernoulli(γ), γ = 0.5; KL(q‖p) in closed form
+6. labels    (supervised) a 2-layer MLP from z to the labels, loss = −ELBO + α·CE
+
+The whole model is one ``nn.Module`` whose settings are a JSON-able ``NashConfig``, so a saved model
+is its config plus a ``state_dict`` of plain arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+EPS = 1e-7
+
+
+@dataclass
+class NashConfig:
+    vocab_size: int
+    n_bits: int
+    encoder: str = "linear"  # "linear" (calibration: better and 5× faster) or "mlp" (paper, 2×500)
+    hidden: int = 500  # width of the MLP encoder's two layers and of the label classifier
+    noise: str = "none"  # "none" (NASH), "fixed" (NASH-N), "learned" (NASH-DN)
+    sigma: float = 0.1  # NASH-N's noise σ; NASH-DN's prior σ₀ (its KL keeps σ(x) from vanishing)
+    prior: float = 0.5  # γ of the Bernoulli prior
+    dropout: float = 0.0  # on the encoder's input (MLP encoder only)
+    n_labels: int = 0  # > 0: supervised, with a classifier on z
+    multilabel: bool = False  # sigmoid + BCE instead of softmax + CE
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bernoulli_kl(h: torch.Tensor, prior: float) -> torch.Tensor:
+    """KL(Bernoulli(h) ‖ Bernoulli(prior)) summed over bits, one value per row."""
+    h = h.clamp(EPS, 1 - EPS)
+    kl = h * (torch.log(h) - math.log(prior)) + (1 - h) * (torch.log(1 - h) - math.log(1 - prior))
+    return kl.sum(dim=1)
+
+
+def gaussian_noise_kl(log_sigma: torch.Tensor, sigma0: float) -> torch.Tensor:
+    """KL(N(z, σ²) ‖ N(z, σ₀²)) summed over bits: what NASH-DN pays for choosing its own σ."""
+    ratio = torch.exp(2 * log_sigma) / sigma0**2
+    return 0.5 * (ratio - 1 - torch.log(ratio)).sum(dim=1)
+
+
+def binarize(h: torch.Tensor, stochastic: bool) -> torch.Tensor:
+    """0/1 codes with the straight-through gradient (the backward pass treats dz/dh as 1)."""
+    threshold = torch.rand_like(h) if stochastic else torch.full_like(h, 0.5)
+    z_hard = (h > threshold).to(h.dtype)
+    return h + (z_hard - h).detach()
+
+
+class NASH(nn.Module):
+    """Encoder, binary latent, noisy channel, linear softmax decoder, optional label head."""
+
+    def __init__(self, config: NashConfig) -> None:
+        super().__init__()
+        self.config = config
+        v, b, hid = config.vocab_size, config.n_bits, config.hidden
+        if config.encoder == "linear":
+            self.encoder = nn.Linear(v, b)
+            width = v
+            self.trunk = nn.Identity()
+        elif config.encoder == "mlp":
+            self.trunk = nn.Sequential(
+                nn.Dropout(config.dropout),
+                nn.Linear(v, hid),
+                nn.ReLU(),
+                nn.Linear(hid, hid),
+                nn.ReLU(),
+            )
+            width = hid
+            self.encoder = nn.Linear(hid, b)
+        else:
+            raise ValueError(f"unknown encoder {config.encoder!r}")
+        # NASH-DN: a second head of the encoder gives log σ(x), one per bit.
+        self.log_sigma = nn.Linear(width, b) if config.noise == "learned" else None
+        if self.log_sigma is not None:
+            nn.init.zeros_(self.log_sigma.weight)
+            nn.init.constant_(self.log_sigma.bias, math.log(config.sigma))
+        self.decoder = nn.Linear(b, v)
+        self.classifier = None
+        if config.n_labels > 0:
+            self.classifier = nn.Sequential(
+                nn.Linear(b, hid), nn.ReLU(), nn.Linear(hid, config.n_labels)
+            )
+
+    # 1. encoder ---------------------------------------------------------------------------------
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's hidden representation of TF-IDF ``x`` (dense or sparse for linear)."""
+        return self.trunk(x)
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """h = σ(g(x)), the Bernoulli means of q(z|x)."""
+        return torch.sigmoid(self.encoder(self.features(x)))
+
+    @torch.no_grad()
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic codes z = 1[h > 0.5] (inference), bool (n, n_bits)."""
+        return self.probabilities(x) > 0.5
+
+    # 2–6. the loss ------------------------------------------------------------------------------
+    def forward(
+        self,
+        x: torch.Tensor,
+        target: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Per-batch mean loss terms for TF-IDF ``x`` and word-weight ``target`` (counts).
+
+        Returns ``recon`` (−log p(words|z)), ``kl`` (Bernoulli KL, plus NASH-DN's noise KL),
+        ``ce`` (label loss, 0 if unsupervised) and the codes ``z`` used (for extra terms).
+        Training mode samples z and noise; eval mode uses deterministic codes and no noise.
+        """
+        hidden = self.features(x)
+        h = torch.sigmoid(self.encoder(hidden))
+        z = binarize(h, stochastic=self.training)
+        kl = bernoulli_kl(h, self.config.prior)
+
+        z_in = z
+        if self.training and self.config.noise == "fixed":
+            z_in = z + self.config.sigma * torch.randn_like(z)
+        elif self.config.noise == "learned":
+            log_sigma = self.log_sigma(hidden).clamp(-8.0, 2.0)
+            kl = kl + gaussian_noise_kl(log_sigma, self.config.sigma)
+            if self.training:
+                z_in = z + torch.exp(log_sigma) * torch.randn_like(z)
+
+        log_probs = F.log_softmax(self.decoder(z_in), dim=1)
+        recon = -(target * log_probs).sum(dim=1)
+
+        ce = torch.zeros((), device=x.device)
+        if self.classifier is not None and labels is not None:
+            logits = self.classifier(z)
+            if self.config.multilabel:
+                ce = F.binary_cross_entropy_with_logits(logits, labels.float())
+            else:
+                ce = F.cross_entropy(logits, labels.float().argmax(dim=1))
+        return {"recon": recon.mean(), "kl": kl.mean(), "ce": ce, "z": z, "h": h}

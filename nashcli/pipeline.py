@@ -1,0 +1,202 @@
+"""Texts in, binary codes out: TF-IDF features + a hashing model, fit, encode, save and load.
+
+This is what ``nash index`` uses. A saved hasher is a directory of plain data: ``features.json`` /
+``features.npz`` (vocabulary, idf) and ``model.json`` / ``model.npz`` (config with version stamps,
+weights). Loading reads arrays with ``allow_pickle=False``, so a hasher file never executes code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+import nashcli
+from nashcli.errors import NashError
+from nashcli.features import TfidfFeatures, carve_validation, make_problem
+from nashcli.methods import DEFAULT_METHOD, METHODS, OnEpoch
+
+FORMAT_VERSION = 1
+MIN_DOCUMENTS = 2
+
+
+class SemanticHasher:
+    """TF-IDF features and a hashing model (``method``) producing ``n_bits``-bit codes.
+
+    ``time_budget`` caps training seconds (the model keeps its best weights so far);
+    ``max_epochs`` caps epochs (None: the method's default). Other keywords go to
+    ``TfidfFeatures`` (``max_features``, ``min_df``, ``stop_words``...).
+    """
+
+    def __init__(
+        self,
+        n_bits: int = 64,
+        method: str = DEFAULT_METHOD,
+        device: str = "auto",
+        seed: int = 0,
+        *,
+        time_budget: float | None = 60.0,
+        max_epochs: int | None = None,
+        **feature_kw,
+    ) -> None:
+        if method not in METHODS or method == "tfidf":
+            raise NashError(f"unknown hashing method {method!r}")
+        if not 1 <= n_bits <= 1024:
+            raise NashError("the number of bits must be between 1 and 1024")
+        self.n_bits = n_bits
+        self.method = method
+        self.device = device
+        self.seed = seed
+        self.time_budget = time_budget
+        self.max_epochs = max_epochs
+        self.feature_kw = feature_kw
+        self.features_: TfidfFeatures | None = None
+        self.model_ = None
+        self.train_info_: dict = {}
+
+    # -- fit / encode ----------------------------------------------------------------------------
+    def fit(self, texts: Sequence[str], on_epoch: OnEpoch | None = None) -> SemanticHasher:
+        """Learn the vocabulary and train the model on ``texts`` (unlabelled; ≥ 2 documents).
+
+        With 20 documents or more, 10 % (chosen by ``seed``) are held out to pick the epoch with
+        the lowest validation loss; smaller collections train a fixed number of epochs.
+        """
+        from nashcli import methods
+
+        texts = list(texts)
+        if len(texts) < MIN_DOCUMENTS:
+            raise NashError(f"need at least {MIN_DOCUMENTS} documents to learn codes from")
+        keep, val = carve_validation(len(texts), 0.1, self.seed)
+        problem = make_problem(
+            [texts[i] for i in keep], [texts[i] for i in val], [], **self.feature_kw
+        )
+        train_kw: dict = {"time_budget": self.time_budget}
+        if self.max_epochs is not None:
+            train_kw["max_epochs"] = self.max_epochs
+        model, result = methods.fit_model(
+            self.method,
+            self.n_bits,
+            problem,
+            seed=self.seed,
+            device=self.device,
+            on_epoch=on_epoch,
+            **train_kw,
+        )
+        self.features_ = problem.features
+        self.model_ = model
+        self.train_info_ = {"documents": len(texts), "vocabulary": problem.vocabulary_size}
+        if result is not None:
+            self.train_info_.update(
+                epochs=result.epochs, best_epoch=result.best_epoch, seconds=result.seconds
+            )
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.model_ is None or self.features_ is None:
+            raise NashError("the hasher is not trained yet")
+
+    def vectorize(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """L2-normalised TF-IDF rows of ``texts`` (for re-ranking by cosine)."""
+        self._check_fitted()
+        return self.features_.transform(texts)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Deterministic codes, bool (n, n_bits)."""
+        from nashcli.methods import encode_rows
+
+        return encode_rows(self.model_, self.vectorize(texts))
+
+    def encode_vectors(self, x: sp.csr_matrix) -> np.ndarray:
+        """Codes of TF-IDF rows already computed by :meth:`vectorize`."""
+        from nashcli.methods import encode_rows
+
+        self._check_fitted()
+        return encode_rows(self.model_, x)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Write the hasher into ``directory`` (created if needed): JSON + npz, no pickle."""
+        import torch
+
+        from nashcli.baselines import LSH
+
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.features_.save(directory)
+        if isinstance(self.model_, LSH):
+            kind, model_config = "lsh", {"n_bits": self.n_bits, "seed": self.seed}
+            arrays = {"planes": self.model_.planes_}
+        else:
+            kind = "vdsh" if hasattr(self.model_, "fit_thresholds") else "nash"
+            model_config = self.model_.config.to_dict()
+            arrays = {k: v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
+        config = {
+            "format": FORMAT_VERSION,
+            "versions": {
+                "nashcli": nashcli.__version__,
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+            },
+            "method": self.method,
+            "n_bits": self.n_bits,
+            "seed": self.seed,
+            "kind": kind,
+            "model": model_config,
+            "train": self.train_info_,
+        }
+        tmp = directory / "model.npz.tmp"
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, directory / "model.npz")
+        tmp = directory / "model.json.tmp"
+        tmp.write_text(json.dumps(config, indent=1))
+        os.replace(tmp, directory / "model.json")
+
+    @classmethod
+    def load(cls, directory: Path, device: str = "auto") -> SemanticHasher:
+        """Rebuild a hasher saved by :meth:`save` (reads data only, never executes code)."""
+        import torch
+
+        directory = Path(directory)
+        try:
+            config = json.loads((directory / "model.json").read_text())
+            with np.load(directory / "model.npz", allow_pickle=False) as data:
+                arrays = {k: np.array(data[k]) for k in data.files}
+        except (OSError, ValueError) as error:
+            raise NashError(f"cannot read the model in {directory}: {error}") from None
+        if config.get("format") != FORMAT_VERSION:
+            raise NashError(f"the model in {directory} has an unknown format version")
+        self = cls(config["n_bits"], config["method"], device=device, seed=config["seed"])
+        self.features_ = TfidfFeatures.load(directory)
+        self.train_info_ = config.get("train", {})
+        kind = config["kind"]
+        if kind == "lsh":
+            from nashcli.baselines import LSH
+
+            model = LSH(config["n_bits"], seed=config["seed"])
+            model.planes_ = arrays["planes"].astype(np.float32)
+        else:
+            from nashcli.methods import resolve_device
+
+            if kind == "vdsh":
+                from nashcli.baselines import VDSH, VdshConfig
+
+                model = VDSH(VdshConfig(**config["model"]))
+            else:
+                from nashcli.model import NASH, NashConfig
+
+                model = NASH(NashConfig(**config["model"]))
+            try:
+                model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
+            except RuntimeError as error:
+                raise NashError(f"the model in {directory} does not match its config") from error
+            model.to(resolve_device(device)).eval()
+        self.model_ = model
+        return self

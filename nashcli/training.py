@@ -1,0 +1,211 @@
+"""The training loop: Adam over minibatches of sparse rows, early stopping on a validation part.
+
+Sparse CSR rows become dense tensors one minibatch at a time (the corpus never exists densely).
+Early stopping watches the validation precision@100 (validation queries against the training
+database, a subsample for speed) when labels exist, else the validation loss; with no validation
+part the model trains for a fixed number of epochs. A minimum number of epochs guards against the
+early collapse of short codes (at 8 bits codes collapse for the first ~10 epochs).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from nashcli.metrics import precision_at_k
+
+OnEpoch = Callable[[int, int, dict], None]
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 60
+    min_epochs: int = 12  # no early stop before this (short codes collapse early on)
+    patience: int = 6  # epochs without a better validation score before stopping
+    kl_weight: float = 1.0
+    kl_anneal_epochs: int = 0  # > 0: the KL weight rises linearly from 0 over these epochs
+    alpha: float = 1.0  # weight of the label loss (supervised)
+    pair_weight: float = 0.0  # weight of the term pulling codes of neighbour pairs together
+    val_queries: int = 1000  # validation queries used for precision@100 (subsample for speed)
+    time_budget: float | None = None  # seconds; stop after the epoch that crosses it
+    seed: int = 0
+
+
+@dataclass
+class TrainData:
+    """What a model learns from: TF-IDF inputs, reconstruction targets, labels, optional graph."""
+
+    X: sp.csr_matrix
+    target: sp.csr_matrix
+    Y: np.ndarray | None = None
+    X_val: sp.csr_matrix | None = None
+    target_val: sp.csr_matrix | None = None
+    Y_val: np.ndarray | None = None
+    neighbors: np.ndarray | None = None  # (n, k) indices into X of each document's neighbours
+
+
+@dataclass
+class TrainResult:
+    epochs: int
+    best_epoch: int
+    best_score: float
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def dense_rows(x: sp.csr_matrix, rows: np.ndarray | slice, device: torch.device) -> torch.Tensor:
+    """Rows of a CSR matrix as a dense float32 tensor on ``device``."""
+    return torch.from_numpy(x[rows].toarray().astype(np.float32, copy=False)).to(device)
+
+
+@torch.no_grad()
+def encode(model: torch.nn.Module, x: sp.csr_matrix, device: torch.device, chunk: int = 2048):
+    """Deterministic codes of every row of ``x``: bool (n, n_bits) numpy array."""
+    was_training = model.training
+    model.eval()
+    out = [
+        model.codes(dense_rows(x, slice(i, i + chunk), device)).cpu().numpy()
+        for i in range(0, x.shape[0], chunk)
+    ]
+    model.train(was_training)
+    if not out:
+        return np.zeros((0, model.config.n_bits), dtype=bool)
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def validation_loss(model, data: TrainData, device: torch.device, chunk: int = 512) -> float:
+    """Mean −ELBO of the validation part under deterministic codes."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    n = data.X_val.shape[0]
+    for i in range(0, n, chunk):
+        rows = slice(i, i + chunk)
+        out = model(dense_rows(data.X_val, rows, device), dense_rows(data.target_val, rows, device))
+        m = min(chunk, n - i)
+        total += float(out["recon"] + out["kl"]) * m
+    model.train(was_training)
+    return total / max(n, 1)
+
+
+def validation_precision(model, data: TrainData, device: torch.device, k: int = 100) -> float:
+    """Tie-aware precision@k of (a subsample of) validation queries against the training codes."""
+    if hasattr(model, "fit_thresholds"):  # two-stage models (VDSH) threshold at training medians
+        model.fit_thresholds(data.X, device)
+    db = encode(model, data.X, device)
+    queries = encode(model, data.X_val, device)
+    k = min(k, len(db))
+    return precision_at_k(db, data.Y, queries, data.Y_val, k=k)[1]
+
+
+def train(
+    model: torch.nn.Module,
+    data: TrainData,
+    config: TrainConfig,
+    device: torch.device,
+    on_epoch: OnEpoch | None = None,
+) -> TrainResult:
+    """Fit ``model`` in place on ``data``; leaves it holding the best validation weights."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    n = data.X.shape[0]
+    batch = max(1, min(config.batch_size, n))
+
+    # What to watch: precision if labelled validation exists, else loss, else nothing.
+    has_val = data.X_val is not None and data.X_val.shape[0] > 0
+    watch = "none"
+    if has_val and data.Y is not None and data.Y_val is not None:
+        watch = "precision"
+        if data.X_val.shape[0] > config.val_queries:
+            pick = np.sort(
+                np.random.default_rng(config.seed).choice(
+                    data.X_val.shape[0], config.val_queries, replace=False
+                )
+            )
+            data = copy.copy(data)
+            data.X_val, data.Y_val = data.X_val[pick], data.Y_val[pick]
+            data.target_val = data.target_val[pick] if data.target_val is not None else None
+    elif has_val and data.target_val is not None:
+        watch = "loss"
+
+    labels_t = torch.from_numpy(data.Y.astype(np.float32)) if data.Y is not None else None
+    best_score, best_epoch, best_state = -math.inf, 0, None
+    history: list[dict] = []
+    epoch = 0
+    for epoch in range(1, config.max_epochs + 1):
+        kl_w = config.kl_weight
+        if config.kl_anneal_epochs > 0:
+            kl_w *= min(1.0, epoch / config.kl_anneal_epochs)
+        order = rng.permutation(n)
+        sums = {"recon": 0.0, "kl": 0.0, "ce": 0.0, "pair": 0.0}
+        for i in range(0, n, batch):
+            rows = np.sort(order[i : i + batch])
+            x = dense_rows(data.X, rows, device)
+            t = dense_rows(data.target, rows, device)
+            y = labels_t[rows].to(device) if labels_t is not None else None
+            out = model(x, t, y)
+            loss = out["recon"] + kl_w * out["kl"] + config.alpha * out["ce"]
+            if config.pair_weight > 0 and data.neighbors is not None:
+                pair = pair_loss(model, data, rows, out["h"], rng, device)
+                loss = loss + config.pair_weight * pair
+                sums["pair"] += pair.item() * len(rows)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for key in ("recon", "kl", "ce"):
+                sums[key] += out[key].item() * len(rows)
+        info = {key: value / n for key, value in sums.items()}
+
+        if watch == "precision":
+            score = validation_precision(model, data, device)
+            info["val_precision"] = score
+        elif watch == "loss":
+            score = -validation_loss(model, data, device)
+            info["val_loss"] = -score
+        else:
+            score = float(epoch)  # no validation: the last epoch is the best
+        if score > best_score:
+            best_score, best_epoch = score, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        info["seconds"] = time.perf_counter() - start
+        info["best_epoch"] = best_epoch
+        history.append(info)
+        if on_epoch is not None:
+            on_epoch(epoch, config.max_epochs, info)
+        if epoch >= config.min_epochs and epoch - best_epoch >= config.patience:
+            break
+        if config.time_budget is not None and info["seconds"] >= config.time_budget:
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(
+        epochs=epoch,
+        best_epoch=best_epoch,
+        best_score=best_score,
+        seconds=time.perf_counter() - start,
+        history=history,
+    )
+
+
+def pair_loss(
+    model, data: TrainData, rows: np.ndarray, h: torch.Tensor, rng, device
+) -> torch.Tensor:
+    """Mean squared distance between the bit probabilities of each row and one random neighbour."""
+    nbrs = data.neighbors[rows, rng.integers(0, data.neighbors.shape[1], size=len(rows))]
+    h_nbr = model.probabilities(dense_rows(data.X, nbrs, device))
+    return ((h - h_nbr) ** 2).sum(dim=1).mean()

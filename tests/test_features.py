@@ -1,0 +1,98 @@
+"""Tokenizer, TF-IDF features (save/load without pickle), problems and the k-NN graph."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nashcli.errors import NashError
+from nashcli.features import TfidfFeatures, carve_validation, knn_graph, make_problem, tokenize
+
+DOCS = [
+    "The cat sat on the mat with another cat",
+    "Dogs and cats are popular pets",
+    "Stock markets fell sharply today in Tokyo",
+    "Oil prices rose in early trading",
+    "The dog chased the cat around the garden",
+]
+
+
+def test_tokenize_lowercases_and_drops_numbers_and_single_letters():
+    assert tokenize("Hello, WORLD! 2024 x 3.14 v2") == ["hello", "world", "v2"]
+
+
+def test_tokenize_cjk_runs_become_bigrams():
+    assert tokenize("東京は晴れ") == ["東京", "京は", "は晴", "晴れ"]
+    assert tokenize("東") == ["東"]  # a lone character stays a token
+
+
+def test_tokenize_mixed_scripts_split_at_cjk_boundaries():
+    tokens = tokenize("NASH模型 works well; snake_case ok")
+    assert tokens == ["nash", "模型", "works", "well", "snake", "case", "ok"]
+
+
+def test_tokenize_korean_and_accents():
+    assert tokenize("Café 한국어") == ["café", "한국", "국어"]
+
+
+def test_features_counts_and_tfidf_share_vocabulary():
+    f = TfidfFeatures(max_features=50).fit(DOCS)
+    counts = f.counts(DOCS)
+    x = f.transform(DOCS)
+    assert counts.shape == x.shape == (5, f.vocabulary_size)
+    assert "the" not in f.vocabulary_  # English stop words are dropped
+    cat = f.vocabulary_.index("cat")
+    assert counts[0, cat] == 2
+    np.testing.assert_allclose(np.sqrt(x.multiply(x).sum(axis=1)).A.ravel(), 1.0, rtol=1e-5)
+
+
+def test_features_max_features_keeps_frequent_words():
+    f = TfidfFeatures(max_features=2).fit(DOCS)
+    assert f.vocabulary_size == 2
+    assert "cat" in f.vocabulary_
+
+
+def test_features_save_load_round_trip(tmp_path):
+    f = TfidfFeatures(max_features=100).fit(DOCS)
+    f.save(tmp_path)
+    json.loads((tmp_path / "features.json").read_text())  # plain JSON
+    g = TfidfFeatures.load(tmp_path)
+    new = ["a cat and a dog", "markets in Tokyo"]
+    assert (f.transform(new) != g.transform(new)).nnz == 0
+    assert g.vocabulary_ == f.vocabulary_
+
+
+def test_features_no_words_is_a_clear_error():
+    with pytest.raises(NashError):
+        TfidfFeatures().fit(["the and of", "123 456"])
+
+
+def test_make_problem_labels_and_splits():
+    p = make_problem(DOCS[:3], DOCS[3:4], DOCS[4:], [["a"], ["a", "b"], ["c"]], [["b"]], ["a"])
+    assert p.X_train.shape[0] == 3 and p.X_val.shape[0] == 1 and p.X_test.shape[0] == 1
+    assert p.label_names == ["a", "b", "c"]
+    assert p.Y_train.tolist() == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
+    assert p.Y_test.tolist() == [[1, 0, 0]]  # a bare string counts as one label
+    assert p.multilabel
+    assert p.C_train.shape == p.X_train.shape
+
+
+def test_carve_validation_is_deterministic_and_disjoint():
+    a = carve_validation(100, 0.1, seed=3)
+    b = carve_validation(100, 0.1, seed=3)
+    assert all((x == y).all() for x, y in zip(a, b, strict=True))
+    assert len(a[1]) == 10 and not set(a[0]) & set(a[1])
+    assert len(carve_validation(5)[1]) == 0  # tiny collections keep everything for training
+
+
+def test_knn_graph_matches_brute_force():
+    x = TfidfFeatures().fit_transform(DOCS)
+    idx, sims = knn_graph(x, k=10, chunk=2)  # k is capped at n - 1
+    assert idx.shape == (5, 4)
+    full = (x @ x.T).toarray()
+    for i in range(5):
+        assert i not in idx[i]
+        expected = sorted((v for j, v in enumerate(full[i]) if j != i), reverse=True)
+        np.testing.assert_allclose(sims[i], expected, rtol=1e-5, atol=1e-6)

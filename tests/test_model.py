@@ -1,0 +1,111 @@
+"""The NASH model: shapes, the straight-through gradient, stochastic vs deterministic codes, KL."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from nashcli.model import NASH, NashConfig, bernoulli_kl, binarize, gaussian_noise_kl
+
+
+def make(noise="none", encoder="linear", **kw) -> NASH:
+    torch.manual_seed(0)
+    return NASH(NashConfig(vocab_size=30, n_bits=8, encoder=encoder, noise=noise, hidden=16, **kw))
+
+
+def batch(n=6):
+    g = torch.Generator().manual_seed(1)
+    counts = torch.poisson(torch.full((n, 30), 0.5), generator=g)
+    x = counts / counts.norm(dim=1, keepdim=True).clamp_min(1e-6)
+    return x, counts
+
+
+@pytest.mark.parametrize("noise", ["none", "fixed", "learned"])
+@pytest.mark.parametrize("encoder", ["linear", "mlp"])
+def test_forward_shapes_and_gradient_reaches_encoder(noise, encoder):
+    model = make(noise, encoder)
+    x, counts = batch()
+    out = model(x, counts)
+    assert out["z"].shape == (6, 8)
+    assert out["recon"].ndim == 0 and out["recon"] > 0
+    assert out["kl"] >= 0
+    (out["recon"] + out["kl"]).backward()
+    grad = model.encoder.weight.grad
+    assert grad is not None and grad.abs().sum() > 0  # through the binary code (STE)
+    assert model.decoder.weight.grad.abs().sum() > 0
+
+
+def test_straight_through_passes_gradient_unchanged():
+    h = torch.tensor([[0.2, 0.7, 0.9]], requires_grad=True)
+    z = binarize(h, stochastic=False)
+    assert z.tolist() == [[0.0, 1.0, 1.0]]
+    (z * torch.tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    assert h.grad.tolist() == [[1.0, 2.0, 3.0]]
+
+
+def test_codes_stochastic_in_training_deterministic_at_inference():
+    model = make()
+    with torch.no_grad():
+        model.encoder.weight.zero_()
+        model.encoder.bias.fill_(0.3)  # h = sigmoid(0.3) ≈ 0.574 for every bit
+    x, counts = batch(64)
+    model.train()
+    z1, z2 = model(x, counts)["z"], model(x, counts)["z"]
+    assert not torch.equal(z1, z2)  # sampled z = 1[h > u]
+    frac = z1.mean().item()
+    assert 0.45 < frac < 0.7  # about h of them are on
+    model.eval()
+    e1, e2 = model(x, counts)["z"], model(x, counts)["z"]
+    assert torch.equal(e1, e2) and e1.min() == 1  # 1[h > 0.5]
+    assert model.codes(x).dtype == torch.bool and model.codes(x).all()
+
+
+def test_bernoulli_kl_matches_direct_sum_over_codes():
+    h = torch.tensor([[0.1, 0.8, 0.55]])
+    for prior in (0.5, 0.3):
+        direct = 0.0
+        for bits in itertools.product([0, 1], repeat=3):
+            q = math.prod(p if b else 1 - p for p, b in zip(h[0].tolist(), bits, strict=True))
+            p = math.prod(prior if b else 1 - prior for b in bits)
+            direct += q * math.log(q / p)
+        assert bernoulli_kl(h, prior).item() == pytest.approx(direct, rel=1e-5)
+
+
+def test_gaussian_noise_kl_monte_carlo():
+    torch.manual_seed(0)
+    log_sigma = torch.tensor([[math.log(0.3)]])
+    sigma0 = 0.1
+    eps = torch.randn(400_000) * 0.3
+    log_q = -0.5 * (eps / 0.3) ** 2 - math.log(0.3)
+    log_p = -0.5 * (eps / sigma0) ** 2 - math.log(sigma0)
+    assert gaussian_noise_kl(log_sigma, sigma0).item() == pytest.approx(
+        (log_q - log_p).mean().item(), rel=0.02
+    )
+
+
+def test_noise_only_in_training():
+    model = make("fixed", sigma=5.0)
+    x, counts = batch()
+    model.eval()
+    assert model(x, counts)["recon"].item() == model(x, counts)["recon"].item()
+    model.train()
+    torch.manual_seed(1)
+    a = model(x, counts)["recon"].item()
+    torch.manual_seed(2)
+    b = model(x, counts)["recon"].item()
+    assert a != b
+
+
+def test_supervised_head_single_and_multi_label():
+    x, counts = batch()
+    labels = torch.zeros(6, 3)
+    labels[:, 1] = 1
+    for multilabel in (False, True):
+        model = make(n_labels=3, multilabel=multilabel)
+        out = model(x, counts, labels)
+        assert out["ce"] > 0
+        out["ce"].backward()
+        assert model.encoder.weight.grad.abs().sum() > 0

@@ -1,0 +1,134 @@
+"""The training loop and the methods registry on tiny made-up corpora."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nashcli import methods
+from nashcli.errors import NashError
+from nashcli.features import make_problem
+from nashcli.metrics import precision_at_k
+
+TOPICS = {
+    "pets": [
+        "cat",
+        "dog",
+        "kitten",
+        "puppy",
+        "leash",
+        "collar",
+        "vet",
+        "fur",
+        "bark",
+        "meow",
+        "pet",
+        "food",
+    ],
+    "money": [
+        "stock",
+        "market",
+        "shares",
+        "bank",
+        "interest",
+        "rate",
+        "bond",
+        "trader",
+        "profit",
+        "loss",
+        "dividend",
+    ],
+    "space": [
+        "rocket",
+        "orbit",
+        "planet",
+        "moon",
+        "astronaut",
+        "launch",
+        "star",
+        "galaxy",
+        "telescope",
+        "nasa",
+    ],
+}
+
+
+def corpus(n_per_topic: int, seed: int):
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for topic, words in TOPICS.items():
+        for _ in range(n_per_topic):
+            texts.append(" ".join(rng.choice(words, size=12)))
+            labels.append([topic])
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def problem():
+    tr, ytr = corpus(20, 0)
+    va, yva = corpus(4, 1)
+    te, yte = corpus(5, 2)
+    return make_problem(tr, va, te, ytr, yva, yte)
+
+
+@pytest.mark.parametrize("method", [m for m in methods.METHODS if m != "tfidf"])
+def test_fit_encode_every_method(problem, method):
+    train_bits, test_bits = methods.fit_encode(method, 8, problem, max_epochs=3, min_epochs=1)
+    assert train_bits.shape == (60, 8) and test_bits.shape == (15, 8)
+    assert train_bits.dtype == bool and test_bits.dtype == bool
+
+
+def test_nash_learns_topics(problem):
+    train_bits, test_bits = methods.fit_encode(
+        "nash-dn", 16, problem, max_epochs=40, min_epochs=40, lr=3e-3, batch_size=16
+    )
+    _, p = precision_at_k(train_bits, problem.Y_train, test_bits, problem.Y_test, k=10)
+    assert p > 0.8  # three separable topics; chance is 1/3
+
+
+def test_same_seed_same_codes(problem):
+    a = methods.fit_encode("nash-dn", 8, problem, seed=3, max_epochs=3)
+    b = methods.fit_encode("nash-dn", 8, problem, seed=3, max_epochs=3)
+    c = methods.fit_encode("nash-dn", 8, problem, seed=4, max_epochs=3)
+    assert (a[0] == b[0]).all() and (a[1] == b[1]).all()
+    assert not (a[0] == c[0]).all()
+
+
+def test_early_stopping_keeps_best_epoch(problem):
+    seen = []
+    model, result = methods.fit_model(
+        "nash",
+        8,
+        problem,
+        max_epochs=8,
+        min_epochs=2,
+        patience=2,
+        on_epoch=lambda e, m, info: seen.append(info),
+    )
+    assert result.epochs == len(seen) <= 8
+    scores = [info["val_precision"] for info in seen]
+    assert result.best_score == max(scores)
+    assert result.best_epoch == scores.index(max(scores)) + 1
+
+
+def test_supervised_training_runs(problem):
+    train_bits, _ = methods.fit_encode("nash-dn", 8, problem, supervised=True, max_epochs=2)
+    assert train_bits.shape == (60, 8)
+
+
+def test_unknown_method_and_tfidf_are_clear_errors(problem):
+    with pytest.raises(NashError):
+        methods.fit_encode("nope", 8, problem)
+    with pytest.raises(NashError):
+        methods.fit_encode("tfidf", 8, problem)
+
+
+def test_resolve_device():
+    import torch
+
+    assert methods.resolve_device("cpu").type == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert methods.resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(NashError):
+            methods.resolve_device("cuda")

@@ -1,1 +1,101 @@
-"""``nash eval``: reproduce the paper's benchmark tables (filled in by the engine work)."""
+"""``nash eval``: reproduce the paper's precision@100 tables on a benchmark corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from nashcli.cli.app import app
+from nashcli.errors import NashError
+
+_SPLITS = ("canonical", "random")
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+@app.command("eval")
+def eval_command(
+    dataset: str = typer.Argument(
+        ...,
+        help="reuters, 20ng, tmc, or a path to a .jsonl.gz (id, text, labels, split) or to "
+        "reuters21578.tar.gz / 20news-bydate.tar.gz.",
+    ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        help="Where reuters/20ng/tmc files are found [default: $NASH_DATA, else the user cache].",
+    ),
+    bits: str = typer.Option("8,16,32,64,128", "--bits", help="Code lengths, comma-separated."),
+    methods: str | None = typer.Option(
+        None, "--methods", help="Comma-separated methods [default: all]; see nashcli.methods."
+    ),
+    supervised: bool = typer.Option(
+        False, "--supervised", help="Train with the labels too (NASH's supervised variant)."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", help="Seed of model initialisation (and --split random)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document, no table."),
+    save_codes: Path | None = typer.Option(
+        None, "--save-codes", help="Write METHOD-BITS.npz (packed codes + labels) per result here."
+    ),
+    split: str = typer.Option(
+        "canonical",
+        "--split",
+        help="canonical: the corpus's own train/test split; random: a seeded 60/20/20 shuffle.",
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Train each method at each bit length and report precision of the top 100.
+
+    Database = training documents, queries = test documents, a hit shares a label with the query.
+    Precision is shown tie-aware, with ties broken by database position in parentheses.
+    """
+    from nashcli import evaluation
+    from nashcli.datasets import load_dataset
+
+    if split not in _SPLITS:
+        raise NashError(f"--split must be canonical or random, not {split!r}")
+    if device not in _DEVICES:
+        raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
+    bit_list = evaluation.parse_bits(bits)
+    method_list = evaluation.parse_methods(methods)
+    if device == "cuda":
+        from nashcli.methods import resolve_device
+
+        resolve_device("cuda")  # fail before loading anything when there is no GPU
+
+    from rich.console import Console
+
+    from nashcli.render import EvalProgress, eval_table
+
+    with EvalProgress() as progress:
+        progress.status(f"loading {dataset}")
+        corpus = load_dataset(dataset, data_dir)
+        progress.status(f"TF-IDF features of {len(corpus):,} documents")
+        problem, _ = evaluation.prepare(corpus, split, seed=seed)
+        results = evaluation.evaluate(
+            problem,
+            method_list,
+            bit_list,
+            supervised=supervised,
+            seed=seed,
+            device=device,
+            reporter=progress,
+            keep_codes=save_codes is not None,
+        )
+    n_train, n_test = problem.X_train.shape[0], problem.X_test.shape[0]
+    if save_codes is not None:
+        evaluation.save_codes(results, problem, save_codes)
+    if as_json:
+        import json
+
+        document = {
+            "dataset": corpus.name,
+            "n_train": n_train,
+            "n_test": n_test,
+            "results": [r.to_json() for r in results],
+        }
+        typer.echo(json.dumps(document))
+        return
+    Console().print(eval_table(corpus.name, results, n_train, n_test, bit_list))

@@ -1,0 +1,492 @@
+"""Benchmark corpora for ``nash eval``: loading, the canonical archives, and train/val/test splits.
+
+The common format is gzipped JSON Lines, one document per line with ``id``, ``text``, ``labels``
+(list of str) and ``split`` (``"train"`` or ``"test"``; ``"validation"`` is accepted too), as in
+``../shared/datasets``. Besides that format, the two canonical archives are read directly, with
+the same procedure that built the shared files:
+
+* ``reuters21578.tar.gz`` (the 22 SGML files ``reut2-000.sgm`` ... ``reut2-021.sgm``):
+  ModApte split, the 90 categories with at least one training and one test document, unlabeled
+  documents dropped, NEWID 1199 ("Blah blah blah.") dropped: 7,769 + 3,019 documents.
+* ``20news-bydate.tar.gz`` (``20news-bydate-train/<group>/<n>``, ``20news-bydate-test/...``):
+  one document per file, decoded as Latin-1, nothing stripped, label = the group.
+
+Nothing here touches the network except :func:`download`, which a user calls explicitly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+import tarfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nashcli.errors import NashError
+
+#: Dataset names ``nash eval`` knows, with the file name each is found under in the data dir.
+DATASET_FILES: dict[str, str] = {
+    "reuters": "reuters21578_modapte.jsonl.gz",
+    "20ng": "20newsgroups_bydate.jsonl.gz",
+    "tmc": "tmc2007_500_bow.jsonl.gz",
+}
+
+#: The canonical archive each known dataset can also be built from (read when the .jsonl.gz is
+#: absent), and where it is published.
+ARCHIVES: dict[str, tuple[str, str]] = {
+    "reuters": (
+        "reuters21578.tar.gz",
+        "https://kdd.ics.uci.edu/databases/reuters21578/reuters21578.tar.gz",
+    ),
+    "20ng": (
+        "20news-bydate.tar.gz",
+        "http://qwone.com/~jason/20Newsgroups/20news-bydate.tar.gz",
+    ),
+}
+
+SPLITS = ("train", "validation", "test")
+
+#: Seed of the permutation that carves the validation part out of a canonical training split.
+#: Fixed (not ``--seed``) so that every method and seed is scored against the same database.
+VALIDATION_SEED = 20180715
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled corpus: parallel lists, one entry per document, in file order."""
+
+    name: str
+    ids: list[str]
+    texts: list[str]
+    labels: list[list[str]]
+    split: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def label_names(self) -> list[str]:
+        """Every label that occurs, sorted."""
+        return sorted({label for doc in self.labels for label in doc})
+
+    def counts(self) -> dict[str, int]:
+        """Documents per canonical split."""
+        return {s: self.split.count(s) for s in SPLITS if s in self.split}
+
+    def subset(self, indices: Sequence[int]) -> tuple[list[str], list[list[str]]]:
+        """(texts, labels) of the documents at ``indices``."""
+        return [self.texts[i] for i in indices], [self.labels[i] for i in indices]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Document indices (into a :class:`Dataset`) of the three evaluation parts.
+
+    ``train`` is the database and what a model learns from, ``val`` guides early stopping and is
+    never searched, ``test`` holds the queries.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -> Dataset:
+    """Load ``reuters``, ``20ng``, ``tmc`` (from ``data_dir``) or a file/archive at a path.
+
+    ``data_dir`` defaults to :func:`nashcli.paths.cache_dir` (``$NASH_DATA`` or the user cache).
+    For a known name the ``.jsonl.gz`` is read if present, else the canonical archive. A path may
+    be a ``.jsonl.gz``/``.jsonl`` file or one of the two canonical archives (``.tar.gz``).
+    Raises :class:`NashError` with one clear line for anything missing or malformed.
+    """
+    text = str(name_or_path)
+    if text in DATASET_FILES:
+        return _load_known(text, data_dir)
+    path = Path(text).expanduser()
+    if not path.exists():
+        if "/" in text or text.endswith((".gz", ".jsonl")):
+            raise NashError(f"dataset file not found: {path}")
+        known = ", ".join(DATASET_FILES)
+        raise NashError(f"unknown dataset {text!r}: use one of {known}, or a path to a .jsonl.gz")
+    return _load_path(path)
+
+
+def _load_known(name: str, data_dir: str | Path | None) -> Dataset:
+    if data_dir is None:
+        from nashcli.paths import cache_dir
+
+        data_dir = cache_dir()
+    data_dir = Path(data_dir).expanduser()
+    jsonl = data_dir / DATASET_FILES[name]
+    if jsonl.is_file():
+        return read_jsonl(jsonl, name=name)
+    if name in ARCHIVES:
+        archive_name, url = ARCHIVES[name]
+        archive = data_dir / archive_name
+        if archive.is_file():
+            return _load_path(archive, name=name)
+        raise NashError(
+            f"{name}: neither {DATASET_FILES[name]} nor {archive_name} in {data_dir} "
+            f"(download {url} there, or pass --data-dir)"
+        )
+    raise NashError(f"{name}: {DATASET_FILES[name]} not found in {data_dir} (pass --data-dir)")
+
+
+def _load_path(path: Path, name: str | None = None) -> Dataset:
+    if path.is_dir():
+        raise NashError(f"{path} is a directory; expected a .jsonl.gz file or a .tar.gz archive")
+    name = name or _stem(path)
+    if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        return read_archive(path, name=name)
+    return read_jsonl(path, name=name)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".jsonl.gz", ".json.gz", ".jsonl", ".tar.gz", ".tgz", ".tar", ".gz"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
+    """Read a (gzipped) JSON Lines corpus; every line is validated, errors name the line."""
+    path = Path(path)
+    ids: list[str] = []
+    texts: list[str] = []
+    labels: list[list[str]] = []
+    split: list[str] = []
+    opener = gzip.open if _is_gzip(path) else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                doc_id, text, doc_labels, doc_split = _parse_line(line, path, number)
+                ids.append(doc_id)
+                texts.append(text)
+                labels.append(doc_labels)
+                split.append(doc_split)
+    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as error:
+        raise NashError(f"cannot read {path}: {error}") from None
+    dataset = Dataset(name or _stem(path), ids, texts, labels, split)
+    _check(dataset, path)
+    return dataset
+
+
+def _is_gzip(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(2) == b"\x1f\x8b"
+    except OSError as error:
+        raise NashError(f"cannot read {path}: {error}") from None
+
+
+def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str], str]:
+    where = f"{path.name} line {number}"
+    try:
+        doc = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise NashError(f"{where}: not valid JSON ({error.msg})") from None
+    if not isinstance(doc, dict):
+        raise NashError(f"{where}: expected a JSON object with id, text, labels, split")
+    missing = [key for key in ("id", "text", "labels", "split") if key not in doc]
+    if missing:
+        raise NashError(f"{where}: missing field(s) {', '.join(missing)}")
+    doc_id, text, doc_labels, doc_split = doc["id"], doc["text"], doc["labels"], doc["split"]
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+        doc_id = str(doc_id)
+    if not isinstance(doc_id, str):
+        raise NashError(f"{where}: 'id' must be a string")
+    if not isinstance(text, str):
+        raise NashError(f"{where}: 'text' must be a string")
+    if isinstance(doc_labels, str):
+        doc_labels = [doc_labels]
+    if not isinstance(doc_labels, list) or not all(isinstance(x, str) for x in doc_labels):
+        raise NashError(f"{where}: 'labels' must be a list of strings")
+    if doc_split == "val":
+        doc_split = "validation"
+    if doc_split not in SPLITS:
+        raise NashError(f"{where}: 'split' must be train, validation or test, not {doc_split!r}")
+    return doc_id, text, list(dict.fromkeys(doc_labels)), doc_split
+
+
+def _check(dataset: Dataset, path: Path) -> None:
+    if not len(dataset):
+        raise NashError(f"{path}: no documents")
+    if len(set(dataset.ids)) != len(dataset.ids):
+        seen: set[str] = set()
+        duplicate = next(i for i in dataset.ids if i in seen or seen.add(i))
+        raise NashError(f"{path}: duplicate document id {duplicate!r}")
+    if not any(dataset.labels):
+        raise NashError(f"{path}: no document has a label; precision needs labels")
+
+
+def write_jsonl(dataset: Dataset, path: str | Path) -> None:
+    """Write ``dataset`` in the common format, deterministically (gzip mtime 0, fixed key order)."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as handle:
+        for doc_id, text, labels, split in zip(
+            dataset.ids, dataset.texts, dataset.labels, dataset.split, strict=True
+        ):
+            record = {"id": doc_id, "text": text, "labels": labels, "split": split}
+            handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+    path.write_bytes(buffer.getvalue())
+
+
+# --------------------------------------------------------------------------------------------
+# The canonical archives
+
+
+def read_archive(path: str | Path, name: str | None = None) -> Dataset:
+    """Read ``reuters21578.tar.gz`` or ``20news-bydate.tar.gz`` (recognised by their members)."""
+    path = Path(path)
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+            names = [m.name for m in members]
+            if any(_REUT2.search(n) for n in names):
+                files = ((m.name, _read_member(tar, m)) for m in members if _REUT2.search(m.name))
+                dataset = reuters_modapte(files, name=name or "reuters")
+            elif any(_NEWS.search(n) for n in names):
+                files = ((m.name, _read_member(tar, m)) for m in members if _NEWS.search(m.name))
+                dataset = newsgroups_bydate(files, name=name or "20ng")
+            else:
+                raise NashError(
+                    f"{path}: neither Reuters-21578 (reut2-*.sgm) nor 20news-bydate "
+                    "(20news-bydate-train/<group>/<n>) files in this archive"
+                )
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise NashError(f"cannot read archive {path}: {error}") from None
+    return dataset
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(member)
+    if handle is None:  # pragma: no cover - only regular files are passed
+        return b""
+    return handle.read()
+
+
+_REUT2 = re.compile(r"(?:^|/)reut2-\d{3}\.sgm$")
+_NEWS = re.compile(r"(?:^|/)20news-bydate-(train|test)/([^/]+)/([^/]+)$")
+
+
+# Reuters-21578 ------------------------------------------------------------------------------
+
+_ARTICLE = re.compile(r"<REUTERS\b([^>]*)>(.*?)</REUTERS>", re.S)
+_ATTR = re.compile(r'(\w+)="([^"]*)"')
+_TOPICS = re.compile(r"<TOPICS>(.*?)</TOPICS>", re.S)
+_D = re.compile(r"<D>(.*?)</D>", re.S)
+_TEXT = re.compile(r"<TEXT\b([^>]*)>(.*?)</TEXT>", re.S)
+_TITLE = re.compile(r"<TITLE>(.*?)</TITLE>", re.S)
+_BODY = re.compile(r"<BODY>(.*?)</BODY>", re.S)
+_CONTROL_REF = re.compile(r"&#(\d+);")
+_TRAILING_REUTER = re.compile(r"\s*\breuter\s*$", re.I)
+
+#: The one ModApte training document that ApteMod (NLTK's ``reuters``) leaves out: a BRIEF whose
+#: body is "Blah blah blah.".
+_DROPPED_NEWIDS = frozenset({"1199"})
+
+
+@dataclass(frozen=True)
+class _Article:
+    newid: str
+    lewissplit: str
+    topics_yes: bool
+    topics: list[str]
+    text: str
+
+
+def reuters_modapte(files: Iterable[tuple[str, bytes]], name: str = "reuters") -> Dataset:
+    """Build the ModApte (ApteMod) corpus from ``(file name, bytes)`` of the reut2 SGML files.
+
+    train = LEWISSPLIT="TRAIN" and TOPICS="YES", test = LEWISSPLIT="TEST" and TOPICS="YES";
+    categories = TOPICS with at least one train and one test document; labels restricted to
+    those (order kept, duplicates removed); unlabeled documents and NEWID 1199 dropped; order
+    train then test, each by NEWID.
+    """
+    articles = [a for _, data in sorted(files) for a in _parse_sgml(data.decode("latin-1"))]
+    if not articles:
+        raise NashError("no <REUTERS> articles found in the reut2-*.sgm files")
+    train = [a for a in articles if a.topics_yes and a.lewissplit == "TRAIN"]
+    test = [a for a in articles if a.topics_yes and a.lewissplit == "TEST"]
+    in_train = {t for a in train for t in a.topics}
+    in_test = {t for a in test for t in a.topics}
+    categories = in_train & in_test
+    ids: list[str] = []
+    texts: list[str] = []
+    labels: list[list[str]] = []
+    split: list[str] = []
+    for part, docs in (("train", train), ("test", test)):
+        for article in sorted(docs, key=lambda a: int(a.newid)):
+            kept = [t for t in dict.fromkeys(article.topics) if t in categories]
+            if not kept or article.newid in _DROPPED_NEWIDS:
+                continue
+            ids.append(article.newid)
+            texts.append(article.text)
+            labels.append(kept)
+            split.append(part)
+    if "train" not in split or "test" not in split:
+        raise NashError("the Reuters files hold no ModApte train/test documents with topics")
+    return Dataset(name, ids, texts, labels, split)
+
+
+def _parse_sgml(sgml: str) -> Iterator[_Article]:
+    for match in _ARTICLE.finditer(sgml):
+        attrs = dict(_ATTR.findall(match.group(1)))
+        inner = match.group(2)
+        topics_block = _TOPICS.search(inner)
+        topics = [t.strip() for t in _D.findall(topics_block.group(1))] if topics_block else []
+        yield _Article(
+            newid=attrs.get("NEWID", ""),
+            lewissplit=attrs.get("LEWISSPLIT", ""),
+            topics_yes=attrs.get("TOPICS") == "YES",
+            topics=topics,
+            text=_article_text(inner),
+        )
+
+
+def _article_text(inner: str) -> str:
+    """TITLE + newline + BODY (normal), TITLE (BRIEF), the whole TEXT content (UNPROC)."""
+    text_match = _TEXT.search(inner)
+    if text_match is None:
+        return ""
+    kind = dict(_ATTR.findall(text_match.group(1))).get("TYPE", "NORM")
+    content = text_match.group(2)
+    if kind == "UNPROC":
+        return _strip_signature(_unescape(content))
+    title = _TITLE.search(content)
+    title_text = _unescape(title.group(1)).strip() if title else ""
+    if kind == "BRIEF":
+        return title_text
+    body = _BODY.search(content)
+    body_text = _strip_signature(_unescape(body.group(1))) if body else ""
+    return (title_text + "\n" + body_text).strip()
+
+
+def _unescape(fragment: str) -> str:
+    """Drop numeric references to control characters; unescape ``&lt;``, ``&gt;``, ``&amp;``."""
+    text = _CONTROL_REF.sub(lambda m: "" if _is_control(int(m.group(1))) else m.group(0), fragment)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _strip_signature(text: str) -> str:
+    """Remove the closing "Reuter" signature word(s) and surrounding whitespace."""
+    text = text.strip()
+    while True:
+        stripped = _TRAILING_REUTER.sub("", text)
+        if stripped == text:
+            return text
+        text = stripped.rstrip()
+
+
+def _is_control(code: int) -> bool:
+    return code < 32 or code == 127
+
+
+# 20 Newsgroups ------------------------------------------------------------------------------
+
+
+def newsgroups_bydate(files: Iterable[tuple[str, bytes]], name: str = "20ng") -> Dataset:
+    """Build the bydate corpus from ``(member name, bytes)`` of ``20news-bydate-{train,test}``.
+
+    One document per file, text = the file decoded as Latin-1 with nothing stripped, label = the
+    group, id = ``<group>/<file>``; order train then test, groups alphabetically, files by number.
+    """
+    docs: list[tuple[int, str, tuple[int, str], str, str]] = []
+    for member, data in files:
+        match = _NEWS.search(member)
+        if match is None:
+            continue
+        part, group, filename = match.groups()
+        key = (int(filename), "") if filename.isdigit() else (1 << 62, filename)
+        docs.append((0 if part == "train" else 1, group, key, filename, data.decode("latin-1")))
+    if not docs:
+        raise NashError("no 20news-bydate-train/<group>/<n> files found")
+    docs.sort(key=lambda d: d[:3])
+    return Dataset(
+        name,
+        ids=[f"{group}/{filename}" for _, group, _, filename, _ in docs],
+        texts=[text for *_, text in docs],
+        labels=[[group] for _, group, *_ in docs],
+        split=["train" if part == 0 else "test" for part, *_ in docs],
+    )
+
+
+def download(name: str, data_dir: str | Path | None = None) -> Path:
+    """Download the canonical archive of ``name`` into ``data_dir`` (explicit user action only)."""
+    if name not in ARCHIVES:
+        raise NashError(f"no public archive known for {name!r} (known: {', '.join(ARCHIVES)})")
+    if data_dir is None:
+        from nashcli.paths import cache_dir
+
+        data_dir = cache_dir()
+    archive_name, url = ARCHIVES[name]
+    target = Path(data_dir).expanduser() / archive_name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    import urllib.request
+
+    partial = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise NashError(f"download of {url} failed: {error}") from None
+    partial.replace(target)
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# Splits
+
+
+def make_splits(
+    dataset: Dataset, mode: str = "canonical", seed: int = 0, val_fraction: float = 0.1
+) -> Splits:
+    """Train (database) / validation / test (queries) indices.
+
+    ``canonical``: the corpus's own split; validation = the file's ``validation`` documents if
+    any, else ``val_fraction`` of the training split chosen by a fixed permutation (the same for
+    every seed, so every run searches the same database). ``random``: a ``seed``-ed shuffle of all
+    documents into 60/20/20 train/validation/test, as the papers' preprocessed releases did.
+    """
+    if mode == "canonical":
+        split = np.asarray(dataset.split)
+        train = np.flatnonzero(split == "train")
+        test = np.flatnonzero(split == "test")
+        val = np.flatnonzero(split == "validation")
+        if not len(train) or not len(test):
+            raise NashError(
+                f"{dataset.name}: the canonical split needs train and test documents "
+                f"(found {len(train)} and {len(test)}); try --split random"
+            )
+        if not len(val) and len(train) >= 20:
+            order = np.random.default_rng(VALIDATION_SEED).permutation(len(train))
+            n_val = int(round(val_fraction * len(train)))
+            val = np.sort(train[order[:n_val]])
+            train = np.sort(train[order[n_val:]])
+        return Splits(train, val, test)
+    if mode == "random":
+        n = len(dataset)
+        if n < 5:
+            raise NashError(f"{dataset.name}: {n} documents are too few to split")
+        order = np.random.default_rng(seed).permutation(n)
+        n_train, n_val = int(round(0.6 * n)), int(round(0.2 * n))
+        return Splits(
+            np.sort(order[:n_train]),
+            np.sort(order[n_train : n_train + n_val]),
+            np.sort(order[n_train + n_val :]),
+        )
+    raise NashError(f"unknown split {mode!r}: use canonical or random")

@@ -1,0 +1,314 @@
+"""The papers' retrieval evaluation: train each method, hash train and test, score precision@100.
+
+Database = the training part, queries = the test part, a hit = a database document sharing at
+least one label with the query. Precision is reported twice (see :mod:`nashcli.metrics`): ties in
+Hamming distance broken by database position, and the exact tie-aware expectation.
+
+``tfidf`` is the no-hashing reference: exact cosine similarity of the TF-IDF vectors
+(distance = -cosine). It does not depend on a bit length, so it is evaluated once and reported
+with ``bits = 0``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nashcli.datasets import Dataset, Splits, make_splits
+from nashcli.errors import NashError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nashcli.features import Problem
+
+#: The no-hashing reference method (exact TF-IDF cosine); reported with ``bits = 0``.
+EXACT = "tfidf"
+DEFAULT_BITS = (8, 16, 32, 64, 128)
+TOP_K = 100
+
+EpochCallback = Callable[[int, int, dict], None]
+
+
+@dataclass
+class EvalResult:
+    """One (method, bit length) row of the table, plus the codes when asked to keep them."""
+
+    method: str
+    bits: int
+    supervised: bool
+    precision_at_100: float
+    precision_at_100_tie_aware: float
+    train_seconds: float
+    seed: int = 0
+    train_codes: np.ndarray | None = field(default=None, repr=False)
+    test_codes: np.ndarray | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields of ``nash eval --json``'s ``results`` entries."""
+        return {
+            "method": self.method,
+            "bits": self.bits,
+            "supervised": self.supervised,
+            "precision_at_100": self.precision_at_100,
+            "precision_at_100_tie_aware": self.precision_at_100_tie_aware,
+            "train_seconds": self.train_seconds,
+        }
+
+
+class Reporter:
+    """Progress hooks for :func:`evaluate`; the default does nothing."""
+
+    def start(self, method: str, bits: int, index: int, total: int) -> None:
+        """A run begins (``index`` of ``total``)."""
+
+    def epoch(self, epoch: int, max_epochs: int, info: dict) -> None:
+        """An epoch of the current run ended."""
+
+    def done(self, result: EvalResult) -> None:
+        """A run finished."""
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing shared by the CLI and the benchmark script
+
+
+def parse_bits(text: str | Sequence[int]) -> list[int]:
+    """``"8,16,32"`` -> ``[8, 16, 32]``; each a multiple of 8 within 8..256, else NashError."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    bits: list[int] = []
+    for item in items:
+        item = str(item).strip()
+        if not item:
+            continue
+        try:
+            value = int(item)
+        except ValueError:
+            raise NashError(f"--bits: {item!r} is not a whole number") from None
+        if value % 8 or not 8 <= value <= 256:
+            raise NashError(f"--bits: {value} must be a multiple of 8 between 8 and 256")
+        if value not in bits:
+            bits.append(value)
+    if not bits:
+        raise NashError("--bits: give at least one bit length, e.g. 8,16,32,64,128")
+    return bits
+
+
+def available_methods() -> tuple[str, ...]:
+    """Every method ``nash eval`` can run (the engine's list, which includes ``tfidf``)."""
+    from nashcli.methods import METHODS
+
+    return tuple(METHODS) if EXACT in METHODS else (*METHODS, EXACT)
+
+
+def parse_methods(text: str | Sequence[str] | None) -> list[str]:
+    """``"nash,lsh"`` -> ``["nash", "lsh"]``; ``None``/``"all"`` -> every method."""
+    known = available_methods()
+    if text is None:
+        return list(known)
+    items = text.split(",") if isinstance(text, str) else list(text)
+    methods: list[str] = []
+    for item in items:
+        name = item.strip().lower()
+        if not name:
+            continue
+        if name == "all":
+            methods.extend(m for m in known if m not in methods)
+            continue
+        if name not in known:
+            raise NashError(f"--methods: unknown method {name!r} (known: {', '.join(known)})")
+        if name not in methods:
+            methods.append(name)
+    if not methods:
+        raise NashError(f"--methods: give at least one of {', '.join(known)}")
+    return methods
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def prepare(
+    dataset: Dataset, split: str = "canonical", seed: int = 0, **feature_kw
+) -> tuple[Problem, Splits]:
+    """TF-IDF problem (train = database, val = early stopping, test = queries) of ``dataset``."""
+    from nashcli.features import make_problem
+
+    splits = make_splits(dataset, split, seed=seed)
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = (
+        dataset.subset(part) for part in (splits.train, splits.val, splits.test)
+    )
+    problem = make_problem(train_x, val_x, test_x, train_y, val_y, test_y, **feature_kw)
+    return problem, splits
+
+
+def score_codes(
+    train_codes: np.ndarray,
+    train_labels: np.ndarray,
+    test_codes: np.ndarray,
+    test_labels: np.ndarray,
+    k: int = TOP_K,
+) -> tuple[float, float]:
+    """(positional, tie-aware) precision@k of Hamming retrieval of train codes for test codes."""
+    from nashcli.metrics import precision_at_k
+
+    return precision_at_k(train_codes, train_labels, test_codes, test_labels, k=k)
+
+
+def score_exact(problem: Problem, k: int = TOP_K) -> tuple[float, float]:
+    """(positional, tie-aware) precision@k of exact TF-IDF cosine retrieval (no hashing)."""
+    from nashcli.metrics import precision_at_k
+
+    x_train, x_test = problem.X_train.tocsr(), problem.X_test.tocsr()
+
+    def neg_cosine(query_rows: np.ndarray, db_rows: np.ndarray) -> np.ndarray:
+        # rows are L2-normalised, so the dot product is the cosine.
+        sims = x_test[query_rows[:, 0]] @ x_train.T
+        return -np.asarray(sims.todense())
+
+    queries = np.arange(x_test.shape[0])[:, None]
+    database = np.arange(x_train.shape[0])[:, None]
+    return precision_at_k(
+        database, problem.Y_train, queries, problem.Y_test, k=k, distance=neg_cosine
+    )
+
+
+def run_method(
+    problem: Problem,
+    method: str,
+    bits: int,
+    *,
+    supervised: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    k: int = TOP_K,
+    on_epoch: EpochCallback | None = None,
+    keep_codes: bool = False,
+) -> EvalResult:
+    """Train ``method`` at ``bits`` on ``problem`` and score it (``tfidf``: exact cosine)."""
+    if method == EXACT:
+        positional, tie_aware = score_exact(problem, k=k)
+        return EvalResult(EXACT, 0, False, positional, tie_aware, 0.0, seed)
+    from nashcli.methods import fit_encode
+
+    supervised = supervised and uses_labels(method)
+    start = time.perf_counter()
+    train_bits, test_bits = fit_encode(
+        method,
+        bits,
+        problem,
+        supervised=supervised,
+        seed=seed,
+        device=device,
+        on_epoch=on_epoch,
+    )
+    seconds = time.perf_counter() - start
+    train_bits = np.asarray(train_bits, dtype=bool)
+    test_bits = np.asarray(test_bits, dtype=bool)
+    expected = ((problem.X_train.shape[0], bits), (problem.X_test.shape[0], bits))
+    if (train_bits.shape, test_bits.shape) != expected:  # an engine bug, not a user error
+        raise RuntimeError(
+            f"{method} returned codes of shape {train_bits.shape}/{test_bits.shape}, "
+            f"expected {expected[0]}/{expected[1]}"
+        )
+    positional, tie_aware = score_codes(train_bits, problem.Y_train, test_bits, problem.Y_test, k)
+    return EvalResult(
+        method,
+        bits,
+        supervised,
+        positional,
+        tie_aware,
+        seconds,
+        seed,
+        train_codes=train_bits if keep_codes else None,
+        test_codes=test_bits if keep_codes else None,
+    )
+
+
+def uses_labels(method: str) -> bool:
+    """Whether ``--supervised`` changes ``method`` (LSH and exact cosine never see labels)."""
+    if method == EXACT:
+        return False
+    from nashcli import methods
+
+    spec = getattr(methods, "SPECS", {}).get(method)
+    return getattr(spec, "kind", None) != "lsh"
+
+
+def plan(methods: Sequence[str], bits: Sequence[int]) -> list[tuple[str, int]]:
+    """The (method, bits) runs of a table, in order; ``tfidf`` once, with bits 0."""
+    runs: list[tuple[str, int]] = []
+    for method in methods:
+        if method == EXACT:
+            runs.append((EXACT, 0))
+        else:
+            runs.extend((method, b) for b in bits)
+    return runs
+
+
+def evaluate(
+    problem: Problem,
+    methods: Sequence[str],
+    bits: Sequence[int],
+    *,
+    supervised: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    k: int = TOP_K,
+    reporter: Reporter | None = None,
+    keep_codes: bool = False,
+) -> list[EvalResult]:
+    """Run every (method, bit length) on ``problem``; results in table order."""
+    if problem.Y_train is None or problem.Y_test is None:
+        raise NashError("evaluation needs labelled documents")
+    reporter = reporter or Reporter()
+    runs = plan(methods, bits)
+    results: list[EvalResult] = []
+    for index, (method, n_bits) in enumerate(runs):
+        reporter.start(method, n_bits, index, len(runs))
+        result = run_method(
+            problem,
+            method,
+            n_bits,
+            supervised=supervised,
+            seed=seed,
+            device=device,
+            k=k,
+            on_epoch=reporter.epoch,
+            keep_codes=keep_codes,
+        )
+        reporter.done(result)
+        results.append(result)
+    return results
+
+
+def save_codes(results: Sequence[EvalResult], problem: Problem, directory: Path) -> list[Path]:
+    """Write ``METHOD-BITS.npz`` per hashing result (``tfidf`` has no codes, so no file).
+
+    Each file holds ``train_codes``/``test_codes`` (uint8, ``np.packbits`` of the 0/1 code
+    matrix along axis 1) and ``train_labels``/``test_labels`` (bool, documents x labels).
+    """
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NashError(f"--save-codes: cannot create {directory}: {error}") from None
+    written = []
+    for result in results:
+        if result.train_codes is None or result.test_codes is None:
+            continue
+        path = directory / f"{result.method}-{result.bits}.npz"
+        partial = path.with_name(path.stem + ".partial.npz")
+        np.savez_compressed(
+            partial,
+            train_codes=np.packbits(result.train_codes, axis=1),
+            test_codes=np.packbits(result.test_codes, axis=1),
+            train_labels=np.asarray(problem.Y_train, dtype=bool),
+            test_labels=np.asarray(problem.Y_test, dtype=bool),
+        )
+        partial.replace(path)
+        written.append(path)
+    return written

@@ -1,0 +1,245 @@
+"""Rich renderings of command results (tables, progress). Commands call these; no logic here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.progress import Progress
+
+    from nashcli.evaluation import EvalResult
+
+
+# --------------------------------------------------------------------------------------------
+# nash eval
+
+
+def eval_table(
+    dataset: str, results: Sequence[EvalResult], n_train: int, n_test: int, bits: Sequence[int]
+) -> Table:
+    """Methods x bit lengths, like the paper's tables; cell = tie-aware (positional) precision.
+
+    ``tfidf`` (exact cosine, no hashing) does not depend on the bit length: it gets its own
+    "no hashing" column.
+    """
+    supervised = any(r.supervised for r in results)
+    table = Table(
+        title=(
+            f"precision@100 on {dataset}{' (supervised)' if supervised else ''}: "
+            f"{n_train:,} database documents, {n_test:,} queries"
+        ),
+        caption="tie-aware expectation (ties broken by database position)",
+        title_justify="left",
+    )
+    table.add_column("method", style="bold")
+    for n_bits in bits:
+        table.add_column(f"{n_bits} bits", justify="right")
+    exact = [r for r in results if r.bits == 0]
+    if exact:
+        table.add_column("no hashing", justify="right")
+    by_method: dict[str, dict[int, EvalResult]] = {}
+    for result in results:
+        by_method.setdefault(result.method, {})[result.bits] = result
+    for method, row in by_method.items():
+        cells = [_cell(row.get(n_bits)) for n_bits in bits]
+        if exact:
+            cells.append(_cell(row.get(0)))
+        table.add_row(method, *cells)
+    return table
+
+
+def _cell(result: EvalResult | None) -> str:
+    if result is None:
+        return ""
+    return f"{result.precision_at_100_tie_aware:.4f} [dim]({result.precision_at_100:.4f})[/dim]"
+
+
+class EvalProgress:
+    """Progress of ``nash eval`` on stderr: one bar over runs, one over the current run's epochs.
+
+    Silent when stderr is not a terminal, so logs and ``--json`` pipes stay clean.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console or Console(stderr=True)
+        self.progress: Progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not self.console.is_terminal,
+            transient=True,
+        )
+        self._runs = None
+        self._epochs = None
+
+    def __enter__(self) -> EvalProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def status(self, message: str) -> None:
+        """A step before the runs (loading, features) shown while it happens."""
+        if self._runs is None:
+            self._runs = self.progress.add_task(message, total=None, note="")
+        else:
+            self.progress.update(self._runs, description=message)
+
+    def start(self, method: str, bits: int, index: int, total: int) -> None:
+        label = f"{method} ({bits} bits)" if bits else f"{method} (exact cosine)"
+        if self._runs is None:
+            self._runs = self.progress.add_task("runs", total=total, note="")
+        self.progress.update(self._runs, description="runs", total=total, completed=index)
+        if self._epochs is not None:
+            self.progress.remove_task(self._epochs)
+        self._epochs = self.progress.add_task(f"  {label}", total=None, note="")
+
+    def epoch(self, epoch: int, max_epochs: int, info: dict) -> None:
+        if self._epochs is None:
+            return
+        note = ""
+        if "val_precision" in info:
+            note = f"val p@100 {info['val_precision']:.3f}"
+        self.progress.update(self._epochs, total=max_epochs, completed=epoch, note=note)
+
+    def done(self, result: EvalResult) -> None:
+        if self._runs is not None:
+            self.progress.advance(self._runs)
+
+
+# --------------------------------------------------------------------------------------------
+# nash index / similar / status (collections)
+
+
+class IndexProgress:
+    """Bars for ``nash index`` on stderr (crawling, reading, training, encoding).
+
+    An ``indexing.Reporter``; silent when stderr is not a terminal or with ``quiet``.
+    """
+
+    def __init__(self, quiet: bool = False, console: Console | None = None) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console or Console(stderr=True)
+        self._bars: Progress = Progress(
+            TextColumn("{task.description:<9}"),
+            BarColumn(),
+            TextColumn("{task.completed:>7,}{task.fields[of]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=quiet or not self.console.is_terminal,
+            transient=True,
+        )
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> IndexProgress:
+        self._bars.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._bars.__exit__(*exc)
+
+    def progress(self, phase: str, completed: int, total: int | None) -> None:
+        of = f"/{total:,}" if total else ""
+        if phase not in self._tasks:
+            self._tasks[phase] = self._bars.add_task(phase, total=total, of=of)
+        self._bars.update(self._tasks[phase], completed=completed, total=total, of=of)
+
+
+def index_summary(report) -> str:
+    """One summary paragraph for an ``indexing.IndexReport`` (rich markup)."""
+    parts = [
+        f"[bold]{report.documents:,}[/bold] documents in [bold]{report.collection}[/bold] "
+        f"({report.seconds:.1f} s)"
+    ]
+    done = [
+        f"{n:,} {what}"
+        for n, what in (
+            (report.added, "added"),
+            (report.updated, "updated"),
+            (report.moved, "moved"),
+            (report.deleted, "removed"),
+            (report.unchanged, "unchanged"),
+        )
+        if n
+    ]
+    if done:
+        parts.append(": " + ", ".join(done))
+    lines = ["".join(parts)]
+    if report.retrained:
+        lines.append(f"model trained ({report.retrain_reason})")
+    if report.compacted:
+        lines.append("index compacted (removed documents dropped)")
+    if report.skipped:
+        by_reason: dict[str, list[str]] = {}
+        for path, reason in report.skipped:
+            by_reason.setdefault(reason, []).append(path)
+        lines.append(f"{len(report.skipped):,} skipped:")
+        for reason, paths in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(paths[:3]) + (f", … (+{len(paths) - 3})" if len(paths) > 3 else "")
+            lines.append(f"  {reason} ({len(paths):,}): {shown}")
+    return "\n".join(lines)
+
+
+def similar_table(hits: Sequence, root, query: str, width: int = 100) -> Table:
+    """Rank, Hamming distance, score, path relative to the collection root, title.
+
+    ``width`` is the console's: paths keep up to 48 columns, titles get what is left.
+    """
+    from pathlib import Path
+
+    table = Table(title=f"similar to {query}", title_justify="left")
+    shown = []
+    for hit in hits:
+        try:
+            shown.append(str(Path(hit.path).relative_to(root)))
+        except ValueError:
+            shown.append(str(hit.path))
+    path_width = min(max(map(len, shown), default=4), 48)
+    title_width = max(8, width - path_width - 26)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("dist", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("path", overflow="fold", min_width=path_width)
+    table.add_column("title", overflow="fold", max_width=title_width)
+    for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
+        title = hit.title if len(hit.title) <= title_width else hit.title[: title_width - 1] + "…"
+        table.add_row(str(rank), str(hit.distance), f"{hit.score:.3f}", path, title)
+    return table
+
+
+def status_table(collections: Sequence[dict]) -> Table:
+    """One row per collection: name, root, documents, bits, model, updated, watching."""
+    import datetime
+
+    table = Table(title="collections", title_justify="left")
+    for column in ("name", "root", "documents", "bits", "model", "updated", "watching"):
+        table.add_column(
+            column,
+            justify="right" if column in ("documents", "bits") else "left",
+            no_wrap=column != "root",
+            overflow="fold",
+            min_width=12 if column == "root" else None,
+        )
+    for c in collections:
+        updated = datetime.datetime.fromtimestamp(c["updated_at"]).strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            c["name"],
+            c["root"],
+            f"{c['documents']:,}",
+            str(c["bits"]),
+            c["model"] or "-",
+            updated,
+            "yes" if c["watching"] else "no",
+        )
+    return table

@@ -1,0 +1,329 @@
+"""Loading benchmark corpora: the JSON Lines format, the canonical archives, and the splits."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nashcli.datasets import (
+    Dataset,
+    load_dataset,
+    make_splits,
+    read_archive,
+    read_jsonl,
+    write_jsonl,
+)
+from nashcli.errors import NashError
+
+
+def _tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _lines(path: Path, records: list) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for record in records:
+            handle.write((record if isinstance(record, str) else json.dumps(record)) + "\n")
+    return path
+
+
+def _doc(i, split="train", labels=("a",), text=None) -> dict:
+    return {"id": str(i), "text": text or f"document {i}", "labels": list(labels), "split": split}
+
+
+# --------------------------------------------------------------------------------------------
+# JSON Lines
+
+
+def test_jsonl_round_trip_is_deterministic(tmp_path: Path) -> None:
+    dataset = Dataset(
+        "x",
+        ["1", "2", "3"],
+        ["a b", "ünï cödé", "c"],
+        [["p"], ["p", "q"], ["q"]],
+        ["train", "train", "test"],
+    )
+    write_jsonl(dataset, tmp_path / "one.jsonl.gz")
+    write_jsonl(dataset, tmp_path / "two.jsonl.gz")
+    assert (tmp_path / "one.jsonl.gz").read_bytes() == (tmp_path / "two.jsonl.gz").read_bytes()
+    back = read_jsonl(tmp_path / "one.jsonl.gz")
+    assert back.name == "one"
+    assert (back.ids, back.texts, back.labels, back.split) == (
+        dataset.ids,
+        dataset.texts,
+        dataset.labels,
+        dataset.split,
+    )
+    assert back.counts() == {"train": 2, "test": 1}
+    assert back.label_names() == ["p", "q"]
+
+
+def test_plain_jsonl_and_lenient_fields(tmp_path: Path) -> None:
+    path = tmp_path / "plain.jsonl"
+    records = [
+        {"id": 7, "text": "x", "labels": "solo", "split": "train"},
+        {"id": "8", "text": "y", "labels": ["a", "a", "b"], "split": "val"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n\n", encoding="utf-8")
+    dataset = read_jsonl(path)
+    assert dataset.ids == ["7", "8"]
+    assert dataset.labels == [["solo"], ["a", "b"]]
+    assert dataset.split == ["train", "validation"]
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        (['{"id": "1", "text": "x"'], "line 1: not valid JSON"),
+        ([_doc(1), "[1, 2]"], "line 2: expected a JSON object"),
+        ([{"id": "1", "text": "x", "split": "train"}], "missing field(s) labels"),
+        ([{**_doc(1), "text": 5}], "'text' must be a string"),
+        ([{**_doc(1), "labels": [1]}], "'labels' must be a list of strings"),
+        ([{**_doc(1), "split": "dev"}], "'split' must be train, validation or test"),
+        ([_doc(1), _doc(1, "test")], "duplicate document id '1'"),
+        ([_doc(1, labels=()), _doc(2, "test", labels=())], "no document has a label"),
+        ([], "no documents"),
+    ],
+)
+def test_malformed_jsonl_names_the_problem(tmp_path: Path, records, message: str) -> None:
+    path = _lines(tmp_path / "bad.jsonl.gz", records)
+    with pytest.raises(NashError, match=None) as caught:
+        read_jsonl(path)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
+    good = _lines(tmp_path / "good.jsonl.gz", [_doc(i) for i in range(200)])
+    bad = tmp_path / "cut.jsonl.gz"
+    bad.write_bytes(good.read_bytes()[:60])
+    with pytest.raises(NashError, match="cannot read"):
+        read_jsonl(bad)
+
+
+def test_load_known_name_from_data_dir_and_env(tmp_path: Path, monkeypatch) -> None:
+    _lines(tmp_path / "tmc2007_500_bow.jsonl.gz", [_doc(1), _doc(2, "test")])
+    assert len(load_dataset("tmc", tmp_path)) == 2
+    assert load_dataset("tmc", tmp_path).name == "tmc"
+    monkeypatch.setenv("NASH_DATA", str(tmp_path))
+    assert load_dataset("tmc").ids == ["1", "2"]
+
+
+def test_load_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(NashError, match="unknown dataset 'mnist'"):
+        load_dataset("mnist", tmp_path)
+    with pytest.raises(NashError, match="not found"):
+        load_dataset(str(tmp_path / "absent.jsonl.gz"))
+    with pytest.raises(NashError, match=r"reuters21578\.tar\.gz .*--data-dir"):
+        load_dataset("reuters", tmp_path)
+    with pytest.raises(NashError, match="is a directory"):
+        load_dataset(str(tmp_path))
+
+
+# --------------------------------------------------------------------------------------------
+# Reuters-21578 SGML
+
+
+def _article(newid, split="TRAIN", topics_yes=True, topics=(), text="") -> str:
+    d = "".join(f"<D>{t}</D>" for t in topics)
+    yes = "YES" if topics_yes else "NO"
+    return (
+        f'<REUTERS TOPICS="{yes}" LEWISSPLIT="{split}" CGISPLIT="TRAINING-SET" '
+        f'OLDID="{5000 + newid}" NEWID="{newid}">\n<DATE>26-FEB-1987 15:01:01.79</DATE>\n'
+        f"<TOPICS>{d}</TOPICS>\n<PLACES><D>usa</D></PLACES>\n<UNKNOWN> \n&#5;&#5;&#5;C T\n"
+        f"&#22;&#22;&#1;f0704&#31;reute\nu f BC-X   02-26 0105</UNKNOWN>\n{text}\n</REUTERS>\n"
+    )
+
+
+def _normal(title: str, body: str, author: bool = False) -> str:
+    by = "<AUTHOR>    by A Writer, Reuters</AUTHOR>\n" if author else ""
+    return (
+        f"<TEXT>&#2;\n<TITLE>{title}</TITLE>\n{by}<DATELINE>    CITY, Feb 26 -\n    </DATELINE>"
+        f"<BODY>{body}</BODY></TEXT>"
+    )
+
+
+SGM_000 = "".join(
+    [
+        '<!DOCTYPE lewis SYSTEM "lewis.dtd">\n',
+        _article(
+            1,
+            topics=("cocoa", "cocoa", "onlytrain"),
+            text=_normal(
+                "BAHIA &lt;BAH> COCOA REVIEW",
+                "Showers continued in\nthe zone, P&amp;L said.\n    Indented &lt;x>\n Reuter\n&#3;",
+                author=True,
+            ),
+        ),
+        _article(
+            2, topics_yes=False, topics=("cocoa",), text=_normal("NOT MODAPTE", "no\n Reuter\n")
+        ),
+        _article(3, topics=("onlytrain",), text=_normal("DROPPED UNLABELED", "x\n Reuter\n&#3;")),
+        _article(
+            5,
+            topics=("grain", "cocoa"),
+            text=_normal("GRAIN", "Soybean oil total 55.8 (33.7).        REUTER\n&#3;"),
+        ),
+        _article(
+            30,
+            topics=("grain",),
+            text='<TEXT TYPE="BRIEF">&#2;\n******<TITLE>ASSETS OF FUNDS ROSE 720.4 MLN DLRS\n'
+            "</TITLE>Blah blah blah.\n&#3;\n\n</TEXT>",
+        ),
+        _article(
+            1199,
+            topics=("grain",),
+            text='<TEXT TYPE="BRIEF">&#2;\n******<TITLE>ROSTENKOWSKI SAYS\n</TITLE>Blah blah blah.'
+            "\n&#3;\n\n</TEXT>",
+        ),
+        _article(40, split="NOT-USED", topics=("grain",), text=_normal("UNUSED", "u\n Reuter\n")),
+    ]
+)
+SGM_001 = "".join(
+    [
+        '<!DOCTYPE lewis SYSTEM "lewis.dtd">\n',
+        _article(
+            21001,
+            split="TEST",
+            topics=("cocoa",),
+            text='<TEXT TYPE="UNPROC">&#2;\n  COCOA TABLE\n  Kilos   12  &lt;14>\n'
+            " REUTER\n&#3;</TEXT>",
+        ),
+        _article(
+            20999,
+            split="TEST",
+            topics=("grain", "onlytest"),
+            text=_normal("CAF\xc9 PRICES", "Up 5 pct, told Reuters.\n Reuter\n&#3;"),
+        ),
+        _article(21002, split="TEST", topics=("onlytest",), text=_normal("ONLY TEST", "t")),
+    ]
+)
+
+
+def test_reuters_modapte_from_sgml_tarball(tmp_path: Path) -> None:
+    archive = _tar_gz(
+        tmp_path / "reuters21578.tar.gz",
+        {  # out of order on purpose, plus files that are not articles
+            "reut2-001.sgm": SGM_001.encode("latin-1"),
+            "README.txt": b"readme",
+            "reut2-000.sgm": SGM_000.encode("latin-1"),
+            "all-topics-strings.lc.txt": b"cocoa\n",
+        },
+    )
+    dataset = read_archive(archive)
+    assert dataset.name == "reuters"
+    # Train then test, each by NEWID; unlabeled, TOPICS="NO", NOT-USED and NEWID 1199 dropped.
+    assert dataset.ids == ["1", "5", "30", "20999", "21001"]
+    assert dataset.split == ["train", "train", "train", "test", "test"]
+    # Only categories with a train and a test document; duplicates removed, order kept.
+    assert dataset.labels == [["cocoa"], ["grain", "cocoa"], ["grain"], ["grain"], ["cocoa"]]
+    assert dataset.texts[0] == (
+        "BAHIA <BAH> COCOA REVIEW\nShowers continued in\nthe zone, P&L said.\n    Indented <x>"
+    )
+    assert dataset.texts[1] == "GRAIN\nSoybean oil total 55.8 (33.7)."
+    assert dataset.texts[2] == "ASSETS OF FUNDS ROSE 720.4 MLN DLRS"  # BRIEF: the title only
+    assert dataset.texts[3] == "CAFÉ PRICES\nUp 5 pct, told Reuters."  # Latin-1, "Reuters" kept
+    assert dataset.texts[4] == "COCOA TABLE\n  Kilos   12  <14>"  # UNPROC: the whole TEXT
+    # The same corpus through load_dataset, by name from a data dir.
+    assert load_dataset("reuters", tmp_path).ids == dataset.ids
+
+
+def test_reuters_shared_file_matches_procedure(shared_datasets: Path) -> None:
+    """The shared corpus has the counts the ModApte procedure gives (7,769 + 3,019, 90 labels)."""
+    dataset = load_dataset("reuters", shared_datasets)
+    assert dataset.counts() == {"train": 7769, "test": 3019}
+    assert len(dataset.label_names()) == 90
+    assert "1199" not in dataset.ids
+
+
+# --------------------------------------------------------------------------------------------
+# 20 Newsgroups bydate
+
+
+def test_newsgroups_bydate_tarball(tmp_path: Path) -> None:
+    members = {
+        "20news-bydate-test/sci.space/60001": b"From: a@b\nSubject: orbit\n\nmoon",
+        "20news-bydate-train/sci.space/10": b"Subject: ten\n\nten",
+        "20news-bydate-train/sci.space/9": b"Subject: nine\n\nnine",
+        "20news-bydate-train/alt.atheism/49960": (
+            b"From: x\nSubject: caf\xe9\r\n\n> quoted\n-- \nsig\n"
+        ),
+    }
+    archive = _tar_gz(tmp_path / "20news-bydate.tar.gz", members)
+    dataset = load_dataset(str(archive))
+    assert dataset.ids == [
+        "alt.atheism/49960",
+        "sci.space/9",
+        "sci.space/10",
+        "sci.space/60001",
+    ]
+    assert dataset.split == ["train", "train", "train", "test"]
+    assert dataset.labels == [["alt.atheism"], ["sci.space"], ["sci.space"], ["sci.space"]]
+    # Latin-1, nothing stripped (headers, CR, quotes, signature all kept).
+    assert dataset.texts[0] == "From: x\nSubject: café\r\n\n> quoted\n-- \nsig\n"
+    assert load_dataset("20ng", tmp_path).ids == dataset.ids
+
+
+def test_unrecognised_or_corrupt_archive(tmp_path: Path) -> None:
+    other = _tar_gz(tmp_path / "other.tar.gz", {"notes/a.txt": b"hello"})
+    with pytest.raises(NashError, match="neither Reuters-21578"):
+        load_dataset(str(other))
+    corrupt = tmp_path / "corrupt.tar.gz"
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00 definitely not a tarball")
+    with pytest.raises(NashError, match="cannot read archive"):
+        load_dataset(str(corrupt))
+
+
+# --------------------------------------------------------------------------------------------
+# Splits
+
+
+def _corpus(n_train: int, n_test: int, validation: int = 0) -> Dataset:
+    n = n_train + n_test + validation
+    split = ["train"] * n_train + ["validation"] * validation + ["test"] * n_test
+    return Dataset("c", [str(i) for i in range(n)], ["t"] * n, [["a"]] * n, split)
+
+
+def test_canonical_split_carves_validation_from_train_the_same_for_every_seed() -> None:
+    dataset = _corpus(200, 50)
+    first = make_splits(dataset, "canonical", seed=0)
+    other = make_splits(dataset, "canonical", seed=7)
+    assert len(first.val) == 20 and len(first.train) == 180
+    assert np.array_equal(first.test, np.arange(200, 250))
+    assert set(first.train) | set(first.val) == set(range(200))
+    assert not set(first.train) & set(first.val)
+    assert np.array_equal(first.val, other.val)  # the database does not depend on --seed
+    assert not np.array_equal(first.val, np.arange(20))  # not simply the first documents
+
+
+def test_canonical_split_uses_a_files_own_validation_documents() -> None:
+    splits = make_splits(_corpus(30, 10, validation=5), "canonical")
+    assert np.array_equal(splits.val, np.arange(30, 35))
+    assert len(splits.train) == 30
+
+
+def test_canonical_split_needs_train_and_test() -> None:
+    with pytest.raises(NashError, match="--split random"):
+        make_splits(_corpus(30, 0), "canonical")
+
+
+def test_random_split_is_a_seeded_60_20_20_shuffle() -> None:
+    dataset = _corpus(80, 20)
+    a, b, c = (make_splits(dataset, "random", seed=s) for s in (1, 1, 2))
+    assert (len(a.train), len(a.val), len(a.test)) == (60, 20, 20)
+    assert sorted(np.concatenate([a.train, a.val, a.test])) == list(range(100))
+    assert np.array_equal(a.test, b.test)
+    assert not np.array_equal(a.test, c.test)
+    with pytest.raises(NashError, match="unknown split"):
+        make_splits(dataset, "kfold")

@@ -1,0 +1,172 @@
+"""``nash eval`` as a user runs it: tables, --json, --save-codes, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from nashcli.cli import app
+from nashcli.datasets import write_jsonl
+from tests.test_evaluation import _fake_fit_encode, topic_corpus
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A few dozen labelled documents in the shared .jsonl.gz format."""
+    path = tmp_path / "tiny.jsonl.gz"
+    write_jsonl(topic_corpus(48), path)
+    return path
+
+
+@pytest.fixture
+def fake_engine(monkeypatch) -> list:
+    calls: list = []
+    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode(calls))
+    return calls
+
+
+def _error_line(result) -> str:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("nash: error: ")
+    return lines[0]
+
+
+def test_json_output_is_one_document(corpus: Path, fake_engine: list) -> None:
+    result = runner.invoke(
+        app, ["eval", str(corpus), "--bits", "8,16", "--methods", "nash-dn,lsh,tfidf", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)  # nothing else on stdout
+    assert document["dataset"] == "tiny"
+    assert (document["n_train"], document["n_test"]) == (32, 12)  # 4 carved for validation
+    rows = [(r["method"], r["bits"]) for r in document["results"]]
+    assert rows == [("nash-dn", 8), ("nash-dn", 16), ("lsh", 8), ("lsh", 16), ("tfidf", 0)]
+    for row in document["results"]:
+        assert row["supervised"] is False
+        assert 0.0 <= row["precision_at_100_tie_aware"] <= 1.0
+        assert isinstance(row["precision_at_100"], float)
+        assert isinstance(row["train_seconds"], float)
+
+
+def test_table_lists_methods_and_bit_lengths(corpus: Path, fake_engine: list) -> None:
+    result = runner.invoke(app, ["eval", str(corpus), "--bits", "8,16", "--methods", "nash,tfidf"])
+    assert result.exit_code == 0, result.output
+    assert "precision@100 on tiny" in result.stdout
+    for text in ("nash", "tfidf", "8 bits", "16 bits", "no hashing", "0.3333"):
+        assert text in result.stdout
+    assert result.stderr == ""  # progress stays off when stderr is not a terminal
+
+
+def test_supervised_seed_device_and_random_split(corpus: Path, fake_engine: list) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            str(corpus),
+            "--bits",
+            "8",
+            "--methods",
+            "nash-dn",
+            "--supervised",
+            "--seed",
+            "5",
+            "--device",
+            "cpu",
+            "--split",
+            "random",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert (document["n_train"] + document["n_test"]) == 48 - round(0.2 * 48)
+    assert document["results"][0]["supervised"] is True
+    assert fake_engine == [("nash-dn", 8, True, 5, "cpu")]
+
+
+def test_save_codes_writes_packed_codes(corpus: Path, fake_engine: list, tmp_path: Path) -> None:
+    out = tmp_path / "codes"
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            str(corpus),
+            "--bits",
+            "8,16",
+            "--methods",
+            "lsh,tfidf",
+            "--save-codes",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["lsh-16.npz", "lsh-8.npz"]
+    with np.load(out / "lsh-16.npz") as saved:
+        assert saved["train_codes"].shape == (32, 2) and saved["train_codes"].dtype == np.uint8
+        assert saved["test_labels"].shape == (12, 3) and saved["test_labels"].dtype == bool
+
+
+def test_known_name_from_data_dir_and_nash_data(tmp_path: Path, fake_engine: list) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_jsonl(topic_corpus(48), data / "20newsgroups_bydate.jsonl.gz")
+    args = ["eval", "20ng", "--bits", "8", "--methods", "lsh", "--json"]
+    result = runner.invoke(app, [*args, "--data-dir", str(data)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dataset"] == "20ng"
+    result = runner.invoke(app, args, env={"NASH_DATA": str(data)})
+    assert result.exit_code == 0, result.output
+
+
+def test_real_engine_end_to_end(corpus: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["eval", str(corpus), "--bits", "8", "--methods", "nash-dn", "--device", "cpu", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["results"][0]
+    assert row["method"] == "nash-dn" and row["bits"] == 8
+    assert row["train_seconds"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mnist"], "unknown dataset 'mnist'"),
+        (["{missing}"], "not found"),
+        (["{malformed}"], "line 2: not valid JSON"),
+        (["reuters", "--data-dir", "{empty}"], "reuters21578_modapte.jsonl.gz"),
+        (["{corpus}", "--bits", "12"], "multiple of 8"),
+        (["{corpus}", "--bits", "512"], "between 8 and 256"),
+        (["{corpus}", "--bits", "8,big"], "not a whole number"),
+        (["{corpus}", "--methods", "nash,bert"], "unknown method 'bert'"),
+        (["{corpus}", "--split", "kfold"], "--split"),
+        (["{corpus}", "--device", "tpu"], "--device"),
+    ],
+)
+def test_bad_input_is_one_clear_line(
+    args: list[str], message: str, corpus: Path, tmp_path: Path, fake_engine: list
+) -> None:
+    malformed = tmp_path / "malformed.jsonl"
+    malformed.write_text('{"id": "1", "text": "x", "labels": ["a"], "split": "train"}\n{oops\n')
+    (tmp_path / "empty").mkdir()
+    paths = {
+        "corpus": corpus,
+        "missing": tmp_path / "absent.jsonl.gz",
+        "malformed": malformed,
+        "empty": tmp_path / "empty",
+    }
+    argv = ["eval", *[a.format(**paths) for a in args], "--json"]
+    line = _error_line(runner.invoke(app, argv))
+    assert message in line
+    assert fake_engine == []  # nothing was trained

@@ -1,0 +1,194 @@
+"""The evaluation harness: argument parsing, scoring, the run plan, saved codes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nashcli import evaluation
+from nashcli.datasets import Dataset
+from nashcli.errors import NashError
+
+TOPICS = {
+    "sport": "goal match team player score league coach season win stadium",
+    "money": "bank rate dollar market stock interest bond inflation loan profit",
+    "space": "orbit rocket launch planet moon star nasa satellite shuttle mission",
+}
+COMMON = "the report said today new year people time week"
+
+
+def topic_corpus(n: int = 60, test_every: int = 4, seed: int = 0) -> Dataset:
+    """Three topics with disjoint vocabularies, a few shared filler words."""
+    rng = random.Random(seed)
+    names = list(TOPICS)
+    ids, texts, labels, split = [], [], [], []
+    for i in range(n):
+        topic = names[i % 3]
+        words = [rng.choice(TOPICS[topic].split()) for _ in range(10)]
+        words += rng.sample(COMMON.split(), 4)
+        rng.shuffle(words)
+        ids.append(f"d{i}")
+        texts.append(" ".join(words))
+        labels.append([topic])
+        split.append("test" if i % test_every == 0 else "train")
+    return Dataset("topics", ids, texts, labels, split)
+
+
+def test_parse_bits() -> None:
+    assert evaluation.parse_bits("8,16, 32,16") == [8, 16, 32]
+    assert evaluation.parse_bits([256]) == [256]
+    for bad, message in [
+        ("12", "multiple of 8"),
+        ("0", "multiple of 8"),
+        ("264", "between 8 and 256"),
+        ("8,x", "not a whole number"),
+        (",", "at least one"),
+    ]:
+        with pytest.raises(NashError, match=message):
+            evaluation.parse_bits(bad)
+
+
+def test_parse_methods() -> None:
+    everything = evaluation.parse_methods(None)
+    assert everything[:6] == ["nash", "nash-n", "nash-dn", "lsh", "vdsh", "tfidf"]
+    assert evaluation.parse_methods("all") == everything
+    assert evaluation.parse_methods("LSH, tfidf,lsh") == ["lsh", "tfidf"]
+    with pytest.raises(NashError, match="unknown method 'bert'"):
+        evaluation.parse_methods("nash,bert")
+
+
+def test_exact_tfidf_matches_brute_force_cosine() -> None:
+    problem, _ = evaluation.prepare(topic_corpus(120, test_every=4))
+    k = 5
+    positional, tie_aware = evaluation.score_exact(problem, k=k)
+    sims = (problem.X_test @ problem.X_train.T).toarray()
+    hits = (problem.Y_test.astype(int) @ problem.Y_train.T.astype(int)) > 0
+    expected = []
+    for q in range(sims.shape[0]):
+        order = np.lexsort((np.arange(sims.shape[1]), -sims[q]))[:k]  # ties by database position
+        expected.append(hits[q, order].mean())
+    assert positional == pytest.approx(float(np.mean(expected)))
+    assert 0.9 < tie_aware <= 1.0  # disjoint topic vocabularies: nearly every neighbour is a hit
+
+
+def _fake_fit_encode(calls: list):
+    """A stand-in engine whose codes are the label one-hot (perfect) padded with zeros."""
+
+    def fit_encode(
+        method, bits, problem, *, supervised=False, seed=0, device="auto", on_epoch=None
+    ):
+        calls.append((method, bits, supervised, seed, device))
+        if on_epoch is not None:
+            on_epoch(1, 2, {"val_precision": 0.5})
+            on_epoch(2, 2, {})
+
+        def codes(y):
+            out = np.zeros((y.shape[0], bits), dtype=bool)
+            out[:, : y.shape[1]] = y
+            return out
+
+        return codes(problem.Y_train), codes(problem.Y_test)
+
+    return fit_encode
+
+
+class Recorder(evaluation.Reporter):
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def start(self, method, bits, index, total):
+        self.events.append(("start", method, bits, index, total))
+
+    def epoch(self, epoch, max_epochs, info):
+        self.events.append(("epoch", epoch))
+
+    def done(self, result):
+        self.events.append(("done", result.method, result.bits))
+
+
+def test_evaluate_plans_runs_and_scores(monkeypatch) -> None:
+    calls: list = []
+    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode(calls))
+    problem, _ = evaluation.prepare(topic_corpus(60))
+    recorder = Recorder()
+    results = evaluation.evaluate(
+        problem,
+        ["nash", "tfidf", "lsh"],
+        [8, 16],
+        supervised=True,
+        seed=3,
+        device="cpu",
+        reporter=recorder,
+    )
+    assert [(r.method, r.bits) for r in results] == [
+        ("nash", 8),
+        ("nash", 16),
+        ("tfidf", 0),
+        ("lsh", 8),
+        ("lsh", 16),
+    ]
+    # LSH and exact cosine never see labels, so they are not reported as supervised.
+    assert [r.supervised for r in results] == [True, True, False, False, False]
+    assert calls == [
+        ("nash", 8, True, 3, "cpu"),
+        ("nash", 16, True, 3, "cpu"),
+        ("lsh", 8, False, 3, "cpu"),
+        ("lsh", 16, False, 3, "cpu"),
+    ]
+    # Perfect codes: every query's ties hold only hits... and only 45 database docs,
+    # 15 per topic, so precision@100 (k capped at 45) is 1/3 both ways.
+    nash8 = results[0]
+    assert nash8.precision_at_100 == pytest.approx(1 / 3)
+    assert nash8.precision_at_100_tie_aware == pytest.approx(1 / 3)
+    assert all(r.train_seconds >= 0 for r in results)
+    assert recorder.events[:4] == [
+        ("start", "nash", 8, 0, 5),
+        ("epoch", 1),
+        ("epoch", 2),
+        ("done", "nash", 8),
+    ]
+    assert set(results[0].to_json()) == {
+        "method",
+        "bits",
+        "supervised",
+        "precision_at_100",
+        "precision_at_100_tie_aware",
+        "train_seconds",
+    }
+
+
+def test_codes_of_the_wrong_shape_are_caught(monkeypatch) -> None:
+    monkeypatch.setattr(
+        "nashcli.methods.fit_encode",
+        lambda method, bits, problem, **kw: (np.zeros((3, bits), bool), np.zeros((3, bits), bool)),
+    )
+    problem, _ = evaluation.prepare(topic_corpus(30))
+    with pytest.raises(RuntimeError, match="expected"):
+        evaluation.run_method(problem, "nash", 8)
+
+
+def test_save_codes_packs_bits_and_labels(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode([]))
+    problem, _ = evaluation.prepare(topic_corpus(60))
+    results = evaluation.evaluate(problem, ["nash", "tfidf"], [16], keep_codes=True)
+    written = evaluation.save_codes(results, problem, tmp_path / "codes")
+    assert [p.name for p in written] == ["nash-16.npz"]  # tfidf has no codes
+    with np.load(written[0]) as saved:
+        assert saved["train_codes"].dtype == np.uint8
+        assert saved["train_codes"].shape == (problem.X_train.shape[0], 2)
+        unpacked = np.unpackbits(saved["test_codes"], axis=1)[:, :16].astype(bool)
+        assert np.array_equal(unpacked, results[0].test_codes)
+        assert saved["train_labels"].dtype == bool
+        assert np.array_equal(saved["test_labels"], problem.Y_test)
+
+
+def test_real_engine_beats_chance_on_separable_topics() -> None:
+    """One real NASH run at 8 bits: codes of the right shape that retrieve same-topic documents."""
+    dataset = topic_corpus(240, test_every=4)
+    problem, _ = evaluation.prepare(dataset)
+    result = evaluation.run_method(problem, "nash", 8, seed=0, device="cpu", k=10)
+    assert result.bits == 8 and not result.supervised
+    assert result.precision_at_100_tie_aware > 0.5  # chance is 1/3

@@ -205,7 +205,7 @@ def similar_table(hits: Sequence, root, query: str, width: int = 100) -> Table:
             shown.append(str(Path(hit.path).relative_to(root)))
         except ValueError:
             shown.append(str(hit.path))
-    path_width = min(max(map(len, shown), default=4), 48)
+    path_width = max(8, min(max(map(len, shown), default=4), 48, width - 34))
     title_width = max(8, width - path_width - 26)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("dist", justify="right", no_wrap=True)
@@ -227,9 +227,8 @@ def status_table(collections: Sequence[dict]) -> Table:
         table.add_column(
             column,
             justify="right" if column in ("documents", "bits") else "left",
-            no_wrap=column != "root",
+            no_wrap=column not in ("root", "updated"),
             overflow="fold",
-            min_width=12 if column == "root" else None,
         )
     for c in collections:
         updated = datetime.datetime.fromtimestamp(c["updated_at"]).strftime("%Y-%m-%d %H:%M")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Each module registers its commands on `app` when imported.
-from nashcli.cli import eval_cmd  # noqa: E402,F401
+from nashcli.cli import collection_cmds, eval_cmd, watch_cmd  # noqa: E402,F401
 from nashcli.cli.app import app
 
 __all__ = ["app", "main"]

@@ -1,0 +1,157 @@
+"""``nash index``, ``nash similar``, ``nash status``, ``nash forget``: personal collections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from nashcli.cli.app import app
+from nashcli.errors import NashError
+
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+@app.command("index")
+def index_command(
+    path: Path = typer.Argument(..., help="The folder to index (searched recursively)."),
+    bits: int | None = typer.Option(
+        None, "--bits", help="Code length in bits [default: 64, or the collection's]."
+    ),
+    name: str | None = typer.Option(
+        None, "--name", help="Collection name [default: the folder's name]."
+    ),
+    retrain: bool = typer.Option(
+        False, "--retrain", help="Refit the features and the model on every document now."
+    ),
+    device: str = typer.Option("auto", "--device", help="Where to train: auto, cpu or cuda."),
+    max_size: str | None = typer.Option(
+        None, "--max-size", help="Skip files larger than this (e.g. 10MB, 512KiB) [default: 10MB]."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, no summary."),
+) -> None:
+    """Index the text documents under PATH (again: only what changed), to find similar ones.
+
+    The first run trains a NASH model on the folder; later runs encode new and changed files with
+    it, drop deleted ones, and retrain on their own once the folder has changed a lot.
+    """
+    from rich.console import Console
+
+    from nashcli import corpus, indexing, render
+
+    if device not in _DEVICES:
+        raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
+    max_bytes = corpus.parse_size(max_size) if max_size is not None else None
+    with render.IndexProgress(quiet=quiet) as progress:
+        report = indexing.index_folder(
+            path,
+            name=name,
+            bits=bits,
+            retrain=retrain,
+            device=device,
+            reporter=progress,
+            max_bytes=max_bytes,
+        )
+    if not quiet:
+        Console(highlight=False).print(render.index_summary(report))
+
+
+@app.command("similar")
+def similar_command(
+    file: Path | None = typer.Argument(None, help="A file, in the collection or not."),
+    text: str | None = typer.Option(None, "--text", help="Search with this text instead."),
+    top: int = typer.Option(10, "--top", "-n", help="How many documents to show."),
+    collection: str | None = typer.Option(
+        None,
+        "--collection",
+        "-c",
+        help="Collection [default: the one holding FILE, or the only one].",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    rerank: bool = typer.Option(
+        True,
+        "--rerank/--no-rerank",
+        help="Re-order the nearest codes by tf-idf cosine (more precise) or keep Hamming order.",
+    ),
+) -> None:
+    """Show the documents most similar to FILE (or to --text)."""
+    from nashcli.similar import choose_collection, find_similar
+
+    if (file is None) == (text is None):
+        raise NashError('give a FILE or --text "..." (one of them)')
+    chosen = choose_collection(collection, file)
+    query: Path | str = file if file is not None else text
+    hits = find_similar(query, chosen, top=top, rerank=rerank)
+    label = str(file) if file is not None else text
+    if as_json:
+        document = {
+            "query": label,
+            "collection": chosen.name,
+            "results": [
+                {"path": str(h.path), "distance": h.distance, "score": h.score} for h in hits
+            ],
+        }
+        typer.echo(json.dumps(document, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    from nashcli import render
+
+    short = label if len(label) <= 60 else label[:59] + "…"
+    console = Console(highlight=False)
+    console.print(render.similar_table(hits, chosen.root, short, width=console.width))
+
+
+def _is_watching(name: str) -> bool:
+    try:
+        from nashcli.watching import is_watching
+    except ImportError:
+        return False
+    return bool(is_watching(name))
+
+
+@app.command("status")
+def status_command(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+) -> None:
+    """List the collections: root, documents, code length, model, last update, watcher."""
+    from nashcli.index import list_collections
+
+    rows = []
+    for c in list_collections():
+        summary = c.summary()
+        rows.append(
+            {
+                "name": summary["name"],
+                "root": summary["root"],
+                "documents": summary["documents"],
+                "bits": summary["bits"],
+                "model": summary["model"],
+                "updated_at": summary["updated_at"],
+                "watching": _is_watching(c.name),
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps({"collections": rows}, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no collections yet: index a folder with: nash index FOLDER")
+        return
+    from rich.console import Console
+
+    from nashcli import render
+
+    Console(highlight=False).print(render.status_table(rows))
+
+
+@app.command("forget")
+def forget_command(
+    name: str = typer.Argument(..., help="The collection whose index to delete."),
+) -> None:
+    """Delete a collection's index (your files are not touched)."""
+    from nashcli.index import Collection
+
+    collection = Collection.open(name)
+    collection.remove()
+    typer.echo(f"forgot {name} ({collection.root}); your files are untouched")

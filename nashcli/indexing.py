@@ -1,0 +1,490 @@
+"""Keeping a collection's index in step with its folder: `nash index` and the watcher's updates.
+
+``index_folder`` crawls a folder and brings the index up to date: unchanged files (same size and
+mtime) are not even read; files whose bytes changed but whose text did not (same content hash)
+only get their stat updated; new and changed files are encoded with the current model and
+appended; files that disappeared are tombstoned; a file that reappears elsewhere with the same
+text is re-pathed without encoding. The first run, ``--retrain``, or :func:`retrain_due` fit the
+features and the model afresh and write a new generation. Work is committed in batches, so a
+killed run keeps what it finished and the next run does the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from nashcli import codes
+from nashcli.errors import NashError
+from nashcli.index import Collection, DocMeta, DocRow, Writer, name_for_folder
+
+#: A model is retrained on its own once the rows encoded since it was fitted (new and changed
+#: documents) reach this share of the documents it was fitted on (see README, "When the model
+#: is retrained", and ``benchmarks/collections.py --retrain-study`` for the measurement).
+RETRAIN_GROWTH = 0.5
+#: ... but tiny collections retrain sooner: a model fitted on fewer documents than this is
+#: refitted whenever the collection has grown by a quarter (fitting a few hundred is seconds).
+SMALL_COLLECTION = 1000
+SMALL_GROWTH = 0.25
+#: Tombstoned rows are dropped by rewriting the generation once they exceed this share of rows.
+COMPACT_SHARE = 0.3
+#: Documents read, encoded and committed per batch (a killed run keeps finished batches).
+BATCH = 512
+#: How long a writer waits for another one (a watcher's update, a `nash index`) to finish.
+LOCK_TIMEOUT = 10.0
+
+
+class Reporter(Protocol):
+    """Progress sink: the CLI shows bars, library users pass nothing."""
+
+    def progress(self, phase: str, completed: int, total: int | None) -> None:
+        """``phase`` is 'crawling', 'reading', 'training' or 'encoding'; total None = unknown."""
+
+
+class _Silent:
+    def progress(self, phase: str, completed: int, total: int | None) -> None:
+        pass
+
+
+@dataclass
+class IndexReport:
+    """What an indexing run did, for the summary line and for scripts."""
+
+    collection: str
+    root: Path
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    deleted: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    retrained: bool = False
+    retrain_reason: str = ""
+    compacted: bool = False
+    documents: int = 0
+    seconds: float = 0.0
+    retrain_due: bool = False
+
+
+def due_for_retrain(trained_docs: int, encoded_since: int) -> bool:
+    """The retrain policy on plain counts (see :data:`RETRAIN_GROWTH`)."""
+    if trained_docs <= 0:
+        return encoded_since > 0
+    share = SMALL_GROWTH if trained_docs < SMALL_COLLECTION else RETRAIN_GROWTH
+    return encoded_since >= share * trained_docs
+
+
+def retrain_due(collection: Collection) -> bool:
+    """Has the collection changed enough since its model was fitted that it should be refitted?
+
+    Counts the rows encoded with the current model after it was fitted (new and changed
+    documents) against the number it was fitted on.
+    """
+    with collection.snapshot() as snap:
+        if snap.generation == 0:
+            return True
+        return due_for_retrain(snap.trained_docs, snap.rows - snap.trained_docs)
+
+
+def _new_hasher(bits: int, device: str, seed: int, options: dict | None):
+    from nashcli.methods import DEFAULT_METHOD
+    from nashcli.pipeline import SemanticHasher
+
+    return SemanticHasher(
+        n_bits=bits, method=DEFAULT_METHOD, device=device, seed=seed, **(options or {})
+    )
+
+
+def _load_hasher(model_dir: Path, device: str):
+    from nashcli.pipeline import SemanticHasher
+
+    return SemanticHasher.load(model_dir, device=device)
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _read(path: Path) -> tuple[str, str]:
+    """``(text, title)`` of a document; :class:`corpus.UnreadableFile` if it has no text."""
+    from nashcli import corpus
+
+    doc = corpus.read_document(path)
+    if not doc.text.strip():
+        raise corpus.UnreadableFile("no text")
+    return doc.text, (doc.title or corpus.title_of(doc.text))[:200]
+
+
+def _hash(path: Path) -> str:
+    """Content hash of the file's bytes (same bytes: same text, same code)."""
+    from nashcli import corpus
+
+    return corpus.content_hash(path)
+
+
+@dataclass
+class _Candidate:
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def index_folder(
+    root: Path | str,
+    *,
+    name: str | None = None,
+    bits: int | None = None,
+    retrain: bool = False,
+    device: str = "auto",
+    reporter: Reporter | None = None,
+    max_bytes: int | None = None,
+    lock_timeout: float = LOCK_TIMEOUT,
+    seed: int = 0,
+    hasher_options: dict | None = None,
+) -> IndexReport:
+    """Index ``root`` into collection ``name`` (default: the folder's name), incrementally.
+
+    ``bits`` defaults to the collection's (64 for a new one); changing it needs ``retrain``.
+    ``hasher_options`` go to :class:`~nashcli.pipeline.SemanticHasher` (e.g. fewer epochs).
+    Raises :class:`NashError` for a missing folder, a folder with nothing to index, or a name
+    taken by another folder; :class:`IndexBusyError` if another writer keeps the lock.
+    """
+    from nashcli import corpus
+
+    started = time.perf_counter()
+    reporter = reporter or _Silent()
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise NashError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise NashError(f"{root}: not a folder (nash index takes a folder)")
+    root = root.resolve()
+    name = name or name_for_folder(root)
+    collection = Collection.open(name) if Collection.exists(name) else None
+    if collection is not None and collection.root != root:
+        raise NashError(
+            f"collection {name!r} already indexes {collection.root}; "
+            f"choose another name with --name"
+        )
+    if collection is not None and bits is not None and bits != collection.bits and not retrain:
+        raise NashError(
+            f"collection {name!r} uses {collection.bits}-bit codes; "
+            f"add --retrain to re-encode it with {bits} bits"
+        )
+    report = IndexReport(collection=name, root=root)
+
+    # 1. Crawl (no lock needed: it only reads the folder).
+    found: list[_Candidate] = []
+    skipped: dict[str, str] = {}
+    crawl_kw = {} if max_bytes is None else {"max_bytes": max_bytes}
+    for n, item in enumerate(corpus.crawl(root, **crawl_kw), 1):
+        path = item.path if item.path.is_absolute() else root / item.path
+        if isinstance(item, corpus.Skipped):
+            skipped[str(path)] = item.reason
+        else:
+            found.append(_Candidate(path, item.size, item.mtime_ns))
+        reporter.progress("crawling", n, None)
+    if collection is None and not found:
+        why = f" ({len(skipped)} skipped: see --help for what is indexed)" if skipped else ""
+        raise NashError(f"{root}: nothing to index, no text documents found{why}")
+
+    if collection is None:
+        collection = Collection.create(name, root, bits or 64)
+    with collection.writer(timeout=lock_timeout) as w:
+        stored = w.live_docs()
+        counts = w.counts()
+        seen = {str(c.path) for c in found}
+        for path, reason in skipped.items():
+            report.skipped.append((_rel(Path(path), root), reason))
+        # A document that is skipped now (unreadable, grown too big) keeps its old entry.
+        gone = [doc for path, doc in stored.items() if path not in seen and path not in skipped]
+        fresh = [c for c in found if str(c.path) not in stored]
+        changed = [
+            c
+            for c in found
+            if str(c.path) in stored
+            and (stored[str(c.path)].size, stored[str(c.path)].mtime_ns) != (c.size, c.mtime_ns)
+        ]
+        encoded_since = counts["rows"] - counts["trained_docs"] + len(fresh) + len(changed)
+        target_bits = bits or collection.bits
+        if w.generation == 0:
+            why = "first index"
+        elif retrain:
+            why = "--retrain"
+        elif due_for_retrain(counts["trained_docs"], encoded_since):
+            why = (
+                f"the collection changed by {encoded_since} documents since the model "
+                f"was fitted on {counts['trained_docs']}"
+            )
+        else:
+            why = ""
+        if why:
+            if not found:
+                raise NashError(f"{root}: nothing to index, no text documents found")
+            report.retrained, report.retrain_reason = True, why
+            _retrain(w, found, stored, target_bits, device, seed, hasher_options, report, reporter)
+        else:
+            report.unchanged = len(found) - len(fresh) - len(changed)
+            model_dir = w.gen_dir() / "model"
+            _apply(
+                w,
+                lambda: _load_hasher(model_dir, device),
+                fresh + changed,
+                stored,
+                gone,
+                report,
+                reporter,
+            )
+        _maybe_compact(w, report)
+        report.documents = w.counts()["live"]
+        report.retrain_due = due_for_retrain(
+            w.counts()["trained_docs"], w.counts()["rows"] - w.counts()["trained_docs"]
+        )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _retrain(
+    w: Writer,
+    found: Sequence[_Candidate],
+    stored: dict[str, DocRow],
+    bits: int,
+    device: str,
+    seed: int,
+    hasher_options: dict | None,
+    report: IndexReport,
+    reporter: Reporter,
+) -> None:
+    """Read every document, fit features + model, encode all, switch to the new generation."""
+    texts: list[str] = []
+    metas: list[DocMeta] = []
+    root = report.root
+    for n, c in enumerate(found, 1):
+        try:
+            h = _hash(c.path)
+            text, title = _read(c.path)
+        except Exception as error:  # noqa: BLE001 - any unreadable file is skipped, not fatal
+            report.skipped.append((_rel(c.path, root), _reason(error)))
+            continue
+        finally:
+            reporter.progress("reading", n, len(found))
+        old = stored.get(str(c.path))
+        if old is None:
+            report.added += 1
+        elif old.hash != h:
+            report.updated += 1
+        else:
+            report.unchanged += 1
+        texts.append(text)
+        metas.append(DocMeta(str(c.path), c.size, c.mtime_ns, h, title))
+    report.deleted = len(set(stored) - {m.path for m in metas} - {p for p, _ in report.skipped})
+    if not texts:
+        raise NashError(f"{root}: nothing to index, no readable text documents")
+    hasher = _new_hasher(bits, device, seed, hasher_options)
+
+    def on_epoch(epoch: int, max_epochs: int, info: dict) -> None:
+        reporter.progress("training", epoch, max_epochs)
+
+    reporter.progress("training", 0, None)
+    hasher.fit(texts, on_epoch=on_epoch)
+    words, tfidf = _encode(hasher, texts, reporter)
+    w.new_generation(
+        hasher.save, words, tfidf, metas, method=hasher.method, trained_docs=len(texts), bits=bits
+    )
+
+
+def _encode(hasher, texts: Sequence[str], reporter: Reporter):
+    """Packed codes (n, n_words) and tf-idf rows of ``texts``, with progress."""
+    import scipy.sparse as sp
+
+    words, vectors = [], []
+    for start in range(0, len(texts), BATCH):
+        chunk = texts[start : start + BATCH]
+        x = hasher.vectorize(chunk)
+        words.append(codes.pack_codes(hasher.encode_vectors(x)))
+        vectors.append(x)
+        reporter.progress("encoding", min(start + BATCH, len(texts)), len(texts))
+    n_words = codes.n_words(hasher.n_bits)
+    if not words:
+        return np.zeros((0, n_words), dtype=np.uint64), sp.csr_matrix((0, 0))
+    return np.concatenate(words), sp.vstack(vectors).tocsr()
+
+
+def _reason(error: BaseException) -> str:
+    from nashcli import corpus
+
+    if isinstance(error, corpus.UnreadableFile):
+        return str(error) or "unreadable"
+    if isinstance(error, FileNotFoundError):
+        return "vanished while indexing"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    if isinstance(error, OSError):
+        return f"unreadable ({error.strerror or error.__class__.__name__})"
+    return f"unreadable ({error.__class__.__name__})"
+
+
+def _apply(
+    w: Writer,
+    load_hasher,
+    candidates: Sequence[_Candidate],
+    stored: dict[str, DocRow],
+    gone: Sequence[DocRow],
+    report: IndexReport,
+    reporter: Reporter,
+) -> None:
+    """Encode new/changed candidates with the current model, re-path moves, drop ``gone``.
+
+    Commits once per batch, so a killed run keeps its finished batches. ``load_hasher()`` is
+    called only if something needs encoding (loading the model imports torch).
+    """
+    root = report.root
+    hasher = None
+    gone_by_hash: dict[str, list[DocRow]] = {}
+    for doc in gone:
+        gone_by_hash.setdefault(doc.hash, []).append(doc)
+    total = len(candidates)
+    for start in range(0, total, BATCH):
+        batch = candidates[start : start + BATCH]
+        texts: list[str] = []
+        metas: list[DocMeta] = []
+        replaced: list[int] = []
+        for c in batch:
+            try:
+                h = _hash(c.path)
+                old = stored.get(str(c.path))
+                if old is not None and old.hash == h:  # touched, same bytes: keep the code
+                    meta = DocMeta(str(c.path), c.size, c.mtime_ns, h, old.title)
+                    w.repath(old.row, meta)
+                    report.unchanged += 1
+                    continue
+                if old is None and gone_by_hash.get(h):  # same bytes at a new path: a move
+                    moved = gone_by_hash[h].pop()
+                    w.repath(moved.row, DocMeta(str(c.path), c.size, c.mtime_ns, h, moved.title))
+                    report.moved += 1
+                    continue
+                text, title = _read(c.path)
+            except Exception as error:  # noqa: BLE001 - skipped with its reason
+                report.skipped.append((_rel(c.path, root), _reason(error)))
+                continue
+            meta = DocMeta(str(c.path), c.size, c.mtime_ns, h, title)
+            if old is not None:
+                replaced.append(old.row)
+                report.updated += 1
+            else:
+                report.added += 1
+            texts.append(text)
+            metas.append(meta)
+        if texts:
+            hasher = hasher or load_hasher()
+            x = hasher.vectorize(texts)
+            words = codes.pack_codes(hasher.encode_vectors(x))
+            w.tombstone(replaced)
+            w.append(words, x, metas)
+        w.commit()
+        reporter.progress("encoding", min(start + BATCH, total), total)
+    leftover = [doc.row for docs in gone_by_hash.values() for doc in docs]
+    if leftover:
+        w.tombstone(leftover)
+        report.deleted += len(leftover)
+    w.commit()
+
+
+def _maybe_compact(w: Writer, report: IndexReport) -> None:
+    counts = w.counts()
+    if counts["rows"] and counts["dead"] > COMPACT_SHARE * counts["rows"]:
+        w.compact()
+        report.compacted = True
+
+
+def apply_changes(
+    name: str,
+    *,
+    upserts: Iterable[Path | str] = (),
+    deletions: Iterable[Path | str] = (),
+    moves: Iterable[tuple[Path | str, Path | str]] = (),
+    reporter: Reporter | None = None,
+    device: str = "auto",
+    lock_timeout: float = LOCK_TIMEOUT,
+) -> IndexReport:
+    """Apply known file changes (a watcher's events) to collection ``name`` without a crawl.
+
+    ``upserts`` are (re)read and encoded with the current model if their text changed;
+    ``deletions`` leave the index; ``moves`` (old, new) re-path a document without re-encoding.
+    Waits up to ``lock_timeout`` seconds for another writer. Never retrains (check
+    ``report.retrain_due`` and run :func:`index_folder` for that).
+    """
+    started = time.perf_counter()
+    reporter = reporter or _Silent()
+    collection = Collection.open(name)
+    root = collection.root
+    report = IndexReport(collection=name, root=root)
+    with collection.writer(timeout=lock_timeout) as w:
+        if w.generation == 0:
+            raise NashError(f"collection {name!r} has no model yet: run nash index {root}")
+        stored = w.live_docs()
+        drop: list[DocRow] = []
+        for path in deletions:
+            doc = stored.get(str(Path(path).absolute()))
+            if doc is not None:
+                drop.append(doc)
+        pending = [Path(p).absolute() for p in upserts]
+        for old_path, new_path in moves:
+            old = stored.get(str(Path(old_path).absolute()))
+            new_path = Path(new_path).absolute()
+            try:
+                st = new_path.stat()
+            except OSError:
+                if old is not None:
+                    drop.append(old)
+                continue
+            target = stored.get(str(new_path))
+            if old is None:
+                pending.append(new_path)
+                continue
+            if target is not None and target.row != old.row:
+                w.tombstone([target.row])
+            w.repath(
+                old.row, DocMeta(str(new_path), st.st_size, st.st_mtime_ns, old.hash, old.title)
+            )
+            report.moved += 1
+        candidates: list[_Candidate] = []
+        for path in dict.fromkeys(pending):
+            try:
+                st = path.stat()
+            except OSError:
+                if str(path) in stored:
+                    drop.append(stored[str(path)])
+                continue
+            if not path.is_file():
+                continue
+            doc = stored.get(str(path))
+            if doc is not None and (doc.size, doc.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                report.unchanged += 1
+                continue
+            candidates.append(_Candidate(path, st.st_size, st.st_mtime_ns))
+        if drop:
+            w.tombstone(sorted({d.row for d in drop}))
+            report.deleted += len({d.row for d in drop})
+        w.commit()
+        if candidates:
+            model_dir = w.gen_dir() / "model"
+            _apply(
+                w, lambda: _load_hasher(model_dir, device), candidates, stored, [], report, reporter
+            )
+        _maybe_compact(w, report)
+        counts = w.counts()
+        report.documents = counts["live"]
+        report.retrain_due = due_for_retrain(
+            counts["trained_docs"], counts["rows"] - counts["trained_docs"]
+        )
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,167 @@
+"""`nash similar`: the nearest documents of a collection to a file or a piece of text.
+
+The query's code is compared with every committed code by Hamming distance (an exact scan of the
+memory-mapped planes). By default a pool of the nearest codes is then re-ranked by the cosine of
+their stored tf-idf vectors with the query's, which measurably raises precision (README,
+"Asking for similar documents"); ``rerank=False`` gives the pure semantic-hashing order.
+
+A file that is indexed and unchanged is answered from its stored code and vector, without
+loading the model (no torch import): that is what keeps `nash similar FILE` fast.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nashcli.errors import NashError
+from nashcli.index import Collection, Snapshot, list_collections
+
+#: Hamming candidates re-ranked by tf-idf cosine (see benchmarks/collections.py --pools).
+DEFAULT_POOL = 100
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One similar document: absolute path, Hamming distance, score (higher is closer)."""
+
+    path: Path
+    distance: int
+    score: float
+    title: str
+    row: int
+
+
+def _within(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def choose_collection(name: str | None = None, path: Path | None = None) -> Collection:
+    """``name`` if given; else the collection whose root holds ``path`` (the deepest), else the
+    only collection; else a :class:`NashError` listing the names to choose from."""
+    if name:
+        return Collection.open(name)
+    collections = list_collections()
+    if not collections:
+        raise NashError("no collections yet: index a folder first with: nash index FOLDER")
+    if path is not None:
+        places = {Path(os.path.abspath(path)), Path(path).resolve()}
+        holders = [c for c in collections if any(_within(p, c.root) for p in places)]
+        if holders:
+            return max(holders, key=lambda c: len(c.root.parts))
+    if len(collections) == 1:
+        return collections[0]
+    names = ", ".join(c.name for c in collections)
+    raise NashError(f"several collections ({names}): choose one with --collection NAME")
+
+
+def _load_hasher(model_dir: Path):
+    from nashcli.pipeline import SemanticHasher
+
+    return SemanticHasher.load(model_dir, device="cpu")
+
+
+def find_similar(
+    query: Path | str,
+    collection: Collection | str,
+    top: int = 10,
+    rerank: bool = True,
+    pool: int = DEFAULT_POOL,
+) -> list[Hit]:
+    """The ``top`` documents of ``collection`` nearest to ``query``.
+
+    ``query`` is a :class:`~pathlib.Path` (a file, inside the collection or not; an indexed file
+    is never its own neighbour) or a ``str`` of text. ``rerank`` re-orders the ``pool`` nearest
+    codes by tf-idf cosine. Raises :class:`NashError` for a missing file, a folder, a file
+    without text, or a collection without an index yet.
+    """
+    if top < 1:
+        raise NashError(f"--top must be at least 1, got {top}")
+    if isinstance(collection, str):
+        collection = Collection.open(collection)
+    with collection.snapshot() as snap:
+        if snap.generation == 0:
+            raise NashError(
+                f"collection {collection.name!r} has no index yet: run nash index {collection.root}"
+            )
+        qwords, qvec, own_row = _query(query, snap)
+        return _search(snap, qwords, qvec, own_row, top, rerank, pool)
+
+
+def _query(query: Path | str, snap: Snapshot):
+    """(packed code (n_words,), tf-idf row (1, V) CSR, the query's own row or None)."""
+    from nashcli import codes, corpus
+
+    own = None
+    if isinstance(query, Path):
+        path = query.expanduser()
+        if not path.exists():
+            raise NashError(f"{query}: no such file")
+        if path.is_dir():
+            raise NashError(f"{query}: is a folder; nash similar takes a file (or --text)")
+        try:
+            st = path.stat()
+        except OSError as error:
+            raise NashError(f"{query}: {error.strerror or 'cannot read it'}") from None
+        for candidate in dict.fromkeys([str(Path(os.path.abspath(path))), str(path.resolve())]):
+            own = snap.doc_by_path(candidate)
+            if own is not None:
+                break
+        if own is not None and (own.size, own.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            return snap.codes_of([own.row])[0], snap.tfidf_of([own.row]), own.row
+        try:
+            text = corpus.read_text(path)
+        except corpus.UnreadableFile as error:
+            raise NashError(f"{query}: {error.reason}") from None
+    else:
+        text = query
+    if not text.strip():
+        raise NashError("the query has no text")
+    hasher = _load_hasher(snap.model_dir)
+    x = hasher.vectorize([text])
+    qwords = codes.pack_codes(hasher.encode_vectors(x))[0]
+    return qwords, x, (own.row if own is not None else None)
+
+
+def _nearest(snap: Snapshot, qwords: np.ndarray, k: int, exclude: np.ndarray):
+    """The k nearest rows (and distances) not in ``exclude``, by (distance, row)."""
+    from nashcli import search
+
+    n = snap.rows
+    want = min(n, k + len(exclude))
+    if want <= max(4096, n // 20):
+        idx, dist = search.hamming_topk(snap.planes, qwords, want)
+        idx, dist = idx[0], dist[0]
+        keep = ~np.isin(idx, exclude)
+        return idx[keep][:k], dist[keep][:k]
+    dist = search.hamming_distances(snap.planes, qwords)[0].astype(np.int64)
+    dist[exclude] = np.iinfo(np.int64).max
+    order = np.lexsort((np.arange(n), dist))[: min(k, n - len(exclude))]
+    return order.astype(np.int64), dist[order].astype(np.int32)
+
+
+def _search(snap: Snapshot, qwords, qvec, own_row, top: int, rerank: bool, pool: int) -> list[Hit]:
+    exclude = snap.dead_rows
+    if own_row is not None:
+        exclude = np.union1d(exclude, [own_row]).astype(np.int64)
+    k = max(top, pool) if rerank else top
+    rows, dists = _nearest(snap, qwords, k, exclude)
+    if rerank and len(rows):
+        cos = np.asarray((snap.tfidf_of(rows) @ qvec.T).todense()).ravel()
+        order = np.lexsort((rows, dists, -cos))[:top]
+        rows, dists, scores = rows[order], dists[order], cos[order]
+    else:
+        rows, dists = rows[:top], dists[:top]
+        scores = 1.0 - dists / snap.bits
+    docs = snap.docs_by_rows(rows)
+    return [
+        Hit(Path(docs[r].path), int(d), round(float(s), 6), docs[r].title, int(r))
+        for r, d, s in zip(rows.tolist(), dists.tolist(), scores.tolist(), strict=True)
+    ]

@@ -1,0 +1,178 @@
+"""The on-disk index: generations, appends, tombstones, snapshots, the writer lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from nashcli import codes
+from nashcli.errors import IndexBusyError, NashError
+from nashcli.index import Collection, DocMeta, list_collections, name_for_folder
+
+
+def _save_model(directory: Path) -> None:
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text(json.dumps({"fake": True}))
+
+
+def _rows(n: int, bits: int = 64, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    b = rng.random((n, bits)) < 0.5
+    tfidf = sp.random(n, 30, density=0.2, format="csr", random_state=seed, dtype=np.float32)
+    return b, codes.pack_codes(b), tfidf
+
+
+def _metas(names, root="/r"):
+    return [DocMeta(f"{root}/{n}", 10, 1, f"h{n}", f"title {n}") for n in names]
+
+
+def test_generation_append_tombstone_roundtrip(tmp_path: Path) -> None:
+    col = Collection.create("notes", tmp_path, 64)
+    assert [c.name for c in list_collections()] == ["notes"]
+    bits, words, tfidf = _rows(5)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abcde"), method="m", trained_docs=5)
+    with col.snapshot() as snap:
+        assert snap.rows == 5 and snap.documents == 5
+        np.testing.assert_array_equal(codes.unpack_codes(snap.codes_of(range(5)), 64), bits)
+        np.testing.assert_allclose(snap.tfidf_of([3, 1]).toarray(), tfidf[[3, 1]].toarray())
+        assert (snap.model_dir / "config.json").is_file()
+    more_bits, more_words, more_tfidf = _rows(3, seed=1)
+    with col.writer() as w:
+        w.tombstone([1])
+        w.append(more_words, more_tfidf, _metas("fgh"))
+        w.commit()
+    with col.snapshot() as snap:
+        assert snap.rows == 8 and snap.documents == 7
+        assert snap.dead_rows.tolist() == [1]
+        assert snap.doc_by_path("/r/b") is None
+        assert snap.doc_by_path("/r/g").row == 6
+        np.testing.assert_array_equal(
+            codes.unpack_codes(snap.codes_of([5, 6, 7]), 64), more_bits
+        )
+        np.testing.assert_allclose(snap.tfidf_of([6]).toarray(), more_tfidf[[1]].toarray())
+    assert col.summary()["documents"] == 7
+
+
+def test_uncommitted_rows_are_invisible_and_overwritten(tmp_path: Path) -> None:
+    col = Collection.create("c", tmp_path, 64)
+    _, words, tfidf = _rows(4)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abcd"), method="m", trained_docs=4)
+    _, junk, junk_tfidf = _rows(2, seed=5)
+    with col.writer() as w:  # bytes written, transaction never committed (as after a kill)
+        w.append(junk, junk_tfidf, _metas("xy"))
+        w.rollback()
+    with col.snapshot() as snap:
+        assert snap.rows == 4 and snap.doc_by_path("/r/x") is None
+    bits, good, good_tfidf = _rows(2, seed=6)
+    with col.writer() as w:
+        w.append(good, good_tfidf, _metas("pq"))
+        w.commit()
+    with col.snapshot() as snap:
+        np.testing.assert_array_equal(codes.unpack_codes(snap.codes_of([4, 5]), 64), bits)
+        np.testing.assert_allclose(snap.tfidf_of([4, 5]).toarray(), good_tfidf.toarray())
+
+
+def test_old_snapshot_survives_a_new_generation(tmp_path: Path) -> None:
+    col = Collection.create("c", tmp_path, 64)
+    bits, words, tfidf = _rows(4)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abcd"), method="m", trained_docs=4)
+    reader = col.snapshot()
+    _, words2, tfidf2 = _rows(6, seed=3)
+    with col.writer() as w:
+        w.new_generation(_save_model, words2, tfidf2, _metas("uvwxyz"), method="m", trained_docs=6)
+    # The old generation's files are unlinked, but the reader's maps and rows stay valid.
+    np.testing.assert_array_equal(codes.unpack_codes(reader.codes_of(range(4)), 64), bits)
+    assert reader.doc_by_path("/r/a") is not None
+    reader.close()
+    with col.snapshot() as snap:
+        assert snap.rows == 6 and snap.doc_by_path("/r/a") is None
+    assert len(list(col.directory.glob("gen-*"))) == 1
+
+
+def test_compaction_drops_tombstones_keeps_codes(tmp_path: Path) -> None:
+    col = Collection.create("c", tmp_path, 128)
+    bits, words, tfidf = _rows(6, bits=128)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abcdef"), method="m", trained_docs=6)
+        w.tombstone([0, 2, 3])
+        w.commit()
+        w.compact()
+    with col.snapshot() as snap:
+        assert snap.rows == 3 and len(snap.dead_rows) == 0 and snap.trained_docs == 6
+        assert [d.path for d in snap.live_docs()] == ["/r/b", "/r/e", "/r/f"]
+        np.testing.assert_array_equal(
+            codes.unpack_codes(snap.codes_of(range(3)), 128), bits[[1, 4, 5]]
+        )
+        np.testing.assert_allclose(snap.tfidf_of([1]).toarray(), tfidf[[4]].toarray())
+        assert (snap.model_dir / "config.json").is_file()
+
+
+def test_second_writer_gets_index_busy(tmp_path: Path) -> None:
+    col = Collection.create("c", tmp_path, 64)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from filelock import FileLock; "
+            "l = FileLock(sys.argv[1]); l.acquire(); print('held', flush=True); time.sleep(30)",
+            str(col.directory / "writer.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(IndexBusyError, match="busy"), col.writer(timeout=0.2):
+            pass
+        with col.snapshot() as snap:  # readers never wait
+            assert snap.rows == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    with col.writer(timeout=5):
+        pass
+
+
+def test_open_unknown_and_bad_names(tmp_path: Path) -> None:
+    Collection.create("alpha", tmp_path, 64)
+    with pytest.raises(NashError, match="no collection named 'beta'.*alpha"):
+        Collection.open("beta")
+    with pytest.raises(NashError, match="invalid collection name"):
+        Collection.create("../evil", tmp_path, 64)
+    with pytest.raises(NashError, match="already exists"):
+        Collection.create("alpha", tmp_path, 64)
+    assert name_for_folder(Path("/x/My Notes!")) == "My-Notes"
+
+
+def test_remove_deletes_the_index_only(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    col = Collection.create("c", tmp_path, 64)
+    col.remove()
+    assert list_collections() == []
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+    assert not any(p.name.startswith(".forgotten") for p in col.directory.parent.iterdir())
+
+
+def test_crash_leftovers_are_collected(tmp_path: Path) -> None:
+    col = Collection.create("c", tmp_path, 64)
+    _, words, tfidf = _rows(2)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("ab"), method="m", trained_docs=2)
+    stray = col.directory / "gen-000009.tmp"
+    stray.mkdir()
+    (stray / "plane-0.u64").write_bytes(os.urandom(64))
+    with col.writer():
+        pass
+    assert not stray.exists()
+    with col.snapshot() as snap:
+        assert snap.rows == 2

@@ -561,51 +561,27 @@ class _OverflowHook(logging.Handler):
 def ignore_rules(root: Path) -> IgnoreFn:
     """``is_ignored(path, is_dir)`` with :func:`nashcli.corpus.crawl`'s rules, for single paths.
 
-    Hidden names, ``.gitignore`` / ``.nashignore`` rules of ``root`` and the folders between it
-    and the path (read once per folder; build a new predicate after an ignore file changes),
-    suffixes that are no document type, and symlinks (``nash index`` does not follow them).
-    A thin layer over corpus's own rule objects, so both read the rules identically.
+    :class:`nashcli.corpus.IgnoreMatcher` (hidden names, ``.gitignore`` / ``.nashignore`` rules,
+    suffixes that are no document type; build a new one after an ignore file changes), and
+    symlinks, which ``nash index`` does not follow either.
     """
     from nashcli import corpus
 
-    root = Path(root)
-    wanted = corpus.TEXT_EXTENSIONS
-    rules_of: dict[str, list] = {}
-
-    def rules_for(rel_dir: str) -> list:
-        # rules that apply inside folder rel_dir ("" = root, else "a/b/"), from root downwards
-        if rel_dir not in rules_of:
-            parent = rel_dir[: rel_dir.rstrip("/").rfind("/") + 1] if rel_dir else None
-            inherited = [] if parent is None else rules_for(parent)
-            rules_of[rel_dir] = inherited + corpus._load_ignore_rules(root / rel_dir, rel_dir)
-        return rules_of[rel_dir]
+    matcher = corpus.IgnoreMatcher(root)
 
     def is_ignored(path: Path, is_dir: bool = False) -> bool:
-        try:
-            parts = Path(path).relative_to(root).parts
-        except ValueError:
+        if matcher.is_ignored(path, is_dir):
             return True
-        if not parts or any(part.startswith(".") for part in parts):
-            return True
-        if not is_dir and corpus._suffix(parts[-1]) not in wanted:
-            return True
-        rel = ""
-        for depth, part in enumerate(parts):
-            last = depth == len(parts) - 1
-            if corpus._is_ignored(rules_for(rel), rel + part, is_dir or not last):
-                return True
-            rel += part + "/"
         return not is_dir and os.path.islink(path)
 
     return is_ignored
 
 
-def document_problem(path: Path, max_bytes: int | None = None) -> str | None:
+def document_problem(path: Path) -> str | None:
     """Why ``path`` is not indexed (empty, binary, too big, unreadable), or None: crawl's checks."""
     from nashcli import corpus
 
-    limit = corpus.DEFAULT_MAX_BYTES if max_bytes is None else max_bytes
-    checked = corpus._check_file(Path(path), corpus._suffix(Path(path).name), limit)
+    checked = corpus.check_file(path)
     return checked.reason if isinstance(checked, corpus.Skipped) else None
 
 

@@ -1,0 +1,471 @@
+"""The watcher's mechanics with a fake index: coalescing, batching, retries, pid files, stop.
+
+The index side is a recorder, so these tests need no model; the ones against the real index are
+in test_watch_cli.py. Every wait polls with a timeout (no fixed sleeps decide an outcome).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nashcli import watching
+from nashcli.errors import IndexBusyError, NashError
+from nashcli.watching import Batch, Coalescer, Registration, Watcher
+
+TIMEOUT = 15.0
+
+
+def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# --------------------------------------------------------------------------------------------
+# Coalescer: net effect of events, judged against the disk
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "notes"
+    root.mkdir()
+    return root
+
+
+def hidden(path: Path, is_dir: bool = False) -> bool:
+    return path.name.startswith(".")
+
+
+def test_editor_save_through_a_hidden_temp_file_is_one_change_of_the_original(folder):
+    note = folder / "note.md"
+    note.write_text("old")
+    c = Coalescer(hidden)
+    tmp = folder / ".note.md.swp"
+    tmp.write_text("new")
+    c.created(tmp)
+    c.modified(tmp)
+    os.replace(tmp, note)
+    c.moved(tmp, note)
+    batch = c.take()
+    assert batch.upserts == [note]
+    assert batch.deletions == [] and batch.moves == []
+
+
+def test_vim_style_save_keeps_the_file_and_drops_only_the_backup(folder):
+    note = folder / "note.txt"
+    backup = folder / "note.txt~"
+    note.write_text("old")
+    c = Coalescer()
+    os.replace(note, backup)
+    c.moved(note, backup)
+    note.write_text("new")
+    c.created(note)
+    c.modified(note)
+    backup.unlink()
+    c.deleted(backup)
+    batch = c.take()
+    assert batch.upserts == [note]
+    assert note not in batch.deletions and batch.moves == []
+
+
+def test_a_rename_is_a_move_and_chained_renames_collapse(folder):
+    a, b, d = folder / "a.txt", folder / "b.txt", folder / "d.txt"
+    a.write_text("x")
+    c = Coalescer()
+    os.replace(a, b)
+    c.moved(a, b)
+    os.replace(b, d)
+    c.moved(b, d)
+    batch = c.take()
+    assert batch.moves == [(a, d)]
+    assert batch.upserts == [] and batch.deletions == []
+
+
+def test_a_move_then_an_edit_is_a_deletion_and_an_upsert(folder):
+    a, b = folder / "a.txt", folder / "b.txt"
+    a.write_text("x")
+    c = Coalescer()
+    os.replace(a, b)
+    c.moved(a, b)
+    b.write_text("y")
+    c.modified(b)
+    batch = c.take()
+    assert batch.moves == []
+    assert batch.upserts == [b] and batch.deletions == [a]
+
+
+def test_moves_out_of_and_into_sight(folder):
+    (folder / ".trash").mkdir()
+    gone, back = folder / "gone.txt", folder / ".trash" / "back.txt"
+    gone.write_text("x")
+    back.write_text("y")
+    c = Coalescer(lambda p, is_dir=False: ".trash" in p.parts)
+    os.replace(gone, folder / ".trash" / "gone.txt")
+    c.moved(gone, folder / ".trash" / "gone.txt")
+    os.replace(back, folder / "back.txt")
+    c.moved(back, folder / "back.txt")
+    batch = c.take()
+    assert batch.deletions == [gone]
+    assert batch.upserts == [folder / "back.txt"]
+    assert batch.moves == []
+
+
+def test_a_file_that_comes_and_goes_within_a_burst_is_forgotten(folder):
+    flash = folder / "flash.txt"
+    c = Coalescer()
+    flash.write_text("x")
+    c.created(flash)
+    flash.unlink()
+    c.deleted(flash)
+    assert not c.take()
+
+
+def test_a_deleted_file_recreated_and_deleted_again_is_still_a_deletion(folder):
+    old = folder / "old.txt"
+    c = Coalescer()
+    c.deleted(old)  # it existed (and was indexed) before this burst
+    old.write_text("x")
+    c.created(old)
+    old.unlink()
+    c.deleted(old)
+    assert c.take().deletions == [old]
+
+
+def test_ignored_paths_are_dropped_and_ignore_files_ask_for_a_rescan(folder):
+    c = Coalescer(hidden)
+    c.modified(folder / ".hidden.txt")
+    assert len(c) == 0
+    c.modified(folder / ".gitignore")
+    batch = c.take()
+    assert batch.rescan and not batch.upserts
+
+
+def test_flush_waits_for_quiet_but_not_longer_than_max_delay(folder):
+    c = Coalescer()
+    assert c.due(0.0, quiet=0.2, max_delay=1.0) is None
+    c.modified(folder / "a.txt", now=10.0)
+    assert c.due(10.0, 0.2, 1.0) == pytest.approx(0.2)
+    for t in (10.15, 10.3, 10.45, 10.6, 10.75, 10.9):  # events keep coming...
+        c.modified(folder / "a.txt", now=t)
+    assert c.due(10.9, 0.2, 1.0) == pytest.approx(0.1)  # ...but the burst is flushed at 11.0
+
+
+def test_chunks_keep_every_change_once_and_respect_the_size():
+    batch = Batch(
+        upserts=[Path(f"u{i}") for i in range(5)],
+        deletions=[Path("d0"), Path("d1")],
+        moves=[(Path("m0"), Path("m1"))],
+    )
+    chunks = list(batch.chunks(3))
+    assert [len(ch) for ch in chunks] == [3, 3, 2]
+    assert [m for ch in chunks for m in ch.moves] == batch.moves
+    assert [d for ch in chunks for d in ch.deletions] == batch.deletions
+    assert [u for ch in chunks for u in ch.upserts] == batch.upserts
+
+
+def test_ignore_rules_are_the_crawls(folder):
+    (folder / ".gitignore").write_text("build/\n*.log.txt\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / ".nashignore").write_text("private.md\n")
+    is_ignored = watching.ignore_rules(folder)
+    assert not is_ignored(folder / "a.txt")
+    assert not is_ignored(folder / "sub" / "b.md")
+    assert is_ignored(folder / "build" / "c.txt")
+    assert is_ignored(folder / "x.log.txt")
+    assert is_ignored(folder / "sub" / "private.md")
+    assert is_ignored(folder / ".git" / "HEAD")
+    assert is_ignored(folder / "picture.png")
+    assert is_ignored(folder.parent / "outside.txt")
+    assert not is_ignored(folder / "sub", True)
+
+
+# --------------------------------------------------------------------------------------------
+# Watcher: a real observer, a recording fake index
+
+
+class FakeIndex:
+    """Records what the watcher applies; can be told to be busy or to retrain."""
+
+    def __init__(self) -> None:
+        self.calls: list[Batch] = []
+        self.catch_ups = 0
+        self.busy = 0
+        self.lock = threading.Lock()
+
+    def apply(self, upserts, deletions, moves):
+        with self.lock:
+            if self.busy:
+                self.busy -= 1
+                raise IndexBusyError("index 'x' is busy")
+            self.calls.append(Batch(list(upserts), list(deletions), list(moves)))
+        return None
+
+    def catch_up(self):
+        with self.lock:
+            self.catch_ups += 1
+
+    def upserts(self) -> list[Path]:
+        with self.lock:
+            return [p for b in self.calls for p in b.upserts]
+
+    def deletions(self) -> list[Path]:
+        with self.lock:
+            return [p for b in self.calls for p in b.deletions]
+
+    def moves(self) -> list[tuple[Path, Path]]:
+        with self.lock:
+            return [m for b in self.calls for m in b.moves]
+
+
+class Running:
+    """A watcher running in a thread; ``error`` holds what ``run`` raised."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        wait_until(lambda: watcher.ready.is_set() or self.error is not None, what="catch-up")
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            self.watcher.run()
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            self.error = error
+
+    def stop(self) -> None:
+        self.watcher.stop()
+        self.thread.join(TIMEOUT)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def fake() -> FakeIndex:
+    return FakeIndex()
+
+
+@pytest.fixture
+def run_watcher(folder, fake):
+    started: list[Running] = []
+
+    def start(**kw) -> Running:
+        kw.setdefault("quiet", 0.05)
+        kw.setdefault("max_delay", 0.5)
+        kw.setdefault("retry_delay", 0.05)
+        kw.setdefault("make_is_ignored", lambda: watching.ignore_rules(folder))
+        running = Running(Watcher(folder, apply=fake.apply, catch_up=fake.catch_up, **kw))
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.thread.is_alive():
+            running.stop()
+
+
+def test_new_renamed_and_deleted_files_reach_the_index(folder, fake, run_watcher):
+    run_watcher()
+    assert fake.catch_ups == 1
+    a = folder / "a.txt"
+    a.write_text("hello")
+    wait_until(lambda: a in fake.upserts(), what="upsert")
+    b = folder / "b.txt"
+    os.replace(a, b)
+    wait_until(lambda: (a, b) in fake.moves(), what="move")
+    assert b not in fake.upserts()  # a rename is not re-encoded
+    b.unlink()
+    wait_until(lambda: b in fake.deletions(), what="deletion")
+
+
+def test_a_burst_is_coalesced_into_few_batches(folder, fake, run_watcher):
+    run_watcher(batch_size=100, quiet=0.2, max_delay=2.0)
+    files = [folder / f"f{i:03}.txt" for i in range(300)]
+    for path in files:
+        path.write_text("text")
+    wait_until(lambda: set(fake.upserts()) >= set(files), what="all 300 files")
+    assert len(fake.calls) <= 10
+    assert all(len(b) <= 100 for b in fake.calls)
+
+
+def test_ignored_files_never_reach_the_index_and_ignore_changes_rescan(folder, fake, run_watcher):
+    (folder / ".git").mkdir()
+    (folder / "build").mkdir()
+    (folder / ".gitignore").write_text("build/\n")
+    run_watcher()
+    (folder / ".git" / "index").write_text("x")
+    (folder / "build" / "out.txt").write_text("x")
+    (folder / "image.png").write_bytes(b"\x89PNG")
+    (folder / "kept.txt").write_text("x")
+    wait_until(lambda: folder / "kept.txt" in fake.upserts(), what="kept.txt")
+    assert fake.upserts() == [folder / "kept.txt"]
+    (folder / ".gitignore").write_text("build/\nkept.txt\n")
+    wait_until(lambda: fake.catch_ups == 2, what="a rescan after .gitignore changed")
+
+
+def test_files_that_vanish_before_they_are_read_are_skipped_quietly(folder, fake, run_watcher):
+    run_watcher(quiet=0.5, max_delay=5.0)
+    for i in range(20):
+        flash = folder / f"flash{i}.txt"
+        flash.write_text("x")
+        flash.unlink()
+    (folder / "marker.txt").write_text("x")
+    wait_until(lambda: folder / "marker.txt" in fake.upserts(), what="marker")
+    assert fake.upserts() == [folder / "marker.txt"]
+    assert fake.deletions() == []
+
+
+def test_binary_and_empty_files_are_reported_not_indexed(folder, fake, run_watcher):
+    seen = []
+    run_watcher(admit=watching.document_problem, on_batch=seen.append)
+    (folder / "blob.txt").write_bytes(b"\x00\x01\x02")
+    (folder / "empty.txt").write_text("")
+    (folder / "good.txt").write_text("words")
+    wait_until(lambda: folder / "good.txt" in fake.upserts(), what="good.txt")
+    skipped = {p.name: r for result in seen for p, r in result.skipped}
+    assert skipped == {"blob.txt": "binary file", "empty.txt": "empty file"}
+    assert fake.upserts() == [folder / "good.txt"]
+
+
+def test_a_busy_index_is_retried(folder, fake, run_watcher):
+    messages = []
+    run_watcher(on_message=messages.append)
+    fake.busy = 2
+    (folder / "late.txt").write_text("x")
+    wait_until(lambda: folder / "late.txt" in fake.upserts(), what="the retried upsert")
+    assert any("busy" in m for m in messages)
+
+
+def test_retrain_runs_in_the_background_and_changes_wait_for_it(folder, fake, run_watcher):
+    release = threading.Event()
+    retrained = threading.Event()
+    due = [True]
+
+    def retrain():
+        release.wait(TIMEOUT)
+        due[0] = False
+        retrained.set()
+
+    running = run_watcher(retrain_due=lambda: due[0], retrain=retrain)
+    wait_until(lambda: running.watcher.retraining, what="the retrain to start")
+    (folder / "during.txt").write_text("x")
+    time.sleep(0.3)  # several flush periods: the change must wait for the retrain
+    assert folder / "during.txt" not in fake.upserts()
+    release.set()
+    wait_until(retrained.is_set, what="retrain")
+    wait_until(lambda: folder / "during.txt" in fake.upserts(), what="the queued change")
+
+
+def test_a_deleted_folder_stops_the_watcher_with_a_clear_message(folder, fake, run_watcher):
+    running = run_watcher()
+    shutil.rmtree(folder)
+    running.thread.join(TIMEOUT)
+    assert isinstance(running.error, NashError)
+    assert "no longer exists" in str(running.error)
+
+
+def test_an_unreadable_folder_is_refused_with_a_clear_message(folder, fake, monkeypatch):
+    if os.name == "posix" and os.geteuid() != 0:
+        folder.chmod(0)
+    else:  # root reads anything: make the folder unreadable to the check itself
+        real_scandir = os.scandir
+
+        def scandir(path="."):
+            if Path(path) == folder:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_scandir(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+    try:
+        with pytest.raises(NashError, match="is not readable"):
+            Watcher(folder, apply=fake.apply, catch_up=fake.catch_up).run()
+    finally:
+        folder.chmod(0o755)
+    assert fake.catch_ups == 0
+
+
+def test_stop_ends_the_loop(folder, fake, run_watcher):
+    running = run_watcher()
+    running.stop()
+    assert running.error is None
+
+
+# --------------------------------------------------------------------------------------------
+# Who watches what
+
+
+def test_registration_marks_the_collection_as_watched(folder):
+    assert not watching.is_watching("notes")
+    with Registration("notes", folder):
+        assert watching.is_watching("notes")
+        info = watching.read_pid_file("notes")
+        assert info["pid"] == os.getpid() and info["root"] == str(folder)
+        assert watching.watched_names() == ["notes"]
+        with pytest.raises(NashError, match="already being watched"), Registration("notes", folder):
+            pass
+    assert not watching.is_watching("notes")
+    assert watching.read_pid_file("notes") is None
+
+
+def _write_pid_file(name: str, pid: int, identity: str | None) -> None:
+    target = watching.pid_file(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"pid": pid, "identity": identity, "name": name, "root": "/x"}))
+
+
+def test_a_pid_file_of_a_dead_process_is_stale(folder):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    _write_pid_file("notes", child.pid, watching.process_identity(os.getpid()))
+    assert not watching.is_watching("notes")
+    assert not watching._same_process(watching.read_pid_file("notes"))
+    assert watching.stop_watching("notes") is None
+    assert not watching.pid_file("notes").exists()  # cleaned up
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc start times")
+def test_a_pid_reused_by_another_process_is_stale_and_never_signalled(folder):
+    # Our own pid, but "started" at another time: a watcher that died and whose pid was reused.
+    _write_pid_file("notes", os.getpid(), "proc:1")
+    assert not watching._same_process(watching.read_pid_file("notes"))
+    assert not watching.is_watching("notes")
+    assert watching.stop_watching("notes") is None  # (a SIGTERM would have ended this test run)
+
+
+def test_a_killed_watcher_releases_its_claim(folder, nash_home):
+    code = (
+        "import sys, time; from pathlib import Path; from nashcli.watching import Registration\n"
+        f"with Registration('notes', Path({str(folder)!r})):\n"
+        "    print('ready', flush=True); time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NASH_HOME": str(nash_home)},
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert watching.is_watching("notes")
+        child.send_signal(signal.SIGKILL)
+        child.wait(TIMEOUT)
+        wait_until(lambda: not watching.is_watching("notes"), what="the lock to be released")
+        assert watching.read_pid_file("notes")["pid"] == child.pid  # stale file, recognised
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()

@@ -1,0 +1,236 @@
+"""Exact Hamming top-k: nashcli.search against faiss IndexBinaryFlat and a naive numpy scan.
+
+    python benchmarks/search.py --json                 # the table of issue 5 (single + batch)
+    python benchmarks/search.py --json --memory        # + RSS of searching a memory-mapped index
+
+All methods run in one process on the same random codes, interleaved query by query (the order
+rotates), so load from other processes hits them alike; each figure is a median. Output with
+--json is one JSON list on stdout; each row has:
+
+  mode            "single" (one query per call) or "batch" (``--batch`` queries per call)
+  n, bits, k      database size, code length, neighbours asked for
+  nash_ms         nashcli.search.hamming_topk, ms per query (batch: call time / batch size)
+  faiss_ms        faiss.IndexBinaryFlat.search with faiss's default threads, same unit
+  numpy_naive_ms  xor + bitwise_count over row-major codes, argpartition, sort (per query)
+  ratio           nash_ms / faiss_ms
+  agree           nash's top-k distances equal faiss's for every query (and the naive scan's)
+  bound_ms        bandwidth bound: bytes scanned (n * bits / 8) / copy bandwidth measured here
+  bound_ratio     nash_ms / bound_ms (single mode only; a batch reads each code once per batch)
+  queries         how many queries (single) or batches (batch) the medians are over
+  threads         threads nash and faiss used
+
+``--memory`` adds rows with mode "memory": a 10M-code index written to a temporary file as
+planes and searched through ``np.memmap``; RSS (total), RssAnon (anonymous memory: what the
+search itself allocated; the mapped file's pages are page cache, not anonymous) and USS (pages
+private to this process, which *does* count the mapped file pages it touched) are read before and
+after, with the codes' size for comparison. The copy bandwidth and a summary go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nashcli.search import default_threads, hamming_topk
+
+
+def copy_bandwidth(nbytes: int = 1 << 28, repeats: int = 5) -> float:
+    """Bytes per second of np.copyto on an array far larger than the caches (source bytes)."""
+    src = np.ones(nbytes // 8, dtype=np.uint64)
+    dst = np.empty_like(src)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        times.append(time.perf_counter() - t)
+    return nbytes / float(np.median(times))
+
+
+def random_codes(n: int, bits: int, seed: int) -> np.ndarray:
+    """(n, bits // 64) uint64 uniformly random codes, row-major."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 2**64 - 1, size=(n, bits // 64), dtype=np.uint64, endpoint=True)
+
+
+def naive_topk(codes: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    """The scan the issue started from: xor, bitwise_count, argpartition; sorted distances."""
+    dist = np.bitwise_count(codes ^ query).sum(axis=1, dtype=np.int32)
+    part = np.argpartition(dist, k - 1)[:k]
+    return np.sort(dist[part])
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def bench_single(codes, planes, index, queries, k, threads):
+    """Per-query medians of the three methods, interleaved with a rotating order."""
+    import faiss  # noqa: F401  (index is a faiss index)
+
+    times = {"nash": [], "faiss": [], "naive": []}
+    agree = True
+    qbytes = queries.view(np.uint8).reshape(len(queries), -1)
+    for i, q in enumerate(queries):
+        calls = {
+            "nash": lambda q=q: hamming_topk(planes, q, k, threads=threads)[1][0],
+            "faiss": lambda i=i: index.search(qbytes[i : i + 1], k)[0][0],
+            "naive": lambda q=q: naive_topk(codes, q, k),
+        }
+        names = list(calls)
+        names = names[i % 3 :] + names[: i % 3]
+        got = {}
+        for name in names:
+            dt, got[name] = _timed(calls[name])
+            times[name].append(dt)
+        agree &= bool(np.array_equal(got["nash"], got["faiss"]))
+        agree &= bool(np.array_equal(got["nash"], got["naive"]))
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}, agree
+
+
+def bench_batch(codes, planes, index, queries, batch, k, threads, naive_batches):
+    """Per-query time of whole batches; alternating which method goes first."""
+    times = {"nash": [], "faiss": [], "naive": []}
+    agree = True
+    n_batches = len(queries) // batch
+    for b in range(n_batches):
+        qb = queries[b * batch : (b + 1) * batch]
+        qbytes = qb.view(np.uint8).reshape(batch, -1)
+        order = ["nash", "faiss"] if b % 2 == 0 else ["faiss", "nash"]
+        got = {}
+        for name in order:
+            if name == "nash":
+                dt, got[name] = _timed(lambda qb=qb: hamming_topk(planes, qb, k, threads=threads)[1])
+            else:
+                dt, got[name] = _timed(lambda qbytes=qbytes: index.search(qbytes, k)[0])
+            times[name].append(dt / batch)
+        agree &= bool(np.array_equal(got["nash"], got["faiss"]))
+        if b < naive_batches:
+            dt, naive = _timed(lambda qb=qb: np.stack([naive_topk(codes, q, k) for q in qb]))
+            times["naive"].append(dt / batch)
+            agree &= bool(np.array_equal(got["nash"], naive))
+    out = {name: 1e3 * float(np.median(t)) if t else None for name, t in times.items()}
+    return out, agree, n_batches
+
+
+def proc_memory() -> dict[str, int]:
+    """RSS, RssAnon (from /proc/self/status) and USS of this process, in bytes."""
+    import psutil
+
+    info = psutil.Process().memory_full_info()
+    anon = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) * 1024
+    return {"rss": int(info.rss), "rss_anon": anon, "uss": int(info.uss)}
+
+
+def bench_memory(n: int, bits: int, k: int, batch: int, threads: int | None) -> list[dict]:
+    """RSS growth of searching a memory-mapped planes file of n codes."""
+    rows = []
+    n_words = bits // 64
+    with tempfile.TemporaryDirectory(dir=os.environ.get("NASH_BENCH_TMP")) as tmp:
+        path = Path(tmp) / "planes.u64"
+        writer = np.memmap(path, dtype=np.uint64, mode="w+", shape=(n_words, n))
+        rng = np.random.default_rng(7)
+        step = 1 << 20
+        for w in range(n_words):
+            for a in range(0, n, step):
+                b = min(n, a + step)
+                writer[w, a:b] = rng.integers(0, 2**64 - 1, b - a, dtype=np.uint64, endpoint=True)
+        writer.flush()
+        del writer
+        queries = rng.integers(0, 2**64 - 1, (batch, n_words), dtype=np.uint64, endpoint=True)
+        for mode, qs in (("single", queries[0]), ("batch", queries)):
+            planes = np.memmap(path, dtype=np.uint64, mode="r", shape=(n_words, n))
+            before = proc_memory()
+            t = time.perf_counter()
+            hamming_topk(planes, qs, k, threads=threads)
+            dt = time.perf_counter() - t
+            after = proc_memory()
+            row = {"mode": "memory", "search": mode, "n": n, "bits": bits, "k": k}
+            row["codes_bytes"] = n * n_words * 8
+            for key in before:
+                row[f"{key}_delta"] = after[key] - before[key]
+            row["seconds"] = round(dt, 4)
+            row["anon_under_codes"] = row["rss_anon_delta"] < row["codes_bytes"]
+            rows.append(row)
+            del planes
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="print one JSON list on stdout")
+    ap.add_argument("--sizes", default="1000000,10000000", help="database sizes, comma-separated")
+    ap.add_argument("--bits", default="64,128", help="code lengths (multiples of 64)")
+    ap.add_argument("-k", type=int, default=100)
+    ap.add_argument("--queries", type=int, default=30, help="single queries per configuration")
+    ap.add_argument("--batch", type=int, default=100, help="queries per batch (0: no batch rows)")
+    ap.add_argument("--batches", type=int, default=5, help="batches per configuration")
+    ap.add_argument("--naive-batches", type=int, default=1, help="batches the naive scan times")
+    ap.add_argument("--threads", type=int, default=None, help="nash threads (default: cores)")
+    ap.add_argument("--memory", action="store_true", help="add the memory-mapped RSS rows")
+    ap.add_argument("--memory-n", type=int, default=10_000_000)
+    args = ap.parse_args(argv)
+
+    import faiss
+
+    threads = args.threads or default_threads()
+    bw = copy_bandwidth()
+    print(f"copy bandwidth {bw / 1e9:.2f} GB/s; faiss threads {faiss.omp_get_max_threads()}; "
+          f"nash threads {threads}", file=sys.stderr)
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        for bits in (int(b) for b in args.bits.split(",")):
+            codes = random_codes(n, bits, seed=n + bits)
+            planes = np.ascontiguousarray(codes.T)
+            index = faiss.IndexBinaryFlat(bits)
+            index.add(codes.view(np.uint8).reshape(n, bits // 8))
+            rng = np.random.default_rng(bits)
+            n_q = max(args.queries, args.batch * args.batches)
+            queries = rng.integers(0, 2**64 - 1, (n_q, bits // 64), dtype=np.uint64, endpoint=True)
+            bound_ms = 1e3 * codes.nbytes / bw
+            ms, agree = bench_single(codes, planes, index, queries[: args.queries], args.k, threads)
+            rows.append({
+                "mode": "single", "n": n, "bits": bits, "k": args.k,
+                "nash_ms": round(ms["nash"], 4), "faiss_ms": round(ms["faiss"], 4),
+                "numpy_naive_ms": round(ms["naive"], 4), "ratio": round(ms["nash"] / ms["faiss"], 3),
+                "agree": agree, "bound_ms": round(bound_ms, 4),
+                "bound_ratio": round(ms["nash"] / bound_ms, 2), "queries": args.queries,
+                "threads": threads,
+            })  # fmt: skip
+            print(json.dumps(rows[-1]), file=sys.stderr)
+            if args.batch:
+                ms, agree, nb = bench_batch(
+                    codes, planes, index, queries, args.batch, args.k, threads, args.naive_batches
+                )
+                rows.append({
+                    "mode": "batch", "n": n, "bits": bits, "k": args.k, "batch": args.batch,
+                    "nash_ms": round(ms["nash"], 4), "faiss_ms": round(ms["faiss"], 4),
+                    "numpy_naive_ms": None if ms["naive"] is None else round(ms["naive"], 4),
+                    "ratio": round(ms["nash"] / ms["faiss"], 3), "agree": agree,
+                    "bound_ms": round(bound_ms, 4), "queries": nb, "threads": threads,
+                })  # fmt: skip
+                print(json.dumps(rows[-1]), file=sys.stderr)
+            del codes, planes, index
+    if args.memory:
+        for row in bench_memory(args.memory_n, 64, args.k, args.batch or 100, threads):
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

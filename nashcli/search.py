@@ -1,0 +1,358 @@
+"""Exact Hamming search over bit-packed codes: top-k and full distance matrices.
+
+The database is stored as *planes* (see :func:`nashcli.codes.to_planes`): one contiguous uint64
+array per 64-bit word of the codes, so a scan reads each word of every code once, in order. The
+scan walks the planes in cache-sized chunks (XOR with the query, popcount, add — all numpy ufuncs
+writing into preallocated buffers, which release the GIL), so a thread per core streams its own
+contiguous range of the database and nothing larger than a chunk is ever materialised. That is
+what lets a memory-mapped index larger than RAM be searched: the OS pages it in and out.
+
+Top-k never sorts the distances. Distances are small integers (at most 256), so each query keeps a
+*bound*: the k-th best distance seen so far. A chunk only yields the (few) positions under the
+bound, and those candidates are pruned back to k whenever they pile up. Because chunks are
+visited in database order, a later document that merely *ties* the k-th best can never displace
+it (ties go to the earlier position), which lets the bound be strict.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import numpy as np
+
+Planes = np.ndarray | Sequence[np.ndarray]
+
+# Bytes of XOR buffer per worker: the chunk of a plane, its XOR and the distances stay in L2.
+_BUFFER_BYTES = 1 << 19
+# Queries scanned together against a chunk: fewer numpy calls per code, buffers still in L2.
+_QUERY_BLOCK = 16
+
+
+def _as_planes(planes: Planes) -> list[np.ndarray]:
+    """Normalise to a list of equally long 1-D uint64 views; never copies the data."""
+    if isinstance(planes, np.ndarray):
+        if planes.ndim == 1:
+            planes = planes[None, :]
+        if planes.ndim != 2:
+            raise ValueError(f"planes must be (n_words, n), got shape {planes.shape}")
+        rows = [planes[i] for i in range(planes.shape[0])]
+    else:
+        rows = list(planes)
+    if not rows:
+        raise ValueError("no planes: a code needs at least one 64-bit word")
+    out = []
+    for row in rows:
+        arr = np.asarray(row)  # a memmap becomes a plain ndarray view of the same pages
+        if arr.ndim != 1:
+            raise ValueError(f"each plane must be 1-D, got shape {arr.shape}")
+        if arr.dtype.kind not in "ui" or arr.dtype.itemsize != 8 or not arr.dtype.isnative:
+            raise ValueError(f"planes must hold native uint64 words, got {arr.dtype}")
+        out.append(arr.view(np.uint64))
+    n = len(out[0])
+    if any(len(r) != n for r in out):
+        raise ValueError("all planes must have the same length")
+    return out
+
+
+def _as_queries(queries: np.ndarray, n_words: int) -> np.ndarray:
+    """(q, n_words) contiguous uint64 queries from one code or a batch."""
+    q = np.asarray(queries)
+    if q.dtype.kind not in "ui":
+        raise ValueError(f"queries must be packed uint64 words, got {q.dtype}")
+    q = np.ascontiguousarray(q.astype(np.uint64, copy=False))
+    if q.ndim == 1:
+        q = q[None, :]
+    if q.ndim != 2 or q.shape[1] != n_words:
+        raise ValueError(
+            f"queries must be ({n_words},) or (q, {n_words}) packed words, got {np.shape(queries)}"
+        )
+    return q
+
+
+@lru_cache(maxsize=4)
+def _pool(n_threads: int) -> ThreadPoolExecutor:
+    """A pool kept for the process: starting threads on every query would cost more than a scan."""
+    return ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="nash-search")
+
+
+def default_threads() -> int:
+    """Threads to scan with: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Chunks:
+    """Hands out chunk numbers in increasing order to whichever thread asks first.
+
+    Threads pull the next chunk when done with theirs, so a thread slowed by other processes on a
+    shared core does not hold the others up; each thread still sees its chunks in database order.
+    """
+
+    def __init__(self, edges: list[int]) -> None:
+        self.edges = edges
+        self._next = itertools.count()  # next() on a count is atomic under the GIL
+
+    def __iter__(self):
+        while True:
+            j = next(self._next)
+            if j >= len(self.edges) - 1:
+                return
+            yield self.edges[j], self.edges[j + 1]
+
+
+def _run(n: int, chunk: int, threads: int | None, fn, *args) -> list:
+    """Run ``fn(chunks, *args)`` on as many threads as there are cores (and chunks to share)."""
+    t = default_threads() if threads is None else max(1, int(threads))
+    chunks = _Chunks([*range(0, n, chunk), n])
+    t = max(1, min(t, (n + chunk - 1) // chunk))
+    if t == 1:
+        return [fn(chunks, *args)]
+    futures = [_pool(t).submit(fn, chunks, *args) for _ in range(t)]
+    return [f.result() for f in futures]
+
+
+def _acc_dtype(n_words: int) -> type:
+    """Smallest integer type holding a distance of ``64 * n_words`` bits."""
+    return np.uint8 if 64 * n_words <= 255 else np.uint16
+
+
+class _Scanner:
+    """Per-worker buffers for XOR + popcount of a block of queries against a chunk of planes."""
+
+    def __init__(self, n_words: int, n_queries: int, chunk: int) -> None:
+        acc = _acc_dtype(n_words)
+        self.xor = np.empty((n_queries, chunk), dtype=np.uint64)
+        self.dist = np.empty((n_queries, chunk), dtype=acc)
+        self.tmp = np.empty((n_queries, chunk), dtype=np.uint8) if n_words > 1 else None
+        self.wide = acc is not np.uint8
+
+    def distances(self, planes: list[np.ndarray], qcols: list[np.ndarray], lo: int, hi: int):
+        """(q, hi - lo) distances of the query block to codes lo..hi-1 (a view of a buffer)."""
+        c = hi - lo
+        q = qcols[0].shape[0]
+        xor = self.xor[:q, :c]
+        dist = self.dist[:q, :c]
+        for w, plane in enumerate(planes):
+            np.bitwise_xor(plane[lo:hi], qcols[w], out=xor)
+            if w == 0 and not self.wide:
+                np.bitwise_count(xor, out=dist)
+            elif w == 0:
+                np.bitwise_count(xor, out=self.tmp[:q, :c])
+                np.copyto(dist, self.tmp[:q, :c])
+            else:
+                np.bitwise_count(xor, out=self.tmp[:q, :c])
+                np.add(dist, self.tmp[:q, :c], out=dist)
+        return dist
+
+
+def _chunk_for(n_queries: int) -> int:
+    return max(1024, min(1 << 16, _BUFFER_BYTES // (8 * n_queries)))
+
+
+def _block_for(n_queries: int) -> int:
+    return min(n_queries, _QUERY_BLOCK)
+
+
+class _Keys:
+    """Packs (query row, distance, position) into one int64 so that sorting orders all three."""
+
+    def __init__(self, n_queries: int, n: int) -> None:
+        self.idx_bits = max(1, int(n - 1).bit_length())
+        self.dist_shift = self.idx_bits
+        self.row_shift = self.idx_bits + 9  # distances are at most 256 < 2**9
+        if self.row_shift + max(1, int(n_queries - 1).bit_length()) > 63:
+            raise ValueError("too many queries for one call at this database size; split them")
+
+    def pack(self, rows: np.ndarray, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        key = dist.astype(np.int64) << self.dist_shift
+        key |= idx
+        key |= np.asarray(rows, dtype=np.int64) << self.row_shift
+        return key
+
+    def rows(self, keys: np.ndarray) -> np.ndarray:
+        return keys >> self.row_shift
+
+    def dist(self, keys: np.ndarray) -> np.ndarray:
+        return (keys >> self.dist_shift) & 511
+
+    def idx(self, keys: np.ndarray) -> np.ndarray:
+        return keys & ((1 << self.idx_bits) - 1)
+
+
+def _prune(keys: np.ndarray, codec: _Keys, row0: int, n_queries: int, k: int):
+    """Keep each query's k best candidates by (distance, position).
+
+    ``keys`` hold rows row0..row0+n_queries-1. Returns ``(kept sorted keys, counts, kth)``;
+    ``kth`` is each query's k-th distance, or -1 where it has fewer than k candidates.
+    """
+    keys = np.sort(keys)
+    if n_queries == 1:
+        keys = keys[:k]
+        counts = np.array([len(keys)])
+    else:
+        rows = codec.rows(keys) - row0
+        starts = np.searchsorted(rows, np.arange(n_queries))
+        keys = keys[(np.arange(len(keys)) - starts[rows]) < k]
+        counts = np.bincount(codec.rows(keys) - row0, minlength=n_queries)
+    kth = np.full(n_queries, -1, dtype=np.int64)
+    full = counts >= k
+    if full.any():
+        ends = np.cumsum(counts)
+        kth[full] = codec.dist(keys[ends[full] - 1])
+    return keys, counts, kth
+
+
+class _Block:
+    """Top-k state of a block of queries (rows row0..) during one worker's scan."""
+
+    def __init__(self, qwords: np.ndarray, row0: int, k: int, codec: _Keys) -> None:
+        n_words = qwords.shape[1]
+        self.q = len(qwords)
+        self.row0 = row0
+        self.k = k
+        self.codec = codec
+        self.qcols = [np.ascontiguousarray(qwords[:, w : w + 1]) for w in range(n_words)]
+        self.open = 64 * n_words + 1  # a bound that admits every distance
+        self.bound = np.full((self.q, 1), self.open, dtype=_acc_dtype(n_words))  # admit d < bound
+        self.bounded = False  # has every query got k candidates (and so a real bound)?
+        self.counts = np.zeros(self.q, dtype=np.int64)
+        self.slack = k + max(k, 256)  # prune once a query holds this many candidates
+        self.parts: list[np.ndarray] = []
+        self.done = False
+
+    def add(self, dist: np.ndarray, lo: int, mask: np.ndarray) -> None:
+        c = dist.shape[1]
+        bound = self.bound
+        if not self.bounded and c >= self.k:
+            # A query with no bound yet takes the k-th distance of this chunk alone (inclusive):
+            # anything farther has k better documents in the chunk already.
+            bound = bound.copy()
+            for r in np.flatnonzero(bound[:, 0] == self.open):
+                cum = np.cumsum(np.bincount(dist[r], minlength=self.open))
+                bound[r, 0] = int(np.searchsorted(cum, self.k)) + 1
+        np.less(dist, bound, out=mask)
+        flat = np.flatnonzero(mask)
+        if flat.size == 0:
+            return
+        if self.q == 1:
+            self.parts.append(self.codec.pack(self.row0, dist.reshape(-1)[flat], flat + lo))
+            self.counts += flat.size
+        else:
+            rows, cols = np.divmod(flat, c)
+            self.parts.append(
+                self.codec.pack(rows + self.row0, dist.reshape(-1)[flat], cols + lo)
+            )
+            self.counts += np.bincount(rows, minlength=self.q)
+        if not self.bounded:
+            if (self.counts >= self.k).all():
+                self.prune()
+        elif (self.counts >= self.slack).any():
+            self.prune()
+
+    def prune(self) -> None:
+        if not self.parts:
+            return
+        keys = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        keys, self.counts, kth = _prune(keys, self.codec, self.row0, self.q, self.k)
+        self.parts = [keys]
+        full = kth >= 0
+        self.bound[full, 0] = kth[full]  # strict: a later tie loses to the earlier document
+        self.bounded = bool(full.all())
+        self.done = bool(np.all(self.bound == 0))
+
+    def result(self) -> np.ndarray:
+        self.prune()
+        return self.parts[0] if self.parts else np.empty(0, dtype=np.int64)
+
+
+def _topk_worker(chunks: _Chunks, planes, queries: np.ndarray, k: int, codec: _Keys):
+    """Top-k of every query over the chunks this thread gets, as sorted candidate keys."""
+    n_q, n_words = queries.shape
+    block = _block_for(n_q)
+    chunk = _chunk_for(block)
+    scanner = _Scanner(n_words, block, chunk)
+    mask = np.empty((block, chunk), dtype=bool)
+    blocks = [_Block(queries[s : s + block], s, k, codec) for s in range(0, n_q, block)]
+    # The first piece is short: it sets each query's bound cheaply before the long ones.
+    first = max(4096, 4 * k)
+    for lo, hi in chunks:
+        live = [blk for blk in blocks if not blk.done]
+        if not live:
+            break
+        pieces = [(lo, hi)]
+        if not all(blk.bounded for blk in live) and hi - lo > 2 * first:
+            pieces = [(lo, lo + first), (lo + first, hi)]
+        for a, b in pieces:
+            for blk in live:
+                dist = scanner.distances(planes, blk.qcols, a, b)
+                blk.add(dist, a, mask[: blk.q, : b - a])
+    return np.concatenate([blk.result() for blk in blocks])
+
+
+def hamming_topk(
+    planes: Planes, queries: np.ndarray, k: int, *, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest codes by Hamming distance, for one query or a batch.
+
+    ``planes`` is a (n_words, n) uint64 array or a sequence of n_words 1-D uint64 arrays
+    (``np.memmap`` is fine: it is read in chunks, never copied whole); ``queries`` is one packed
+    code (n_words,) or a batch (q, n_words), packed as :func:`nashcli.codes.pack_codes` does.
+    Returns ``(indices int64 (q, k'), distances int32 (q, k'))`` with ``k' = min(k, n)``, each row
+    sorted by distance and then by database position. ``threads`` defaults to the usable cores.
+    """
+    rows = _as_planes(planes)
+    qwords = _as_queries(queries, len(rows))
+    n = len(rows[0])
+    n_q = len(qwords)
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    k = min(int(k), n)
+    if k == 0 or n_q == 0:
+        return np.empty((n_q, k), dtype=np.int64), np.empty((n_q, k), dtype=np.int32)
+    codec = _Keys(n_q, n)
+    chunk = _chunk_for(_block_for(n_q))
+    parts = _run(n, chunk, threads, _topk_worker, rows, qwords, k, codec)
+    keys = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    keys, counts, _ = _prune(keys, codec, 0, n_q, k)
+    if not np.all(counts == k):
+        raise AssertionError("every query must keep min(k, n) results")
+    keys = keys.reshape(n_q, k)
+    return codec.idx(keys), codec.dist(keys).astype(np.int32)
+
+
+def _distances_worker(chunks: _Chunks, planes, queries: np.ndarray, out: np.ndarray) -> None:
+    n_q, n_words = queries.shape
+    block = _block_for(n_q)
+    scanner = _Scanner(n_words, block, _chunk_for(block))
+    qcols = [
+        [np.ascontiguousarray(queries[s : s + block, w : w + 1]) for w in range(n_words)]
+        for s in range(0, n_q, block)
+    ]
+    for a, b in chunks:
+        for i, cols in enumerate(qcols):
+            s = i * block
+            out[s : s + len(cols[0]), a:b] = scanner.distances(planes, cols, a, b)
+
+
+def hamming_distances(
+    planes: Planes, queries: np.ndarray, *, threads: int | None = None
+) -> np.ndarray:
+    """(q, n) int32 Hamming distances of each query to every code (for evaluation).
+
+    Same inputs as :func:`hamming_topk`. The result itself is q * n * 4 bytes: callers with many
+    queries should pass them in batches.
+    """
+    rows = _as_planes(planes)
+    qwords = _as_queries(queries, len(rows))
+    n = len(rows[0])
+    out = np.empty((len(qwords), n), dtype=np.int32)
+    if n and len(qwords):
+        chunk = _chunk_for(_block_for(len(qwords)))
+        _run(n, chunk, threads, _distances_worker, rows, qwords, out)
+    return out

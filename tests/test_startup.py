@@ -1,0 +1,76 @@
+"""``nash --help`` and shell completion must not import the heavy libraries (import hygiene).
+
+Completion runs ``nash`` on every TAB; torch alone takes about two seconds to import. The check
+runs in a fresh interpreter (this test process has imported who knows what) and inspects its
+``sys.modules`` after each step. Timing is measured by ``benchmarks/startup.py``, not here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import typer
+
+from nashcli.cli import app
+
+HEAVY = ("torch", "sklearn", "scipy", "faiss")
+
+PROBE = r"""
+import json, os, sys
+
+HEAVY = {heavy!r}
+loaded = {{}}
+
+def note(step):
+    loaded[step] = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+
+import nashcli.cli
+note("import nashcli.cli")
+from nashcli.cli import main
+
+def tab(words, cword):
+    return {{"_NASH_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}}
+
+def run(step, argv, env=None):
+    os.environ.update(env or {{}})
+    sys.argv = ["nash", *argv]
+    try:
+        main()
+    except SystemExit:
+        pass
+    for key in env or {{}}:
+        del os.environ[key]
+    note(step)
+
+run("nash --help", ["--help"])
+for command in {commands!r}:
+    run(f"nash {{command}} --help", [command, "--help"])
+    run(f"nash {{command}} --<TAB>", [], tab(f"nash {{command}} --", 2))
+run("nash <TAB>", [], tab("nash ", 1))
+print("\nPROBE-RESULT " + json.dumps(loaded))
+"""
+
+
+def test_help_and_completion_do_not_import_heavy_libraries() -> None:
+    commands = sorted(typer.main.get_command(app).commands)
+    assert commands, "no commands registered"
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY, commands=commands)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("PROBE-RESULT "))
+    loaded = json.loads(line.removeprefix("PROBE-RESULT "))
+    assert len(loaded) == 3 + 2 * len(commands)
+    # every step really ran: each help page and each completion answer was printed
+    for command in commands:
+        assert f"nash {command} [OPTIONS]" in result.stdout
+    assert "--help" in result.stdout.split("Usage:")[-1]
+    offenders = {step: modules for step, modules in loaded.items() if modules}
+    assert offenders == {}, (
+        f"heavy imports at startup (move them into the command body): {offenders}"
+    )

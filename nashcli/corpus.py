@@ -479,7 +479,7 @@ class _Walker:
         if problem is not None:
             yield Skipped(path, problem)
         elif not self.follow_symlinks:
-            yield Skipped(path, f"symlink to a {kind}, not followed (--follow-symlinks)")
+            yield Skipped(path, f"symlink to a {kind}, not followed")
         else:
             yield from self._follow(path, rel, rules, ancestors, target_is_dir, suffix)
 

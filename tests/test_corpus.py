@@ -308,9 +308,9 @@ def test_symlinks_are_not_followed_by_default(tmp_path: Path) -> None:
     (root / "alias.md").symlink_to(root / "own.md")
     assert indexed(root) == ["own.md"]
     assert skipped(root) == {
-        "alias.md": "symlink to a file, not followed (--follow-symlinks)",
-        "linked-folder": "symlink to a folder, not followed (--follow-symlinks)",
-        "linked.md": "symlink to a file, not followed (--follow-symlinks)",
+        "alias.md": "symlink to a file, not followed",
+        "linked-folder": "symlink to a folder, not followed",
+        "linked.md": "symlink to a file, not followed",
     }
     # followed on request, each target once, nothing twice under two names
     assert indexed(root, follow_symlinks=True) == [

@@ -1,0 +1,482 @@
+"""Precision@100 tables of every method on the three benchmark corpora, resumable.
+
+    python benchmarks/eval_tables.py                      # everything, in priority order
+    python benchmarks/eval_tables.py --datasets reuters --methods nash-dn,lsh --bits 16,32
+    python benchmarks/eval_tables.py --plan               # list the runs still to do
+
+Priority order (so that a run cut short loses seeds before coverage): every method x bit length
+unsupervised on Reuters, supervised NASH-DN on Reuters, the same coverage on 20 Newsgroups, then
+TMC, then extra seeds of the headline rows (the best hashing method at seed 0 and NASH-DN, on
+Reuters and 20NG).
+
+Each finished run is appended at once to ``results/eval_runs.jsonl`` (one JSON object per line,
+with the commit, machine, date and train seconds), so the script can be stopped at any point and
+started again: runs already recorded for the same engine source (a hash of the engine's modules)
+are skipped. ``results/eval_tables.md`` and ``results/eval_tables.json`` are rewritten from all
+recorded runs after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nashcli import evaluation  # noqa: E402
+from nashcli.datasets import load_dataset  # noqa: E402
+
+ENGINE_FILES = ("features.py", "model.py", "training.py", "baselines.py", "methods.py")
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
+TITLES = {
+    "reuters": "Reuters-21578 (ModApte, 90 categories, multi-label)",
+    "20ng": "20 Newsgroups (bydate, 20 groups)",
+    "tmc": "TMC 2007 (500-word bag-of-words version, 22 labels, multi-label)",
+}
+PAPER = {  # published figures, shown beside ours and labelled as the paper's (never measured here)
+    "reuters": [
+        ("NASH-DN (paper, Shen et al. 2018)", [0.7470, 0.8013, 0.8418, 0.8297, 0.7924]),
+        ("NASH-DN supervised (paper)", [0.9214, 0.9327, 0.9380, 0.9427, 0.9336]),
+        ("best later published (AMMI/SNUH)", [None, 0.832, 0.847, 0.856, 0.862]),
+    ],
+    "20ng": [
+        ("NASH-DN (paper, as recalled, unverified)", [0.4040, 0.5610, 0.6160, 0.6159, 0.5725])
+    ],
+}
+PAPER_BITS = [8, 16, 32, 64, 128]
+
+
+# --------------------------------------------------------------------------------------------
+# Provenance
+
+
+def engine_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ENGINE_FILES:
+        path = ROOT / "nashcli" / name
+        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()[:12]
+
+
+def git_commit() -> str:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "nashcli"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def machine(device: str) -> dict:
+    import numpy
+    import torch
+
+    from nashcli.methods import resolve_device
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    resolved = resolve_device(device)
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "device": str(resolved),
+    }
+    if resolved.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(resolved)
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# The plan
+
+
+def run_key(run: dict) -> tuple:
+    return (
+        run["dataset"],
+        run["split"],
+        run["method"],
+        run["bits"],
+        run["supervised"],
+        run["seed"],
+    )
+
+
+def coverage(dataset: str, methods: list[str], bits: list[int], split: str) -> list[dict]:
+    return [
+        dict(dataset=dataset, split=split, method=m, bits=b, supervised=False, seed=0)
+        for m, b in evaluation.plan(methods, bits)
+    ]
+
+
+def best_method(done: list[dict], dataset: str, bits: list[int]) -> str | None:
+    """The hashing method with the highest mean tie-aware precision over ``bits`` at seed 0."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    for run in done:
+        if (
+            run["dataset"] == dataset
+            and run["seed"] == 0
+            and not run["supervised"]
+            and run["method"] != evaluation.EXACT
+            and run["bits"] in bits
+        ):
+            scores[run["method"]].append(run["precision_at_100_tie_aware"])
+    complete = {m: statistics.mean(v) for m, v in scores.items() if len(v) == len(bits)}
+    return max(complete, key=complete.get) if complete else None
+
+
+def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
+    runs: list[dict] = []
+    for dataset in args.datasets:
+        runs += coverage(dataset, args.methods, args.bits, args.split)
+        if dataset in args.supervised_datasets:
+            runs += [
+                dict(dataset=dataset, split=args.split, method=m, bits=b, supervised=True, seed=0)
+                for m in args.supervised_methods
+                for b in args.bits
+            ]
+    for dataset in args.seed_datasets:
+        if dataset not in args.datasets:
+            continue
+        headline = [m for m in args.headline_methods if m in args.methods]
+        best = best_method(done, dataset, args.bits)
+        if best and best not in headline and best in args.methods:
+            headline.insert(0, best)
+        for method in headline:
+            for seed in args.seeds:
+                runs += [
+                    dict(
+                        dataset=dataset,
+                        split=args.split,
+                        method=method,
+                        bits=b,
+                        supervised=False,
+                        seed=seed,
+                    )
+                    for b in args.bits
+                ]
+    seen, unique = set(), []
+    for run in runs:
+        if run_key(run) not in seen:
+            seen.add(run_key(run))
+            unique.append(run)
+    return unique
+
+
+# --------------------------------------------------------------------------------------------
+# Recording
+
+
+def load_runs(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    runs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                runs.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut off by a kill: ignore it
+                continue
+    return runs
+
+
+def append_run(path: Path, run: dict) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(run) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def latest(runs: list[dict]) -> list[dict]:
+    """The last recorded run per key (a re-run replaces an earlier one)."""
+    by_key = {}
+    for run in runs:
+        by_key[run_key(run)] = run
+    return list(by_key.values())
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def table(rows: list[tuple[str, list[str]]], bits: list[int], extra: str | None = None) -> str:
+    header = "| method | " + " | ".join(str(b) for b in bits) + (f" | {extra}" if extra else "")
+    lines = [header + " |", "|---" * (len(bits) + 1 + bool(extra)) + "|"]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
+    return "\n".join(lines)
+
+
+def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str]:
+    seed0 = [r for r in runs if r["seed"] == 0]
+    unsup = [r for r in seed0 if not r["supervised"]]
+    sup = [r for r in seed0 if r["supervised"]]
+    first = runs[0]
+    out = [
+        f"## {TITLES.get(dataset, dataset)}",
+        "",
+        f"Database = {first['n_train']:,} training documents (a fixed 10% of the training split "
+        f"is held out for early stopping), queries = {first['n_test']:,} test documents; "
+        f"features: {first.get('vocabulary', '?')} TF-IDF terms, built in "
+        f"{fmt(first.get('feature_seconds'), 1)} s.",
+        "",
+    ]
+    methods = list(dict.fromkeys(r["method"] for r in unsup))
+    cell = {(r["method"], r["bits"]): r for r in unsup}
+
+    def rows(key: str, digits: int = 4) -> list[tuple[str, list[str]]]:
+        result = []
+        for m in methods:
+            if m == evaluation.EXACT:
+                exact = cell.get((m, 0))
+                result.append(
+                    (
+                        "tfidf (exact cosine, no hashing)",
+                        ["" for _ in bits] + [fmt(exact[key] if exact else None, digits)],
+                    )
+                )
+            else:
+                values = [cell.get((m, b)) for b in bits]
+                result.append((m, [fmt(v[key] if v else None, digits) for v in values] + [""]))
+        return result
+
+    extra = "no hashing"
+    out += [
+        "Tie-aware precision@100 (unsupervised, seed 0):",
+        "",
+        table(rows("precision_at_100_tie_aware"), bits, extra),
+        "",
+    ]
+    out += [
+        "Ties broken by database position:",
+        "",
+        table(rows("precision_at_100"), bits, extra),
+        "",
+    ]
+    out += [
+        "Train seconds (wall clock, includes encoding both parts):",
+        "",
+        table(rows("train_seconds", 1), bits, extra),
+        "",
+    ]
+    if sup:
+        scell = {(r["method"], r["bits"]): r for r in sup}
+        smethods = list(dict.fromkeys(r["method"] for r in sup))
+        srows = [
+            (
+                f"{m} supervised",
+                [
+                    fmt(scell[(m, b)]["precision_at_100_tie_aware"]) if (m, b) in scell else "–"
+                    for b in bits
+                ],
+            )
+            for m in smethods
+        ]
+        out += [
+            "Supervised (tie-aware; positional in eval_tables.json):",
+            "",
+            table(srows, bits),
+            "",
+        ]
+    seeds = sorted({r["seed"] for r in runs if not r["supervised"]})
+    if len(seeds) > 1:
+        multi = defaultdict(list)
+        for r in runs:
+            if not r["supervised"] and r["method"] != evaluation.EXACT:
+                multi[(r["method"], r["bits"])].append(r["precision_at_100_tie_aware"])
+        mrows = []
+        for m in dict.fromkeys(r["method"] for r in runs if r["seed"] != 0):
+            cells = []
+            for b in bits:
+                v = multi.get((m, b), [])
+                if len(v) >= 2:
+                    cells.append(
+                        f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f} (n={len(v)})"
+                    )
+                else:
+                    cells.append(fmt(v[0]) + " (n=1)" if v else "–")
+            mrows.append((m, cells))
+        out += ["Over seeds (tie-aware mean ± sample sd, n = seeds):", "", table(mrows, bits), ""]
+    if dataset in PAPER:
+        prow = [(name, [fmt(v) for v in values]) for name, values in PAPER[dataset]]
+        out += [
+            "Published figures (the papers' preprocessed corpora, not measured here):",
+            "",
+            table(prow, PAPER_BITS),
+            "",
+        ]
+    return out
+
+
+def write_reports(
+    out_dir: Path, runs: list[dict], fingerprint: str, meta: dict, bits: list[int]
+) -> None:
+    current = latest([r for r in runs if r.get("engine") == fingerprint])
+    all_bits = sorted({r["bits"] for r in current if r["bits"]} | set(bits))
+    lines = [
+        "# `nash eval` tables: precision of the top 100",
+        "",
+        "Generated by `benchmarks/eval_tables.py` (do not edit by hand). Database = training "
+        "documents, queries = test documents, a hit shares at least one label. "
+        '"Tie-aware" is the exact expectation over random orders of documents tied in Hamming '
+        "distance; the positional figure breaks ties by database position. `tfidf` = exact "
+        "TF-IDF cosine, no hashing (one number, independent of the code length).",
+        "",
+        f"Engine source fingerprint `{fingerprint}`; commit {meta['commit']}; "
+        f"machine: {meta['machine']['cpu']}, {meta['machine']['usable_cores']} usable cores "
+        f"(shared with other jobs), torch {meta['machine']['torch']}, device "
+        f"{meta['machine']['device']}; last update {meta['updated']}.",
+        "",
+    ]
+    for dataset in dict.fromkeys(r["dataset"] for r in current):
+        lines += dataset_section(dataset, [r for r in current if r["dataset"] == dataset], all_bits)
+    (out_dir / "eval_tables.md").write_text("\n".join(lines), encoding="utf-8")
+    summary = {"meta": {**meta, "engine": fingerprint}, "runs": current}
+    partial = out_dir / "eval_tables.json.partial"
+    partial.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    partial.replace(out_dir / "eval_tables.json")
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--datasets", default="reuters,20ng,tmc")
+    parser.add_argument("--methods", default=None, help="default: every method")
+    parser.add_argument("--bits", default="8,16,32,64,128")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds of the headline rows")
+    parser.add_argument("--seed-datasets", default="reuters,20ng")
+    parser.add_argument("--headline-methods", default="nash-dn", help="plus the best at seed 0")
+    parser.add_argument("--supervised-datasets", default="reuters")
+    parser.add_argument("--supervised-methods", default="nash-dn")
+    parser.add_argument("--split", default="canonical", choices=["canonical", "random"])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--plan", action="store_true", help="print the runs still to do and exit")
+    parser.add_argument("--rerun", action="store_true", help="ignore recorded runs")
+    parser.add_argument("--stop-after", type=float, default=None, help="minutes; no new run after")
+    args = parser.parse_args(argv)
+    split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
+    args.datasets = split(args.datasets)
+    args.methods = evaluation.parse_methods(args.methods)
+    args.bits = evaluation.parse_bits(args.bits)
+    args.seeds = [int(s) for s in split(args.seeds)]
+    args.seed_datasets = split(args.seed_datasets)
+    args.headline_methods = split(args.headline_methods)
+    args.supervised_datasets = split(args.supervised_datasets)
+    args.supervised_methods = split(args.supervised_methods)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "eval_runs.jsonl"
+    fingerprint = engine_fingerprint()
+    recorded = load_runs(log)
+    current = [] if args.rerun else [r for r in recorded if r.get("engine") == fingerprint]
+    done_keys = {run_key(r) for r in current}
+    meta = {"commit": git_commit(), "machine": machine(args.device), "updated": None}
+    started = time.monotonic()
+    problems: dict[tuple, tuple] = {}
+
+    while True:
+        todo = [r for r in full_plan(args, current) if run_key(r) not in done_keys]
+        if args.plan:
+            for run in todo:
+                print(json.dumps(run))
+            print(f"{len(todo)} runs to do; {len(current)} recorded for engine {fingerprint}")
+            return 0
+        if not todo:
+            break
+        if args.stop_after is not None and time.monotonic() - started > args.stop_after * 60:
+            print(f"stopping: --stop-after {args.stop_after} min reached; {len(todo)} runs left")
+            break
+        run = todo[0]
+        key = (run["dataset"], run["split"], run["seed"] if run["split"] == "random" else 0)
+        if key not in problems:
+            t0 = time.perf_counter()
+            corpus = load_dataset(run["dataset"], args.data_dir)
+            problem, _ = evaluation.prepare(corpus, run["split"], seed=key[2])
+            problems.clear()  # one corpus in memory at a time
+            problems[key] = (problem, time.perf_counter() - t0)
+        problem, feature_seconds = problems[key]
+        print(
+            f"[{len(done_keys) + 1}] {run['dataset']} {run['method']} {run['bits']} bits"
+            f"{' supervised' if run['supervised'] else ''} seed {run['seed']} ...",
+            flush=True,
+        )
+        result = evaluation.run_method(
+            problem,
+            run["method"],
+            run["bits"],
+            supervised=run["supervised"],
+            seed=run["seed"],
+            device=args.device,
+        )
+        record = {
+            **run,
+            "labels_used": result.supervised,
+            "precision_at_100": result.precision_at_100,
+            "precision_at_100_tie_aware": result.precision_at_100_tie_aware,
+            "train_seconds": round(result.train_seconds, 3),
+            "n_train": problem.X_train.shape[0],
+            "n_val": problem.X_val.shape[0],
+            "n_test": problem.X_test.shape[0],
+            "vocabulary": problem.X_train.shape[1],
+            "feature_seconds": round(feature_seconds, 3),
+            "engine": fingerprint,
+            "commit": meta["commit"],
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": meta["machine"],
+        }
+        append_run(log, record)
+        current.append(record)
+        done_keys.add(run_key(run))
+        print(
+            f"    p@100 tie-aware {result.precision_at_100_tie_aware:.4f} "
+            f"(positional {result.precision_at_100:.4f}) in {result.train_seconds:.1f} s",
+            flush=True,
+        )
+        meta["updated"] = record["date"]
+        write_reports(args.out, recorded + current, fingerprint, meta, args.bits)
+    if current:
+        meta["updated"] = max(r["date"] for r in current)
+        write_reports(args.out, recorded + current, fingerprint, meta, args.bits)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -152,6 +152,9 @@ def watch_command(
     debounce: float = typer.Option(
         0.2, "--debounce", help="Seconds of quiet that end a burst of changes.", hidden=True
     ),
+    batch_size: int = typer.Option(
+        256, "--batch-size", help="Files per index update (the writer lock's hold).", hidden=True
+    ),
     max_epochs: int | None = typer.Option(
         None, "--max-epochs", help="Training epochs when a model is fitted (tests).", hidden=True
     ),
@@ -176,6 +179,7 @@ def watch_command(
             argv += ["--bits", str(bits)]
         if max_epochs is not None:
             argv += ["--max-epochs", str(max_epochs)]
+        argv += ["--batch-size", str(batch_size)]
         pid, log = watching.start_detached(name, argv)
         typer.echo(
             f"watching {root} in the background (collection {name!r}, pid {pid})\n"
@@ -192,6 +196,7 @@ def watch_command(
         on_batch=lambda result: _render_batch(result, root),
         on_message=_say,
         quiet=debounce,
+        batch_size=batch_size,
     )
     log = watching.log_file(name) if not sys.stdout.isatty() else None
     with watching.Registration(name, root, log=log), _stop_on_signals(watcher.stop):

@@ -1,0 +1,237 @@
+"""`nash watch` against the real index: foreground, background, SIGKILL and restart, faults.
+
+Tiny synthetic corpora and two training epochs keep each model fit to a few seconds; every wait
+polls the index (or the watcher's output) with a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nashcli import watching
+from nashcli.cli import app
+from nashcli.index import Collection
+
+TIMEOUT = 120.0  # a first model fit on a loaded 2-core machine
+NASH = [sys.executable, "-c", "from nashcli.cli import main; main()"]
+TOPICS = {
+    "space": "orbit rocket launch nasa satellite moon shuttle planet telescope astronaut",
+    "hockey": "goal puck season playoff team coach ice score player league",
+    "crypto": "key encryption clipper chip privacy algorithm secure government escrow cipher",
+}
+
+runner = CliRunner()
+
+
+def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def text_about(topic: str, seed: int) -> str:
+    rng = random.Random(seed)
+    words = TOPICS[topic].split()
+    return f"{topic} note {seed}\n" + " ".join(rng.choice(words) for _ in range(60)) + "\n"
+
+
+def make_folder(base: Path, per_topic: int = 8) -> Path:
+    root = base / "notes"
+    root.mkdir()
+    for t, topic in enumerate(TOPICS):
+        for i in range(per_topic):
+            (root / f"{topic}-{i:02}.txt").write_text(text_about(topic, 100 * t + i))
+    return root
+
+
+def live_paths(name: str = "notes") -> list[str]:
+    with Collection.open(name).snapshot() as snap:
+        return [doc.path for doc in snap.live_docs()]
+
+
+def indexed(path: Path, name: str = "notes") -> bool:
+    if not Collection.exists(name):
+        return False
+    with Collection.open(name).snapshot() as snap:
+        return snap.generation > 0 and snap.doc_by_path(str(path)) is not None
+
+
+class Watch:
+    """`nash watch` in a child process; its output goes to a file the test can poll."""
+
+    def __init__(self, root: Path, tmp: Path, *args: str) -> None:
+        self.out = tmp / f"watch-{time.monotonic_ns()}.log"
+        self.handle = open(self.out, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [*NASH, "watch", str(root), "--max-epochs", "2", *args],
+            stdout=self.handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def output(self) -> str:
+        return self.out.read_text()
+
+    def wait_for(self, text: str) -> None:
+        wait_until(lambda: text in self.output() or self.proc.poll() is not None, what=repr(text))
+        assert text in self.output(), self.output()
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(TIMEOUT)
+        finally:
+            self.handle.close()
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    return make_folder(tmp_path)
+
+
+def test_watch_keeps_the_collection_current_and_stops_cleanly(notes, tmp_path):
+    watch = Watch(notes, tmp_path)
+    try:
+        watch.wait_for("up to date: 24 documents")
+        status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+        assert [c["watching"] for c in status["collections"]] == [True]
+
+        new = notes / "space-new.txt"
+        new.write_text(text_about("space", 999))
+        wait_until(lambda: indexed(new), what="the new file in the index")
+        from nashcli.similar import find_similar
+
+        hits = find_similar(new.read_text(), "notes", top=3)
+        assert Path(hits[0].path) == new
+
+        old_row = next(
+            d.row
+            for d in Collection.open("notes").snapshot().live_docs()
+            if d.path == str(notes / "hockey-00.txt")
+        )
+        renamed = notes / "hockey-renamed.txt"
+        os.replace(notes / "hockey-00.txt", renamed)
+        (notes / "crypto-00.txt").unlink()
+        wait_until(lambda: indexed(renamed), what="the renamed file")
+        wait_until(lambda: not indexed(notes / "crypto-00.txt"), what="the deletion")
+        with Collection.open("notes").snapshot() as snap:
+            assert snap.doc_by_path(str(renamed)).row == old_row  # moved, not re-encoded
+            assert snap.doc_by_path(str(notes / "hockey-00.txt")) is None
+
+        # nash index on the watched collection waits for the watcher's batch, then runs
+        result = runner.invoke(app, ["index", str(notes)])
+        assert result.exit_code == 0, result.output
+    finally:
+        code = watch.stop(signal.SIGTERM)
+    assert code == 0, watch.output()
+    assert "stopped watching 'notes'" in watch.output()
+    assert "Traceback" not in watch.output()
+    assert not watching.is_watching("notes")
+    assert sorted(live_paths()) == sorted(str(p) for p in notes.iterdir())
+
+
+def test_detach_status_and_stop(notes):
+    result = runner.invoke(app, ["watch", str(notes), "--detach", "--max-epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "in the background" in result.output
+    try:
+        assert watching.is_watching("notes")
+        info = watching.read_pid_file("notes")
+        assert Path(info["log"]).parent == watching.log_file("notes").parent
+        late = notes / "crypto-late.txt"
+        late.write_text(text_about("crypto", 777))
+        wait_until(lambda: indexed(late), what="a change picked up in the background")
+        status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+        assert status["collections"][0]["watching"] is True
+        again = runner.invoke(app, ["watch", str(notes)])
+        assert again.exit_code != 0 and "already being watched" in again.output
+    finally:
+        stopped = runner.invoke(app, ["watch", "--stop", str(notes)])
+    assert stopped.exit_code == 0, stopped.output
+    assert "stopped watching 'notes'" in stopped.output
+    assert not watching.is_watching("notes")
+    assert not watching.pid_file("notes").exists()
+    status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+    assert status["collections"][0]["watching"] is False
+    log = watching.log_file("notes").read_text()
+    assert "stopped watching 'notes'" in log and "Traceback" not in log
+
+
+def test_sigkill_mid_update_then_restart_loses_and_duplicates_nothing(notes, tmp_path):
+    watch = Watch(notes, tmp_path, "--batch-size", "8")
+    watch.wait_for("up to date: 24 documents")
+    burst = [notes / f"burst-{i:03}.txt" for i in range(200)]
+    for i, path in enumerate(burst):
+        path.write_text(text_about(list(TOPICS)[i % 3], 5000 + i))
+    # Kill it once some, not all, of the burst is in: it is between or inside its batches.
+    wait_until(lambda: len(live_paths()) > 24, timeout=60, what="the first batches")
+    assert watch.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert len(live_paths()) < 224, "the watcher finished before it could be killed"
+    # Meanwhile, with nobody watching: deletions, edits, renames.
+    for path in burst[:5]:
+        path.unlink()
+    for i, path in enumerate(burst[5:10]):
+        path.write_text(text_about("hockey", 9000 + i))
+    for path in burst[10:15]:
+        os.replace(path, path.with_name("renamed-" + path.name))
+
+    again = Watch(notes, tmp_path, "--batch-size", "8")
+    try:
+        again.wait_for("up to date")
+        on_disk = sorted(str(p) for p in notes.iterdir())
+        wait_until(lambda: sorted(live_paths()) == on_disk, timeout=60, what="all files")
+        paths = live_paths()
+        assert len(paths) == len(set(paths)) == 24 + 200 - 5
+        from nashcli import corpus
+
+        with Collection.open("notes").snapshot() as snap:  # the edits are in, not the old text
+            for path in burst[5:10]:
+                assert snap.doc_by_path(str(path)).hash == corpus.content_hash(path)
+    finally:
+        assert again.stop() == 0, again.output()
+
+
+def test_a_deleted_folder_ends_the_watch_with_one_clear_line(notes, tmp_path):
+    watch = Watch(notes, tmp_path)
+    watch.wait_for("up to date: 24 documents")
+    shutil.rmtree(notes)
+    try:
+        code = watch.proc.wait(30)
+    finally:
+        watch.stop()
+    out = watch.output()
+    assert code == 2, out
+    assert f"nash: error: the watched folder {notes} no longer exists" in out
+    assert "Traceback" not in out
+    assert not watching.is_watching("notes")
+    assert len(live_paths()) == 24  # the last good index stays
+
+
+def test_watch_needs_an_existing_folder(tmp_path):
+    result = runner.invoke(app, ["watch", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "no such folder" in result.output
+    result = runner.invoke(app, ["watch"])
+    assert result.exit_code == 2 and "which folder?" in result.output
+
+
+def test_stop_without_a_watcher_says_so(notes):
+    result = runner.invoke(app, ["watch", "--stop"])
+    assert result.exit_code == 0 and "no watcher is running" in result.output
+    result = runner.invoke(app, ["watch", "--stop", str(notes)])
+    assert result.exit_code == 0 and "no watcher is running for 'notes'" in result.output

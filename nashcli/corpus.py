@@ -15,13 +15,16 @@ costs nothing to ``nash --help`` and shell completion.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import errno
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import stat
 import unicodedata
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -644,6 +647,20 @@ def _html_to_text(html: str) -> tuple[str, str]:
     return text, _trim(title)
 
 
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a library's log records and warnings for a moment (restored afterwards)."""
+    logger = logging.getLogger(logger_name)  # its child loggers inherit the level
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_pdf(path: Path) -> Document:
     if not pdf_supported():
         raise UnreadableFile(PDF_MISSING, path)
@@ -652,11 +669,12 @@ def _read_pdf(path: Path) -> Document:
     except ImportError:
         raise UnreadableFile(PDF_MISSING, path) from None
     try:
-        reader = pypdf.PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise UnreadableFile("encrypted PDF", path)
-        text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
-        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+        with _quiet("pypdf"):  # its warnings about damaged files would garble progress bars
+            reader = pypdf.PdfReader(path)
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise UnreadableFile("encrypted PDF", path)
+            text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
+            meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except UnreadableFile:
         raise
     except OSError as error:

@@ -363,22 +363,35 @@ class Watcher:
     # ---- the loop
     def run(self) -> None:
         """Catch up, then apply changes until :meth:`stop`; raises NashError if the folder goes."""
-        from watchdog.events import FileSystemEventHandler
+        from watchdog import events
         from watchdog.observers import Observer
+
+        # Not opens and reads: the indexer's own reads would flood the kernel queue with them.
+        wanted = [
+            events.FileCreatedEvent,
+            events.FileModifiedEvent,
+            events.FileClosedEvent,
+            events.FileDeletedEvent,
+            events.FileMovedEvent,
+            events.DirCreatedEvent,
+            events.DirDeletedEvent,
+            events.DirMovedEvent,
+            events.DirAttribEvent,
+        ]
 
         problem = self.root_problem()
         if problem:
             raise NashError(problem)
         watcher = self
 
-        class _Handler(FileSystemEventHandler):
+        class _Handler(events.FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:  # noqa: D102
                 watcher._on_event(event)
 
         overflow = _OverflowHook(lambda: self._events.put(("overflow", "", "", False)))
         observer = Observer()
         try:
-            observer.schedule(_Handler(), str(self.root), recursive=True)
+            observer.schedule(_Handler(), str(self.root), recursive=True, event_filter=wanted)
             observer.start()
         except OSError as error:
             raise NashError(f"cannot watch {self.root}: {error.strerror or error}") from None

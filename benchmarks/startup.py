@@ -3,6 +3,7 @@
     python benchmarks/startup.py                 # table and verdict
     python benchmarks/startup.py --json          # one JSON object on stdout
     python benchmarks/startup.py --runs 31
+    python benchmarks/startup.py --what-if      # + nash --help with Typer's plain help pages
 
 Shell completion runs ``nash`` on every TAB, so its start-up time is felt directly. A CLI built
 on Typer and Rich cannot start faster than those two import, so the reference is
@@ -46,16 +47,25 @@ def nash_executable() -> str:
     return found
 
 
-def commands() -> dict[str, tuple[list[str], dict[str, str]]]:
-    """Label -> (argv, extra environment)."""
+PLAIN_HELP = (
+    "import sys; sys.argv = ['nash', '--help']; from nashcli.cli import app; "
+    "app.rich_markup_mode = None; app()"
+)
+
+
+def commands(what_if: bool = False) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Label -> (argv, extra environment). ``what_if`` adds ``nash --help`` rendered by Typer
+    without Rich (``rich_markup_mode=None``): what the Rich help pages cost."""
     nash = nash_executable()
     tab = {"_NASH_COMPLETE": "complete_bash", "COMP_WORDS": "nash ", "COMP_CWORD": "1"}
+    extra = {"what if: nash --help, plain help": ([sys.executable, "-c", PLAIN_HELP], {})}
     return {
         REFERENCE: ([sys.executable, "-c", "import typer, rich"], {}),
         HELP: ([nash, "--help"], {}),
         "nash index --help": ([nash, "index", "--help"], {}),
         "nash <TAB> (bash completion)": ([nash], tab),
         "python -c pass": ([sys.executable, "-c", "pass"], {}),
+        **(extra if what_if else {}),
     }
 
 
@@ -69,8 +79,8 @@ def time_once(argv: list[str], extra_env: dict[str, str]) -> float:
     return elapsed
 
 
-def measure(runs: int, warmup: int) -> dict:
-    cmds = commands()
+def measure(runs: int, warmup: int, what_if: bool = False) -> dict:
+    cmds = commands(what_if)
     labels = list(cmds)
     times: dict[str, list[float]] = {label: [] for label in labels}
     for round_no in range(warmup + runs):
@@ -99,10 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=21, help="timed runs per command (>= 15)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--what-if", action="store_true", help="also time nash --help without Rich help pages"
+    )
     args = parser.parse_args(argv)
     if args.runs < 15:
         parser.error("--runs must be at least 15 (medians of fewer runs are too noisy)")
-    report = measure(args.runs, args.warmup)
+    report = measure(args.runs, args.warmup, args.what_if)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -243,24 +243,35 @@ def test_unreadable_file_is_skipped_chmod(tmp_path: Path) -> None:
         path.chmod(0o644)
 
 
-def test_unreadable_file_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same fault simulated, so that it is tested when the suite runs as root too."""
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (PermissionError(13, "Permission denied"), "unreadable: permission denied"),
+        # deleted between the folder listing's stat and the open
+        (FileNotFoundError(2, "No such file or directory"), "vanished during crawl"),
+        (OSError(5, "Input/output error"), "unreadable: input/output error"),
+    ],
+)
+def test_unreadable_file_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError, reason: str
+) -> None:
+    """Faults simulated at open(), so that they are tested when the suite runs as root too."""
     locked = write(tmp_path / "locked.txt", "secret\n")
     write(tmp_path / "open.txt", "fine\n")
     real_open = builtins.open
 
     def guarded_open(file, *args, **kwargs):
         if Path(file) == locked:
-            raise PermissionError(13, "Permission denied", str(file))
+            raise error
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", guarded_open)
-    assert skipped(tmp_path) == {"locked.txt": "unreadable: permission denied"}
+    assert skipped(tmp_path) == {"locked.txt": reason}
     assert indexed(tmp_path) == ["open.txt"]
     for read in (read_text, content_hash):
         with pytest.raises(UnreadableFile) as caught:
             read(locked)
-        assert caught.value.reason == "unreadable: permission denied"
+        assert caught.value.reason == reason
         assert caught.value.path == locked
 
 

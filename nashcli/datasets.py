@@ -52,8 +52,9 @@ ARCHIVES: dict[str, tuple[str, str]] = {
 SPLITS = ("train", "validation", "test")
 
 #: Seed of the permutation that carves the validation part out of a canonical training split.
-#: Fixed (not ``--seed``) so that every method and seed is scored against the same database.
-VALIDATION_SEED = 20180715
+#: Fixed (not ``--seed``) so that every method and seed is scored against the same database; the
+#: same carve as ``features.carve_validation(n, 0.1, seed=0)``, which the model was tuned with.
+VALIDATION_SEED = 0
 
 
 @dataclass(frozen=True)

@@ -327,3 +327,11 @@ def test_random_split_is_a_seeded_60_20_20_shuffle() -> None:
     assert not np.array_equal(a.test, c.test)
     with pytest.raises(NashError, match="unknown split"):
         make_splits(dataset, "kfold")
+
+
+def test_canonical_validation_is_the_carve_the_model_was_tuned_with() -> None:
+    from nashcli.features import carve_validation
+
+    splits = make_splits(_corpus(777, 10), "canonical")
+    train, val = carve_validation(777, 0.1, seed=0)
+    assert np.array_equal(splits.train, train) and np.array_equal(splits.val, val)

@@ -17,7 +17,8 @@ rotates), so load from other processes hits them alike; each figure is a median.
   bound_ms        bandwidth bound: bytes scanned (n * bits / 8) / copy bandwidth measured here
   bound_ratio     nash_ms / bound_ms (single mode only; a batch reads each code once per batch)
   queries         how many queries (single) or batches (batch) the medians are over
-  threads         threads nash and faiss used
+  threads         threads nash used (faiss: its default, printed on stderr)
+  load1           1-minute load average when the row was measured (the machine is shared)
 
 ``--memory`` adds rows with mode "memory": a 10M-code index written to a temporary file as
 planes and searched through ``np.memmap``; RSS (total), RssAnon (anonymous memory: what the
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nashcli.search import default_threads, hamming_topk
+from nashcli.search import MultiIndexHashing, default_threads, hamming_topk
 
 
 def copy_bandwidth(nbytes: int = 1 << 28, repeats: int = 5) -> float:
@@ -108,7 +109,9 @@ def bench_batch(codes, planes, index, queries, batch, k, threads, naive_batches)
         got = {}
         for name in order:
             if name == "nash":
-                dt, got[name] = _timed(lambda qb=qb: hamming_topk(planes, qb, k, threads=threads)[1])
+                dt, got[name] = _timed(
+                    lambda qb=qb: hamming_topk(planes, qb, k, threads=threads)[1]
+                )
             else:
                 dt, got[name] = _timed(lambda qbytes=qbytes: index.search(qbytes, k)[0])
             times[name].append(dt / batch)
@@ -119,6 +122,78 @@ def bench_batch(codes, planes, index, queries, batch, k, threads, naive_batches)
             agree &= bool(np.array_equal(got["nash"], naive))
     out = {name: 1e3 * float(np.median(t)) if t else None for name, t in times.items()}
     return out, agree, n_batches
+
+
+def clustered_codes(n: int, bits: int, seed: int, flip: float = 0.08, per_cluster: int = 1000):
+    """Codes in clusters: random centres, each bit flipped with probability ``flip``.
+
+    Returns (codes, queries-maker): a query is a fresh noisy copy of a random centre, so its
+    neighbours are much closer than a random code's, as with real semantic codes.
+    """
+    rng = np.random.default_rng(seed)
+    n_words = bits // 64
+    centres = rng.integers(0, 2**64 - 1, (max(1, n // per_cluster), n_words), dtype=np.uint64,
+                           endpoint=True)  # fmt: skip
+    threshold = np.uint8(round(flip * 256))
+
+    def noisy(which: np.ndarray) -> np.ndarray:
+        out = centres[which].copy()
+        for a in range(0, len(which), 1 << 18):
+            b = min(len(which), a + (1 << 18))
+            flips = rng.integers(0, 256, (b - a, n_words * 64), dtype=np.uint8) < threshold
+            packed = np.packbits(flips, axis=1, bitorder="little").view("<u8")
+            out[a:b] ^= packed.astype(np.uint64, copy=False)
+        return out
+
+    codes = noisy(rng.integers(0, len(centres), n))
+    return codes, lambda m: noisy(rng.integers(0, len(centres), m))
+
+
+def bench_mih(n: int, bits: int, k: int, kind: str, n_queries: int, threads: int | None) -> dict:
+    """Multi-index hashing against the scan and faiss on one code distribution."""
+    import faiss
+
+    if kind == "random":
+        codes = random_codes(n, bits, seed=n + bits + 1)
+        rng = np.random.default_rng(bits + 1)
+        queries = rng.integers(0, 2**64 - 1, (n_queries, bits // 64), dtype=np.uint64,
+                               endpoint=True)  # fmt: skip
+    else:
+        codes, make_queries = clustered_codes(n, bits, seed=n + bits + 2)
+        queries = make_queries(n_queries)
+    planes = np.ascontiguousarray(codes.T)
+    index = faiss.IndexBinaryFlat(bits)
+    index.add(codes.view(np.uint8).reshape(n, bits // 8))
+    t = time.perf_counter()
+    mih = MultiIndexHashing(planes, bits)
+    build_s = time.perf_counter() - t
+    times = {"nash": [], "mih": [], "faiss": []}
+    agree = True
+    kth = []
+    qbytes = queries.view(np.uint8).reshape(n_queries, -1)
+    for i, q in enumerate(queries):
+        calls = {
+            "nash": lambda q=q: hamming_topk(planes, q, k, threads=threads),
+            "mih": lambda q=q: mih.search(q, k),
+            "faiss": lambda i=i: index.search(qbytes[i : i + 1], k),
+        }
+        names = list(calls)
+        names = names[i % 3 :] + names[: i % 3]
+        got = {}
+        for name in names:
+            dt, got[name] = _timed(calls[name])
+            times[name].append(dt)
+        agree &= bool(np.array_equal(got["nash"][0][0], got["mih"][0]))
+        agree &= bool(np.array_equal(got["nash"][1][0], got["faiss"][0][0]))
+        kth.append(int(got["nash"][1][0, -1]))
+    ms = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+    return {
+        "mode": "mih", "codes": kind, "n": n, "bits": bits, "k": k,
+        "nash_ms": round(ms["nash"], 4), "mih_ms": round(ms["mih"], 4),
+        "faiss_ms": round(ms["faiss"], 4), "mih_vs_scan": round(ms["mih"] / ms["nash"], 3),
+        "mih_build_s": round(build_s, 2), "substrings": mih.m,
+        "median_kth_distance": float(np.median(kth)), "agree": agree, "queries": n_queries,
+    }  # fmt: skip
 
 
 def proc_memory() -> dict[str, int]:
@@ -181,16 +256,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="nash threads (default: cores)")
     ap.add_argument("--memory", action="store_true", help="add the memory-mapped RSS rows")
     ap.add_argument("--memory-n", type=int, default=10_000_000)
+    ap.add_argument("--mih", action="store_true", help="add multi-index hashing rows")
+    ap.add_argument("--mih-sizes", default="100000,1000000,10000000")
+    ap.add_argument("--mih-bits", default="64,128")
+    ap.add_argument("--only-mih", action="store_true", help="skip the scan table")
     args = ap.parse_args(argv)
 
     import faiss
 
     threads = args.threads or default_threads()
     bw = copy_bandwidth()
-    print(f"copy bandwidth {bw / 1e9:.2f} GB/s; faiss threads {faiss.omp_get_max_threads()}; "
-          f"nash threads {threads}", file=sys.stderr)
+    print(
+        f"copy bandwidth {bw / 1e9:.2f} GB/s; faiss threads {faiss.omp_get_max_threads()}; "
+        f"nash threads {threads}",
+        file=sys.stderr,
+    )
     rows = []
-    for n in (int(s) for s in args.sizes.split(",")):
+    for n in (int(s) for s in args.sizes.split(",") if not args.only_mih):
         for bits in (int(b) for b in args.bits.split(",")):
             codes = random_codes(n, bits, seed=n + bits)
             planes = np.ascontiguousarray(codes.T)
@@ -204,11 +286,13 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({
                 "mode": "single", "n": n, "bits": bits, "k": args.k,
                 "nash_ms": round(ms["nash"], 4), "faiss_ms": round(ms["faiss"], 4),
-                "numpy_naive_ms": round(ms["naive"], 4), "ratio": round(ms["nash"] / ms["faiss"], 3),
-                "agree": agree, "bound_ms": round(bound_ms, 4),
+                "numpy_naive_ms": round(ms["naive"], 4),
+                "ratio": round(ms["nash"] / ms["faiss"], 3), "agree": agree,
+                "bound_ms": round(bound_ms, 4),
                 "bound_ratio": round(ms["nash"] / bound_ms, 2), "queries": args.queries,
                 "threads": threads,
             })  # fmt: skip
+            rows[-1]["load1"] = round(os.getloadavg()[0], 2)
             print(json.dumps(rows[-1]), file=sys.stderr)
             if args.batch:
                 ms, agree, nb = bench_batch(
@@ -220,9 +304,17 @@ def main(argv: list[str] | None = None) -> int:
                     "numpy_naive_ms": None if ms["naive"] is None else round(ms["naive"], 4),
                     "ratio": round(ms["nash"] / ms["faiss"], 3), "agree": agree,
                     "bound_ms": round(bound_ms, 4), "queries": nb, "threads": threads,
+                    "load1": round(os.getloadavg()[0], 2),
                 })  # fmt: skip
                 print(json.dumps(rows[-1]), file=sys.stderr)
             del codes, planes, index
+    if args.mih or args.only_mih:
+        for n in (int(s) for s in args.mih_sizes.split(",")):
+            for bits in (int(b) for b in args.mih_bits.split(",")):
+                for kind in ("random", "clustered"):
+                    rows.append(bench_mih(n, bits, args.k, kind, args.queries, threads))
+                    rows[-1]["load1"] = round(os.getloadavg()[0], 2)
+                    print(json.dumps(rows[-1]), file=sys.stderr)
     if args.memory:
         for row in bench_memory(args.memory_n, 64, args.k, args.batch or 100, threads):
             rows.append(row)

@@ -245,9 +245,7 @@ class _Block:
             self.counts += flat.size
         else:
             rows, cols = np.divmod(flat, c)
-            self.parts.append(
-                self.codec.pack(rows + self.row0, dist.reshape(-1)[flat], cols + lo)
-            )
+            self.parts.append(self.codec.pack(rows + self.row0, dist.reshape(-1)[flat], cols + lo))
             self.counts += np.bincount(rows, minlength=self.q)
         if not self.bounded:
             if (self.counts >= self.k).all():
@@ -356,3 +354,103 @@ def hamming_distances(
         chunk = _chunk_for(_block_for(len(qwords)))
         _run(n, chunk, threads, _distances_worker, rows, qwords, out)
     return out
+
+
+def _substring(planes: list[np.ndarray], start: int, length: int, sl: slice) -> np.ndarray:
+    """Bits start..start+length-1 of each code in ``sl``, as int64 keys."""
+    w, off = divmod(start, 64)
+    key = planes[w][sl] >> np.uint64(off)
+    if off + length > 64 and w + 1 < len(planes):
+        key = key | (planes[w + 1][sl] << np.uint64(64 - off))
+    return (key & np.uint64((1 << length) - 1)).astype(np.int64)
+
+
+@lru_cache(maxsize=64)
+def _masks(length: int, weight: int) -> np.ndarray:
+    """All ``length``-bit masks with exactly ``weight`` ones."""
+    if weight == 0:
+        return np.zeros(1, dtype=np.int64)
+    smaller = _masks(length, weight - 1)
+    bits = np.int64(1) << np.arange(length, dtype=np.int64)
+    grown = (smaller[:, None] | bits[None, :]).ravel()
+    grown = grown[np.bitwise_count(grown) == weight]
+    return np.unique(grown)
+
+
+class MultiIndexHashing:
+    """Exact k-NN by multi-index hashing (Norouzi, Punjani & Fleet, CVPR 2012 / TPAMI 2014).
+
+    The code is cut into ``m`` disjoint substrings, each indexed by a table (codes sorted by
+    substring value). Two codes within distance ``r`` agree within ``r // m`` bits on some
+    substring (pigeonhole), so probing each table at substring radius 0, 1, 2, ... finds every code
+    within ``m * (s + 1) - 1`` after radius ``s``; the search stops once the k-th best distance is
+    within that. Exact, with the same (distance, position) order as :func:`hamming_topk`. Costs
+    4 bytes per code per table and a sort per table to build; wins only where neighbours are much
+    closer than a random code (see ``benchmarks/search.py --mih``). Falls back to a scan once the
+    probes touch more than ``scan_fraction`` of the database.
+    """
+
+    def __init__(self, planes: Planes, n_bits: int, substring_bits: int | None = None,
+                 scan_fraction: float = 0.1) -> None:  # fmt: skip
+        self.planes = _as_planes(planes)
+        self.n = n = len(self.planes[0])
+        self.n_bits = n_bits
+        if substring_bits is None:  # Norouzi et al.: substrings of about log2(n) bits
+            substring_bits = int(np.clip(round(np.log2(max(n, 2))), 8, 24))
+        self.m = max(1, round(n_bits / substring_bits))
+        cuts = np.linspace(0, n_bits, self.m + 1).astype(int)
+        self.parts = [(int(a), int(b - a)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+        self.scan_fraction = scan_fraction
+        self.tables = []
+        pos_dtype = np.int32 if n < 2**31 else np.int64
+        for start, length in self.parts:
+            key = _substring(self.planes, start, length, slice(None))
+            order = np.argsort(key, kind="stable").astype(pos_dtype)
+            offsets = np.zeros((1 << length) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(key, minlength=1 << length), out=offsets[1:])
+            self.tables.append((order, offsets))
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices (k',), distances (k',)) of one packed query, like one row of hamming_topk."""
+        q = _as_queries(query, len(self.planes))
+        if len(q) != 1:
+            raise ValueError("MultiIndexHashing.search takes one query")
+        k = min(int(k), self.n)
+        if k <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
+        qplanes = [q[:, w] for w in range(q.shape[1])]
+        qkeys = [int(_substring(qplanes, a, length, slice(None))[0]) for a, length in self.parts]
+        found: list[np.ndarray] = []
+        touched = 0
+        for radius in range(max(length for _, length in self.parts) + 1):
+            for (_, length), (order, offsets), qk in zip(
+                self.parts, self.tables, qkeys, strict=True
+            ):
+                if radius > length:
+                    continue
+                ids = qk ^ _masks(length, radius)
+                lo, hi = offsets[ids], offsets[ids + 1]
+                sizes = hi - lo
+                total = int(sizes.sum())
+                touched += total
+                if total == 0:
+                    continue
+                shift = np.repeat(lo - np.cumsum(sizes) + sizes, sizes)
+                found.append(order[shift + np.arange(total)].astype(np.int64))
+            if touched > self.scan_fraction * self.n:
+                idx, dist = hamming_topk(self.planes, q, k)
+                return idx[0], dist[0]
+            if not found:
+                continue
+            cand = np.unique(np.concatenate(found))
+            found = [cand]
+            dist = np.zeros(len(cand), dtype=np.int32)
+            for w, plane in enumerate(self.planes):
+                dist += np.bitwise_count(plane[cand] ^ q[0, w])
+            if len(cand) >= k:
+                kth = np.partition(dist, k - 1)[k - 1]
+                if kth <= self.m * (radius + 1) - 1:
+                    order = np.lexsort((cand, dist))[:k]
+                    return cand[order], dist[order]
+        idx, dist = hamming_topk(self.planes, q, k)  # every table exhausted: n < k or tiny n
+        return idx[0], dist[0]

@@ -9,7 +9,7 @@ import pytest
 
 from nashcli.codes import pack_codes, to_planes
 from nashcli.metrics import hamming_distance_matrix
-from nashcli.search import hamming_distances, hamming_topk
+from nashcli.search import MultiIndexHashing, hamming_distances, hamming_topk
 
 
 def brute(db_bits: np.ndarray, q_bits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,3 +149,21 @@ def test_bad_input_is_refused() -> None:
         hamming_topk(planes.astype(np.float64), np.zeros(2, dtype=np.uint64), 3)
     with pytest.raises(ValueError, match="same length"):
         hamming_topk([planes[0], planes[1][:5]], np.zeros(2, dtype=np.uint64), 3)
+
+
+@pytest.mark.parametrize("bits", [16, 64, 72, 128])
+def test_multi_index_hashing_is_exact(bits: int) -> None:
+    rng = np.random.default_rng(bits)
+    centres = random_bits(rng, 20, bits)
+    db = centres[rng.integers(0, 20, 4000)] ^ random_bits(rng, 4000, bits, p=0.05)
+    db[100:130] = db[7]  # ties at distance 0 across many positions
+    queries = np.concatenate([db[7:8], centres[:3] ^ random_bits(rng, 3, bits, p=0.05)])
+    queries = np.concatenate([queries, random_bits(rng, 2, bits)])  # far: falls back to a scan
+    planes = to_planes(pack_codes(db))
+    mih = MultiIndexHashing(planes, bits)
+    want_idx, want_dist = brute(db, queries, 100)
+    for i, q in enumerate(pack_codes(queries)):
+        for k in (1, 100):
+            idx, dist = mih.search(q, k)
+            np.testing.assert_array_equal(idx, want_idx[i, :k])
+            np.testing.assert_array_equal(dist, want_dist[i, :k])

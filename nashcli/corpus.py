@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nashcli.errors import NashError
 
@@ -400,7 +400,18 @@ def crawl(
         yield _check_file(root, root.suffix.lower(), max_bytes)
         return
     walker = _Walker(root, wanted, max_bytes, follow_symlinks)
-    yield from walker.walk(root, "", [], ((root_stat.st_dev, root_stat.st_ino),))
+    yield from walker.walk(root, ((root_stat.st_dev, root_stat.st_ino),))
+
+
+class _Folder(NamedTuple):
+    """A folder to list: ``rel`` is its root-relative POSIX prefix (``""`` or ending in ``/``),
+    ``rules`` the ignore rules in force above it, ``ancestors`` the (device, inode) of the
+    folders above it, to recognise a link back up."""
+
+    path: Path
+    rel: str
+    rules: list[_IgnoreRules]
+    ancestors: tuple[tuple[int, int], ...]
 
 
 class _Walker:
@@ -416,26 +427,42 @@ class _Walker:
         self.followed: list[str] = []  # real paths of the link targets crawled so far
 
     def walk(
-        self,
-        directory: Path,
-        rel: str,
-        rules: list[_IgnoreRules],
-        ancestors: tuple[tuple[int, int], ...],
+        self, root: Path, ancestors: tuple[tuple[int, int], ...]
     ) -> Iterator[FileEntry | Skipped]:
+        """Depth first, in name order, with an explicit stack: no recursion limit to hit however
+        deep the tree."""
+        stack: list[tuple[Iterator[os.DirEntry], _Folder]] = []
+        yield from self._enter(_Folder(root, "", [], ancestors), stack)
+        while stack:
+            entries, folder = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                stack.pop()
+                continue
+            if entry.name.startswith("."):
+                continue
+            for item in self._visit(entry, folder.rel + entry.name, folder.rules, folder.ancestors):
+                if isinstance(item, _Folder):
+                    yield from self._enter(item, stack)
+                else:
+                    yield item
+
+    @staticmethod
+    def _enter(
+        folder: _Folder, stack: list[tuple[Iterator[os.DirEntry], _Folder]]
+    ) -> Iterator[Skipped]:
+        """List ``folder`` and push it on ``stack``, or yield why it cannot be listed."""
         try:
-            with os.scandir(directory) as scan:
+            with os.scandir(folder.path) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as error:
             reason = _os_reason(error)
             if reason.startswith("unreadable"):
                 reason = "unreadable folder" + reason[len("unreadable") :]
-            yield Skipped(directory, reason)
+            yield Skipped(folder.path, reason)
             return
-        rules = rules + _load_ignore_rules(directory, rel)
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            yield from self._visit(entry, rel + entry.name, rules, ancestors)
+        rules = folder.rules + _load_ignore_rules(folder.path, folder.rel)
+        stack.append((iter(entries), folder._replace(rules=rules)))
 
     def _visit(
         self,
@@ -443,7 +470,7 @@ class _Walker:
         rel: str,
         rules: list[_IgnoreRules],
         ancestors: tuple[tuple[int, int], ...],
-    ) -> Iterator[FileEntry | Skipped]:
+    ) -> Iterator[FileEntry | Skipped | _Folder]:
         path = Path(entry.path)
         try:
             is_link = entry.is_symlink()
@@ -464,7 +491,7 @@ class _Walker:
             if key in ancestors:  # reached the crawl's own root through a followed link
                 yield Skipped(path, "symlink loop")
             else:
-                yield from self.walk(path, rel + "/", rules, (*ancestors, key))
+                yield _Folder(path, rel + "/", rules, (*ancestors, key))
             return
         suffix = _suffix(entry.name)
         if not is_link:
@@ -494,7 +521,7 @@ class _Walker:
         ancestors: tuple[tuple[int, int], ...],
         target_is_dir: bool,
         suffix: str,
-    ) -> Iterator[FileEntry | Skipped]:
+    ) -> Iterator[FileEntry | Skipped | _Folder]:
         try:
             st = os.stat(path)
             real = os.path.realpath(path)
@@ -515,7 +542,7 @@ class _Walker:
         else:
             self.followed.append(real)
             if target_is_dir:
-                yield from self.walk(path, rel + "/", rules, (*ancestors, key))
+                yield _Folder(path, rel + "/", rules, (*ancestors, key))
             else:
                 yield _check_file(path, suffix, self.max_bytes)
 

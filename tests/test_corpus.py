@@ -98,6 +98,17 @@ def test_crawl_finds_text_files_recursively_in_sorted_order(tmp_path: Path) -> N
     assert skipped(tmp_path) == {}
 
 
+def test_deep_tree_beyond_the_recursion_limit(tmp_path: Path) -> None:
+    depth = 1500  # deeper than Python's default recursion limit (1000)
+    deep = tmp_path
+    for _ in range(depth):  # one level at a time: mkdir(parents=True) itself recurses
+        deep = deep / "d"
+        deep.mkdir()
+    write(deep / "bottom.md", "found\n")
+    write(tmp_path / "top.md", "top\n")
+    assert indexed(tmp_path) == ["/".join(["d"] * depth + ["bottom.md"]), "top.md"]
+
+
 def test_file_entries_carry_size_and_mtime(tmp_path: Path) -> None:
     path = write(tmp_path / "a.txt", "hello\n")
     os.utime(path, ns=(1_000_000_000, 1_234_567_890_123))

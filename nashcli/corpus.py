@@ -337,9 +337,13 @@ class IgnoreMatcher:
     def _rules_in(self, rel_dir: str) -> list[_IgnoreRules]:
         """Rules in force inside folder ``rel_dir`` (``""`` = root, else ``"a/b/"``)."""
         if rel_dir not in self._rules:
-            parent = rel_dir[: rel_dir.rstrip("/").rfind("/") + 1] if rel_dir else None
-            inherited = [] if parent is None else self._rules_in(parent)
-            self._rules[rel_dir] = inherited + _load_ignore_rules(self.root / rel_dir, rel_dir)
+            rules: list[_IgnoreRules] = []
+            prefix = ""
+            for part in ["", *rel_dir.split("/")[:-1]]:  # root first, down to rel_dir
+                prefix += part + "/" if part else ""
+                if prefix not in self._rules:
+                    self._rules[prefix] = rules + _load_ignore_rules(self.root / prefix, prefix)
+                rules = self._rules[prefix]
         return self._rules[rel_dir]
 
     def is_ignored(self, path: Path | str, is_dir: bool = False) -> bool:

@@ -237,16 +237,25 @@ class _Block:
                 cum = np.cumsum(np.bincount(dist[r], minlength=self.open))
                 bound[r, 0] = int(np.searchsorted(cum, self.k)) + 1
         np.less(dist, bound, out=mask)
-        flat = np.flatnonzero(mask)
+        flat = mask.reshape(-1).nonzero()[0]
         if flat.size == 0:
             return
+        codec = self.codec
+        key = dist.reshape(-1)[flat].astype(np.int64)
+        key <<= codec.dist_shift
         if self.q == 1:
-            self.parts.append(self.codec.pack(self.row0, dist.reshape(-1)[flat], flat + lo))
+            flat += lo + (self.row0 << codec.row_shift)
+            key += flat
             self.counts += flat.size
         else:
             rows, cols = np.divmod(flat, c)
-            self.parts.append(self.codec.pack(rows + self.row0, dist.reshape(-1)[flat], cols + lo))
             self.counts += np.bincount(rows, minlength=self.q)
+            rows += self.row0
+            rows <<= codec.row_shift
+            cols += lo
+            key += rows
+            key += cols
+        self.parts.append(key)
         if not self.bounded:
             if (self.counts >= self.k).all():
                 self.prune()
@@ -257,6 +266,19 @@ class _Block:
         if not self.parts:
             return
         keys = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        if self.q == 1:  # the common case, in as few numpy calls as possible
+            if len(keys) > self.k:
+                keys = np.partition(keys, self.k - 1)[: self.k]  # keys[-1] is now the k-th
+                kth_key = int(keys[-1])
+            elif len(keys) == self.k:
+                kth_key = int(keys.max())
+            self.parts = [keys]
+            self.counts[0] = len(keys)
+            if len(keys) == self.k:
+                self.bound[0, 0] = (kth_key >> self.codec.dist_shift) & 511
+                self.bounded = True
+                self.done = self.bound[0, 0] == 0
+            return
         keys, self.counts, kth = _prune(keys, self.codec, self.row0, self.q, self.k)
         self.parts = [keys]
         full = kth >= 0
@@ -265,6 +287,7 @@ class _Block:
         self.done = bool(np.all(self.bound == 0))
 
     def result(self) -> np.ndarray:
+        """The kept candidate keys (at most k per query), in no particular order."""
         self.prune()
         return self.parts[0] if self.parts else np.empty(0, dtype=np.int64)
 

@@ -167,3 +167,22 @@ def test_multi_index_hashing_is_exact(bits: int) -> None:
             idx, dist = mih.search(q, k)
             np.testing.assert_array_equal(idx, want_idx[i, :k])
             np.testing.assert_array_equal(dist, want_dist[i, :k])
+
+
+def test_a_later_closer_code_displaces_earlier_ones() -> None:
+    # Exactly k candidates in the first piece, the closest of them last in position; a code far
+    # later (another chunk) is closer than most of them and must make it into the top k.
+    n, k = 70_000, 100
+    db = np.zeros((n, 64), dtype=bool)
+    db[:, :40] = True  # distance 40 from the all-zero query
+    db[: k - 1] = False
+    db[: k - 1, :2] = True  # distance 2
+    db[k - 1] = False
+    db[k - 1, 0] = True  # distance 1
+    db[69_000] = db[k - 1]  # distance 1, much later
+    query = pack_codes(np.zeros((1, 64), dtype=bool))
+    for threads in (1, 2):
+        idx, dist = hamming_topk(to_planes(pack_codes(db)), query, k, threads=threads)
+        assert list(idx[0, :2]) == [k - 1, 69_000]
+        assert list(dist[0, :3]) == [1, 1, 2]
+        assert list(idx[0, 2:]) == list(range(k - 2))

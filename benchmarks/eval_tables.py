@@ -373,7 +373,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--datasets", default="reuters,20ng,tmc")
-    parser.add_argument("--methods", default=None, help="default: every method")
+    parser.add_argument(
+        "--methods", default=None, help="default: every method, the default and NASH-DN first"
+    )
     parser.add_argument("--bits", default="8,16,32,64,128")
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the headline rows")
     parser.add_argument("--seed-datasets", default="reuters,20ng")
@@ -391,6 +393,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
     args.datasets = split(args.datasets)
     args.methods = evaluation.parse_methods(args.methods)
+    if args.methods == evaluation.parse_methods(None):  # default: the rows that matter first
+        from nashcli.methods import DEFAULT_METHOD
+
+        first = [DEFAULT_METHOD, "nash-dn", evaluation.EXACT, "lsh"]
+        args.methods = list(dict.fromkeys([m for m in first if m in args.methods] + args.methods))
     args.bits = evaluation.parse_bits(args.bits)
     args.seeds = [int(s) for s in split(args.seeds)]
     args.seed_datasets = split(args.seed_datasets)

@@ -121,11 +121,7 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
 
 
 def _load_known(name: str, data_dir: str | Path | None) -> Dataset:
-    if data_dir is None:
-        from nashcli.paths import cache_dir
-
-        data_dir = cache_dir()
-    data_dir = Path(data_dir).expanduser()
+    data_dir = _data_dir(data_dir)
     jsonl = data_dir / DATASET_FILES[name]
     if jsonl.is_file():
         return read_jsonl(jsonl, name=name)
@@ -136,7 +132,7 @@ def _load_known(name: str, data_dir: str | Path | None) -> Dataset:
             return _load_path(archive, name=name)
         raise NashError(
             f"{name}: neither {DATASET_FILES[name]} nor {archive_name} in {data_dir} "
-            f"(download {url} there, or pass --data-dir)"
+            f"(download {url} there, use --download, or pass --data-dir)"
         )
     raise NashError(f"{name}: {DATASET_FILES[name]} not found in {data_dir} (pass --data-dir)")
 
@@ -424,16 +420,29 @@ def newsgroups_bydate(files: Iterable[tuple[str, bytes]], name: str = "20ng") ->
     )
 
 
+def is_available(name: str, data_dir: str | Path | None = None) -> bool:
+    """Whether a known dataset's .jsonl.gz or archive is in ``data_dir`` (paths: always True)."""
+    if name not in DATASET_FILES:
+        return True
+    directory = _data_dir(data_dir)
+    candidates = [DATASET_FILES[name]] + ([ARCHIVES[name][0]] if name in ARCHIVES else [])
+    return any((directory / c).is_file() for c in candidates)
+
+
+def _data_dir(data_dir: str | Path | None) -> Path:
+    if data_dir is None:
+        from nashcli.paths import cache_dir
+
+        return cache_dir()
+    return Path(data_dir).expanduser()
+
+
 def download(name: str, data_dir: str | Path | None = None) -> Path:
     """Download the canonical archive of ``name`` into ``data_dir`` (explicit user action only)."""
     if name not in ARCHIVES:
         raise NashError(f"no public archive known for {name!r} (known: {', '.join(ARCHIVES)})")
-    if data_dir is None:
-        from nashcli.paths import cache_dir
-
-        data_dir = cache_dir()
     archive_name, url = ARCHIVES[name]
-    target = Path(data_dir).expanduser() / archive_name
+    target = _data_dir(data_dir) / archive_name
     target.parent.mkdir(parents=True, exist_ok=True)
     import urllib.request
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -170,3 +171,45 @@ def test_bad_input_is_one_clear_line(
     line = _error_line(runner.invoke(app, argv))
     assert message in line
     assert fake_engine == []  # nothing was trained
+
+
+def test_download_fetches_a_missing_archive_once(tmp_path: Path, fake_engine: list, monkeypatch):
+    """--download fetches reuters21578.tar.gz into --data-dir (the network is faked here)."""
+    from tests.test_datasets import SGM_000, SGM_001, _tar_gz
+
+    archive = _tar_gz(
+        tmp_path / "served.tar.gz",
+        {"reut2-000.sgm": SGM_000.encode("latin-1"), "reut2-001.sgm": SGM_001.encode("latin-1")},
+    )
+    fetched: list[str] = []
+
+    def fake_urlopen(url, timeout=None):
+        fetched.append(url)
+        return io.BytesIO(archive.read_bytes())
+
+    monkeypatch.setattr("urllib.request.urlopen", fake_urlopen)
+    data = tmp_path / "data"
+    args = ["eval", "reuters", "--data-dir", str(data), "--download", "--methods", "lsh"]
+    result = runner.invoke(app, [*args, "--bits", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_test"] == 2
+    assert (data / "reuters21578.tar.gz").is_file()
+    assert fetched == ["https://kdd.ics.uci.edu/databases/reuters21578/reuters21578.tar.gz"]
+    runner.invoke(app, [*args, "--bits", "8", "--json"])
+    assert len(fetched) == 1  # present now: not fetched again
+
+
+def test_download_failure_and_unknown_archive(tmp_path: Path, monkeypatch) -> None:
+    def offline(url, timeout=None):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    line = _error_line(
+        runner.invoke(app, ["eval", "20ng", "--data-dir", str(tmp_path), "--download"])
+    )
+    assert "download of http://qwone.com" in line and "unreachable" in line
+    assert list(tmp_path.iterdir()) == []  # no partial file left behind
+    line = _error_line(
+        runner.invoke(app, ["eval", "tmc", "--data-dir", str(tmp_path), "--download"])
+    )
+    assert "no public archive known for 'tmc'" in line

@@ -45,6 +45,11 @@ def eval_command(
         help="canonical: the corpus's own train/test split; random: a seeded 60/20/20 shuffle.",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    download: bool = typer.Option(
+        False,
+        "--download",
+        help="Fetch the canonical archive of reuters or 20ng into --data-dir when it is missing.",
+    ),
 ) -> None:
     """Train each method at each bit length and report precision of the top 100.
 
@@ -68,6 +73,13 @@ def eval_command(
     from rich.console import Console
 
     from nashcli.render import EvalProgress, eval_table
+
+    if download:
+        from nashcli import datasets
+
+        if not datasets.is_available(dataset, data_dir):
+            target = datasets.download(dataset, data_dir)
+            typer.echo(f"downloaded {target}", err=True)
 
     with EvalProgress() as progress:
         progress.status(f"loading {dataset}")

@@ -657,6 +657,7 @@ def make_watcher(
             lock_timeout=lock_timeout,
         )
         due.set() if report.retrain_due else due.clear()
+        _warm_up(name)
         return report
 
     def apply(upserts: Sequence[Path], deletions: Sequence[Path], moves: Sequence) -> Any:
@@ -700,6 +701,17 @@ def make_watcher(
         max_delay=max_delay,
         batch_size=batch_size,
     )
+
+
+def _warm_up(name: str) -> None:
+    """Load the collection's model once, so the first change is not also the first torch import
+    (seconds on a busy machine); later loads in ``apply_changes`` are then a fraction of that."""
+    from nashcli.index import Collection
+    from nashcli.pipeline import SemanticHasher
+
+    with contextlib.suppress(NashError, OSError), Collection.open(name).snapshot() as snap:
+        if snap.generation:
+            SemanticHasher.load(snap.model_dir)
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@
     python benchmarks/search.py --json --memory        # + RSS of searching a memory-mapped index
 
 All methods run in one process on the same random codes, interleaved query by query (the order
-rotates), so load from other processes hits them alike; each figure is a median. Output with
+rotates), so load from other processes hits them alike; each figure is a median. Each timed call
+follows a short pause (--gap-ms) so that faiss's OpenMP threads, which spin for a while after a
+search, have gone idle and do not slow whichever method comes next. Output with
 --json is one JSON list on stdout; each row has:
 
   mode            "single" (one query per call) or "batch" (``--batch`` queries per call)
@@ -14,7 +16,12 @@ rotates), so load from other processes hits them alike; each figure is a median.
   numpy_naive_ms  xor + bitwise_count over row-major codes, argpartition, sort (per query)
   ratio           nash_ms / faiss_ms
   agree           nash's top-k distances equal faiss's for every query (and the naive scan's)
-  bound_ms        bandwidth bound: bytes scanned (n * bits / 8) / copy bandwidth measured here
+  faiss_1t_ms     faiss with one thread: on a loaded machine OpenMP's default threads can wait
+                  on each other for far longer than the scan takes, so this is the fairer
+                  reference there; ratio_1t = nash_ms / faiss_1t_ms
+  bound_ms        bandwidth bound: bytes scanned (n * bits / 8) / copy bandwidth, i.e. the median
+                  time of np.copyto of the planes themselves, timed in the same rotation as the
+                  searches (so with the same cache residency and the same load)
   bound_ratio     nash_ms / bound_ms (single mode only; a batch reads each code once per batch)
   queries         how many queries (single) or batches (batch) the medians are over
   threads         threads nash used (faiss: its default, printed on stderr)
@@ -24,7 +31,8 @@ rotates), so load from other processes hits them alike; each figure is a median.
 planes and searched through ``np.memmap``; RSS (total), RssAnon (anonymous memory: what the
 search itself allocated; the mapped file's pages are page cache, not anonymous) and USS (pages
 private to this process, which *does* count the mapped file pages it touched) are read before and
-after, with the codes' size for comparison. The copy bandwidth and a summary go to stderr.
+after, with the codes' size for comparison. The copy bandwidth of a 256 MiB array (a reference
+for the bounds) and each row as it is measured go to stderr.
 """
 
 from __future__ import annotations
@@ -67,55 +75,78 @@ def naive_topk(codes: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     return np.sort(dist[part])
 
 
+# Pause before each timed call: faiss's OpenMP (libgomp) threads spin for milliseconds after a
+# search, which would steal a core from whichever method is timed next.
+GAP_S = 0.03
+
+
 def _timed(fn):
+    time.sleep(GAP_S)
     t = time.perf_counter()
     out = fn()
     return time.perf_counter() - t, out
 
 
-def bench_single(codes, planes, index, queries, k, threads):
-    """Per-query medians of the three methods, interleaved with a rotating order."""
-    import faiss  # noqa: F401  (index is a faiss index)
+def _faiss_search(index, qbytes: np.ndarray, k: int, threads: int | None):
+    """index.search with ``threads`` OpenMP threads (None: faiss's default), restored after."""
+    import faiss
 
-    times = {"nash": [], "faiss": [], "naive": []}
+    if threads is None:
+        return index.search(qbytes, k)[0]
+    default = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        return index.search(qbytes, k)[0]
+    finally:
+        faiss.omp_set_num_threads(default)
+
+
+def bench_single(codes, planes, index, queries, k, threads):
+    """Per-query medians of every method, interleaved query by query with a rotating order."""
+    times = {"nash": [], "faiss": [], "faiss_1t": [], "naive": [], "copy": []}
     agree = True
     qbytes = queries.view(np.uint8).reshape(len(queries), -1)
+    copy_buf = np.empty_like(planes)
     for i, q in enumerate(queries):
         calls = {
+            "copy": lambda: np.copyto(copy_buf, planes),
             "nash": lambda q=q: hamming_topk(planes, q, k, threads=threads)[1][0],
-            "faiss": lambda i=i: index.search(qbytes[i : i + 1], k)[0][0],
+            "faiss": lambda i=i: _faiss_search(index, qbytes[i : i + 1], k, None)[0],
+            "faiss_1t": lambda i=i: _faiss_search(index, qbytes[i : i + 1], k, 1)[0],
             "naive": lambda q=q: naive_topk(codes, q, k),
         }
         names = list(calls)
-        names = names[i % 3 :] + names[: i % 3]
+        names = names[i % len(names) :] + names[: i % len(names)]
         got = {}
         for name in names:
             dt, got[name] = _timed(calls[name])
             times[name].append(dt)
-        agree &= bool(np.array_equal(got["nash"], got["faiss"]))
-        agree &= bool(np.array_equal(got["nash"], got["naive"]))
+        for other in ("faiss", "faiss_1t", "naive"):  # (copy returns nothing to compare)
+            agree &= bool(np.array_equal(got["nash"], got[other]))
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}, agree
 
 
 def bench_batch(codes, planes, index, queries, batch, k, threads, naive_batches):
-    """Per-query time of whole batches; alternating which method goes first."""
-    times = {"nash": [], "faiss": [], "naive": []}
+    """Per-query time of whole batches; the order of the methods rotates from batch to batch."""
+    times = {"nash": [], "faiss": [], "faiss_1t": [], "naive": []}
     agree = True
     n_batches = len(queries) // batch
     for b in range(n_batches):
         qb = queries[b * batch : (b + 1) * batch]
         qbytes = qb.view(np.uint8).reshape(batch, -1)
-        order = ["nash", "faiss"] if b % 2 == 0 else ["faiss", "nash"]
+        calls = {
+            "nash": lambda qb=qb: hamming_topk(planes, qb, k, threads=threads)[1],
+            "faiss": lambda qbytes=qbytes: _faiss_search(index, qbytes, k, None),
+            "faiss_1t": lambda qbytes=qbytes: _faiss_search(index, qbytes, k, 1),
+        }
+        names = list(calls)
+        names = names[b % len(names) :] + names[: b % len(names)]
         got = {}
-        for name in order:
-            if name == "nash":
-                dt, got[name] = _timed(
-                    lambda qb=qb: hamming_topk(planes, qb, k, threads=threads)[1]
-                )
-            else:
-                dt, got[name] = _timed(lambda qbytes=qbytes: index.search(qbytes, k)[0])
+        for name in names:
+            dt, got[name] = _timed(calls[name])
             times[name].append(dt / batch)
         agree &= bool(np.array_equal(got["nash"], got["faiss"]))
+        agree &= bool(np.array_equal(got["nash"], got["faiss_1t"]))
         if b < naive_batches:
             dt, naive = _timed(lambda qb=qb: np.stack([naive_topk(codes, q, k) for q in qb]))
             times["naive"].append(dt / batch)
@@ -254,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batches", type=int, default=5, help="batches per configuration")
     ap.add_argument("--naive-batches", type=int, default=1, help="batches the naive scan times")
     ap.add_argument("--threads", type=int, default=None, help="nash threads (default: cores)")
+    ap.add_argument("--gap-ms", type=float, default=30.0, help="pause before each timed call")
     ap.add_argument("--memory", action="store_true", help="add the memory-mapped RSS rows")
     ap.add_argument("--memory-n", type=int, default=10_000_000)
     ap.add_argument("--mih", action="store_true", help="add multi-index hashing rows")
@@ -264,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import faiss
 
+    global GAP_S
+    GAP_S = args.gap_ms / 1e3
     threads = args.threads or default_threads()
     bw = copy_bandwidth()
     print(
@@ -281,13 +315,15 @@ def main(argv: list[str] | None = None) -> int:
             rng = np.random.default_rng(bits)
             n_q = max(args.queries, args.batch * args.batches)
             queries = rng.integers(0, 2**64 - 1, (n_q, bits // 64), dtype=np.uint64, endpoint=True)
-            bound_ms = 1e3 * codes.nbytes / bw
             ms, agree = bench_single(codes, planes, index, queries[: args.queries], args.k, threads)
+            bound_ms = ms["copy"]
             rows.append({
                 "mode": "single", "n": n, "bits": bits, "k": args.k,
                 "nash_ms": round(ms["nash"], 4), "faiss_ms": round(ms["faiss"], 4),
                 "numpy_naive_ms": round(ms["naive"], 4),
                 "ratio": round(ms["nash"] / ms["faiss"], 3), "agree": agree,
+                "faiss_1t_ms": round(ms["faiss_1t"], 4),
+                "ratio_1t": round(ms["nash"] / ms["faiss_1t"], 3),
                 "bound_ms": round(bound_ms, 4),
                 "bound_ratio": round(ms["nash"] / bound_ms, 2), "queries": args.queries,
                 "threads": threads,
@@ -303,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                     "nash_ms": round(ms["nash"], 4), "faiss_ms": round(ms["faiss"], 4),
                     "numpy_naive_ms": None if ms["naive"] is None else round(ms["naive"], 4),
                     "ratio": round(ms["nash"] / ms["faiss"], 3), "agree": agree,
+                    "faiss_1t_ms": round(ms["faiss_1t"], 4),
+                    "ratio_1t": round(ms["nash"] / ms["faiss_1t"], 3),
                     "bound_ms": round(bound_ms, 4), "queries": nb, "threads": threads,
                     "load1": round(os.getloadavg()[0], 2),
                 })  # fmt: skip

@@ -107,14 +107,19 @@ class _Chunks:
 
 
 def _run(n: int, chunk: int, threads: int | None, fn, *args) -> list:
-    """Run ``fn(chunks, *args)`` on as many threads as there are cores (and chunks to share)."""
+    """Run ``fn(chunks, *args)`` on up to ``threads`` threads (default: the cores) sharing chunks.
+
+    The calling thread works too; helpers that have not started by the time it runs out of
+    chunks are cancelled, so on a busy machine a search never waits for a thread to be scheduled
+    only to find nothing left to do.
+    """
     t = default_threads() if threads is None else max(1, int(threads))
     chunks = _Chunks([*range(0, n, chunk), n])
     t = max(1, min(t, (n + chunk - 1) // chunk))
-    if t == 1:
-        return [fn(chunks, *args)]
-    futures = [_pool(t).submit(fn, chunks, *args) for _ in range(t)]
-    return [f.result() for f in futures]
+    futures = [_pool(t - 1).submit(fn, chunks, *args) for _ in range(t - 1)]
+    results = [fn(chunks, *args)]
+    results += [f.result() for f in futures if not f.cancel()]
+    return results
 
 
 def _acc_dtype(n_words: int) -> type:
@@ -443,9 +448,12 @@ class MultiIndexHashing:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
         qplanes = [q[:, w] for w in range(q.shape[1])]
         qkeys = [int(_substring(qplanes, a, length, slice(None))[0]) for a, length in self.parts]
-        found: list[np.ndarray] = []
+        seen = np.zeros(self.n, dtype=bool)  # calloc'd: only the pages probed get touched
+        pool_idx: list[np.ndarray] = []
+        pool_dist: list[np.ndarray] = []
         touched = 0
         for radius in range(max(length for _, length in self.parts) + 1):
+            found = []
             for (_, length), (order, offsets), qk in zip(
                 self.parts, self.tables, qkeys, strict=True
             ):
@@ -459,21 +467,27 @@ class MultiIndexHashing:
                 if total == 0:
                     continue
                 shift = np.repeat(lo - np.cumsum(sizes) + sizes, sizes)
-                found.append(order[shift + np.arange(total)].astype(np.int64))
+                found.append(order[shift + np.arange(total)])
             if touched > self.scan_fraction * self.n:
                 idx, dist = hamming_topk(self.planes, q, k)
                 return idx[0], dist[0]
-            if not found:
-                continue
-            cand = np.unique(np.concatenate(found))
-            found = [cand]
-            dist = np.zeros(len(cand), dtype=np.int32)
-            for w, plane in enumerate(self.planes):
-                dist += np.bitwise_count(plane[cand] ^ q[0, w])
-            if len(cand) >= k:
-                kth = np.partition(dist, k - 1)[k - 1]
+            if found:
+                new = np.unique(np.concatenate(found)).astype(np.int64)
+                new = new[~seen[new]]
+                seen[new] = True
+                dist = np.zeros(len(new), dtype=np.int32)
+                for w, plane in enumerate(self.planes):
+                    dist += np.bitwise_count(plane[new] ^ q[0, w])
+                pool_idx.append(new)
+                pool_dist.append(dist)
+            n_seen = sum(len(p) for p in pool_idx)
+            if n_seen >= k:
+                all_dist = np.concatenate(pool_dist)
+                kth = np.partition(all_dist, k - 1)[k - 1]
                 if kth <= self.m * (radius + 1) - 1:
-                    order = np.lexsort((cand, dist))[:k]
-                    return cand[order], dist[order]
+                    all_idx = np.concatenate(pool_idx)
+                    best = np.lexsort((all_idx, all_dist))[:k]
+                    return all_idx[best], all_dist[best]
+                pool_idx, pool_dist = [np.concatenate(pool_idx)], [all_dist]
         idx, dist = hamming_topk(self.planes, q, k)  # every table exhausted: n < k or tiny n
         return idx[0], dist[0]

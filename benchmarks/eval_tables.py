@@ -115,6 +115,12 @@ def machine(device: str) -> dict:
     return info
 
 
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 # --------------------------------------------------------------------------------------------
 # The plan
 
@@ -388,6 +394,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--plan", action="store_true", help="print the runs still to do and exit")
     parser.add_argument("--rerun", action="store_true", help="ignore recorded runs")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (1 lets two copies share 2 cores)"
+    )
     parser.add_argument("--stop-after", type=float, default=None, help="minutes; no new run after")
     args = parser.parse_args(argv)
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
@@ -409,6 +418,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "eval_runs.jsonl"
     fingerprint = engine_fingerprint()
@@ -467,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
             "engine": fingerprint,
             "commit": meta["commit"],
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": meta["machine"],
+            "machine": {**meta["machine"], "torch_threads": torch_threads()},
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
         }
         append_run(log, record)
         current.append(record)
@@ -478,10 +492,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         meta["updated"] = record["date"]
-        write_reports(args.out, recorded + current, fingerprint, meta, args.bits)
+        write_reports(args.out, load_runs(log), fingerprint, meta, args.bits)
     if current:
         meta["updated"] = max(r["date"] for r in current)
-        write_reports(args.out, recorded + current, fingerprint, meta, args.bits)
+        write_reports(args.out, load_runs(log), fingerprint, meta, args.bits)
     return 0
 
 

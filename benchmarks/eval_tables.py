@@ -167,6 +167,7 @@ def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
             runs += [
                 dict(dataset=dataset, split=args.split, method=m, bits=b, supervised=True, seed=0)
                 for m in args.supervised_methods
+                if m in args.methods
                 for b in args.bits
             ]
     for dataset in args.seed_datasets:

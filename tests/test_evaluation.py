@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +194,51 @@ def test_real_engine_beats_chance_on_separable_topics() -> None:
     result = evaluation.run_method(problem, "nash", 8, seed=0, device="cpu", k=10)
     assert result.bits == 8 and not result.supervised
     assert result.precision_at_100_tie_aware > 0.5  # chance is 1/3
+
+
+def _load_bench():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_tables.py"
+    spec = importlib.util.spec_from_file_location("eval_tables", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_tables_are_resumable(monkeypatch, tmp_path: Path) -> None:
+    """benchmarks/eval_tables.py records each run at once and skips recorded runs on restart."""
+    from nashcli.datasets import write_jsonl
+
+    calls: list = []
+    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode(calls))
+    bench = _load_bench()
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_jsonl(topic_corpus(60), data / "reuters21578_modapte.jsonl.gz")
+    argv = ["--data-dir", str(data), "--out", str(out), "--datasets", "reuters", "--bits", "8,16"]
+    argv += ["--methods", "nash-dn,tfidf", "--seeds", "0,1"]
+    assert bench.main(argv) == 0
+    log = out / "eval_runs.jsonl"
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    # coverage (2 nash-dn + tfidf), supervised nash-dn (2), then seed 1 of the headline rows (2)
+    assert [(r["method"], r["bits"], r["supervised"], r["seed"]) for r in runs] == [
+        ("nash-dn", 8, False, 0),
+        ("nash-dn", 16, False, 0),
+        ("tfidf", 0, False, 0),
+        ("nash-dn", 8, True, 0),
+        ("nash-dn", 16, True, 0),
+        ("nash-dn", 8, False, 1),
+        ("nash-dn", 16, False, 1),
+    ]
+    assert all(r["commit"] and r["machine"]["cores"] and r["date"] for r in runs)
+    table = (out / "eval_tables.md").read_text()
+    assert re.search(r"\| nash-dn \| 0\.\d{4} \| 0\.\d{4} \|", table)
+    assert "± 0.0000 (n=2)" in table and "NASH-DN (paper" in table
+    assert json.loads((out / "eval_tables.json").read_text())["runs"][0]["method"] == "nash-dn"
+    # Cut off mid-write, then restarted: nothing recorded is run again, the torn line is ignored.
+    with open(log, "a") as handle:
+        handle.write('{"dataset": "reuters", "spl')
+    calls.clear()
+    assert bench.main(argv) == 0
+    assert calls == []

@@ -21,6 +21,7 @@ The pieces, top to bottom:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -300,6 +301,7 @@ class Watcher:
         self.ready = threading.Event()  # set once the catch-up pass is done and events flow
         self.batches = 0
         self.retrains = 0
+        self._backoff = 0.0
 
     # ---- control
     def stop(self) -> None:
@@ -394,6 +396,11 @@ class Watcher:
             observer.schedule(_Handler(), str(self.root), recursive=True, event_filter=wanted)
             observer.start()
         except OSError as error:
+            if error.errno == errno.ENOSPC:  # inotify's limit on watched folders
+                raise NashError(
+                    f"cannot watch {self.root}: too many folders for the system's limit; "
+                    "raise it with: sudo sysctl fs.inotify.max_user_watches=524288"
+                ) from None
             raise NashError(f"cannot watch {self.root}: {error.strerror or error}") from None
         overflow.install()
         try:
@@ -402,6 +409,8 @@ class Watcher:
                 self._run_catch_up()
             self.ready.set()
             self._loop(observer)
+            if self.retraining:
+                self._say("stopping during a background retrain: the current model stays")
         finally:
             overflow.remove()
             observer.stop()
@@ -457,7 +466,24 @@ class Watcher:
     def _gone(self) -> None:
         raise NashError(self.root_problem() or f"the watched folder {self.root} is gone")
 
+    def _postpone(self, coalescer: Coalescer, delay: float) -> None:
+        coalescer.first_event = coalescer.last_event = time.monotonic() + delay
+
+    def _trouble(self, coalescer: Coalescer, batch: Batch, error: Exception) -> None:
+        """An unexpected failure (a full disk, a damaged file): say so, retry later, in full."""
+        self._backoff = min(60.0, max(self.retry_delay, 2 * self._backoff))
+        self._say(
+            f"could not update the index ({type(error).__name__}: {error}); "
+            f"trying again with a full pass in {self._backoff:g} s"
+        )
+        self._requeue(coalescer, batch)
+        coalescer.request_rescan()
+        self._postpone(coalescer, self._backoff)
+
     def _flush(self, coalescer: Coalescer) -> None:
+        if self.retraining:  # the retrain holds the writer lock: keep the changes until it ends
+            self._postpone(coalescer, self.retry_delay)
+            return
         batch = coalescer.take()
         if batch.rescan:
             problem = self.root_problem()
@@ -468,11 +494,14 @@ class Watcher:
             except IndexBusyError:
                 self._requeue(coalescer, batch)
                 return
+            except NashError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a daemon reports and carries on
+                self._trouble(coalescer, batch, error)
+                return
+            self._backoff = 0.0
             coalescer.is_ignored = self._make_is_ignored()
             return  # the full pass covered the individual paths too
-        if self.retraining:  # the retrain holds the writer lock: keep the changes until it ends
-            self._requeue(coalescer, batch)
-            return
         skipped: list[tuple[Path, str]] = []
         admitted = []
         for path in batch.upserts:
@@ -492,6 +521,12 @@ class Watcher:
                 self._say(f"{error}; retrying in {self.retry_delay:g} s")
                 self._requeue(coalescer, chunk)
                 continue
+            except NashError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a daemon reports and carries on
+                self._trouble(coalescer, chunk, error)
+                return
+            self._backoff = 0.0
             self.batches += 1
             self._on_batch(BatchResult(chunk, time.perf_counter() - started, report))
         self._maybe_retrain()

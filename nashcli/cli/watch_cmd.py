@@ -72,18 +72,20 @@ def _render_batch(result, root: Path) -> None:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop):
-    """SIGINT (Ctrl-C), SIGTERM and SIGHUP finish the current batch and stop; a second one exits."""
+def _stop_on_signals(watcher):
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP finish the current batch and stop; a second one, or
+    one during the catch-up pass (minutes for a first index), interrupts at once: the index
+    keeps every batch it committed."""
     names = ["SIGINT", "SIGTERM", "SIGHUP"]
     caught = [getattr(signal, n) for n in names if hasattr(signal, n)]
     previous = {}
     received = []
 
     def handler(signum, frame):
-        if received:
+        watcher.stop()
+        if received or not watcher.ready.is_set():
             raise KeyboardInterrupt
         received.append(signum)
-        stop()
 
     try:
         for sig in caught:
@@ -198,8 +200,13 @@ def watch_command(
         quiet=debounce,
         batch_size=batch_size,
     )
-    log = watching.log_file(name) if not sys.stdout.isatty() else None
-    with watching.Registration(name, root, log=log), _stop_on_signals(watcher.stop):
+    log = watching.log_file(name)
+    try:  # record the log only when our output goes there (a --detach child)
+        same = os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(log))
+    except (OSError, ValueError, AttributeError):
+        same = False
+    log = log if same else None
+    with watching.Registration(name, root, log=log), _stop_on_signals(watcher):
         _say(f"watching {root} (collection {name!r}, pid {os.getpid()}); catching up")
         try:
             watcher.run()

@@ -7,6 +7,8 @@ import codecs
 import os
 import random
 import shutil
+import sys
+import traceback
 import tracemalloc
 from pathlib import Path
 
@@ -99,14 +101,26 @@ def test_crawl_finds_text_files_recursively_in_sorted_order(tmp_path: Path) -> N
 
 
 def test_deep_tree_beyond_the_recursion_limit(tmp_path: Path) -> None:
-    depth = 1500  # deeper than Python's default recursion limit (1000)
+    """A tree deeper than the recursion limit is crawled (the walk keeps its own stack).
+
+    The limit is lowered for the crawl instead of building a tree deeper than 1000 levels:
+    pytest's own clean-up of old temporary folders (shutil.rmtree) recurses per level.
+    """
+    depth = 300
     deep = tmp_path
-    for _ in range(depth):  # one level at a time: mkdir(parents=True) itself recurses
+    for _ in range(depth):
         deep = deep / "d"
         deep.mkdir()
     write(deep / "bottom.md", "found\n")
     write(tmp_path / "top.md", "top\n")
-    assert indexed(tmp_path) == ["/".join(["d"] * depth + ["bottom.md"]), "top.md"]
+    frames_in_use = len(traceback.extract_stack())
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(frames_in_use + depth // 2)  # a walk recursing per level runs out
+    try:
+        found = indexed(tmp_path)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert found == ["/".join(["d"] * depth + ["bottom.md"]), "top.md"]
 
 
 def test_file_entries_carry_size_and_mtime(tmp_path: Path) -> None:

@@ -342,6 +342,51 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
     return out
 
 
+def readme_snippet(runs: list[dict], bits: list[int]) -> str:
+    """Compact tie-aware tables for the README, our rows beside the published ones."""
+    lines: list[str] = []
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        mine = [r for r in runs if r["dataset"] == dataset]
+        first = mine[0]
+        lines += [
+            f"**{TITLES.get(dataset, dataset)}**: {first['n_train']:,} database documents, "
+            f"{first['n_test']:,} queries; tie-aware precision@100.",
+            "",
+        ]
+        rows: list[tuple[str, list[str]]] = []
+        values = defaultdict(list)
+        for r in mine:
+            values[(r["method"], r["supervised"], r["bits"])].append((r["seed"], r[TIE]))
+        for supervised in (False, True):
+            for method in dict.fromkeys(r["method"] for r in mine if r["supervised"] == supervised):
+                label = method + (" supervised" if supervised else "")
+                if method == evaluation.EXACT:
+                    exact = values[(method, False, 0)][0][1]
+                    rows.append(
+                        ("tfidf: exact cosine, no hashing (any length)", [fmt(exact)] * len(bits))
+                    )
+                    continue
+                cells, seeds = [], set()
+                for b in bits:
+                    got = values.get((method, supervised, b), [])
+                    seeds.update(seed for seed, _ in got)
+                    if len(got) >= 2:
+                        vals = [v for _, v in got]
+                        cells.append(f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}")
+                    else:
+                        cells.append(fmt(got[0][1]) if got else "–")
+                suffix = f" (mean ± sd, {len(seeds)} seeds)" if len(seeds) > 1 else ""
+                rows.append((f"{label}{suffix}", cells))
+        for name, published in PAPER.get(dataset, []):
+            by_bits = dict(zip(PAPER_BITS, published, strict=True))
+            rows.append((f"*{name}*", [fmt(by_bits.get(b)) for b in bits]))
+        lines += [table(rows, bits), ""]
+    return "\n".join(lines)
+
+
+TIE = "precision_at_100_tie_aware"
+
+
 def write_reports(
     out_dir: Path, runs: list[dict], fingerprint: str, meta: dict, bits: list[int]
 ) -> None:
@@ -394,6 +439,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--plan", action="store_true", help="print the runs still to do and exit")
+    parser.add_argument(
+        "--readme", action="store_true", help="print the README's Results tables and exit"
+    )
     parser.add_argument("--rerun", action="store_true", help="ignore recorded runs")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 lets two copies share 2 cores)"
@@ -433,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     problems: dict[tuple, tuple] = {}
 
+    if args.readme:
+        print(readme_snippet(latest(current), args.bits))
+        return 0
     while True:
         todo = [r for r in full_plan(args, current) if run_key(r) not in done_keys]
         if args.plan:

@@ -11,6 +11,7 @@ killed run keeps what it finished and the next run does the rest.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -92,12 +93,13 @@ def retrain_due(collection: Collection) -> bool:
 
 
 def _new_hasher(bits: int, device: str, seed: int, options: dict | None):
+    """A fresh SemanticHasher; ``options`` may name a ``method`` (default: DEFAULT_METHOD)."""
     from nashcli.methods import DEFAULT_METHOD
     from nashcli.pipeline import SemanticHasher
 
-    return SemanticHasher(
-        n_bits=bits, method=DEFAULT_METHOD, device=device, seed=seed, **(options or {})
-    )
+    options = dict(options or {})
+    method = options.pop("method", DEFAULT_METHOD)
+    return SemanticHasher(n_bits=bits, method=method, device=device, seed=seed, **options)
 
 
 def _load_hasher(model_dir: Path, device: str):
@@ -153,7 +155,8 @@ def index_folder(
     """Index ``root`` into collection ``name`` (default: the folder's name), incrementally.
 
     ``bits`` defaults to the collection's (64 for a new one); changing it needs ``retrain``.
-    ``hasher_options`` go to :class:`~nashcli.pipeline.SemanticHasher` (e.g. fewer epochs).
+    ``hasher_options`` go to :class:`~nashcli.pipeline.SemanticHasher` (e.g. ``max_epochs``, or
+    a ``method`` other than ``methods.DEFAULT_METHOD`` for comparisons).
     Raises :class:`NashError` for a missing folder, a folder with nothing to index, or a name
     taken by another folder; :class:`IndexBusyError` if another writer keeps the lock.
     """
@@ -196,8 +199,46 @@ def index_folder(
         why = f" ({len(skipped)} skipped: see --help for what is indexed)" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
 
+    created = collection is None
     if collection is None:
         collection = Collection.create(name, root, bits or 64)
+    try:
+        _index(
+            collection,
+            found,
+            skipped,
+            report,
+            bits,
+            retrain,
+            device,
+            seed,
+            hasher_options,
+            reporter,
+            lock_timeout,
+        )
+    except BaseException:
+        if created:  # a first index that failed (one document, Ctrl-C...) leaves no collection
+            with contextlib.suppress(NashError, OSError):
+                collection.remove(timeout=0)
+        raise
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _index(
+    collection: Collection,
+    found: list[_Candidate],
+    skipped: dict[str, str],
+    report: IndexReport,
+    bits: int | None,
+    retrain: bool,
+    device: str,
+    seed: int,
+    hasher_options: dict | None,
+    reporter: Reporter,
+    lock_timeout: float,
+) -> None:
+    root = report.root
     with collection.writer(timeout=lock_timeout) as w:
         stored = w.live_docs()
         counts = w.counts()
@@ -244,12 +285,11 @@ def index_folder(
                 reporter,
             )
         _maybe_compact(w, report)
-        report.documents = w.counts()["live"]
+        counts = w.counts()
+        report.documents = counts["live"]
         report.retrain_due = due_for_retrain(
-            w.counts()["trained_docs"], w.counts()["rows"] - w.counts()["trained_docs"]
+            counts["trained_docs"], counts["rows"] - counts["trained_docs"]
         )
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _retrain(

@@ -54,9 +54,7 @@ def test_generation_append_tombstone_roundtrip(tmp_path: Path) -> None:
         assert snap.dead_rows.tolist() == [1]
         assert snap.doc_by_path("/r/b") is None
         assert snap.doc_by_path("/r/g").row == 6
-        np.testing.assert_array_equal(
-            codes.unpack_codes(snap.codes_of([5, 6, 7]), 64), more_bits
-        )
+        np.testing.assert_array_equal(codes.unpack_codes(snap.codes_of([5, 6, 7]), 64), more_bits)
         np.testing.assert_allclose(snap.tfidf_of([6]).toarray(), more_tfidf[[1]].toarray())
     assert col.summary()["documents"] == 7
 

@@ -1,0 +1,132 @@
+"""`nash index / similar / status / forget` as a user runs them: output, JSON, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_indexing import FAST, make_docs
+from typer.testing import CliRunner
+
+from nashcli import indexing
+from nashcli.cli import app
+
+
+@pytest.fixture(autouse=True)
+def fast_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few epochs: these tests check the commands, not the model."""
+    real = indexing._new_hasher
+    monkeypatch.setattr(
+        indexing, "_new_hasher", lambda bits, device, seed, options: real(bits, device, seed, FAST)
+    )
+
+
+def run(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nash: error: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> tuple[Path, list[Path]]:
+    folder = tmp_path / "notes"
+    paths = make_docs(folder, per_topic=6)
+    result = run("index", str(folder))
+    assert result.exit_code == 0, result.output
+    return folder, paths
+
+
+def test_index_summary_and_reindex(notes) -> None:
+    folder, paths = notes
+    (folder / "binary.txt").write_bytes(b"\x00" * 50)
+    result = run("index", str(folder))
+    assert result.exit_code == 0
+    assert f"{len(paths)} documents in notes" in result.stdout
+    assert f"{len(paths)} unchanged" in result.stdout
+    assert "1 skipped" in result.stdout and "binary" in result.stdout
+    assert run("index", str(folder), "--quiet").stdout == ""
+
+
+def test_similar_json(notes) -> None:
+    folder, paths = notes
+    result = run("similar", str(paths[0]), "--json", "--top", "3")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["query"] == str(paths[0]) and doc["collection"] == "notes"
+    assert len(doc["results"]) == 3
+    for hit in doc["results"]:
+        assert set(hit) == {"path", "distance", "score"}
+        assert Path(hit["path"]).is_absolute() and hit["path"] != str(paths[0])
+        assert isinstance(hit["distance"], int) and isinstance(hit["score"], float)
+    plain = json.loads(run("similar", str(paths[0]), "--json", "--no-rerank").stdout)
+    distances = [h["distance"] for h in plain["results"]]
+    assert distances == sorted(distances)
+
+
+def test_similar_table_and_text(notes) -> None:
+    folder, paths = notes
+    result = run("similar", str(paths[0]), "--top", "2")
+    assert result.exit_code == 0
+    assert "space/" in result.stdout and "dist" in result.stdout
+    result = run("similar", "--text", "butter flour oven", "--json")
+    assert json.loads(result.stdout)["query"] == "butter flour oven"
+
+
+def test_status_and_forget(notes) -> None:
+    folder, paths = notes
+    doc = json.loads(run("status", "--json").stdout)
+    (entry,) = doc["collections"]
+    assert entry["name"] == "notes" and entry["root"] == str(folder)
+    assert entry["documents"] == len(paths) and entry["bits"] == 64
+    assert entry["model"] and entry["watching"] is False and entry["updated_at"] > 0
+    assert set(entry) == {"name", "root", "documents", "bits", "model", "updated_at", "watching"}
+    assert "notes" in run("status").stdout
+    assert run("forget", "notes").exit_code == 0
+    assert json.loads(run("status", "--json").stdout) == {"collections": []}
+    assert all(p.exists() for p in paths)
+    assert "no collection named 'notes'" in one_error_line(run("forget", "notes"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("index", "{tmp}/missing"), "no such folder"),
+        (("index", "{tmp}/empty"), "nothing to index"),
+        (("index", "{tmp}/empty", "--max-size", "lots"), "not a size"),
+        (("index", "{tmp}/empty", "--device", "tpu"), "--device"),
+        (("similar", "{tmp}/missing.txt"), "no such file"),
+        (("similar", "{tmp}/empty"), "is a folder"),
+        (("similar",), "give a FILE or --text"),
+        (("similar", "{tmp}/x.txt", "--text", "hi"), "give a FILE or --text"),
+        (("similar", "--text", "hi", "--collection", "nope"), "no collection named 'nope'"),
+    ],
+)
+def test_one_line_errors(notes, tmp_path: Path, args, message) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run(*(a.format(tmp=tmp_path) for a in args))
+    assert message in one_error_line(result)
+
+
+def test_no_collection_yet(tmp_path: Path) -> None:
+    (tmp_path / "q.txt").write_text("words")
+    assert "no collections yet" in one_error_line(run("similar", str(tmp_path / "q.txt")))
+    assert "no collections yet" in run("status").stdout
+
+
+def test_several_collections_need_a_choice(notes, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    make_docs(other, per_topic=2)
+    assert run("index", str(other), "--quiet").exit_code == 0
+    (tmp_path / "q.txt").write_text("rocket orbit")
+    line = one_error_line(run("similar", str(tmp_path / "q.txt")))
+    assert "notes" in line and "other" in line and "--collection" in line
+    ok = run("similar", str(tmp_path / "q.txt"), "--collection", "other", "--json")
+    assert json.loads(ok.stdout)["collection"] == "other"

@@ -1,0 +1,276 @@
+"""`index_folder` / `apply_changes`: incremental updates, skips with reasons, never a lost file."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from nashcli import corpus, indexing
+from nashcli.errors import IndexBusyError, NashError
+from nashcli.index import Collection
+from nashcli.indexing import apply_changes, due_for_retrain, index_folder, retrain_due
+
+FAST = {"max_epochs": 3}
+
+TOPICS = {
+    "space": "rocket orbit launch nasa shuttle moon satellite astronaut payload mission",
+    "cooking": "recipe flour butter oven bake sugar dough garlic onion simmer",
+    "cars": "engine brake tire gearbox clutch fuel mileage dealer sedan wheel",
+}
+
+
+def make_docs(folder: Path, per_topic: int = 8, seed: int = 0) -> list[Path]:
+    """Short documents on three topics, one file each, in topic sub-folders."""
+    rng = random.Random(seed)
+    paths = []
+    for topic, words in TOPICS.items():
+        vocab = words.split()
+        (folder / topic).mkdir(parents=True, exist_ok=True)
+        for i in range(per_topic):
+            path = folder / topic / f"{topic}-{i}.txt"
+            path.write_text(f"{topic} note {i}\n" + " ".join(rng.choice(vocab) for _ in range(40)))
+            paths.append(path)
+    return paths
+
+
+def live_paths(name: str) -> set[str]:
+    with Collection.open(name).snapshot() as snap:
+        return {d.path for d in snap.live_docs()}
+
+
+def bump(path: Path) -> None:
+    """Give ``path`` a new mtime (file systems with coarse timestamps need the nudge)."""
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+
+
+@pytest.fixture
+def indexed(tmp_path: Path) -> tuple[Path, list[Path]]:
+    folder = tmp_path / "notes"
+    paths = make_docs(folder)
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.retrained and report.added == len(paths) and report.documents == len(paths)
+    return folder, paths
+
+
+def test_first_index_stores_every_document(indexed) -> None:
+    folder, paths = indexed
+    assert live_paths("notes") == {str(p) for p in paths}
+    summary = Collection.open("notes").summary()
+    assert summary["bits"] == 64 and summary["root"] == str(folder)
+    assert summary["model"]
+
+
+def test_unchanged_files_are_neither_read_nor_encoded(indexed, monkeypatch) -> None:
+    folder, paths = indexed
+
+    def no_reading(path):
+        raise AssertionError(f"read {path}")
+
+    monkeypatch.setattr(corpus, "read_document", no_reading)
+    monkeypatch.setattr(corpus, "content_hash", no_reading)
+    monkeypatch.setattr(indexing, "_load_hasher", no_reading)
+    report = index_folder(folder)
+    assert (report.unchanged, report.added, report.updated, report.deleted) == (len(paths), 0, 0, 0)
+    assert not report.retrained
+
+
+def test_changes_are_applied_incrementally(indexed, monkeypatch) -> None:
+    folder, paths = indexed
+    changed, touched, deleted, moved = paths[0], paths[1], paths[2], paths[3]
+    changed.write_text("rocket rocket engine brake completely different text now")
+    bump(changed)
+    bump(touched)  # new mtime, same bytes: no re-encoding
+    deleted.unlink()
+    new = folder / "space" / "new.txt"
+    new.write_text("moon orbit launch rocket new note")
+    target = folder / "cars" / "moved-here.txt"
+    moved.rename(target)
+    reads = []
+    real = corpus.read_document
+    monkeypatch.setattr(corpus, "read_document", lambda p: reads.append(Path(p)) or real(p))
+    report = index_folder(folder)
+    assert not report.retrained
+    assert (report.added, report.updated, report.moved, report.deleted) == (1, 1, 1, 1)
+    assert sorted(reads) == sorted([changed, new])  # the touched and moved files: hash only
+    expected = {str(p) for p in paths} - {str(deleted), str(moved)} | {str(new), str(target)}
+    assert live_paths("notes") == expected
+
+
+def test_retrain_policy() -> None:
+    assert due_for_retrain(0, 1)
+    assert not due_for_retrain(100, 24) and due_for_retrain(100, 25)
+    big = indexing.SMALL_COLLECTION
+    assert not due_for_retrain(big, int(big * indexing.RETRAIN_GROWTH) - 1)
+    assert due_for_retrain(big, int(big * indexing.RETRAIN_GROWTH))
+
+
+def test_growth_triggers_a_retrain(indexed) -> None:
+    folder, paths = indexed
+    assert not retrain_due(Collection.open("notes"))
+    more = make_docs(folder / "more", per_topic=3, seed=1)  # 9 new on 24: over a quarter
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.retrained and "changed by 9" in report.retrain_reason
+    assert report.added == len(more) and report.unchanged == len(paths)
+    assert live_paths("notes") == {str(p) for p in paths + more}
+    assert not retrain_due(Collection.open("notes"))
+
+
+def test_retrain_flag_and_bits(indexed) -> None:
+    folder, paths = indexed
+    with pytest.raises(NashError, match="uses 64-bit codes.*--retrain"):
+        index_folder(folder, bits=32)
+    report = index_folder(folder, bits=32, retrain=True, hasher_options=FAST)
+    assert report.retrained and report.retrain_reason == "--retrain"
+    assert Collection.open("notes").bits == 32
+    assert live_paths("notes") == {str(p) for p in paths}
+
+
+def test_bad_files_are_skipped_with_reasons(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    paths = make_docs(folder, per_topic=4)
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02 binary \x00" * 100)
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "blank.txt").write_text("   \n\n")
+    (folder / "undecodable.txt").write_bytes(bytes(range(128, 256)) * 40)
+    (folder / "dangling.txt").symlink_to(folder / "nowhere.txt")
+    (folder / "loop").symlink_to(folder / "loop")
+    big = folder / "big.txt"
+    with open(big, "w") as f:
+        line = "a big text file line with words in it\n"
+        f.write(line * (50_000_000 // len(line) + 1))
+    report = index_folder(folder, hasher_options=FAST)
+    reasons = dict(report.skipped)
+    for name in ("binary.txt", "empty.txt", "blank.txt", "dangling.txt", "loop", "big.txt"):
+        assert name in reasons, (name, report.skipped)
+    assert "larger" in reasons["big.txt"] or "MB" in reasons["big.txt"]
+    indexed_paths = live_paths("mixed")
+    assert {str(p) for p in paths} <= indexed_paths  # nothing readable lost
+    assert str(big) not in indexed_paths and str(folder / "binary.txt") not in indexed_paths
+    # The undecodable file is either read by charset detection or skipped, never an error.
+    assert str(folder / "undecodable.txt") in indexed_paths or "undecodable.txt" in reasons
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_is_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    paths = make_docs(folder, per_topic=3)
+    secret = folder / "secret.txt"
+    secret.write_text("top secret words")
+    secret.chmod(0)
+    report = index_folder(folder, hasher_options=FAST)
+    assert "secret.txt" in dict(report.skipped)
+    assert live_paths("locked") == {str(p) for p in paths}
+
+
+def test_read_errors_and_vanishing_files_lose_nothing(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "flaky"
+    paths = make_docs(folder, per_topic=4)
+    denied, vanishing = paths[0], paths[1]
+    real_crawl, real_read = corpus.crawl, corpus.read_document
+
+    def crawl_then_vanish(root, **kw):
+        for item in real_crawl(root, **kw):
+            yield item
+            if item.path == vanishing:
+                vanishing.unlink()  # gone between the crawl and the read
+
+    def read(path):
+        if Path(path) == denied:
+            raise PermissionError(13, "Permission denied")
+        return real_read(path)
+
+    monkeypatch.setattr(corpus, "crawl", crawl_then_vanish)
+    monkeypatch.setattr(corpus, "read_document", read)
+    report = index_folder(folder, hasher_options=FAST)
+    reasons = dict(report.skipped)
+    assert reasons[str(denied.relative_to(folder))] == "permission denied"
+    assert (
+        "vanished" in reasons[str(vanishing.relative_to(folder))]
+        or "no such" in reasons[str(vanishing.relative_to(folder))]
+    )
+    assert live_paths("flaky") == {str(p) for p in paths[2:]}
+    # A later failure to read an indexed, changed file keeps its last good entry.
+    monkeypatch.setattr(corpus, "crawl", real_crawl)
+    paths[2].write_text("changed but unreadable now")
+    bump(paths[2])
+    denied = paths[2]
+    report = index_folder(folder)
+    assert str(paths[2]) in live_paths("flaky")
+    assert dict(report.skipped)[str(paths[2].relative_to(folder))] == "permission denied"
+
+
+def test_folder_errors(tmp_path: Path) -> None:
+    with pytest.raises(NashError, match="no such folder"):
+        index_folder(tmp_path / "missing")
+    (tmp_path / "file.txt").write_text("words")
+    with pytest.raises(NashError, match="not a folder"):
+        index_folder(tmp_path / "file.txt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NashError, match="nothing to index"):
+        index_folder(tmp_path / "empty")
+    assert not Collection.exists("empty")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "only.txt").write_text("a single note")
+    with pytest.raises(NashError, match="at least 2 documents"):
+        index_folder(tmp_path / "one", hasher_options=FAST)
+    assert not Collection.exists("one")  # a failed first index leaves no collection behind
+
+
+def test_name_taken_by_another_folder(indexed, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere" / "notes"
+    make_docs(other, per_topic=2)
+    with pytest.raises(NashError, match="already indexes.*--name"):
+        index_folder(other)
+    report = index_folder(other, name="notes2", hasher_options=FAST)
+    assert report.documents == 6
+
+
+def test_tiny_collection(tmp_path: Path) -> None:
+    folder = tmp_path / "two"
+    folder.mkdir()
+    (folder / "a.txt").write_text("rocket orbit launch")
+    (folder / "b.txt").write_text("flour butter oven")
+    assert index_folder(folder, hasher_options=FAST).documents == 2
+
+
+def test_busy_writer(indexed) -> None:
+    folder, _ = indexed
+    with (
+        Collection.open("notes").writer(),
+        pytest.raises(IndexBusyError, match="busy"),
+    ):
+        index_folder(folder, lock_timeout=0.1)
+
+
+def test_compaction_after_many_deletions(indexed) -> None:
+    folder, paths = indexed
+    for p in paths[:12]:
+        p.unlink()
+    report = index_folder(folder)
+    assert report.deleted == 12 and report.compacted
+    with Collection.open("notes").snapshot() as snap:
+        assert snap.rows == 12 and len(snap.dead_rows) == 0
+    assert live_paths("notes") == {str(p) for p in paths[12:]}
+
+
+def test_apply_changes(indexed) -> None:
+    folder, paths = indexed
+    new = folder / "cooking" / "fresh.txt"
+    new.write_text("butter sugar flour bake")
+    target = folder / "renamed.txt"
+    paths[5].rename(target)
+    paths[6].unlink()
+    time.sleep(0.01)
+    report = apply_changes(
+        "notes", upserts=[new, paths[7]], deletions=[paths[6]], moves=[(paths[5], target)]
+    )
+    assert (report.added, report.moved, report.deleted, report.unchanged) == (1, 1, 1, 1)
+    expected = {str(p) for p in paths} - {str(paths[5]), str(paths[6])} | {str(new), str(target)}
+    assert live_paths("notes") == expected
+    with pytest.raises(NashError, match="no collection named"):
+        apply_changes("nope", upserts=[new])

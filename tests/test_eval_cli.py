@@ -213,3 +213,12 @@ def test_download_failure_and_unknown_archive(tmp_path: Path, monkeypatch) -> No
         runner.invoke(app, ["eval", "tmc", "--data-dir", str(tmp_path), "--download"])
     )
     assert "no public archive known for 'tmc'" in line
+
+
+def test_methods_list_describes_every_method(fake_engine: list) -> None:
+    result = runner.invoke(app, ["eval", "reuters", "--methods", "list"])
+    assert result.exit_code == 0, result.output
+    names = [line.split()[0] for line in result.stdout.strip().splitlines()]
+    assert names[:6] == ["nash", "nash-n", "nash-dn", "lsh", "vdsh", "tfidf"]
+    assert "exact TF-IDF cosine" in result.stdout
+    assert fake_engine == []

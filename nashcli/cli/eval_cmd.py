@@ -23,11 +23,13 @@ def eval_command(
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
-        help="Where reuters/20ng/tmc files are found [default: $NASH_DATA, else the user cache].",
+        help="Where reuters/20ng/tmc files are found (default: $NASH_DATA, else the user cache).",
     ),
     bits: str = typer.Option("8,16,32,64,128", "--bits", help="Code lengths, comma-separated."),
     methods: str | None = typer.Option(
-        None, "--methods", help="Comma-separated methods [default: all]; see nashcli.methods."
+        None,
+        "--methods",
+        help="Comma-separated, e.g. nash-dn,lsh,tfidf (default: all); --methods list shows them.",
     ),
     supervised: bool = typer.Option(
         False, "--supervised", help="Train with the labels too (NASH's supervised variant)."
@@ -63,6 +65,12 @@ def eval_command(
         raise NashError(f"--split must be canonical or random, not {split!r}")
     if device not in _DEVICES:
         raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if methods is not None and methods.strip() == "list":
+        from nashcli.methods import describe
+
+        for name in evaluation.available_methods():
+            typer.echo(f"{name:10} {describe(name)}")
+        return
     bit_list = evaluation.parse_bits(bits)
     method_list = evaluation.parse_methods(methods)
     if device == "cuda":

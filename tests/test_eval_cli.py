@@ -222,3 +222,24 @@ def test_methods_list_describes_every_method(fake_engine: list) -> None:
     assert names[:6] == ["nash", "nash-n", "nash-dn", "lsh", "vdsh", "tfidf"]
     assert "exact TF-IDF cosine" in result.stdout
     assert fake_engine == []
+
+
+def test_progress_draws_on_a_terminal_and_stays_silent_otherwise() -> None:
+    from rich.console import Console
+
+    from nashcli.evaluation import EvalResult
+    from nashcli.render import EvalProgress
+
+    def drive(console: Console) -> None:
+        with EvalProgress(console) as progress:
+            progress.status("loading")
+            progress.start("nash-dn", 16, 0, 2)
+            progress.epoch(3, 60, {"val_precision": 0.71})
+            progress.done(EvalResult("nash-dn", 16, False, 0.7, 0.7, 1.0))
+
+    terminal = io.StringIO()
+    drive(Console(file=terminal, force_terminal=True, width=100))
+    assert "nash-dn (16 bits)" in terminal.getvalue()
+    piped = io.StringIO()
+    drive(Console(file=piped, force_terminal=False))
+    assert piped.getvalue() == ""

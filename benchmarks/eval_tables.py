@@ -37,7 +37,15 @@ sys.path.insert(0, str(ROOT))
 from nashcli import evaluation  # noqa: E402
 from nashcli.datasets import load_dataset  # noqa: E402
 
-ENGINE_FILES = ("features.py", "model.py", "training.py", "baselines.py", "methods.py")
+#: Engine modules whose source decides each kind of method's results (the method's own spec and
+#: methods.py's training/encoding functions are hashed too, so adding a method elsewhere in
+#: methods.py does not invalidate the others).
+SOURCES = {
+    "tfidf": ("features.py",),
+    "lsh": ("features.py", "baselines.py"),
+    "vdsh": ("features.py", "baselines.py", "training.py"),
+    "nash": ("features.py", "model.py", "training.py"),
+}
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 TITLES = {
     "reuters": "Reuters-21578 (ModApte, 90 categories, multi-label)",
@@ -61,12 +69,25 @@ PAPER_BITS = [8, 16, 32, 64, 128]
 # Provenance
 
 
-def engine_fingerprint() -> str:
-    digest = hashlib.sha256()
-    for name in ENGINE_FILES:
-        path = ROOT / "nashcli" / name
-        digest.update(name.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+def engine_fingerprint(method: str) -> str:
+    """Hash of everything in the engine that decides ``method``'s results."""
+    import inspect
+
+    from nashcli import methods
+
+    spec = methods.SPECS.get(method)
+    kind = "tfidf" if method == evaluation.EXACT else getattr(spec, "kind", "nash")
+    digest = hashlib.sha256(f"{method}\0{spec!r}\0".encode())
+    for name in SOURCES.get(kind, SOURCES["nash"] + ("baselines.py",)):
+        digest.update(name.encode() + b"\0" + (ROOT / "nashcli" / name).read_bytes())
+    if method != evaluation.EXACT:
+        for function in (methods.fit_model, methods.encode_rows, methods.fit_encode):
+            digest.update(inspect.getsource(function).encode())
     return digest.hexdigest()[:12]
+
+
+def fingerprints(method_names) -> dict[str, str]:
+    return {m: engine_fingerprint(m) for m in method_names}
 
 
 def git_commit() -> str:
@@ -387,10 +408,9 @@ def readme_snippet(runs: list[dict], bits: list[int]) -> str:
 TIE = "precision_at_100_tie_aware"
 
 
-def write_reports(
-    out_dir: Path, runs: list[dict], fingerprint: str, meta: dict, bits: list[int]
-) -> None:
-    current = latest([r for r in runs if r.get("engine") == fingerprint])
+def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) -> None:
+    prints = fingerprints({r["method"] for r in runs})
+    current = latest([r for r in runs if r.get("engine") == prints[r["method"]]])
     all_bits = sorted({r["bits"] for r in current if r["bits"]} | set(bits))
     lines = [
         "# `nash eval` tables: precision of the top 100",
@@ -401,7 +421,8 @@ def write_reports(
         "distance; the positional figure breaks ties by database position. `tfidf` = exact "
         "TF-IDF cosine, no hashing (one number, independent of the code length).",
         "",
-        f"Engine source fingerprint `{fingerprint}`; commit {meta['commit']}; "
+        "Only runs of the engine source now in the tree are shown (per-method source hashes "
+        f"in eval_tables.json); commit {meta['commit']}; "
         f"machine: {meta['machine']['cpu']}, {meta['machine']['usable_cores']} usable cores "
         f"(shared with other jobs), torch {meta['machine']['torch']}, device "
         f"{meta['machine']['device']}; last update {meta['updated']}.",
@@ -410,7 +431,7 @@ def write_reports(
     for dataset in dict.fromkeys(r["dataset"] for r in current):
         lines += dataset_section(dataset, [r for r in current if r["dataset"] == dataset], all_bits)
     (out_dir / "eval_tables.md").write_text("\n".join(lines), encoding="utf-8")
-    summary = {"meta": {**meta, "engine": fingerprint}, "runs": current}
+    summary = {"meta": {**meta, "engines": prints}, "runs": current}
     partial = out_dir / "eval_tables.json.partial"
     partial.write_text(json.dumps(summary, indent=1), encoding="utf-8")
     partial.replace(out_dir / "eval_tables.json")
@@ -473,9 +494,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "eval_runs.jsonl"
-    fingerprint = engine_fingerprint()
+    prints = fingerprints(args.methods)
     recorded = load_runs(log)
-    current = [] if args.rerun else [r for r in recorded if r.get("engine") == fingerprint]
+    current = (
+        [] if args.rerun else [r for r in recorded if r.get("engine") == prints.get(r["method"])]
+    )
     done_keys = {run_key(r) for r in current}
     meta = {"commit": git_commit(), "machine": machine(args.device), "updated": None}
     started = time.monotonic()
@@ -489,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.plan:
             for run in todo:
                 print(json.dumps(run))
-            print(f"{len(todo)} runs to do; {len(current)} recorded for engine {fingerprint}")
+            print(f"{len(todo)} runs to do; {len(current)} recorded for the engine now in the tree")
             return 0
         if not todo:
             break
@@ -529,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
             "n_test": problem.X_test.shape[0],
             "vocabulary": problem.X_train.shape[1],
             "feature_seconds": round(feature_seconds, 3),
-            "engine": fingerprint,
+            "engine": prints[run["method"]],
             "commit": meta["commit"],
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "machine": {**meta["machine"], "torch_threads": torch_threads()},
@@ -544,10 +567,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         meta["updated"] = record["date"]
-        write_reports(args.out, load_runs(log), fingerprint, meta, args.bits)
+        write_reports(args.out, load_runs(log), meta, args.bits)
     if current:
         meta["updated"] = max(r["date"] for r in current)
-        write_reports(args.out, load_runs(log), fingerprint, meta, args.bits)
+        write_reports(args.out, load_runs(log), meta, args.bits)
     return 0
 
 

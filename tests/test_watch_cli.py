@@ -99,6 +99,9 @@ class Watch:
             self.handle.close()
 
 
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends POSIX signals")
+
+
 @pytest.fixture
 def notes(tmp_path: Path) -> Path:
     return make_folder(tmp_path)

@@ -446,6 +446,7 @@ def test_a_pid_reused_by_another_process_is_stale_and_never_signalled(folder):
     assert watching.stop_watching("notes") is None  # (a SIGTERM would have ended this test run)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
 def test_a_killed_watcher_releases_its_claim(folder, nash_home):
     code = (
         "import sys, time; from pathlib import Path; from nashcli.watching import Registration\n"

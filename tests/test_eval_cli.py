@@ -243,3 +243,12 @@ def test_progress_draws_on_a_terminal_and_stays_silent_otherwise() -> None:
     piped = io.StringIO()
     drive(Console(file=piped, force_terminal=False))
     assert piped.getvalue() == ""
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(corpus: Path, fake_engine: list) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    line = _error_line(runner.invoke(app, ["eval", str(corpus), "--device", "cuda"]))
+    assert "CUDA" in line
+    assert fake_engine == []

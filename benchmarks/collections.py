@@ -78,7 +78,8 @@ def timed(cmd: list[str], env: dict, repeat: int = 1) -> tuple[float, float, str
 
 
 def precision(collection_name: str, n_queries: int, pools: list[int], seed: int = 0) -> dict:
-    """Mean precision@10 by folder over ``n_queries`` documents of the collection."""
+    """Mean precision@10 by folder over ``n_queries`` documents of the collection (and the mean
+    in-process milliseconds per query of each setting)."""
     from nashcli.index import Collection
     from nashcli.similar import _search
 
@@ -93,11 +94,13 @@ def precision(collection_name: str, n_queries: int, pools: list[int], seed: int 
         qvecs = snap.tfidf_of(queries)
         for pool in [0, *pools]:
             hits = 0
+            start = time.perf_counter()
             for i, q in enumerate(queries):
                 found = _search(snap, words[i], qvecs[i], int(q), 10, pool > 0, pool)
                 hits += sum(label[h.row] == label[int(q)] for h in found)
             key = "hamming" if pool == 0 else f"rerank pool {pool}"
             out[key] = hits / (10 * len(queries))
+            out[f"{key} ms/query"] = 1000 * (time.perf_counter() - start) / len(queries)
         # Exact tf-idf cosine over the whole collection (the reference).
         rows = [d.row for d in docs]
         x = snap.tfidf_of(rows)
@@ -148,7 +151,9 @@ def index_bytes(collection_name: str) -> dict:
     return sizes
 
 
-def retrain_study(paths: list[Path], fractions: list[float], n_queries: int, seed: int = 0) -> dict:
+def retrain_study(
+    paths: list[Path], fractions: list[float], n_queries: int, method: str | None, seed: int = 0
+) -> dict:
     """Precision@10 (Hamming, and re-ranked pool 100) when the model saw only a fraction."""
     from nashcli import codes, corpus, search
     from nashcli.pipeline import SemanticHasher
@@ -161,7 +166,8 @@ def retrain_study(paths: list[Path], fractions: list[float], n_queries: int, see
     for fraction in fractions:
         n_fit = int(round(fraction * len(texts)))
         t = time.perf_counter()
-        hasher = SemanticHasher(64, device="cpu", seed=seed).fit(texts[:n_fit])
+        kw = {"method": method} if method else {}
+        hasher = SemanticHasher(64, device="cpu", seed=seed, **kw).fit(texts[:n_fit])
         fit_s = time.perf_counter() - t
         x = hasher.vectorize(texts)
         words = codes.pack_codes(hasher.encode_vectors(x))
@@ -199,6 +205,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="runs per query-time figure")
     parser.add_argument("--retrain-study", action="store_true")
     parser.add_argument("--fractions", default="0.25,0.5,0.67,1.0")
+    parser.add_argument("--study-method", help="method of the retrain study [default: DEFAULT]")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder and index")
     args = parser.parse_args()
@@ -225,14 +232,14 @@ def main() -> None:
         pools = [int(p) for p in args.pools.split(",")]
         figures["precision_at_10"] = {"default": precision("news", args.queries, pools)}
         for k, v in figures["precision_at_10"]["default"].items():
-            print(f"  precision@10 {k:24s} {v:.4f}", flush=True)
+            print(f"  precision@10 {k:32s} {v:.4f}", flush=True)
         for method in filter(None, args.methods.split(",")):
             from nashcli.indexing import index_folder
 
             index_folder(folder, name=f"news-{method}", hasher_options={"method": method})
             figures["precision_at_10"][method] = precision(f"news-{method}", args.queries, pools)
             for k, v in figures["precision_at_10"][method].items():
-                print(f"  {method} precision@10 {k:24s} {v:.4f}", flush=True)
+                print(f"  {method} precision@10 {k:32s} {v:.4f}", flush=True)
         figures["index_bytes"] = index_bytes("news")
         print(f"  index size on disk: {figures['index_bytes']}")
         figures["tfidf_source_pool100"] = tfidf_source_cost("news")
@@ -256,7 +263,9 @@ def main() -> None:
 
         if args.retrain_study:
             fractions = [float(f) for f in args.fractions.split(",")]
-            figures["retrain_study"] = retrain_study(paths, fractions, args.queries)
+            figures["retrain_study"] = retrain_study(
+                paths, fractions, args.queries, args.study_method
+            )
     finally:
         if args.keep:
             print(f"kept {work}")

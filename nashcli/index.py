@@ -268,17 +268,15 @@ class Snapshot:
         """The stored tf-idf vectors of ``rows`` as a (len(rows), n_features) CSR matrix."""
         import scipy.sparse as sp
 
-        starts = [int(self._indptr[r]) for r in rows]
-        stops = [int(self._indptr[r + 1]) for r in rows]
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = np.asarray(self._indptr[rows], dtype=np.int64)
+        lengths = np.asarray(self._indptr[rows + 1], dtype=np.int64) - starts
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        indptr[1:] = np.cumsum([b - a for a, b in zip(starts, stops, strict=True)])
-        if len(rows):
-            indices = np.concatenate(
-                [self._indices[a:b] for a, b in zip(starts, stops, strict=True)]
-            )
-            data = np.concatenate([self._data[a:b] for a, b in zip(starts, stops, strict=True)])
-        else:
-            indices, data = np.zeros(0, np.int32), np.zeros(0, np.float32)
+        np.cumsum(lengths, out=indptr[1:])
+        # Positions of every stored entry of the wanted rows, in row order (one gather).
+        take = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
+        indices = np.asarray(self._indices[take], dtype=np.int32)
+        data = np.asarray(self._data[take], dtype=np.float32)
         return sp.csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
 
     def close(self) -> None:

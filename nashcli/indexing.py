@@ -225,6 +225,23 @@ def index_folder(
     return report
 
 
+def _plan(
+    stored: dict[str, DocRow], found: list[_Candidate], skipped: dict[str, str]
+) -> tuple[list[_Candidate], list[_Candidate], list[DocRow]]:
+    """(new files, files whose size or mtime changed, documents gone from the folder)."""
+    seen = {str(c.path) for c in found}
+    # A document that is skipped now (unreadable, grown too big) keeps its old entry.
+    gone = [doc for path, doc in stored.items() if path not in seen and path not in skipped]
+    fresh = [c for c in found if str(c.path) not in stored]
+    changed = [
+        c
+        for c in found
+        if str(c.path) in stored
+        and (stored[str(c.path)].size, stored[str(c.path)].mtime_ns) != (c.size, c.mtime_ns)
+    ]
+    return fresh, changed, gone
+
+
 def _index(
     collection: Collection,
     found: list[_Candidate],
@@ -238,74 +255,125 @@ def _index(
     reporter: Reporter,
     lock_timeout: float,
 ) -> None:
+    """Decide between an incremental update and a retrain, and do it.
+
+    A retrain reads, fits and encodes *without* the writer lock (it takes a minute or more, and a
+    watcher's short updates must not wait that long); it takes the lock only to switch to the
+    new generation, then re-applies whatever a watcher committed in the meantime.
+    """
     root = report.root
-    with collection.writer(timeout=lock_timeout) as w:
-        stored = w.live_docs()
-        counts = w.counts()
-        seen = {str(c.path) for c in found}
-        for path, reason in skipped.items():
-            report.skipped.append((_rel(Path(path), root), reason))
-        # A document that is skipped now (unreadable, grown too big) keeps its old entry.
-        gone = [doc for path, doc in stored.items() if path not in seen and path not in skipped]
-        fresh = [c for c in found if str(c.path) not in stored]
-        changed = [
-            c
-            for c in found
-            if str(c.path) in stored
-            and (stored[str(c.path)].size, stored[str(c.path)].mtime_ns) != (c.size, c.mtime_ns)
-        ]
-        encoded_since = counts["rows"] - counts["trained_docs"] + len(fresh) + len(changed)
-        target_bits = bits or collection.bits
-        if w.generation == 0:
-            why = "first index"
-        elif retrain:
-            why = "--retrain"
-        elif due_for_retrain(counts["trained_docs"], encoded_since):
-            why = (
-                f"the collection changed by {encoded_since} documents since the model "
-                f"was fitted on {counts['trained_docs']}"
-            )
-        else:
-            why = ""
-        if why:
-            if not found:
-                raise NashError(f"{root}: nothing to index, no text documents found")
-            report.retrained, report.retrain_reason = True, why
-            _retrain(w, found, stored, target_bits, device, seed, hasher_options, report, reporter)
-        else:
-            report.unchanged = len(found) - len(fresh) - len(changed)
-            model_dir = w.gen_dir() / "model"
-            _apply(
-                w,
-                lambda: _load_hasher(model_dir, device),
-                fresh + changed,
-                stored,
-                gone,
-                report,
-                reporter,
-            )
-        _maybe_compact(w, report)
-        counts = w.counts()
-        report.documents = counts["live"]
-        report.retrain_due = due_for_retrain(
-            counts["trained_docs"], counts["rows"] - counts["trained_docs"]
+    for path, reason in skipped.items():
+        report.skipped.append((_rel(Path(path), root), reason))
+    with collection.snapshot() as snap:
+        stored = {d.path: d for d in snap.live_docs()}
+        generation, rows, trained = snap.generation, snap.rows, snap.trained_docs
+    fresh, changed, gone = _plan(stored, found, skipped)
+    encoded_since = rows - trained + len(fresh) + len(changed)
+    if generation == 0:
+        why = "first index"
+    elif retrain:
+        why = "--retrain"
+    elif due_for_retrain(trained, encoded_since):
+        why = (
+            f"the collection changed by {encoded_since} documents since the model "
+            f"was fitted on {trained}"
         )
+    else:
+        why = ""
+    if why:
+        if not found:
+            raise NashError(f"{root}: nothing to index, no text documents found")
+        report.retrained, report.retrain_reason = True, why
+        target_bits = bits or collection.bits
+        hasher, words, tfidf, metas = _retrain(
+            found, stored, skipped, target_bits, device, seed, hasher_options, report, reporter
+        )
+        with collection.writer(timeout=lock_timeout) as w:
+            current = w.live_docs()
+            w.new_generation(
+                hasher.save,
+                words,
+                tfidf,
+                metas,
+                method=hasher.method,
+                trained_docs=len(metas),
+                bits=target_bits,
+            )
+            _catch_up(w, hasher, stored, current, metas, report, reporter)
+            _finish(w, report)
+        return
+    with collection.writer(timeout=lock_timeout) as w:
+        stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
+        fresh, changed, gone = _plan(stored, found, skipped)
+        report.unchanged = len(found) - len(fresh) - len(changed)
+        model_dir = w.gen_dir() / "model"
+        _apply(
+            w,
+            lambda: _load_hasher(model_dir, device),
+            fresh + changed,
+            stored,
+            gone,
+            report,
+            reporter,
+        )
+        _finish(w, report)
+
+
+def _finish(w: Writer, report: IndexReport) -> None:
+    _maybe_compact(w, report)
+    counts = w.counts()
+    report.documents = counts["live"]
+    report.retrain_due = due_for_retrain(
+        counts["trained_docs"], counts["rows"] - counts["trained_docs"]
+    )
+
+
+def _catch_up(
+    w: Writer,
+    hasher,
+    before: dict[str, DocRow],
+    current: dict[str, DocRow],
+    metas: Sequence[DocMeta],
+    report: IndexReport,
+    reporter: Reporter,
+) -> None:
+    """After a retrain: redo, with the new model, what other writers committed while it ran.
+
+    ``before`` is the index the retrain started from, ``current`` the old generation's state
+    just before the switch, ``metas`` what the new generation holds.
+    """
+    if current == before:
+        return
+    ours = {m.path: m for m in metas}
+    new_rows = w.live_docs()
+    redo: list[_Candidate] = []
+    for path, doc in current.items():
+        mine = ours.get(path)
+        if mine is None or (mine.size, mine.mtime_ns) != (doc.size, doc.mtime_ns):
+            redo.append(_Candidate(Path(path), doc.size, doc.mtime_ns))
+    dropped = [new_rows[p].row for p in ours if p in before and p not in current]
+    if dropped:
+        w.tombstone(dropped)
+        w.commit()
+    if redo:
+        _apply(w, lambda: hasher, redo, w.live_docs(), [], IndexReport("", report.root), reporter)
 
 
 def _retrain(
-    w: Writer,
     found: Sequence[_Candidate],
     stored: dict[str, DocRow],
+    skipped: dict[str, str],
     bits: int,
     device: str,
     seed: int,
     hasher_options: dict | None,
     report: IndexReport,
     reporter: Reporter,
-) -> None:
-    """Read every document, fit features + model, encode all, switch to the new generation."""
+):
+    """Read every document, fit features + model, encode all: (hasher, words, tfidf, metas)."""
     texts: list[str] = []
     metas: list[DocMeta] = []
+    unreadable: set[str] = set()
     root = report.root
     for n, c in enumerate(found, 1):
         try:
@@ -313,6 +381,7 @@ def _retrain(
             text, title = _read(c.path)
         except Exception as error:  # noqa: BLE001 - any unreadable file is skipped, not fatal
             report.skipped.append((_rel(c.path, root), _reason(error)))
+            unreadable.add(str(c.path))
             continue
         finally:
             reporter.progress("reading", n, len(found))
@@ -325,7 +394,8 @@ def _retrain(
             report.unchanged += 1
         texts.append(text)
         metas.append(DocMeta(str(c.path), c.size, c.mtime_ns, h, title))
-    report.deleted = len(set(stored) - {m.path for m in metas} - {p for p, _ in report.skipped})
+    kept = {m.path for m in metas} | unreadable | set(skipped)
+    report.deleted = len(set(stored) - kept)
     if not texts:
         raise NashError(f"{root}: nothing to index, no readable text documents")
     hasher = _new_hasher(bits, device, seed, hasher_options)
@@ -336,9 +406,7 @@ def _retrain(
     reporter.progress("training", 0, None)
     hasher.fit(texts, on_epoch=on_epoch)
     words, tfidf = _encode(hasher, texts, reporter)
-    w.new_generation(
-        hasher.save, words, tfidf, metas, method=hasher.method, trained_docs=len(texts), bits=bits
-    )
+    return hasher, words, tfidf, metas
 
 
 def _encode(hasher, texts: Sequence[str], reporter: Reporter):

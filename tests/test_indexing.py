@@ -274,3 +274,37 @@ def test_apply_changes(indexed) -> None:
     assert live_paths("notes") == expected
     with pytest.raises(NashError, match="no collection named"):
         apply_changes("nope", upserts=[new])
+
+
+def test_retrain_does_not_block_or_lose_a_watchers_updates(indexed, monkeypatch) -> None:
+    folder, paths = indexed
+    written = folder / "cars" / "written-while-training.txt"
+    removed = paths[4]
+    real = indexing._new_hasher
+
+    def hasher_that_lets_a_watcher_in(bits, device, seed, options):
+        hasher = real(bits, device, seed, FAST)
+        fit = hasher.fit
+
+        def fit_while_a_watcher_writes(texts, on_epoch=None):
+            written.write_text("engine clutch gearbox tire")
+            removed.unlink()
+            report = apply_changes(
+                "notes", upserts=[written], deletions=[removed], lock_timeout=0.1
+            )  # the retrain holds no lock while it trains: this does not wait
+            assert (report.added, report.deleted) == (1, 1)
+            return fit(texts, on_epoch=on_epoch)
+
+        hasher.fit = fit_while_a_watcher_writes
+        return hasher
+
+    monkeypatch.setattr(indexing, "_new_hasher", hasher_that_lets_a_watcher_in)
+    report = index_folder(folder, retrain=True)
+    assert report.retrained
+    expected = {str(p) for p in paths} - {str(removed)} | {str(written)}
+    assert live_paths("notes") == expected
+    with Collection.open("notes").snapshot() as snap:
+        assert snap.documents == len(expected)
+        # The only extra row is the removed file's, read by the retrain before the watcher
+        # dropped it (now a tombstone); the written one was encoded once, with the new model.
+        assert snap.rows == len(expected) + 1

@@ -87,6 +87,14 @@ def engine_fingerprint(method: str) -> str:
 
 
 def fingerprints(method_names) -> dict[str, str]:
+    """Per-method source hashes. The engine is imported first, so that what runs is what was
+    hashed (the modules are otherwise imported lazily, possibly after an edit)."""
+    import nashcli.baselines
+    import nashcli.features
+    import nashcli.methods
+    import nashcli.model
+    import nashcli.training  # noqa: F401
+
     return {m: engine_fingerprint(m) for m in method_names}
 
 

@@ -74,8 +74,9 @@ def _as_queries(queries: np.ndarray, n_words: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _pool(n_threads: int) -> ThreadPoolExecutor:
-    """A pool kept for the process: starting threads on every query would cost more than a scan."""
+def _pool(n_threads: int, pid: int) -> ThreadPoolExecutor:
+    """A pool kept for the process (keyed by pid: a forked child gets its own, not a dead copy);
+    starting threads on every query would cost more than a scan."""
     return ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="nash-search")
 
 
@@ -116,7 +117,8 @@ def _run(n: int, chunk: int, threads: int | None, fn, *args) -> list:
     t = default_threads() if threads is None else max(1, int(threads))
     chunks = _Chunks([*range(0, n, chunk), n])
     t = max(1, min(t, (n + chunk - 1) // chunk))
-    futures = [_pool(t - 1).submit(fn, chunks, *args) for _ in range(t - 1)]
+    pool = _pool(t - 1, os.getpid()) if t > 1 else None
+    futures = [pool.submit(fn, chunks, *args) for _ in range(t - 1)]
     results = [fn(chunks, *args)]
     results += [f.result() for f in futures if not f.cancel()]
     return results

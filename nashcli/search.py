@@ -3,9 +3,9 @@
 The database is stored as *planes* (see :func:`nashcli.codes.to_planes`): one contiguous uint64
 array per 64-bit word of the codes, so a scan reads each word of every code once, in order. The
 scan walks the planes in cache-sized chunks (XOR with the query, popcount, add — all numpy ufuncs
-writing into preallocated buffers, which release the GIL), so a thread per core streams its own
-contiguous range of the database and nothing larger than a chunk is ever materialised. That is
-what lets a memory-mapped index larger than RAM be searched: the OS pages it in and out.
+writing into preallocated buffers, which release the GIL). Every core's thread takes the next
+chunk when it is done with its last, and nothing larger than a chunk is ever materialised: that
+is what lets a memory-mapped index larger than RAM be searched, the OS paging it in and out.
 
 Top-k never sorts the distances. Distances are small integers (at most 256), so each query keeps a
 *bound*: the k-th best distance seen so far. A chunk only yields the (few) positions under the
@@ -169,24 +169,20 @@ def _block_for(n_queries: int) -> int:
 class _Keys:
     """Packs (query row, distance, position) into one int64 so that sorting orders all three."""
 
-    def __init__(self, n_queries: int, n: int) -> None:
+    def __init__(self, n: int, n_words: int) -> None:
         self.idx_bits = max(1, int(n - 1).bit_length())
         self.dist_shift = self.idx_bits
-        self.row_shift = self.idx_bits + 9  # distances are at most 256 < 2**9
-        if self.row_shift + max(1, int(n_queries - 1).bit_length()) > 63:
-            raise ValueError("too many queries for one call at this database size; split them")
-
-    def pack(self, rows: np.ndarray, dist: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        key = dist.astype(np.int64) << self.dist_shift
-        key |= idx
-        key |= np.asarray(rows, dtype=np.int64) << self.row_shift
-        return key
+        self.dist_mask = (1 << (64 * n_words).bit_length()) - 1
+        self.row_shift = self.idx_bits + (64 * n_words).bit_length()
+        self.max_queries = 1 << max(0, 63 - self.row_shift)  # rows that fit in the key
+        if self.row_shift >= 63:
+            raise ValueError(f"{n} codes of {64 * n_words} bits are too many to search")
 
     def rows(self, keys: np.ndarray) -> np.ndarray:
         return keys >> self.row_shift
 
     def dist(self, keys: np.ndarray) -> np.ndarray:
-        return (keys >> self.dist_shift) & 511
+        return (keys >> self.dist_shift) & self.dist_mask
 
     def idx(self, keys: np.ndarray) -> np.ndarray:
         return keys & ((1 << self.idx_bits) - 1)
@@ -282,7 +278,7 @@ class _Block:
             self.parts = [keys]
             self.counts[0] = len(keys)
             if len(keys) == self.k:
-                self.bound[0, 0] = (kth_key >> self.codec.dist_shift) & 511
+                self.bound[0, 0] = (kth_key >> self.codec.dist_shift) & self.codec.dist_mask
                 self.bounded = True
                 self.done = self.bound[0, 0] == 0
             return
@@ -343,7 +339,13 @@ def hamming_topk(
     k = min(int(k), n)
     if k == 0 or n_q == 0:
         return np.empty((n_q, k), dtype=np.int64), np.empty((n_q, k), dtype=np.int32)
-    codec = _Keys(n_q, n)
+    codec = _Keys(n, len(rows))
+    if n_q > codec.max_queries:  # a batch so large its row numbers overflow the keys: split it
+        parts = [
+            hamming_topk(rows, qwords[s : s + codec.max_queries], k, threads=threads)
+            for s in range(0, n_q, codec.max_queries)
+        ]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     chunk = _chunk_for(_block_for(n_q))
     parts = _run(n, chunk, threads, _topk_worker, rows, qwords, k, codec)
     keys = parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -186,3 +186,32 @@ def test_a_later_closer_code_displaces_earlier_ones() -> None:
         assert list(idx[0, :2]) == [k - 1, 69_000]
         assert list(dist[0, :3]) == [1, 1, 2]
         assert list(idx[0, 2:]) == list(range(k - 2))
+
+
+def test_long_codes_reach_their_full_distance() -> None:
+    rng = np.random.default_rng(6)
+    db = random_bits(rng, 50, 512)
+    queries = np.concatenate([~db[:1], random_bits(rng, 2, 512)])  # the complement: 512 apart
+    idx, dist = hamming_topk(to_planes(pack_codes(db)), pack_codes(queries), 50)
+    want_idx, want_dist = brute(db, queries, 50)
+    assert dist[0, -1] == 512
+    np.testing.assert_array_equal(dist, want_dist)
+    np.testing.assert_array_equal(idx, want_idx)
+
+
+def test_a_batch_too_large_for_one_pass_is_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nashcli.search as search
+
+    class SmallKeys(search._Keys):
+        def __init__(self, n: int, n_words: int) -> None:
+            super().__init__(n, n_words)
+            self.max_queries = 4
+
+    monkeypatch.setattr(search, "_Keys", SmallKeys)
+    rng = np.random.default_rng(7)
+    db = random_bits(rng, 500, 64)
+    queries = random_bits(rng, 11, 64)
+    idx, dist = hamming_topk(to_planes(pack_codes(db)), pack_codes(queries), 20)
+    want_idx, want_dist = brute(db, queries, 20)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(dist, want_dist)

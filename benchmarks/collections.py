@@ -251,9 +251,25 @@ def main() -> None:
             "import nashcli.cli": [sys.executable, "-c", "import nashcli.cli"],
             "import torch": [sys.executable, "-c", "import torch"],
             "nash --help": [*nash, "--help"],
-            "nash similar FILE": [*nash, "similar", query, "--json"],
-            "nash similar FILE --no-rerank": [*nash, "similar", query, "--json", "--no-rerank"],
-            "nash similar --text": [*nash, "similar", "--text", "rocket launch orbit", "--json"],
+            "nash similar FILE": [*nash, "similar", query, "--json", "-c", "news"],
+            "nash similar FILE --no-rerank": [
+                *nash,
+                "similar",
+                query,
+                "--json",
+                "--no-rerank",
+                "-c",
+                "news",
+            ],
+            "nash similar --text": [
+                *nash,
+                "similar",
+                "--text",
+                "rocket launch orbit",
+                "--json",
+                "-c",
+                "news",
+            ],
         }
         figures["process"] = {}
         for k, cmd in reference.items() if not args.no_process_timing else ():

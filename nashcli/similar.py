@@ -20,8 +20,10 @@ import numpy as np
 from nashcli.errors import NashError
 from nashcli.index import Collection, Snapshot, list_collections
 
-#: Hamming candidates re-ranked by tf-idf cosine (see benchmarks/collections.py --pools).
-DEFAULT_POOL = 100
+#: Hamming candidates re-ranked by tf-idf cosine. Measured on 10,000 20 Newsgroups articles
+#: (benchmarks/collections.py): precision@10 rises with the pool (0.46 at 100, 0.53 at 500, 0.56
+#: at 1,000; exact cosine over everything 0.62) while a query costs 0.7 -> 1.7 ms in-process.
+DEFAULT_POOL = 1000
 
 
 @dataclass(frozen=True)

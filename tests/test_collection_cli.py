@@ -71,6 +71,16 @@ def test_similar_json(notes) -> None:
     assert distances == sorted(distances)
 
 
+def test_pool_default_is_documented() -> None:
+    import typer.main
+
+    from nashcli.similar import DEFAULT_POOL
+
+    command = typer.main.get_command(app).commands["similar"]
+    (pool,) = [p for p in command.params if p.name == "pool"]
+    assert f"(default: {DEFAULT_POOL})" in pool.help
+
+
 def test_similar_table_and_text(notes) -> None:
     folder, paths = notes
     result = run("similar", str(paths[0]), "--top", "2")

@@ -17,17 +17,17 @@ _DEVICES = ("auto", "cpu", "cuda")
 def index_command(
     path: Path = typer.Argument(..., help="The folder to index (searched recursively)."),
     bits: int | None = typer.Option(
-        None, "--bits", help="Code length in bits [default: 64, or the collection's]."
+        None, "--bits", help="Code length in bits (default: 64, or the collection's)."
     ),
     name: str | None = typer.Option(
-        None, "--name", help="Collection name [default: the folder's name]."
+        None, "--name", help="Collection name (default: the folder's name)."
     ),
     retrain: bool = typer.Option(
         False, "--retrain", help="Refit the features and the model on every document now."
     ),
     device: str = typer.Option("auto", "--device", help="Where to train: auto, cpu or cuda."),
     max_size: str | None = typer.Option(
-        None, "--max-size", help="Skip files larger than this (e.g. 10MB, 512KiB) [default: 10MB]."
+        None, "--max-size", help="Skip files larger than this (e.g. 10MB, 512KiB) (default: 10MB)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, no summary."),
 ) -> None:
@@ -66,7 +66,7 @@ def similar_command(
         None,
         "--collection",
         "-c",
-        help="Collection [default: the one holding FILE, or the only one].",
+        help="Collection (default: the one holding FILE, or the only one).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     rerank: bool = typer.Option(
@@ -74,15 +74,21 @@ def similar_command(
         "--rerank/--no-rerank",
         help="Re-order the nearest codes by tf-idf cosine (more precise) or keep Hamming order.",
     ),
+    pool: int | None = typer.Option(
+        None,
+        "--pool",
+        help="How many of the nearest codes --rerank re-orders (default: 1000).",
+        min=1,
+    ),
 ) -> None:
     """Show the documents most similar to FILE (or to --text)."""
-    from nashcli.similar import choose_collection, find_similar
+    from nashcli.similar import DEFAULT_POOL, choose_collection, find_similar
 
     if (file is None) == (text is None):
         raise NashError('give a FILE or --text "..." (one of them)')
     chosen = choose_collection(collection, file)
     query: Path | str = file if file is not None else text
-    hits = find_similar(query, chosen, top=top, rerank=rerank)
+    hits = find_similar(query, chosen, top=top, rerank=rerank, pool=pool or DEFAULT_POOL)
     label = str(file) if file is not None else text
     if as_json:
         document = {

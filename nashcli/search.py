@@ -212,7 +212,11 @@ def _prune(keys: np.ndarray, codec: _Keys, row0: int, n_queries: int, k: int):
 
 
 class _Block:
-    """Top-k state of a block of queries (rows row0..) during one worker's scan."""
+    """Top-k state of a block of queries (rows row0..) during one worker's scan.
+
+    Each chunk's hits are only noted (positions and distances, two numpy calls); they are packed
+    into sort keys and pruned back to k per query in one go once enough have piled up.
+    """
 
     def __init__(self, qwords: np.ndarray, row0: int, k: int, codec: _Keys) -> None:
         n_words = qwords.shape[1]
@@ -224,9 +228,10 @@ class _Block:
         self.open = 64 * n_words + 1  # a bound that admits every distance
         self.bound = np.full((self.q, 1), self.open, dtype=_acc_dtype(n_words))  # admit d < bound
         self.bounded = False  # has every query got k candidates (and so a real bound)?
-        self.counts = np.zeros(self.q, dtype=np.int64)
-        self.slack = k + max(k, 256)  # prune once a query holds this many candidates
-        self.parts: list[np.ndarray] = []
+        self.keys = np.empty(0, dtype=np.int64)  # the kept candidates, packed
+        self.pending: list[tuple[np.ndarray, np.ndarray, int, int]] = []  # (flat, dist, lo, c)
+        self.n_pending = 0
+        self.slack = self.q * max(k, 256)  # prune once this many new candidates wait
         self.done = False
 
     def add(self, dist: np.ndarray, lo: int, mask: np.ndarray) -> None:
@@ -243,47 +248,51 @@ class _Block:
         flat = mask.reshape(-1).nonzero()[0]
         if flat.size == 0:
             return
-        codec = self.codec
-        key = dist.reshape(-1)[flat].astype(np.int64)
-        key <<= codec.dist_shift
-        if self.q == 1:
-            flat += lo + (self.row0 << codec.row_shift)
-            key += flat
-            self.counts += flat.size
-        else:
-            rows, cols = np.divmod(flat, c)
-            self.counts += np.bincount(rows, minlength=self.q)
-            rows += self.row0
-            rows <<= codec.row_shift
-            cols += lo
-            key += rows
-            key += cols
-        self.parts.append(key)
-        if not self.bounded:
-            if (self.counts >= self.k).all():
-                self.prune()
-        elif (self.counts >= self.slack).any():
+        self.pending.append((flat, dist.reshape(-1)[flat], lo, c))
+        self.n_pending += flat.size
+        if not self.bounded or self.n_pending > self.slack:
             self.prune()
 
+    def _pack_pending(self) -> np.ndarray:
+        """Sort keys of the noted hits: (row, distance, position) in one int64 each."""
+        codec = self.codec
+        flats, dists, los, cs = zip(*self.pending, strict=True)
+        sizes = [len(f) for f in flats]
+        flat = np.concatenate(flats) if len(flats) > 1 else flats[0]
+        key = (np.concatenate(dists) if len(dists) > 1 else dists[0]).astype(np.int64)
+        key <<= codec.dist_shift
+        if self.q == 1:
+            key += flat
+            key += np.repeat(np.array(los, dtype=np.int64), sizes) if len(los) > 1 else los[0]
+            if self.row0:
+                key += self.row0 << codec.row_shift
+            return key
+        rows, cols = np.divmod(flat, np.repeat(np.array(cs, dtype=np.int64), sizes))
+        cols += np.repeat(np.array(los, dtype=np.int64), sizes)
+        rows += self.row0
+        rows <<= codec.row_shift
+        key += rows
+        key += cols
+        return key
+
     def prune(self) -> None:
-        if not self.parts:
+        if not self.pending:
             return
-        keys = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        keys = np.concatenate([self.keys, self._pack_pending()])
+        self.pending, self.n_pending = [], 0
         if self.q == 1:  # the common case, in as few numpy calls as possible
             if len(keys) > self.k:
                 keys = np.partition(keys, self.k - 1)[: self.k]  # keys[-1] is now the k-th
                 kth_key = int(keys[-1])
             elif len(keys) == self.k:
                 kth_key = int(keys.max())
-            self.parts = [keys]
-            self.counts[0] = len(keys)
+            self.keys = keys
             if len(keys) == self.k:
                 self.bound[0, 0] = (kth_key >> self.codec.dist_shift) & self.codec.dist_mask
                 self.bounded = True
                 self.done = self.bound[0, 0] == 0
             return
-        keys, self.counts, kth = _prune(keys, self.codec, self.row0, self.q, self.k)
-        self.parts = [keys]
+        self.keys, _, kth = _prune(keys, self.codec, self.row0, self.q, self.k)
         full = kth >= 0
         self.bound[full, 0] = kth[full]  # strict: a later tie loses to the earlier document
         self.bounded = bool(full.all())
@@ -292,7 +301,7 @@ class _Block:
     def result(self) -> np.ndarray:
         """The kept candidate keys (at most k per query), in no particular order."""
         self.prune()
-        return self.parts[0] if self.parts else np.empty(0, dtype=np.int64)
+        return self.keys
 
 
 def _topk_worker(chunks: _Chunks, planes, queries: np.ndarray, k: int, codec: _Keys):

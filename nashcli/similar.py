@@ -65,9 +65,83 @@ def choose_collection(name: str | None = None, path: Path | None = None) -> Coll
 
 
 def _load_hasher(model_dir: Path):
+    """The query encoder: the torch-free one when the model allows it, else the full hasher."""
+    fast = LinearQueryEncoder.load(model_dir)
+    if fast is not None:
+        return fast
     from nashcli.pipeline import SemanticHasher
 
     return SemanticHasher.load(model_dir, device="cpu")
+
+
+class LinearQueryEncoder:
+    """Encodes a query without torch or scikit-learn when the model's encoder is linear.
+
+    A NASH code with a linear encoder is ``1[x·Wᵀ + b > 0]`` (σ(g) > 0.5), and the TF-IDF of a
+    text over a fixed vocabulary is counts → 1 + log → × idf → L2-normalised: both are a few
+    numpy operations on the saved arrays. Importing torch alone costs more than the whole rest
+    of `nash similar --text`, so this is what keeps it under a second. Gives the same vectors and
+    codes as ``SemanticHasher.vectorize`` / ``encode`` (tests/test_similar.py checks it).
+    """
+
+    def __init__(self, vocabulary, idf, sublinear_tf, weight, bias) -> None:
+        self.index = {word: i for i, word in enumerate(vocabulary)}
+        self.idf = idf
+        self.sublinear_tf = sublinear_tf
+        self.weight = weight
+        self.bias = bias
+
+    @classmethod
+    def load(cls, model_dir: Path) -> LinearQueryEncoder | None:
+        """None if the model is not a NASH model with a linear encoder (or is unreadable)."""
+        import json
+
+        try:
+            config = json.loads((model_dir / "model.json").read_text())
+            features = json.loads((model_dir / "features.json").read_text())
+            if config.get("kind") != "nash" or config["model"].get("encoder") != "linear":
+                return None
+            with np.load(model_dir / "model.npz", allow_pickle=False) as arrays:
+                weight = np.asarray(arrays["encoder.weight"], dtype=np.float32)
+                bias = np.asarray(arrays["encoder.bias"], dtype=np.float32)
+            with np.load(model_dir / "features.npz", allow_pickle=False) as arrays:
+                idf = np.asarray(arrays["idf"], dtype=np.float32)
+            vocabulary = features["vocabulary"]
+            sublinear = bool(features["params"].get("sublinear_tf", True))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if weight.shape != (config["n_bits"], len(vocabulary)) or len(idf) != len(vocabulary):
+            return None
+        return cls(vocabulary, idf, sublinear, weight, bias)
+
+    def vectorize(self, texts):
+        """L2-normalised TF-IDF rows (CSR), as ``TfidfFeatures.transform``."""
+        import scipy.sparse as sp
+
+        from nashcli.features import tokenize
+
+        indptr, indices, data = [0], [], []
+        for text in texts:
+            ids = [self.index[t] for t in tokenize(text) if t in self.index]
+            terms, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+            values = counts.astype(np.float32)
+            if self.sublinear_tf:
+                values = np.log(values) + np.float32(1.0)
+            values = values * self.idf[terms]
+            norm = np.sqrt(np.sum(values * values, dtype=np.float32))
+            if norm > 0:
+                values = values / norm
+            indices.append(terms)
+            data.append(values.astype(np.float32))
+            indptr.append(indptr[-1] + len(terms))
+        return sp.csr_matrix(
+            (np.concatenate(data), np.concatenate(indices), np.asarray(indptr)),
+            shape=(len(texts), len(self.idf)),
+        )
+
+    def encode_vectors(self, x) -> np.ndarray:
+        """bool (n, bits) codes of TF-IDF rows."""
+        return np.asarray(x @ self.weight.T) + self.bias > 0
 
 
 def find_similar(

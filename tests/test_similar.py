@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_indexing import FAST, bump, make_docs
 
@@ -108,3 +109,35 @@ def test_choose_collection(tmp_path: Path) -> None:
         choose_collection(None, tmp_path / "elsewhere.txt")
     with pytest.raises(NashError, match="no collection named 'c'"):
         choose_collection("c")
+
+
+def test_torch_free_query_encoder_matches_the_hasher(notes) -> None:
+    from nashcli.index import Collection
+    from nashcli.pipeline import SemanticHasher
+    from nashcli.similar import LinearQueryEncoder
+
+    folder, paths = notes
+    texts = [p.read_text() for p in paths] + ["Rocket, rocket! the MOON", "no known words", ""]
+    with Collection.open("notes").snapshot() as snap:
+        fast = LinearQueryEncoder.load(snap.model_dir)
+        full = SemanticHasher.load(snap.model_dir, device="cpu")
+    if fast is None:
+        pytest.skip(f"the default model ({full.method}) has no linear encoder")
+    x_fast, x_full = fast.vectorize(texts), full.vectorize(texts)
+    assert x_fast.shape == x_full.shape
+    np.testing.assert_allclose(x_fast.toarray(), x_full.toarray(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(fast.encode_vectors(x_full), full.encode_vectors(x_full))
+
+
+def test_text_query_does_not_import_torch(notes) -> None:
+    import subprocess
+    import sys
+
+    folder, paths = notes
+    code = (
+        "import sys; from nashcli.similar import find_similar; "
+        "hits = find_similar('rocket orbit moon', 'notes', top=3); "
+        "print(len(hits), 'torch' in sys.modules, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "False", "False"]

@@ -21,7 +21,9 @@ on it (a child process), and measures:
 References measured in the same run: the from-scratch ``nash index`` of the folder and the
 watcher's debounce (the floor of the latency).
 
-Run: ``nice -n 10 python benchmarks/watch.py [--docs 10000] [--soak 600] [--retrain]``.
+Run: ``nice -n 10 python benchmarks/watch.py [--docs 10000] [--soak 600] [--retrain]``; add
+``--workdir DIR`` to keep the folder and index, and run again with ``--workdir DIR --reuse`` to
+measure on that collection as it is now (e.g. after the watcher refitted its model).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import gzip
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -160,34 +163,45 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.0, help="changes per second in the soak")
     parser.add_argument("--retrain", action="store_true", help="also measure a background retrain")
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here (else temp)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the collection a --workdir run left there"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nash-watch-bench-"))
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     home, root = work / "home", work / "20ng"
+    reuse = args.reuse and (home / "collections" / "20ng").is_dir()
+    if not reuse:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
     os.environ["NASH_HOME"] = str(home)
     env = dict(os.environ)
     name = "20ng"
+    tag = time.strftime("%H%M%S")  # this run's subfolders: new-TAG, burst-TAG, soak-TAG
     results: dict = {"command": " ".join([sys.executable, *sys.argv]), "docs": args.docs}
     print(f"work dir {work}", flush=True)
 
     articles = load_articles()
-    need = args.docs + args.probes + args.burst + int(args.soak * args.rate) + 10
-    if len(articles) < need:
-        raise SystemExit(f"only {len(articles)} articles, the run needs {need}: lower the sizes")
-    spare = iter(articles[args.docs :])
-    for doc in articles[: args.docs]:
-        write_article(root / doc["labels"][0], doc)
+    if reuse:  # articles already in the folder (under any prefix) are not written again
+        used = {re.sub(r"^((probe|s\d+|r\d+)-)*", "", p.stem) for p in root.rglob("*.txt")}
+        spare = iter([d for d in articles if d["id"].replace("/", "_") not in used])
+        results["reused_collection_of_documents"] = documents(name)
+    else:
+        need = args.docs + args.probes + args.burst + int(args.soak * args.rate) + 10
+        if len(articles) < need:
+            raise SystemExit(f"only {len(articles)} articles, the run needs {need}: lower sizes")
+        spare = iter(articles[args.docs :])
+        for doc in articles[: args.docs]:
+            write_article(root / doc["labels"][0], doc)
 
-    # Reference: the from-scratch index of the same folder.
-    start = time.perf_counter()
-    done = subprocess.run([*NASH, "index", str(root)], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(done.stderr)
-    results["index_from_scratch_s"] = round(time.perf_counter() - start, 2)
-    print(f"nash index from scratch: {results['index_from_scratch_s']} s", flush=True)
+        # Reference: the from-scratch index of the same folder.
+        start = time.perf_counter()
+        done = subprocess.run([*NASH, "index", str(root)], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(done.stderr)
+        results["index_from_scratch_s"] = round(time.perf_counter() - start, 2)
+        print(f"nash index from scratch: {results['index_from_scratch_s']} s", flush=True)
 
     watcher = Watcher(root, work / "watch.log", env)
     try:
@@ -203,7 +217,7 @@ def main() -> None:
         latencies, query_s, answered = [], [], 0
         for _ in range(args.probes):
             doc = next(spare)
-            folder = root / "new"
+            folder = root / f"new-{tag}"
             t0 = time.perf_counter()
             path = write_article(folder, doc, "probe-")
             ok = wait_until(lambda p=path: is_listed(name, p), 30)
@@ -233,7 +247,7 @@ def main() -> None:
         before, batches_before = documents(name), watcher.batches()
         t0 = time.perf_counter()
         for _ in range(args.burst):
-            write_article(root / "burst", next(spare))
+            write_article(root / f"burst-{tag}", next(spare))
         written = time.perf_counter() - t0
         ok = wait_until(lambda: documents(name) >= before + args.burst, 300, 0.05)
         absorbed = time.perf_counter() - t0
@@ -269,7 +283,7 @@ def main() -> None:
         while time.perf_counter() - t0 < args.soak:
             kind = ("create", "edit", "create", "rename", "create", "delete")[i % 6]
             if kind == "create" or not mine:
-                mine.append(write_article(root / "soak", next(spare), f"s{i}-"))
+                mine.append(write_article(root / f"soak-{tag}", next(spare), f"s{i}-"))
                 kind = "create"
             elif kind == "edit":
                 target = rng.choice(mine)
@@ -323,7 +337,7 @@ def main() -> None:
         print(f"nash index while watching: {results['nash_index_while_watching']}", flush=True)
 
         if args.retrain:
-            results["retrain"] = measure_retrain(name, root, spare, watcher)
+            results["retrain"] = measure_retrain(name, root / f"growth-{tag}", spare, watcher)
             print(f"retrain: {results['retrain']}", flush=True)
     finally:
         results["watcher_exit_code"] = watcher.stop()
@@ -336,7 +350,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def measure_retrain(name: str, root: Path, spare, watcher: Watcher) -> dict:
+def measure_retrain(name: str, folder: Path, spare, watcher: Watcher) -> dict:
     """Grow the collection past the retrain threshold; query throughout the background retrain."""
     from nashcli import indexing
     from nashcli.index import Collection
@@ -352,7 +366,7 @@ def measure_retrain(name: str, root: Path, spare, watcher: Watcher) -> dict:
     for doc in spare:
         if written >= needed + 10:
             break
-        write_article(root / "growth", doc)
+        write_article(folder, doc)
         written += 1
     t0 = time.perf_counter()
     queries, failures, slowest = 0, 0, 0.0

@@ -279,6 +279,7 @@ class Watcher:
         retrain: Callable[[], Any] | None = None,
         on_batch: Callable[[BatchResult], None] | None = None,
         on_message: Callable[[str], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
         quiet: float = DEFAULT_QUIET,
         max_delay: float = DEFAULT_MAX_DELAY,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -293,6 +294,7 @@ class Watcher:
         self._retrain = retrain
         self._on_batch = on_batch or (lambda result: None)
         self._say = on_message or (lambda message: log.info(message))
+        self._on_ready = on_ready or (lambda: None)
         self.quiet, self.max_delay, self.batch_size = quiet, max_delay, batch_size
         self.retry_delay = retry_delay
         self._events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
@@ -408,6 +410,7 @@ class Watcher:
             if not self.stopping:
                 self._run_catch_up()
             self.ready.set()
+            self._on_ready()
             self._loop(observer)
             if self.retraining:
                 self._say("stopping during a background retrain: the current model stays")
@@ -663,6 +666,7 @@ def make_watcher(
     reporter: Any = None,
     on_batch: Callable[[BatchResult], None] | None = None,
     on_message: Callable[[str], None] | None = None,
+    on_ready: Callable[[], None] | None = None,
     quiet: float = DEFAULT_QUIET,
     max_delay: float = DEFAULT_MAX_DELAY,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -732,6 +736,7 @@ def make_watcher(
         retrain=retrain,
         on_batch=on_batch,
         on_message=on_message,
+        on_ready=on_ready,
         quiet=quiet,
         max_delay=max_delay,
         batch_size=batch_size,
@@ -880,6 +885,7 @@ class Registration:
     def __init__(self, name: str, root: Path, *, log: Path | None = None) -> None:
         self.name, self.root, self.log = name, Path(root), log
         self._lock: Any = None
+        self._info: dict = {}
 
     def __enter__(self) -> Registration:
         from filelock import FileLock, Timeout
@@ -897,19 +903,29 @@ class Registration:
                 f"stop it with: nash watch --stop {self.root}"
             ) from None
         self._lock = lock
-        info = {
+        self._info = {
             "pid": os.getpid(),
             "identity": process_identity(os.getpid()),
             "name": self.name,
             "root": str(self.root),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "log": str(self.log) if self.log else None,
+            "ready": False,
         }
+        self._write()
+        return self
+
+    def _write(self) -> None:
         target = pid_file(self.name)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(info), encoding="utf-8")
+        tmp.write_text(json.dumps(self._info), encoding="utf-8")
         os.replace(tmp, target)
-        return self
+
+    def mark_ready(self) -> None:
+        """Note in the pid file that the catch-up pass is done (``start_detached`` waits on it)."""
+        if self._lock is not None:
+            self._info["ready"] = True
+            self._write()
 
     def __exit__(self, *exc: object) -> None:
         info = read_pid_file(self.name)
@@ -926,11 +942,14 @@ class Registration:
 # --------------------------------------------------------------------------------------------
 
 
-def start_detached(name: str, argv: Sequence[str], *, timeout: float = 60.0) -> tuple[int, Path]:
+def start_detached(
+    name: str, argv: Sequence[str], *, timeout: float = 60.0, settle: float = 3.0
+) -> tuple[int, Path, bool]:
     """Run ``nash <argv>`` (a foreground ``nash watch``) in its own session, output to its log.
 
-    Returns (pid, log path) once the child holds the watch lock; raises NashError with the last
-    line of its log if it exits first.
+    Returns (pid, log path, caught up) once the child holds the watch lock and has either caught
+    up or kept running for ``settle`` seconds (a first index can take minutes); raises NashError
+    with the last line of its log if it exits before.
     """
     if is_watching(name):
         info = read_pid_file(name) or {}
@@ -960,12 +979,17 @@ def start_detached(name: str, argv: Sequence[str], *, timeout: float = 60.0) -> 
             **kwargs,
         )
     deadline = time.monotonic() + timeout
+    registered = None
     while time.monotonic() < deadline:
         info = read_pid_file(name)
-        if info and info.get("pid") == child.pid and is_watching(name):
-            return child.pid, log_path
         if child.poll() is not None:
             raise NashError(f"the background watcher exited: {_last_line(log_path)}")
+        if info and info.get("pid") == child.pid and is_watching(name):
+            if info.get("ready"):
+                return child.pid, log_path, True
+            registered = registered or time.monotonic()
+            if time.monotonic() - registered >= settle:
+                return child.pid, log_path, False
         time.sleep(0.05)
     raise NashError(f"the background watcher did not start within {timeout:g} s; see {log_path}")
 

@@ -159,6 +159,7 @@ def test_detach_status_and_stop(notes):
         late = notes / "crypto-late.txt"
         late.write_text(text_about("crypto", 777))
         wait_until(lambda: indexed(late), what="a change picked up in the background")
+        assert watching.read_pid_file("notes")["ready"] is True  # caught up
         status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
         assert status["collections"][0]["watching"] is True
         again = runner.invoke(app, ["watch", str(notes)])
@@ -242,6 +243,17 @@ def test_watch_needs_an_existing_folder(tmp_path):
     assert "no such folder" in result.output
     result = runner.invoke(app, ["watch"])
     assert result.exit_code == 2 and "which folder?" in result.output
+
+
+def test_a_name_taken_by_another_folder_is_refused_before_anything_starts(notes, tmp_path):
+    other = tmp_path / "other" / "notes"
+    other.mkdir(parents=True)
+    (other / "a.txt").write_text(text_about("space", 1))
+    Collection.create("notes", other, 64)
+    result = runner.invoke(app, ["watch", str(notes), "--detach"])
+    assert result.exit_code == 2
+    assert f"collection 'notes' already indexes {other}" in result.output
+    assert not watching.is_watching("notes")
 
 
 def test_stop_without_a_watcher_says_so(notes):

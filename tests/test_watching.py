@@ -378,6 +378,15 @@ def test_a_deleted_folder_stops_the_watcher_with_a_clear_message(folder, fake, r
     assert "no longer exists" in str(running.error)
 
 
+def test_a_folder_that_becomes_unreadable_stops_the_watcher(folder, fake, run_watcher):
+    running = run_watcher()
+    problem = f"the watched folder {folder} is not readable"
+    running.watcher.root_problem = lambda: problem  # what a chmod does to anyone but root
+    folder.chmod(0o700)  # the attribute change is the event that makes it look
+    running.thread.join(TIMEOUT)
+    assert isinstance(running.error, NashError) and str(running.error) == problem
+
+
 def test_an_unreadable_folder_is_refused_with_a_clear_message(folder, fake, monkeypatch):
     if os.name == "posix" and os.geteuid() != 0:
         folder.chmod(0)

@@ -175,6 +175,13 @@ def watch_command(
     name = name or found_name
     if root is None or not root.is_dir():
         raise NashError(f"{path}: no such folder")
+    from nashcli.index import Collection
+
+    if Collection.exists(name) and Collection.open(name).root != root:
+        raise NashError(
+            f"collection {name!r} already indexes {Collection.open(name).root}; "
+            "choose another name with --name"
+        )
     if detach:
         argv = ["watch", str(root), "--name", name, "--device", device, "--debounce", str(debounce)]
         if bits is not None:
@@ -182,31 +189,32 @@ def watch_command(
         if max_epochs is not None:
             argv += ["--max-epochs", str(max_epochs)]
         argv += ["--batch-size", str(batch_size)]
-        pid, log = watching.start_detached(name, argv)
+        pid, log, ready = watching.start_detached(name, argv)
+        state = "up to date" if ready else "catching up"
         typer.echo(
-            f"watching {root} in the background (collection {name!r}, pid {pid})\n"
+            f"watching {root} in the background (collection {name!r}, pid {pid}, {state})\n"
             f"log: {log}\nstop it with: nash watch --stop {root}"
         )
         return
-    options = {"max_epochs": max_epochs} if max_epochs is not None else None
-    watcher = watching.make_watcher(
-        root,
-        name,
-        bits=bits,
-        device=device,
-        hasher_options=options,
-        on_batch=lambda result: _render_batch(result, root),
-        on_message=_say,
-        quiet=debounce,
-        batch_size=batch_size,
-    )
     log = watching.log_file(name)
     try:  # record the log only when our output goes there (a --detach child)
         same = os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(log))
     except (OSError, ValueError, AttributeError):
         same = False
-    log = log if same else None
-    with watching.Registration(name, root, log=log), _stop_on_signals(watcher):
+    registration = watching.Registration(name, root, log=log if same else None)
+    watcher = watching.make_watcher(
+        root,
+        name,
+        bits=bits,
+        device=device,
+        hasher_options={"max_epochs": max_epochs} if max_epochs is not None else None,
+        on_batch=lambda result: _render_batch(result, root),
+        on_message=_say,
+        on_ready=registration.mark_ready,
+        quiet=debounce,
+        batch_size=batch_size,
+    )
+    with registration, _stop_on_signals(watcher):
         _say(f"watching {root} (collection {name!r}, pid {os.getpid()}); catching up")
         try:
             watcher.run()

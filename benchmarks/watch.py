@@ -362,6 +362,7 @@ def measure_retrain(name: str, folder: Path, spare, watcher: Watcher) -> dict:
     while not indexing.due_for_retrain(trained, rows - trained + needed):
         needed += 1
     probe = next(spare)["text"]
+    rss_before = watcher.rss_mb()
     written = 0
     for doc in spare:
         if written >= needed + 10:
@@ -393,6 +394,7 @@ def measure_retrain(name: str, folder: Path, spare, watcher: Watcher) -> dict:
             "queries_during": queries,
             "queries_failed": failures,
             "slowest_query_s": round(slowest, 3),
+            "watcher_rss_before_after_mb": [round(rss_before, 1), round(watcher.rss_mb(), 1)],
         }
 
 

@@ -186,6 +186,8 @@ class Coalescer:
             self.deleted(src, now)
             return
         origin = self._moves.pop(src, src)
+        # edited in this window, before or after an earlier move: its indexed code is stale
+        touched = src in self._touched_after_move or src in self._dirty
         self._touched_after_move.discard(src)
         if src in self._fresh:  # created in this window: dst is simply new, src forgotten
             self.created(dst, now)
@@ -193,6 +195,8 @@ class Coalescer:
         self._dirty.pop(dst, None)
         self._fresh.discard(dst)
         self._moves[dst] = origin
+        if touched:
+            self._touched_after_move.add(dst)
         self._stamp(now)
 
     # ---- flush
@@ -201,7 +205,8 @@ class Coalescer:
         batch = Batch(rescan=self._rescan)
         claimed: set[Path] = set()
         for dst, origin in self._moves.items():
-            if origin == dst:
+            if origin == dst:  # moved back: nothing moved, but it may have been edited meanwhile
+                self._dirty.setdefault(dst, None)
                 continue
             if (
                 dst not in self._touched_after_move

@@ -107,6 +107,34 @@ def test_a_move_then_an_edit_is_a_deletion_and_an_upsert(folder):
     assert batch.upserts == [b] and batch.deletions == [a]
 
 
+def test_an_edit_then_a_move_is_a_deletion_and_an_upsert(folder):
+    a, b = folder / "a.txt", folder / "b.txt"
+    a.write_text("x")
+    c = Coalescer()
+    a.write_text("edited")
+    c.modified(a)
+    os.replace(a, b)
+    c.moved(a, b)
+    batch = c.take()
+    assert batch.moves == []  # a re-path would keep the old text's code
+    assert batch.upserts == [b] and batch.deletions == [a]
+
+
+def test_a_file_moved_and_moved_back_is_only_looked_at_again(folder):
+    a, b = folder / "a.txt", folder / "b.txt"
+    a.write_text("x")
+    c = Coalescer()
+    os.replace(a, b)
+    c.moved(a, b)
+    b.write_text("edited")
+    c.modified(b)
+    os.replace(b, a)
+    c.moved(b, a)
+    batch = c.take()
+    assert batch.moves == []
+    assert a in batch.upserts and a not in batch.deletions
+
+
 def test_moves_out_of_and_into_sight(folder):
     (folder / ".trash").mkdir()
     gone, back = folder / "gone.txt", folder / ".trash" / "back.txt"

@@ -1022,7 +1022,12 @@ def stop_watching(name: str, *, timeout: float = 30.0) -> int | None:
     if not info or not _same_process(info):
         raise NashError(f"collection {name!r} is watched by a process nash cannot identify")
     pid = int(info["pid"])
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:  # it ended on its own meanwhile
+        return pid
+    except PermissionError:
+        raise NashError(f"not allowed to stop the watcher of {name!r} (pid {pid})") from None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_watching(name):

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from nashcli.errors import NashError
-from nashcli.features import Problem
+from nashcli.features import Problem, knn_graph
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,18 @@ class MethodSpec:
     noise: str = "none"  # NASH: "none", "fixed" (NASH-N), "learned" (NASH-DN)
     sigma: float = 0.1
     encoder: str = "linear"
+    dropout: float = 0.0  # on the encoder's input words
+    neighbors: int = 0  # > 0: use the TF-IDF k-NN graph of the training documents
+    nbr_weight: float = 0.0  # target = own counts + nbr_weight × mean counts of the neighbours
+    nbr_norm: str = (
+        "mean"  # "mean": neighbours' raw counts averaged; "length": rescaled to own length
+    )
+    pair_weight: float = 0.0  # tie the bit probabilities of neighbour pairs together
+    pair_mode: str = "pull"  # "pull" or "nce" (see training.pair_loss)
+    clusters: int = 0  # > 0: k-means clusters of the TF-IDF rows as pseudo-labels for a head on z
+    cluster_weight: float = 1.0  # α of the pseudo-label loss
+    label_hidden: int = 500  # width of the label head's hidden layer; 0: linear head
+    train: tuple[tuple[str, object], ...] = ()  # TrainConfig fields this method sets
     description: str = ""
 
 
@@ -36,12 +48,37 @@ SPECS: dict[str, MethodSpec] = {
     "nash-mlp": MethodSpec(
         "nash", noise="learned", encoder="mlp", description="NASH-DN with the paper's 2×500 MLP"
     ),
+    "nash-nbr": MethodSpec(
+        "nash",
+        noise="learned",
+        neighbors=10,
+        nbr_weight=1.0,
+        pair_weight=100.0,
+        pair_mode="nce",
+        clusters=64,
+        cluster_weight=50.0,
+        label_hidden=0,
+        train=(("encoder_lr", 3e-3),),
+        description=(
+            "NASH-DN + neighbourhood: reconstructs its 10 TF-IDF neighbours' words, InfoNCE "
+            "ties its code to a neighbour's, a linear head predicts k-means pseudo-labels"
+        ),
+    ),
     "lsh": MethodSpec("lsh", description="random hyperplanes on TF-IDF"),
     "vdsh": MethodSpec("vdsh", description="Gaussian VAE, then median thresholding per bit"),
 }
 
-METHODS: tuple[str, ...] = ("nash", "nash-n", "nash-dn", "lsh", "vdsh", "tfidf", "nash-mlp")
-DEFAULT_METHOD: str = "nash-dn"
+METHODS: tuple[str, ...] = (
+    "nash",
+    "nash-n",
+    "nash-dn",
+    "lsh",
+    "vdsh",
+    "tfidf",
+    "nash-mlp",
+    "nash-nbr",
+)
+DEFAULT_METHOD: str = "nash-nbr"
 
 OnEpoch = Callable[[int, int, dict], None]
 
@@ -104,8 +141,13 @@ def fit_model(
 
     dev = resolve_device(device)
     torch.manual_seed(seed)
-    n_labels = problem.Y_train.shape[1] if (supervised and problem.Y_train is not None) else 0
-    multilabel = problem.multilabel
+    y_fit, multilabel = None, problem.multilabel
+    if supervised and problem.Y_train is not None:
+        y_fit = problem.Y_train
+    elif spec.clusters > 0 and spec.kind == "nash":
+        y_fit, multilabel = cluster_labels(problem.X_train, spec.clusters, seed), False
+        train_kw.setdefault("alpha", spec.cluster_weight)
+    n_labels = y_fit.shape[1] if y_fit is not None else 0
     if spec.kind == "vdsh":
         from nashcli.baselines import VDSH, VdshConfig
 
@@ -128,14 +170,23 @@ def fit_model(
                 encoder=spec.encoder,
                 noise=spec.noise,
                 sigma=spec.sigma,
+                dropout=spec.dropout,
+                label_hidden=spec.label_hidden,
                 n_labels=n_labels,
                 multilabel=multilabel,
             )
         )
-    config = replace(TrainConfig(seed=seed), **train_kw)
+    settings = {"pair_weight": spec.pair_weight, "pair_mode": spec.pair_mode, **dict(spec.train)}
+    config = replace(TrainConfig(seed=seed, **settings), **train_kw)
+    target, neighbors = problem.C_train, None
+    if spec.neighbors > 0 and problem.X_train.shape[0] > 1:
+        neighbors, _ = knn_graph(problem.X_train, spec.neighbors)
+        target = neighbour_target(problem.C_train, neighbors, spec.nbr_weight, spec.nbr_norm)
     data = TrainData(
         X=problem.X_train,
-        target=problem.C_train,
+        target=target,
+        neighbors=neighbors,
+        Y_fit=y_fit,
         Y=problem.Y_train,
         X_val=problem.X_val,
         target_val=problem.C_val,
@@ -145,6 +196,32 @@ def fit_model(
     if hasattr(model, "fit_thresholds"):
         model.fit_thresholds(problem.X_train, dev)
     return model, result
+
+
+def cluster_labels(x: sp.csr_matrix, k: int, seed: int = 0) -> np.ndarray:
+    """One-hot k-means clusters of L2-normalised TF-IDF rows (pseudo-labels), bool (n, k')."""
+    from sklearn.cluster import KMeans
+
+    k = max(1, min(k, x.shape[0]))
+    assign = KMeans(k, n_init=1, max_iter=50, random_state=seed).fit_predict(x)
+    return np.eye(k, dtype=bool)[assign]
+
+
+def neighbour_target(
+    counts: sp.csr_matrix, neighbors: np.ndarray, weight: float, norm: str = "mean"
+) -> sp.csr_matrix:
+    """Own counts plus ``weight`` × the neighbours' mean counts (the words a document's
+    neighbourhood uses: NbrReg/SNUH-style smoothing of the reconstruction target)."""
+    n, k = neighbors.shape
+    rows = np.repeat(np.arange(n), k)
+    adj = sp.csr_matrix((np.full(n * k, 1.0 / k, np.float32), (rows, neighbors.ravel())), (n, n))
+    nbr = sp.csr_matrix(adj @ counts)
+    if norm == "length":
+        own = np.asarray(counts.sum(axis=1)).ravel()
+        theirs = np.asarray(nbr.sum(axis=1)).ravel()
+        scale = np.divide(own, theirs, out=np.zeros_like(own), where=theirs > 0)
+        nbr = sp.csr_matrix(sp.diags(scale) @ nbr)
+    return sp.csr_matrix(counts + weight * nbr, dtype=np.float32)
 
 
 def encode_rows(model, x: sp.csr_matrix, device: str = "auto") -> np.ndarray:

@@ -36,8 +36,9 @@ class NashConfig:
     noise: str = "none"  # "none" (NASH), "fixed" (NASH-N), "learned" (NASH-DN)
     sigma: float = 0.1  # NASH-N's noise σ; NASH-DN's prior σ₀ (its KL keeps σ(x) from vanishing)
     prior: float = 0.5  # γ of the Bernoulli prior
-    dropout: float = 0.0  # on the encoder's input (MLP encoder only)
+    dropout: float = 0.0  # on the encoder's input words (training only): a regulariser
     n_labels: int = 0  # > 0: supervised, with a classifier on z
+    label_hidden: int = 500  # hidden width of the classifier (the paper's 2-layer MLP); 0: linear
     multilabel: bool = False  # sigmoid + BCE instead of softmax + CE
 
     def to_dict(self) -> dict:
@@ -74,7 +75,7 @@ class NASH(nn.Module):
         if config.encoder == "linear":
             self.encoder = nn.Linear(v, b)
             width = v
-            self.trunk = nn.Identity()
+            self.trunk = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         elif config.encoder == "mlp":
             self.trunk = nn.Sequential(
                 nn.Dropout(config.dropout),
@@ -94,10 +95,14 @@ class NASH(nn.Module):
             nn.init.constant_(self.log_sigma.bias, math.log(config.sigma))
         self.decoder = nn.Linear(b, v)
         self.classifier = None
-        if config.n_labels > 0:
+        if config.n_labels > 0 and config.label_hidden > 0:
             self.classifier = nn.Sequential(
-                nn.Linear(b, hid), nn.ReLU(), nn.Linear(hid, config.n_labels)
+                nn.Linear(b, config.label_hidden),
+                nn.ReLU(),
+                nn.Linear(config.label_hidden, config.n_labels),
             )
+        elif config.n_labels > 0:
+            self.classifier = nn.Linear(b, config.n_labels)
 
     # 1. encoder ---------------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,10 +113,22 @@ class NASH(nn.Module):
         """h = σ(g(x)), the Bernoulli means of q(z|x)."""
         return torch.sigmoid(self.encoder(self.features(x)))
 
+    def linear_encoder(self):
+        """(weight (bits, vocab), bias (bits,)) numpy arrays when g is linear, else None.
+
+        z = 1[σ(g) > 0.5] = 1[x·Wᵀ + b > 0], so codes of a sparse corpus need no dense copy.
+        """
+        if self.config.encoder != "linear":  # (dropout is the identity at inference)
+            return None
+        return (
+            self.encoder.weight.detach().cpu().numpy(),
+            self.encoder.bias.detach().cpu().numpy(),
+        )
+
     @torch.no_grad()
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic codes z = 1[h > 0.5] (inference), bool (n, n_bits)."""
-        return self.probabilities(x) > 0.5
+        return self.encoder(self.features(x)) > 0  # σ(g) > 0.5 ⇔ g > 0, exact in floats
 
     # 2–6. the loss ------------------------------------------------------------------------------
     def forward(

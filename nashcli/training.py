@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from nashcli.metrics import precision_at_k
 
@@ -27,6 +28,7 @@ OnEpoch = Callable[[int, int, dict], None]
 @dataclass
 class TrainConfig:
     lr: float = 1e-3
+    encoder_lr: float | None = None  # a separate (larger) rate for the encoder; None: lr
     batch_size: int = 64
     max_epochs: int = 60
     min_epochs: int = 12  # no early stop before this (short codes collapse early on)
@@ -34,7 +36,9 @@ class TrainConfig:
     kl_weight: float = 1.0
     kl_anneal_epochs: int = 0  # > 0: the KL weight rises linearly from 0 over these epochs
     alpha: float = 1.0  # weight of the label loss (supervised)
-    pair_weight: float = 0.0  # weight of the term pulling codes of neighbour pairs together
+    pair_weight: float = 0.0  # weight of the term tying codes of neighbour pairs together
+    pair_mode: str = "pull"  # "pull": squared distance; "nce": InfoNCE vs in-batch negatives
+    temperature: float = 0.2  # of the InfoNCE similarities (cosine of ±1 codes)
     val_queries: int = 1000  # validation queries used for precision@100 (subsample for speed)
     time_budget: float | None = None  # seconds; stop after the epoch that crosses it
     seed: int = 0
@@ -51,6 +55,7 @@ class TrainData:
     target_val: sp.csr_matrix | None = None
     Y_val: np.ndarray | None = None
     neighbors: np.ndarray | None = None  # (n, k) indices into X of each document's neighbours
+    Y_fit: np.ndarray | None = None  # labels the classifier head learns (true or pseudo), or None
 
 
 @dataclass
@@ -70,6 +75,10 @@ def dense_rows(x: sp.csr_matrix, rows: np.ndarray | slice, device: torch.device)
 @torch.no_grad()
 def encode(model: torch.nn.Module, x: sp.csr_matrix, device: torch.device, chunk: int = 2048):
     """Deterministic codes of every row of ``x``: bool (n, n_bits) numpy array."""
+    linear = model.linear_encoder() if hasattr(model, "linear_encoder") else None
+    if linear is not None:
+        weight, bias = linear  # sparse × dense in scipy: the corpus is never densified
+        return np.asarray(x @ weight.T) + bias > 0
     was_training = model.training
     model.eval()
     out = [
@@ -108,6 +117,26 @@ def validation_precision(model, data: TrainData, device: torch.device, k: int = 
     return precision_at_k(db, data.Y, queries, data.Y_val, k=k)[1]
 
 
+def make_adam(
+    model: torch.nn.Module, lr: float, encoder_lr: float | None = None
+) -> torch.optim.Optimizer:
+    """Adam (fused into one kernel where this torch supports it: ~1.7× faster steps on CPU).
+
+    ``encoder_lr`` gives the encoder (every parameter outside the decoder and the classifier) its
+    own rate: a linear encoder over 10k sparse TF-IDF inputs learns slowly at the decoder's rate.
+    """
+    params: list | object = model.parameters()
+    if encoder_lr is not None:
+        enc, rest = [], []
+        for name, p in model.named_parameters():
+            (rest if name.startswith(("decoder", "classifier")) else enc).append(p)
+        params = [{"params": enc, "lr": encoder_lr}, {"params": rest, "lr": lr}]
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr)
+
+
 def train(
     model: torch.nn.Module,
     data: TrainData,
@@ -120,7 +149,7 @@ def train(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = make_adam(model, config.lr, config.encoder_lr)
     n = data.X.shape[0]
     batch = max(1, min(config.batch_size, n))
 
@@ -141,7 +170,9 @@ def train(
     elif has_val and data.target_val is not None:
         watch = "loss"
 
-    labels_t = torch.from_numpy(data.Y.astype(np.float32)) if data.Y is not None else None
+    labels_t = None
+    if data.Y_fit is not None:
+        labels_t = torch.from_numpy(np.asarray(data.Y_fit, dtype=np.float32))
     best_score, best_epoch, best_state = -math.inf, 0, None
     history: list[dict] = []
     epoch = 0
@@ -159,7 +190,7 @@ def train(
             out = model(x, t, y)
             loss = out["recon"] + kl_w * out["kl"] + config.alpha * out["ce"]
             if config.pair_weight > 0 and data.neighbors is not None:
-                pair = pair_loss(model, data, rows, out["h"], rng, device)
+                pair = pair_loss(model, data, rows, out["h"], rng, device, config)
                 loss = loss + config.pair_weight * pair
                 sums["pair"] += pair.item() * len(rows)
             optimizer.zero_grad(set_to_none=True)
@@ -203,9 +234,18 @@ def train(
 
 
 def pair_loss(
-    model, data: TrainData, rows: np.ndarray, h: torch.Tensor, rng, device
+    model, data: TrainData, rows: np.ndarray, h: torch.Tensor, rng, device, config: TrainConfig
 ) -> torch.Tensor:
-    """Mean squared distance between the bit probabilities of each row and one random neighbour."""
+    """Tie each row's bit probabilities to those of one random TF-IDF neighbour.
+
+    "pull": mean squared distance. "nce": InfoNCE, the neighbour must be the most similar code
+    among the batch's neighbours (the others act as negatives), similarity = cosine of 2h − 1.
+    """
     nbrs = data.neighbors[rows, rng.integers(0, data.neighbors.shape[1], size=len(rows))]
     h_nbr = model.probabilities(dense_rows(data.X, nbrs, device))
-    return ((h - h_nbr) ** 2).sum(dim=1).mean()
+    if config.pair_mode == "pull":
+        return ((h - h_nbr) ** 2).sum(dim=1).mean()
+    a, b = 2 * h - 1, 2 * h_nbr - 1
+    logits = (a @ b.T) / (a.shape[1] * config.temperature)
+    target = torch.arange(len(rows), device=device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))

@@ -412,8 +412,13 @@ class Watcher:
         overflow.install()
         try:
             # Events arriving during the catch-up pass queue up and are applied after it.
-            if not self.stopping:
-                self._run_catch_up()
+            while not self.stopping:
+                try:
+                    self._run_catch_up()
+                    break
+                except IndexBusyError as error:  # a long `nash index` or a refit: wait for it
+                    self._say(f"{error}; waiting")
+                    self._stopping.wait(self.retry_delay)
             self.ready.set()
             self._on_ready()
             self._loop(observer)
@@ -720,16 +725,9 @@ def make_watcher(
         return due.is_set() and indexing.retrain_due(Collection.open(name))
 
     def retrain() -> Any:
-        report = indexing.index_folder(
-            root,
-            name=name,
-            retrain=True,
-            device=device,
-            hasher_options=hasher_options,
-            lock_timeout=60.0,
-        )
+        documents = refit_in_subprocess(root, name, device, hasher_options)
         due.clear()
-        return report
+        return documents
 
     return Watcher(
         root,
@@ -746,6 +744,60 @@ def make_watcher(
         max_delay=max_delay,
         batch_size=batch_size,
     )
+
+
+def _refit(root: Path, name: str, device: str, hasher_options: dict | None, conn: Any) -> None:
+    """In a child process: refit the model on the whole folder; send back the outcome."""
+    from nashcli import indexing
+
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(5)  # a background job: queries and the watcher come first
+    try:
+        report = indexing.index_folder(
+            root,
+            name=name,
+            retrain=True,
+            device=device,
+            hasher_options=hasher_options,
+            lock_timeout=60.0,
+        )
+        conn.send(("ok", report.documents))
+    except Exception as error:  # noqa: BLE001 - reported by the parent
+        message = str(error) if isinstance(error, NashError) else repr(error)
+        conn.send(("error", message))
+    finally:
+        conn.close()
+
+
+def refit_in_subprocess(
+    root: Path, name: str, device: str = "auto", hasher_options: dict | None = None
+) -> int:
+    """``index_folder(retrain=True)`` in a child process; the number of documents it indexed.
+
+    A child, not a thread: the fit's memory (hundreds of MB of activations and allocator arenas)
+    goes back to the system when it exits, so a long-running watcher stays small, and the fit
+    does not compete with the watch loop for the interpreter. Raises NashError if it fails.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(
+        target=_refit, args=(Path(root), name, device, hasher_options, send), daemon=True
+    )
+    child.start()
+    send.close()
+    try:
+        outcome = receive.recv()
+    except EOFError:  # it died without a word (killed, out of memory)
+        child.join()
+        outcome = ("error", f"the refit process ended with exit code {child.exitcode}")
+    finally:
+        receive.close()
+    child.join()
+    if outcome[0] != "ok":
+        raise NashError(str(outcome[1]))
+    return int(outcome[1])
 
 
 def _warm_up(name: str) -> None:

@@ -148,6 +148,21 @@ def test_watch_keeps_the_collection_current_and_stops_cleanly(notes, tmp_path):
     assert sorted(live_paths()) == sorted(str(p) for p in notes.iterdir())
 
 
+def test_the_model_is_refit_in_the_background_once_the_collection_grew(notes, tmp_path):
+    watch = Watch(notes, tmp_path)
+    try:
+        watch.wait_for("up to date: 24 documents")
+        grown = [notes / f"grown-{i}.txt" for i in range(8)]  # past a quarter of 24
+        for i, path in enumerate(grown):
+            path.write_text(text_about(list(TOPICS)[i % 3], 3000 + i))
+        watch.wait_for("retrained: ")
+        with Collection.open("notes").snapshot() as snap:
+            assert snap.generation == 2 and snap.trained_docs == 32
+            assert all(snap.doc_by_path(str(p)) is not None for p in grown)
+    finally:
+        assert watch.stop() == 0, watch.output()
+
+
 def test_detach_status_and_stop(notes):
     result = runner.invoke(app, ["watch", str(notes), "--detach", "--max-epochs", "2"])
     assert result.exit_code == 0, result.output

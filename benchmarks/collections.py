@@ -190,6 +190,62 @@ def retrain_study(
     return results
 
 
+def drift_study(paths: list[Path], method: str, n_queries: int = 500, seed: int = 0) -> dict:
+    """What a stale vocabulary/model costs when a collection grows with *new topics*.
+
+    Fits on the documents of half of the folders (the collection as it was trained), then on
+    those plus a share of the other half, then on everything; encodes all documents each time
+    and measures precision@10 (Hamming, re-ranked pool of 1,000, exact cosine on that fit's
+    tf-idf) for queries from the new folders and from the old ones.
+    """
+    from nashcli import codes, corpus, search
+    from nashcli.pipeline import SemanticHasher
+
+    texts = [corpus.read_text(p) for p in paths]
+    labels = np.array([p.parent.name for p in paths])
+    old = set(sorted(set(labels))[::2])
+    in_old = np.array([label in old for label in labels])
+    idx_old, idx_new = np.flatnonzero(in_old), np.flatnonzero(~in_old)
+    rng = np.random.default_rng(seed)
+    queries = {
+        "new-topic queries": rng.choice(idx_new, min(n_queries, len(idx_new)), replace=False),
+        "old-topic queries": rng.choice(idx_old, min(n_queries, len(idx_old)), replace=False),
+    }
+    fits = {"old folders only": idx_old}
+    for share in (0.1, 0.25, 0.5):
+        extra = rng.choice(idx_new, int(share * len(idx_old)), replace=False)
+        fits[f"old + new = {share:.0%} of old"] = np.concatenate([idx_old, extra])
+    fits["everything"] = np.arange(len(texts))
+    results = {}
+    for name, fit_idx in fits.items():
+        hasher = SemanticHasher(64, method=method, device="cpu", seed=seed)
+        hasher.fit([texts[i] for i in fit_idx])
+        x = hasher.vectorize(texts)
+        words = codes.pack_codes(hasher.encode_vectors(x))
+        planes = codes.to_planes(words)
+        row = {}
+        for qname, q in queries.items():
+            idx, _ = search.hamming_topk(planes, words[q], 1001)
+            sims = (x[q] @ x.T).toarray()
+            sims[np.arange(len(q)), q] = -np.inf
+            top = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+            ham = rerank = 0
+            for i, qq in enumerate(q):
+                cand = np.array([c for c in idx[i] if c != qq])
+                ham += int((labels[cand[:10]] == labels[qq]).sum())
+                cos = (x[cand] @ x[qq].T).toarray().ravel()
+                best = cand[np.argsort(-cos, kind="stable")[:10]]
+                rerank += int((labels[best] == labels[qq]).sum())
+            row[qname] = {
+                "hamming": ham / (10 * len(q)),
+                "rerank pool 1000": rerank / (10 * len(q)),
+                "exact cosine": float((labels[top] == labels[q][:, None]).mean()),
+            }
+        results[f"{name} ({len(fit_idx)} docs)"] = row
+        print(f"  fitted on {name}: {row}", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=10_000)
@@ -206,6 +262,9 @@ def main() -> None:
     parser.add_argument("--retrain-study", action="store_true")
     parser.add_argument("--fractions", default="0.25,0.5,0.67,1.0")
     parser.add_argument("--study-method", help="method of the retrain study [default: DEFAULT]")
+    parser.add_argument(
+        "--drift-study", metavar="METHOD", help="also run the new-topics study with METHOD"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder and index")
     args = parser.parse_args()
@@ -282,6 +341,8 @@ def main() -> None:
             figures["retrain_study"] = retrain_study(
                 paths, fractions, args.queries, args.study_method
             )
+        if args.drift_study:
+            figures["drift_study"] = drift_study(paths, args.drift_study)
     finally:
         if args.keep:
             print(f"kept {work}")

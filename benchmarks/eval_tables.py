@@ -4,10 +4,11 @@
     python benchmarks/eval_tables.py --datasets reuters --methods nash-dn,lsh --bits 16,32
     python benchmarks/eval_tables.py --plan               # list the runs still to do
 
-Priority order (so that a run cut short loses seeds before coverage): every method x bit length
-unsupervised on Reuters, supervised NASH-DN on Reuters, the same coverage on 20 Newsgroups, then
-TMC, then extra seeds of the headline rows (the best hashing method at seed 0 and NASH-DN, on
-Reuters and 20NG).
+Priority order (so that a run cut short loses seeds before coverage): the headline methods
+(``--first-methods``: the default method, NASH-DN, exact TF-IDF, LSH) x bit lengths on Reuters,
+supervised NASH-DN on Reuters, the headline methods on 20 Newsgroups and TMC, then every other
+method on each corpus, then extra seeds of the headline rows (the best hashing method at seed 0
+and NASH-DN, on Reuters and 20NG).
 
 Each finished run is appended at once to ``results/eval_runs.jsonl`` (one JSON object per line,
 with the commit, machine, date and train seconds), so the script can be stopped at any point and
@@ -190,8 +191,10 @@ def best_method(done: list[dict], dataset: str, bits: list[int]) -> str | None:
 
 def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
     runs: list[dict] = []
+    # 1. the headline methods on every corpus (+ supervised), 2. the other methods, 3. seeds.
+    first = [m for m in args.methods if m in args.first_methods]
     for dataset in args.datasets:
-        runs += coverage(dataset, args.methods, args.bits, args.split)
+        runs += coverage(dataset, first, args.bits, args.split)
         if dataset in args.supervised_datasets:
             runs += [
                 dict(dataset=dataset, split=args.split, method=m, bits=b, supervised=True, seed=0)
@@ -199,6 +202,8 @@ def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
                 if m in args.methods
                 for b in args.bits
             ]
+    for dataset in args.datasets:
+        runs += coverage(dataset, args.methods, args.bits, args.split)
     for dataset in args.seed_datasets:
         if dataset not in args.datasets:
             continue
@@ -460,6 +465,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bits", default="8,16,32,64,128")
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the headline rows")
     parser.add_argument("--seed-datasets", default="reuters,20ng")
+    parser.add_argument(
+        "--first-methods",
+        default="default,nash-dn,tfidf,lsh",
+        help="run on every corpus (and supervised) before the other methods",
+    )
     parser.add_argument("--headline-methods", default="nash-dn", help="plus the best at seed 0")
     parser.add_argument("--supervised-datasets", default="reuters")
     parser.add_argument("--supervised-methods", default="nash-dn")
@@ -480,11 +490,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
     args.datasets = split(args.datasets)
     args.methods = evaluation.parse_methods(args.methods)
-    if args.methods == evaluation.parse_methods(None):  # default: the rows that matter first
-        from nashcli.methods import DEFAULT_METHOD
+    from nashcli.methods import DEFAULT_METHOD
 
-        first = [DEFAULT_METHOD, "nash-dn", evaluation.EXACT, "lsh"]
-        args.methods = list(dict.fromkeys([m for m in first if m in args.methods] + args.methods))
+    args.first_methods = [
+        DEFAULT_METHOD if m == "default" else m for m in split(args.first_methods)
+    ]
+    if args.methods == evaluation.parse_methods(None):  # default: the rows that matter first
+        first = [m for m in args.first_methods if m in args.methods]
+        args.methods = list(dict.fromkeys(first + args.methods))
     args.bits = evaluation.parse_bits(args.bits)
     args.seeds = [int(s) for s in split(args.seeds)]
     args.seed_datasets = split(args.seed_datasets)

@@ -481,6 +481,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--readme", action="store_true", help="print the README's Results tables and exit"
     )
+    parser.add_argument(
+        "--report", action="store_true", help="rewrite eval_tables.md/.json from the log and exit"
+    )
     parser.add_argument("--rerun", action="store_true", help="ignore recorded runs")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 lets two copies share 2 cores)"
@@ -527,6 +530,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.readme:
         print(readme_snippet(latest(current), args.bits))
+        return 0
+    if args.report:
+        if current:
+            meta["updated"] = max(r["date"] for r in current)
+            write_reports(args.out, recorded, meta, args.bits)
         return 0
     while True:
         todo = [r for r in full_plan(args, current) if run_key(r) not in done_keys]

@@ -275,6 +275,17 @@ def table(rows: list[tuple[str, list[str]]], bits: list[int], extra: str | None 
     return "\n".join(lines)
 
 
+def ordered(names) -> list[str]:
+    """Methods in a fixed order: the default first, then the engine's list, exact cosine last."""
+    from nashcli.methods import DEFAULT_METHOD, METHODS
+
+    def rank(name: str) -> tuple:
+        position = METHODS.index(name) if name in METHODS else len(METHODS)
+        return (name == evaluation.EXACT, name != DEFAULT_METHOD, position, name)
+
+    return sorted(set(names), key=rank)
+
+
 def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str]:
     seed0 = [r for r in runs if r["seed"] == 0]
     unsup = [r for r in seed0 if not r["supervised"]]
@@ -289,7 +300,7 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
         f"{fmt(first.get('feature_seconds'), 1)} s.",
         "",
     ]
-    methods = list(dict.fromkeys(r["method"] for r in unsup))
+    methods = ordered(r["method"] for r in unsup)
     cell = {(r["method"], r["bits"]): r for r in unsup}
 
     def rows(key: str, digits: int = 4) -> list[tuple[str, list[str]]]:
@@ -329,7 +340,7 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
     ]
     if sup:
         scell = {(r["method"], r["bits"]): r for r in sup}
-        smethods = list(dict.fromkeys(r["method"] for r in sup))
+        smethods = ordered(r["method"] for r in sup)
         srows = [
             (
                 f"{m} supervised",
@@ -353,7 +364,7 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
             if not r["supervised"] and r["method"] != evaluation.EXACT:
                 multi[(r["method"], r["bits"])].append(r["precision_at_100_tie_aware"])
         mrows = []
-        for m in dict.fromkeys(r["method"] for r in runs if r["seed"] != 0):
+        for m in ordered(r["method"] for r in runs if r["seed"] != 0):
             cells = []
             for b in bits:
                 v = multi.get((m, b), [])
@@ -392,7 +403,7 @@ def readme_snippet(runs: list[dict], bits: list[int]) -> str:
         for r in mine:
             values[(r["method"], r["supervised"], r["bits"])].append((r["seed"], r[TIE]))
         for supervised in (False, True):
-            for method in dict.fromkeys(r["method"] for r in mine if r["supervised"] == supervised):
+            for method in ordered(r["method"] for r in mine if r["supervised"] == supervised):
                 label = method + (" supervised" if supervised else "")
                 if method == evaluation.EXACT:
                     exact = values[(method, False, 0)][0][1]

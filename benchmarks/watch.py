@@ -231,15 +231,19 @@ def main() -> None:
                 first = (hits[0].path.name, hits[0].distance, hits[0].score) if hits else None
                 print(f"  {path.name} is not the first hit: {first}", flush=True)
             time.sleep(1.0)
-        results["latency_s"] = {
-            "median": round(statistics.median(latencies), 3),
-            "p90": round(percentile(latencies, 0.9), 3),
-            "max": round(max(latencies), 3),
-            "probes": args.probes,
-            "answered_first_by_find_similar": answered,
-            "find_similar_median_s": round(statistics.median(query_s), 3),
-            "debounce_floor_s": 0.2,
-        }
+        results["latency_s"] = (
+            {}
+            if not latencies
+            else {
+                "median": round(statistics.median(latencies), 3),
+                "p90": round(percentile(latencies, 0.9), 3),
+                "max": round(max(latencies), 3),
+                "probes": args.probes,
+                "answered_first_by_find_similar": answered,
+                "find_similar_median_s": round(statistics.median(query_s), 3),
+                "debounce_floor_s": 0.2,
+            }
+        )
         print(f"latency: {results['latency_s']}", flush=True)
 
         # 2. A burst.
@@ -318,6 +322,7 @@ def main() -> None:
             "rss_end_mb": round(samples[-1][1], 1),
             "rss_max_mb": round(max(r for _, r in samples), 1),
             "rss_second_half_min_max_mb": [round(min(half), 1), round(max(half), 1)],
+            "rss_samples_mb": [[round(t), round(r, 1)] for t, r in samples],
             "cpu_percent_of_one_core": round(100 * (watcher.cpu() - cpu0) / soak_s, 2),
             "index_matches_disk": listed == on_disk,
             "converged_after_last_change_s": round(converged_s, 2) if converged else None,

@@ -20,10 +20,20 @@ import numpy as np
 from nashcli.errors import NashError
 from nashcli.index import Collection, Snapshot, list_collections
 
-#: Hamming candidates re-ranked by tf-idf cosine. Measured on 10,000 20 Newsgroups articles
-#: (benchmarks/collections.py): precision@10 rises with the pool (0.46 at 100, 0.53 at 500, 0.56
-#: at 1,000; exact cosine over everything 0.62) while a query costs 0.7 -> 1.7 ms in-process.
-DEFAULT_POOL = 1000
+#: Re-ranking pool (Hamming candidates re-ordered by tf-idf cosine), measured on 20 Newsgroups
+#: folders of 1k-10k documents (benchmarks/collections.py --pools, README "Re-ranking"): below
+#: ~1,000 documents the model has too little to learn from and cosine over everything is best
+#: (and cheap); above, the best pool is a few percent to a tenth of the collection, and pools
+#: beyond it drift back towards plain cosine.
+SMALL_COLLECTION = 1000
+MIN_POOL, MAX_POOL = 200, 1000
+
+
+def default_pool(documents: int) -> int:
+    """How many Hamming candidates to re-rank in a collection of ``documents``."""
+    if documents <= SMALL_COLLECTION:
+        return max(documents, 1)
+    return int(min(MAX_POOL, max(MIN_POOL, documents // 10)))
 
 
 @dataclass(frozen=True)
@@ -149,14 +159,15 @@ def find_similar(
     collection: Collection | str,
     top: int = 10,
     rerank: bool = True,
-    pool: int = DEFAULT_POOL,
+    pool: int | None = None,
 ) -> list[Hit]:
     """The ``top`` documents of ``collection`` nearest to ``query``.
 
     ``query`` is a :class:`~pathlib.Path` (a file, inside the collection or not; an indexed file
     is never its own neighbour) or a ``str`` of text. ``rerank`` re-orders the ``pool`` nearest
-    codes by tf-idf cosine. Raises :class:`NashError` for a missing file, a folder, a file
-    without text, or a collection without an index yet.
+    codes by tf-idf cosine (default: :func:`default_pool` of the collection's size). Raises
+    :class:`NashError` for a missing file, a folder, a file without text, or a collection
+    without an index yet.
     """
     if top < 1:
         raise NashError(f"--top must be at least 1, got {top}")
@@ -168,6 +179,7 @@ def find_similar(
                 f"collection {collection.name!r} has no index yet: run nash index {collection.root}"
             )
         qwords, qvec, own_row = _query(query, snap)
+        pool = pool or default_pool(snap.documents)
         return _search(snap, qwords, qvec, own_row, top, rerank, pool)
 
 

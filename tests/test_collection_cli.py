@@ -74,11 +74,20 @@ def test_similar_json(notes) -> None:
 def test_pool_default_is_documented() -> None:
     import typer.main
 
-    from nashcli.similar import DEFAULT_POOL
+    from nashcli.similar import MAX_POOL, MIN_POOL, SMALL_COLLECTION, default_pool
 
     command = typer.main.get_command(app).commands["similar"]
     (pool,) = [p for p in command.params if p.name == "pool"]
-    assert f"(default: {DEFAULT_POOL})" in pool.help
+    assert f"up to {SMALL_COLLECTION:,}" in pool.help
+    assert f"{MIN_POOL} to {MAX_POOL:,}" in pool.help
+    assert [default_pool(n) for n in (5, 1000, 1001, 5000, 10_000, 10**6)] == [
+        5,
+        1000,
+        200,
+        500,
+        1000,
+        1000,
+    ]
 
 
 def test_similar_table_and_text(notes) -> None:

@@ -77,18 +77,19 @@ def similar_command(
     pool: int | None = typer.Option(
         None,
         "--pool",
-        help="How many of the nearest codes --rerank re-orders (default: 1000).",
+        help="How many of the nearest codes --rerank re-orders (default: every document up to "
+        "1,000, then a tenth of them, 200 to 1,000).",
         min=1,
     ),
 ) -> None:
     """Show the documents most similar to FILE (or to --text)."""
-    from nashcli.similar import DEFAULT_POOL, choose_collection, find_similar
+    from nashcli.similar import choose_collection, find_similar
 
     if (file is None) == (text is None):
         raise NashError('give a FILE or --text "..." (one of them)')
     chosen = choose_collection(collection, file)
     query: Path | str = file if file is not None else text
-    hits = find_similar(query, chosen, top=top, rerank=rerank, pool=pool or DEFAULT_POOL)
+    hits = find_similar(query, chosen, top=top, rerank=rerank, pool=pool)
     label = str(file) if file is not None else text
     if as_json:
         document = {

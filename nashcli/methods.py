@@ -27,9 +27,6 @@ class MethodSpec:
     dropout: float = 0.0  # on the encoder's input words
     neighbors: int = 0  # > 0: use the TF-IDF k-NN graph of the training documents
     nbr_weight: float = 0.0  # target = own counts + nbr_weight × mean counts of the neighbours
-    nbr_norm: str = (
-        "mean"  # "mean": neighbours' raw counts averaged; "length": rescaled to own length
-    )
     pair_weight: float = 0.0  # tie the bit probabilities of neighbour pairs together
     pair_mode: str = "pull"  # "pull" or "nce" (see training.pair_loss)
     clusters: int = 0  # > 0: k-means clusters of the TF-IDF rows as pseudo-labels for a head on z
@@ -51,16 +48,16 @@ SPECS: dict[str, MethodSpec] = {
     "nash-nbr": MethodSpec(
         "nash",
         noise="learned",
-        neighbors=10,
-        nbr_weight=1.0,
+        neighbors=50,
+        nbr_weight=8.0,
         pair_weight=100.0,
         pair_mode="nce",
-        clusters=64,
-        cluster_weight=50.0,
+        clusters=32,
+        cluster_weight=100.0,
         label_hidden=0,
         train=(("encoder_lr", 3e-3),),
         description=(
-            "NASH-DN + neighbourhood: reconstructs its 10 TF-IDF neighbours' words, InfoNCE "
+            "NASH-DN + neighbourhood: reconstructs its 50 TF-IDF neighbours' words, InfoNCE "
             "ties its code to a neighbour's, a linear head predicts k-means pseudo-labels"
         ),
     ),
@@ -178,13 +175,14 @@ def fit_model(
         )
     settings = {"pair_weight": spec.pair_weight, "pair_mode": spec.pair_mode, **dict(spec.train)}
     config = replace(TrainConfig(seed=seed, **settings), **train_kw)
-    target, neighbors = problem.C_train, None
+    neighbors, mix = None, None
     if spec.neighbors > 0 and problem.X_train.shape[0] > 1:
         neighbors, _ = knn_graph(problem.X_train, spec.neighbors)
-        target = neighbour_target(problem.C_train, neighbors, spec.nbr_weight, spec.nbr_norm)
+        mix = neighbour_mix(neighbors, spec.nbr_weight)
     data = TrainData(
         X=problem.X_train,
-        target=target,
+        target=problem.C_train,
+        target_mix=mix,
         neighbors=neighbors,
         Y_fit=y_fit,
         Y=problem.Y_train,
@@ -207,21 +205,17 @@ def cluster_labels(x: sp.csr_matrix, k: int, seed: int = 0) -> np.ndarray:
     return np.eye(k, dtype=bool)[assign]
 
 
-def neighbour_target(
-    counts: sp.csr_matrix, neighbors: np.ndarray, weight: float, norm: str = "mean"
-) -> sp.csr_matrix:
-    """Own counts plus ``weight`` × the neighbours' mean counts (the words a document's
-    neighbourhood uses: NbrReg/SNUH-style smoothing of the reconstruction target)."""
+def neighbour_mix(neighbors: np.ndarray, weight: float) -> sp.csr_matrix:
+    """(n, n) sparse I + weight × (mean over each row's neighbours).
+
+    ``mix @ counts`` is each document's own counts plus ``weight`` × its neighbours' mean counts:
+    the words its neighbourhood uses (NbrReg/SNUH-style smoothing of the reconstruction target).
+    """
     n, k = neighbors.shape
-    rows = np.repeat(np.arange(n), k)
-    adj = sp.csr_matrix((np.full(n * k, 1.0 / k, np.float32), (rows, neighbors.ravel())), (n, n))
-    nbr = sp.csr_matrix(adj @ counts)
-    if norm == "length":
-        own = np.asarray(counts.sum(axis=1)).ravel()
-        theirs = np.asarray(nbr.sum(axis=1)).ravel()
-        scale = np.divide(own, theirs, out=np.zeros_like(own), where=theirs > 0)
-        nbr = sp.csr_matrix(sp.diags(scale) @ nbr)
-    return sp.csr_matrix(counts + weight * nbr, dtype=np.float32)
+    rows = np.concatenate([np.arange(n), np.repeat(np.arange(n), k)])
+    cols = np.concatenate([np.arange(n), neighbors.ravel()])
+    vals = np.concatenate([np.ones(n, np.float32), np.full(n * k, weight / k, np.float32)])
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
 
 
 def encode_rows(model, x: sp.csr_matrix, device: str = "auto") -> np.ndarray:

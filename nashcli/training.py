@@ -56,6 +56,7 @@ class TrainData:
     Y_val: np.ndarray | None = None
     neighbors: np.ndarray | None = None  # (n, k) indices into X of each document's neighbours
     Y_fit: np.ndarray | None = None  # labels the classifier head learns (true or pseudo), or None
+    target_mix: sp.csr_matrix | None = None  # (n, n): row i's target is mix[i] @ target
 
 
 @dataclass
@@ -185,7 +186,12 @@ def train(
         for i in range(0, n, batch):
             rows = np.sort(order[i : i + batch])
             x = dense_rows(data.X, rows, device)
-            t = dense_rows(data.target, rows, device)
+            if data.target_mix is not None:  # built per batch: never a dense-ish n × V matrix
+                t = dense_rows(
+                    sp.csr_matrix(data.target_mix[rows] @ data.target), slice(None), device
+                )
+            else:
+                t = dense_rows(data.target, rows, device)
             y = labels_t[rows].to(device) if labels_t is not None else None
             out = model(x, t, y)
             loss = out["recon"] + kl_w * out["kl"] + config.alpha * out["ce"]

@@ -256,6 +256,36 @@ def append_run(path: Path, run: dict) -> None:
         os.fsync(handle.fileno())
 
 
+def claim(path: Path, run: dict) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"key": list(run_key(run)), "pid": os.getpid()}) + "\n")
+
+
+def claimed_by_others(path: Path) -> set[tuple]:
+    """Keys of runs claimed by other processes that are still alive (their latest claim)."""
+    if not path.exists():
+        return set()
+    latest_claim: dict[int, tuple] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        latest_claim[item["pid"]] = tuple(item["key"])
+    busy = set()
+    for pid, key in latest_claim.items():
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:
+            pass
+        busy.add(key)
+    return busy
+
+
 def latest(runs: list[dict]) -> list[dict]:
     """The last recorded run per key (a re-run replaces an earlier one)."""
     by_key = {}
@@ -547,8 +577,15 @@ def main(argv: list[str] | None = None) -> int:
             meta["updated"] = max(r["date"] for r in current)
             write_reports(args.out, recorded, meta, args.bits)
         return 0
+    claims = args.out / "eval_runs.claims"  # runs other live workers are doing (not committed)
     while True:
-        todo = [r for r in full_plan(args, current) if run_key(r) not in done_keys]
+        if not args.rerun:  # workers started side by side share the log: pick up their runs
+            for r in load_runs(log):
+                if r.get("engine") == prints.get(r["method"]) and run_key(r) not in done_keys:
+                    current.append(r)
+                    done_keys.add(run_key(r))
+        busy = claimed_by_others(claims)
+        todo = [r for r in full_plan(args, current) if run_key(r) not in done_keys | busy]
         if args.plan:
             for run in todo:
                 print(json.dumps(run))
@@ -560,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stopping: --stop-after {args.stop_after} min reached; {len(todo)} runs left")
             break
         run = todo[0]
+        claim(claims, run)
         key = (run["dataset"], run["split"], run["seed"] if run["split"] == "random" else 0)
         if key not in problems:
             t0 = time.perf_counter()

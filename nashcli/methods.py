@@ -55,7 +55,8 @@ SPECS: dict[str, MethodSpec] = {
         clusters=32,
         cluster_weight=100.0,
         label_hidden=0,
-        train=(("encoder_lr", 3e-3),),
+        # Batches of 256 at 3× the rates: same precision, about 3× less time per epoch.
+        train=(("batch_size", 256), ("lr", 3e-3), ("encoder_lr", 1e-2)),
         description=(
             "NASH-DN + neighbourhood: reconstructs its 50 TF-IDF neighbours' words, InfoNCE "
             "ties its code to a neighbour's, a linear head predicts k-means pseudo-labels"

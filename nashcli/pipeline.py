@@ -40,7 +40,7 @@ class SemanticHasher:
         device: str = "auto",
         seed: int = 0,
         *,
-        time_budget: float | None = 60.0,
+        time_budget: float | None = 40.0,
         max_epochs: int | None = None,
         **feature_kw,
     ) -> None:

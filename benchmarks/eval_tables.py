@@ -462,9 +462,22 @@ def readme_snippet(runs: list[dict], bits: list[int]) -> str:
 TIE = "precision_at_100_tie_aware"
 
 
+def newest_engine_runs(runs: list[dict]) -> tuple[list[dict], dict[str, str]]:
+    """Per method, the runs of the engine that ran it most recently (latest per key).
+
+    Reports use this rather than the working tree's hashes, so an edit in progress elsewhere does
+    not hide finished runs; each run names its commit and engine hash in the log.
+    """
+    newest: dict[str, tuple[str, str]] = {}
+    for run in runs:
+        if run["method"] not in newest or run["date"] >= newest[run["method"]][0]:
+            newest[run["method"]] = (run["date"], run["engine"])
+    engines = {method: engine for method, (_, engine) in newest.items()}
+    return latest([r for r in runs if r["engine"] == engines[r["method"]]]), engines
+
+
 def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) -> None:
-    prints = fingerprints({r["method"] for r in runs})
-    current = latest([r for r in runs if r.get("engine") == prints[r["method"]]])
+    current, prints = newest_engine_runs(runs)
     all_bits = sorted({r["bits"] for r in current if r["bits"]} | set(bits))
     lines = [
         "# `nash eval` tables: precision of the top 100",
@@ -475,8 +488,9 @@ def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) 
         "distance; the positional figure breaks ties by database position. `tfidf` = exact "
         "TF-IDF cosine, no hashing (one number, independent of the code length).",
         "",
-        "Only runs of the engine source now in the tree are shown (per-method source hashes "
-        f"in eval_tables.json); commit {meta['commit']}; "
+        "Per method, only runs of the engine version that ran it most recently are shown "
+        "(per-method source hashes in eval_tables.json; commits "
+        f"{', '.join(sorted({r['commit'] for r in current}))}); "
         f"machine: {meta['machine']['cpu']}, {meta['machine']['usable_cores']} usable cores "
         f"(shared with other jobs), torch {meta['machine']['torch']}, device "
         f"{meta['machine']['device']}; last update {meta['updated']}.",
@@ -570,11 +584,11 @@ def main(argv: list[str] | None = None) -> int:
     problems: dict[tuple, tuple] = {}
 
     if args.readme:
-        print(readme_snippet(latest(current), args.bits))
+        print(readme_snippet(newest_engine_runs(recorded)[0], args.bits))
         return 0
     if args.report:
-        if current:
-            meta["updated"] = max(r["date"] for r in current)
+        if recorded:
+            meta["updated"] = max(r["date"] for r in recorded)
             write_reports(args.out, recorded, meta, args.bits)
         return 0
     claims = args.out / "eval_runs.claims"  # runs other live workers are doing (not committed)

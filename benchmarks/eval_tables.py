@@ -305,6 +305,12 @@ def table(rows: list[tuple[str, list[str]]], bits: list[int], extra: str | None 
     return "\n".join(lines)
 
 
+def dataset_order(runs: list[dict]) -> list[str]:
+    """Reuters, 20NG, TMC, then any other corpus in order of appearance."""
+    names = list(dict.fromkeys(r["dataset"] for r in runs))
+    return sorted(names, key=lambda n: list(TITLES).index(n) if n in TITLES else len(TITLES))
+
+
 def ordered(names) -> list[str]:
     """Methods in a fixed order: the default first, then the engine's list, exact cosine last."""
     from nashcli.methods import DEFAULT_METHOD, METHODS
@@ -420,7 +426,7 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
 def readme_snippet(runs: list[dict], bits: list[int]) -> str:
     """Compact tie-aware tables for the README, our rows beside the published ones."""
     lines: list[str] = []
-    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+    for dataset in dataset_order(runs):
         mine = [r for r in runs if r["dataset"] == dataset]
         first = mine[0]
         lines += [
@@ -496,7 +502,7 @@ def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) 
         f"{meta['machine']['device']}; last update {meta['updated']}.",
         "",
     ]
-    for dataset in dict.fromkeys(r["dataset"] for r in current):
+    for dataset in dataset_order(current):
         lines += dataset_section(dataset, [r for r in current if r["dataset"] == dataset], all_bits)
     (out_dir / "eval_tables.md").write_text("\n".join(lines), encoding="utf-8")
     summary = {"meta": {**meta, "engines": prints}, "runs": current}

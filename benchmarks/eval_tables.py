@@ -469,17 +469,19 @@ TIE = "precision_at_100_tie_aware"
 
 
 def newest_engine_runs(runs: list[dict]) -> tuple[list[dict], dict[str, str]]:
-    """Per method, the runs of the engine that ran it most recently (latest per key).
+    """Per corpus and method, the runs of the engine that ran it most recently (latest per key).
 
     Reports use this rather than the working tree's hashes, so an edit in progress elsewhere does
     not hide finished runs; each run names its commit and engine hash in the log.
     """
-    newest: dict[str, tuple[str, str]] = {}
+    newest: dict[tuple[str, str], tuple[str, str]] = {}
     for run in runs:
-        if run["method"] not in newest or run["date"] >= newest[run["method"]][0]:
-            newest[run["method"]] = (run["date"], run["engine"])
-    engines = {method: engine for method, (_, engine) in newest.items()}
-    return latest([r for r in runs if r["engine"] == engines[r["method"]]]), engines
+        key = (run["dataset"], run["method"])
+        if key not in newest or run["date"] >= newest[key][0]:
+            newest[key] = (run["date"], run["engine"])
+    engines = {f"{d}/{m}": engine for (d, m), (_, engine) in newest.items()}
+    kept = [r for r in runs if r["engine"] == newest[(r["dataset"], r["method"])][1]]
+    return latest(kept), engines
 
 
 def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) -> None:

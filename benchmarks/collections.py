@@ -5,8 +5,9 @@ Builds a folder of 20 Newsgroups articles sorted into one folder per newsgroup (
 settings), and reports:
 
 - precision of the 10 nearest by folder, for queries that are documents of the collection
-  (never their own neighbour): Hamming order, re-ranked pools of several sizes, exact tf-idf
-  cosine over the whole collection as the reference;
+  (never their own neighbour): Hamming order, cosine and fused re-rankings of pools of several
+  sizes, exact tf-idf cosine over the whole collection as the reference (all queries, and the
+  held-out half the fused weights were not chosen on; ``--sweep`` shows the choice);
 - wall time of ``nash index`` from scratch, of a re-index with nothing changed, of one
   ``nash similar FILE`` / ``--text`` process, next to ``python -c pass``, ``import nashcli.cli``
   and ``import torch`` measured in the same run;
@@ -14,7 +15,7 @@ settings), and reports:
 - with ``--retrain-study``: precision when the model was fitted on only part of the collection
   and the rest was encoded incrementally (what :func:`nashcli.indexing.retrain_due` decides on).
 
-Run: ``nice -n 10 python benchmarks/collections.py [--docs 10000] [--retrain-study]``.
+Run: ``nice -n 10 python benchmarks/collections.py [--dataset reuters] [--sweep]``.
 """
 
 from __future__ import annotations
@@ -78,10 +79,13 @@ def timed(cmd: list[str], env: dict, repeat: int = 1) -> tuple[float, float, str
 
 
 def precision(collection_name: str, n_queries: int, pools: list[int], seed: int = 0) -> dict:
-    """Mean precision@10 by folder over ``n_queries`` documents of the collection (and the mean
-    in-process milliseconds per query of each setting)."""
+    """Mean precision@10 by folder over ``n_queries`` documents of the collection, for each
+    ranking of :data:`nashcli.similar.RANKINGS` (re-rankings at the default pool and at each of
+    ``pools``), with exact tf-idf cosine over the whole collection as the reference; also on the
+    second half of the queries alone (``held-out half``: the fused weights were chosen on the
+    first half, :func:`sweep`), and the mean in-process milliseconds per query."""
     from nashcli.index import Collection
-    from nashcli.similar import _search
+    from nashcli.similar import _search, default_pool
 
     col = Collection.open(collection_name)
     with col.snapshot() as snap:
@@ -89,17 +93,22 @@ def precision(collection_name: str, n_queries: int, pools: list[int], seed: int 
         label = {d.row: Path(d.path).parent.name for d in docs}
         rng = np.random.default_rng(seed)
         queries = rng.choice([d.row for d in docs], size=min(n_queries, len(docs)), replace=False)
-        out: dict[str, float] = {}
+        half = len(queries) // 2
+        out: dict[str, float] = {"default pool": default_pool(snap.documents)}
         words = snap.codes_of(queries)
         qvecs = snap.tfidf_of(queries)
-        for pool in [0, *pools]:
-            hits = 0
+        settings = [("hamming", 0)]
+        for pool in [default_pool(snap.documents), *pools]:
+            settings += [("cosine", pool), ("fused", pool)]
+        for ranking, pool in settings:
+            hits = []
             start = time.perf_counter()
             for i, q in enumerate(queries):
-                found = _search(snap, words[i], qvecs[i], int(q), 10, pool > 0, pool)
-                hits += sum(label[h.row] == label[int(q)] for h in found)
-            key = "hamming" if pool == 0 else f"rerank pool {pool}"
-            out[key] = hits / (10 * len(queries))
+                found = _search(snap, words[i], qvecs[i], int(q), 10, ranking, pool)
+                hits.append(sum(label[h.row] == label[int(q)] for h in found))
+            key = ranking if pool == 0 else f"{ranking} pool {pool}"
+            out[key] = sum(hits) / (10 * len(queries))
+            out[f"{key} held-out half"] = sum(hits[half:]) / (10 * (len(queries) - half))
             out[f"{key} ms/query"] = 1000 * (time.perf_counter() - start) / len(queries)
         # Exact tf-idf cosine over the whole collection (the reference).
         rows = [d.row for d in docs]
@@ -110,8 +119,55 @@ def precision(collection_name: str, n_queries: int, pools: list[int], seed: int 
         sims[np.arange(len(queries)), [pos[int(q)] for q in queries]] = -np.inf
         top = np.argsort(-sims, axis=1, kind="stable")[:, :10]
         qlab = np.array([label[int(q)] for q in queries])
-        out["exact tf-idf cosine"] = float((labels[top] == qlab[:, None]).mean())
+        good = labels[top] == qlab[:, None]
+        out["exact tf-idf cosine"] = float(good.mean())
+        out["exact tf-idf cosine held-out half"] = float(good[half:].mean())
     return out
+
+
+def sweep(collection_name: str, n_queries: int, seed: int = 0) -> dict:
+    """Precision@10 of the fused ranking over a grid of its weights, on the *first* half of the
+    queries of :func:`precision` only (the half the defaults were chosen on), default pool."""
+    from nashcli import search
+    from nashcli.index import Collection
+    from nashcli.similar import default_pool, rank_pool
+
+    grid = [
+        (lam, m, beta)
+        for lam in (0.0, 1.0, 2.0, 3.0)
+        for m, beta in ((0, 0.0), (3, 1.0), (3, 2.0), (5, 1.0), (5, 2.0), (10, 2.0))
+    ]
+    col = Collection.open(collection_name)
+    with col.snapshot() as snap:
+        docs = snap.live_docs()
+        label = {d.row: Path(d.path).parent.name for d in docs}
+        rng = np.random.default_rng(seed)
+        queries = rng.choice([d.row for d in docs], size=min(n_queries, len(docs)), replace=False)
+        queries = queries[: len(queries) // 2]
+        pool = default_pool(snap.documents)
+        hits = dict.fromkeys(grid, 0)
+        for q in queries:
+            idx, dist = search.hamming_topk(snap.planes, snap.codes_of([q])[0], pool + 1)
+            keep = idx[0] != q
+            rows, dists = idx[0][keep][:pool], dist[0][keep][:pool]
+            x, qvec = snap.tfidf_of(rows), snap.tfidf_of([int(q)])
+            same = np.array([label[int(r)] == label[int(q)] for r in rows])
+            for lam, m, beta in grid:
+                s = rank_pool(
+                    x,
+                    qvec,
+                    dists,
+                    snap.bits,
+                    "fused",
+                    weight=lam,
+                    feedback_docs=m,
+                    feedback_weight=beta,
+                )
+                hits[lam, m, beta] += int(same[np.lexsort((rows, dists, -s))[:10]].sum())
+    return {
+        f"weight {lam} feedback {m} x {beta}": h / (10 * len(queries))
+        for (lam, m, beta), h in hits.items()
+    }
 
 
 def tfidf_source_cost(collection_name: str, pool: int = 100, repeat: int = 5) -> dict:
@@ -257,7 +313,10 @@ def main() -> None:
         "--no-process-timing", action="store_true", help="skip the per-process query timings"
     )
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--pools", default="20,50,100,200")
+    parser.add_argument("--pools", default="200,1000")
+    parser.add_argument(
+        "--sweep", action="store_true", help="also sweep the fused weights (first query half)"
+    )
     parser.add_argument("--repeat", type=int, default=5, help="runs per query-time figure")
     parser.add_argument("--retrain-study", action="store_true")
     parser.add_argument("--fractions", default="0.25,0.5,0.67,1.0")
@@ -292,6 +351,10 @@ def main() -> None:
         figures["precision_at_10"] = {"default": precision("news", args.queries, pools)}
         for k, v in figures["precision_at_10"]["default"].items():
             print(f"  precision@10 {k:32s} {v:.4f}", flush=True)
+        if args.sweep:
+            figures["fused_sweep_first_half"] = sweep("news", args.queries)
+            for k, v in figures["fused_sweep_first_half"].items():
+                print(f"  sweep {k:32s} {v:.4f}", flush=True)
         for method in filter(None, args.methods.split(",")):
             from nashcli.indexing import index_folder
 
@@ -311,12 +374,23 @@ def main() -> None:
             "import torch": [sys.executable, "-c", "import torch"],
             "nash --help": [*nash, "--help"],
             "nash similar FILE": [*nash, "similar", query, "--json", "-c", "news"],
-            "nash similar FILE --no-rerank": [
+            "nash similar FILE --rank cosine": [
                 *nash,
                 "similar",
                 query,
                 "--json",
-                "--no-rerank",
+                "--rank",
+                "cosine",
+                "-c",
+                "news",
+            ],
+            "nash similar FILE --rank hamming": [
+                *nash,
+                "similar",
+                query,
+                "--json",
+                "--rank",
+                "hamming",
                 "-c",
                 "news",
             ],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_indexing import FAST, bump, make_docs
 
-from nashcli import similar
+from nashcli import codes, similar
 from nashcli.errors import NashError
 from nashcli.indexing import index_folder
 from nashcli.similar import choose_collection, find_similar
@@ -26,20 +26,76 @@ def topic(path: Path) -> str:
     return path.parent.name
 
 
-@pytest.mark.parametrize("rerank", [True, False])
-def test_indexed_file_neighbours(notes, rerank: bool) -> None:
+@pytest.mark.parametrize("ranking", similar.RANKINGS)
+def test_indexed_file_neighbours(notes, ranking: str) -> None:
     folder, paths = notes
     query = paths[0]
-    hits = find_similar(query, "notes", top=5, rerank=rerank)
+    hits = find_similar(query, "notes", top=5, ranking=ranking)
     assert len(hits) == 5
     assert all(h.path != query for h in hits)  # never its own neighbour
     assert all(h.path.is_absolute() and h.path.exists() for h in hits)
-    if rerank:  # scores are cosines, in decreasing order
-        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    if ranking != "hamming":
         assert all(topic(h.path) == topic(query) for h in hits)
     else:  # Hamming order; score = 1 - distance / bits
         assert [h.distance for h in hits] == sorted(h.distance for h in hits)
         assert all(h.score == pytest.approx(1 - h.distance / 64) for h in hits)
+
+
+def brute_force(snap, q: int, ranking: str) -> tuple[list[int], list[float]]:
+    """Every other document scored from dense arrays, top 5 by (score, distance, row)."""
+    bits = codes.unpack_codes(snap.codes_of(range(snap.rows)), snap.bits)
+    dist = (bits != bits[q]).sum(axis=1).astype(float)
+    x = snap.tfidf_of(range(snap.rows)).toarray().astype(float)
+    cos = x @ x[q]
+    if ranking == "hamming":
+        score = 1 - dist / snap.bits
+    elif ranking == "cosine":
+        score = cos
+    else:
+        first = cos - similar.HAMMING_WEIGHT * dist / snap.bits
+        first[q] = -np.inf
+        best = np.argsort(-first, kind="stable")[: similar.FEEDBACK_DOCS]
+        feedback = (x @ x[best].T).mean(axis=1)
+        score = cos + similar.FEEDBACK_WEIGHT * feedback - similar.HAMMING_WEIGHT * dist / snap.bits
+    rows = np.arange(snap.rows)
+    order = [r for r in np.lexsort((rows, dist, -score)) if r != q][:5]
+    return order, score[order].tolist()
+
+
+@pytest.mark.parametrize("ranking", similar.RANKINGS)
+def test_each_ranking_is_exact(notes, ranking: str) -> None:
+    """On a collection smaller than the pool every mode is exact over all documents."""
+    from nashcli.index import Collection
+
+    folder, paths = notes
+    with Collection.open("notes").snapshot() as snap:
+        assert similar.default_pool(snap.documents) >= snap.documents
+        for query in paths[::7]:
+            q = snap.doc_by_path(str(query)).row
+            rows, scores = brute_force(snap, q, ranking)
+            hits = find_similar(query, "notes", top=5, ranking=ranking)
+            assert [h.row for h in hits] == rows
+            assert [h.score for h in hits] == pytest.approx(scores, abs=1e-5)
+            assert q not in [h.row for h in hits]
+
+
+def test_default_ranking_is_the_documented_one() -> None:
+    import inspect
+
+    import typer.main
+
+    from nashcli.cli import app
+
+    assert similar.DEFAULT_RANKING == "fused"
+    assert inspect.signature(find_similar).parameters["ranking"].default == "fused"
+    command = typer.main.get_command(app).commands["similar"]
+    (rank,) = [p for p in command.params if p.name == "rank"]
+    assert rank.default == similar.DEFAULT_RANKING
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "`--rank fused`, the default" in readme
+    with pytest.raises(NashError, match="unknown ranking"):
+        find_similar("words", "nowhere", ranking="best")
 
 
 def test_indexed_file_needs_no_model(notes, monkeypatch) -> None:

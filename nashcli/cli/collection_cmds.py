@@ -69,15 +69,22 @@ def similar_command(
         help="Collection (default: the one holding FILE, or the only one).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    rank: str = typer.Option(
+        "fused",
+        "--rank",
+        help="How to order the nearest codes: fused (tf-idf cosine with feedback from the best "
+        "candidates, minus Hamming distance; the most precise), cosine (tf-idf cosine), or "
+        "hamming (the codes alone).",
+    ),
     rerank: bool = typer.Option(
         True,
         "--rerank/--no-rerank",
-        help="Re-order the nearest codes by tf-idf cosine (more precise) or keep Hamming order.",
+        help="--no-rerank is --rank hamming.",
     ),
     pool: int | None = typer.Option(
         None,
         "--pool",
-        help="How many of the nearest codes --rerank re-orders (default: every document up to "
+        help="How many of the nearest codes --rank re-orders (default: every document up to "
         "1,000, then a tenth of them, 200 to 1,000).",
         min=1,
     ),
@@ -89,7 +96,7 @@ def similar_command(
         raise NashError('give a FILE or --text "..." (one of them)')
     chosen = choose_collection(collection, file)
     query: Path | str = file if file is not None else text
-    hits = find_similar(query, chosen, top=top, rerank=rerank, pool=pool)
+    hits = find_similar(query, chosen, top=top, ranking=rank if rerank else "hamming", pool=pool)
     label = str(file) if file is not None else text
     if as_json:
         document = {

@@ -99,7 +99,8 @@ class VDSH(nn.Module):
         if self.classifier is not None and labels is not None:
             logits = self.classifier(z)
             if self.config.multilabel:
-                ce = F.binary_cross_entropy_with_logits(logits, labels.float())
+                bce = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+                ce = bce.sum(dim=1).mean()  # per document, like the softmax CE
             else:
                 ce = F.cross_entropy(logits, labels.float().argmax(dim=1))
         return {"recon": recon.mean(), "kl": kl.mean(), "ce": ce, "z": z, "h": torch.sigmoid(mu)}

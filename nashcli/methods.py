@@ -78,6 +78,8 @@ METHODS: tuple[str, ...] = (
 )
 DEFAULT_METHOD: str = "nash-nbr"
 
+SUPERVISED_ALPHA = 500.0
+
 OnEpoch = Callable[[int, int, dict], None]
 
 
@@ -142,6 +144,9 @@ def fit_model(
     y_fit, multilabel = None, problem.multilabel
     if supervised and problem.Y_train is not None:
         y_fit = problem.Y_train
+        # The label loss (nats per document) must weigh against a reconstruction of ~500 nats:
+        # Reuters 32 bits P@100 0.764 at alpha 1, 0.868 at 50, 0.876 at 500.
+        train_kw.setdefault("alpha", SUPERVISED_ALPHA)
     elif spec.clusters > 0 and spec.kind == "nash":
         y_fit, multilabel = cluster_labels(problem.X_train, spec.clusters, seed), False
         train_kw.setdefault("alpha", spec.cluster_weight)

@@ -236,7 +236,9 @@ def _train(model, data: TrainData, config: TrainConfig, device, on_epoch) -> Tra
         history.append(info)
         if on_epoch is not None:
             on_epoch(epoch, config.max_epochs, info)
-        if epoch >= config.min_epochs and epoch - best_epoch >= config.patience:
+        # Patience counts from min_epochs at the earliest: at 8 bits the codes collapse for the
+        # first ~10 epochs, and the random start can out-score them (measured: best epoch 1).
+        if epoch - max(best_epoch, config.min_epochs) >= config.patience:
             break
         if config.time_budget is not None and info["seconds"] >= config.time_budget:
             break

@@ -31,6 +31,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain help and usage errors: Rich-rendered help costs ~55 ms of imports on every
+    # `nash --help` and TAB (benchmarks/startup.py), and usage errors stay one line, not a panel.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -40,7 +40,9 @@ class TrainConfig:
     pair_mode: str = "pull"  # "pull": squared distance; "nce": InfoNCE vs in-batch negatives
     temperature: float = 0.2  # of the InfoNCE similarities (cosine of ±1 codes)
     val_queries: int = 1000  # validation queries used for precision@100 (subsample for speed)
-    time_budget: float | None = None  # seconds; stop after the epoch that crosses it
+    # Seconds; stop after the epoch that crosses it, but never before min_epochs nor while every
+    # epoch so far gave collapsed codes (a loaded machine once got 2 epochs: one code for 99 %).
+    time_budget: float | None = None
     # CPU threads while training (restored afterwards); None: torch's default. One thread is
     # measured fastest for these small matrices on a busy 2-core machine: 10k documents trained
     # 15 epochs in 42 s with 1 thread against 3 epochs with 2 threads competing with other work.
@@ -110,6 +112,25 @@ def validation_loss(model, data: TrainData, device: torch.device, chunk: int = 5
         total += float(out["recon"] + out["kl"]) * m
     model.train(was_training)
     return total / max(n, 1)
+
+
+COLLAPSE_SAMPLE = 2000  # training rows whose codes are checked for collapse
+
+
+def codes_collapsed(codes: np.ndarray) -> bool:
+    """True when ``codes`` (bool (n, bits)) carry almost no information.
+
+    Collapsed: fewer distinct codes than 10 % of what the rows could fill (min(n, 2**bits), at
+    least 2), or more than half of the bits constant across every row. Healthy codes of a
+    topical corpus are far from both (nearly one code per document at 32+ bits).
+    """
+    n, bits = codes.shape
+    if n < 2 or bits == 0:
+        return False
+    distinct = len(np.unique(np.packbits(codes, axis=1), axis=0))
+    constant = int((codes.all(axis=0) | ~codes.any(axis=0)).sum())
+    capacity = min(n, 2 ** min(bits, 30))
+    return distinct < max(2.0, 0.1 * capacity) or constant > bits / 2
 
 
 def validation_precision(model, data: TrainData, device: torch.device, k: int = 100) -> float:
@@ -188,7 +209,14 @@ def _train(model, data: TrainData, config: TrainConfig, device, on_epoch) -> Tra
     labels_t = None
     if data.Y_fit is not None:
         labels_t = torch.from_numpy(np.asarray(data.Y_fit, dtype=np.float32))
+    # Codes of a fixed subsample of training rows tell whether an epoch's codes collapsed; a
+    # collapsed epoch is kept only as a fallback (``fallback``) when no epoch was healthy.
+    check = np.arange(n)
+    if n > COLLAPSE_SAMPLE:
+        check = np.sort(rng.choice(n, COLLAPSE_SAMPLE, replace=False))
+    x_check = data.X[check]
     best_score, best_epoch, best_state = -math.inf, 0, None
+    fallback: tuple[float, int, dict] | None = None
     history: list[dict] = []
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
@@ -229,20 +257,34 @@ def _train(model, data: TrainData, config: TrainConfig, device, on_epoch) -> Tra
         else:
             score = float(epoch)  # no validation: the last epoch is the best
         if score > best_score:
-            best_score, best_epoch = score, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            # VDSH thresholds every bit at its training median: balanced bits, no collapse.
+            if not hasattr(model, "fit_thresholds") and codes_collapsed(
+                encode(model, x_check, device)
+            ):
+                info["collapsed"] = True
+                if fallback is None or score > fallback[0]:
+                    fallback = (score, epoch, state)
+            else:
+                best_score, best_epoch, best_state = score, epoch, state
         info["seconds"] = time.perf_counter() - start
         info["best_epoch"] = best_epoch
         history.append(info)
         if on_epoch is not None:
             on_epoch(epoch, config.max_epochs, info)
-        # Patience counts from min_epochs at the earliest: at 8 bits the codes collapse for the
-        # first ~10 epochs, and the random start can out-score them (measured: best epoch 1).
+        # Neither patience nor the time budget stops training before min_epochs or while no epoch
+        # gave healthy codes: at 8 bits the codes collapse for the first ~10 epochs, and the
+        # random start can out-score them (measured: best epoch 1). Patience counts from
+        # min_epochs at the earliest.
+        if epoch < config.min_epochs or best_state is None:
+            continue
         if epoch - max(best_epoch, config.min_epochs) >= config.patience:
             break
         if config.time_budget is not None and info["seconds"] >= config.time_budget:
             break
 
+    if best_state is None and fallback is not None:  # every epoch collapsed: the best of them
+        best_score, best_epoch, best_state = fallback
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -63,3 +63,35 @@ def test_errors_are_clear(tmp_path):
         SemanticHasher().encode(["not trained"])
     with pytest.raises(NashError):
         SemanticHasher.load(tmp_path)  # nothing there
+
+
+def test_time_budget_never_cuts_training_below_min_epochs():
+    # A loaded machine once gave a 40 s budget 2 epochs and 99 % of documents one code.
+    from nashcli.training import TrainConfig, codes_collapsed
+
+    rng = np.random.default_rng(0)
+    topics = [
+        ["cat", "dog", "kitten", "puppy", "leash", "collar", "vet", "fur"],
+        ["stock", "market", "shares", "bank", "bond", "trader", "profit", "dividend"],
+        ["rocket", "orbit", "planet", "moon", "astronaut", "launch", "galaxy", "telescope"],
+    ]
+    texts = [" ".join(rng.choice(words, size=12)) for words in topics for _ in range(40)]
+    hasher = SemanticHasher(n_bits=64, time_budget=0.0).fit(texts)
+    assert hasher.train_info_["epochs"] >= TrainConfig().min_epochs
+    codes = hasher.encode(texts)
+    assert not codes_collapsed(codes)
+    assert len(np.unique(np.packbits(codes, axis=1), axis=0)) >= len(texts) // 4
+
+
+def test_codes_collapsed():
+    from nashcli.training import codes_collapsed
+
+    rng = np.random.default_rng(0)
+    healthy = rng.random((500, 64)) < 0.5
+    assert not codes_collapsed(healthy)
+    one_code = np.zeros((500, 64), dtype=bool)
+    one_code[:3, 5] = True  # 2 distinct codes among 500 documents
+    assert codes_collapsed(one_code)
+    constant_bits = healthy.copy()
+    constant_bits[:, :40] = False  # 40 of 64 bits never vary
+    assert codes_collapsed(constant_bits)

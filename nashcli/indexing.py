@@ -108,6 +108,53 @@ def _load_hasher(model_dir: Path, device: str):
     return SemanticHasher.load(model_dir, device=device)
 
 
+class HasherCache:
+    """The current model of each collection, loaded once per model generation.
+
+    Loading a model (torch import aside, reading and rebuilding the weights) was most of the cost
+    of each small update a watcher applies. A long-lived caller (the watcher) creates one cache
+    and passes it to every :func:`apply_changes` / :func:`index_folder` call: the model is loaded
+    on the first update that needs it and again only when the collection switches generations
+    (a retrain or a compaction). A generation is identified by its number *and* its model
+    files' identity, so a collection forgotten and re-created under the same name never gets a
+    stale model. One entry per collection directory and device; no module-level state.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], tuple[tuple, object]] = {}
+
+    @staticmethod
+    def _key(model_dir: Path, generation: int) -> tuple:
+        st = (model_dir / "model.json").stat()
+        return (generation, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def get(self, collection_dir: Path, generation: int, model_dir: Path, device: str):
+        """The hasher saved in ``model_dir`` (generation ``generation``), loaded if not cached."""
+        slot = (str(collection_dir), device)
+        try:
+            key = self._key(model_dir, generation)
+        except OSError:  # unreadable model: let the loader raise its clear NashError
+            return _load_hasher(model_dir, device)
+        cached = self._entries.get(slot)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        hasher = _load_hasher(model_dir, device)
+        self._entries[slot] = (key, hasher)
+        return hasher
+
+    def clear(self) -> None:
+        """Forget every cached model (their memory goes back once no caller holds them)."""
+        self._entries.clear()
+
+
+def _model_loader(w: Writer, device: str, hashers: HasherCache | None):
+    """A ``load_hasher()`` for :func:`_apply`: through ``hashers`` when given."""
+    generation, model_dir = w.generation, w.gen_dir() / "model"
+    if hashers is None:
+        return lambda: _load_hasher(model_dir, device)
+    return lambda: hashers.get(w.collection.directory, generation, model_dir, device)
+
+
 def _rel(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
@@ -151,12 +198,14 @@ def index_folder(
     lock_timeout: float = LOCK_TIMEOUT,
     seed: int = 0,
     hasher_options: dict | None = None,
+    hashers: HasherCache | None = None,
 ) -> IndexReport:
     """Index ``root`` into collection ``name`` (default: the folder's name), incrementally.
 
     ``bits`` defaults to the collection's (64 for a new one); changing it needs ``retrain``.
     ``hasher_options`` go to :class:`~nashcli.pipeline.SemanticHasher` (e.g. ``max_epochs``, or
-    a ``method`` other than ``methods.DEFAULT_METHOD`` for comparisons).
+    a ``method`` other than ``methods.DEFAULT_METHOD`` for comparisons). ``hashers`` (a
+    :class:`HasherCache` a long-lived caller keeps) saves reloading the current model.
     Raises :class:`NashError` for a missing folder, a folder with nothing to index, or a name
     taken by another folder; :class:`IndexBusyError` if another writer keeps the lock.
     """
@@ -215,6 +264,7 @@ def index_folder(
             hasher_options,
             reporter,
             lock_timeout,
+            hashers,
         )
     except BaseException:
         if created:  # a first index that failed (one document, Ctrl-C...) leaves no collection
@@ -254,6 +304,7 @@ def _index(
     hasher_options: dict | None,
     reporter: Reporter,
     lock_timeout: float,
+    hashers: HasherCache | None = None,
 ) -> None:
     """Decide between an incremental update and a retrain, and do it.
 
@@ -306,10 +357,9 @@ def _index(
         stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
         fresh, changed, gone = _plan(stored, found, skipped)
         report.unchanged = len(found) - len(fresh) - len(changed)
-        model_dir = w.gen_dir() / "model"
         _apply(
             w,
-            lambda: _load_hasher(model_dir, device),
+            _model_loader(w, device, hashers),
             fresh + changed,
             stored,
             gone,
@@ -522,13 +572,15 @@ def apply_changes(
     reporter: Reporter | None = None,
     device: str = "auto",
     lock_timeout: float = LOCK_TIMEOUT,
+    hashers: HasherCache | None = None,
 ) -> IndexReport:
     """Apply known file changes (a watcher's events) to collection ``name`` without a crawl.
 
     ``upserts`` are (re)read and encoded with the current model if their text changed;
     ``deletions`` leave the index; ``moves`` (old, new) re-path a document without re-encoding.
     Waits up to ``lock_timeout`` seconds for another writer. Never retrains (check
-    ``report.retrain_due`` and run :func:`index_folder` for that).
+    ``report.retrain_due`` and run :func:`index_folder` for that). Pass the same ``hashers``
+    (a :class:`HasherCache`) to every call to load the model once per generation, not per call.
     """
     started = time.perf_counter()
     reporter = reporter or _Silent()
@@ -584,10 +636,7 @@ def apply_changes(
             report.deleted += len({d.row for d in drop})
         w.commit()
         if candidates:
-            model_dir = w.gen_dir() / "model"
-            _apply(
-                w, lambda: _load_hasher(model_dir, device), candidates, stored, [], report, reporter
-            )
+            _apply(w, _model_loader(w, device, hashers), candidates, stored, [], report, reporter)
         _maybe_compact(w, report)
         counts = w.counts()
         report.documents = counts["live"]

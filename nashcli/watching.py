@@ -694,6 +694,7 @@ def make_watcher(
 
     root = Path(root).expanduser().resolve()
     due = threading.Event()  # set by the last report, so asking costs no extra query
+    hashers = indexing.HasherCache()  # the model, loaded once per generation, not per update
 
     def catch_up() -> Any:
         report = indexing.index_folder(
@@ -704,9 +705,10 @@ def make_watcher(
             reporter=reporter,
             hasher_options=hasher_options,
             lock_timeout=lock_timeout,
+            hashers=hashers,
         )
         due.set() if report.retrain_due else due.clear()
-        _warm_up(name)
+        _warm_up(name, hashers, device)
         return report
 
     def apply(upserts: Sequence[Path], deletions: Sequence[Path], moves: Sequence) -> Any:
@@ -717,6 +719,7 @@ def make_watcher(
             moves=moves,
             device=device,
             lock_timeout=lock_timeout,
+            hashers=hashers,
         )
         due.set() if report.retrain_due else due.clear()
         return report
@@ -800,15 +803,17 @@ def refit_in_subprocess(
     return int(outcome[1])
 
 
-def _warm_up(name: str) -> None:
-    """Load the collection's model once, so the first change is not also the first torch import
-    (seconds on a busy machine); later loads in ``apply_changes`` are then a fraction of that."""
+def _warm_up(name: str, hashers: Any, device: str = "auto") -> None:
+    """Load the collection's current model into ``hashers`` (an ``indexing.HasherCache``), so
+    the first change is not also the first torch import and model load (seconds on a busy
+    machine); later updates reuse it until the generation changes."""
     from nashcli.index import Collection
-    from nashcli.pipeline import SemanticHasher
 
-    with contextlib.suppress(NashError, OSError), Collection.open(name).snapshot() as snap:
-        if snap.generation:
-            SemanticHasher.load(snap.model_dir)
+    with contextlib.suppress(NashError, OSError):
+        collection = Collection.open(name)
+        with collection.snapshot() as snap:
+            if snap.generation:
+                hashers.get(collection.directory, snap.generation, snap.model_dir, device)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import random
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nashcli import corpus, indexing
@@ -308,3 +309,58 @@ def test_retrain_does_not_block_or_lose_a_watchers_updates(indexed, monkeypatch)
         # The only extra row is the removed file's, read by the retrain before the watcher
         # dropped it (now a tombstone); the written one was encoded once, with the new model.
         assert snap.rows == len(expected) + 1
+
+
+@pytest.fixture
+def model_loads(monkeypatch) -> list[Path]:
+    """Every ``SemanticHasher.load`` from here on, by model directory."""
+    from nashcli.pipeline import SemanticHasher
+
+    loads: list[Path] = []
+    real = SemanticHasher.load.__func__
+
+    def counting_load(cls, directory, device="auto"):
+        loads.append(Path(directory))
+        return real(cls, directory, device)
+
+    monkeypatch.setattr(SemanticHasher, "load", classmethod(counting_load))
+    return loads
+
+
+def test_apply_changes_loads_the_model_once_per_generation(indexed, model_loads) -> None:
+    from nashcli import codes
+    from nashcli.pipeline import SemanticHasher
+
+    folder, paths = indexed
+    hashers = indexing.HasherCache()
+    for i in range(3):
+        new = folder / "space" / f"new-{i}.txt"
+        new.write_text(f"rocket orbit launch {i} nasa moon")
+        report = apply_changes("notes", upserts=[new], hashers=hashers)
+        assert report.added == 1
+    edited = paths[0]
+    edited.write_text("orbit orbit satellite payload")
+    bump(edited)
+    assert apply_changes("notes", upserts=[edited], hashers=hashers).updated == 1
+    assert len(model_loads) == 1
+
+    assert index_folder(folder, retrain=True, hasher_options=FAST).retrained
+    late = folder / "cars" / "late.txt"
+    late.write_text("engine brake clutch sedan")
+    assert apply_changes("notes", upserts=[late], hashers=hashers).added == 1
+    assert len(model_loads) == 2 and model_loads[1] != model_loads[0]
+    # ... and the new document was encoded by the new generation's model, not the cached old one.
+    with Collection.open("notes").snapshot() as snap:
+        row = snap.doc_by_path(str(late)).row
+        stored = snap.codes_of([row])[0]
+        fresh = SemanticHasher.load(snap.model_dir).encode(["engine brake clutch sedan"])
+    assert np.array_equal(stored, codes.pack_codes(fresh)[0])
+
+
+def test_apply_changes_without_a_cache_still_works(indexed, model_loads) -> None:
+    folder, _ = indexed
+    for i in range(2):
+        new = folder / "cooking" / f"new-{i}.txt"
+        new.write_text(f"butter sugar {i} oven")
+        assert apply_changes("notes", upserts=[new]).added == 1
+    assert len(model_loads) == 2  # one load per call: what a long-lived caller should avoid

@@ -276,3 +276,35 @@ def test_stop_without_a_watcher_says_so(notes):
     assert result.exit_code == 0 and "no watcher is running" in result.output
     result = runner.invoke(app, ["watch", "--stop", str(notes)])
     assert result.exit_code == 0 and "no watcher is running for 'notes'" in result.output
+
+
+def test_a_watcher_loads_the_model_once_not_per_update(notes, monkeypatch):
+    """Each update used to reload the model (most of its cost); now once per generation."""
+    import threading
+
+    from nashcli.pipeline import SemanticHasher
+
+    loads: list[Path] = []
+    real = SemanticHasher.load.__func__
+
+    def counting_load(cls, directory, device="auto"):
+        loads.append(Path(directory))
+        return real(cls, directory, device)
+
+    monkeypatch.setattr(SemanticHasher, "load", classmethod(counting_load))
+    watcher = watching.make_watcher(
+        notes, "notes", hasher_options={"max_epochs": 2}, quiet=0.05, max_delay=0.5
+    )
+    thread = threading.Thread(target=watcher.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(watcher.ready.is_set, what="the catch-up pass")
+        for i in range(3):  # three updates, one after the other (3 < a quarter of 24: no refit)
+            new = notes / f"later-{i}.txt"
+            new.write_text(text_about(list(TOPICS)[i], 5000 + i))
+            wait_until(lambda new=new: indexed(new), what=f"later-{i}.txt in the index")
+    finally:
+        watcher.stop()
+        thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    assert len(loads) == 1, loads  # the warm-up's load served every update

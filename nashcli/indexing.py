@@ -612,10 +612,17 @@ def apply_changes(
                 continue
             if target is not None and target.row != old.row:
                 w.tombstone([target.row])
-            w.repath(
-                old.row, DocMeta(str(new_path), st.st_size, st.st_mtime_ns, old.hash, old.title)
+            # The row moves with the stat its code was made from. A file whose size or mtime
+            # differ from it was also written (an edit in the same instant as the rename): it
+            # goes on as a candidate below, re-hashed and re-encoded if its bytes changed.
+            w.repath(old.row, DocMeta(str(new_path), old.size, old.mtime_ns, old.hash, old.title))
+            del stored[old.path]
+            stored[str(new_path)] = DocRow(
+                old.row, str(new_path), old.size, old.mtime_ns, old.hash, old.title
             )
             report.moved += 1
+            if (st.st_size, st.st_mtime_ns) != (old.size, old.mtime_ns):
+                pending.append(new_path)
         candidates: list[_Candidate] = []
         for path in dict.fromkeys(pending):
             try:

@@ -364,3 +364,51 @@ def test_apply_changes_without_a_cache_still_works(indexed, model_loads) -> None
         new.write_text(f"butter sugar {i} oven")
         assert apply_changes("notes", upserts=[new]).added == 1
     assert len(model_loads) == 2  # one load per call: what a long-lived caller should avoid
+
+
+def stored_doc(name: str, path: Path):
+    with Collection.open(name).snapshot() as snap:
+        doc = snap.doc_by_path(str(path))
+        return doc, (None if doc is None else snap.codes_of([doc.row])[0])
+
+
+def test_a_move_with_an_edit_is_re_encoded(indexed) -> None:
+    """An editor that renames and rewrites at once: the new path must not keep the old text's
+    code and hash under the new file's size and mtime (a later scan would trust them)."""
+    from nashcli import codes
+    from nashcli.pipeline import SemanticHasher
+
+    folder, paths = indexed
+    old, _ = stored_doc("notes", paths[0])
+    target = folder / "cars" / "was-space.txt"
+    paths[0].rename(target)
+    text = "engine brake clutch gearbox sedan dealer tire"
+    target.write_text(text)
+    bump(target)
+    report = apply_changes("notes", moves=[(paths[0], target)])
+    assert (report.moved, report.updated, report.added) == (1, 1, 0)
+    doc, code = stored_doc("notes", target)
+    st = target.stat()
+    assert (doc.size, doc.mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert doc.hash == corpus.content_hash(target) != old.hash
+    with Collection.open("notes").snapshot() as snap:
+        fresh = SemanticHasher.load(snap.model_dir).encode([text])
+    assert np.array_equal(code, codes.pack_codes(fresh)[0])
+    assert stored_doc("notes", paths[0])[0] is None
+    assert live_paths("notes") == {str(p) for p in paths[1:]} | {str(target)}
+    # ... and the next scan finds nothing left to do.
+    again = index_folder(folder)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, len(paths))
+
+
+def test_a_touched_move_with_the_same_bytes_is_not_re_encoded(indexed) -> None:
+    folder, paths = indexed
+    old, old_code = stored_doc("notes", paths[1])
+    target = folder / "moved.txt"
+    paths[1].rename(target)
+    bump(target)  # a new mtime, the same bytes
+    report = apply_changes("notes", moves=[(paths[1], target)])
+    assert (report.moved, report.updated, report.added) == (1, 0, 0)
+    doc, code = stored_doc("notes", target)
+    assert doc.row == old.row and np.array_equal(code, old_code)
+    assert doc.mtime_ns == target.stat().st_mtime_ns and doc.hash == old.hash

@@ -34,6 +34,10 @@ from nashcli.index import Collection, Snapshot, list_collections
 #: beyond it drift back towards plain cosine.
 SMALL_COLLECTION = 1000
 MIN_POOL, MAX_POOL = 200, 1000
+#: The pool also takes every document tied at its last distance (:func:`candidate_pool`), up to
+#: this many times its size: ties used to be broken by row order, so a new document (appended
+#: last) lost every tie and could be hidden in a tie group larger than the pool.
+TIE_FACTOR = 4
 
 #: Ranking modes of the pool; the default is the one measured best (README, "Re-ranking").
 RANKINGS = ("fused", "cosine", "hamming")
@@ -117,6 +121,7 @@ class LinearQueryEncoder:
         self.sublinear_tf = sublinear_tf
         self.weight = weight
         self.bias = bias
+        self.n_bits = int(weight.shape[0])
 
     @classmethod
     def load(cls, model_dir: Path) -> LinearQueryEncoder | None:
@@ -182,7 +187,8 @@ def find_similar(
 
     ``query`` is a :class:`~pathlib.Path` (a file, inside the collection or not; an indexed file
     is never its own neighbour) or a ``str`` of text. ``ranking`` (one of :data:`RANKINGS`)
-    says how the ``pool`` nearest codes are re-ordered (default pool: :func:`default_pool` of the
+    says how the ``pool`` nearest codes, and every code tied with the last of them
+    (:func:`candidate_pool`), are re-ordered (default pool: :func:`default_pool` of the
     collection's size; ``"hamming"`` keeps the Hamming order). Raises
     :class:`NashError` for a missing file, a folder, a file without text, or a collection
     without an index yet.
@@ -255,12 +261,30 @@ def _nearest(snap: Snapshot, qwords: np.ndarray, k: int, exclude: np.ndarray):
     return order.astype(np.int64), dist[order].astype(np.int32)
 
 
+def candidate_pool(snap: Snapshot, qwords: np.ndarray, pool: int, exclude: np.ndarray):
+    """The re-ranking pool: the ``pool`` nearest rows not in ``exclude`` *and every row tied
+    with the last of them*, in (distance, row) order, at most ``TIE_FACTOR * pool`` rows.
+
+    Which of several equally distant codes make the cut should be up to the re-ranking, not to
+    row order (a new document, appended last, lost every tie). Past the bound — a tie group
+    several times the pool, i.e. codes that hardly tell the documents apart — the group is cut
+    by row order again, so the re-ranking's cost stays bounded.
+    """
+    rows, dists = _nearest(snap, qwords, TIE_FACTOR * pool, exclude)
+    if len(rows) > pool:
+        end = int(np.searchsorted(dists, dists[pool - 1], side="right"))
+        rows, dists = rows[:end], dists[:end]
+    return rows, dists
+
+
 def _search(snap: Snapshot, qwords, qvec, own_row, top: int, ranking: str, pool: int) -> list[Hit]:
     exclude = snap.dead_rows
     if own_row is not None:
         exclude = np.union1d(exclude, [own_row]).astype(np.int64)
-    k = top if ranking == "hamming" else max(top, pool)
-    rows, dists = _nearest(snap, qwords, k, exclude)
+    if ranking == "hamming":
+        rows, dists = _nearest(snap, qwords, top, exclude)
+    else:
+        rows, dists = candidate_pool(snap, qwords, max(top, pool), exclude)
     if ranking != "hamming" and len(rows):
         scores = rank_pool(snap.tfidf_of(rows), qvec, dists, snap.bits, ranking)
         order = np.lexsort((rows, dists, -scores))[:top]

@@ -197,3 +197,51 @@ def test_text_query_does_not_import_torch(notes) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["3", "False", "False"]
+
+
+def constant_codes(self, x) -> np.ndarray:
+    """A model whose codes tell nothing apart: every document at Hamming distance 0."""
+    return np.zeros((x.shape[0], self.n_bits), dtype=bool)
+
+
+@pytest.fixture
+def all_tied(tmp_path: Path, monkeypatch) -> tuple[Path, list[Path]]:
+    from nashcli.pipeline import SemanticHasher
+
+    monkeypatch.setattr(SemanticHasher, "encode_vectors", constant_codes)
+    monkeypatch.setattr(similar.LinearQueryEncoder, "encode_vectors", constant_codes)
+    folder = tmp_path / "notes"
+    paths = make_docs(folder, per_topic=10)
+    index_folder(folder, hasher_options=FAST)
+    return folder, paths
+
+
+@pytest.mark.parametrize("ranking", ["fused", "cosine"])
+def test_a_new_document_tied_with_the_pool_is_found(all_tied, ranking: str) -> None:
+    """Ties at the pool's last distance used to be cut by row order, so a document added last
+    (the highest row) was never a candidate however close its text."""
+    from nashcli.indexing import apply_changes
+
+    folder, paths = all_tied
+    text = "clutch gearbox sedan dealer mileage brake clutch gearbox"
+    new = folder / "cars" / "new.txt"
+    new.write_text(text)
+    assert apply_changes("notes", upserts=[new]).added == 1
+    hits = find_similar(text, "notes", top=3, ranking=ranking, pool=10)
+    assert new in [h.path for h in hits]  # fused: the feedback term may put a neighbour first
+    assert all(h.distance == 0 for h in hits)
+    assert find_similar(text, "notes", top=1, ranking="cosine", pool=10)[0].path == new
+
+
+def test_the_tie_group_is_bounded(all_tied) -> None:
+    from nashcli.index import Collection
+
+    folder, paths = all_tied
+    with Collection.open("notes").snapshot() as snap:
+        query = snap.codes_of([0])[0]
+        none = np.zeros(0, dtype=np.int64)
+        rows, dists = similar.candidate_pool(snap, query, 5, none)
+        assert len(rows) == similar.TIE_FACTOR * 5 < snap.rows  # everything ties: cut at 4x
+        rows, dists = similar.candidate_pool(snap, query, 10, np.array([0, 3]))
+        assert len(rows) == snap.rows - 2 and not {0, 3} & set(rows.tolist())
+        assert list(rows) == sorted(rows)  # (distance, row) order

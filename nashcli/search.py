@@ -12,6 +12,13 @@ Top-k never sorts the distances. Distances are small integers (at most 256), so 
 bound, and those candidates are pruned back to k whenever they pile up. Because chunks are
 visited in database order, a later document that merely *ties* the k-th best can never displace
 it (ties go to the earlier position), which lets the bound be strict.
+
+Two backends compute the same answers. ``"c"`` is the compiled kernel ``nashcli/_hamming.c``
+(built at install time when a C compiler is there; AVX-512 VPOPCNTDQ, popcnt or portable code
+chosen at run time): it scans a cache-sized block of codes with every query of a batch before
+reading the next, so a batch reads the database once. ``"numpy"`` is the pure numpy scan described
+above, used where the extension was not built (or with ``NASH_SEARCH_BACKEND=numpy``).
+:data:`BACKEND` says which one searches by default and :data:`KERNEL` which instruction set.
 """
 
 from __future__ import annotations
@@ -24,7 +31,61 @@ from functools import lru_cache
 
 import numpy as np
 
+try:  # the compiled kernel; absent where the package was installed without a C compiler
+    if os.environ.get("NASH_SEARCH_BACKEND", "").strip().lower() == "numpy":
+        raise ImportError("NASH_SEARCH_BACKEND=numpy")
+    from nashcli import _hamming
+except ImportError:
+    _hamming = None
+
 Planes = np.ndarray | Sequence[np.ndarray]
+
+#: The backend searches use unless told otherwise: "c" (compiled kernel) or "numpy".
+BACKEND: str = "c" if _hamming is not None else "numpy"
+#: The compiled kernel's instruction set ("avx512vpopcntdq", "popcnt", "generic"), or None.
+KERNEL: str | None = max(_hamming.ISAS, key=_hamming.ISAS.get) if _hamming is not None else None
+
+
+def _backends() -> tuple[str, ...]:
+    if _hamming is None:
+        return ("numpy",)
+    isas = sorted(_hamming.ISAS, key=_hamming.ISAS.get, reverse=True)
+    return ("c", *(f"c:{name}" for name in isas[1:]), "numpy")
+
+
+#: Every backend this process can run, best first; "c:<isa>" forces a slower instruction set.
+BACKENDS: tuple[str, ...] = _backends()
+# Below this many code words x queries one thread is quicker than starting others.
+_C_MIN_PARALLEL_WORK = 1 << 18
+
+
+def _kernel_isa(backend: str | None, rows: list[np.ndarray]) -> int | None:
+    """The compiled kernel's instruction-set number for ``backend``, or None for numpy.
+
+    The kernel reads the planes in place, so it needs each one contiguous and 8-byte aligned
+    (every array numpy or ``np.memmap`` makes is); other planes are scanned with numpy rather
+    than copied.
+    """
+    name = BACKEND if backend is None else backend
+    if name == "numpy":
+        return None
+    if _hamming is None:
+        raise ValueError(f"search backend {name!r} is not built here; available: numpy")
+    isa = KERNEL if name == "c" else name[2:] if name.startswith("c:") else None
+    if isa not in _hamming.ISAS:
+        raise ValueError(f"unknown search backend {name!r}; available: {', '.join(BACKENDS)}")
+    if len(rows) > 1023 or len(rows[0]) >= 1 << 48:
+        return None
+    if not all(r.flags.c_contiguous and r.flags.aligned for r in rows):
+        return None
+    return _hamming.ISAS[isa]
+
+
+def _kernel_threads(threads: int | None, n: int, n_q: int, n_words: int) -> int:
+    if n * n_q * n_words < _C_MIN_PARALLEL_WORK:
+        return 1
+    return default_threads() if threads is None else max(1, int(threads))
+
 
 # Bytes of XOR buffer per worker: the chunk of a plane, its XOR and the distances stay in L2.
 _BUFFER_BYTES = 1 << 19
@@ -329,7 +390,12 @@ def _topk_worker(chunks: _Chunks, planes, queries: np.ndarray, k: int, codec: _K
 
 
 def hamming_topk(
-    planes: Planes, queries: np.ndarray, k: int, *, threads: int | None = None
+    planes: Planes,
+    queries: np.ndarray,
+    k: int,
+    *,
+    threads: int | None = None,
+    backend: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact k nearest codes by Hamming distance, for one query or a batch.
 
@@ -337,7 +403,8 @@ def hamming_topk(
     (``np.memmap`` is fine: it is read in chunks, never copied whole); ``queries`` is one packed
     code (n_words,) or a batch (q, n_words), packed as :func:`nashcli.codes.pack_codes` does.
     Returns ``(indices int64 (q, k'), distances int32 (q, k'))`` with ``k' = min(k, n)``, each row
-    sorted by distance and then by database position. ``threads`` defaults to the usable cores.
+    sorted by distance and then by database position. ``threads`` defaults to the usable cores;
+    ``backend`` to :data:`BACKEND` (any of :data:`BACKENDS`; the answers are the same).
     """
     rows = _as_planes(planes)
     qwords = _as_queries(queries, len(rows))
@@ -346,12 +413,28 @@ def hamming_topk(
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     k = min(int(k), n)
+    isa = _kernel_isa(backend, rows)
     if k == 0 or n_q == 0:
         return np.empty((n_q, k), dtype=np.int64), np.empty((n_q, k), dtype=np.int32)
+    if isa is not None:
+        idx = np.empty((n_q, k), dtype=np.int64)
+        dist = np.empty((n_q, k), dtype=np.int32)
+        t = _kernel_threads(threads, n, n_q, len(rows))
+        _hamming.topk(rows, qwords, k, idx, dist, t, isa)
+        return idx, dist
+    return _topk_numpy(rows, qwords, k, threads)
+
+
+def _topk_numpy(
+    rows: list[np.ndarray], qwords: np.ndarray, k: int, threads: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy backend of :func:`hamming_topk` (1 <= k <= n, at least one query)."""
+    n = len(rows[0])
+    n_q = len(qwords)
     codec = _Keys(n, len(rows))
     if n_q > codec.max_queries:  # a batch so large its row numbers overflow the keys: split it
         parts = [
-            hamming_topk(rows, qwords[s : s + codec.max_queries], k, threads=threads)
+            _topk_numpy(rows, qwords[s : s + codec.max_queries], k, threads)
             for s in range(0, n_q, codec.max_queries)
         ]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -380,7 +463,11 @@ def _distances_worker(chunks: _Chunks, planes, queries: np.ndarray, out: np.ndar
 
 
 def hamming_distances(
-    planes: Planes, queries: np.ndarray, *, threads: int | None = None
+    planes: Planes,
+    queries: np.ndarray,
+    *,
+    threads: int | None = None,
+    backend: str | None = None,
 ) -> np.ndarray:
     """(q, n) int32 Hamming distances of each query to every code (for evaluation).
 
@@ -391,7 +478,11 @@ def hamming_distances(
     qwords = _as_queries(queries, len(rows))
     n = len(rows[0])
     out = np.empty((len(qwords), n), dtype=np.int32)
-    if n and len(qwords):
+    isa = _kernel_isa(backend, rows)
+    if isa is not None and n and len(qwords):
+        t = _kernel_threads(threads, n, len(qwords), len(rows))
+        _hamming.distances(rows, qwords, out, t, isa)
+    elif n and len(qwords):
         chunk = _chunk_for(_block_for(len(qwords)))
         _run(n, chunk, threads, _distances_worker, rows, qwords, out)
     return out

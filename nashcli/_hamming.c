@@ -1,0 +1,707 @@
+/* Exact Hamming top-k and distance matrices over bit planes, for nashcli.search.
+ *
+ * The database is a set of *planes*: plane w holds word w (bits 64w..64w+63) of every code, as
+ * one contiguous uint64 array (a numpy array or an np.memmap; read through the buffer protocol,
+ * never copied). Queries are (q, n_words) uint64 words.
+ *
+ * Why a CPython extension and not ctypes: setuptools builds it like any extension (the right
+ * ABI, flags and file name on every platform, `optional=True` when there is no compiler), the
+ * buffer protocol hands us numpy/memmap memory without numpy's C headers (so building needs only
+ * a C compiler, not numpy), and a call costs well under a microsecond of argument handling.
+ *
+ * How: worker threads (the caller plus detached pthreads) claim chunks of the database in
+ * increasing order from an atomic counter. Inside a chunk, a block of codes small enough for L1
+ * is scanned by every query of the batch before the next block is read, so a batch reads the
+ * database from memory once, not once per query. Distances use AVX-512 VPOPCNTDQ (8 codes per
+ * instruction) where the CPU has it, else the popcnt instruction, else portable bit twiddling:
+ * chosen at run time, so one build runs on any x86-64 (never -march=native).
+ *
+ * Top-k: each thread keeps, per query, a max-heap of keys (distance << 48 | position) and a
+ * bound (the k-th distance once it has k). A code enters only if its distance is *strictly*
+ * under the bound: a thread sees positions in increasing order, so a code that merely ties the
+ * k-th best comes after it and loses the tie. The threads' heaps are merged and sorted at the
+ * end, which orders every row by (distance, position) exactly like a stable brute-force sort.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define NASH_X86 1
+#include <immintrin.h>
+#define ATTR_POPCNT __attribute__((target("popcnt")))
+#define ATTR_AVX512 __attribute__((target("avx512f,avx512vpopcntdq")))
+#endif
+
+enum { ISA_GENERIC = 0, ISA_POPCNT = 1, ISA_AVX512 = 2, N_ISAS = 3 };
+static const char *const ISA_NAMES[N_ISAS] = {"generic", "popcnt", "avx512vpopcntdq"};
+
+#define IDX_BITS 48
+#define IDX_MASK ((UINT64_C(1) << IDX_BITS) - 1)
+#define MAX_WORDS 1023 /* distances must fit the 16 bits above IDX_BITS */
+#define MAX_THREADS 256
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ------------------------------------------------------------------------------------------ */
+/* Per-query top-k state */
+
+typedef struct {
+    uint64_t *heap; /* max-heap of keys: the worst kept candidate at heap[0] */
+    size_t size;
+    uint64_t bound; /* admit a distance d only if d < bound */
+} Top;
+
+/* Add key (whose distance is < t->bound) to t, keeping the k best keys. */
+static inline void top_push(Top *t, size_t k, uint64_t key) {
+    uint64_t *h = t->heap;
+    size_t i;
+    if (t->size < k) {
+        i = t->size++;
+        while (i > 0) {
+            size_t p = (i - 1) / 2;
+            if (h[p] >= key) break;
+            h[i] = h[p];
+            i = p;
+        }
+        h[i] = key;
+        if (t->size == k) t->bound = h[0] >> IDX_BITS;
+        return;
+    }
+    i = 0; /* full: key beats the root (smaller distance); replace it and sift down */
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= k) break;
+        if (c + 1 < k && h[c + 1] > h[c]) c++;
+        if (h[c] <= key) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = key;
+    t->bound = h[0] >> IDX_BITS;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Scalar kernels: a portable one and a popcnt one, from the same body */
+
+static inline uint64_t popcount_swar(uint64_t x) {
+    x = x - ((x >> 1) & UINT64_C(0x5555555555555555));
+    x = (x & UINT64_C(0x3333333333333333)) + ((x >> 2) & UINT64_C(0x3333333333333333));
+    x = (x + (x >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+    return (x * UINT64_C(0x0101010101010101)) >> 56;
+}
+
+#define SCALAR_DIST(POPC, NW, i, d)                                   \
+    do {                                                              \
+        d = POPC(p[0][i] ^ q[0]);                                     \
+        for (int w_ = 1; w_ < (NW); w_++) d += POPC(p[w_][i] ^ q[w_]); \
+    } while (0)
+
+#define DEFINE_SCALAR(NAME, ATTR, POPC)                                                         \
+    ATTR ALWAYS_INLINE void NAME##_topk_nw(const uint64_t *const *p, const int nw,             \
+                                           const uint64_t *q, size_t lo, size_t hi, Top *t,    \
+                                           size_t k) {                                         \
+        for (size_t i = lo; i < hi; i++) {                                                     \
+            uint64_t d;                                                                        \
+            SCALAR_DIST(POPC, nw, i, d);                                                       \
+            if (d < t->bound) top_push(t, k, (d << IDX_BITS) | i);                             \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR static void NAME##_topk(const uint64_t *const *p, int nw, const uint64_t *q,          \
+                                 size_t lo, size_t hi, Top *t, size_t k) {                     \
+        switch (nw) {                                                                          \
+            case 1: NAME##_topk_nw(p, 1, q, lo, hi, t, k); break;                              \
+            case 2: NAME##_topk_nw(p, 2, q, lo, hi, t, k); break;                              \
+            case 3: NAME##_topk_nw(p, 3, q, lo, hi, t, k); break;                              \
+            case 4: NAME##_topk_nw(p, 4, q, lo, hi, t, k); break;                              \
+            default: NAME##_topk_nw(p, nw, q, lo, hi, t, k); break;                            \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR ALWAYS_INLINE void NAME##_dist_nw(const uint64_t *const *p, const int nw,             \
+                                           const uint64_t *q, size_t lo, size_t hi,            \
+                                           int32_t *out) {                                     \
+        for (size_t i = lo; i < hi; i++) {                                                     \
+            uint64_t d;                                                                        \
+            SCALAR_DIST(POPC, nw, i, d);                                                       \
+            out[i] = (int32_t)d;                                                               \
+        }                                                                                      \
+    }                                                                                          \
+    ATTR static void NAME##_dist(const uint64_t *const *p, int nw, const uint64_t *q,          \
+                                 size_t lo, size_t hi, int32_t *out) {                         \
+        switch (nw) {                                                                          \
+            case 1: NAME##_dist_nw(p, 1, q, lo, hi, out); break;                               \
+            case 2: NAME##_dist_nw(p, 2, q, lo, hi, out); break;                               \
+            default: NAME##_dist_nw(p, nw, q, lo, hi, out); break;                             \
+        }                                                                                      \
+    }
+
+DEFINE_SCALAR(generic, , popcount_swar)
+#ifdef NASH_X86
+DEFINE_SCALAR(popcnt, ATTR_POPCNT, __builtin_popcountll)
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* AVX-512 VPOPCNTDQ kernels: 8 codes per instruction; NW words kept in registers */
+
+#ifdef NASH_X86
+ATTR_AVX512 ALWAYS_INLINE __m512i avx512_dist8(const uint64_t *const *p, const __m512i *qv,
+                                               const int nw, size_t i, __mmask8 m) {
+    __m512i acc = _mm512_popcnt_epi64(
+        _mm512_xor_si512(_mm512_maskz_loadu_epi64(m, (const void *)(p[0] + i)), qv[0]));
+    for (int w = 1; w < nw; w++)
+        acc = _mm512_add_epi64(
+            acc, _mm512_popcnt_epi64(_mm512_xor_si512(
+                     _mm512_maskz_loadu_epi64(m, (const void *)(p[w] + i)), qv[w])));
+    return acc;
+}
+
+ATTR_AVX512 ALWAYS_INLINE void avx512_take(Top *t, size_t k, __m512i acc, __mmask8 m, size_t i) {
+    uint64_t d[8];
+    _mm512_storeu_si512((void *)d, acc);
+    do {
+        int b = __builtin_ctz((unsigned)m);
+        m &= (__mmask8)(m - 1);
+        if (d[b] < t->bound) top_push(t, k, (d[b] << IDX_BITS) | (i + (size_t)b));
+    } while (m);
+}
+
+ATTR_AVX512 ALWAYS_INLINE void avx512_topk_nw(const uint64_t *const *p, const int nw,
+                                              const uint64_t *q, size_t lo, size_t hi, Top *t,
+                                              size_t k) {
+    __m512i qv[8];
+    for (int w = 0; w < nw; w++) qv[w] = _mm512_set1_epi64((long long)q[w]);
+    __m512i bv = _mm512_set1_epi64((long long)t->bound);
+    size_t i = lo;
+    for (; i + 16 <= hi; i += 16) { /* two vectors per test of the masks */
+        __m512i a0 = avx512_dist8(p, qv, nw, i, 0xff);
+        __m512i a1 = avx512_dist8(p, qv, nw, i + 8, 0xff);
+        __mmask8 m0 = _mm512_cmplt_epu64_mask(a0, bv);
+        __mmask8 m1 = _mm512_cmplt_epu64_mask(a1, bv);
+        if (__builtin_expect((m0 | m1) != 0, 0)) {
+            if (m0) avx512_take(t, k, a0, m0, i);
+            if (m1) avx512_take(t, k, a1, m1, i + 8);
+            bv = _mm512_set1_epi64((long long)t->bound);
+        }
+    }
+    for (; i < hi; i += 8) {
+        __mmask8 live = hi - i >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (hi - i)) - 1);
+        __m512i a = avx512_dist8(p, qv, nw, i, live);
+        __mmask8 m = _mm512_mask_cmplt_epu64_mask(live, a, bv);
+        if (m) {
+            avx512_take(t, k, a, m, i);
+            bv = _mm512_set1_epi64((long long)t->bound);
+        }
+    }
+}
+
+ATTR_AVX512 static void avx512_topk(const uint64_t *const *p, int nw, const uint64_t *q,
+                                    size_t lo, size_t hi, Top *t, size_t k) {
+    switch (nw) {
+        case 1: avx512_topk_nw(p, 1, q, lo, hi, t, k); break;
+        case 2: avx512_topk_nw(p, 2, q, lo, hi, t, k); break;
+        case 3: avx512_topk_nw(p, 3, q, lo, hi, t, k); break;
+        case 4: avx512_topk_nw(p, 4, q, lo, hi, t, k); break;
+        case 5: avx512_topk_nw(p, 5, q, lo, hi, t, k); break;
+        case 6: avx512_topk_nw(p, 6, q, lo, hi, t, k); break;
+        case 7: avx512_topk_nw(p, 7, q, lo, hi, t, k); break;
+        case 8: avx512_topk_nw(p, 8, q, lo, hi, t, k); break;
+        default: popcnt_topk(p, nw, q, lo, hi, t, k); break;
+    }
+}
+
+ATTR_AVX512 ALWAYS_INLINE void avx512_dist_nw(const uint64_t *const *p, const int nw,
+                                              const uint64_t *q, size_t lo, size_t hi,
+                                              int32_t *out) {
+    __m512i qv[8];
+    for (int w = 0; w < nw; w++) qv[w] = _mm512_set1_epi64((long long)q[w]);
+    for (size_t i = lo; i < hi; i += 8) {
+        __mmask8 live = hi - i >= 8 ? (__mmask8)0xff : (__mmask8)((1u << (hi - i)) - 1);
+        _mm512_mask_cvtepi64_storeu_epi32((void *)(out + i), live,
+                                          avx512_dist8(p, qv, nw, i, live));
+    }
+}
+
+ATTR_AVX512 static void avx512_dist(const uint64_t *const *p, int nw, const uint64_t *q,
+                                    size_t lo, size_t hi, int32_t *out) {
+    switch (nw) {
+        case 1: avx512_dist_nw(p, 1, q, lo, hi, out); break;
+        case 2: avx512_dist_nw(p, 2, q, lo, hi, out); break;
+        case 3: avx512_dist_nw(p, 3, q, lo, hi, out); break;
+        case 4: avx512_dist_nw(p, 4, q, lo, hi, out); break;
+        default: popcnt_dist(p, nw, q, lo, hi, out); break;
+    }
+}
+#endif
+
+typedef void (*topk_fn)(const uint64_t *const *, int, const uint64_t *, size_t, size_t, Top *,
+                        size_t);
+typedef void (*dist_fn)(const uint64_t *const *, int, const uint64_t *, size_t, size_t,
+                        int32_t *);
+
+static int isa_available(int isa) {
+    if (isa == ISA_GENERIC) return 1;
+#ifdef NASH_X86
+    __builtin_cpu_init();
+    if (isa == ISA_POPCNT) return __builtin_cpu_supports("popcnt");
+    if (isa == ISA_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+#endif
+    return 0;
+}
+
+static topk_fn topk_kernel(int isa) {
+#ifdef NASH_X86
+    if (isa == ISA_AVX512) return avx512_topk;
+    if (isa == ISA_POPCNT) return popcnt_topk;
+#endif
+    return generic_topk;
+}
+
+static dist_fn dist_kernel(int isa) {
+#ifdef NASH_X86
+    if (isa == ISA_AVX512) return avx512_dist;
+    if (isa == ISA_POPCNT) return popcnt_dist;
+#endif
+    return generic_dist;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* A job shared by the threads of one call */
+
+typedef struct {
+    /* inputs */
+    const uint64_t *const *planes;
+    int nw;
+    size_t n, nq, k;
+    const uint64_t *queries;
+    int32_t *dist_out; /* distances mode: (nq, n); NULL in top-k mode */
+    topk_fn topk;
+    dist_fn dist;
+    size_t chunk, block, n_chunks;
+    size_t next_chunk; /* claimed with an atomic add */
+    /* threads */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int closed; /* set by the caller once it ran out of chunks: later helpers do nothing */
+    int active; /* helpers working (the caller waits for these only) */
+    int refs;   /* the caller + helpers not yet finished; the last one frees the job */
+    int n_states;
+    Top *states[MAX_THREADS]; /* per finished worker: nq Tops (heaps in one block after them) */
+} Job;
+
+static Top *alloc_state(size_t nq, size_t k) {
+    size_t bytes = nq * sizeof(Top) + nq * k * sizeof(uint64_t);
+    Top *tops = (Top *)malloc(bytes ? bytes : 1);
+    if (!tops) return NULL;
+    uint64_t *heaps = (uint64_t *)(tops + nq);
+    for (size_t j = 0; j < nq; j++) {
+        tops[j].heap = heaps + j * k;
+        tops[j].size = 0;
+        tops[j].bound = UINT64_MAX;
+    }
+    return tops;
+}
+
+/* Scan every chunk this thread can claim. */
+static void work(Job *job, Top *tops) {
+    const size_t n = job->n, nq = job->nq, k = job->k, block = job->block;
+    const int nw = job->nw;
+    for (;;) {
+        size_t c = __atomic_fetch_add(&job->next_chunk, 1, __ATOMIC_RELAXED);
+        if (c >= job->n_chunks) break;
+        size_t lo = c * job->chunk;
+        size_t hi = lo + job->chunk < n ? lo + job->chunk : n;
+        for (size_t b = lo; b < hi; b += block) {
+            size_t e = b + block < hi ? b + block : hi;
+            for (size_t j = 0; j < nq; j++) {
+                const uint64_t *q = job->queries + j * (size_t)nw;
+                if (job->dist_out) {
+                    job->dist(job->planes, nw, q, b, e, job->dist_out + j * n);
+                } else if (tops[j].bound > 0) { /* bound 0: k exact matches already */
+                    job->topk(job->planes, nw, q, b, e, &tops[j], k);
+                }
+            }
+        }
+    }
+}
+
+static void job_release(Job *job) {
+    pthread_mutex_lock(&job->mu);
+    int last = --job->refs == 0;
+    pthread_mutex_unlock(&job->mu);
+    if (last) {
+        for (int s = 0; s < job->n_states; s++) free(job->states[s]);
+        pthread_mutex_destroy(&job->mu);
+        pthread_cond_destroy(&job->cv);
+        free(job);
+    }
+}
+
+static void *helper_main(void *arg) {
+    Job *job = (Job *)arg;
+    pthread_mutex_lock(&job->mu);
+    int late = job->closed;
+    if (!late) job->active++;
+    pthread_mutex_unlock(&job->mu);
+    if (late) { /* started after the caller finished: nothing to do, nobody waits */
+        job_release(job);
+        return NULL;
+    }
+    Top *tops = job->dist_out ? NULL : alloc_state(job->nq, job->k);
+    if (tops || job->dist_out) work(job, tops); /* out of memory: the others do the chunks */
+    pthread_mutex_lock(&job->mu);
+    if (tops) job->states[job->n_states++] = tops;
+    job->active--;
+    pthread_cond_signal(&job->cv);
+    pthread_mutex_unlock(&job->mu);
+    job_release(job);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Run the job on the caller plus up to threads-1 helpers; merge top-k into the outputs.
+ * Returns 0, or -1 if memory ran out (nothing written). Called without the GIL. */
+static int run_job(Job *job, int threads, int64_t *out_idx, int32_t *out_dist) {
+    Top *mine = NULL;
+    if (!job->dist_out && !(mine = alloc_state(job->nq, job->k))) {
+        free(job);
+        return -1;
+    }
+    pthread_mutex_init(&job->mu, NULL);
+    pthread_cond_init(&job->cv, NULL);
+    job->refs = 1;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (int h = 1; h < threads; h++) {
+        pthread_t tid;
+        pthread_mutex_lock(&job->mu);
+        job->refs++;
+        pthread_mutex_unlock(&job->mu);
+        if (pthread_create(&tid, &attr, helper_main, job) != 0) {
+            pthread_mutex_lock(&job->mu);
+            job->refs--;
+            pthread_mutex_unlock(&job->mu);
+            break; /* fewer threads; the caller scans what they would have */
+        }
+    }
+    pthread_attr_destroy(&attr);
+    work(job, mine);
+    pthread_mutex_lock(&job->mu);
+    job->closed = 1;
+    while (job->active > 0) pthread_cond_wait(&job->cv, &job->mu);
+    int n_states = job->n_states;
+    pthread_mutex_unlock(&job->mu);
+    int rc = 0;
+    if (!job->dist_out) { /* merge: all kept keys of a query, sorted, first k */
+        const size_t k = job->k;
+        uint64_t *keys = (uint64_t *)malloc((size_t)(n_states + 1) * k * sizeof(uint64_t));
+        if (!keys) {
+            rc = -1;
+        } else {
+            for (size_t j = 0; j < job->nq; j++) {
+                size_t m = 0;
+                memcpy(keys, mine[j].heap, mine[j].size * sizeof(uint64_t));
+                m = mine[j].size;
+                for (int s = 0; s < n_states; s++) {
+                    Top *t = &job->states[s][j];
+                    memcpy(keys + m, t->heap, t->size * sizeof(uint64_t));
+                    m += t->size;
+                }
+                qsort(keys, m, sizeof(uint64_t), cmp_u64);
+                for (size_t r = 0; r < k; r++) { /* m >= k: every code was seen by someone */
+                    out_idx[j * k + r] = (int64_t)(keys[r] & IDX_MASK);
+                    out_dist[j * k + r] = (int32_t)(keys[r] >> IDX_BITS);
+                }
+            }
+            free(keys);
+        }
+        free(mine);
+    }
+    job_release(job);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Python interface */
+
+typedef struct {
+    Py_buffer *views;
+    const uint64_t **ptrs;
+    Py_ssize_t count;
+} Planes;
+
+static void planes_release(Planes *pl) {
+    for (Py_ssize_t w = 0; w < pl->count; w++) PyBuffer_Release(&pl->views[w]);
+    PyMem_Free(pl->views);
+    PyMem_Free((void *)pl->ptrs);
+    pl->views = NULL;
+    pl->ptrs = NULL;
+    pl->count = 0;
+}
+
+/* Borrow each plane's memory (read-only, contiguous, 8-byte aligned, equal lengths). */
+static int planes_get(PyObject *seq_obj, Planes *pl, size_t *n_out) {
+    pl->views = NULL;
+    pl->ptrs = NULL;
+    pl->count = 0;
+    PyObject *seq = PySequence_Fast(seq_obj, "planes must be a sequence of buffers");
+    if (!seq) return -1;
+    Py_ssize_t nw = PySequence_Fast_GET_SIZE(seq);
+    if (nw < 1 || nw > MAX_WORDS) {
+        PyErr_Format(PyExc_ValueError, "need 1 to %d planes, got %zd", MAX_WORDS, nw);
+        Py_DECREF(seq);
+        return -1;
+    }
+    pl->views = PyMem_Calloc((size_t)nw, sizeof(Py_buffer));
+    pl->ptrs = PyMem_Calloc((size_t)nw, sizeof(uint64_t *));
+    if (!pl->views || !pl->ptrs) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t w = 0; w < nw; w++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, w), &pl->views[w],
+                               PyBUF_C_CONTIGUOUS) < 0)
+            goto fail;
+        pl->count = w + 1;
+        Py_buffer *v = &pl->views[w];
+        if (v->len % 8 || ((uintptr_t)v->buf) % 8) {
+            PyErr_SetString(PyExc_ValueError, "planes must be aligned arrays of 8-byte words");
+            goto fail;
+        }
+        if (w > 0 && v->len != pl->views[0].len) {
+            PyErr_SetString(PyExc_ValueError, "all planes must have the same length");
+            goto fail;
+        }
+        pl->ptrs[w] = (const uint64_t *)v->buf;
+    }
+    *n_out = (size_t)pl->views[0].len / 8;
+    if (*n_out > IDX_MASK) {
+        PyErr_SetString(PyExc_ValueError, "too many codes (at most 2**48)");
+        goto fail;
+    }
+    Py_DECREF(seq);
+    return 0;
+fail:
+    Py_DECREF(seq);
+    planes_release(pl);
+    return -1;
+}
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t want,
+                      const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    if (view->len != want || ((uintptr_t)view->buf) % 8) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd aligned bytes, got %zd", what, want,
+                     view->len);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_isa(int isa) {
+    if (isa < 0 || isa >= N_ISAS || !isa_available(isa)) {
+        PyErr_Format(PyExc_ValueError, "instruction set %d is not available here", isa);
+        return -1;
+    }
+    return 0;
+}
+
+/* Chunk (claimed by a thread) and block (scanned by every query in turn) sizes. */
+static void set_sizes(Job *job, int threads) {
+    size_t block = 32768 / (8 * (size_t)job->nw); /* all planes of a block: 32 KB, in L1 */
+    if (block < 256) block = 256;
+    size_t chunk = (size_t)1 << 16;
+    size_t per_thread = (job->n + 4 * (size_t)threads - 1) / (4 * (size_t)threads);
+    if (chunk > per_thread) chunk = per_thread; /* several chunks per thread on small inputs */
+    if (chunk < block) chunk = block;
+    chunk = (chunk + block - 1) / block * block;
+    job->block = block;
+    job->chunk = chunk;
+    job->n_chunks = (job->n + chunk - 1) / chunk;
+}
+
+static int clamp_threads(int threads, size_t n_chunks) {
+    if (threads < 1) threads = 1;
+    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if ((size_t)threads > n_chunks) threads = (int)n_chunks;
+    return threads < 1 ? 1 : threads;
+}
+
+PyDoc_STRVAR(topk_doc,
+             "topk(planes, queries, k, out_idx, out_dist, threads, isa)\n--\n\n"
+             "Exact top-k of each query (row of `queries`, uint64 (q, len(planes))) over the "
+             "planes, written into out_idx (int64 (q, k)) and out_dist (int32 (q, k)), rows "
+             "sorted by (distance, position). 1 <= k <= n is the caller's to ensure.");
+
+static PyObject *py_topk(PyObject *self, PyObject *args) {
+    PyObject *planes_obj, *q_obj, *idx_obj, *dist_obj;
+    Py_ssize_t k;
+    int threads, isa;
+    if (!PyArg_ParseTuple(args, "OOnOOii", &planes_obj, &q_obj, &k, &idx_obj, &dist_obj,
+                          &threads, &isa))
+        return NULL;
+    if (check_isa(isa) < 0) return NULL;
+    Planes pl;
+    size_t n;
+    if (planes_get(planes_obj, &pl, &n) < 0) return NULL;
+    Py_buffer qv, iv, dv;
+    int have_q = 0, have_i = 0, have_d = 0;
+    PyObject *result = NULL;
+    size_t nw = (size_t)pl.count;
+    if (PyObject_GetBuffer(q_obj, &qv, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    have_q = 1;
+    if (qv.len % (Py_ssize_t)(8 * nw) || ((uintptr_t)qv.buf) % 8) {
+        PyErr_SetString(PyExc_ValueError, "queries must be aligned (q, n_words) uint64 words");
+        goto done;
+    }
+    size_t nq = (size_t)qv.len / (8 * nw);
+    if (k < 1 || (size_t)k > n) {
+        PyErr_Format(PyExc_ValueError, "k must be in 1..%zu, got %zd", n, k);
+        goto done;
+    }
+    if (get_buffer(idx_obj, &iv, 1, (Py_ssize_t)(nq * (size_t)k * 8), "out_idx") < 0) goto done;
+    have_i = 1;
+    if (get_buffer(dist_obj, &dv, 1, (Py_ssize_t)(nq * (size_t)k * 4), "out_dist") < 0)
+        goto done;
+    have_d = 1;
+    if (nq == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    Job *job = (Job *)calloc(1, sizeof(Job));
+    if (!job) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    job->planes = pl.ptrs;
+    job->nw = (int)nw;
+    job->n = n;
+    job->nq = nq;
+    job->k = (size_t)k;
+    job->queries = (const uint64_t *)qv.buf;
+    job->topk = topk_kernel(isa);
+    set_sizes(job, threads);
+    threads = clamp_threads(threads, job->n_chunks);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = run_job(job, threads, (int64_t *)iv.buf, (int32_t *)dv.buf);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    if (have_d) PyBuffer_Release(&dv);
+    if (have_i) PyBuffer_Release(&iv);
+    if (have_q) PyBuffer_Release(&qv);
+    planes_release(&pl);
+    return result;
+}
+
+PyDoc_STRVAR(distances_doc,
+             "distances(planes, queries, out, threads, isa)\n--\n\n"
+             "Hamming distance of each query (uint64 (q, len(planes))) to every code, written "
+             "into out (int32 (q, n)).");
+
+static PyObject *py_distances(PyObject *self, PyObject *args) {
+    PyObject *planes_obj, *q_obj, *out_obj;
+    int threads, isa;
+    if (!PyArg_ParseTuple(args, "OOOii", &planes_obj, &q_obj, &out_obj, &threads, &isa))
+        return NULL;
+    if (check_isa(isa) < 0) return NULL;
+    Planes pl;
+    size_t n;
+    if (planes_get(planes_obj, &pl, &n) < 0) return NULL;
+    Py_buffer qv, ov;
+    int have_q = 0, have_o = 0;
+    PyObject *result = NULL;
+    size_t nw = (size_t)pl.count;
+    if (PyObject_GetBuffer(q_obj, &qv, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    have_q = 1;
+    if (qv.len % (Py_ssize_t)(8 * nw) || ((uintptr_t)qv.buf) % 8) {
+        PyErr_SetString(PyExc_ValueError, "queries must be aligned (q, n_words) uint64 words");
+        goto done;
+    }
+    size_t nq = (size_t)qv.len / (8 * nw);
+    if (get_buffer(out_obj, &ov, 1, (Py_ssize_t)(nq * n * 4), "out") < 0) goto done;
+    have_o = 1;
+    if (nq == 0 || n == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    Job *job = (Job *)calloc(1, sizeof(Job));
+    if (!job) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    job->planes = pl.ptrs;
+    job->nw = (int)nw;
+    job->n = n;
+    job->nq = nq;
+    job->queries = (const uint64_t *)qv.buf;
+    job->dist_out = (int32_t *)ov.buf;
+    job->dist = dist_kernel(isa);
+    set_sizes(job, threads);
+    threads = clamp_threads(threads, job->n_chunks);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = run_job(job, threads, NULL, NULL);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    if (have_o) PyBuffer_Release(&ov);
+    if (have_q) PyBuffer_Release(&qv);
+    planes_release(&pl);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"topk", py_topk, METH_VARARGS, topk_doc},
+    {"distances", py_distances, METH_VARARGS, distances_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_hamming",
+    "Compiled Hamming top-k and distances over bit planes (see nashcli.search).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__hamming(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    /* ISAS: the instruction sets this CPU can run, as {name: number}, best last. */
+    PyObject *isas = PyDict_New();
+    if (!isas) goto fail;
+    for (int isa = 0; isa < N_ISAS; isa++) {
+        if (!isa_available(isa)) continue;
+        PyObject *v = PyLong_FromLong(isa);
+        if (!v || PyDict_SetItemString(isas, ISA_NAMES[isa], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(isas);
+            goto fail;
+        }
+        Py_DECREF(v);
+    }
+    if (PyModule_AddObject(m, "ISAS", isas) < 0) {
+        Py_DECREF(isas);
+        goto fail;
+    }
+    return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}

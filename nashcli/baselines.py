@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nashcli.model import make_trunk
+
 
 class LSH:
     """Sign random projections of TF-IDF, seeded (same seed, same hyperplanes)."""
@@ -48,6 +50,13 @@ class VdshConfig:
         return asdict(self)
 
 
+def _rename_legacy_trunk(module, state_dict, prefix, *args) -> None:
+    """Map the MLP trunk's old layer names (trunk.0, trunk.2) to the shared ones (1, 3)."""
+    for old, new in (("trunk.2.", "trunk.3."), ("trunk.0.", "trunk.1.")):
+        for key in [k for k in state_dict if k.startswith(prefix + old)]:
+            state_dict[prefix + new + key[len(prefix + old) :]] = state_dict.pop(key)
+
+
 class VDSH(nn.Module):
     """Gaussian VAE over TF-IDF with a linear softmax decoder; codes = 1[μ(x) > training median]."""
 
@@ -55,11 +64,9 @@ class VDSH(nn.Module):
         super().__init__()
         self.config = config
         v, b, hid = config.vocab_size, config.n_bits, config.hidden
-        if config.encoder == "linear":
-            self.trunk, width = nn.Identity(), v
-        else:
-            self.trunk = nn.Sequential(nn.Linear(v, hid), nn.ReLU(), nn.Linear(hid, hid), nn.ReLU())
-            width = hid
+        self.trunk, width = make_trunk(config.encoder, v, hid)
+        # Weights saved before the trunk was shared named its layers trunk.0/trunk.2.
+        self.register_load_state_dict_pre_hook(_rename_legacy_trunk)
         self.mu = nn.Linear(width, b)
         self.log_var = nn.Linear(width, b)
         self.decoder = nn.Linear(b, v)

@@ -65,29 +65,36 @@ def binarize(h: torch.Tensor, stochastic: bool) -> torch.Tensor:
     return h + (z_hard - h).detach()
 
 
+def make_trunk(encoder: str, vocab_size: int, hidden: int, dropout: float = 0.0):
+    """The encoder's trunk and its output width: shared by NASH and the VDSH baseline.
+
+    "linear": nothing but (optional) input-word dropout, so g is one linear map of TF-IDF x.
+    "mlp": the paper's two ``hidden``-wide ReLU layers. The layer positions (``trunk.1``,
+    ``trunk.3``) are part of the saved weights' names: keep them when editing.
+    """
+    if encoder == "linear":
+        return (nn.Dropout(dropout) if dropout > 0 else nn.Identity()), vocab_size
+    if encoder == "mlp":
+        trunk = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(vocab_size, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+        )
+        return trunk, hidden
+    raise ValueError(f"unknown encoder {encoder!r}")
+
+
 class NASH(nn.Module):
     """Encoder, binary latent, noisy channel, linear softmax decoder, optional label head."""
 
     def __init__(self, config: NashConfig) -> None:
         super().__init__()
         self.config = config
-        v, b, hid = config.vocab_size, config.n_bits, config.hidden
-        if config.encoder == "linear":
-            self.encoder = nn.Linear(v, b)
-            width = v
-            self.trunk = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
-        elif config.encoder == "mlp":
-            self.trunk = nn.Sequential(
-                nn.Dropout(config.dropout),
-                nn.Linear(v, hid),
-                nn.ReLU(),
-                nn.Linear(hid, hid),
-                nn.ReLU(),
-            )
-            width = hid
-            self.encoder = nn.Linear(hid, b)
-        else:
-            raise ValueError(f"unknown encoder {config.encoder!r}")
+        v, b = config.vocab_size, config.n_bits
+        self.trunk, width = make_trunk(config.encoder, v, config.hidden, config.dropout)
+        self.encoder = nn.Linear(width, b)
         # NASH-DN: a second head of the encoder gives log σ(x), one per bit.
         self.log_sigma = nn.Linear(width, b) if config.noise == "learned" else None
         if self.log_sigma is not None:

@@ -109,3 +109,43 @@ def test_supervised_head_single_and_multi_label():
         assert out["ce"] > 0
         out["ce"].backward()
         assert model.encoder.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("encoder", ["linear", "mlp"])
+def test_nash_and_vdsh_share_the_trunk_and_round_trip_their_weights(encoder):
+    from nashcli.baselines import VDSH, VdshConfig
+
+    nash = make("learned", encoder)
+    vdsh = VDSH(VdshConfig(vocab_size=30, n_bits=8, encoder=encoder, hidden=16))
+    trunk_keys = lambda m: sorted(k for k in m.state_dict() if k.startswith("trunk."))  # noqa: E731
+    assert trunk_keys(nash) == trunk_keys(vdsh)
+    if encoder == "mlp":  # the names saved models carry
+        names = ["trunk.1.bias", "trunk.1.weight", "trunk.3.bias", "trunk.3.weight"]
+        assert trunk_keys(nash) == names
+    x, _ = batch()
+    for model, fresh in (
+        (nash, make("learned", encoder)),
+        (vdsh, VDSH(VdshConfig(vocab_size=30, n_bits=8, encoder=encoder, hidden=16))),
+    ):
+        torch.nn.init.normal_(model.decoder.weight)  # differ from the fresh copy's weights
+        model.eval()
+        state = {k: torch.from_numpy(v.numpy().copy()) for k, v in model.state_dict().items()}
+        fresh.load_state_dict(state)
+        fresh.eval()
+        assert torch.equal(fresh.codes(x), model.codes(x))
+        assert torch.equal(fresh.decoder.weight, model.decoder.weight)
+
+
+def test_vdsh_loads_weights_saved_under_the_old_trunk_names():
+    from nashcli.baselines import VDSH, VdshConfig
+
+    config = VdshConfig(vocab_size=30, n_bits=8, encoder="mlp", hidden=16)
+    model = VDSH(config)
+    old = {}
+    for key, value in model.state_dict().items():  # how VDSH named its MLP layers before
+        old[key.replace("trunk.1.", "trunk.0.").replace("trunk.3.", "trunk.2.")] = value
+    assert "trunk.0.weight" in old and "trunk.1.weight" not in old
+    fresh = VDSH(config)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.trunk[1].weight, model.trunk[1].weight)
+    assert torch.equal(fresh.trunk[3].bias, model.trunk[3].bias)

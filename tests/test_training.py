@@ -132,3 +132,15 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(NashError):
             methods.resolve_device("cuda")
+
+
+@pytest.mark.parametrize("supervised", [False, True])
+def test_training_prints_no_warnings(problem, supervised):
+    # `nash eval` shares stderr with its progress display: a library warning garbles it.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("nash", "nash-dn", "vdsh", "nash-nbr", "nash-mlp"):
+            kw = {"supervised": supervised, "max_epochs": 2, "min_epochs": 1}
+            methods.fit_encode(method, 8, problem, **kw)

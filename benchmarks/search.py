@@ -11,7 +11,10 @@ search, have gone idle and do not slow whichever method comes next. Output with
 
   mode            "single" (one query per call) or "batch" (``--batch`` queries per call)
   n, bits, k      database size, code length, neighbours asked for
-  nash_ms         nashcli.search.hamming_topk, ms per query (batch: call time / batch size)
+  nash_ms         nashcli.search.hamming_topk, ms per query (batch: call time / batch size),
+                  with its default backend (``backend``: "c", the compiled kernel, where it was
+                  built; ``kernel``: its instruction set)
+  nash_numpy_ms   the same search with the numpy backend (backend="numpy"), same unit
   faiss_ms        faiss.IndexBinaryFlat.search with faiss's default threads, same unit
   numpy_naive_ms  xor + bitwise_count over row-major codes, argpartition, sort (per query)
   ratio           nash_ms / faiss_ms
@@ -47,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nashcli import search
 from nashcli.search import MultiIndexHashing, default_threads, hamming_topk
 
 
@@ -101,9 +105,14 @@ def _faiss_search(index, qbytes: np.ndarray, k: int, threads: int | None):
         faiss.omp_set_num_threads(default)
 
 
+def _numpy_backend(planes, queries, k, threads):
+    """hamming_topk with the numpy backend (what searches ran before the compiled kernel)."""
+    return hamming_topk(planes, queries, k, threads=threads, backend="numpy")
+
+
 def bench_single(codes, planes, index, queries, k, threads):
     """Per-query medians of every method, interleaved query by query with a rotating order."""
-    times = {"nash": [], "faiss": [], "faiss_1t": [], "naive": [], "copy": []}
+    times = {"nash": [], "nash_numpy": [], "faiss": [], "faiss_1t": [], "naive": [], "copy": []}
     agree = True
     qbytes = queries.view(np.uint8).reshape(len(queries), -1)
     copy_buf = np.empty_like(planes)
@@ -111,6 +120,7 @@ def bench_single(codes, planes, index, queries, k, threads):
         calls = {
             "copy": lambda: np.copyto(copy_buf, planes),
             "nash": lambda q=q: hamming_topk(planes, q, k, threads=threads)[1][0],
+            "nash_numpy": lambda q=q: _numpy_backend(planes, q, k, threads)[1][0],
             "faiss": lambda i=i: _faiss_search(index, qbytes[i : i + 1], k, None)[0],
             "faiss_1t": lambda i=i: _faiss_search(index, qbytes[i : i + 1], k, 1)[0],
             "naive": lambda q=q: naive_topk(codes, q, k),
@@ -121,14 +131,14 @@ def bench_single(codes, planes, index, queries, k, threads):
         for name in names:
             dt, got[name] = _timed(calls[name])
             times[name].append(dt)
-        for other in ("faiss", "faiss_1t", "naive"):  # (copy returns nothing to compare)
+        for other in ("nash_numpy", "faiss", "faiss_1t", "naive"):  # (copy returns nothing)
             agree &= bool(np.array_equal(got["nash"], got[other]))
     return {name: 1e3 * float(np.median(t)) for name, t in times.items()}, agree
 
 
 def bench_batch(codes, planes, index, queries, batch, k, threads, naive_batches):
     """Per-query time of whole batches; the order of the methods rotates from batch to batch."""
-    times = {"nash": [], "faiss": [], "faiss_1t": [], "naive": []}
+    times = {"nash": [], "nash_numpy": [], "faiss": [], "faiss_1t": [], "naive": []}
     agree = True
     n_batches = len(queries) // batch
     for b in range(n_batches):
@@ -136,6 +146,7 @@ def bench_batch(codes, planes, index, queries, batch, k, threads, naive_batches)
         qbytes = qb.view(np.uint8).reshape(batch, -1)
         calls = {
             "nash": lambda qb=qb: hamming_topk(planes, qb, k, threads=threads)[1],
+            "nash_numpy": lambda qb=qb: _numpy_backend(planes, qb, k, threads)[1],
             "faiss": lambda qbytes=qbytes: _faiss_search(index, qbytes, k, None),
             "faiss_1t": lambda qbytes=qbytes: _faiss_search(index, qbytes, k, 1),
         }
@@ -147,6 +158,7 @@ def bench_batch(codes, planes, index, queries, batch, k, threads, naive_batches)
             times[name].append(dt / batch)
         agree &= bool(np.array_equal(got["nash"], got["faiss"]))
         agree &= bool(np.array_equal(got["nash"], got["faiss_1t"]))
+        agree &= bool(np.array_equal(got["nash"], got["nash_numpy"]))
         if b < naive_batches:
             dt, naive = _timed(lambda qb=qb: np.stack([naive_topk(codes, q, k) for q in qb]))
             times["naive"].append(dt / batch)
@@ -302,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     bw = copy_bandwidth()
     print(
         f"copy bandwidth {bw / 1e9:.2f} GB/s; faiss threads {faiss.omp_get_max_threads()}; "
-        f"nash threads {threads}",
+        f"nash threads {threads}; nash backend {search.BACKEND} ({search.KERNEL})",
         file=sys.stderr,
     )
     rows = []
@@ -320,13 +332,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({
                 "mode": "single", "n": n, "bits": bits, "k": args.k,
                 "nash_ms": round(ms["nash"], 4), "faiss_ms": round(ms["faiss"], 4),
+                "nash_numpy_ms": round(ms["nash_numpy"], 4),
                 "numpy_naive_ms": round(ms["naive"], 4),
                 "ratio": round(ms["nash"] / ms["faiss"], 3), "agree": agree,
                 "faiss_1t_ms": round(ms["faiss_1t"], 4),
                 "ratio_1t": round(ms["nash"] / ms["faiss_1t"], 3),
                 "bound_ms": round(bound_ms, 4),
                 "bound_ratio": round(ms["nash"] / bound_ms, 2), "queries": args.queries,
-                "threads": threads,
+                "threads": threads, "backend": search.BACKEND, "kernel": search.KERNEL,
             })  # fmt: skip
             rows[-1]["load1"] = round(os.getloadavg()[0], 2)
             print(json.dumps(rows[-1]), file=sys.stderr)
@@ -337,11 +350,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({
                     "mode": "batch", "n": n, "bits": bits, "k": args.k, "batch": args.batch,
                     "nash_ms": round(ms["nash"], 4), "faiss_ms": round(ms["faiss"], 4),
+                    "nash_numpy_ms": round(ms["nash_numpy"], 4),
                     "numpy_naive_ms": None if ms["naive"] is None else round(ms["naive"], 4),
                     "ratio": round(ms["nash"] / ms["faiss"], 3), "agree": agree,
                     "faiss_1t_ms": round(ms["faiss_1t"], 4),
                     "ratio_1t": round(ms["nash"] / ms["faiss_1t"], 3),
                     "bound_ms": round(bound_ms, 4), "queries": nb, "threads": threads,
+                    "backend": search.BACKEND, "kernel": search.KERNEL,
                     "load1": round(os.getloadavg()[0], 2),
                 })  # fmt: skip
                 print(json.dumps(rows[-1]), file=sys.stderr)

@@ -16,11 +16,16 @@
  * instruction) where the CPU has it, else the popcnt instruction, else portable bit twiddling:
  * chosen at run time, so one build runs on any x86-64 (never -march=native).
  *
- * Top-k: each thread keeps, per query, a max-heap of keys (distance << 48 | position) and a
- * bound (the k-th distance once it has k). A code enters only if its distance is *strictly*
- * under the bound: a thread sees positions in increasing order, so a code that merely ties the
- * k-th best comes after it and loses the tie. The threads' heaps are merged and sorted at the
- * end, which orders every row by (distance, position) exactly like a stable brute-force sort.
+ * Top-k: each thread keeps, per query, an array of keys (distance << 48 | position) in position
+ * order and a bound. A code is appended (branch-free in the scalar loop, one compress-store per
+ * 8 codes in the AVX-512 one) only if its distance is *strictly* under the bound. When the array
+ * is full it is pruned back to the k best with a histogram of the distances (they are small
+ * integers): the new bound D is the k-th distance, every key under D stays and the earliest ones
+ * at D fill the rest. A thread sees positions in increasing order, so a later code that merely
+ * ties the k-th best loses the tie and may be refused. At the end each thread's keys are sorted
+ * (a stable counting sort by distance, positions already ascending) and the threads' lists are
+ * merged: every row comes out ordered by (distance, position), exactly like a stable brute-force
+ * sort.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -49,38 +54,57 @@ static const char *const ISA_NAMES[N_ISAS] = {"generic", "popcnt", "avx512vpopcn
 /* Per-query top-k state */
 
 typedef struct {
-    uint64_t *heap; /* max-heap of keys: the worst kept candidate at heap[0] */
+    uint64_t *keys; /* candidates in position order; the first ones the k best of a prune */
     size_t size;
     uint64_t bound; /* admit a distance d only if d < bound */
 } Top;
 
-/* Add key (whose distance is < t->bound) to t, keeping the k best keys. */
-static inline void top_push(Top *t, size_t k, uint64_t key) {
-    uint64_t *h = t->heap;
-    size_t i;
-    if (t->size < k) {
-        i = t->size++;
-        while (i > 0) {
-            size_t p = (i - 1) / 2;
-            if (h[p] >= key) break;
-            h[i] = h[p];
-            i = p;
-        }
-        h[i] = key;
-        if (t->size == k) t->bound = h[0] >> IDX_BITS;
-        return;
+typedef struct { /* what pruning needs, per thread */
+    size_t k, cap;  /* keep k; prune when fewer than 16 free slots of cap remain */
+    uint64_t maxd;  /* the largest possible distance (64 * words) */
+    uint32_t *hist; /* maxd + 1 counters */
+    uint64_t *tmp;  /* k keys (for sorting) */
+} Sel;
+
+/* Keep the k best keys by (distance, position); set the bound to the k-th distance. */
+static void top_prune(Top *t, const Sel *s) {
+    const size_t n = t->size, k = s->k;
+    uint64_t *keys = t->keys;
+    if (n < k) return;
+    uint32_t *h = s->hist;
+    memset(h, 0, (size_t)(s->maxd + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++) h[keys[i] >> IDX_BITS]++;
+    size_t below = 0; /* keys with distance < D */
+    uint64_t D = 0;
+    while (below + h[D] < k) below += h[D++];
+    size_t need = k - below; /* how many at distance D to keep: the earliest */
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t key = keys[i], d = key >> IDX_BITS;
+        int tie = d == D && need > 0;
+        need -= (size_t)tie;
+        keys[j] = key;
+        j += (size_t)(d < D || tie);
     }
-    i = 0; /* full: key beats the root (smaller distance); replace it and sift down */
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= k) break;
-        if (c + 1 < k && h[c + 1] > h[c]) c++;
-        if (h[c] <= key) break;
-        h[i] = h[c];
-        i = c;
+    t->size = k;
+    t->bound = D;
+}
+
+/* Prune to at most k and sort by (distance, position): a stable counting sort by distance. */
+static void top_finish(Top *t, const Sel *s) {
+    top_prune(t, s);
+    const size_t n = t->size;
+    uint32_t *h = s->hist;
+    memset(h, 0, (size_t)(s->maxd + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++) h[t->keys[i] >> IDX_BITS]++;
+    uint32_t start = 0;
+    for (uint64_t d = 0; d <= s->maxd; d++) {
+        uint32_t c = h[d];
+        h[d] = start;
+        start += c;
     }
-    h[i] = key;
-    t->bound = h[0] >> IDX_BITS;
+    for (size_t i = 0; i < n; i++) s->tmp[h[t->keys[i] >> IDX_BITS]++] = t->keys[i];
+    memcpy(t->keys, s->tmp, n * sizeof(uint64_t));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -102,21 +126,31 @@ static inline uint64_t popcount_swar(uint64_t x) {
 #define DEFINE_SCALAR(NAME, ATTR, POPC)                                                         \
     ATTR ALWAYS_INLINE void NAME##_topk_nw(const uint64_t *const *p, const int nw,             \
                                            const uint64_t *q, size_t lo, size_t hi, Top *t,    \
-                                           size_t k) {                                         \
-        for (size_t i = lo; i < hi; i++) {                                                     \
+                                           const Sel *s) {                                     \
+        uint64_t *keys = t->keys, bound = t->bound;                                            \
+        size_t size = t->size;                                                                 \
+        for (size_t i = lo; i < hi; i++) { /* branch-free: write always, keep if under */      \
             uint64_t d;                                                                        \
             SCALAR_DIST(POPC, nw, i, d);                                                       \
-            if (d < t->bound) top_push(t, k, (d << IDX_BITS) | i);                             \
+            keys[size] = (d << IDX_BITS) | i;                                                  \
+            size += d < bound;                                                                 \
+            if (__builtin_expect(size == s->cap, 0)) {                                         \
+                t->size = size;                                                                \
+                top_prune(t, s);                                                               \
+                size = t->size;                                                                \
+                bound = t->bound;                                                              \
+            }                                                                                  \
         }                                                                                      \
+        t->size = size;                                                                        \
     }                                                                                          \
     ATTR static void NAME##_topk(const uint64_t *const *p, int nw, const uint64_t *q,          \
-                                 size_t lo, size_t hi, Top *t, size_t k) {                     \
+                                 size_t lo, size_t hi, Top *t, const Sel *s) {                 \
         switch (nw) {                                                                          \
-            case 1: NAME##_topk_nw(p, 1, q, lo, hi, t, k); break;                              \
-            case 2: NAME##_topk_nw(p, 2, q, lo, hi, t, k); break;                              \
-            case 3: NAME##_topk_nw(p, 3, q, lo, hi, t, k); break;                              \
-            case 4: NAME##_topk_nw(p, 4, q, lo, hi, t, k); break;                              \
-            default: NAME##_topk_nw(p, nw, q, lo, hi, t, k); break;                            \
+            case 1: NAME##_topk_nw(p, 1, q, lo, hi, t, s); break;                              \
+            case 2: NAME##_topk_nw(p, 2, q, lo, hi, t, s); break;                              \
+            case 3: NAME##_topk_nw(p, 3, q, lo, hi, t, s); break;                              \
+            case 4: NAME##_topk_nw(p, 4, q, lo, hi, t, s); break;                              \
+            default: NAME##_topk_nw(p, nw, q, lo, hi, t, s); break;                            \
         }                                                                                      \
     }                                                                                          \
     ATTR ALWAYS_INLINE void NAME##_dist_nw(const uint64_t *const *p, const int nw,             \
@@ -157,19 +191,20 @@ ATTR_AVX512 ALWAYS_INLINE __m512i avx512_dist8(const uint64_t *const *p, const _
     return acc;
 }
 
-ATTR_AVX512 ALWAYS_INLINE void avx512_take(Top *t, size_t k, __m512i acc, __mmask8 m, size_t i) {
-    uint64_t d[8];
-    _mm512_storeu_si512((void *)d, acc);
-    do {
-        int b = __builtin_ctz((unsigned)m);
-        m &= (__mmask8)(m - 1);
-        if (d[b] < t->bound) top_push(t, k, (d[b] << IDX_BITS) | (i + (size_t)b));
-    } while (m);
+/* Append the keys of the codes i..i+7 selected by m. */
+ATTR_AVX512 ALWAYS_INLINE void avx512_take(Top *t, const Sel *s, __m512i acc, __mmask8 m,
+                                           size_t i) {
+    if (t->size + 8 > s->cap) top_prune(t, s);
+    const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i key = _mm512_or_si512(_mm512_slli_epi64(acc, IDX_BITS),
+                                  _mm512_add_epi64(_mm512_set1_epi64((long long)i), lanes));
+    _mm512_mask_compressstoreu_epi64((void *)(t->keys + t->size), m, key);
+    t->size += (size_t)__builtin_popcount((unsigned)m);
 }
 
 ATTR_AVX512 ALWAYS_INLINE void avx512_topk_nw(const uint64_t *const *p, const int nw,
                                               const uint64_t *q, size_t lo, size_t hi, Top *t,
-                                              size_t k) {
+                                              const Sel *s) {
     __m512i qv[8];
     for (int w = 0; w < nw; w++) qv[w] = _mm512_set1_epi64((long long)q[w]);
     __m512i bv = _mm512_set1_epi64((long long)t->bound);
@@ -180,8 +215,8 @@ ATTR_AVX512 ALWAYS_INLINE void avx512_topk_nw(const uint64_t *const *p, const in
         __mmask8 m0 = _mm512_cmplt_epu64_mask(a0, bv);
         __mmask8 m1 = _mm512_cmplt_epu64_mask(a1, bv);
         if (__builtin_expect((m0 | m1) != 0, 0)) {
-            if (m0) avx512_take(t, k, a0, m0, i);
-            if (m1) avx512_take(t, k, a1, m1, i + 8);
+            if (m0) avx512_take(t, s, a0, m0, i);
+            if (m1) avx512_take(t, s, a1, m1, i + 8);
             bv = _mm512_set1_epi64((long long)t->bound);
         }
     }
@@ -190,24 +225,24 @@ ATTR_AVX512 ALWAYS_INLINE void avx512_topk_nw(const uint64_t *const *p, const in
         __m512i a = avx512_dist8(p, qv, nw, i, live);
         __mmask8 m = _mm512_mask_cmplt_epu64_mask(live, a, bv);
         if (m) {
-            avx512_take(t, k, a, m, i);
+            avx512_take(t, s, a, m, i);
             bv = _mm512_set1_epi64((long long)t->bound);
         }
     }
 }
 
 ATTR_AVX512 static void avx512_topk(const uint64_t *const *p, int nw, const uint64_t *q,
-                                    size_t lo, size_t hi, Top *t, size_t k) {
+                                    size_t lo, size_t hi, Top *t, const Sel *s) {
     switch (nw) {
-        case 1: avx512_topk_nw(p, 1, q, lo, hi, t, k); break;
-        case 2: avx512_topk_nw(p, 2, q, lo, hi, t, k); break;
-        case 3: avx512_topk_nw(p, 3, q, lo, hi, t, k); break;
-        case 4: avx512_topk_nw(p, 4, q, lo, hi, t, k); break;
-        case 5: avx512_topk_nw(p, 5, q, lo, hi, t, k); break;
-        case 6: avx512_topk_nw(p, 6, q, lo, hi, t, k); break;
-        case 7: avx512_topk_nw(p, 7, q, lo, hi, t, k); break;
-        case 8: avx512_topk_nw(p, 8, q, lo, hi, t, k); break;
-        default: popcnt_topk(p, nw, q, lo, hi, t, k); break;
+        case 1: avx512_topk_nw(p, 1, q, lo, hi, t, s); break;
+        case 2: avx512_topk_nw(p, 2, q, lo, hi, t, s); break;
+        case 3: avx512_topk_nw(p, 3, q, lo, hi, t, s); break;
+        case 4: avx512_topk_nw(p, 4, q, lo, hi, t, s); break;
+        case 5: avx512_topk_nw(p, 5, q, lo, hi, t, s); break;
+        case 6: avx512_topk_nw(p, 6, q, lo, hi, t, s); break;
+        case 7: avx512_topk_nw(p, 7, q, lo, hi, t, s); break;
+        case 8: avx512_topk_nw(p, 8, q, lo, hi, t, s); break;
+        default: popcnt_topk(p, nw, q, lo, hi, t, s); break;
     }
 }
 
@@ -236,7 +271,7 @@ ATTR_AVX512 static void avx512_dist(const uint64_t *const *p, int nw, const uint
 #endif
 
 typedef void (*topk_fn)(const uint64_t *const *, int, const uint64_t *, size_t, size_t, Top *,
-                        size_t);
+                        const Sel *);
 typedef void (*dist_fn)(const uint64_t *const *, int, const uint64_t *, size_t, size_t,
                         int32_t *);
 
@@ -270,6 +305,11 @@ static dist_fn dist_kernel(int isa) {
 /* ------------------------------------------------------------------------------------------ */
 /* A job shared by the threads of one call */
 
+typedef struct { /* one thread's top-k state: Tops of every query, Sel, and their memory */
+    Top *tops;
+    Sel sel;
+} State;
+
 typedef struct {
     /* inputs */
     const uint64_t *const *planes;
@@ -288,25 +328,38 @@ typedef struct {
     int active; /* helpers working (the caller waits for these only) */
     int refs;   /* the caller + helpers not yet finished; the last one frees the job */
     int n_states;
-    Top *states[MAX_THREADS]; /* per finished worker: nq Tops (heaps in one block after them) */
+    State *states[MAX_THREADS]; /* every worker's, once it finished (the caller's first) */
 } Job;
 
-static Top *alloc_state(size_t nq, size_t k) {
-    size_t bytes = nq * sizeof(Top) + nq * k * sizeof(uint64_t);
-    Top *tops = (Top *)malloc(bytes ? bytes : 1);
-    if (!tops) return NULL;
-    uint64_t *heaps = (uint64_t *)(tops + nq);
+/* Room for k kept keys plus at least as many (and 256) new ones between prunes. */
+static size_t capacity(size_t k) { return k + (k > 256 ? k : 256); }
+
+static State *alloc_state(const Job *job) {
+    const size_t nq = job->nq, k = job->k, cap = capacity(k);
+    const uint64_t maxd = 64 * (uint64_t)job->nw;
+    /* one block: State, Tops, keys, tmp, hist (8-byte pieces first) */
+    size_t bytes = sizeof(State) + nq * sizeof(Top) + (nq * cap + k) * sizeof(uint64_t) +
+                   (size_t)(maxd + 1) * sizeof(uint32_t);
+    State *st = (State *)malloc(bytes);
+    if (!st) return NULL;
+    st->tops = (Top *)(st + 1);
+    uint64_t *keys = (uint64_t *)(st->tops + nq);
     for (size_t j = 0; j < nq; j++) {
-        tops[j].heap = heaps + j * k;
-        tops[j].size = 0;
-        tops[j].bound = UINT64_MAX;
+        st->tops[j].keys = keys + j * cap;
+        st->tops[j].size = 0;
+        st->tops[j].bound = UINT64_MAX;
     }
-    return tops;
+    st->sel.k = k;
+    st->sel.cap = cap;
+    st->sel.maxd = maxd;
+    st->sel.tmp = keys + nq * cap;
+    st->sel.hist = (uint32_t *)(st->sel.tmp + k);
+    return st;
 }
 
-/* Scan every chunk this thread can claim. */
-static void work(Job *job, Top *tops) {
-    const size_t n = job->n, nq = job->nq, k = job->k, block = job->block;
+/* Scan every chunk this thread can claim; then sort its candidates (top-k mode). */
+static void work(Job *job, State *st) {
+    const size_t n = job->n, nq = job->nq, block = job->block;
     const int nw = job->nw;
     for (;;) {
         size_t c = __atomic_fetch_add(&job->next_chunk, 1, __ATOMIC_RELAXED);
@@ -319,12 +372,14 @@ static void work(Job *job, Top *tops) {
                 const uint64_t *q = job->queries + j * (size_t)nw;
                 if (job->dist_out) {
                     job->dist(job->planes, nw, q, b, e, job->dist_out + j * n);
-                } else if (tops[j].bound > 0) { /* bound 0: k exact matches already */
-                    job->topk(job->planes, nw, q, b, e, &tops[j], k);
+                } else if (st->tops[j].bound > 0) { /* bound 0: k exact matches already */
+                    job->topk(job->planes, nw, q, b, e, &st->tops[j], &st->sel);
                 }
             }
         }
     }
+    if (st)
+        for (size_t j = 0; j < nq; j++) top_finish(&st->tops[j], &st->sel);
 }
 
 static void job_release(Job *job) {
@@ -349,10 +404,10 @@ static void *helper_main(void *arg) {
         job_release(job);
         return NULL;
     }
-    Top *tops = job->dist_out ? NULL : alloc_state(job->nq, job->k);
-    if (tops || job->dist_out) work(job, tops); /* out of memory: the others do the chunks */
+    State *st = job->dist_out ? NULL : alloc_state(job);
+    if (st || job->dist_out) work(job, st); /* out of memory: the others do the chunks */
     pthread_mutex_lock(&job->mu);
-    if (tops) job->states[job->n_states++] = tops;
+    if (st) job->states[job->n_states++] = st;
     job->active--;
     pthread_cond_signal(&job->cv);
     pthread_mutex_unlock(&job->mu);
@@ -360,18 +415,39 @@ static void *helper_main(void *arg) {
     return NULL;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
+/* Merge each query's sorted lists (one per thread) into its first k keys. */
+static void merge(Job *job, int64_t *out_idx, int32_t *out_dist) {
+    const size_t k = job->k;
+    const int T = job->n_states;
+    for (size_t j = 0; j < job->nq; j++) {
+        const uint64_t *list[MAX_THREADS];
+        size_t left[MAX_THREADS];
+        for (int s = 0; s < T; s++) {
+            list[s] = job->states[s]->tops[j].keys;
+            left[s] = job->states[s]->tops[j].size;
+        }
+        for (size_t r = 0; r < k; r++) { /* k <= n: every code was seen by some thread */
+            int best = -1;
+            for (int s = 0; s < T; s++)
+                if (left[s] && (best < 0 || *list[s] < *list[best])) best = s;
+            uint64_t key = *list[best]++;
+            left[best]--;
+            out_idx[j * k + r] = (int64_t)(key & IDX_MASK);
+            out_dist[j * k + r] = (int32_t)(key >> IDX_BITS);
+        }
+    }
 }
 
 /* Run the job on the caller plus up to threads-1 helpers; merge top-k into the outputs.
  * Returns 0, or -1 if memory ran out (nothing written). Called without the GIL. */
 static int run_job(Job *job, int threads, int64_t *out_idx, int32_t *out_dist) {
-    Top *mine = NULL;
-    if (!job->dist_out && !(mine = alloc_state(job->nq, job->k))) {
-        free(job);
-        return -1;
+    State *mine = NULL;
+    if (!job->dist_out) {
+        if (!(mine = alloc_state(job))) {
+            free(job);
+            return -1;
+        }
+        job->states[job->n_states++] = mine;
     }
     pthread_mutex_init(&job->mu, NULL);
     pthread_cond_init(&job->cv, NULL);
@@ -396,36 +472,10 @@ static int run_job(Job *job, int threads, int64_t *out_idx, int32_t *out_dist) {
     pthread_mutex_lock(&job->mu);
     job->closed = 1;
     while (job->active > 0) pthread_cond_wait(&job->cv, &job->mu);
-    int n_states = job->n_states;
     pthread_mutex_unlock(&job->mu);
-    int rc = 0;
-    if (!job->dist_out) { /* merge: all kept keys of a query, sorted, first k */
-        const size_t k = job->k;
-        uint64_t *keys = (uint64_t *)malloc((size_t)(n_states + 1) * k * sizeof(uint64_t));
-        if (!keys) {
-            rc = -1;
-        } else {
-            for (size_t j = 0; j < job->nq; j++) {
-                size_t m = 0;
-                memcpy(keys, mine[j].heap, mine[j].size * sizeof(uint64_t));
-                m = mine[j].size;
-                for (int s = 0; s < n_states; s++) {
-                    Top *t = &job->states[s][j];
-                    memcpy(keys + m, t->heap, t->size * sizeof(uint64_t));
-                    m += t->size;
-                }
-                qsort(keys, m, sizeof(uint64_t), cmp_u64);
-                for (size_t r = 0; r < k; r++) { /* m >= k: every code was seen by someone */
-                    out_idx[j * k + r] = (int64_t)(keys[r] & IDX_MASK);
-                    out_dist[j * k + r] = (int32_t)(keys[r] >> IDX_BITS);
-                }
-            }
-            free(keys);
-        }
-        free(mine);
-    }
+    if (!job->dist_out) merge(job, out_idx, out_dist);
     job_release(job);
-    return rc;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */

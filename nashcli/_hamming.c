@@ -569,7 +569,11 @@ static int check_isa(int isa) {
 static void set_sizes(Job *job, int threads) {
     size_t block = 32768 / (8 * (size_t)job->nw); /* all planes of a block: 32 KB, in L1 */
     if (block < 256) block = 256;
-    size_t chunk = (size_t)1 << 16;
+    /* about 2**20 code-query pairs per chunk: small enough that the last chunks balance the
+     * threads (and a thread descheduled by other processes holds up little), large enough that
+     * claiming one costs nothing */
+    size_t chunk = ((size_t)1 << 20) / (job->nq ? job->nq : 1);
+    if (chunk > ((size_t)1 << 16)) chunk = (size_t)1 << 16;
     size_t per_thread = (job->n + 4 * (size_t)threads - 1) / (4 * (size_t)threads);
     if (chunk > per_thread) chunk = per_thread; /* several chunks per thread on small inputs */
     if (chunk < block) chunk = block;

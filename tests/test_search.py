@@ -65,6 +65,24 @@ def test_many_chunks_and_threads_agree_with_brute_force(backend: str) -> None:
         np.testing.assert_array_equal(idx, want_idx)
 
 
+@pytest.mark.parametrize("bits", [16, 64, 128])
+def test_clustered_codes_many_prunes_and_threads(bits: int, backend: str) -> None:
+    # Clustered codes (neighbours far closer than random, heavy ties) over ~20k documents, k on
+    # both sides of the kernel's prune capacity (256 new candidates, or k), 1-4 threads: every
+    # row must equal the stable brute-force order.
+    rng = np.random.default_rng(bits + 11)
+    centres = random_bits(rng, 30, bits)
+    n = 20_011
+    db = centres[rng.integers(0, 30, n)] ^ random_bits(rng, n, bits, p=0.06)
+    queries = np.concatenate([centres[:4], random_bits(rng, 3, bits), db[[0, 9_999, n - 1]]])
+    planes = to_planes(pack_codes(db))
+    want_idx, want_dist = brute(db, queries, 700)
+    for k, threads in ((1, 2), (5, 1), (256, 3), (257, 2), (700, 4)):
+        idx, dist = hamming_topk(planes, pack_codes(queries), k, threads=threads, backend=backend)
+        np.testing.assert_array_equal(dist, want_dist[:, :k])
+        np.testing.assert_array_equal(idx, want_idx[:, :k])
+
+
 def test_k_at_least_n_returns_everything_sorted(backend: str) -> None:
     rng = np.random.default_rng(1)
     db = random_bits(rng, 40, 64)
@@ -277,7 +295,8 @@ def test_a_batch_too_large_for_one_pass_is_split(monkeypatch: pytest.MonkeyPatch
     rng = np.random.default_rng(7)
     db = random_bits(rng, 500, 64)
     queries = random_bits(rng, 11, 64)
-    idx, dist = hamming_topk(to_planes(pack_codes(db)), pack_codes(queries), 20)
+    # (the numpy backend packs (query, distance, position) into int64 sort keys; the kernel not)
+    idx, dist = hamming_topk(to_planes(pack_codes(db)), pack_codes(queries), 20, backend="numpy")
     want_idx, want_dist = brute(db, queries, 20)
     np.testing.assert_array_equal(idx, want_idx)
     np.testing.assert_array_equal(dist, want_dist)

@@ -144,3 +144,16 @@ def test_training_prints_no_warnings(problem, supervised):
         for method in ("nash", "nash-dn", "vdsh", "nash-nbr", "nash-mlp"):
             kw = {"supervised": supervised, "max_epochs": 2, "min_epochs": 1}
             methods.fit_encode(method, 8, problem, **kw)
+
+
+def test_validation_score_is_the_tie_aware_precision():
+    from nashcli.metrics import hamming_distance_matrix, label_hits, precision_from_distances
+    from nashcli.training import tie_aware_precision
+
+    rng = np.random.default_rng(3)
+    db, q = rng.random((300, 8)) < 0.5, rng.random((40, 8)) < 0.5
+    ydb, yq = rng.random((300, 5)) < 0.3, rng.random((40, 5)) < 0.3
+    dist, hits = hamming_distance_matrix(q, db), label_hits(yq, ydb)
+    for k in (1, 10, 100):
+        expected = precision_from_distances(dist, hits, k)[1]
+        assert tie_aware_precision(dist, hits, k) == pytest.approx(expected, abs=1e-12)

@@ -123,23 +123,43 @@ static inline uint64_t popcount_swar(uint64_t x) {
         for (int w_ = 1; w_ < (NW); w_++) d += POPC(p[w_][i] ^ q[w_]); \
     } while (0)
 
+/* Append code i at distance d if d is under the bound (branch-free: write always, keep if
+ * under); prune when the array is full. Uses keys, size, bound, t and s of the caller. */
+#define SCALAR_KEEP(d, i)                                  \
+    do {                                                   \
+        keys[size] = ((d) << IDX_BITS) | (i);              \
+        size += (d) < bound;                               \
+        if (__builtin_expect(size == s->cap, 0)) {         \
+            t->size = size;                                \
+            top_prune(t, s);                               \
+            size = t->size;                                \
+            bound = t->bound;                              \
+        }                                                  \
+    } while (0)
+
 #define DEFINE_SCALAR(NAME, ATTR, POPC)                                                         \
     ATTR ALWAYS_INLINE void NAME##_topk_nw(const uint64_t *const *p, const int nw,             \
                                            const uint64_t *q, size_t lo, size_t hi, Top *t,    \
                                            const Sel *s) {                                     \
         uint64_t *keys = t->keys, bound = t->bound;                                            \
-        size_t size = t->size;                                                                 \
-        for (size_t i = lo; i < hi; i++) { /* branch-free: write always, keep if under */      \
+        size_t size = t->size, i = lo;                                                         \
+        /* Four codes per test: once the bound is tight almost no code passes, so the common   \
+         * case is four distances, one well-predicted branch and no store. */                   \
+        for (; i + 4 <= hi; i += 4) {                                                          \
+            uint64_t d4[4];                                                                    \
+            SCALAR_DIST(POPC, nw, i, d4[0]);                                                   \
+            SCALAR_DIST(POPC, nw, i + 1, d4[1]);                                               \
+            SCALAR_DIST(POPC, nw, i + 2, d4[2]);                                               \
+            SCALAR_DIST(POPC, nw, i + 3, d4[3]);                                               \
+            if (__builtin_expect(((d4[0] < bound) | (d4[1] < bound) | (d4[2] < bound) |        \
+                                  (d4[3] < bound)) == 0, 1))                                   \
+                continue;                                                                      \
+            for (int u = 0; u < 4; u++) SCALAR_KEEP(d4[u], i + u);                             \
+        }                                                                                      \
+        for (; i < hi; i++) {                                                                  \
             uint64_t d;                                                                        \
             SCALAR_DIST(POPC, nw, i, d);                                                       \
-            keys[size] = (d << IDX_BITS) | i;                                                  \
-            size += d < bound;                                                                 \
-            if (__builtin_expect(size == s->cap, 0)) {                                         \
-                t->size = size;                                                                \
-                top_prune(t, s);                                                               \
-                size = t->size;                                                                \
-                bound = t->bound;                                                              \
-            }                                                                                  \
+            SCALAR_KEEP(d, i);                                                                 \
         }                                                                                      \
         t->size = size;                                                                        \
     }                                                                                          \

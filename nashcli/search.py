@@ -24,6 +24,7 @@ above, used where the extension was not built (or with ``NASH_SEARCH_BACKEND=num
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -416,13 +417,76 @@ def hamming_topk(
     isa = _kernel_isa(backend, rows)
     if k == 0 or n_q == 0:
         return np.empty((n_q, k), dtype=np.int64), np.empty((n_q, k), dtype=np.int32)
+    mappings = _file_mappings(rows) if n > _MAPPED_SEGMENT else None
+    if not mappings:
+        return _topk_rows(rows, qwords, k, threads, isa)
+    # A file-mapped database is scanned a segment at a time, and each segment's pages are
+    # dropped from this process once scanned, so the search never adds the whole file to RSS.
+    idx_parts, dist_parts = [], []
+    for lo in range(0, n, _MAPPED_SEGMENT):
+        hi = min(n, lo + _MAPPED_SEGMENT)
+        idx, dist = _topk_rows([r[lo:hi] for r in rows], qwords, min(k, hi - lo), threads, isa)
+        idx_parts.append(idx + lo)
+        dist_parts.append(dist)
+        _release_pages(rows, mappings, lo, hi)
+    idx, dist = np.concatenate(idx_parts, axis=1), np.concatenate(dist_parts, axis=1)
+    # Segments come in database order, so a stable sort by distance keeps ties by position.
+    best = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(idx, best, axis=1), np.take_along_axis(dist, best, axis=1)
+
+
+def _topk_rows(
+    rows: list[np.ndarray], qwords: np.ndarray, k: int, threads: int | None, isa: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of every query over ``rows`` with the compiled kernel (``isa``) or numpy."""
     if isa is not None:
+        n_q = len(qwords)
         idx = np.empty((n_q, k), dtype=np.int64)
         dist = np.empty((n_q, k), dtype=np.int32)
-        t = _kernel_threads(threads, n, n_q, len(rows))
+        t = _kernel_threads(threads, len(rows[0]), n_q, len(rows))
         _hamming.topk(rows, qwords, k, idx, dist, t, isa)
         return idx, dist
     return _topk_numpy(rows, qwords, k, threads)
+
+
+#: Codes per segment when the planes are a file mapping (32 MB of each plane).
+_MAPPED_SEGMENT = 1 << 22
+
+
+def _file_mappings(rows: list[np.ndarray]) -> list | None:
+    """Each plane's shared file mapping (``mmap.mmap`` of an ``np.memmap`` opened "r", "r+" or
+    "w+"), or None where none of them is one. Copy-on-write mappings ("c") are left alone:
+    dropping their pages would drop the caller's private changes."""
+    if not hasattr(mmap, "MADV_DONTNEED"):
+        return None
+    found = []
+    for row in rows:
+        base, shared = row, False
+        while base is not None and not isinstance(base, mmap.mmap):
+            if isinstance(base, np.memmap):
+                shared = base.mode in ("r", "r+", "w+", "readonly", "readwrite", "write")
+            base = getattr(base, "base", None)
+        found.append(base if shared else None)
+    return found if any(m is not None for m in found) else None
+
+
+def _release_pages(rows: list[np.ndarray], mappings: list, lo: int, hi: int) -> None:
+    """Drop the pages of codes lo..hi from this process's mappings (``MADV_DONTNEED``): they
+    stay in the page cache, so a later search maps them again without reading the disk."""
+    page = mmap.PAGESIZE
+    for row, mm in zip(rows, mappings, strict=True):
+        if mm is None:
+            continue
+        try:
+            start = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+            a = row.ctypes.data - start + 8 * lo
+            b = a + 8 * (hi - lo)
+            a = -(-a // page) * page  # whole pages inside the range only
+            b = b // page * page
+            if b > a:
+                mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+        except (OSError, ValueError, TypeError):  # a closed mapping, or no madvise here
+            pass
 
 
 def _topk_numpy(

@@ -176,6 +176,38 @@ def test_memmapped_index_is_scanned_without_a_copy(tmp_path, backend: str) -> No
         assert grew < n * 8 / 4, f"anonymous memory grew {grew} bytes for a {n * 8} byte index"
 
 
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MADV_DONTNEED"), reason="no madvise")
+def test_a_mapped_index_is_searched_by_segments_and_left_out_of_rss(
+    tmp_path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 16 MB of codes in 2 MB segments: exact answers (ties across segments by position), and the
+    # scanned pages are dropped from the process, so RSS grows by far less than the codes.
+    psutil = pytest.importorskip("psutil")
+    monkeypatch.setattr(search, "_MAPPED_SEGMENT", 1 << 18)
+    n, rng = 1 << 21, np.random.default_rng(8)
+    bits = random_bits(rng, n, 16, p=0.5)  # 16-bit codes: many ties at every distance
+    path = tmp_path / "planes.u64"
+    m = np.memmap(path, dtype=np.uint64, mode="w+", shape=(1, n))
+    m[:] = to_planes(pack_codes(bits))
+    m.flush()
+    del m
+    q_bits = random_bits(rng, 3, 16)
+    queries = pack_codes(q_bits)
+    want_idx, want_dist = hamming_topk(np.fromfile(path, dtype=np.uint64)[None], queries, 300)
+    planes = np.memmap(path, dtype=np.uint64, mode="r", shape=(1, n))
+    before = psutil.Process().memory_info().rss
+    idx, dist = hamming_topk(planes, queries, 300, backend=backend)
+    grew = psutil.Process().memory_info().rss - before
+    np.testing.assert_array_equal(dist, want_dist)
+    np.testing.assert_array_equal(idx, want_idx)
+    assert grew < n * 8 / 2, f"RSS grew {grew} bytes searching a {n * 8} byte mapped index"
+    # A copy-on-write mapping keeps its pages (dropping them would drop private changes).
+    cow = np.memmap(path, dtype=np.uint64, mode="c", shape=(1, n))
+    cow[0, 5] ^= np.uint64(1)
+    hamming_topk(cow, queries, 10, backend=backend)
+    assert cow[0, 5] == np.fromfile(path, dtype=np.uint64)[5] ^ np.uint64(1)
+
+
 def test_the_kernel_reads_memmaps_in_place_and_scans_odd_layouts_with_numpy(tmp_path) -> None:
     if search.BACKEND != "c":
         pytest.skip("the compiled kernel is not built here")

@@ -281,6 +281,7 @@ def bench_memory(n: int, bits: int, k: int, batch: int, threads: int | None) -> 
                 row[f"{key}_delta"] = after[key] - before[key]
             row["seconds"] = round(dt, 4)
             row["anon_under_codes"] = row["rss_anon_delta"] < row["codes_bytes"]
+            row["rss_under_codes"] = row["rss_delta"] < row["codes_bytes"]
             rows.append(row)
             del planes
     return rows

@@ -49,6 +49,14 @@ ARCHIVES: dict[str, tuple[str, str]] = {
     ),
 }
 
+#: Variants of the known datasets prepared as the VDSH release that the NASH paper (and most
+#: later semantic-hashing papers) evaluated on: ``NAME-vdsh`` is :func:`vdsh_release` of ``NAME``.
+#: Reuters gets the release's 20 category-name-token labels, newsgroup posts lose their headers.
+VDSH_VARIANTS: dict[str, tuple[str, dict]] = {
+    "reuters-vdsh": ("reuters", {"label_tokens": 20}),
+    "20ng-vdsh": ("20ng", {"strip_posts": True}),
+}
+
 SPLITS = ("train", "validation", "test")
 
 #: Seed of the permutation that carves the validation part out of a canonical training split.
@@ -111,11 +119,14 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
     text = str(name_or_path)
     if text in DATASET_FILES:
         return _load_known(text, data_dir)
+    if text in VDSH_VARIANTS:
+        base, options = VDSH_VARIANTS[text]
+        return vdsh_release(_load_known(base, data_dir), name=text, **options)
     path = Path(text).expanduser()
     if not path.exists():
         if "/" in text or text.endswith((".gz", ".jsonl")):
             raise NashError(f"dataset file not found: {path}")
-        known = ", ".join(DATASET_FILES)
+        known = ", ".join([*DATASET_FILES, *VDSH_VARIANTS])
         raise NashError(f"unknown dataset {text!r}: use one of {known}, or a path to a .jsonl.gz")
     return _load_path(path)
 
@@ -456,6 +467,82 @@ def download(name: str, data_dir: str | Path | None = None) -> Path:
         raise NashError(f"download of {url} failed: {error}") from None
     partial.replace(target)
     return target
+
+
+# --------------------------------------------------------------------------------------------
+# The VDSH release
+
+
+def vdsh_release(
+    dataset: Dataset,
+    name: str | None = None,
+    *,
+    label_tokens: int | None = None,
+    strip_posts: bool = False,
+    seed: int = 0,
+) -> Dataset:
+    """``dataset`` prepared the way the VDSH release that NASH and its successors evaluated on
+    was (Chaidaroon & Fang's preprocessing scripts, ``create_{multi,single}_label_dataset.py``).
+
+    - ``strip_posts`` (20 Newsgroups): posts lose their headers, signature footers and quoted
+      lines (scikit-learn's ``remove=("headers", "footers", "quotes")``).
+    - ``label_tokens`` (Reuters: 20): the labels become the most frequent *tokens* of the
+      training documents' category names, so ``money-fx`` and ``money-supply`` both carry
+      ``money``; a document's labels are the tokens of its categories among them.
+    - A document's length is its number of words in a 10,000-word vocabulary of the training
+      split (English stop words out, words in at least 3 and at most 80 % of the documents);
+      documents of 5 or fewer words, or more than 500, are dropped from every split.
+    - Test documents left without a label are dropped, and the test split is shuffled
+      (``seed``) and halved: the first half becomes ``validation`` (early stopping), the second
+      the queries.
+
+    Reuters-21578 ModApte becomes 7,752 training documents, 967 for validation and 964 queries
+    with 20 labels, the sizes the release is reported with.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = [_strip_newsgroup(t) for t in dataset.texts] if strip_posts else dataset.texts
+    split = np.asarray(dataset.split)
+    train = np.flatnonzero(split == "train")
+    labels = dataset.labels
+    if label_tokens:
+        tokens = CountVectorizer(binary=True, max_features=label_tokens)
+        tokens.fit([" ".join(labels[i]) for i in train])
+        analyze, keep = tokens.build_analyzer(), set(tokens.get_feature_names_out())
+        labels = [sorted({t for t in analyze(" ".join(doc)) if t in keep}) for doc in labels]
+    words = CountVectorizer(stop_words="english", max_features=10_000, max_df=0.8, min_df=3)
+    words.fit([texts[i] for i in train])
+    length = np.asarray(words.transform(texts).sum(axis=1)).ravel()
+    kept = (length > 5) & (length <= 500) & np.isin(split, ("train", "test"))
+    kept &= (split != "test") | np.array([len(doc) > 0 for doc in labels])
+    new_split = split.astype(object)
+    test = np.flatnonzero(kept & (split == "test"))
+    shuffled = test[np.random.default_rng(seed).permutation(len(test))]
+    new_split[shuffled[: len(test) - len(test) // 2]] = "validation"
+    rows = np.flatnonzero(kept)
+    return Dataset(
+        name=name or f"{dataset.name}-vdsh",
+        ids=[dataset.ids[i] for i in rows],
+        texts=[texts[i] for i in rows],
+        labels=[labels[i] for i in rows],
+        split=[str(new_split[i]) for i in rows],
+    )
+
+
+_QUOTE_LINE = re.compile(r"(writes in|writes:|wrote:|says:|said:|^In article|^Quoted from|^\||^>)")
+
+
+def _strip_newsgroup(text: str) -> str:
+    """A post without its header block, quoted lines and signature (scikit-learn's rules)."""
+    text = text.partition("\n\n")[2]
+    text = "\n".join(line for line in text.split("\n") if not _QUOTE_LINE.search(line))
+    lines = text.strip().split("\n")
+    for number in range(len(lines) - 1, -1, -1):
+        if lines[number].strip().strip("-") == "":
+            break
+    else:
+        number = 0
+    return "\n".join(lines[:number]) if number > 0 else text
 
 
 # --------------------------------------------------------------------------------------------

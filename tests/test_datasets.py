@@ -335,3 +335,54 @@ def test_canonical_validation_is_the_carve_the_model_was_tuned_with() -> None:
     splits = make_splits(_corpus(777, 10), "canonical")
     train, val = carve_validation(777, 0.1, seed=0)
     assert np.array_equal(splits.train, train) and np.array_equal(splits.val, val)
+
+
+# --------------------------------------------------------------------------------------------
+# The VDSH release
+
+
+def _words(n: int, topic: str) -> str:
+    return " ".join(f"{topic}{i % 7} common{i % 3}" for i in range(n))
+
+
+def test_vdsh_release_relabels_filters_and_halves_the_test_split() -> None:
+    from nashcli.datasets import vdsh_release
+
+    train_cats = (
+        [["money-fx"]] * 20 + [["money-supply"]] * 10 + [["earn"]] * 15 + [["acq"]] * 12
+    ) + [["rare-cat"]] * 3
+    texts = [_words(20, f"t{i % 5}") for i in range(len(train_cats))]
+    labels, split = list(train_cats), ["train"] * len(train_cats)
+    texts += [_words(20, "t0"), _words(1, "t0"), _words(600, "t1"), _words(20, "t2")] * 5
+    labels += [["money-fx"], ["earn"], ["acq"], ["rare-cat"]] * 5
+    split += ["test"] * 20
+    corpus = Dataset("toy", [str(i) for i in range(len(texts))], texts, labels, split)
+
+    release = vdsh_release(corpus, label_tokens=4)
+    # Labels are the 4 most frequent category-name tokens: money (30), fx (20), earn, acq.
+    assert release.label_names() == ["acq", "earn", "fx", "money"]
+    by_id = dict(zip(release.ids, release.labels, strict=True))
+    assert by_id["0"] == ["fx", "money"] and by_id["20"] == ["money"] and by_id["57"] == []
+    # Too short (2 words), too long (1,200) and label-less ("rare-cat") test documents are gone;
+    # the 5 good ones are shuffled into 3 validation and 2 test documents.
+    assert release.counts() == {"train": 60, "validation": 3, "test": 2}
+    assert all(len(t.split()) > 5 for t in release.texts)
+
+
+def test_vdsh_release_strips_newsgroup_headers_quotes_and_signatures() -> None:
+    from nashcli.datasets import _strip_newsgroup
+
+    post = (
+        "From: someone@example.org\nSubject: engines\n\n"
+        "In article <1@x> bob writes:\n> quoted line\nThe real body about engines.\n"
+        "More body.\n--\nSignature Line\n"
+    )
+    assert _strip_newsgroup(post) == "The real body about engines.\nMore body."
+
+
+def test_vdsh_release_of_the_shared_reuters(shared_datasets: Path) -> None:
+    dataset = load_dataset("reuters-vdsh", shared_datasets)
+    assert len(dataset.label_names()) == 20 and "money" in dataset.label_names()
+    counts = dataset.counts()
+    assert 7700 <= counts["train"] <= 7769
+    assert abs(counts["validation"] - counts["test"]) <= 1

@@ -42,11 +42,21 @@ DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FILES = {"20ng": "20newsgroups_bydate.jsonl.gz", "reuters": "reuters21578_modapte.jsonl.gz"}
 
 
-def build_folder(dest: Path, n_docs: int, dataset: str = "20ng", seed: int = 0) -> list[Path]:
-    """``n_docs`` random single-label articles (both splits), one folder per label."""
+def build_folder(
+    dest: Path, n_docs: int, dataset: str = "20ng", seed: int = 0, top_labels: int = 0
+) -> list[Path]:
+    """``n_docs`` random single-label articles (both splits), one folder per label; with
+    ``top_labels``, only the articles of that many largest labels (Reuters' 8 largest
+    single-label topics are the usual "R8" benchmark)."""
     with gzip.open(DATASETS / FILES[dataset], "rt", encoding="utf-8") as f:
         docs = [json.loads(line) for line in f]
     docs = [d for d in docs if len(d["labels"]) == 1 and d["text"].strip()]
+    if top_labels:
+        sizes: dict[str, int] = {}
+        for d in docs:
+            sizes[d["labels"][0]] = sizes.get(d["labels"][0], 0) + 1
+        keep = set(sorted(sizes, key=lambda label: -sizes[label])[:top_labels])
+        docs = [d for d in docs if d["labels"][0] in keep]
     random.Random(seed).shuffle(docs)
     paths = []
     for d in docs[:n_docs]:
@@ -312,6 +322,9 @@ def main() -> None:
     parser.add_argument(
         "--no-process-timing", action="store_true", help="skip the per-process query timings"
     )
+    parser.add_argument(
+        "--top-labels", type=int, default=0, help="only the N largest folders (0: all)"
+    )
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--pools", default="200,1000")
     parser.add_argument(
@@ -335,8 +348,9 @@ def main() -> None:
     figures: dict = {"docs": args.docs, "cores": os.cpu_count()}
     try:
         folder = work / "news"
-        paths = build_folder(folder, args.docs, args.dataset)
+        paths = build_folder(folder, args.docs, args.dataset, top_labels=args.top_labels)
         figures["dataset"] = args.dataset
+        figures["top_labels"] = args.top_labels
         print(f"{len(paths)} documents in {len(list(folder.iterdir()))} folders under {folder}")
 
         wall, cpu, out = timed([*nash, "index", str(folder)], env)

@@ -557,7 +557,8 @@ def make_splits(
     ``canonical``: the corpus's own split; validation = the file's ``validation`` documents if
     any, else ``val_fraction`` of the training split chosen by a fixed permutation (the same for
     every seed, so every run searches the same database). ``random``: a ``seed``-ed shuffle of all
-    documents into 60/20/20 train/validation/test, as the papers' preprocessed releases did.
+    documents into 60/20/20 train/validation/test (the VDSH release's own layout is
+    :func:`vdsh_release`).
     """
     if mode == "canonical":
         split = np.asarray(dataset.split)

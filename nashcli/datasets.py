@@ -496,8 +496,9 @@ def vdsh_release(
       (``seed``) and halved: the first half becomes ``validation`` (early stopping), the second
       the queries.
 
-    Reuters-21578 ModApte becomes 7,752 training documents, 967 for validation and 964 queries
-    with 20 labels, the sizes the release is reported with.
+    Reuters-21578 ModApte becomes 7,747 training documents and 1,365 + 1,365 for validation and
+    queries, with 20 labels; the release is reported with 7,752, 967 and 964 (its test part is
+    smaller for a reason its scripts do not show).
     """
     from sklearn.feature_extraction.text import CountVectorizer
 

@@ -494,7 +494,8 @@ def vdsh_release(
       documents of 5 or fewer words, or more than 500, are dropped from every split.
     - Test documents left without a label are dropped, and the test split is shuffled
       (``seed``) and halved: the first half becomes ``validation`` (early stopping), the second
-      the queries.
+      the queries. Documents the input already marks ``validation`` are left out (the release
+      starts from a train/test corpus).
 
     Reuters-21578 ModApte becomes 7,747 training documents and 1,365 + 1,365 for validation and
     queries, with 20 labels; the release is reported with 7,752, 967 and 964 (its test part is
@@ -534,16 +535,17 @@ _QUOTE_LINE = re.compile(r"(writes in|writes:|wrote:|says:|said:|^In article|^Qu
 
 
 def _strip_newsgroup(text: str) -> str:
-    """A post without its header block, quoted lines and signature (scikit-learn's rules)."""
+    """A post without its header block, signature and quoted lines: scikit-learn's rules, in
+    its order (header, then footer, then quotes)."""
     text = text.partition("\n\n")[2]
-    text = "\n".join(line for line in text.split("\n") if not _QUOTE_LINE.search(line))
     lines = text.strip().split("\n")
     for number in range(len(lines) - 1, -1, -1):
         if lines[number].strip().strip("-") == "":
             break
     else:
         number = 0
-    return "\n".join(lines[:number]) if number > 0 else text
+    text = "\n".join(lines[:number]) if number > 0 else text
+    return "\n".join(line for line in text.split("\n") if not _QUOTE_LINE.search(line))
 
 
 # --------------------------------------------------------------------------------------------

@@ -378,6 +378,9 @@ def test_vdsh_release_strips_newsgroup_headers_quotes_and_signatures() -> None:
         "More body.\n--\nSignature Line\n"
     )
     assert _strip_newsgroup(post) == "The real body about engines.\nMore body."
+    # The footer goes before the quotes, as in scikit-learn: everything after the last blank
+    # line is the "signature" here, and the quoted line before it is then dropped too.
+    assert _strip_newsgroup("H: x\n\n> quoted\n\nMy reply here.\n") == ""
 
 
 def test_vdsh_release_of_the_shared_reuters(shared_datasets: Path) -> None:

@@ -422,17 +422,20 @@ def hamming_topk(
         return _topk_rows(rows, qwords, k, threads, isa)
     # A file-mapped database is scanned a segment at a time, and each segment's pages are
     # dropped from this process once scanned, so the search never adds the whole file to RSS.
-    idx_parts, dist_parts = [], []
+    best_idx = np.empty((n_q, 0), dtype=np.int64)
+    best_dist = np.empty((n_q, 0), dtype=np.int32)
     for lo in range(0, n, _MAPPED_SEGMENT):
         hi = min(n, lo + _MAPPED_SEGMENT)
         idx, dist = _topk_rows([r[lo:hi] for r in rows], qwords, min(k, hi - lo), threads, isa)
-        idx_parts.append(idx + lo)
-        dist_parts.append(dist)
         _release_pages(rows, mappings, lo, hi)
-    idx, dist = np.concatenate(idx_parts, axis=1), np.concatenate(dist_parts, axis=1)
-    # Segments come in database order, so a stable sort by distance keeps ties by position.
-    best = np.argsort(dist, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(idx, best, axis=1), np.take_along_axis(dist, best, axis=1)
+        # The best so far come from earlier positions, so a stable sort by distance of the two
+        # lists side by side keeps ties by position.
+        idx = np.concatenate([best_idx, idx + lo], axis=1)
+        dist = np.concatenate([best_dist, dist], axis=1)
+        keep = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        best_idx = np.take_along_axis(idx, keep, axis=1)
+        best_dist = np.take_along_axis(dist, keep, axis=1)
+    return best_idx, best_dist
 
 
 def _topk_rows(
@@ -461,6 +464,9 @@ def _file_mappings(rows: list[np.ndarray]) -> list | None:
         return None
     found = []
     for row in rows:
+        if not row.flags.c_contiguous:  # pages of a strided plane hold other data too
+            found.append(None)
+            continue
         base, shared = row, False
         while base is not None and not isinstance(base, mmap.mmap):
             if isinstance(base, np.memmap):

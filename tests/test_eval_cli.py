@@ -209,6 +209,11 @@ def test_download_failure_and_unknown_archive(tmp_path: Path, monkeypatch) -> No
     )
     assert "download of http://qwone.com" in line and "unreachable" in line
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
+    # A VDSH-release variant downloads the archive of the corpus it is made from.
+    line = _error_line(
+        runner.invoke(app, ["eval", "20ng-vdsh", "--data-dir", str(tmp_path), "--download"])
+    )
+    assert "download of http://qwone.com" in line
     line = _error_line(
         runner.invoke(app, ["eval", "tmc", "--data-dir", str(tmp_path), "--download"])
     )

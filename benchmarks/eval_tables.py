@@ -480,18 +480,26 @@ TIE = "precision_at_100_tie_aware"
 
 
 def newest_engine_runs(runs: list[dict]) -> tuple[list[dict], dict[str, str]]:
-    """Per corpus and method, the runs of the engine that ran it most recently (latest per key).
+    """Per corpus, method and supervision, the runs of the engine that ran it most recently
+    (latest per key).
 
     Reports use this rather than the working tree's hashes, so an edit in progress elsewhere does
-    not hide finished runs; each run names its commit and engine hash in the log.
+    not hide finished runs; each run names its commit and engine hash in the log. Supervised and
+    unsupervised rows of a method are separate rows, so re-running one keeps the other.
     """
-    newest: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def row(run: dict) -> tuple[str, str, bool]:
+        return run["dataset"], run["method"], bool(run["supervised"])
+
+    newest: dict[tuple[str, str, bool], tuple[str, str]] = {}
     for run in runs:
-        key = (run["dataset"], run["method"])
-        if key not in newest or run["date"] >= newest[key][0]:
-            newest[key] = (run["date"], run["engine"])
-    engines = {f"{d}/{m}": engine for (d, m), (_, engine) in newest.items()}
-    kept = [r for r in runs if r["engine"] == newest[(r["dataset"], r["method"])][1]]
+        if row(run) not in newest or run["date"] >= newest[row(run)][0]:
+            newest[row(run)] = (run["date"], run["engine"])
+    engines = {
+        f"{d}/{m}" + ("/supervised" if s else ""): engine
+        for (d, m, s), (_, engine) in newest.items()
+    }
+    kept = [r for r in runs if r["engine"] == newest[row(r)][1]]
     return latest(kept), engines
 
 

@@ -79,6 +79,18 @@ METHODS: tuple[str, ...] = (
 DEFAULT_METHOD: str = "nash-nbr"
 
 SUPERVISED_ALPHA = 500.0
+#: Supervised training settings (any method): the label term keeps improving the codes long after
+#: the reconstruction has settled, so larger batches at higher rates and more patience.
+#: reuters-vdsh, NASH-DN, 8 bits, precision@100: 0.875 with the unsupervised defaults (batch 64,
+#: lr 1e-3, patience 6; still improving at the 60-epoch cap), 0.917 with these rates and patience
+#: 6 (best epoch 39), 0.924 with patience 20 (best epoch 68).
+SUPERVISED_TRAINING: dict[str, object] = {
+    "batch_size": 256,
+    "lr": 3e-3,
+    "encoder_lr": 1e-2,
+    "patience": 20,
+    "max_epochs": 300,
+}
 
 OnEpoch = Callable[[int, int, dict], None]
 
@@ -147,6 +159,8 @@ def fit_model(
         # The label loss (nats per document) must weigh against a reconstruction of ~500 nats:
         # Reuters 32 bits P@100 0.764 at alpha 1, 0.868 at 50, 0.876 at 500.
         train_kw.setdefault("alpha", SUPERVISED_ALPHA)
+        for key, value in SUPERVISED_TRAINING.items():
+            train_kw.setdefault(key, value)
     elif spec.clusters > 0 and spec.kind == "nash":
         y_fit, multilabel = cluster_labels(problem.X_train, spec.clusters, seed), False
         train_kw.setdefault("alpha", spec.cluster_weight)

@@ -205,7 +205,8 @@ def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
     # 1. the headline methods on every corpus (+ supervised), 2. the other methods, 3. seeds.
     first = [m for m in args.methods if m in args.first_methods]
     for dataset in args.datasets:
-        runs += coverage(dataset, first, args.bits, args.split)
+        if not args.supervised_only:
+            runs += coverage(dataset, first, args.bits, args.split)
         if dataset in args.supervised_datasets:
             runs += [
                 dict(dataset=dataset, split=args.split, method=m, bits=b, supervised=True, seed=0)
@@ -213,10 +214,10 @@ def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
                 if m in args.methods
                 for b in args.bits
             ]
-    for dataset in args.datasets:
+    for dataset in args.datasets if not args.supervised_only else ():
         runs += coverage(dataset, args.methods, args.bits, args.split)
     for dataset in args.seed_datasets:
-        if dataset not in args.datasets:
+        if dataset not in args.datasets or args.supervised_only:
             continue
         headline = [m for m in args.headline_methods if m in args.methods]
         best = best_method(done, dataset, args.bits)
@@ -555,6 +556,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--headline-methods", default="nash-dn", help="plus the best at seed 0")
     parser.add_argument("--supervised-datasets", default="reuters")
     parser.add_argument("--supervised-methods", default="nash-dn")
+    parser.add_argument(
+        "--supervised-only", action="store_true", help="plan only the supervised rows"
+    )
     parser.add_argument("--split", default="canonical", choices=["canonical", "random"])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,10 +42,11 @@ class TrainConfig:
     # Seconds; stop after the epoch that crosses it, but never before min_epochs nor while every
     # epoch so far gave collapsed codes (a loaded machine once got 2 epochs: one code for 99 %).
     time_budget: float | None = None
-    # CPU threads while training (restored afterwards); None: torch's default. One thread is
-    # measured fastest for these small matrices on a busy 2-core machine: 10k documents trained
-    # 15 epochs in 42 s with 1 thread against 3 epochs with 2 threads competing with other work.
-    cpu_threads: int | None = 1
+    # CPU threads while training (restored afterwards); None: the cores other work leaves idle
+    # (:func:`idle_cores`). On a busy 2-core machine one thread was far faster (10k documents:
+    # 15 epochs in 42 s against 3 epochs with 2 threads competing with other work); on a quiet
+    # one two were (Reuters nash-nbr, 32 bits: 54 s against 69 s, the same model).
+    cpu_threads: int | None = None
     seed: int = 0
 
 
@@ -174,6 +176,42 @@ def validation_precision(model, data: TrainData, device: torch.device, k: int = 
     return ValidationScorer(data, k)(model, data, device)
 
 
+def idle_cores(sample: float = 0.1) -> int:
+    """The cores other work leaves idle, at least 1: the threads that help training rather than
+    fight other processes for cores. Measured from ``/proc/stat`` over ``sample`` seconds where
+    there is one (the load average lags by a minute and counts this process's own past work),
+    else from the 1-minute load average."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    idle = _idle_fraction(sample)
+    if idle is not None:
+        return max(1, min(cores, int(cores * idle + 0.5)))
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows): leave a core to the rest
+        return max(1, cores - 1)
+    return max(1, min(cores, int(cores + 0.5 - load)))
+
+
+def _idle_fraction(sample: float) -> float | None:
+    """Share of CPU time the whole machine spent idle during ``sample`` seconds, or None."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = [int(v) for v in handle.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields[:8])  # idle + iowait, all but guest time
+
+    try:
+        idle0, total0 = read()
+        time.sleep(sample)
+        idle1, total1 = read()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (idle1 - idle0) / (total1 - total0) if total1 > total0 else None
+
+
 def make_adam(
     model: torch.nn.Module, lr: float, encoder_lr: float | None = None
 ) -> torch.optim.Optimizer:
@@ -203,8 +241,8 @@ def train(
 ) -> TrainResult:
     """Fit ``model`` in place on ``data``; leaves it holding the best validation weights."""
     threads = torch.get_num_threads()
-    if device.type == "cpu" and config.cpu_threads is not None:
-        torch.set_num_threads(config.cpu_threads)
+    if device.type == "cpu":
+        torch.set_num_threads(config.cpu_threads or idle_cores())
     try:
         return _train(model, data, config, device, on_epoch)
     finally:

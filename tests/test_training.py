@@ -157,3 +157,25 @@ def test_validation_score_is_the_tie_aware_precision():
     for k in (1, 10, 100):
         expected = precision_from_distances(dist, hits, k)[1]
         assert tie_aware_precision(dist, hits, k) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("cores", "load", "threads"), [(2, 0.3, 2), (2, 1.2, 1), (2, 7.5, 1), (8, 2.0, 6), (1, 0.0, 1)]
+)
+def test_training_threads_follow_the_idle_cores(monkeypatch, cores, load, threads):
+    from nashcli import training
+
+    monkeypatch.setattr(training.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(training.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(training, "_idle_fraction", lambda sample: None)  # no /proc/stat
+    assert training.idle_cores() == threads
+    # With /proc/stat: the idle share of the machine over a short sample decides.
+    monkeypatch.setattr(training, "_idle_fraction", lambda sample: max(0.0, 1 - load / cores))
+    assert training.idle_cores() == max(1, min(cores, int(cores - load + 0.5)))
+
+
+def test_idle_fraction_is_a_share_where_proc_stat_exists():
+    from nashcli import training
+
+    share = training._idle_fraction(0.05)
+    assert share is None or 0.0 <= share <= 1.0

@@ -602,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+        os.environ["NASH_TRAIN_THREADS"] = str(args.threads)  # training would pick idle cores
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "eval_runs.jsonl"
     prints = fingerprints(args.methods)

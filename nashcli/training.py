@@ -176,6 +176,17 @@ def validation_precision(model, data: TrainData, device: torch.device, k: int = 
     return ValidationScorer(data, k)(model, data, device)
 
 
+def training_threads(config: TrainConfig) -> int:
+    """CPU threads to train with: ``config.cpu_threads``, else ``$NASH_TRAIN_THREADS`` (for
+    benchmarks that run several trainings side by side), else :func:`idle_cores`."""
+    if config.cpu_threads:
+        return config.cpu_threads
+    try:
+        return max(1, int(os.environ["NASH_TRAIN_THREADS"]))
+    except (KeyError, ValueError):
+        return idle_cores()
+
+
 def idle_cores(sample: float = 0.1) -> int:
     """The cores other work leaves idle, at least 1: the threads that help training rather than
     fight other processes for cores. Measured from ``/proc/stat`` over ``sample`` seconds where
@@ -242,7 +253,7 @@ def train(
     """Fit ``model`` in place on ``data``; leaves it holding the best validation weights."""
     threads = torch.get_num_threads()
     if device.type == "cpu":
-        torch.set_num_threads(config.cpu_threads or idle_cores())
+        torch.set_num_threads(training_threads(config))
     try:
         return _train(model, data, config, device, on_epoch)
     finally:

@@ -179,3 +179,16 @@ def test_idle_fraction_is_a_share_where_proc_stat_exists():
 
     share = training._idle_fraction(0.05)
     assert share is None or 0.0 <= share <= 1.0
+
+
+def test_explicit_training_threads_win_over_the_idle_cores(monkeypatch):
+    from nashcli import training
+
+    monkeypatch.setattr(training, "idle_cores", lambda: 2)
+    monkeypatch.delenv("NASH_TRAIN_THREADS", raising=False)
+    assert training.training_threads(training.TrainConfig()) == 2
+    monkeypatch.setenv("NASH_TRAIN_THREADS", "1")
+    assert training.training_threads(training.TrainConfig()) == 1
+    assert training.training_threads(training.TrainConfig(cpu_threads=3)) == 3
+    monkeypatch.setenv("NASH_TRAIN_THREADS", "lots")
+    assert training.training_threads(training.TrainConfig()) == 2

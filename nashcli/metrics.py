@@ -23,6 +23,30 @@ def label_hits(query_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
     return (q @ d.T) > 0
 
 
+def _split_at_kth(
+    distances: np.ndarray, hits: np.ndarray, k: int
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """``(k, hits_closer, slots, tied)`` per query: hits among the documents closer than the k-th
+    distance, how many top-k places the documents tied at it fill, and the (q, n) tied mask."""
+    k = min(k, distances.shape[1])
+    kth = np.partition(distances, k - 1, axis=1)[:, k - 1 : k]  # (q, 1) the k-th smallest
+    closer = distances < kth
+    return k, (closer & hits).sum(axis=1), k - closer.sum(axis=1), distances == kth
+
+
+def _tie_aware(hits_closer, slots, tied, hits, k: int) -> np.ndarray:
+    """Per query: the expected precision@k over a uniformly random order of the tied documents."""
+    return (hits_closer + slots * (tied & hits).sum(axis=1) / tied.sum(axis=1)) / k
+
+
+def tie_aware_precision(distances: np.ndarray, hits: np.ndarray, k: int) -> float:
+    """Mean tie-aware precision@k alone: :func:`precision_from_distances`'s second figure without
+    the positional one (whose cumulative sums over the whole matrix are most of its time)."""
+    hits = np.asarray(hits, dtype=bool)
+    k, hits_closer, slots, tied = _split_at_kth(np.asarray(distances), hits, k)
+    return float(_tie_aware(hits_closer, slots, tied, hits, k).mean())
+
+
 def precision_from_distances(
     distances: np.ndarray, hits: np.ndarray, k: int
 ) -> tuple[float, float]:
@@ -34,23 +58,14 @@ def precision_from_distances(
     """
     distances = np.asarray(distances)
     hits = np.asarray(hits, dtype=bool)
-    n_queries, n_db = distances.shape
-    k = min(k, n_db)
-    kth = np.partition(distances, k - 1, axis=1)[:, k - 1 : k]  # (q, 1) the k-th smallest
-    closer = distances < kth
-    tied = distances == kth
-    n_closer = closer.sum(axis=1)
-    hits_closer = (closer & hits).sum(axis=1)
-    n_tied = tied.sum(axis=1)
-    hits_tied = (tied & hits).sum(axis=1)
-    slots = k - n_closer  # how many of the tied documents make it into the top k
-    tie_aware = (hits_closer + slots * hits_tied / n_tied) / k
+    k, hits_closer, slots, tied = _split_at_kth(distances, hits, k)
+    tie_aware = _tie_aware(hits_closer, slots, tied, hits, k)
     # Positional: the first `slots` tied documents in database order.
     tied_hits_in_order = np.cumsum(tied & hits, axis=1)
     tied_in_order = np.cumsum(tied, axis=1)
     # index of the slots-th tied document in each row
     last = np.argmax(tied_in_order >= slots[:, None], axis=1)
-    positional = (hits_closer + tied_hits_in_order[np.arange(n_queries), last]) / k
+    positional = (hits_closer + tied_hits_in_order[np.arange(len(distances)), last]) / k
     return float(positional.mean()), float(tie_aware.mean())
 
 

@@ -133,21 +133,6 @@ def codes_collapsed(codes: np.ndarray) -> bool:
     return distinct < max(2.0, 0.1 * capacity) or constant > bits / 2
 
 
-def tie_aware_precision(distances: np.ndarray, hits: np.ndarray, k: int) -> float:
-    """Mean tie-aware precision@k of (q, n) ``distances`` with (q, n) bool ``hits``.
-
-    The same expectation as ``metrics.precision_from_distances``'s second figure, without the
-    positional one (two cumulative sums over the whole matrix: most of its time).
-    """
-    k = min(k, distances.shape[1])
-    kth = np.partition(distances, k - 1, axis=1)[:, k - 1 : k]
-    closer, tied = distances < kth, distances == kth
-    slots = k - closer.sum(axis=1)
-    hits_closer = (closer & hits).sum(axis=1)
-    hits_tied, n_tied = (tied & hits).sum(axis=1), tied.sum(axis=1)
-    return float(((hits_closer + slots * hits_tied / n_tied) / k).mean())
-
-
 class ValidationScorer:
     """Tie-aware precision@k of the validation queries against the training database's codes.
 
@@ -162,18 +147,13 @@ class ValidationScorer:
         self.hits = label_hits(data.Y_val, data.Y)
 
     def __call__(self, model, data: TrainData, device: torch.device) -> float:
-        from nashcli.metrics import hamming_distance_matrix
+        from nashcli.metrics import hamming_distance_matrix, tie_aware_precision
 
         if hasattr(model, "fit_thresholds"):  # two-stage models (VDSH) threshold at medians
             model.fit_thresholds(data.X, device)
         db = encode(model, data.X, device)
         queries = encode(model, data.X_val, device)
         return tie_aware_precision(hamming_distance_matrix(queries, db), self.hits, self.k)
-
-
-def validation_precision(model, data: TrainData, device: torch.device, k: int = 100) -> float:
-    """Tie-aware precision@k of the validation queries against the training codes."""
-    return ValidationScorer(data, k)(model, data, device)
 
 
 def training_threads(config: TrainConfig) -> int:

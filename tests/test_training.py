@@ -147,8 +147,12 @@ def test_training_prints_no_warnings(problem, supervised):
 
 
 def test_validation_score_is_the_tie_aware_precision():
-    from nashcli.metrics import hamming_distance_matrix, label_hits, precision_from_distances
-    from nashcli.training import tie_aware_precision
+    from nashcli.metrics import (
+        hamming_distance_matrix,
+        label_hits,
+        precision_from_distances,
+        tie_aware_precision,
+    )
 
     rng = np.random.default_rng(3)
     db, q = rng.random((300, 8)) < 0.5, rng.random((40, 8)) < 0.5

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,8 @@ def build_folder(
         docs = [json.loads(line) for line in f]
     docs = [d for d in docs if len(d["labels"]) == 1 and d["text"].strip()]
     if top_labels:
-        sizes: dict[str, int] = {}
-        for d in docs:
-            sizes[d["labels"][0]] = sizes.get(d["labels"][0], 0) + 1
-        keep = set(sorted(sizes, key=lambda label: -sizes[label])[:top_labels])
+        sizes = Counter(d["labels"][0] for d in docs)
+        keep = {label for label, _ in sizes.most_common(top_labels)}
         docs = [d for d in docs if d["labels"][0] in keep]
     random.Random(seed).shuffle(docs)
     paths = []

@@ -431,9 +431,14 @@ def newsgroups_bydate(files: Iterable[tuple[str, bytes]], name: str = "20ng") ->
     )
 
 
+def _source_name(name: str) -> str:
+    """The known dataset whose files ``name`` is read from (a VDSH variant's corpus)."""
+    return VDSH_VARIANTS[name][0] if name in VDSH_VARIANTS else name
+
+
 def is_available(name: str, data_dir: str | Path | None = None) -> bool:
     """Whether a known dataset's .jsonl.gz or archive is in ``data_dir`` (paths: always True)."""
-    name = VDSH_VARIANTS[name][0] if name in VDSH_VARIANTS else name
+    name = _source_name(name)
     if name not in DATASET_FILES:
         return True
     directory = _data_dir(data_dir)
@@ -451,7 +456,7 @@ def _data_dir(data_dir: str | Path | None) -> Path:
 
 def download(name: str, data_dir: str | Path | None = None) -> Path:
     """Download the canonical archive of ``name`` into ``data_dir`` (explicit user action only)."""
-    name = VDSH_VARIANTS[name][0] if name in VDSH_VARIANTS else name
+    name = _source_name(name)
     if name not in ARCHIVES:
         raise NashError(f"no public archive known for {name!r} (known: {', '.join(ARCHIVES)})")
     archive_name, url = ARCHIVES[name]

@@ -172,10 +172,9 @@ def idle_cores(sample: float = 0.1) -> int:
     fight other processes for cores. Measured from ``/proc/stat`` over ``sample`` seconds where
     there is one (the load average lags by a minute and counts this process's own past work),
     else from the 1-minute load average."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    from nashcli.search import default_threads
+
+    cores = default_threads()  # the cores this process may run on
     idle = _idle_fraction(sample)
     if idle is not None:
         return max(1, min(cores, int(cores * idle + 0.5)))

@@ -31,6 +31,8 @@ class MethodSpec:
     pair_mode: str = "pull"  # "pull" or "nce" (see training.pair_loss)
     clusters: int = 0  # > 0: k-means clusters of the TF-IDF rows as pseudo-labels for a head on z
     cluster_weight: float = 1.0  # α of the pseudo-label loss
+    cluster_space: str = "tfidf"  # where k-means runs: "tfidf" rows or the "spectral" embedding
+    spectral_dims: int = 32  # dimensions of the k-NN graph's spectral embedding ("spectral")
     label_hidden: int = 500  # width of the label head's hidden layer; 0: linear head
     train: tuple[tuple[str, object], ...] = ()  # TrainConfig fields this method sets
     description: str = ""
@@ -62,6 +64,26 @@ SPECS: dict[str, MethodSpec] = {
             "ties its code to a neighbour's, a linear head predicts k-means pseudo-labels"
         ),
     ),
+    # nash-nbr with its pseudo-labels from spectral clusters of the k-NN graph. 20NG (VDSH
+    # release, 32 bits): 0.534 against nash-nbr's 0.494; Reuters: 0.780 against 0.793 (canonical),
+    # 0.842 against 0.857 (VDSH release), so it is a method of its own and not the default.
+    "nash-spectral": MethodSpec(
+        "nash",
+        noise="learned",
+        neighbors=50,
+        nbr_weight=8.0,
+        pair_weight=100.0,
+        pair_mode="nce",
+        clusters=32,
+        cluster_weight=100.0,
+        cluster_space="spectral",
+        label_hidden=0,
+        train=(("batch_size", 256), ("lr", 3e-3), ("encoder_lr", 1e-2)),
+        description=(
+            "nash-nbr whose pseudo-labels are spectral clusters of the TF-IDF k-NN graph "
+            "(topics that share few words, e.g. newsgroups)"
+        ),
+    ),
     "lsh": MethodSpec("lsh", description="random hyperplanes on TF-IDF"),
     "vdsh": MethodSpec("vdsh", description="Gaussian VAE, then median thresholding per bit"),
 }
@@ -75,6 +97,7 @@ METHODS: tuple[str, ...] = (
     "tfidf",
     "nash-mlp",
     "nash-nbr",
+    "nash-spectral",
 )
 DEFAULT_METHOD: str = "nash-nbr"
 
@@ -161,8 +184,16 @@ def fit_model(
         train_kw.setdefault("alpha", SUPERVISED_ALPHA)
         for key, value in SUPERVISED_TRAINING.items():
             train_kw.setdefault(key, value)
-    elif spec.clusters > 0 and spec.kind == "nash":
-        y_fit, multilabel = cluster_labels(problem.X_train, spec.clusters, seed), False
+    neighbors, similarities = None, None
+    if spec.neighbors > 0 and problem.X_train.shape[0] > 1:
+        neighbors, similarities = knn_graph(problem.X_train, spec.neighbors)
+    if y_fit is None and spec.clusters > 0 and spec.kind == "nash":
+        if spec.cluster_space == "spectral" and neighbors is not None:
+            embedding = spectral_embedding(neighbors, similarities, spec.spectral_dims, seed)
+            assign = spectral_clusters(embedding, spec.clusters, seed)
+        else:
+            assign = cluster_labels(problem.X_train, spec.clusters, seed)
+        y_fit, multilabel = assign, False
         train_kw.setdefault("alpha", spec.cluster_weight)
     n_labels = y_fit.shape[1] if y_fit is not None else 0
     if spec.kind == "vdsh":
@@ -195,10 +226,7 @@ def fit_model(
         )
     settings = {"pair_weight": spec.pair_weight, "pair_mode": spec.pair_mode, **dict(spec.train)}
     config = replace(TrainConfig(seed=seed, **settings), **train_kw)
-    neighbors, mix = None, None
-    if spec.neighbors > 0 and problem.X_train.shape[0] > 1:
-        neighbors, _ = knn_graph(problem.X_train, spec.neighbors)
-        mix = neighbour_mix(neighbors, spec.nbr_weight)
+    mix = None if neighbors is None else neighbour_mix(neighbors, spec.nbr_weight)
     data = TrainData(
         X=problem.X_train,
         target=problem.C_train,
@@ -222,6 +250,50 @@ def cluster_labels(x: sp.csr_matrix, k: int, seed: int = 0) -> np.ndarray:
 
     k = max(1, min(k, x.shape[0]))
     assign = KMeans(k, n_init=1, max_iter=50, random_state=seed).fit_predict(x)
+    return np.eye(k, dtype=bool)[assign]
+
+
+def spectral_embedding(
+    neighbors: np.ndarray, similarities: np.ndarray, dims: int, seed: int = 0
+) -> np.ndarray:
+    """Row-normalised spectral embedding (n, ≤ dims) of a k-NN graph, float32.
+
+    The graph is symmetrised and weighted by cosine; the embedding is its normalised adjacency's
+    leading eigenvectors less the trivial one (Laplacian eigenmaps). Distances there follow the
+    graph's communities, which follow topics far better than the sparse TF-IDF rows do.
+    """
+    from scipy.sparse.linalg import eigsh
+    from sklearn.preprocessing import normalize
+
+    n, width = neighbors.shape
+    rows = np.repeat(np.arange(n), width)
+    weights = np.maximum(similarities.ravel(), 1e-6).astype(np.float64)
+    graph = sp.csr_matrix((weights, (rows, neighbors.ravel())), shape=(n, n))
+    graph = (graph + graph.T).tocsr()
+    scale = sp.diags(1.0 / np.sqrt(np.asarray(graph.sum(axis=1)).ravel()))
+    adjacency = scale @ graph @ scale
+    k = min(dims + 1, n - 1)
+    if k < 2:
+        return np.ones((n, 1), dtype=np.float32)
+    if n <= 4 * k + 2:  # too small for ARPACK: a dense solve
+        values, vectors = np.linalg.eigh(adjacency.toarray())
+    else:
+        start = np.random.default_rng(seed).random(n)
+        values, vectors = eigsh(adjacency, k=k, which="LA", tol=1e-4, v0=start)
+    order = np.argsort(-values)[1:k]
+    return normalize(vectors[:, order]).astype(np.float32)
+
+
+def spectral_clusters(embedding: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """One-hot k-means clusters of a spectral embedding (pseudo-labels), bool (n, k').
+
+    On 20NG (VDSH release) the chance that two documents of one cluster share a label is 0.49
+    here against 0.34 for k-means on the TF-IDF rows.
+    """
+    from sklearn.cluster import KMeans
+
+    k = max(1, min(k, embedding.shape[0]))
+    assign = KMeans(k, n_init=3, max_iter=100, random_state=seed).fit_predict(embedding)
     return np.eye(k, dtype=bool)[assign]
 
 

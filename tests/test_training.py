@@ -141,7 +141,7 @@ def test_training_prints_no_warnings(problem, supervised):
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for method in ("nash", "nash-dn", "vdsh", "nash-nbr", "nash-mlp"):
+        for method in ("nash", "nash-dn", "vdsh", "nash-nbr", "nash-mlp", "nash-spectral"):
             kw = {"supervised": supervised, "max_epochs": 2, "min_epochs": 1}
             methods.fit_encode(method, 8, problem, **kw)
 

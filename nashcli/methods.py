@@ -259,8 +259,11 @@ def spectral_embedding(
     """Row-normalised spectral embedding (n, ≤ dims) of a k-NN graph, float32.
 
     The graph is symmetrised and weighted by cosine; the embedding is its normalised adjacency's
-    leading eigenvectors less the trivial one (Laplacian eigenmaps). Distances there follow the
-    graph's communities, which follow topics far better than the sparse TF-IDF rows do.
+    ``dims`` leading eigenvectors, rows scaled to unit length (Ng, Jordan & Weiss 2002, as in
+    scikit-learn's spectral clustering). Distances there follow the graph's communities, which
+    follow topics far better than the sparse TF-IDF rows do. The first eigenvector is kept: in a
+    graph of several components every component's indicator has eigenvalue 1, so no single
+    "trivial" vector can be dropped.
     """
     from scipy.sparse.linalg import eigsh
     from sklearn.preprocessing import normalize
@@ -272,15 +275,13 @@ def spectral_embedding(
     graph = (graph + graph.T).tocsr()
     scale = sp.diags(1.0 / np.sqrt(np.asarray(graph.sum(axis=1)).ravel()))
     adjacency = scale @ graph @ scale
-    k = min(dims + 1, n - 1)
-    if k < 2:
-        return np.ones((n, 1), dtype=np.float32)
+    k = max(1, min(dims, n - 1))
     if n <= 4 * k + 2:  # too small for ARPACK: a dense solve
         values, vectors = np.linalg.eigh(adjacency.toarray())
     else:
         start = np.random.default_rng(seed).random(n)
         values, vectors = eigsh(adjacency, k=k, which="LA", tol=1e-4, v0=start)
-    order = np.argsort(-values)[1:k]
+    order = np.argsort(-values)[:k]
     return normalize(vectors[:, order]).astype(np.float32)
 
 

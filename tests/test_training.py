@@ -111,6 +111,34 @@ def test_early_stopping_keeps_best_epoch(problem):
     assert result.best_epoch == scores.index(max(scores)) + 1
 
 
+@pytest.mark.parametrize("per_topic", [40, 4])  # ARPACK, and the dense solve of a small graph
+def test_spectral_clusters_recover_topics(per_topic):
+    from nashcli.features import TfidfFeatures, knn_graph
+
+    # Topics that share a few words; each document's neighbours outnumber its topic, so the graph
+    # is connected (as real corpora's are) but its heavy edges stay within topics.
+    rng = np.random.default_rng(0)
+    names = list(TOPICS)
+    texts, topic_of = [], []
+    for t, name in enumerate(names):
+        other = TOPICS[names[(t + 1) % len(names)]]
+        for _ in range(per_topic):
+            words = list(rng.choice(TOPICS[name], size=10)) + list(rng.choice(other, size=2))
+            texts.append(" ".join(words))
+            topic_of.append(t)
+    x = TfidfFeatures().fit(texts).transform(texts)
+    n = 3 * per_topic
+    neighbors, similarities = knn_graph(x, per_topic + per_topic // 4)
+    embedding = methods.spectral_embedding(neighbors, similarities, 3)
+    assert embedding.shape == (n, 3)
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
+    clusters = methods.spectral_clusters(embedding, 3)
+    assert clusters.shape == (n, 3) and (clusters.sum(axis=1) == 1).all()
+    # each topic is one cluster (up to the clusters' order)
+    pairs = set(zip(topic_of, clusters.argmax(axis=1), strict=True))
+    assert len(pairs) == 3 and len({c for _, c in pairs}) == 3
+
+
 def test_supervised_training_runs(problem):
     train_bits, _ = methods.fit_encode("nash-dn", 8, problem, supervised=True, max_epochs=2)
     assert train_bits.shape == (60, 8)

@@ -139,6 +139,21 @@ def test_spectral_clusters_recover_topics(per_topic):
     assert len(pairs) == 3 and len({c for _, c in pairs}) == 3
 
 
+def test_pseudo_labels_of_duplicate_documents_print_no_warning():
+    # A small folder of copies has fewer distinct rows than clusters: no warning in the output.
+    import warnings
+
+    import scipy.sparse as sp
+
+    x = sp.csr_matrix(np.repeat(np.eye(3, 8, dtype=np.float32), [6, 1, 1], axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels = methods.cluster_labels(x, 5)
+        spectral = methods.spectral_clusters(x.toarray(), 5)
+    assert labels.shape == spectral.shape == (8, 5)
+    assert (labels.sum(axis=1) == 1).all() and (spectral.sum(axis=1) == 1).all()
+
+
 def test_supervised_training_runs(problem):
     train_bits, _ = methods.fit_encode("nash-dn", 8, problem, supervised=True, max_epochs=2)
     assert train_bits.shape == (60, 8)

@@ -41,11 +41,11 @@ from nashcli.datasets import load_dataset  # noqa: E402
 #: Engine modules whose source decides each kind of method's results (the method's own spec and
 #: methods.py's training/encoding functions are hashed too, so adding a method elsewhere in
 #: methods.py does not invalidate the others).
-SOURCES = {
+SOURCES = {  # the engine's files whose bytes decide a kind of method's results
     "tfidf": ("features.py",),
-    "lsh": ("features.py", "baselines.py"),
-    "vdsh": ("features.py", "baselines.py", "training.py"),
-    "nash": ("features.py", "model.py", "training.py"),
+    "lsh": ("features.py", "baselines.py", "methods.py"),
+    "vdsh": ("features.py", "baselines.py", "training.py", "methods.py"),
+    "nash": ("features.py", "model.py", "training.py", "methods.py"),
 }
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 TITLES = {
@@ -83,18 +83,15 @@ PAPER_BITS = [8, 16, 32, 64, 128]
 
 def engine_fingerprint(method: str) -> str:
     """Hash of everything in the engine that decides ``method``'s results."""
-    import inspect
-
     from nashcli import methods
 
     spec = methods.SPECS.get(method)
     kind = "tfidf" if method == evaluation.EXACT else getattr(spec, "kind", "nash")
     digest = hashlib.sha256(f"{method}\0{spec!r}\0".encode())
+    # All of methods.py, not only fit_model: its helpers (k-NN graph use, pseudo-labels, target
+    # mixing) decide results too, and an edit there once left a stale run looking current.
     for name in SOURCES.get(kind, SOURCES["nash"] + ("baselines.py",)):
         digest.update(name.encode() + b"\0" + (ROOT / "nashcli" / name).read_bytes())
-    if method != evaluation.EXACT:
-        for function in (methods.fit_model, methods.encode_rows, methods.fit_encode):
-            digest.update(inspect.getsource(function).encode())
     return digest.hexdigest()[:12]
 
 

@@ -1,0 +1,97 @@
+"""How much the TF-IDF k-NN graph knows: the teacher behind `nash-nbr` and `nash-spectral`.
+
+    python benchmarks/graph_quality.py 20ng-vdsh reuters-vdsh 20ng tmc
+
+Per corpus (training split = database, test split = queries, a hit shares a label):
+
+- ``graph P@k``: share of each training document's k nearest training documents (TF-IDF cosine)
+  that share a label with it, k = 10, 50, 100;
+- ``clusters``: chance that two training documents of one of 32 pseudo-label clusters share a
+  label, k-means on the TF-IDF rows (`nash-nbr`) against spectral clusters (`nash-spectral`);
+- ``spectral P@100``: precision@100 of the queries ranked by cosine in the graph's 32-dimensional
+  spectral embedding, a query placed at the similarity-weighted mean of its 20 nearest training
+  documents' embeddings (a direct use of the graph, without training); ``tfidf P@100`` is exact
+  cosine, the usual reference.
+
+Where the graph is poor (20 Newsgroups: 36 % of a post's 100 nearest share its group, against
+70 % on Reuters) everything learnt from it starts from less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nashcli.datasets import load_dataset  # noqa: E402
+from nashcli.evaluation import prepare, score_exact  # noqa: E402
+from nashcli.features import knn_graph  # noqa: E402
+from nashcli.methods import cluster_labels, spectral_clusters, spectral_embedding  # noqa: E402
+from nashcli.metrics import precision_at_k  # noqa: E402
+
+DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+def neighbour_precision(neighbors: np.ndarray, labels: np.ndarray, k: int) -> float:
+    return float((labels[neighbors[:, :k]] & labels[:, None, :]).any(axis=2).mean())
+
+
+def cluster_precision(one_hot: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over documents of the share of the others in its cluster that share a label."""
+    y = labels.astype(np.float32)
+    assign = one_hot.argmax(axis=1)
+    total = 0.0
+    for cluster in np.unique(assign):
+        members = y[assign == cluster]
+        sharing = ((members @ members.T) > 0).sum(axis=1) - 1
+        total += float((sharing / max(len(members) - 1, 1)).sum())
+    return total / len(y)
+
+
+def spectral_query_precision(problem, embedding: np.ndarray, query_neighbours: int = 20) -> float:
+    sims = np.asarray((problem.X_test @ problem.X_train.T).todense(), dtype=np.float32)
+    nearest = np.argpartition(-sims, query_neighbours, axis=1)[:, :query_neighbours]
+    weights = np.take_along_axis(sims, nearest, axis=1)
+    queries = (embedding[nearest] * weights[..., None]).sum(axis=1)
+    queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    distances = -(queries @ embedding.T)
+
+    def lookup(query_rows: np.ndarray, db_rows: np.ndarray) -> np.ndarray:
+        return distances[query_rows[:, 0]][:, db_rows[:, 0]]
+
+    database = np.arange(len(embedding))[:, None]
+    query_ids = np.arange(len(queries))[:, None]
+    return precision_at_k(
+        database, problem.Y_train, query_ids, problem.Y_test, k=100, distance=lookup
+    )[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("datasets", nargs="+")
+    ap.add_argument("--data-dir", type=Path, default=DATASETS)
+    args = ap.parse_args()
+    for name in args.datasets:
+        problem, _ = prepare(load_dataset(name, args.data_dir))
+        x, y = problem.X_train, problem.Y_train
+        neighbors, similarities = knn_graph(x, 100)
+        graph = [neighbour_precision(neighbors, y, k) for k in (10, 50, 100)]
+        embedding = spectral_embedding(neighbors[:, :50], similarities[:, :50], 32)
+        kmeans = cluster_precision(cluster_labels(x, 32), y)
+        spectral = cluster_precision(spectral_clusters(embedding, 32), y)
+        print(
+            f"{name}: graph P@10/50/100 {graph[0]:.3f} / {graph[1]:.3f} / {graph[2]:.3f}; "
+            f"clusters k-means {kmeans:.3f}, spectral {spectral:.3f}; "
+            f"spectral P@100 {spectral_query_precision(problem, embedding):.3f}; "
+            f"tfidf P@100 {score_exact(problem)[1]:.3f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -308,3 +308,31 @@ def test_a_watcher_loads_the_model_once_not_per_update(notes, monkeypatch):
         thread.join(TIMEOUT)
     assert not thread.is_alive()
     assert len(loads) == 1, loads  # the warm-up's load served every update
+
+
+def test_an_interrupt_python_could_not_raise_is_delivered_again(capsys):
+    # A signal during the first index can land in a weakref callback or a __del__, where Python
+    # only prints the KeyboardInterrupt as a traceback and goes on: it must stop the watch anyway.
+    import threading
+
+    from nashcli.cli.watch_cmd import _stop_on_signals
+
+    class Watcher:
+        def __init__(self) -> None:
+            self.ready = threading.Event()  # still catching up
+            self.stops = 0
+
+        def stop(self) -> None:
+            self.stops += 1
+
+    class InterruptedOnDelete:
+        def __del__(self) -> None:
+            raise KeyboardInterrupt
+
+    watcher = Watcher()
+    with pytest.raises(KeyboardInterrupt), _stop_on_signals(watcher):
+        InterruptedOnDelete()  # dropped at once: its __del__ raises where nothing can catch it
+        for _ in range(200):
+            time.sleep(0.005)  # the interrupt is delivered again here
+    assert watcher.stops == 1
+    assert "Traceback" not in capsys.readouterr().err

@@ -87,14 +87,34 @@ def _stop_on_signals(watcher):
             raise KeyboardInterrupt
         received.append(signum)
 
+    # The interrupt can land where Python cannot raise it (a weakref callback inside an import,
+    # a __del__): Python then prints it as a traceback and goes on. Deliver it again instead, a
+    # moment later from another thread, so that it is raised once this hook has returned.
+    previous_hook = sys.unraisablehook
+    redeliveries = []  # cancelled on the way out: the watch may have stopped by itself meanwhile
+
+    def unraisable(info):
+        if isinstance(info.exc_value, KeyboardInterrupt) and previous:
+            import _thread
+            import threading
+
+            redeliveries.append(threading.Timer(0.05, _thread.interrupt_main))
+            redeliveries[-1].start()
+            return
+        previous_hook(info)
+
     try:
         for sig in caught:
             previous[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
         pass
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        for timer in redeliveries:
+            timer.cancel()
+        sys.unraisablehook = previous_hook
         for sig, old in previous.items():
             signal.signal(sig, old)
 

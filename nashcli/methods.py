@@ -274,11 +274,11 @@ def spectral_embedding(
     """Row-normalised spectral embedding (n, ≤ dims) of a k-NN graph, float32.
 
     The graph is symmetrised and weighted by cosine; the embedding is its normalised adjacency's
-    ``dims`` leading eigenvectors, rows scaled to unit length (Ng, Jordan & Weiss 2002, as in
-    scikit-learn's spectral clustering). Distances there follow the graph's communities, which
-    follow topics far better than the sparse TF-IDF rows do. The first eigenvector is kept: in a
-    graph of several components every component's indicator has eigenvalue 1, so no single
-    "trivial" vector can be dropped.
+    ``dims`` leading eigenvectors, rows scaled to unit length (Ng, Jordan & Weiss 2002).
+    Distances there follow the graph's communities, which follow topics far better than the
+    sparse TF-IDF rows do. The first eigenvector is kept, as scikit-learn's spectral clustering
+    keeps it: in a graph of several components every component's indicator has eigenvalue 1, so
+    no single "trivial" vector can be dropped.
     """
     from scipy.sparse.linalg import eigsh
     from sklearn.preprocessing import normalize

@@ -38,10 +38,9 @@ sys.path.insert(0, str(ROOT))
 from nashcli import evaluation  # noqa: E402
 from nashcli.datasets import load_dataset  # noqa: E402
 
-#: Engine modules whose source decides each kind of method's results (the method's own spec and
-#: methods.py's training/encoding functions are hashed too, so adding a method elsewhere in
-#: methods.py does not invalidate the others).
-SOURCES = {  # the engine's files whose bytes decide a kind of method's results
+#: Engine modules whose bytes decide each kind of method's results (the method's own spec is
+#: hashed too). All of methods.py counts, so any edit there makes every earlier run stale.
+SOURCES = {
     "tfidf": ("features.py",),
     "lsh": ("features.py", "baselines.py", "methods.py"),
     "vdsh": ("features.py", "baselines.py", "training.py", "methods.py"),

@@ -455,16 +455,20 @@ def readme_snippet(runs: list[dict], bits: list[int]) -> str:
                         ("tfidf: exact cosine, no hashing (any length)", [fmt(exact)] * len(bits))
                     )
                     continue
-                cells, seeds = [], set()
+                cells, counts = [], []
                 for b in bits:
                     got = values.get((method, supervised, b), [])
-                    seeds.update(seed for seed, _ in got)
+                    counts.append(len(got))
                     if len(got) >= 2:
                         vals = [v for _, v in got]
                         cells.append(f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}")
                     else:
                         cells.append(fmt(got[0][1]) if got else "–")
-                suffix = f" (mean ± sd, {len(seeds)} seeds)" if len(seeds) > 1 else ""
+                suffix = ""
+                if max(counts) > 1 and len(set(counts)) == 1:
+                    suffix = f" (mean ± sd, {counts[0]} seeds)"
+                elif max(counts) > 1:  # say which lengths had more than one seed
+                    suffix = f" (mean ± sd where seeds > 1: n = {'/'.join(map(str, counts))})"
                 rows.append((f"{label}{suffix}", cells))
         for name, published in PAPER.get(dataset, []):
             by_bits = dict(zip(PAPER_BITS, published, strict=True))

@@ -22,24 +22,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nashcli import methods  # noqa: E402
+from nashcli.datasets import DATASET_FILES, VDSH_VARIANTS  # noqa: E402
 from nashcli.features import carve_validation, make_problem  # noqa: E402
 from nashcli.metrics import precision_at_k  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
-FILES = {
-    "reuters": "reuters21578_modapte.jsonl.gz",
-    "20ng": "20newsgroups_bydate.jsonl.gz",
-    "tmc": "tmc2007_500_bow.jsonl.gz",
-}
 
 
 def load(name: str, val_fraction: float = 0.1, seed: int = 0, **feature_kw):
-    if name not in FILES:  # e.g. reuters-vdsh, 20ng-vdsh: the harness's own splits
+    if name in VDSH_VARIANTS:  # reuters-vdsh, 20ng-vdsh: the harness's own splits
         from nashcli.datasets import load_dataset
         from nashcli.evaluation import prepare
 
         return prepare(load_dataset(name, data_dir=DATASETS), **feature_kw)[0]
-    with gzip.open(DATASETS / FILES[name], "rt", encoding="utf-8") as f:
+    with gzip.open(DATASETS / DATASET_FILES[name], "rt", encoding="utf-8") as f:
         docs = [json.loads(line) for line in f]
     train = [d for d in docs if d["split"] == "train"]
     test = [d for d in docs if d["split"] == "test"]
@@ -69,9 +65,7 @@ def parse_value(text: str):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--dataset",
-        default="reuters",
-        choices=sorted(FILES) + ["reuters-vdsh", "20ng-vdsh"],
+        "--dataset", default="reuters", choices=sorted(DATASET_FILES) + sorted(VDSH_VARIANTS)
     )
     ap.add_argument("--method", nargs="+", default=["nash-dn"])
     ap.add_argument("--bits", type=int, nargs="+", default=[32])

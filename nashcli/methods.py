@@ -199,7 +199,7 @@ def fit_model(
             train_kw.setdefault(key, value)
     neighbors, similarities = None, None
     if spec.neighbors > 0 and problem.X_train.shape[0] > 1:
-        neighbors, similarities = knn_graph(problem.X_train, spec.neighbors)
+        neighbors, similarities = knn_graph(problem.graph_rows, spec.neighbors)
     if y_fit is None and spec.clusters > 0 and spec.kind == "nash":
         if spec.cluster_space == "spectral" and neighbors is not None:
             embedding = spectral_embedding(neighbors, similarities, spec.spectral_dims, seed)

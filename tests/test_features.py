@@ -96,3 +96,22 @@ def test_knn_graph_matches_brute_force():
         assert i not in idx[i]
         expected = sorted((v for j, v in enumerate(full[i]) if j != i), reverse=True)
         np.testing.assert_allclose(sims[i], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_knn_graph_rows_see_words_beyond_the_model_vocabulary():
+    # The model keeps the 2 most frequent words; rarer shared words pair documents 0-3 and 1-2.
+    docs = [
+        "alpha alpha alpha beta zebra",
+        "alpha beta beta beta quokka",
+        "alpha alpha alpha beta quokka",
+        "alpha beta beta beta zebra",
+    ]
+    p = make_problem(docs, [], [], max_features=2)
+    assert p.X_train.shape[1] == 2 and p.G_train.shape == (4, 4)
+    assert knn_graph(p.X_train, 1)[0][0, 0] == 2  # on the model's words, 0 looks like 2
+    assert knn_graph(p.graph_rows, 1)[0][:, 0].tolist() == [3, 2, 1, 0]
+
+
+def test_knn_graph_rows_are_the_model_rows_when_no_word_is_left_out():
+    p = make_problem(DOCS[:3], DOCS[3:4], DOCS[4:])
+    assert p.G_train is None and p.graph_rows is p.X_train

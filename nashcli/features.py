@@ -125,6 +125,12 @@ class TfidfFeatures:
 
     def fit(self, texts: Sequence[str]) -> TfidfFeatures:
         """Learn the vocabulary and the smoothed idf ``ln((1+n)/(1+df)) + 1`` from ``texts``."""
+        self.fit_counts(texts)
+        return self
+
+    def fit_counts(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """:meth:`fit`, returning what :meth:`counts` would give for ``texts``, from the same
+        tokenisation pass (tokenising is most of the cost of features)."""
         texts = list(texts)
         if not texts:
             raise NashError("no documents to learn a vocabulary from")
@@ -139,7 +145,7 @@ class TfidfFeatures:
         self.vocabulary_ = vocabulary
         self.idf_ = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
         self._vectorizer = self._make_vectorizer(vocabulary)
-        return self
+        return _csr_counts(counts)
 
     @property
     def vocabulary_size(self) -> int:
@@ -154,9 +160,7 @@ class TfidfFeatures:
     def counts(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Raw term counts over the vocabulary, (n, vocabulary_size) float32 CSR."""
         self._check_fitted()
-        out = self._vectorizer.transform(list(texts)).astype(np.float32)
-        out.sort_indices()
-        return sp.csr_matrix(out)
+        return _csr_counts(self._vectorizer.transform(list(texts)))
 
     def tfidf_from_counts(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """TF-IDF (sublinear tf if set) of a count matrix, each row L2-normalised."""
@@ -177,8 +181,7 @@ class TfidfFeatures:
         return self.tfidf_from_counts(self.counts(texts))
 
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        texts = list(texts)
-        return self.fit(texts).transform(texts)
+        return self.tfidf_from_counts(self.fit_counts(texts))
 
     # -- persistence (JSON + npz, never pickle) --------------------------------------------------
     def get_params(self) -> dict:
@@ -293,8 +296,10 @@ def make_problem(
     set is taken from the training split.
     """
     train_texts, val_texts, test_texts = list(train_texts), list(val_texts), list(test_texts)
-    features = TfidfFeatures(**feature_kw).fit(train_texts + val_texts)
-    c_train, c_val, c_test = (features.counts(t) for t in (train_texts, val_texts, test_texts))
+    features = TfidfFeatures(**feature_kw)
+    c_fit = features.fit_counts(train_texts + val_texts)
+    c_train, c_val = c_fit[: len(train_texts)], c_fit[len(train_texts) :]
+    c_test = features.counts(test_texts)
     x_train, x_val, x_test = (features.tfidf_from_counts(c) for c in (c_train, c_val, c_test))
 
     def as_lists(labels):
@@ -326,14 +331,21 @@ def make_problem(
 def graph_features(texts: list[str], features: TfidfFeatures) -> sp.csr_matrix | None:
     """TF-IDF of ``texts`` over every word in ≥ ``GRAPH_MIN_DF`` of them (``features``' other
     settings), or None where that vocabulary is no larger than ``features``' own."""
-    params = {**features.get_params(), "max_features": None, "min_df": GRAPH_MIN_DF}
+    graph = TfidfFeatures(**{**features.get_params(), "max_features": None, "min_df": GRAPH_MIN_DF})
     try:
-        graph = TfidfFeatures(**params).fit(texts)
+        counts = graph.fit_counts(texts)
     except NashError:  # no word in two documents: a tiny or degenerate collection
         return None
     if graph.vocabulary_size <= features.vocabulary_size:
         return None
-    return graph.transform(texts)
+    return graph.tfidf_from_counts(counts)
+
+
+def _csr_counts(counts: sp.spmatrix) -> sp.csr_matrix:
+    """A vectorizer's count matrix as float32 CSR with sorted indices."""
+    out = sp.csr_matrix(counts, dtype=np.float32)
+    out.sort_indices()
+    return out
 
 
 def carve_validation(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

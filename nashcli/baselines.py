@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nashcli.model import make_trunk
+from nashcli.model import SparseRows, make_trunk, project
 
 
 class LSH:
@@ -77,8 +77,16 @@ class VDSH(nn.Module):
             )
         self.register_buffer("median", torch.zeros(b))
 
-    def means(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mu(self.trunk(x))
+    @property
+    def accepts_sparse(self) -> bool:
+        """Whether ``x`` may be ``SparseRows`` (a linear encoder)."""
+        return self.config.encoder == "linear"
+
+    def _hidden(self, x: torch.Tensor | SparseRows) -> torch.Tensor | SparseRows:
+        return x if isinstance(x, SparseRows) else self.trunk(x)
+
+    def means(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        return project(self.mu, self._hidden(x))
 
     @torch.no_grad()
     def codes(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,12 +105,12 @@ class VDSH(nn.Module):
         self.train(was_training)
 
     def forward(self, x, target, labels=None) -> dict[str, torch.Tensor]:
-        hidden = self.trunk(x)
-        mu, log_var = self.mu(hidden), self.log_var(hidden).clamp(-10, 10)
+        hidden = self._hidden(x)
+        mu, log_var = project(self.mu, hidden), project(self.log_var, hidden).clamp(-10, 10)
         z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu) if self.training else mu
         kl = 0.5 * (mu**2 + log_var.exp() - 1 - log_var).sum(dim=1)
         recon = -(target * F.log_softmax(self.decoder(z), dim=1)).sum(dim=1)
-        ce = torch.zeros((), device=x.device)
+        ce = torch.zeros((), device=z.device)
         if self.classifier is not None and labels is not None:
             logits = self.classifier(z)
             if self.config.multilabel:

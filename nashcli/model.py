@@ -18,7 +18,7 @@ is its config plus a ``state_dict`` of plain arrays.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -63,6 +63,43 @@ def binarize(h: torch.Tensor, stochastic: bool) -> torch.Tensor:
     threshold = torch.rand_like(h) if stochastic else torch.full_like(h, 0.5)
     z_hard = (h > threshold).to(h.dtype)
     return h + (z_hard - h).detach()
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """A minibatch of sparse TF-IDF rows in CSR parts, for a linear encoder.
+
+    A linear map then multiplies only the non-zeros (``project``), forward and backward: the
+    dense product over 10k words was two thirds of a Reuters training step's arithmetic.
+    """
+
+    indices: torch.Tensor  # int64 word of every non-zero, row after row
+    offsets: torch.Tensor  # int64 (n,): where each row's non-zeros start in ``indices``
+    values: torch.Tensor  # float32 weight of every non-zero
+
+    def __len__(self) -> int:
+        return self.offsets.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+
+def project(layer: nn.Linear, x: torch.Tensor | SparseRows) -> torch.Tensor:
+    """``layer(x)`` for dense rows or ``SparseRows`` (a weighted sum of the rows' words' columns)."""
+    if isinstance(x, SparseRows):
+        summed = F.embedding_bag(
+            x.indices, layer.weight.t(), x.offsets, mode="sum", per_sample_weights=x.values
+        )
+        return summed + layer.bias
+    return layer(x)
+
+
+def sparse_dropout(x: SparseRows, p: float, training: bool) -> SparseRows:
+    """Input-word dropout on sparse rows: the same as ``nn.Dropout`` on their dense form."""
+    if not training or p <= 0:
+        return x
+    return replace(x, values=F.dropout(x.values, p, training=True))
 
 
 def make_trunk(encoder: str, vocab_size: int, hidden: int, dropout: float = 0.0):
@@ -112,13 +149,20 @@ class NASH(nn.Module):
             self.classifier = nn.Linear(b, config.n_labels)
 
     # 1. encoder ---------------------------------------------------------------------------------
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The encoder's hidden representation of TF-IDF ``x`` (dense or sparse for linear)."""
+    @property
+    def accepts_sparse(self) -> bool:
+        """Whether ``x`` may be ``SparseRows`` (a linear encoder: g is one map of the words)."""
+        return self.config.encoder == "linear"
+
+    def features(self, x: torch.Tensor | SparseRows) -> torch.Tensor | SparseRows:
+        """The encoder's hidden representation of TF-IDF ``x`` (``SparseRows`` stay sparse)."""
+        if isinstance(x, SparseRows):
+            return sparse_dropout(x, self.config.dropout, self.training)
         return self.trunk(x)
 
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         """h = σ(g(x)), the Bernoulli means of q(z|x)."""
-        return torch.sigmoid(self.encoder(self.features(x)))
+        return torch.sigmoid(project(self.encoder, self.features(x)))
 
     def linear_encoder(self):
         """(weight (bits, vocab), bias (bits,)) numpy arrays when g is linear, else None.
@@ -133,14 +177,14 @@ class NASH(nn.Module):
         )
 
     @torch.no_grad()
-    def codes(self, x: torch.Tensor) -> torch.Tensor:
+    def codes(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         """Deterministic codes z = 1[h > 0.5] (inference), bool (n, n_bits)."""
-        return self.encoder(self.features(x)) > 0  # σ(g) > 0.5 ⇔ g > 0, exact in floats
+        return project(self.encoder, self.features(x)) > 0  # σ(g) > 0.5 ⇔ g > 0, exact
 
     # 2–6. the loss ------------------------------------------------------------------------------
     def forward(
         self,
-        x: torch.Tensor,
+        x: torch.Tensor | SparseRows,
         target: torch.Tensor,
         labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
@@ -151,7 +195,7 @@ class NASH(nn.Module):
         Training mode samples z and noise; eval mode uses deterministic codes and no noise.
         """
         hidden = self.features(x)
-        h = torch.sigmoid(self.encoder(hidden))
+        h = torch.sigmoid(project(self.encoder, hidden))
         z = binarize(h, stochastic=self.training)
         kl = bernoulli_kl(h, self.config.prior)
 
@@ -159,7 +203,7 @@ class NASH(nn.Module):
         if self.training and self.config.noise == "fixed":
             z_in = z + self.config.sigma * torch.randn_like(z)
         elif self.config.noise == "learned":
-            log_sigma = self.log_sigma(hidden).clamp(-8.0, 2.0)
+            log_sigma = project(self.log_sigma, hidden).clamp(-8.0, 2.0)
             kl = kl + gaussian_noise_kl(log_sigma, self.config.sigma)
             if self.training:
                 z_in = z + torch.exp(log_sigma) * torch.randn_like(z)
@@ -167,7 +211,7 @@ class NASH(nn.Module):
         log_probs = F.log_softmax(self.decoder(z_in), dim=1)
         recon = -(target * log_probs).sum(dim=1)
 
-        ce = torch.zeros((), device=x.device)
+        ce = torch.zeros((), device=z.device)
         if self.classifier is not None and labels is not None:
             logits = self.classifier(z)
             if self.config.multilabel:

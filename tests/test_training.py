@@ -239,3 +239,22 @@ def test_explicit_training_threads_win_over_the_idle_cores(monkeypatch):
     assert training.training_threads(training.TrainConfig(cpu_threads=3)) == 3
     monkeypatch.setenv("NASH_TRAIN_THREADS", "lots")
     assert training.training_threads(training.TrainConfig()) == 2
+
+
+def test_mixed_target_built_once_or_per_batch_is_the_same(monkeypatch):
+    """Within the memory budget the neighbour-mixed target is built once; above it, per batch."""
+    import scipy.sparse as sp
+
+    from nashcli import training
+
+    rng = np.random.default_rng(0)
+    target = sp.random(40, 25, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    neighbours = rng.integers(0, 40, size=(40, 5))
+    mix = methods.neighbour_mix(neighbours, 8.0)
+    built, left = training.mixed_target(target, mix)
+    assert left is None
+    np.testing.assert_allclose(built.toarray(), mix.toarray() @ target.toarray(), rtol=1e-5)
+    monkeypatch.setattr(training, "MIXED_TARGET_BUDGET", 100)  # bytes: far too few
+    kept, left = training.mixed_target(target, mix)
+    assert kept is target and left is mix
+    assert training.mixed_target(target, None) == (target, None)

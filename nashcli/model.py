@@ -86,7 +86,7 @@ class SparseRows:
 
 
 def project(layer: nn.Linear, x: torch.Tensor | SparseRows) -> torch.Tensor:
-    """``layer(x)`` for dense rows or ``SparseRows`` (a weighted sum of the rows' words' columns)."""
+    """``layer(x)`` for dense rows or ``SparseRows`` (a weighted sum of the words' columns)."""
     if isinstance(x, SparseRows):
         summed = F.embedding_bag(
             x.indices, layer.weight.t(), x.offsets, mode="sum", per_sample_weights=x.values

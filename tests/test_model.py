@@ -194,3 +194,19 @@ def test_sparse_input_word_dropout_drops_words_in_training_only():
     assert 0.4 < (dropped == 0).float().mean() < 0.6
     assert set(dropped.unique().tolist()) == {0.0, 2.0}  # survivors scaled by 1 / (1 − p)
     assert sparse_dropout(rows, 0.5, training=False) is rows
+
+
+def test_sparse_rows_with_no_words_at_the_end_or_at_all():
+    """Documents with no known word (empty rows) anywhere in a batch get the bias, as dense."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from nashcli.model import project
+    from nashcli.training import dense_rows, sparse_rows
+
+    model = make()
+    x = sp.csr_matrix(np.array([[1.0] + [0.0] * 29, [0.0] * 30, [0.0] * 30], dtype=np.float32))
+    cpu = torch.device("cpu")
+    for rows in (np.array([0, 1, 2]), np.array([1, 2])):
+        sparse = project(model.encoder, sparse_rows(x, rows, cpu))
+        assert torch.allclose(sparse, model.encoder(dense_rows(x, rows, cpu)))

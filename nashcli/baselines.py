@@ -89,20 +89,41 @@ class VDSH(nn.Module):
         return project(self.mu, self._hidden(x))
 
     @torch.no_grad()
-    def codes(self, x: torch.Tensor) -> torch.Tensor:
+    def codes(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         return self.means(x) > self.median
+
+    def linear_encoder(self):
+        """(weight (bits, vocab), bias (bits,), threshold (bits,)) numpy arrays when the encoder
+        is linear, else None: codes = 1[x·Wᵀ + b > median], so codes of a sparse corpus need no
+        dense copy (``training.encode``)."""
+        if self.config.encoder != "linear":
+            return None
+        return (
+            self.mu.weight.detach().cpu().numpy(),
+            self.mu.bias.detach().cpu().numpy(),
+            self.median.detach().cpu().numpy(),
+        )
 
     @torch.no_grad()
     def fit_thresholds(self, x: sp.csr_matrix, device: torch.device, chunk: int = 2048) -> None:
         """Set each bit's threshold to the median of its mean over the documents ``x``."""
-        was_training = self.training
-        self.eval()
-        mus = [
-            self.means(torch.from_numpy(x[i : i + chunk].toarray()).float().to(device))
-            for i in range(0, x.shape[0], chunk)
-        ]
-        self.median.copy_(torch.cat(mus).median(dim=0).values)
-        self.train(was_training)
+        linear = self.linear_encoder()
+        if linear is not None:  # the same sparse product as the codes: the median row is not above
+            weight, bias, _ = linear
+            means = torch.from_numpy(np.asarray(x @ weight.T) + bias)
+        else:
+            from nashcli.training import dense_rows
+
+            was_training = self.training
+            self.eval()
+            means = torch.cat(
+                [
+                    self.means(dense_rows(x, slice(i, i + chunk), device)).cpu()
+                    for i in range(0, x.shape[0], chunk)
+                ]
+            )
+            self.train(was_training)
+        self.median.copy_(means.median(dim=0).values.to(self.median.device))
 
     def forward(self, x, target, labels=None) -> dict[str, torch.Tensor]:
         hidden = self._hidden(x)

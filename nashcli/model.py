@@ -3,7 +3,8 @@
 Read top to bottom:
 
 1. encoder   q(z|x) = Bernoulli(σ(g(x)))   g = linear map or the paper's 2×500 ReLU MLP of TF-IDF x
-2. binarize  z = 1[σ(g) > u], u ~ U(0,1) while training (stochastic); z = 1[σ(g) > 0.5] at inference
+2. binarize  z = 1[σ(g) > u], u ~ U(0,1) while training (stochastic; or deterministic, as at
+             inference); z = 1[σ(g) > 0.5] at inference
              gradients pass straight through: z = h + (z_hard − h).detach()
 3. noise     NASH-N adds N(0, σ²) to z before decoding; NASH-DN infers σ per document (training)
 4. decoder   p(w|z) = softmax(zE + b) over the vocabulary; reconstruction = log-likelihood of the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -34,6 +36,9 @@ class NashConfig:
     encoder: str = "linear"  # "linear" (calibration: better and 5× faster) or "mlp" (paper, 2×500)
     hidden: int = 500  # width of the MLP encoder's two layers and of the label classifier
     noise: str = "none"  # "none" (NASH), "fixed" (NASH-N), "learned" (NASH-DN)
+    # Codes while training: "stochastic" z = 1[h > u], u ~ U(0,1) (the paper's better choice) or
+    # "deterministic" z = 1[h > 0.5], as at inference.
+    binarization: str = "stochastic"
     sigma: float = 0.1  # NASH-N's noise σ; NASH-DN's prior σ₀ (its KL keeps σ(x) from vanishing)
     prior: float = 0.5  # γ of the Bernoulli prior
     dropout: float = 0.0  # on the encoder's input words (training only): a regulariser
@@ -76,13 +81,6 @@ class SparseRows:
     indices: torch.Tensor  # int64 word of every non-zero, row after row
     offsets: torch.Tensor  # int64 (n,): where each row's non-zeros start in ``indices``
     values: torch.Tensor  # float32 weight of every non-zero
-
-    def __len__(self) -> int:
-        return self.offsets.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        return self.values.device
 
 
 def project(layer: nn.Linear, x: torch.Tensor | SparseRows) -> torch.Tensor:
@@ -128,6 +126,8 @@ class NASH(nn.Module):
 
     def __init__(self, config: NashConfig) -> None:
         super().__init__()
+        if config.binarization not in ("stochastic", "deterministic"):
+            raise ValueError(f"unknown binarization {config.binarization!r}")
         self.config = config
         v, b = config.vocab_size, config.n_bits
         self.trunk, width = make_trunk(config.encoder, v, config.hidden, config.dropout)
@@ -165,16 +165,15 @@ class NASH(nn.Module):
         return torch.sigmoid(project(self.encoder, self.features(x)))
 
     def linear_encoder(self):
-        """(weight (bits, vocab), bias (bits,)) numpy arrays when g is linear, else None.
+        """(weight (bits, vocab), bias (bits,), threshold (bits,)) numpy arrays when g is linear,
+        else None.
 
         z = 1[σ(g) > 0.5] = 1[x·Wᵀ + b > 0], so codes of a sparse corpus need no dense copy.
         """
         if self.config.encoder != "linear":  # (dropout is the identity at inference)
             return None
-        return (
-            self.encoder.weight.detach().cpu().numpy(),
-            self.encoder.bias.detach().cpu().numpy(),
-        )
+        bias = self.encoder.bias.detach().cpu().numpy()
+        return self.encoder.weight.detach().cpu().numpy(), bias, np.zeros_like(bias)
 
     @torch.no_grad()
     def codes(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
@@ -196,7 +195,7 @@ class NASH(nn.Module):
         """
         hidden = self.features(x)
         h = torch.sigmoid(project(self.encoder, hidden))
-        z = binarize(h, stochastic=self.training)
+        z = binarize(h, stochastic=self.training and self.config.binarization == "stochastic")
         kl = bernoulli_kl(h, self.config.prior)
 
         z_in = z

@@ -109,8 +109,8 @@ def encode(model: torch.nn.Module, x: sp.csr_matrix, device: torch.device, chunk
     """Deterministic codes of every row of ``x``: bool (n, n_bits) numpy array."""
     linear = model.linear_encoder() if hasattr(model, "linear_encoder") else None
     if linear is not None:
-        weight, bias = linear  # sparse × dense in scipy: the corpus is never densified
-        return np.asarray(x @ weight.T) + bias > 0
+        weight, bias, threshold = linear  # sparse × dense in scipy: never densified
+        return np.asarray(x @ weight.T) + bias > threshold
     was_training = model.training
     model.eval()
     out = [

@@ -63,6 +63,22 @@ def test_codes_stochastic_in_training_deterministic_at_inference():
     assert model.codes(x).dtype == torch.bool and model.codes(x).all()
 
 
+def test_deterministic_binarization_trains_on_the_inference_codes():
+    model = make(binarization="deterministic")
+    with torch.no_grad():
+        model.encoder.weight.zero_()
+        model.encoder.bias.fill_(0.3)  # h ≈ 0.574 everywhere: every bit on, every time
+    x, counts = batch(64)
+    model.train()
+    z = model(x, counts)["z"]
+    assert z.min() == 1 and torch.equal(z, model(x, counts)["z"])
+    model.encoder.bias.grad = None
+    model(x, counts)["recon"].backward()
+    assert model.encoder.bias.grad.abs().sum() > 0  # still straight through
+    with pytest.raises(ValueError, match="binarization"):
+        make(binarization="sometimes")
+
+
 def test_bernoulli_kl_matches_direct_sum_over_codes():
     h = torch.tensor([[0.1, 0.8, 0.55]])
     for prior in (0.5, 0.3):
@@ -134,6 +150,28 @@ def test_nash_and_vdsh_share_the_trunk_and_round_trip_their_weights(encoder):
         fresh.eval()
         assert torch.equal(fresh.codes(x), model.codes(x))
         assert torch.equal(fresh.decoder.weight, model.decoder.weight)
+
+
+@pytest.mark.parametrize("encoder", ["linear", "mlp"])
+def test_vdsh_codes_of_sparse_rows_split_every_bit_at_its_median(encoder):
+    import scipy.sparse as sp
+
+    from nashcli.baselines import VDSH, VdshConfig
+    from nashcli.training import encode
+
+    torch.manual_seed(0)
+    model = VDSH(VdshConfig(vocab_size=30, n_bits=8, encoder=encoder, hidden=16)).eval()
+    x, _ = batch(41)
+    rows = sp.csr_matrix(x.numpy())
+    model.fit_thresholds(rows, torch.device("cpu"))
+    with torch.no_grad():
+        assert torch.allclose(model.median, model.means(x).median(dim=0).values, atol=1e-6)
+        dense_codes, near_median = model.codes(x).numpy(), (model.means(x) - model.median).abs()
+    codes = encode(model, rows, torch.device("cpu"))  # sparse path for the linear encoder
+    assert codes.shape == (41, 8) and codes.dtype == bool
+    assert (codes.sum(axis=0) == 20).all()  # 41 distinct means: 20 above the median, 21 not
+    differ = codes != dense_codes  # only where float rounding decides (the median row itself)
+    assert (near_median.numpy()[differ] < 1e-5).all()
 
 
 def test_vdsh_loads_weights_saved_under_the_old_trunk_names():

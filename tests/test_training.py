@@ -86,6 +86,22 @@ def test_nash_learns_topics(problem):
     assert p > 0.8  # three separable topics; chance is 1/3
 
 
+def test_deterministic_binarization_is_a_method_setting(problem, monkeypatch):
+    import dataclasses
+
+    spec = dataclasses.replace(methods.SPECS["nash-dn"], binarization="deterministic")
+    monkeypatch.setitem(methods.SPECS, "nash-dn", spec)
+    model, _ = methods.fit_model(
+        "nash-dn", 16, problem, max_epochs=40, min_epochs=40, lr=3e-3, batch_size=16
+    )
+    assert model.config.binarization == "deterministic"
+    train_bits = methods.encode_rows(model, problem.X_train)
+    _, p = precision_at_k(
+        train_bits, problem.Y_train, methods.encode_rows(model, problem.X_test), problem.Y_test, 10
+    )
+    assert p > 0.6  # it still learns the three topics (chance: 1/3)
+
+
 def test_same_seed_same_codes(problem):
     a = methods.fit_encode("nash-dn", 8, problem, seed=3, max_epochs=3)
     b = methods.fit_encode("nash-dn", 8, problem, seed=3, max_epochs=3)

@@ -23,13 +23,38 @@ def label_hits(query_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
     return (q @ d.T) > 0
 
 
+#: Largest distance :func:`kth_smallest` counts rather than partitions (Hamming distances of
+#: codes up to 256 bits).
+COUNTABLE_DISTANCE = 256
+
+
+def kth_smallest(distances: np.ndarray, k: int) -> np.ndarray:
+    """(q,) the k-th smallest value of each row of ``distances`` (1 <= k <= columns).
+
+    Hamming distances are small non-negative integers, so each row's histogram (one
+    ``np.bincount`` over the whole matrix) finds the k-th without a selection. That also avoids
+    ``np.partition``'s worst case: codes that have collapsed early in training tie almost every
+    distance, and partitioning 777 × 6,992 such distances took 370-400 ms against 17-25 ms
+    counted (2-3× faster on healthy codes). Other distances (floats, negatives) are partitioned.
+    """
+    q, n = distances.shape
+    integral = np.issubdtype(distances.dtype, np.integer) and distances.size > 0
+    if integral and distances.min() >= 0 and distances.max() <= COUNTABLE_DISTANCE:
+        width = int(distances.max()) + 1
+        dtype = np.int32 if q * width < 2**31 else np.int64
+        shifted = distances.astype(dtype, copy=False) + (np.arange(q, dtype=dtype) * width)[:, None]
+        counts = np.bincount(shifted.ravel(), minlength=q * width).reshape(q, width)
+        return np.argmax(np.cumsum(counts, axis=1) >= k, axis=1).astype(distances.dtype)
+    return np.partition(distances, k - 1, axis=1)[:, k - 1]
+
+
 def _split_at_kth(
     distances: np.ndarray, hits: np.ndarray, k: int
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """``(k, hits_closer, slots, tied)`` per query: hits among the documents closer than the k-th
     distance, how many top-k places the documents tied at it fill, and the (q, n) tied mask."""
     k = min(k, distances.shape[1])
-    kth = np.partition(distances, k - 1, axis=1)[:, k - 1 : k]  # (q, 1) the k-th smallest
+    kth = kth_smallest(distances, k)[:, None]  # (q, 1)
     closer = distances < kth
     return k, (closer & hits).sum(axis=1), k - closer.sum(axis=1), distances == kth
 

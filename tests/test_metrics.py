@@ -1,0 +1,79 @@
+"""Precision@k as the papers measure it, checked against brute force on tiny cases."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from nashcli.metrics import (
+    hamming_distance_matrix,
+    kth_smallest,
+    label_hits,
+    precision_at_k,
+    precision_from_distances,
+    tie_aware_precision,
+)
+
+
+def brute_force(distances: np.ndarray, hits: np.ndarray, k: int) -> tuple[float, float]:
+    """(positional, tie-aware) precision@k by enumerating every order of each query's documents
+    that sorts them by distance: positional is the order keeping database positions, tie-aware
+    the mean over all of them."""
+    positional, tie_aware = [], []
+    for row, row_hits in zip(distances, hits, strict=True):
+        stable = np.argsort(row, kind="stable")
+        positional.append(row_hits[stable[:k]].sum() / k)
+        groups = [list(np.flatnonzero(row == value)) for value in np.unique(row)]
+        scores = []
+        for orders in itertools.product(*(itertools.permutations(g) for g in groups)):
+            ranked = [doc for order in orders for doc in order]
+            scores.append(row_hits[ranked[:k]].sum() / k)
+        tie_aware.append(np.mean(scores))
+    return float(np.mean(positional)), float(np.mean(tie_aware))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_precision_matches_every_order_of_the_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, bits = 7, 3  # 3-bit codes over 7 documents: ties at almost every distance
+    db, queries = rng.random((n, bits)) < 0.5, rng.random((4, bits)) < 0.5
+    hits = label_hits(rng.random((4, 3)) < 0.4, rng.random((n, 3)) < 0.4)
+    distances = hamming_distance_matrix(queries, db)
+    for k in (1, 3, 5, 7):
+        expected = brute_force(distances, hits, k)
+        assert precision_from_distances(distances, hits, k) == pytest.approx(expected, abs=1e-12)
+        assert tie_aware_precision(distances, hits, k) == pytest.approx(expected[1], abs=1e-12)
+
+
+def test_all_tied_is_the_share_of_hits() -> None:
+    # One code for everything: any 2 of the 5 documents are equally likely, so the expected
+    # precision is the share of hits (3/5), while positional takes the first two (one hit).
+    distances = np.zeros((1, 5), dtype=np.int32)
+    hits = np.array([[False, True, True, False, True]])
+    assert precision_from_distances(distances, hits, 2) == pytest.approx((0.5, 0.6))
+
+
+def test_chunked_queries_give_the_same_precision() -> None:
+    rng = np.random.default_rng(1)
+    db, queries = rng.random((500, 16)) < 0.5, rng.random((90, 16)) < 0.5
+    ydb, yq = rng.random((500, 4)) < 0.3, rng.random((90, 4)) < 0.3
+    whole = precision_at_k(db, ydb, queries, yq, k=20, chunk=1000)
+    assert precision_at_k(db, ydb, queries, yq, k=20, chunk=7) == pytest.approx(whole, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "distances",
+    [
+        np.random.default_rng(0).integers(0, 33, (50, 400)).astype(np.int32),  # Hamming, 32 bits
+        np.random.default_rng(1).integers(0, 2, (50, 400)).astype(np.int32),  # collapsed codes
+        np.random.default_rng(2).integers(0, 257, (30, 300)).astype(np.uint16),  # 256 bits
+        np.random.default_rng(3).integers(-5, 900, (30, 300)),  # not countable: partitioned
+        np.random.default_rng(4).random((30, 300)),  # cosine distances (exact TF-IDF)
+    ],
+)
+def test_kth_smallest_agrees_with_a_partition(distances: np.ndarray) -> None:
+    for k in (1, 2, 100, distances.shape[1]):
+        expected = np.partition(distances, k - 1, axis=1)[:, k - 1]
+        assert np.array_equal(kth_smallest(distances, k), expected)

@@ -227,6 +227,7 @@ def fit_model(
                 multilabel=multilabel,
             )
         )
+        model.start_from_background(np.asarray(problem.C_train.sum(axis=0)))
     settings = {"pair_weight": spec.pair_weight, "pair_mode": spec.pair_mode, **dict(spec.train)}
     config = replace(TrainConfig(seed=seed, **settings), **train_kw)
     mix = None if neighbors is None else neighbour_mix(neighbors, spec.nbr_weight)

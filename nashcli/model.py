@@ -8,7 +8,8 @@ Read top to bottom:
              gradients pass straight through: z = h + (z_hard − h).detach()
 3. noise     NASH-N adds N(0, σ²) to z before decoding; NASH-DN infers σ per document (training)
 4. decoder   p(w|z) = softmax(zE + b) over the vocabulary; reconstruction = log-likelihood of the
-             document's words, weighted by their counts (or any non-negative word-weight target)
+             document's words, weighted by their counts (or any non-negative word-weight target);
+             b starts at the corpus's log word frequencies (``start_from_background``)
 5. prior     p(z) = Bernoulli(γ), γ = 0.5; KL(q‖p) in closed form
 6. labels    (supervised) a 2-layer MLP from z to the labels, loss = −ELBO + α·CE
 
@@ -147,6 +148,21 @@ class NASH(nn.Module):
             )
         elif config.n_labels > 0:
             self.classifier = nn.Linear(b, config.n_labels)
+
+    def start_from_background(self, word_counts: np.ndarray) -> None:
+        """Start the decoder's bias at the corpus's log word frequencies (add-one smoothed).
+
+        softmax(zE + b) then begins as the background distribution every document shares, so the
+        bits learn from the first step how a document departs from it rather than first how
+        often each word occurs (a topic model's usual start; the README's results give what it
+        changed).
+        """
+        counts = np.asarray(word_counts, dtype=np.float64).ravel() + 1.0
+        if counts.shape != self.decoder.bias.shape:
+            vocab = self.config.vocab_size
+            raise ValueError(f"{counts.size} word counts for a {vocab}-word decoder")
+        with torch.no_grad():
+            self.decoder.bias.copy_(torch.from_numpy(np.log(counts / counts.sum())))
 
     # 1. encoder ---------------------------------------------------------------------------------
     @property

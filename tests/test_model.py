@@ -114,6 +114,25 @@ def test_noise_only_in_training():
     assert a != b
 
 
+def test_decoder_starts_from_the_background_word_distribution():
+    model = make()
+    x, counts = batch(200)
+    model.start_from_background(counts.sum(dim=0).numpy())
+    # With E = 0 the decoder ignores z and predicts the smoothed corpus frequencies, which fit
+    # the documents' words far better than the uniform distribution a zero bias gives.
+    with torch.no_grad():
+        model.decoder.weight.zero_()
+    model.eval()
+    frequencies = (counts.sum(dim=0) + 1) / (counts.sum() + 30)
+    predicted = torch.softmax(model.decoder(torch.zeros(1, 8)), dim=1)[0]
+    assert torch.allclose(predicted, frequencies, atol=1e-6)
+    background = model(x, counts)["recon"].item()
+    model.decoder.bias.data.zero_()
+    assert background < model(x, counts)["recon"].item()
+    with pytest.raises(ValueError, match="29 word counts for a 30-word decoder"):
+        model.start_from_background(counts.sum(dim=0).numpy()[:29])
+
+
 def test_supervised_head_single_and_multi_label():
     x, counts = batch()
     labels = torch.zeros(6, 3)

@@ -35,12 +35,14 @@ def kth_smallest(distances: np.ndarray, k: int) -> np.ndarray:
     ``np.bincount`` over the whole matrix) finds the k-th without a selection. That also avoids
     ``np.partition``'s worst case: codes that have collapsed early in training tie almost every
     distance, and partitioning 777 × 6,992 such distances took 370-400 ms against 17-25 ms
-    counted (2-3× faster on healthy codes). Other distances (floats, negatives) are partitioned.
+    counted (1.4-2× faster on healthy codes, ``benchmarks/metrics.py``). Other distances
+    (floats, negatives) are partitioned.
     """
     q, n = distances.shape
     integral = np.issubdtype(distances.dtype, np.integer) and distances.size > 0
-    if integral and distances.min() >= 0 and distances.max() <= COUNTABLE_DISTANCE:
-        width = int(distances.max()) + 1
+    largest = int(distances.max()) if integral else None
+    if integral and largest <= COUNTABLE_DISTANCE and distances.min() >= 0:
+        width = largest + 1
         dtype = np.int32 if q * width < 2**31 else np.int64
         shifted = distances.astype(dtype, copy=False) + (np.arange(q, dtype=dtype) * width)[:, None]
         counts = np.bincount(shifted.ravel(), minlength=q * width).reshape(q, width)

@@ -76,6 +76,29 @@ PAPER["20ng-vdsh"] = PAPER["20ng"]
 PAPER_BITS = [8, 16, 32, 64, 128]
 
 
+def table_name(run: dict) -> str:
+    """The table a run belongs to: its corpus, plus the split where it is not the canonical one
+    (a random split is another experiment on the same documents, never mixed into its table)."""
+    split = run.get("split", "canonical")
+    return run["dataset"] if split == "canonical" else f"{run['dataset']}@{split}"
+
+
+def title(name: str) -> str:
+    dataset, _, split = name.partition("@")
+    base = TITLES.get(dataset, dataset)
+    if split == "random":
+        return (
+            f"{base}, random split (every document shuffled into 60/20/20 database/validation/"
+            "queries; each seed draws its own split)"
+        )
+    return base
+
+
+def published(name: str) -> list[tuple[str, list[float | None]]]:
+    """The papers' rows for a table: the random split of a corpus compares with them too."""
+    return PAPER.get(name.partition("@")[0], [])
+
+
 # --------------------------------------------------------------------------------------------
 # Provenance
 
@@ -180,12 +203,13 @@ def coverage(dataset: str, methods: list[str], bits: list[int], split: str) -> l
     ]
 
 
-def best_method(done: list[dict], dataset: str, bits: list[int]) -> str | None:
+def best_method(done: list[dict], dataset: str, bits: list[int], split: str) -> str | None:
     """The hashing method with the highest mean tie-aware precision over ``bits`` at seed 0."""
     scores: dict[str, list[float]] = defaultdict(list)
     for run in done:
         if (
             run["dataset"] == dataset
+            and run["split"] == split
             and run["seed"] == 0
             and not run["supervised"]
             and run["method"] != evaluation.EXACT
@@ -216,7 +240,7 @@ def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
         if dataset not in args.datasets or args.supervised_only:
             continue
         headline = [m for m in args.headline_methods if m in args.methods]
-        best = best_method(done, dataset, args.bits)
+        best = best_method(done, dataset, args.bits, args.split)
         if best and best not in headline and best in args.methods:
             headline.insert(0, best)
         for method in headline:
@@ -314,9 +338,16 @@ def table(rows: list[tuple[str, list[str]]], bits: list[int], extra: str | None 
 
 
 def dataset_order(runs: list[dict]) -> list[str]:
-    """Reuters, 20NG, TMC, then any other corpus in order of appearance."""
-    names = list(dict.fromkeys(r["dataset"] for r in runs))
-    return sorted(names, key=lambda n: list(TITLES).index(n) if n in TITLES else len(TITLES))
+    """Tables in the order of ``TITLES``, a corpus's random split after its canonical one, then
+    any other corpus in order of appearance."""
+    names = list(dict.fromkeys(table_name(r) for r in runs))
+
+    def rank(name: str) -> tuple[int, bool]:
+        dataset, _, split = name.partition("@")
+        position = list(TITLES).index(dataset) if dataset in TITLES else len(TITLES)
+        return position, bool(split)
+
+    return sorted(names, key=rank)
 
 
 def ordered(names) -> list[str]:
@@ -335,11 +366,16 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
     unsup = [r for r in seed0 if not r["supervised"]]
     sup = [r for r in seed0 if r["supervised"]]
     first = runs[0]
+    held_out = (
+        f"{first['n_val']:,} validation documents held out for early stopping"
+        if first["split"] == "random"
+        else "a fixed 10% of the training split is held out for early stopping"
+    )
     out = [
-        f"## {TITLES.get(dataset, dataset)}",
+        f"## {title(dataset)}",
         "",
-        f"Database = {first['n_train']:,} training documents (a fixed 10% of the training split "
-        f"is held out for early stopping), queries = {first['n_test']:,} test documents; "
+        f"Database = {first['n_train']:,} training documents ({held_out}), queries = "
+        f"{first['n_test']:,} test documents; "
         f"features: {first.get('vocabulary', '?')} TF-IDF terms, built in "
         f"{fmt(first.get('feature_seconds'), 1)} s.",
         "",
@@ -420,8 +456,8 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
                     cells.append(fmt(v[0]) + " (n=1)" if v else "–")
             mrows.append((m, cells))
         out += ["Over seeds (tie-aware mean ± sample sd, n = seeds):", "", table(mrows, bits), ""]
-    if dataset in PAPER:
-        prow = [(name, [fmt(v) for v in values]) for name, values in PAPER[dataset]]
+    if published(dataset):
+        prow = [(name, [fmt(v) for v in values]) for name, values in published(dataset)]
         out += [
             "Published figures (the papers' preprocessed corpora, not measured here):",
             "",
@@ -435,10 +471,10 @@ def readme_snippet(runs: list[dict], bits: list[int]) -> str:
     """Compact tie-aware tables for the README, our rows beside the published ones."""
     lines: list[str] = []
     for dataset in dataset_order(runs):
-        mine = [r for r in runs if r["dataset"] == dataset]
+        mine = [r for r in runs if table_name(r) == dataset]
         first = mine[0]
         lines += [
-            f"**{TITLES.get(dataset, dataset)}**: {first['n_train']:,} database documents, "
+            f"**{title(dataset)}**: {first['n_train']:,} database documents, "
             f"{first['n_test']:,} queries; tie-aware precision@100.",
             "",
         ]
@@ -470,8 +506,8 @@ def readme_snippet(runs: list[dict], bits: list[int]) -> str:
                 elif max(counts) > 1:  # say which lengths had more than one seed
                     suffix = f" (mean ± sd where seeds > 1: n = {'/'.join(map(str, counts))})"
                 rows.append((f"{label}{suffix}", cells))
-        for name, published in PAPER.get(dataset, []):
-            by_bits = dict(zip(PAPER_BITS, published, strict=True))
+        for name, figures in published(dataset):
+            by_bits = dict(zip(PAPER_BITS, figures, strict=True))
             rows.append((f"*{name}*", [fmt(by_bits.get(b)) for b in bits]))
         lines += [table(rows, bits), ""]
     return "\n".join(lines)
@@ -481,8 +517,8 @@ TIE = "precision_at_100_tie_aware"
 
 
 def newest_engine_runs(runs: list[dict]) -> tuple[list[dict], dict[str, str]]:
-    """Per corpus, method and supervision, the runs of the engine that ran it most recently
-    (latest per key).
+    """Per table (corpus and split), method and supervision, the runs of the engine that ran it
+    most recently (latest per key).
 
     Reports use this rather than the working tree's hashes, so an edit in progress elsewhere does
     not hide finished runs; each run names its commit and engine hash in the log. Supervised and
@@ -490,7 +526,7 @@ def newest_engine_runs(runs: list[dict]) -> tuple[list[dict], dict[str, str]]:
     """
 
     def row(run: dict) -> tuple[str, str, bool]:
-        return run["dataset"], run["method"], bool(run["supervised"])
+        return table_name(run), run["method"], bool(run["supervised"])
 
     newest: dict[tuple[str, str, bool], tuple[str, str]] = {}
     for run in runs:
@@ -525,7 +561,8 @@ def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) 
         "",
     ]
     for dataset in dataset_order(current):
-        lines += dataset_section(dataset, [r for r in current if r["dataset"] == dataset], all_bits)
+        mine = [r for r in current if table_name(r) == dataset]
+        lines += dataset_section(dataset, mine, all_bits)
     (out_dir / "eval_tables.md").write_text("\n".join(lines), encoding="utf-8")
     summary = {"meta": {**meta, "engines": prints}, "runs": current}
     partial = out_dir / "eval_tables.json.partial"

@@ -242,3 +242,30 @@ def test_benchmark_tables_are_resumable(monkeypatch, tmp_path: Path) -> None:
     calls.clear()
     assert bench.main(argv) == 0
     assert calls == []
+
+
+def test_benchmark_tables_keep_a_random_split_apart(monkeypatch, tmp_path: Path, capsys) -> None:
+    """A corpus's random-split runs get their own table instead of replacing canonical cells."""
+    from nashcli.datasets import write_jsonl
+
+    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode([]))
+    bench = _load_bench()
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_jsonl(topic_corpus(90), data / "reuters21578_modapte.jsonl.gz")
+    argv = ["--data-dir", str(data), "--out", str(out), "--datasets", "reuters", "--bits", "8"]
+    argv += ["--methods", "nash-dn", "--seeds", "0", "--supervised-datasets", "none"]
+    assert bench.main(argv) == 0
+    assert bench.main([*argv, "--split", "random"]) == 0
+    runs = [json.loads(line) for line in (out / "eval_runs.jsonl").read_text().splitlines()]
+    assert [r["split"] for r in runs] == ["canonical", "random"]
+    assert runs[0]["n_test"] != runs[1]["n_test"]  # the random split queries 20 % of all
+    table = (out / "eval_tables.md").read_text()
+    sections = [line for line in table.splitlines() if line.startswith("## ")]
+    assert len(sections) == 2 and "random split" in sections[1]
+    assert bench.main([*argv, "--readme"]) == 0
+    snippet = capsys.readouterr().out
+    canonical, random_split = snippet.split("random split")
+    assert f"{runs[0]['n_test']:,} queries" in canonical
+    assert f"{runs[1]['n_test']:,} queries" in random_split
+    assert canonical.count("| nash-dn |") == random_split.count("| nash-dn |") == 1

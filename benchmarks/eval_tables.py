@@ -88,8 +88,8 @@ def title(name: str) -> str:
     base = TITLES.get(dataset, dataset)
     if split == "random":
         return (
-            f"{base}, random split (every document shuffled into 60/20/20 database/validation/"
-            "queries; each seed draws its own split)"
+            f"{base.split(' (')[0]}, random split (every document shuffled into 60/20/20 "
+            "database/validation/queries; each seed draws its own split)"
         )
     return base
 

@@ -504,7 +504,7 @@ def vdsh_release(
       the queries. Documents the input already marks ``validation`` are left out (the release
       starts from a train/test corpus).
 
-    Reuters-21578 ModApte becomes 7,747 training documents and 1,365 + 1,365 for validation and
+    Reuters-21578 ModApte becomes 7,746 training documents and 1,365 + 1,365 for validation and
     queries, with 20 labels; the release is reported with 7,752, 967 and 964 (its test part is
     smaller for a reason its scripts do not show).
     """

@@ -14,7 +14,8 @@ Each finished run is appended at once to ``results/eval_runs.jsonl`` (one JSON o
 with the commit, machine, date and train seconds), so the script can be stopped at any point and
 started again: runs already recorded for the same engine source (a hash of the engine's modules)
 are skipped. ``results/eval_tables.md`` and ``results/eval_tables.json`` are rewritten from all
-recorded runs after every run.
+recorded runs after every run. ``--split random`` runs (each seed its own shuffle of the corpus)
+get tables of their own beside the canonical ones.
 """
 
 from __future__ import annotations

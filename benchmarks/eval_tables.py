@@ -338,7 +338,7 @@ def table(rows: list[tuple[str, list[str]]], bits: list[int], extra: str | None 
     return "\n".join(lines)
 
 
-def dataset_order(runs: list[dict]) -> list[str]:
+def table_order(runs: list[dict]) -> list[str]:
     """Tables in the order of ``TITLES``, a corpus's random split after its canonical one, then
     any other corpus in order of appearance."""
     names = list(dict.fromkeys(table_name(r) for r in runs))
@@ -362,7 +362,7 @@ def ordered(names) -> list[str]:
     return sorted(set(names), key=rank)
 
 
-def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str]:
+def table_section(table_id: str, runs: list[dict], bits: list[int]) -> list[str]:
     seed0 = [r for r in runs if r["seed"] == 0]
     unsup = [r for r in seed0 if not r["supervised"]]
     sup = [r for r in seed0 if r["supervised"]]
@@ -373,7 +373,7 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
         else "a fixed 10% of the training split is held out for early stopping"
     )
     out = [
-        f"## {title(dataset)}",
+        f"## {title(table_id)}",
         "",
         f"Database = {first['n_train']:,} training documents ({held_out}), queries = "
         f"{first['n_test']:,} test documents; "
@@ -457,8 +457,8 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
                     cells.append(fmt(v[0]) + " (n=1)" if v else "–")
             mrows.append((m, cells))
         out += ["Over seeds (tie-aware mean ± sample sd, n = seeds):", "", table(mrows, bits), ""]
-    if published(dataset):
-        prow = [(name, [fmt(v) for v in values]) for name, values in published(dataset)]
+    if published(table_id):
+        prow = [(name, [fmt(v) for v in values]) for name, values in published(table_id)]
         out += [
             "Published figures (the papers' preprocessed corpora, not measured here):",
             "",
@@ -471,11 +471,11 @@ def dataset_section(dataset: str, runs: list[dict], bits: list[int]) -> list[str
 def readme_snippet(runs: list[dict], bits: list[int]) -> str:
     """Compact tie-aware tables for the README, our rows beside the published ones."""
     lines: list[str] = []
-    for dataset in dataset_order(runs):
-        mine = [r for r in runs if table_name(r) == dataset]
+    for table_id in table_order(runs):
+        mine = [r for r in runs if table_name(r) == table_id]
         first = mine[0]
         lines += [
-            f"**{title(dataset)}**: {first['n_train']:,} database documents, "
+            f"**{title(table_id)}**: {first['n_train']:,} database documents, "
             f"{first['n_test']:,} queries; tie-aware precision@100.",
             "",
         ]
@@ -507,7 +507,7 @@ def readme_snippet(runs: list[dict], bits: list[int]) -> str:
                 elif max(counts) > 1:  # say which lengths had more than one seed
                     suffix = f" (mean ± sd where seeds > 1: n = {'/'.join(map(str, counts))})"
                 rows.append((f"{label}{suffix}", cells))
-        for name, figures in published(dataset):
+        for name, figures in published(table_id):
             by_bits = dict(zip(PAPER_BITS, figures, strict=True))
             rows.append((f"*{name}*", [fmt(by_bits.get(b)) for b in bits]))
         lines += [table(rows, bits), ""]
@@ -561,9 +561,9 @@ def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) 
         f"{meta['machine']['device']}; last update {meta['updated']}.",
         "",
     ]
-    for dataset in dataset_order(current):
-        mine = [r for r in current if table_name(r) == dataset]
-        lines += dataset_section(dataset, mine, all_bits)
+    for table_id in table_order(current):
+        mine = [r for r in current if table_name(r) == table_id]
+        lines += table_section(table_id, mine, all_bits)
     (out_dir / "eval_tables.md").write_text("\n".join(lines), encoding="utf-8")
     summary = {"meta": {**meta, "engines": prints}, "runs": current}
     partial = out_dir / "eval_tables.json.partial"

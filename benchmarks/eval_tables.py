@@ -230,7 +230,8 @@ def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
             runs += coverage(dataset, first, args.bits, args.split)
         if dataset in args.supervised_datasets:
             runs += [
-                dict(dataset=dataset, split=args.split, method=m, bits=b, supervised=True, seed=0)
+                dict(dataset=dataset, split=args.split, method=m, bits=b, supervised=True, seed=s)
+                for s in args.supervised_seeds
                 for m in args.supervised_methods
                 if m in args.methods
                 for b in args.bits
@@ -362,6 +363,18 @@ def ordered(names) -> list[str]:
     return sorted(set(names), key=rank)
 
 
+def over_seeds(method: str, supervised: bool, multi: dict, bits: list[int]) -> tuple:
+    """One row of the over-seeds table: mean ± sample sd of each length's seeds."""
+    cells = []
+    for b in bits:
+        v = multi.get((method, supervised, b), [])
+        if len(v) >= 2:
+            cells.append(f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f} (n={len(v)})")
+        else:
+            cells.append(fmt(v[0]) + " (n=1)" if v else "–")
+    return (method + (" supervised" if supervised else ""), cells)
+
+
 def table_section(table_id: str, runs: list[dict], bits: list[int]) -> list[str]:
     seed0 = [r for r in runs if r["seed"] == 0]
     unsup = [r for r in seed0 if not r["supervised"]]
@@ -438,24 +451,18 @@ def table_section(table_id: str, runs: list[dict], bits: list[int]) -> list[str]
             table(srows, bits),
             "",
         ]
-    seeds = sorted({r["seed"] for r in runs if not r["supervised"]})
+    seeds = sorted({r["seed"] for r in runs})
     if len(seeds) > 1:
         multi = defaultdict(list)
         for r in runs:
-            if not r["supervised"] and r["method"] != evaluation.EXACT:
-                multi[(r["method"], r["bits"])].append(r["precision_at_100_tie_aware"])
+            if r["method"] != evaluation.EXACT:
+                multi[(r["method"], r["supervised"], r["bits"])].append(r[TIE])
         mrows = []
-        for m in ordered(r["method"] for r in runs if r["seed"] != 0):
-            cells = []
-            for b in bits:
-                v = multi.get((m, b), [])
-                if len(v) >= 2:
-                    cells.append(
-                        f"{statistics.mean(v):.4f} ± {statistics.stdev(v):.4f} (n={len(v)})"
-                    )
-                else:
-                    cells.append(fmt(v[0]) + " (n=1)" if v else "–")
-            mrows.append((m, cells))
+        for supervised in (False, True):
+            for m in ordered(
+                r["method"] for r in runs if r["seed"] != 0 and r["supervised"] == supervised
+            ):
+                mrows.append(over_seeds(m, supervised, multi, bits))
         out += ["Over seeds (tie-aware mean ± sample sd, n = seeds):", "", table(mrows, bits), ""]
     if published(table_id):
         prow = [(name, [fmt(v) for v in values]) for name, values in published(table_id)]
@@ -594,6 +601,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--headline-methods", default="nash-dn", help="plus the best at seed 0")
     parser.add_argument("--supervised-datasets", default="reuters")
     parser.add_argument("--supervised-methods", default="nash-dn")
+    parser.add_argument("--supervised-seeds", default="0", help="seeds of the supervised rows")
     parser.add_argument(
         "--supervised-only", action="store_true", help="plan only the supervised rows"
     )
@@ -631,6 +639,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.headline_methods = split(args.headline_methods)
     args.supervised_datasets = split(args.supervised_datasets)
     args.supervised_methods = split(args.supervised_methods)
+    args.supervised_seeds = [int(s) for s in split(args.supervised_seeds)]
     return args
 
 

@@ -269,3 +269,24 @@ def test_benchmark_tables_keep_a_random_split_apart(monkeypatch, tmp_path: Path,
     assert f"{runs[0]['n_test']:,} queries" in canonical
     assert f"{runs[1]['n_test']:,} queries" in random_split
     assert canonical.count("| nash-dn |") == random_split.count("| nash-dn |") == 1
+
+
+def test_benchmark_tables_run_seeds_of_the_supervised_rows(monkeypatch, tmp_path: Path) -> None:
+    """--supervised-seeds plans a supervised row's seeds, and the tables average them."""
+    from nashcli.datasets import write_jsonl
+
+    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode([]))
+    bench = _load_bench()
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_jsonl(topic_corpus(60), data / "reuters21578_modapte.jsonl.gz")
+    argv = ["--data-dir", str(data), "--out", str(out), "--datasets", "reuters", "--bits", "8"]
+    argv += ["--methods", "nash-dn", "--supervised-only", "--supervised-seeds", "0,1"]
+    assert bench.main(argv) == 0
+    runs = [json.loads(line) for line in (out / "eval_runs.jsonl").read_text().splitlines()]
+    assert [(r["method"], r["supervised"], r["seed"]) for r in runs] == [
+        ("nash-dn", True, 0),
+        ("nash-dn", True, 1),
+    ]
+    table = (out / "eval_tables.md").read_text()
+    assert re.search(r"\| nash-dn supervised \| 0\.\d{4} ± 0\.\d{4} \(n=2\) \|", table)

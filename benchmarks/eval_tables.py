@@ -363,7 +363,9 @@ def ordered(names) -> list[str]:
     return sorted(set(names), key=rank)
 
 
-def over_seeds(method: str, supervised: bool, multi: dict, bits: list[int]) -> tuple:
+def over_seeds(
+    method: str, supervised: bool, multi: dict, bits: list[int]
+) -> tuple[str, list[str]]:
     """One row of the over-seeds table: mean ± sample sd of each length's seeds."""
     cells = []
     for b in bits:

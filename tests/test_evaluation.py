@@ -206,21 +206,32 @@ def _load_bench():
     return module
 
 
-def test_benchmark_tables_are_resumable(monkeypatch, tmp_path: Path) -> None:
-    """benchmarks/eval_tables.py records each run at once and skips recorded runs on restart."""
+def _bench_on_corpus(monkeypatch, tmp_path: Path, docs: int, calls: list | None = None):
+    """benchmarks/eval_tables.py with a fake engine (recording its calls in ``calls``), a small
+    Reuters-named corpus on disk and the arguments that point it there and at an output dir."""
     from nashcli.datasets import write_jsonl
 
-    calls: list = []
-    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode(calls))
-    bench = _load_bench()
+    monkeypatch.setattr(
+        "nashcli.methods.fit_encode", _fake_fit_encode([] if calls is None else calls)
+    )
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
-    write_jsonl(topic_corpus(60), data / "reuters21578_modapte.jsonl.gz")
-    argv = ["--data-dir", str(data), "--out", str(out), "--datasets", "reuters", "--bits", "8,16"]
-    argv += ["--methods", "nash-dn,tfidf", "--seeds", "0,1"]
+    write_jsonl(topic_corpus(docs), data / "reuters21578_modapte.jsonl.gz")
+    return _load_bench(), out, ["--data-dir", str(data), "--out", str(out), "--datasets", "reuters"]
+
+
+def _recorded_runs(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "eval_runs.jsonl").read_text().splitlines()]
+
+
+def test_benchmark_tables_are_resumable(monkeypatch, tmp_path: Path) -> None:
+    """benchmarks/eval_tables.py records each run at once and skips recorded runs on restart."""
+    calls: list = []
+    bench, out, argv = _bench_on_corpus(monkeypatch, tmp_path, 60, calls)
+    argv += ["--bits", "8,16", "--methods", "nash-dn,tfidf", "--seeds", "0,1"]
     assert bench.main(argv) == 0
     log = out / "eval_runs.jsonl"
-    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    runs = _recorded_runs(out)
     # coverage (2 nash-dn + tfidf), supervised nash-dn (2), then seed 1 of the headline rows (2)
     assert [(r["method"], r["bits"], r["supervised"], r["seed"]) for r in runs] == [
         ("nash-dn", 8, False, 0),
@@ -246,18 +257,11 @@ def test_benchmark_tables_are_resumable(monkeypatch, tmp_path: Path) -> None:
 
 def test_benchmark_tables_keep_a_random_split_apart(monkeypatch, tmp_path: Path, capsys) -> None:
     """A corpus's random-split runs get their own table instead of replacing canonical cells."""
-    from nashcli.datasets import write_jsonl
-
-    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode([]))
-    bench = _load_bench()
-    data, out = tmp_path / "data", tmp_path / "out"
-    data.mkdir()
-    write_jsonl(topic_corpus(90), data / "reuters21578_modapte.jsonl.gz")
-    argv = ["--data-dir", str(data), "--out", str(out), "--datasets", "reuters", "--bits", "8"]
-    argv += ["--methods", "nash-dn", "--seeds", "0", "--supervised-datasets", "none"]
+    bench, out, argv = _bench_on_corpus(monkeypatch, tmp_path, 90)
+    argv += ["--bits", "8", "--methods", "nash-dn", "--seeds", "0", "--supervised-datasets", "none"]
     assert bench.main(argv) == 0
     assert bench.main([*argv, "--split", "random"]) == 0
-    runs = [json.loads(line) for line in (out / "eval_runs.jsonl").read_text().splitlines()]
+    runs = _recorded_runs(out)
     assert [r["split"] for r in runs] == ["canonical", "random"]
     assert runs[0]["n_test"] != runs[1]["n_test"]  # the random split queries 20 % of all
     table = (out / "eval_tables.md").read_text()
@@ -273,17 +277,11 @@ def test_benchmark_tables_keep_a_random_split_apart(monkeypatch, tmp_path: Path,
 
 def test_benchmark_tables_run_seeds_of_the_supervised_rows(monkeypatch, tmp_path: Path) -> None:
     """--supervised-seeds plans a supervised row's seeds, and the tables average them."""
-    from nashcli.datasets import write_jsonl
-
-    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode([]))
-    bench = _load_bench()
-    data, out = tmp_path / "data", tmp_path / "out"
-    data.mkdir()
-    write_jsonl(topic_corpus(60), data / "reuters21578_modapte.jsonl.gz")
-    argv = ["--data-dir", str(data), "--out", str(out), "--datasets", "reuters", "--bits", "8"]
-    argv += ["--methods", "nash-dn", "--supervised-only", "--supervised-seeds", "0,1"]
+    bench, out, argv = _bench_on_corpus(monkeypatch, tmp_path, 60)
+    argv += ["--bits", "8", "--methods", "nash-dn"]
+    argv += ["--supervised-only", "--supervised-seeds", "0,1"]
     assert bench.main(argv) == 0
-    runs = [json.loads(line) for line in (out / "eval_runs.jsonl").read_text().splitlines()]
+    runs = _recorded_runs(out)
     assert [(r["method"], r["supervised"], r["seed"]) for r in runs] == [
         ("nash-dn", True, 0),
         ("nash-dn", True, 1),

@@ -31,17 +31,19 @@ from nashcli.metrics import precision_at_k  # noqa: E402
 DATASETS = ROOT.parent / "shared" / "datasets"
 
 
-def load(name: str, val_fraction: float = 0.1, seed: int = 0, **feature_kw):
-    if name in VDSH_VARIANTS:  # reuters-vdsh, 20ng-vdsh: the harness's own splits
+def load(name: str, val_fraction: float = 0.1, seed: int = 0, split: str = "canonical"):
+    """The harness's problem for ``name``; ``split="random"`` is ``nash eval --split random``'s
+    seeded 60/20/20 shuffle (the seed draws the split, as in the harness)."""
+    if name in VDSH_VARIANTS or split != "canonical":  # the harness's own splits
         from nashcli.datasets import load_dataset
         from nashcli.evaluation import prepare
 
-        return prepare(load_dataset(name, data_dir=DATASETS), **feature_kw)[0]
+        return prepare(load_dataset(name, data_dir=DATASETS), split=split, seed=seed)[0]
     with gzip.open(DATASETS / DATASET_FILES[name], "rt", encoding="utf-8") as f:
         docs = [json.loads(line) for line in f]
     train = [d for d in docs if d["split"] == "train"]
     test = [d for d in docs if d["split"] == "test"]
-    keep, val = carve_validation(len(train), val_fraction, seed)
+    keep, val = carve_validation(len(train), val_fraction, 0)  # as the harness: every seed
     tr = [train[i] for i in keep]
     va = [train[i] for i in val]
     return make_problem(
@@ -51,7 +53,6 @@ def load(name: str, val_fraction: float = 0.1, seed: int = 0, **feature_kw):
         [d["labels"] for d in tr],
         [d["labels"] for d in va],
         [d["labels"] for d in test],
-        **feature_kw,
     )
 
 
@@ -87,6 +88,12 @@ def main() -> None:
     ap.add_argument("--method", nargs="+", default=["nash-dn"])
     ap.add_argument("--bits", type=int, nargs="+", default=[32])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--split",
+        choices=["canonical", "random"],
+        default="canonical",
+        help="random: nash eval --split random's seeded 60/20/20 shuffle (drawn by --seed)",
+    )
     ap.add_argument("--supervised", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], help="TrainConfig overrides key=value")
     ap.add_argument("--spec", nargs="*", default=[], help="MethodSpec overrides key=value")
@@ -106,7 +113,7 @@ def main() -> None:
     spec_kw = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.spec)}
 
     t0 = time.perf_counter()
-    problem = load(args.dataset)
+    problem = load(args.dataset, seed=args.seed, split=args.split)
     print(
         f"# {args.dataset}: train {problem.X_train.shape[0]} val {problem.X_val.shape[0]} "
         f"test {problem.X_test.shape[0]} vocab {problem.vocabulary_size} "
@@ -159,6 +166,7 @@ def main() -> None:
                         "p100": p100,
                         "train_s": train_s,
                         "seed": args.seed,
+                        "split": args.split,
                         "supervised": args.supervised,
                         "train_kw": train_kw,
                         "spec_kw": spec_kw,

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from operator import itemgetter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,8 @@ SOURCES = {
     "nash": ("features.py", "model.py", "training.py", "methods.py"),
 }
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
+EQUIVALENCES = "engine_equivalences.jsonl"
+FIGURES = ("precision_at_100", "precision_at_100_tie_aware")
 TITLES = {
     "reuters-vdsh": (
         "Reuters-21578 as the VDSH release the papers used (20 category-name-token labels, "
@@ -186,15 +189,12 @@ def torch_threads() -> int:
 # The plan
 
 
+#: What a planned run is; a recorded run adds its figures and provenance.
+PLAN_FIELDS = ("dataset", "split", "method", "bits", "supervised", "seed")
+
+
 def run_key(run: dict) -> tuple:
-    return (
-        run["dataset"],
-        run["split"],
-        run["method"],
-        run["bits"],
-        run["supervised"],
-        run["seed"],
-    )
+    return tuple(run[field] for field in PLAN_FIELDS)
 
 
 def coverage(dataset: str, methods: list[str], bits: list[int], split: str) -> list[dict]:
@@ -281,6 +281,36 @@ def load_runs(path: Path) -> list[dict]:
             except json.JSONDecodeError:  # a line cut off by a kill: ignore it
                 continue
     return runs
+
+
+def load_equivalences(out: Path) -> dict[tuple[str, str], str]:
+    """``(method, engine) -> newer engine`` that ``--carry-over`` showed gives that method the
+    same figures."""
+    return {
+        (item["method"], item["from"]): item["to"]
+        for item in load_runs(out / EQUIVALENCES)
+        if item.get("method") and item.get("from") and item.get("to")
+    }
+
+
+def carried(runs: list[dict], equivalences: dict[tuple[str, str], str]) -> list[dict]:
+    """Runs of an engine shown equivalent to a newer one count as the newer one's; the engine
+    that measured them stays in ``measured_engine``."""
+    out = []
+    for run in runs:
+        engine, seen = run["engine"], set()
+        while (run["method"], engine) in equivalences and engine not in seen:
+            seen.add(engine)
+            engine = equivalences[(run["method"], engine)]
+        if engine != run["engine"]:
+            run = {**run, "engine": engine, "measured_engine": run["engine"]}
+        out.append(run)
+    return out
+
+
+def read_log(out: Path) -> list[dict]:
+    """Every recorded run, equivalent engines carried over."""
+    return carried(load_runs(out / "eval_runs.jsonl"), load_equivalences(out))
 
 
 def append_run(path: Path, run: dict) -> None:
@@ -570,6 +600,14 @@ def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) 
         f"{meta['machine']['device']}; last update {meta['updated']}.",
         "",
     ]
+    carried_runs = sum("measured_engine" in r for r in current)
+    if carried_runs:
+        lines += [
+            f"{carried_runs} of these runs were measured by an earlier engine and count as the "
+            "current one's because `--carry-over` re-ran a recorded cell of their method with "
+            f"the current engine and got identical figures (`{EQUIVALENCES}`).",
+            "",
+        ]
     for table_id in table_order(current):
         mine = [r for r in current if table_name(r) == table_id]
         lines += table_section(table_id, mine, all_bits)
@@ -578,6 +616,106 @@ def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) 
     partial = out_dir / "eval_tables.json.partial"
     partial.write_text(json.dumps(summary, indent=1), encoding="utf-8")
     partial.replace(out_dir / "eval_tables.json")
+
+
+def execute(run: dict, args: argparse.Namespace, problems: dict, prints: dict, meta: dict) -> dict:
+    """Run one planned cell with the engine in the tree; its log record. ``problems`` caches the
+    last corpus's features between calls."""
+    key = (run["dataset"], run["split"], run["seed"] if run["split"] == "random" else 0)
+    if key not in problems:
+        t0 = time.perf_counter()
+        corpus = load_dataset(run["dataset"], args.data_dir)
+        problem, _ = evaluation.prepare(corpus, run["split"], seed=key[2])
+        problems.clear()  # one corpus in memory at a time
+        problems[key] = (problem, time.perf_counter() - t0)
+    problem, feature_seconds = problems[key]
+    result = evaluation.run_method(
+        problem,
+        run["method"],
+        run["bits"],
+        supervised=run["supervised"],
+        seed=run["seed"],
+        device=args.device,
+    )
+    return {
+        **{field: run[field] for field in PLAN_FIELDS},
+        "labels_used": result.supervised,
+        "precision_at_100": result.precision_at_100,
+        "precision_at_100_tie_aware": result.precision_at_100_tie_aware,
+        "train_seconds": round(result.train_seconds, 3),
+        "n_train": problem.X_train.shape[0],
+        "n_val": problem.X_val.shape[0],
+        "n_test": problem.X_test.shape[0],
+        "vocabulary": problem.X_train.shape[1],
+        "feature_seconds": round(feature_seconds, 3),
+        "engine": prints[run["method"]],
+        "commit": meta["commit"],
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {**meta["machine"], "torch_threads": torch_threads()},
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def carry_over(args: argparse.Namespace, prints: dict[str, str], meta: dict) -> int:
+    """For each method whose newest recorded runs are of an older engine, re-run that engine's
+    cheapest recorded cell (and its cheapest supervised one, if it ran any) with the engine in
+    the tree, in the same number of threads. Where every figure comes out identical, the older
+    engine's runs count as this engine's (a line in ``engine_equivalences.jsonl``): an edit that
+    leaves a method's results alone need not re-run its tables. Returns 1 if any method differed."""
+    import torch
+
+    log = args.out / "eval_runs.jsonl"
+    runs, problems, differed = read_log(args.out), {}, []
+    for method in args.methods:
+        older = [r for r in runs if r["method"] == method and r["engine"] != prints[method]]
+        if not older:
+            continue
+        engine = max(older, key=lambda r: r["date"])["engine"]
+        mine = [r for r in older if r["engine"] == engine]
+        checks = [
+            min(rows, key=itemgetter("train_seconds"))
+            for rows in ([r for r in mine if r["supervised"] == s] for s in (False, True))
+            if rows
+        ]
+        same = True
+        for old in checks:
+            threads = old.get("machine", {}).get("torch_threads") or 1
+            torch.set_num_threads(threads)
+            os.environ["NASH_TRAIN_THREADS"] = str(threads)
+            print(
+                f"{method} ({engine} -> {prints[method]}): re-running {old['dataset']} "
+                f"{old['split']} {old['bits']} bits{' supervised' if old['supervised'] else ''} "
+                f"seed {old['seed']}, {threads} thread(s) ...",
+                flush=True,
+            )
+            record = execute(old, args, problems, prints, meta)
+            append_run(log, record)
+            figures = [(old[f], record[f]) for f in FIGURES]
+            identical = all(a == b for a, b in figures)
+            same = same and identical
+            shown = ", ".join(f"{a:.6f} -> {b:.6f}" for a, b in figures)
+            print(f"    {'identical' if identical else 'DIFFERENT'}: {shown}", flush=True)
+        if same:
+            append_run(
+                args.out / EQUIVALENCES,
+                {
+                    "method": method,
+                    "from": engine,
+                    "to": prints[method],
+                    "reproduced": [list(run_key(r)) for r in checks],
+                    "commit": meta["commit"],
+                    "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                },
+            )
+            carried_runs = sum(r["engine"] == engine for r in older)
+            print(f"    {carried_runs} runs of {engine} now count as {prints[method]}'s")
+        else:
+            differed.append(method)
+    if differed:
+        print(f"not carried over (figures changed, re-run their tables): {', '.join(differed)}")
+    runs = read_log(args.out)
+    write_reports(args.out, runs, {**meta, "updated": max(r["date"] for r in runs)}, args.bits)
+    return 1 if differed else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -620,6 +758,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rerun", action="store_true", help="ignore recorded runs")
     parser.add_argument(
+        "--carry-over",
+        action="store_true",
+        help="after an engine edit: re-run one recorded cell per method (and per supervision); "
+        "where the figures are identical, that method's older runs count as current",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 lets two copies share 2 cores)"
     )
     parser.add_argument("--stop-after", type=float, default=None, help="minutes; no new run after")
@@ -655,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "eval_runs.jsonl"
     prints = fingerprints(args.methods)
-    recorded = load_runs(log)
+    recorded = read_log(args.out)
     current = (
         [] if args.rerun else [r for r in recorded if r.get("engine") == prints.get(r["method"])]
     )
@@ -667,6 +811,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme:
         print(readme_snippet(newest_engine_runs(recorded)[0], args.bits))
         return 0
+    if args.carry_over:
+        return carry_over(args, prints, meta)
     if args.report:
         if recorded:
             meta["updated"] = max(r["date"] for r in recorded)
@@ -675,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
     claims = args.out / "eval_runs.claims"  # runs other live workers are doing (not committed)
     while True:
         if not args.rerun:  # workers started side by side share the log: pick up their runs
-            for r in load_runs(log):
+            for r in read_log(args.out):
                 if r.get("engine") == prints.get(r["method"]) and run_key(r) not in done_keys:
                     current.append(r)
                     done_keys.add(run_key(r))
@@ -693,57 +839,25 @@ def main(argv: list[str] | None = None) -> int:
             break
         run = todo[0]
         claim(claims, run)
-        key = (run["dataset"], run["split"], run["seed"] if run["split"] == "random" else 0)
-        if key not in problems:
-            t0 = time.perf_counter()
-            corpus = load_dataset(run["dataset"], args.data_dir)
-            problem, _ = evaluation.prepare(corpus, run["split"], seed=key[2])
-            problems.clear()  # one corpus in memory at a time
-            problems[key] = (problem, time.perf_counter() - t0)
-        problem, feature_seconds = problems[key]
         print(
             f"[{len(done_keys) + 1}] {run['dataset']} {run['method']} {run['bits']} bits"
             f"{' supervised' if run['supervised'] else ''} seed {run['seed']} ...",
             flush=True,
         )
-        result = evaluation.run_method(
-            problem,
-            run["method"],
-            run["bits"],
-            supervised=run["supervised"],
-            seed=run["seed"],
-            device=args.device,
-        )
-        record = {
-            **run,
-            "labels_used": result.supervised,
-            "precision_at_100": result.precision_at_100,
-            "precision_at_100_tie_aware": result.precision_at_100_tie_aware,
-            "train_seconds": round(result.train_seconds, 3),
-            "n_train": problem.X_train.shape[0],
-            "n_val": problem.X_val.shape[0],
-            "n_test": problem.X_test.shape[0],
-            "vocabulary": problem.X_train.shape[1],
-            "feature_seconds": round(feature_seconds, 3),
-            "engine": prints[run["method"]],
-            "commit": meta["commit"],
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "machine": {**meta["machine"], "torch_threads": torch_threads()},
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        }
+        record = execute(run, args, problems, prints, meta)
         append_run(log, record)
         current.append(record)
         done_keys.add(run_key(run))
         print(
-            f"    p@100 tie-aware {result.precision_at_100_tie_aware:.4f} "
-            f"(positional {result.precision_at_100:.4f}) in {result.train_seconds:.1f} s",
+            f"    p@100 tie-aware {record['precision_at_100_tie_aware']:.4f} "
+            f"(positional {record['precision_at_100']:.4f}) in {record['train_seconds']:.1f} s",
             flush=True,
         )
         meta["updated"] = record["date"]
-        write_reports(args.out, load_runs(log), meta, args.bits)
+        write_reports(args.out, read_log(args.out), meta, args.bits)
     if current:
         meta["updated"] = max(r["date"] for r in current)
-        write_reports(args.out, load_runs(log), meta, args.bits)
+        write_reports(args.out, read_log(args.out), meta, args.bits)
     return 0
 
 

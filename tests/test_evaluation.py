@@ -288,3 +288,55 @@ def test_benchmark_tables_run_seeds_of_the_supervised_rows(monkeypatch, tmp_path
     ]
     table = (out / "eval_tables.md").read_text()
     assert re.search(r"\| nash-dn supervised \| 0\.\d{4} ± 0\.\d{4} \(n=2\) \|", table)
+
+
+def test_benchmark_tables_carry_runs_over_an_edit_that_changes_nothing(
+    monkeypatch, tmp_path: Path, capsys
+) -> None:
+    """After an engine edit, --carry-over re-runs one recorded cell per method and supervision:
+    identical figures make the older runs current; changed figures leave them to be re-run."""
+    calls: list = []
+    bench, out, argv = _bench_on_corpus(monkeypatch, tmp_path, 600, calls)  # > 100 per topic
+    argv += ["--bits", "8,16", "--methods", "nash-dn,nash", "--seeds", "0"]
+    assert bench.main(argv) == 0
+    measured = _recorded_runs(out)
+    assert len(measured) == 6  # nash-dn and nash at 8 and 16 bits, supervised nash-dn at both
+    fingerprint = bench.engine_fingerprint
+    monkeypatch.setattr(bench, "engine_fingerprint", lambda m: "edited-" + fingerprint(m))
+    assert "6 runs to do" in _plan(bench, argv, capsys)
+
+    calls.clear()
+    assert bench.main([*argv, "--carry-over"]) == 0
+    # one unsupervised cell of each method and one supervised cell of nash-dn, nothing more
+    assert sorted((c[0], c[2]) for c in calls) == [
+        ("nash", False),
+        ("nash-dn", False),
+        ("nash-dn", True),
+    ]
+    equivalences = [json.loads(line) for line in (out / "engine_equivalences.jsonl").open()]
+    assert {e["method"] for e in equivalences} == {"nash", "nash-dn"}
+    assert all(e["to"] == "edited-" + e["from"] for e in equivalences)
+    assert "0 runs to do" in _plan(bench, argv, capsys)
+    assert "count as the current one's" in (out / "eval_tables.md").read_text()
+
+    # An edit that changes a method's codes: its runs stay stale, the command says so.
+    monkeypatch.setattr(bench, "engine_fingerprint", lambda m: "again-" + fingerprint(m))
+    perfect = _fake_fit_encode([])
+
+    def worse(method, bits, problem, **kw):
+        train, test = perfect(method, bits, problem, **kw)
+        return train, np.roll(test, 1, axis=1) if method == "nash" else test  # wrong topics
+
+    monkeypatch.setattr("nashcli.methods.fit_encode", worse)
+    capsys.readouterr()
+    assert bench.main([*argv, "--carry-over"]) == 1
+    said = capsys.readouterr().out
+    assert "not carried over (figures changed, re-run their tables): nash" in said
+    plan = [json.loads(line) for line in _plan(bench, argv, capsys).splitlines()[:-1]]
+    assert {r["method"] for r in plan} == {"nash"}
+
+
+def _plan(bench, argv: list[str], capsys) -> str:
+    capsys.readouterr()
+    assert bench.main([*argv, "--plan"]) == 0
+    return capsys.readouterr().out

@@ -108,12 +108,12 @@ class VDSH(nn.Module):
     def fit_thresholds(self, x: sp.csr_matrix, device: torch.device, chunk: int = 2048) -> None:
         """Set each bit's threshold to the median of its mean over the documents ``x``."""
         linear = self.linear_encoder()
+        from nashcli.training import dense_rows, linear_scores
+
         if linear is not None:  # the same sparse product as the codes: the median row is not above
             weight, bias, _ = linear
-            means = torch.from_numpy(np.asarray(x @ weight.T) + bias)
+            means = torch.from_numpy(linear_scores(x, weight, bias))
         else:
-            from nashcli.training import dense_rows
-
             was_training = self.training
             self.eval()
             means = torch.cat(

@@ -358,8 +358,11 @@ def carve_validation(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[np.n
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def knn_graph(x: sp.csr_matrix, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest rows of each row of L2-normalised ``x`` by cosine, itself excluded.
+def knn_graph(
+    x: sp.csr_matrix | np.ndarray, k: int, chunk: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of each row of L2-normalised ``x`` (sparse or dense) by cosine,
+    itself excluded.
 
     Returns ``(indices int64 (n, k), similarities float32 (n, k))``, nearest first; ``k`` is
     capped at ``n - 1``. Exact, in row chunks (memory ``chunk × n``).
@@ -370,10 +373,11 @@ def knn_graph(x: sp.csr_matrix, k: int, chunk: int = 1024) -> tuple[np.ndarray, 
     sims = np.zeros((n, k), dtype=np.float32)
     if k == 0:
         return indices, sims
-    xt = sp.csr_matrix(x.T)
+    xt = sp.csr_matrix(x.T) if sp.issparse(x) else x.T
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        s = np.asarray((x[start:stop] @ xt).todense(), dtype=np.float32)
+        s = x[start:stop] @ xt
+        s = np.asarray(s.todense() if sp.issparse(s) else s, dtype=np.float32)
         s[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # not its own neighbour
         part = np.argpartition(-s, k - 1, axis=1)[:, :k]
         part_s = np.take_along_axis(s, part, axis=1)

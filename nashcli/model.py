@@ -192,9 +192,14 @@ class NASH(nn.Module):
         return self.encoder.weight.detach().cpu().numpy(), bias, np.zeros_like(bias)
 
     @torch.no_grad()
+    def scores(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        """g(x), the logits of h: the codes are their signs."""
+        return project(self.encoder, self.features(x))
+
+    @torch.no_grad()
     def codes(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         """Deterministic codes z = 1[h > 0.5] (inference), bool (n, n_bits)."""
-        return project(self.encoder, self.features(x)) > 0  # σ(g) > 0.5 ⇔ g > 0, exact
+        return self.scores(x) > 0  # σ(g) > 0.5 ⇔ g > 0, exact
 
     # 2–6. the loss ------------------------------------------------------------------------------
     def forward(

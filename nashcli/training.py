@@ -104,13 +104,19 @@ def input_rows(model, x: sp.csr_matrix, rows: np.ndarray | slice, device: torch.
     return dense_rows(x, rows, device)
 
 
+def linear_scores(x: sp.csr_matrix, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``x·Wᵀ + b`` of a linear encoder, float (n, bits): sparse × dense in scipy, so the corpus
+    is never densified."""
+    return np.asarray(x @ weight.T) + bias
+
+
 @torch.no_grad()
 def encode(model: torch.nn.Module, x: sp.csr_matrix, device: torch.device, chunk: int = 2048):
     """Deterministic codes of every row of ``x``: bool (n, n_bits) numpy array."""
     linear = model.linear_encoder() if hasattr(model, "linear_encoder") else None
     if linear is not None:
-        weight, bias, threshold = linear  # sparse × dense in scipy: never densified
-        return np.asarray(x @ weight.T) + bias > threshold
+        weight, bias, threshold = linear
+        return linear_scores(x, weight, bias) > threshold
     was_training = model.training
     model.eval()
     out = [
@@ -121,6 +127,27 @@ def encode(model: torch.nn.Module, x: sp.csr_matrix, device: torch.device, chunk
     if not out:
         return np.zeros((0, model.config.n_bits), dtype=bool)
     return np.concatenate(out)
+
+
+@torch.no_grad()
+def encoder_scores(model, x: sp.csr_matrix, device: torch.device, chunk: int = 2048) -> np.ndarray:
+    """What a NASH model thresholds into codes, float (n, n_bits): ``codes = scores > 0``.
+
+    Unlike the codes, the scores say how sure each bit is, so distances between them rank
+    documents more finely than Hamming distance does.
+    """
+    linear = model.linear_encoder()
+    if linear is not None:
+        weight, bias, threshold = linear
+        return linear_scores(x, weight, bias) - threshold
+    was_training = model.training
+    model.eval()
+    out = [
+        model.scores(dense_rows(x, slice(i, i + chunk), device)).cpu().numpy()
+        for i in range(0, x.shape[0], chunk)
+    ]
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, model.config.n_bits), dtype=np.float32)
 
 
 @torch.no_grad()

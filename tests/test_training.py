@@ -170,6 +170,31 @@ def test_pseudo_labels_of_duplicate_documents_print_no_warning():
     assert (labels.sum(axis=1) == 1).all() and (spectral.sum(axis=1) == 1).all()
 
 
+def test_refine_trains_again_on_the_graph_of_its_first_codes(problem, monkeypatch):
+    from nashcli import training
+    from nashcli.features import knn_graph
+
+    trained, graphs = [], []
+    real_train = training.train
+
+    def spy(model, data, config, device, on_epoch=None):
+        trained.append(model)
+        graphs.append(data.neighbors.copy())
+        return real_train(model, data, config, device, on_epoch=on_epoch)
+
+    monkeypatch.setattr(training, "train", spy)
+    model, _ = methods.fit_model("nash-refine", 8, problem, max_epochs=3, min_epochs=1)
+    assert len(trained) == 2 and model is trained[1]
+    tfidf, _ = knn_graph(problem.graph_rows, 50)
+    k = graphs[0].shape[1]
+    # round 1: the nearest TF-IDF neighbours, half of them replaced by spectral-embedding ones
+    assert (graphs[0][:, : k // 2] == tfidf[:, : k // 2]).all()
+    assert not (graphs[0] == tfidf[:, :k]).all()
+    # round 2: the graph of the first model's codes
+    first, _ = methods.code_graph(trained[0], problem.X_train, 50, "cpu")
+    assert (graphs[1] == first).all() and not (graphs[1] == tfidf).all()
+
+
 def test_supervised_training_runs(problem):
     train_bits, _ = methods.fit_encode("nash-dn", 8, problem, supervised=True, max_epochs=2)
     assert train_bits.shape == (60, 8)
@@ -200,7 +225,15 @@ def test_training_prints_no_warnings(problem, supervised):
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for method in ("nash", "nash-dn", "vdsh", "nash-nbr", "nash-mlp", "nash-spectral"):
+        for method in (
+            "nash",
+            "nash-dn",
+            "vdsh",
+            "nash-nbr",
+            "nash-mlp",
+            "nash-spectral",
+            "nash-refine",
+        ):
             kw = {"supervised": supervised, "max_epochs": 2, "min_epochs": 1}
             methods.fit_encode(method, 8, problem, **kw)
 

@@ -16,6 +16,12 @@ started again: runs already recorded for the same engine source (a hash of the e
 are skipped. ``results/eval_tables.md`` and ``results/eval_tables.json`` are rewritten from all
 recorded runs after every run. ``--split random`` runs (each seed its own shuffle of the corpus)
 get tables of their own beside the canonical ones.
+
+An engine edit makes every method's runs stale by hash, even a method it does not touch.
+``--carry-over`` re-runs, with the edited engine, one recorded cell per method (and one
+supervised cell where there are any) in its recorded number of threads; a method whose figures
+come out identical to the last digit keeps its runs (``results/engine_equivalences.jsonl``), any
+other is reported and re-run as usual.
 """
 
 from __future__ import annotations

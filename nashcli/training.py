@@ -111,25 +111,27 @@ def linear_scores(x: sp.csr_matrix, weight: np.ndarray, bias: np.ndarray) -> np.
 
 
 @torch.no_grad()
+def _over_rows(model, x: sp.csr_matrix, device: torch.device, per_rows, dtype, chunk: int = 2048):
+    """``per_rows`` of dense chunks of ``x``'s rows in eval mode, as one (n, n_bits) array."""
+    was_training = model.training
+    model.eval()
+    out = [
+        per_rows(dense_rows(x, slice(i, i + chunk), device)).cpu().numpy()
+        for i in range(0, x.shape[0], chunk)
+    ]
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, model.config.n_bits), dtype=dtype)
+
+
 def encode(model: torch.nn.Module, x: sp.csr_matrix, device: torch.device, chunk: int = 2048):
     """Deterministic codes of every row of ``x``: bool (n, n_bits) numpy array."""
     linear = model.linear_encoder() if hasattr(model, "linear_encoder") else None
     if linear is not None:
         weight, bias, threshold = linear
         return linear_scores(x, weight, bias) > threshold
-    was_training = model.training
-    model.eval()
-    out = [
-        model.codes(dense_rows(x, slice(i, i + chunk), device)).cpu().numpy()
-        for i in range(0, x.shape[0], chunk)
-    ]
-    model.train(was_training)
-    if not out:
-        return np.zeros((0, model.config.n_bits), dtype=bool)
-    return np.concatenate(out)
+    return _over_rows(model, x, device, model.codes, bool, chunk)
 
 
-@torch.no_grad()
 def encoder_scores(model, x: sp.csr_matrix, device: torch.device, chunk: int = 2048) -> np.ndarray:
     """What a NASH model thresholds into codes, float (n, n_bits): ``codes = scores > 0``.
 
@@ -140,14 +142,7 @@ def encoder_scores(model, x: sp.csr_matrix, device: torch.device, chunk: int = 2
     if linear is not None:
         weight, bias, threshold = linear
         return linear_scores(x, weight, bias) - threshold
-    was_training = model.training
-    model.eval()
-    out = [
-        model.scores(dense_rows(x, slice(i, i + chunk), device)).cpu().numpy()
-        for i in range(0, x.shape[0], chunk)
-    ]
-    model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, model.config.n_bits), dtype=np.float32)
+    return _over_rows(model, x, device, model.scores, np.float32, chunk)
 
 
 @torch.no_grad()

@@ -98,7 +98,7 @@ SPECS: dict[str, MethodSpec] = {
     # word-dropping views). Canonical 20NG, seed 0, 16 / 32 bits: 0.550 / 0.589 without,
     # 0.566 / 0.597 at 0.5, 0.586 / 0.614 at 0.7, 0.583 / 0.622 at 0.8 (0.623 at 32 bits at
     # 0.85, still improving at 60 epochs); canonical Reuters, 32 bits: 0.765 without, 0.774 at
-    # 0.7. It needs more epochs (20NG, 32 bits: best epoch 8-11 without, 49 at 0.8): a higher cap.
+    # 0.7. It needs more epochs (20NG, 32 bits: best epoch 7 without, 49 at 0.8): a higher cap.
     "nash-refine": replace(
         _NEIGHBOURHOOD,
         cluster_space="spectral",

@@ -35,16 +35,16 @@ DEFAULT_CPU_REFERENCE = "reuters:nash-nbr:32,reuters:nash-dn:32"
 
 
 def commit() -> str:
-    """The checkout's commit, or ``$NASH_COMMIT`` where the copy has no git history."""
+    """``$NASH_COMMIT`` where set (a copied tree's git may not match it), else the checkout's."""
+    if os.environ.get("NASH_COMMIT"):
+        return os.environ["NASH_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
         )
-        if out.returncode == 0:
-            return out.stdout.strip()
+        return out.stdout.strip() if out.returncode == 0 else "unknown"
     except OSError:
-        pass
-    return os.environ.get("NASH_COMMIT", "unknown")
+        return "unknown"
 
 
 def warm_up(device: str) -> float:

@@ -107,9 +107,12 @@ class EvalProgress:
     def epoch(self, epoch: int, max_epochs: int, info: dict) -> None:
         if self._epochs is None:
             return
-        note = ""
+        notes = []
+        if "round" in info:  # a method that trains several models in turn (nash-refine)
+            notes.append("round {}/{}".format(*info["round"]))
         if "val_precision" in info:
-            note = f"val p@100 {info['val_precision']:.3f}"
+            notes.append(f"val p@100 {info['val_precision']:.3f}")
+        note = " · ".join(notes)
         self.progress.update(self._epochs, total=max_epochs, completed=epoch, note=note)
 
     def done(self, result: EvalResult) -> None:

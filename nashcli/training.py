@@ -123,12 +123,22 @@ def _over_rows(model, x: sp.csr_matrix, device: torch.device, per_rows, dtype, c
     return np.concatenate(out) if out else np.zeros((0, model.config.n_bits), dtype=dtype)
 
 
+def _linear_margin(model, x: sp.csr_matrix) -> np.ndarray | None:
+    """``x·Wᵀ + b − threshold`` of a linear encoder (sparse × dense, never densified), float
+    (n, n_bits), whose sign is the code; None for other encoders. ``a − b > 0`` exactly when
+    ``a > b`` in IEEE floats, so thresholding the margin at 0 is thresholding the score."""
+    linear = model.linear_encoder() if hasattr(model, "linear_encoder") else None
+    if linear is None:
+        return None
+    weight, bias, threshold = linear
+    return linear_scores(x, weight, bias) - threshold
+
+
 def encode(model: torch.nn.Module, x: sp.csr_matrix, device: torch.device, chunk: int = 2048):
     """Deterministic codes of every row of ``x``: bool (n, n_bits) numpy array."""
-    linear = model.linear_encoder() if hasattr(model, "linear_encoder") else None
-    if linear is not None:
-        weight, bias, threshold = linear
-        return linear_scores(x, weight, bias) > threshold
+    margin = _linear_margin(model, x)
+    if margin is not None:
+        return margin > 0
     return _over_rows(model, x, device, model.codes, bool, chunk)
 
 
@@ -138,10 +148,9 @@ def encoder_scores(model, x: sp.csr_matrix, device: torch.device, chunk: int = 2
     Unlike the codes, the scores say how sure each bit is, so distances between them rank
     documents more finely than Hamming distance does.
     """
-    linear = model.linear_encoder()
-    if linear is not None:
-        weight, bias, threshold = linear
-        return linear_scores(x, weight, bias) - threshold
+    margin = _linear_margin(model, x)
+    if margin is not None:
+        return margin
     return _over_rows(model, x, device, model.scores, np.float32, chunk)
 
 

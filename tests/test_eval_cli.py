@@ -241,10 +241,13 @@ def test_progress_draws_on_a_terminal_and_stays_silent_otherwise() -> None:
             progress.start("nash-dn", 16, 0, 2)
             progress.epoch(3, 60, {"val_precision": 0.71})
             progress.done(EvalResult("nash-dn", 16, False, 0.7, 0.7, 1.0))
+            progress.start("nash-refine", 16, 1, 2)
+            progress.epoch(2, 100, {"val_precision": 0.52, "round": (2, 2)})
 
     terminal = io.StringIO()
     drive(Console(file=terminal, force_terminal=True, width=100))
     assert "nash-dn (16 bits)" in terminal.getvalue()
+    assert "round 2/2 · val p@100 0.520" in terminal.getvalue()  # not "training started over"
     piped = io.StringIO()
     drive(Console(file=piped, force_terminal=False))
     assert piped.getvalue() == ""

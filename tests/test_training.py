@@ -102,6 +102,25 @@ def test_deterministic_binarization_is_a_method_setting(problem, monkeypatch):
     assert p > 0.6  # it still learns the three topics (chance: 1/3)
 
 
+def test_a_method_of_several_rounds_reports_each_round(problem):
+    rounds = []
+    methods.fit_model(
+        "nash-refine",
+        8,
+        problem,
+        max_epochs=2,
+        min_epochs=1,
+        on_epoch=lambda epoch, max_epochs, info: rounds.append(info.get("round")),
+    )
+    assert rounds[0] == (1, 2) and rounds[-1] == (2, 2)
+    assert rounds == sorted(rounds)
+    one_round = []
+    methods.fit_model(
+        "nash-nbr", 8, problem, max_epochs=2, on_epoch=lambda *a: one_round.append(a[2])
+    )
+    assert one_round and all("round" not in info for info in one_round)
+
+
 def test_same_seed_same_codes(problem):
     a = methods.fit_encode("nash-dn", 8, problem, seed=3, max_epochs=3)
     b = methods.fit_encode("nash-dn", 8, problem, seed=3, max_epochs=3)

@@ -12,9 +12,32 @@ from typer.core import TyperGroup
 
 from nashcli.errors import NashError
 
+try:  # Typer 0.2x carries its own copy of Click; older releases use Click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click.exceptions import UsageError
+
+#: Exit status of a command stopped by Ctrl-C, as shells report a process killed by SIGINT.
+INTERRUPTED = 130
+
+
+def _usage_error(error: UsageError) -> None:
+    """A bad option or argument as one stderr line (Click's own form takes four)."""
+    where = error.ctx.command_path if error.ctx is not None else "nash"
+    message = error.format_message().rstrip(".")
+    typer.echo(f"nash: error: {message} (see '{where} --help')", err=True)
+    raise SystemExit(error.exit_code)
+
 
 class _NashGroup(TyperGroup):
-    """Turns a :class:`NashError` from any command into one stderr line and its exit code."""
+    """Turns a :class:`NashError` or a usage error from any command into one stderr line and a
+    non-zero exit, and Ctrl-C into one line and exit status 130 (no traceback, no 'Aborted!')."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageError as error:  # e.g. an unknown option before the command
+            _usage_error(error)
 
     def invoke(self, ctx: typer.Context):  # noqa: D102
         try:
@@ -22,6 +45,11 @@ class _NashGroup(TyperGroup):
         except NashError as error:
             typer.echo(f"nash: error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except UsageError as error:
+            _usage_error(error)
+        except KeyboardInterrupt:
+            typer.echo("nash: interrupted", err=True)
+            ctx.exit(INTERRUPTED)
 
 
 app = typer.Typer(

@@ -36,7 +36,7 @@ def eval_command(
         False, "--supervised", help="Train with the labels too (NASH's supervised variant)."
     ),
     seed: int = typer.Option(
-        0, "--seed", help="Seed of model initialisation (and --split random)."
+        0, "--seed", min=0, help="Seed of model initialisation (and --split random)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document, no table."),
     save_codes: Path | None = typer.Option(

@@ -168,7 +168,11 @@ def watch_command(
         help="Collection name (default: the collection of the folder, else the folder's name).",
     ),
     bits: int | None = typer.Option(
-        None, "--bits", help="Code length if the folder is indexed for the first time (64)."
+        None,
+        "--bits",
+        min=1,
+        max=1024,
+        help="Code length if the folder is indexed for the first time (64).",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     debounce: float = typer.Option(
@@ -191,11 +195,15 @@ def watch_command(
         return
     if path is None:
         raise NashError("which folder? usage: nash watch PATH [--detach]")
+    if Path(path).expanduser().is_file():
+        raise NashError(f"{path}: is a file; nash watch keeps a folder indexed")
     found_name, root = watching.collection_for(path)
     name = name or found_name
     if root is None or not root.is_dir():
         raise NashError(f"{path}: no such folder")
-    from nashcli.index import Collection
+    from nashcli.index import Collection, validate_name
+
+    validate_name(name)  # before "watching ... catching up", not after it
 
     if Collection.exists(name) and Collection.open(name).root != root:
         raise NashError(

@@ -1,0 +1,93 @@
+"""Mistyped commands and Ctrl-C: one stderr line and a non-zero exit, never Click's usage block."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nashcli.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["similar", "x", "-n", "abc"], "'--top'"),
+        (["similar", "--text"], "'--text' requires an argument"),
+        (["index"], "Missing argument"),
+        (["index", ".", "--bits", "abc"], "'--bits'"),
+        (["eval", "reuters", "--seed", "-1"], "'--seed'"),
+        (["--bogus"], "No such option: --bogus"),
+        (["bogus"], "No such command 'bogus'"),
+    ],
+)
+def test_usage_errors_are_one_line(argv: list[str], says: str) -> None:
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("nash: error: ") and says in lines[0]
+    assert "--help" in lines[0]  # where to read more
+    assert "Traceback" not in result.output
+
+
+def test_ctrl_c_is_one_line_and_status_130(tmp_path: Path, monkeypatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nashcli.indexing.index_folder", interrupted)
+    result = runner.invoke(app, ["index", str(tmp_path)])
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "nash: interrupted"
+
+
+@pytest.fixture
+def indexed(tmp_path: Path) -> Path:
+    from test_indexing import FAST, make_docs
+
+    from nashcli.indexing import index_folder
+
+    folder = tmp_path / "notes"
+    make_docs(folder, per_topic=4)
+    index_folder(folder, hasher_options=FAST)
+    return folder
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nash: error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_similar_refuses_a_pipe_instead_of_blocking_on_it(indexed: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "query.txt"
+    os.mkfifo(fifo)  # nobody writes to it: opening it to read would block forever
+    line = _one_error_line(runner.invoke(app, ["similar", str(fifo)]))
+    assert "not a regular file" in line
+
+
+def test_similar_refuses_an_unindexed_file_too_large_to_read(indexed: Path, tmp_path: Path):
+    from nashcli.corpus import DEFAULT_MAX_BYTES
+
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as f:
+        f.truncate(DEFAULT_MAX_BYTES + 1)
+    assert "larger than" in _one_error_line(runner.invoke(app, ["similar", str(big)]))
+
+
+def test_watch_argument_errors_come_before_watching(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a note")
+    line = _one_error_line(runner.invoke(app, ["watch", str(tmp_path / "a.txt")]))
+    assert "is a file" in line
+    line = _one_error_line(runner.invoke(app, ["watch", str(tmp_path), "--name", "../x"]))
+    assert "invalid collection name" in line
+    result = runner.invoke(app, ["watch", str(tmp_path), "--bits", "0"])
+    assert "'--bits'" in _one_error_line(result)
+    assert "watching" not in result.output  # nothing started

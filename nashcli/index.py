@@ -18,15 +18,24 @@ rows, so bytes written by a writer that was killed are invisible (the next write
 them). A retrain or a compaction writes a whole new generation directory under a temporary name,
 renames it into place and switches to it in one transaction; files a reader may have mapped are
 never rewritten in place (that would kill the reader with SIGBUS), only unlinked later.
+
+Damage (a truncated or missing file, a ``meta.sqlite`` that is no database, a model file that is
+no JSON or npz) is found where the files are opened and raised as one
+:class:`DamagedCollectionError` naming the file and the way out (``nash index --retrain``, which
+rebuilds from the folder, or ``nash forget``). A collection removed while a command works on it
+raises :class:`CollectionGoneError` instead of being re-created half-empty.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import shlex
 import shutil
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +50,11 @@ SCHEMA_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _META = "meta.sqlite"
 _LOCK = "writer.lock"
+_HOLDER = "writer.pid"  # pid and command of the process holding the writer lock, for messages
+_MODEL_FILES = ("model.json", "model.npz", "features.json", "features.npz")
+_MODEL_KINDS = ("nash", "vdsh", "lsh")
+#: SQLite messages that mean the file is damaged (not busy, locked or unreadable for a while).
+_SQLITE_DAMAGE = ("not a database", "malformed", "no such table", "no such column", "corrupt")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,6 +84,33 @@ CREATE INDEX IF NOT EXISTS docs_hash ON docs (gen, hash) WHERE live = 1;
 """
 
 
+class DamagedCollectionError(NashError):
+    """A collection's file is missing, truncated or unreadable: rebuild it or forget it.
+
+    ``what`` is the file relative to the collection's directory (``gen-000001/plane-0.u64``,
+    ``meta.sqlite``), ``reason`` what is wrong with it.
+    """
+
+    def __init__(self, name: str, what: str, reason: str, root: Path | None = None) -> None:
+        self.name, self.what, self.reason = name, what, reason
+        folder = shlex.quote(str(root)) if root else "FOLDER"
+        super().__init__(
+            f"collection {name!r} is damaged ({what}: {reason}); rebuild it with: "
+            f"nash index {folder} --name {name} --retrain, or remove it with: nash forget {name}"
+        )
+
+
+class CollectionGoneError(NashError):
+    """The collection was removed (``nash forget``) while a command was using it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"collection {name!r} was removed (nash forget) while this command was using it; "
+            "nothing more was written"
+        )
+
+
 def collections_dir() -> Path:
     """Where every collection's directory lives."""
     return paths.data_dir() / "collections"
@@ -91,25 +132,295 @@ def name_for_folder(root: Path) -> str:
     return cleaned or "root"
 
 
-def list_collections() -> list[Collection]:
-    """Every collection under the data dir, sorted by name."""
+def _collection_dirs() -> list[Path]:
     base = collections_dir()
     if not base.is_dir():
         return []
+    return [
+        child
+        for child in sorted(base.iterdir())
+        if not child.name.startswith(".") and (child / _META).is_file()
+    ]
+
+
+def list_collections() -> list[Collection]:
+    """Every readable collection under the data dir, sorted by name (damaged ones left out:
+    :func:`survey_collections` lists them too)."""
     found = []
-    for child in sorted(base.iterdir()):
-        if child.name.startswith(".") or not (child / _META).is_file():
-            continue
+    for child in _collection_dirs():
         with contextlib.suppress(NashError, sqlite3.Error):
             found.append(Collection(child.name, child))
     return found
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    con = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
+@dataclass(frozen=True)
+class Listing:
+    """One collection directory: the opened collection, or why it cannot be opened."""
+
+    name: str
+    collection: Collection | None
+    problem: NashError | None
+
+
+def survey_collections() -> list[Listing]:
+    """Every collection under the data dir, sorted by name, damaged ones included (``nash status``
+    shows them rather than hiding them)."""
+    found = []
+    for child in _collection_dirs():
+        try:
+            found.append(Listing(child.name, Collection(child.name, child), None))
+        except NashError as error:
+            found.append(Listing(child.name, None, error))
+    return found
+
+
+def _connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+    """An autocommit connection in WAL mode; never creates the file unless ``create``: a writer
+    must not leave an empty database behind where a collection was removed."""
+    uri = f"{Path(os.path.abspath(path)).as_uri()}?mode={'rwc' if create else 'rw'}"
+    con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+    except sqlite3.Error:
+        con.close()
+        raise
     return con
+
+
+def _meta_error(name: str, directory: Path, error: sqlite3.Error, root: Path | None = None):
+    """The :class:`NashError` for an SQLite failure on a collection's ``meta.sqlite``."""
+    if not (directory / _META).is_file():
+        return CollectionGoneError(name)
+    text = str(error)
+    if isinstance(error, sqlite3.DatabaseError) and any(w in text.lower() for w in _SQLITE_DAMAGE):
+        return DamagedCollectionError(name, _META, text, root)
+    return NashError(f"cannot read collection {name!r} ({_META}: {text})")
+
+
+def _parse_info(info: dict[str, str]) -> dict:
+    """The typed ``info`` table; ``ValueError`` (what is wrong) if a key is missing or invalid."""
+    parsed: dict = {}
+    for key, kind in (
+        ("root", str),
+        ("bits", int),
+        ("generation", int),
+        ("created_at", float),
+        ("updated_at", float),
+    ):
+        try:
+            parsed[key] = kind(info[key])
+        except KeyError:
+            raise ValueError(f"no {key!r} recorded") from None
+        except ValueError:
+            raise ValueError(f"invalid {key!r}: {info[key]!r}") from None
+    return parsed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, not ours to signal
+    return True
+
+
+def _holder(directory: Path) -> str:
+    """Who holds the writer lock of ``directory``, for messages: "another nash process (pid
+    1234: nash index ~/notes)", as its ``writer.pid`` says while that process lives."""
+    try:
+        info = json.loads((directory / _HOLDER).read_text(encoding="utf-8"))
+        pid = int(info["pid"])
+        command = str(info.get("command") or "nash")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another nash process"
+    if pid == os.getpid() or not _pid_alive(pid):
+        return "another nash process"
+    return f"another nash process (pid {pid}: {command})"
+
+
+def _write_holder(directory: Path) -> None:
+    """Record this process as the lock holder (best effort: only messages read it)."""
+    argv = [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "nash", *sys.argv[1:]]
+    if argv[0] in ("-c", "__main__.py", ""):
+        argv[0] = "nash"
+    tmp = directory / f".{_HOLDER}.{os.getpid()}"
+    with contextlib.suppress(OSError):
+        tmp.write_text(json.dumps({"pid": os.getpid(), "command": shlex.join(argv)}))
+        os.replace(tmp, directory / _HOLDER)
+
+
+def _clear_holder(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        (directory / _HOLDER).unlink()
+
+
+@contextlib.contextmanager
+def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
+    """Hold the writer lock of the collection in ``directory`` (which must exist).
+
+    Raises :class:`IndexBusyError`, naming the process that holds it, after ``timeout`` seconds.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(directory / _LOCK))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise IndexBusyError(
+            f"index {name!r} is busy: {_holder(directory)} is updating it; "
+            "try again when it has finished"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _remove_directory(name: str, directory: Path, timeout: float) -> None:
+    """Delete a collection's directory under its writer lock: renamed away first (one atomic
+    step that readers and writers notice), then removed."""
+    if not directory.is_dir():
+        return
+    with _locked(directory, name, timeout):
+        trash = directory.parent / f".forgotten-{name}-{os.getpid()}"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.rename(directory, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
+    """Delete collection ``name``'s index, damaged or not; its folder if it could be read.
+
+    Waits ``timeout`` seconds for the writer lock, then raises :class:`IndexBusyError` naming
+    the process that holds it (a `nash index` or a watcher's update). Your files are untouched.
+    """
+    directory = collections_dir() / name
+    if not Collection.exists(name):
+        known = ", ".join(d.name for d in _collection_dirs()) or "none yet"
+        raise NashError(f"no collection named {name!r} (collections: {known})")
+    root = None
+    with contextlib.suppress(NashError, sqlite3.Error, OSError):
+        root = Collection(name, directory).root
+    try:
+        _remove_directory(name, directory, timeout)
+    except IndexBusyError:
+        raise IndexBusyError(
+            f"collection {name!r} is being updated by {_holder(directory)}; stop it (or let it "
+            f"finish), then run: nash forget {name}"
+        ) from None
+    return root
+
+
+def _sweep_debris(base: Path, name: str) -> None:
+    """Remove what a killed create, rebuild or forget of ``name`` left (its process is gone)."""
+    for prefix in (".new-", ".forgotten-"):
+        for child in base.glob(f"{prefix}{name}-*"):
+            pid = child.name[len(prefix) + len(name) + 1 :]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def damage_error(path: Path, reason: str) -> NashError:
+    """The error for a damaged file ``path``: a :class:`DamagedCollectionError` naming the
+    collection and how to recover when the file belongs to one, else the file and the reason."""
+    try:
+        rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(collections_dir()))
+    except ValueError:
+        return NashError(f"cannot read {path}: {reason}")
+    if len(rel.parts) < 2 or not _NAME_RE.match(rel.parts[0]):
+        return NashError(f"cannot read {path}: {reason}")
+    name = rel.parts[0]
+    root = None
+    with contextlib.suppress(NashError, sqlite3.Error, OSError):
+        root = Collection(name, collections_dir() / name).root
+    return DamagedCollectionError(name, "/".join(rel.parts[1:]), reason, root)
+
+
+def read_json_object(path: Path) -> dict:
+    """The JSON object stored in ``path``; ``ValueError`` saying what is wrong otherwise."""
+    try:
+        value = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise ValueError("missing") from None
+    except OSError as error:
+        raise ValueError(f"unreadable ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise ValueError("not JSON text") from None
+    except json.JSONDecodeError as error:
+        what = "empty" if not error.doc.strip() else f"not valid JSON ({error.msg})"
+        raise ValueError(what) from None
+    if not isinstance(value, dict):
+        kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        raise ValueError(f"holds {kinds.get(type(value), 'a number')}, not a JSON object")
+    return value
+
+
+def check_npz(path: Path, required: Sequence[str] = ()) -> list[str]:
+    """The array names in the npz archive ``path`` after checking every member's checksum;
+    ``ValueError`` saying what is wrong (missing, empty, not an npz archive, truncated...)."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise ValueError("missing") from None
+    except OSError as error:
+        raise ValueError(f"unreadable ({error.strerror or error})") from None
+    if not head:
+        raise ValueError("empty")
+    if head != b"PK\x03\x04":
+        raise ValueError("not an npz archive")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise ValueError(f"truncated or corrupt npz archive ({error})") from None
+    if bad is not None:
+        raise ValueError(f"corrupt npz archive (bad checksum of {bad})")
+    missing = [n for n in required if n not in names]
+    if missing:
+        raise ValueError(f"no {missing[0]!r} array")
+    return names
+
+
+def model_problem(directory: Path, *, require_all: bool = True) -> tuple[str, str] | None:
+    """``(file, what is wrong)`` for the first damaged file of a saved hasher in ``directory``
+    (``pipeline.SemanticHasher.save``'s layout), or None. Checks structure, not the weights'
+    values: JSON files must hold the objects the loaders index into, npz files must be intact
+    archives. With ``require_all=False`` missing files are not reported (only damaged ones)."""
+    for name in _MODEL_FILES:
+        path = directory / name
+        if not require_all and not path.exists():
+            continue
+        try:
+            if name == "model.json":
+                config = read_json_object(path)
+                for key, kind in (("n_bits", int), ("seed", int), ("method", str)):
+                    if not isinstance(config.get(key), kind):
+                        raise ValueError(f"no valid {key!r}")
+                if config.get("kind") not in _MODEL_KINDS:
+                    raise ValueError(f"unknown model kind {config.get('kind')!r}")
+                if config["kind"] != "lsh" and not isinstance(config.get("model"), dict):
+                    raise ValueError("no valid 'model' settings")
+            elif name == "features.json":
+                features = read_json_object(path)
+                if not isinstance(features.get("params"), dict):
+                    raise ValueError("no valid 'params'")
+                vocabulary = features.get("vocabulary")
+                if not isinstance(vocabulary, list) or not all(
+                    isinstance(w, str) for w in vocabulary
+                ):
+                    raise ValueError("no valid 'vocabulary'")
+            else:
+                check_npz(path, ("idf",) if name == "features.npz" else ())
+        except ValueError as error:
+            return name, str(error)
+    return None
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -138,11 +449,47 @@ def _write_at(path: Path, data: bytes, offset: int) -> None:
         os.close(fd)
 
 
+class _Damage(Exception):
+    """Internal: ``(file relative to the collection, reason)``; callers add name and root."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(what, reason)
+        self.what, self.reason = what, reason
+
+
+def _check_size(path: Path, needed: int) -> None:
+    """Raise :class:`_Damage` unless ``path`` holds at least ``needed`` bytes."""
+    what = f"{path.parent.name}/{path.name}"
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise _Damage(what, "missing") from None
+    except OSError as error:
+        raise _Damage(what, f"unreadable ({error.strerror or error})") from None
+    if size < needed:
+        raise _Damage(what, f"truncated: {size:,} bytes where the index needs {needed:,}")
+
+
+def _check_generation(gen_dir: Path, rows: int, bits: int) -> None:
+    """Raise :class:`_Damage` if a generation's planes or tf-idf offsets cannot hold its ``rows``
+    committed rows (a few stats: cheap enough for every writer and reader)."""
+    if not gen_dir.is_dir():
+        raise _Damage(gen_dir.name + "/", "missing")
+    for w in range(codes.n_words(bits)):
+        _check_size(gen_dir / f"plane-{w}.u64", rows * 8)
+    _check_size(gen_dir / "tfidf.indptr", (rows + 1) * 8)
+
+
 def _map(path: Path, dtype: str, length: int) -> np.ndarray:
-    """Read-only map of the first ``length`` items of ``path`` (an empty array for 0)."""
+    """Read-only map of the first ``length`` items of ``path`` (an empty array for 0); raises
+    :class:`_Damage` if the file is missing or shorter than that."""
     if length == 0:
         return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
+    _check_size(path, length * np.dtype(dtype).itemsize)
+    try:
+        return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
+    except (OSError, ValueError) as error:
+        raise _Damage(f"{path.parent.name}/{path.name}", f"cannot be mapped ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -176,44 +523,68 @@ class Snapshot:
     """
 
     def __init__(self, collection: Collection) -> None:
+        self._collection = collection
+        self._model_checked = False
         for _attempt in range(20):
-            con = _connect(collection.directory / _META)
+            try:
+                con = _connect(collection.directory / _META)
+            except sqlite3.Error as error:
+                raise collection._meta_error(error) from None
             try:
                 con.execute("BEGIN")
                 self._con = con
-                gen = int(collection._info(con)["generation"])
-                self.generation = gen
-                self.gen_dir = collection.directory / _gen_dirname(gen)
-                self.rows, self.bits, self.method = 0, collection.bits, ""
-                self.trained_docs, self.n_features = 0, 0
-                if gen:
-                    (self.rows, self.bits, self.method, self.trained_docs, self.n_features) = (
-                        con.execute(
-                            "SELECT rows, bits, method, trained_docs, n_features "
-                            "FROM generations WHERE gen=?",
-                            (gen,),
-                        ).fetchone()
-                    )
-                self.planes = [
-                    _map(self.gen_dir / f"plane-{w}.u64", "<u8", self.rows)
-                    for w in range(codes.n_words(self.bits))
-                ]
-                self._indptr = (
-                    _map(self.gen_dir / "tfidf.indptr", "<i8", self.rows + 1)
-                    if self.rows
-                    else np.zeros(1, dtype="<i8")
-                )
-                nnz = int(self._indptr[-1]) if self.rows else 0
-                self._indices = _map(self.gen_dir / "tfidf.indices", "<i4", nnz)
-                self._data = _map(self.gen_dir / "tfidf.data", "<f4", nnz)
-                dead = con.execute("SELECT row FROM docs WHERE gen=? AND live=0", (gen,)).fetchall()
-                self.dead_rows = np.fromiter((r for (r,) in dead), dtype=np.int64)
+                self._load(con)
                 return
-            except FileNotFoundError:
-                # A writer switched generations and removed this one between our reads: retry.
+            except sqlite3.Error as error:
                 con.close()
-                time.sleep(0.05)
+                raise collection._meta_error(error) from None
+            except _Damage as damage:
+                con.close()
+                # A writer may have switched generations and removed this one between our
+                # reads: then retry; if this is still the current generation, it is damaged.
+                if damage.what != _META and collection._generation_now() != self.generation:
+                    time.sleep(0.05)
+                    continue
+                raise collection.damaged(damage.what, damage.reason) from None
         raise NashError(f"collection {collection.name!r} keeps changing under the reader; retry")
+
+    def _load(self, con: sqlite3.Connection) -> None:
+        """Read the generation's numbers and map its committed rows (raises :class:`_Damage`)."""
+        try:
+            gen = int(self._collection._info(con)["generation"])
+        except (KeyError, ValueError):
+            raise _Damage(_META, "no valid 'generation' recorded") from None
+        self.generation = gen
+        self.gen_dir = self._collection.directory / _gen_dirname(gen)
+        self.rows, self.bits, self.method = 0, self._collection.bits, ""
+        self.trained_docs, self.n_features = 0, 0
+        if gen:
+            found = con.execute(
+                "SELECT rows, bits, method, trained_docs, n_features FROM generations WHERE gen=?",
+                (gen,),
+            ).fetchone()
+            if found is None:
+                raise _Damage(_META, f"generation {gen} is not recorded")
+            (self.rows, self.bits, self.method, self.trained_docs, self.n_features) = found
+            if not (1 <= self.bits <= 1024 and self.rows >= 0 and self.n_features >= 0):
+                raise _Damage(_META, f"generation {gen} has invalid numbers")
+            _check_generation(self.gen_dir, self.rows, self.bits)
+        self.planes = [
+            _map(self.gen_dir / f"plane-{w}.u64", "<u8", self.rows)
+            for w in range(codes.n_words(self.bits))
+        ]
+        self._indptr = (
+            _map(self.gen_dir / "tfidf.indptr", "<i8", self.rows + 1)
+            if self.rows
+            else np.zeros(1, dtype="<i8")
+        )
+        nnz = int(self._indptr[-1]) if self.rows else 0
+        if self.rows and (self._indptr[0] != 0 or np.any(np.diff(self._indptr) < 0)):
+            raise _Damage(f"{self.gen_dir.name}/tfidf.indptr", "offsets out of order")
+        self._indices = _map(self.gen_dir / "tfidf.indices", "<i4", nnz)
+        self._data = _map(self.gen_dir / "tfidf.data", "<f4", nnz)
+        dead = con.execute("SELECT row FROM docs WHERE gen=? AND live=0", (gen,)).fetchall()
+        self.dead_rows = np.fromiter((r for (r,) in dead), dtype=np.int64)
 
     @property
     def documents(self) -> int:
@@ -222,16 +593,36 @@ class Snapshot:
 
     @property
     def model_dir(self) -> Path:
-        return self.gen_dir / "model"
+        """The generation's saved model; its files that exist are checked on first use (what a
+        loader indexes into must be there), so a damaged one raises :class:`DamagedCollectionError`
+        before any loader trips over it."""
+        directory = self.gen_dir / "model"
+        if not self._model_checked:
+            self.check_model(require_all=False)
+        return directory
+
+    def check_model(self, *, require_all: bool = True) -> None:
+        """Raise :class:`DamagedCollectionError` if the model's files are damaged (or missing,
+        with ``require_all``)."""
+        problem = model_problem(self.gen_dir / "model", require_all=require_all)
+        if problem is not None:
+            raise self._collection.damaged(f"{self.gen_dir.name}/model/{problem[0]}", problem[1])
+        self._model_checked = True
+
+    def _query(self, sql: str, args: Sequence) -> list[tuple]:
+        try:
+            return self._con.execute(sql, args).fetchall()
+        except sqlite3.Error as error:
+            raise self._collection._meta_error(error) from None
 
     def doc_by_path(self, path: str) -> DocRow | None:
         """The live document at ``path`` (absolute, as stored), if any."""
-        found = self._con.execute(
+        found = self._query(
             "SELECT row, path, size, mtime_ns, hash, title FROM docs "
             "WHERE gen=? AND path=? AND live=1",
             (self.generation, path),
-        ).fetchone()
-        return DocRow(*found) if found else None
+        )
+        return DocRow(*found[0]) if found else None
 
     def docs_by_rows(self, rows: Iterable[int]) -> dict[int, DocRow]:
         """Row number -> document for the given rows (dead ones included)."""
@@ -240,7 +631,7 @@ class Snapshot:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for found in self._con.execute(
+            for found in self._query(
                 f"SELECT row, path, size, mtime_ns, hash, title FROM docs "
                 f"WHERE gen=? AND row IN ({marks})",
                 (self.generation, *chunk),
@@ -252,7 +643,7 @@ class Snapshot:
         """Every live document, in row order."""
         return [
             DocRow(*found)
-            for found in self._con.execute(
+            for found in self._query(
                 "SELECT row, path, size, mtime_ns, hash, title FROM docs "
                 "WHERE gen=? AND live=1 ORDER BY row",
                 (self.generation,),
@@ -292,37 +683,75 @@ class Snapshot:
 
 
 class Collection:
-    """A named collection's index directory. Reading never waits; writing takes :meth:`writer`."""
+    """A named collection's index directory. Reading never waits; writing takes :meth:`writer`.
+
+    Opening reads ``meta.sqlite``: :class:`DamagedCollectionError` if it is no usable database.
+    """
 
     def __init__(self, name: str, directory: Path) -> None:
         self.name = name
         self.directory = directory
-        con = _connect(directory / _META)
+        self.root: Path | None = None
         try:
-            info = self._info(con)
-        finally:
-            con.close()
-        if int(info.get("schema", -1)) != SCHEMA_VERSION:
+            st = os.stat(directory)
+            self._dir_id = (st.st_dev, st.st_ino)
+            con = _connect(directory / _META)
+            try:
+                info = self._info(con)
+            finally:
+                con.close()
+        except FileNotFoundError:
+            raise CollectionGoneError(name) from None
+        except sqlite3.Error as error:
+            raise self._meta_error(error) from None
+        if "schema" not in info:
+            raise self.damaged(_META, "no 'schema' recorded")
+        if info["schema"] != str(SCHEMA_VERSION):
             raise NashError(
                 f"collection {name!r} was written by an incompatible nash version "
                 f"(schema {info.get('schema')}, this nash reads {SCHEMA_VERSION}); "
                 f"run: nash forget {name} && nash index <folder>"
             )
-        self.root = Path(info["root"])
-        self.bits = int(info["bits"])
-        self.created_at = float(info["created_at"])
+        try:
+            parsed = _parse_info(info)
+        except ValueError as error:
+            raise self.damaged(_META, str(error)) from None
+        self.root = Path(parsed["root"])
+        self.bits = parsed["bits"]
+        self.created_at = parsed["created_at"]
 
     @staticmethod
     def _info(con: sqlite3.Connection) -> dict[str, str]:
         return dict(con.execute("SELECT key, value FROM info").fetchall())
 
+    def damaged(self, what: str, reason: str) -> DamagedCollectionError:
+        """The error for damaged file ``what`` (relative to the collection's directory)."""
+        return DamagedCollectionError(self.name, what, reason, self.root)
+
+    def _meta_error(self, error: sqlite3.Error) -> NashError:
+        return _meta_error(self.name, self.directory, error, self.root)
+
+    def _generation_now(self) -> int | None:
+        """The committed generation, read afresh (None if it cannot be read)."""
+        try:
+            con = _connect(self.directory / _META)
+        except sqlite3.Error:
+            return None
+        try:
+            return int(self._info(con)["generation"])
+        except (sqlite3.Error, KeyError, ValueError):
+            return None
+        finally:
+            con.close()
+
     # -- opening and creating ------------------------------------------------------------
     @classmethod
     def open(cls, name: str) -> Collection:
-        """The existing collection ``name``; :class:`NashError` (listing the known ones) if none."""
+        """The existing collection ``name``; :class:`NashError` (listing the known ones) if none,
+        :class:`DamagedCollectionError` if its ``meta.sqlite`` is unreadable."""
         directory = collections_dir() / name
         if not _NAME_RE.match(name or "") or not (directory / _META).is_file():
-            known = ", ".join(c.name for c in list_collections()) or "none yet"
+            known = ", ".join(d.name for d in _collection_dirs()) or "none yet"
             raise NashError(f"no collection named {name!r} (collections: {known})")
         return cls(name, directory)
 
@@ -331,20 +760,25 @@ class Collection:
         return bool(_NAME_RE.match(name or "")) and (collections_dir() / name / _META).is_file()
 
     @classmethod
-    def create(cls, name: str, root: Path, bits: int) -> Collection:
-        """Create an empty collection (no model yet) for ``root``, atomically (temp dir, rename)."""
+    def create(cls, name: str, root: Path, bits: int, *, staged: bool = False) -> Collection:
+        """Create an empty collection (no model yet) for ``root``, atomically (temp dir, rename).
+
+        ``staged=True`` leaves it in its hidden temporary directory, to be built there and then
+        put in place of a damaged collection of the same name by :meth:`install`.
+        """
         validate_name(name)
         if not 1 <= bits <= 1024:
             raise NashError(f"--bits must be between 1 and 1024, got {bits}")
         base = collections_dir()
         base.mkdir(parents=True, exist_ok=True)
         final = base / name
-        if (final / _META).is_file():
+        if not staged and (final / _META).is_file():
             raise NashError(f"collection {name!r} already exists")
+        _sweep_debris(base, name)
         tmp = base / f".new-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        con = _connect(tmp / _META)
+        con = _connect(tmp / _META, create=True)
         try:
             con.executescript(_SCHEMA)
             now = time.time()
@@ -365,6 +799,8 @@ class Collection:
             con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             con.close()
+        if staged:
+            return cls(name, tmp)
         try:
             if final.exists() and not (final / _META).is_file():
                 shutil.rmtree(final)  # debris of an interrupted `forget`
@@ -377,27 +813,111 @@ class Collection:
         _fsync_dir(base)
         return cls(name, final)
 
+    def install(self, timeout: float = 0.0) -> None:
+        """Put this staged collection (``create(..., staged=True)``, now built) in place of the
+        damaged collection of its name, under that one's writer lock.
+
+        The new generation is renamed into the old directory under a number no file there uses,
+        then the new ``meta.sqlite`` replaces the damaged one (after its stale WAL files are
+        removed): each step is atomic, so a crash leaves either the damaged collection (and a
+        stray generation the next writer removes) or the rebuilt one, never no collection.
+        """
+        base = collections_dir()
+        final = base / self.name
+        staged = self.directory
+        if not (final / _META).is_file():  # forgotten meanwhile: nothing to replace
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(staged, final)
+            _fsync_dir(base)
+        else:
+            with _locked(final, self.name, timeout):
+                con = _connect(staged / _META)
+                try:
+                    gen = int(self._info(con)["generation"])
+                    used = [gen]
+                    for child in final.glob("gen-*"):
+                        with contextlib.suppress(ValueError):
+                            used.append(int(child.name[4:10]))
+                    target = max(used) + 1
+                    con.execute("BEGIN IMMEDIATE")
+                    con.execute("UPDATE generations SET gen=? WHERE gen=?", (target, gen))
+                    con.execute("UPDATE docs SET gen=? WHERE gen=?", (target, gen))
+                    con.execute("UPDATE info SET value=? WHERE key='generation'", (str(target),))
+                    con.execute("COMMIT")
+                    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    con.close()
+                os.rename(staged / _gen_dirname(gen), final / _gen_dirname(target))
+                _fsync_dir(final)
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(final / (_META + suffix))
+                os.replace(staged / _META, final / _META)
+                _fsync_dir(final)
+                for child in final.glob("gen-*"):
+                    if child.name != _gen_dirname(target):
+                        shutil.rmtree(child, ignore_errors=True)
+            shutil.rmtree(staged, ignore_errors=True)
+        self.directory = final
+        st = os.stat(final)
+        self._dir_id = (st.st_dev, st.st_ino)
+
     # -- reading -------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         """A consistent read-only view of the current generation (never waits for a writer)."""
         return Snapshot(self)
 
+    def check(self) -> None:
+        """Raise :class:`DamagedCollectionError` if a file the collection needs is missing or
+        damaged (what `nash status` reports): metadata, planes, tf-idf vectors, model files."""
+        with self.snapshot() as snap:
+            if snap.generation:
+                snap.check_model(require_all=True)
+
+    def recorded_docs(self) -> dict[str, DocRow]:
+        """Path -> live document of the current generation, from ``meta.sqlite`` alone (what a
+        rebuild of a collection with damaged generation files still knows)."""
+        try:
+            con = _connect(self.directory / _META)
+            try:
+                gen = int(self._info(con)["generation"])
+                return {
+                    found[1]: DocRow(*found)
+                    for found in con.execute(
+                        "SELECT row, path, size, mtime_ns, hash, title FROM docs "
+                        "WHERE gen=? AND live=1",
+                        (gen,),
+                    )
+                }
+            finally:
+                con.close()
+        except sqlite3.Error as error:
+            raise self._meta_error(error) from None
+        except (KeyError, ValueError):
+            raise self.damaged(_META, "no valid 'generation' recorded") from None
+
     def summary(self) -> dict:
         """What `nash status` shows: name, root, live documents, bits, model, last update."""
-        con = _connect(self.directory / _META)
         try:
-            con.execute("BEGIN")
-            info = self._info(con)
-            gen = int(info["generation"])
-            documents = con.execute(
-                "SELECT count(*) FROM docs WHERE gen=? AND live=1", (gen,)
-            ).fetchone()[0]
-            found = con.execute(
-                "SELECT method, trained_docs FROM generations WHERE gen=?", (gen,)
-            ).fetchone()
-            con.execute("COMMIT")
-        finally:
-            con.close()
+            con = _connect(self.directory / _META)
+            try:
+                con.execute("BEGIN")
+                info = self._info(con)
+                gen = int(info["generation"])
+                documents = con.execute(
+                    "SELECT count(*) FROM docs WHERE gen=? AND live=1", (gen,)
+                ).fetchone()[0]
+                found = con.execute(
+                    "SELECT method, trained_docs FROM generations WHERE gen=?", (gen,)
+                ).fetchone()
+                con.execute("COMMIT")
+            finally:
+                con.close()
+        except sqlite3.Error as error:
+            raise self._meta_error(error) from None
+        except (KeyError, ValueError):
+            raise self.damaged(_META, "no valid 'generation' recorded") from None
         return {
             "name": self.name,
             "root": str(self.root),
@@ -414,33 +934,47 @@ class Collection:
     def writer(self, timeout: float = 0.0) -> Iterator[Writer]:
         """Hold the collection's writer lock, waiting at most ``timeout`` seconds.
 
-        Raises :class:`IndexBusyError` if another process keeps it (a `nash index` or a watcher).
+        Raises :class:`IndexBusyError` if another process keeps it (a `nash index` or a watcher),
+        naming that process, and :class:`CollectionGoneError` if the collection was removed.
         """
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(self.directory / _LOCK))
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            raise IndexBusyError(
-                f"index {self.name!r} is busy: another nash process is updating it; "
-                "try again when it has finished"
-            ) from None
-        try:
-            w = Writer(self)
+        if not (self.directory / _META).is_file():
+            raise CollectionGoneError(self.name)
+        with _locked(self.directory, self.name, timeout):
+            self._check_still_here()
+            _write_holder(self.directory)
             try:
-                yield w
+                w = Writer(self)
+                try:
+                    yield w
+                finally:
+                    w.close()
             finally:
-                w.close()
-        finally:
-            lock.release()
+                _clear_holder(self.directory)
+
+    def _check_still_here(self) -> None:
+        """Under the lock: is the directory still the collection this object opened? A `nash
+        forget` (gone) or a rebuild of a damaged one (replaced) may have happened while we
+        waited."""
+        try:
+            st = os.stat(self.directory)
+        except FileNotFoundError:
+            raise CollectionGoneError(self.name) from None
+        if not (self.directory / _META).is_file():
+            # The lock itself re-created the directory of a removed collection: tidy up.
+            for leftover in (_LOCK, _HOLDER):
+                with contextlib.suppress(OSError):
+                    (self.directory / leftover).unlink()
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()
+            raise CollectionGoneError(self.name)
+        if (st.st_dev, st.st_ino) != self._dir_id:
+            raise IndexBusyError(
+                f"index {self.name!r} was replaced by another nash process meanwhile; try again"
+            )
 
     def remove(self, timeout: float = 2.0) -> None:
         """Delete this collection's index (waits briefly for a running writer)."""
-        with self.writer(timeout=timeout):
-            trash = self.directory.parent / f".forgotten-{self.name}-{os.getpid()}"
-            os.rename(self.directory, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        _remove_directory(self.name, self.directory, timeout)
 
 
 class Writer:
@@ -452,9 +986,28 @@ class Writer:
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
-        self._con = _connect(collection.directory / _META)
         self._in_tx = False
-        self._collect_garbage()
+        try:
+            self._con = _connect(collection.directory / _META)
+        except sqlite3.Error as error:
+            raise collection._meta_error(error) from None
+        try:
+            info = Collection._info(self._con)
+            if float(info["created_at"]) != collection.created_at:
+                raise IndexBusyError(
+                    f"index {collection.name!r} was replaced by another nash process meanwhile; "
+                    "try again"
+                )
+            self._collect_garbage()
+        except sqlite3.Error as error:
+            self._con.close()
+            raise collection._meta_error(error) from None
+        except (KeyError, ValueError):
+            self._con.close()
+            raise collection.damaged(_META, "no valid 'created_at' recorded") from None
+        except BaseException:
+            self._con.close()
+            raise
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -529,6 +1082,10 @@ class Writer:
         words = np.asarray(words, dtype=np.uint64)
         base = self.rows
         gdir = self.gen_dir(gen)
+        try:
+            _check_generation(gdir, base, int(self._gen_row(gen)[1]))
+        except _Damage as damage:
+            raise self.collection.damaged(damage.what, damage.reason) from None
         _append_rows(gdir, base, words, tfidf)
         self._begin()
         self._con.executemany(

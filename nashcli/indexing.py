@@ -7,6 +7,10 @@ appended; files that disappeared are tombstoned; a file that reappears elsewhere
 text is re-pathed without encoding. The first run, ``--retrain``, or :func:`retrain_due` fit the
 features and the model afresh and write a new generation. Work is committed in batches, so a
 killed run keeps what it finished and the next run does the rest.
+
+A damaged collection (``index.DamagedCollectionError``) is rebuilt from the folder by any run,
+with or without ``--retrain``: damaged generation files get a new generation (what ``--retrain``
+writes); a damaged ``meta.sqlite`` gets a whole new collection built aside and then put in place.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ import numpy as np
 
 from nashcli import codes
 from nashcli.errors import NashError
-from nashcli.index import Collection, DocMeta, DocRow, Writer, name_for_folder
+from nashcli.index import (
+    Collection,
+    CollectionGoneError,
+    DamagedCollectionError,
+    DocMeta,
+    DocRow,
+    Writer,
+    name_for_folder,
+)
 
 #: A model is retrained on its own once the rows encoded since it was fitted (new and changed
 #: documents) reach this share of the documents it was fitted on (see README, "When the model
@@ -199,6 +211,7 @@ def index_folder(
     seed: int = 0,
     hasher_options: dict | None = None,
     hashers: HasherCache | None = None,
+    create: bool = True,
 ) -> IndexReport:
     """Index ``root`` into collection ``name`` (default: the folder's name), incrementally.
 
@@ -206,6 +219,9 @@ def index_folder(
     ``hasher_options`` go to :class:`~nashcli.pipeline.SemanticHasher` (e.g. ``max_epochs``, or
     a ``method`` other than ``methods.DEFAULT_METHOD`` for comparisons). ``hashers`` (a
     :class:`HasherCache` a long-lived caller keeps) saves reloading the current model.
+    A damaged collection is rebuilt from the folder (see the module's docstring).
+    ``create=False`` (a watcher after its first pass) raises :class:`CollectionGoneError`
+    rather than create a collection that was forgotten meanwhile.
     Raises :class:`NashError` for a missing folder, a folder with nothing to index, or a name
     taken by another folder; :class:`IndexBusyError` if another writer keeps the lock.
     """
@@ -220,7 +236,14 @@ def index_folder(
         raise NashError(f"{root}: not a folder (nash index takes a folder)")
     root = root.resolve()
     name = name or name_for_folder(root)
-    collection = Collection.open(name) if Collection.exists(name) else None
+    collection, damage = None, None
+    if Collection.exists(name):
+        try:
+            collection = Collection.open(name)
+        except DamagedCollectionError as error:  # its metadata: nothing left to check the root
+            damage = error
+    elif not create:
+        raise CollectionGoneError(name)
     if collection is not None and collection.root != root:
         raise NashError(
             f"collection {name!r} already indexes {collection.root}; "
@@ -248,29 +271,60 @@ def index_folder(
         why = f" ({len(skipped)} skipped: see --help for what is indexed)" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
 
-    created = collection is None
-    if collection is None:
-        collection = Collection.create(name, root, bits or 64)
-    try:
-        _index(
-            collection,
-            found,
-            skipped,
-            report,
-            bits,
-            retrain,
-            device,
-            seed,
-            hasher_options,
-            reporter,
-            lock_timeout,
-            hashers,
-        )
-    except BaseException:
-        if created:  # a first index that failed (one document, Ctrl-C...) leaves no collection
+    if damage is None:
+        created = collection is None
+        if collection is None:
+            collection = Collection.create(name, root, bits or 64)
+        try:
+            _index(
+                collection,
+                found,
+                skipped,
+                report,
+                bits,
+                retrain,
+                device,
+                seed,
+                hasher_options,
+                reporter,
+                lock_timeout,
+                hashers,
+            )
+        except BaseException as error:
+            if (
+                not created
+                and isinstance(error, DamagedCollectionError)
+                and error.what == "meta.sqlite"
+            ):
+                damage = error  # the metadata itself: rebuild the whole collection below
+                report = IndexReport(collection=name, root=root)
+            else:
+                if created:  # a failed first index (one document, Ctrl-C...) leaves nothing
+                    with contextlib.suppress(NashError, OSError):
+                        collection.remove(timeout=0)
+                raise
+    if damage is not None:
+        staged = Collection.create(name, root, bits or 64, staged=True)
+        try:  # built beside the damaged collection, which stays as it is until the switch
+            _index(
+                staged,
+                found,
+                skipped,
+                report,
+                bits,
+                True,
+                device,
+                seed,
+                hasher_options,
+                reporter,
+                lock_timeout,
+                damage=damage,
+            )
+            staged.install(timeout=lock_timeout)
+        except BaseException:
             with contextlib.suppress(NashError, OSError):
-                collection.remove(timeout=0)
-        raise
+                staged.remove(timeout=0)
+            raise
     report.seconds = time.perf_counter() - started
     return report
 
@@ -305,22 +359,37 @@ def _index(
     reporter: Reporter,
     lock_timeout: float,
     hashers: HasherCache | None = None,
+    *,
+    damage: DamagedCollectionError | None = None,
 ) -> None:
     """Decide between an incremental update and a retrain, and do it.
 
     A retrain reads, fits and encodes *without* the writer lock (it takes a minute or more, and a
     watcher's short updates must not wait that long); it takes the lock only to switch to the
-    new generation, then re-applies whatever a watcher committed in the meantime.
+    new generation, then re-applies whatever a watcher committed in the meantime. Damaged
+    generation files (or model) are replaced the same way: the documents recorded in
+    ``meta.sqlite`` are all a retrain needs of the old generation.
     """
     root = report.root
     for path, reason in skipped.items():
         report.skipped.append((_rel(Path(path), root), reason))
-    with collection.snapshot() as snap:
-        stored = {d.path: d for d in snap.live_docs()}
-        generation, rows, trained = snap.generation, snap.rows, snap.trained_docs
+    try:
+        with collection.snapshot() as snap:
+            if snap.generation:
+                snap.check_model()
+            stored = {d.path: d for d in snap.live_docs()}
+            generation, rows, trained = snap.generation, snap.rows, snap.trained_docs
+    except DamagedCollectionError as error:
+        if error.what == "meta.sqlite":
+            raise
+        damage = error
+        stored = collection.recorded_docs()
+        generation, rows, trained = -1, 0, 0
     fresh, changed, gone = _plan(stored, found, skipped)
     encoded_since = rows - trained + len(fresh) + len(changed)
-    if generation == 0:
+    if damage is not None:
+        why = f"rebuilt from the folder: {damage.what} was damaged, {damage.reason}"
+    elif generation == 0:
         why = "first index"
     elif retrain:
         why = "--retrain"

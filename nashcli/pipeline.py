@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -161,42 +162,65 @@ class SemanticHasher:
 
     @classmethod
     def load(cls, directory: Path, device: str = "auto") -> SemanticHasher:
-        """Rebuild a hasher saved by :meth:`save` (reads data only, never executes code)."""
+        """Rebuild a hasher saved by :meth:`save` (reads data only, never executes code).
+
+        Any damaged, missing or mismatched file raises one :class:`NashError` naming it (and, for
+        a collection's model, the collection and how to rebuild it: ``index.damage_error``).
+        """
         import torch
 
+        from nashcli.index import damage_error, model_problem
+
         directory = Path(directory)
+        problem = model_problem(directory)
+        if problem is not None:
+            raise damage_error(directory / problem[0], problem[1])
         try:
             config = json.loads((directory / "model.json").read_text())
             with np.load(directory / "model.npz", allow_pickle=False) as data:
                 arrays = {k: np.array(data[k]) for k in data.files}
-        except (OSError, ValueError) as error:
-            raise NashError(f"cannot read the model in {directory}: {error}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise damage_error(directory / "model.npz", f"unreadable ({error})") from None
         if config.get("format") != FORMAT_VERSION:
-            raise NashError(f"the model in {directory} has an unknown format version")
-        self = cls(config["n_bits"], config["method"], device=device, seed=config["seed"])
-        self.features_ = TfidfFeatures.load(directory)
+            raise damage_error(directory / "model.json", "unknown format version")
+        try:
+            self = cls(config["n_bits"], config["method"], device=device, seed=config["seed"])
+        except NashError as error:  # an unknown method, a bit count out of range
+            raise damage_error(directory / "model.json", str(error)) from None
+        try:
+            self.features_ = TfidfFeatures.load(directory)
+        except (NashError, TypeError, ValueError, AttributeError) as error:
+            reason = str(error).replace(f" in {directory}", "")
+            raise damage_error(directory / "features.json", reason) from None
         self.train_info_ = config.get("train", {})
         kind = config["kind"]
         if kind == "lsh":
             from nashcli.baselines import LSH
 
+            if "planes" not in arrays:
+                raise damage_error(directory / "model.npz", "no 'planes' array")
             model = LSH(config["n_bits"], seed=config["seed"])
             model.planes_ = arrays["planes"].astype(np.float32)
         else:
             from nashcli.methods import resolve_device
 
-            if kind == "vdsh":
-                from nashcli.baselines import VDSH, VdshConfig
+            try:
+                if kind == "vdsh":
+                    from nashcli.baselines import VDSH, VdshConfig
 
-                model = VDSH(VdshConfig(**config["model"]))
-            else:
-                from nashcli.model import NASH, NashConfig
+                    model = VDSH(VdshConfig(**config["model"]))
+                else:
+                    from nashcli.model import NASH, NashConfig
 
-                model = NASH(NashConfig(**config["model"]))
+                    model = NASH(NashConfig(**config["model"]))
+            except (TypeError, ValueError) as error:
+                reason = f"invalid settings ({error})"
+                raise damage_error(directory / "model.json", reason) from None
             try:
                 model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
-            except RuntimeError as error:
-                raise NashError(f"the model in {directory} does not match its config") from error
+            except (RuntimeError, TypeError) as error:
+                reason = f"does not match model.json ({str(error).splitlines()[0]})"
+                raise damage_error(directory / "model.npz", reason) from None
             model.to(resolve_device(device)).eval()
         self.model_ = model
         return self

@@ -410,6 +410,8 @@ class Watcher:
                 ) from None
             raise NashError(f"cannot watch {self.root}: {error.strerror or error}") from None
         overflow.install()
+        from nashcli.index import CollectionGoneError
+
         try:
             # Events arriving during the catch-up pass queue up and are applied after it.
             while not self.stopping:
@@ -424,6 +426,8 @@ class Watcher:
             self._loop(observer)
             if self.retraining:
                 self._say("stopping during a background retrain: the current model stays")
+        except CollectionGoneError as error:  # `nash forget`: nothing left to keep current
+            self._say(f"{error}; stopping")
         finally:
             overflow.remove()
             observer.stop()
@@ -690,10 +694,11 @@ def make_watcher(
     ``index_folder(retrain=True)`` fits a new model and switches generations.
     """
     from nashcli import indexing
-    from nashcli.index import Collection
+    from nashcli.index import Collection, CollectionGoneError
 
     root = Path(root).expanduser().resolve()
     due = threading.Event()  # set by the last report, so asking costs no extra query
+    indexed = threading.Event()  # the first pass is done: a missing collection was forgotten
     hashers = indexing.HasherCache()  # the model, loaded once per generation, not per update
 
     def catch_up() -> Any:
@@ -706,12 +711,16 @@ def make_watcher(
             hasher_options=hasher_options,
             lock_timeout=lock_timeout,
             hashers=hashers,
+            create=not indexed.is_set(),
         )
+        indexed.set()
         due.set() if report.retrain_due else due.clear()
         _warm_up(name, hashers, device)
         return report
 
     def apply(upserts: Sequence[Path], deletions: Sequence[Path], moves: Sequence) -> Any:
+        if not Collection.exists(name):
+            raise CollectionGoneError(name)
         report = indexing.apply_changes(
             name,
             upserts=upserts,
@@ -763,6 +772,7 @@ def _refit(root: Path, name: str, device: str, hasher_options: dict | None, conn
             device=device,
             hasher_options=hasher_options,
             lock_timeout=60.0,
+            create=False,
         )
         conn.send(("ok", report.documents))
     except Exception as error:  # noqa: BLE001 - reported by the parent

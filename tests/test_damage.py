@@ -1,0 +1,348 @@
+"""A damaged or vanishing collection as a user meets it: one clear line, never a traceback, and
+the tool itself repairs it (`nash index --retrain`) or removes it (`nash forget`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_indexing import FAST, make_docs
+from typer.testing import CliRunner
+
+from nashcli import indexing, watching
+from nashcli.cli import app
+from nashcli.errors import IndexBusyError
+from nashcli.index import (
+    Collection,
+    CollectionGoneError,
+    DamagedCollectionError,
+    collections_dir,
+    forget_collection,
+)
+
+
+@pytest.fixture(autouse=True)
+def fast_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few epochs and one thread: these tests check the recovery, not the model."""
+    monkeypatch.setenv("NASH_TRAIN_THREADS", "1")
+    real = indexing._new_hasher
+    monkeypatch.setattr(
+        indexing, "_new_hasher", lambda bits, device, seed, options: real(bits, device, seed, FAST)
+    )
+
+
+def run(*args: str):
+    result = CliRunner().invoke(app, list(args))
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code != 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nash: error: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> tuple[Path, list[Path]]:
+    folder = tmp_path / "notes"
+    paths = make_docs(folder, per_topic=4)
+    indexing.index_folder(folder, name="c", bits=8, hasher_options=FAST)
+    return folder, paths
+
+
+def home() -> Path:
+    return collections_dir() / "c"
+
+
+def status_entry() -> dict:
+    result = run("status", "--json")
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.stdout)["collections"]
+    return entry
+
+
+def assert_recovered(folder: Path, paths: list[Path]) -> None:
+    """`similar` answers again (from the stored codes and with the model) and status is clean."""
+    result = run("similar", str(paths[0]), "--json", "--top", "3")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["results"]) == 3
+    result = run("similar", "--text", "rocket orbit", "--json")
+    assert result.exit_code == 0, result.output
+    entry = status_entry()
+    assert "damaged" not in entry and entry["documents"] == len(paths)
+    assert not [p for p in collections_dir().iterdir() if p.name.startswith(".")]
+
+
+def damage(what: str) -> None:
+    """Damage one file of collection 'c' the way the audit did."""
+    gen = home() / "gen-000001"
+    model = gen / "model"
+    if what == "gen-dir":
+        import shutil
+
+        shutil.rmtree(gen)
+    elif what in ("plane-0.u64", "tfidf.data", "tfidf.indices", "tfidf.indptr"):
+        (gen / what).write_bytes(b"")
+    elif what == "model.json=[]":
+        (model / "model.json").write_text("[]")
+    elif what == "features.json=null":
+        (model / "features.json").write_text("null")
+    elif what.endswith("=truncated"):
+        path = model / what.split("=")[0]
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif what.endswith("=empty"):
+        (model / what.split("=")[0]).write_bytes(b"")
+    elif what.endswith("=random"):
+        (model / what.split("=")[0]).write_bytes(os.urandom(2000))
+    else:
+        raise AssertionError(what)
+
+
+GENERATION_DAMAGE = ["plane-0.u64", "tfidf.data", "tfidf.indices", "tfidf.indptr", "gen-dir"]
+MODEL_DAMAGE = [
+    "model.json=[]",
+    "features.json=null",
+    "model.npz=truncated",
+    "model.npz=empty",
+    "features.npz=empty",
+    "model.npz=random",
+    "features.npz=random",
+]
+
+
+@pytest.mark.parametrize("what", GENERATION_DAMAGE)
+def test_damaged_generation_file(notes, what: str) -> None:
+    folder, paths = notes
+    damage(what)
+    shown = "gen-000001/" if what == "gen-dir" else f"gen-000001/{what}"
+    for args in (("similar", str(paths[0])), ("similar", "--text", "rocket")):
+        line = one_error_line(run(*args))
+        assert f"collection 'c' is damaged ({shown}" in line
+        assert f"nash index {folder} --name c --retrain" in line and "nash forget c" in line
+    assert shown in status_entry()["damaged"]
+    assert "DAMAGED" in run("status").stdout
+    # A plain `nash index` rebuilds it too (it is what a user runs), not only --retrain.
+    args = ("index", str(folder), "--name", "c")
+    result = run(*(args + ("--retrain",) if what == "gen-dir" else args))
+    assert result.exit_code == 0, result.output
+    assert "rebuilt from the folder" in result.stdout
+    assert_recovered(folder, paths)
+
+
+@pytest.mark.parametrize("what", MODEL_DAMAGE)
+def test_damaged_model_file(notes, what: str) -> None:
+    folder, paths = notes
+    damage(what)
+    name = what.split("=")[0]
+    line = one_error_line(run("similar", "--text", "rocket"))
+    assert f"collection 'c' is damaged (gen-000001/model/{name}: " in line
+    assert "--retrain" in line and "allow_pickle" not in line
+    assert f"gen-000001/model/{name}" in status_entry()["damaged"]
+    # The loader a watcher's update goes through says the same, rather than a numpy error.
+    bump = paths[0].stat().st_mtime_ns + 2_000_000_000
+    paths[0].write_text(paths[0].read_text() + " shuttle")
+    os.utime(paths[0], ns=(bump, bump))
+    with pytest.raises(DamagedCollectionError, match=name):
+        indexing.apply_changes("c", upserts=[paths[0]], device="cpu")
+    result = run("index", str(folder), "--name", "c", "--retrain")
+    assert result.exit_code == 0, result.output
+    assert_recovered(folder, paths)
+
+
+@pytest.mark.parametrize("how", ["empty", "random", "truncated"])
+def test_damaged_metadata(notes, how: str) -> None:
+    folder, paths = notes
+    meta = home() / "meta.sqlite"
+    for suffix in ("-wal", "-shm"):
+        Path(str(meta) + suffix).unlink(missing_ok=True)
+    data = {"empty": b"", "random": os.urandom(5000), "truncated": meta.read_bytes()[:4096]}
+    meta.write_bytes(data[how])
+    entry = status_entry()
+    assert entry["name"] == "c" and "meta.sqlite" in entry["damaged"]
+    assert "nash forget c" in run("status").stdout
+    line = one_error_line(run("similar", "--text", "rocket", "--collection", "c"))
+    assert "collection 'c' is damaged (meta.sqlite: " in line and "--retrain" in line
+    line = one_error_line(run("similar", str(paths[0])))  # the only collection, found unasked
+    assert "collection 'c' is damaged (meta.sqlite: " in line
+    result = run("index", str(folder), "--name", "c", "--retrain", "--bits", "8")
+    assert result.exit_code == 0, result.output
+    assert_recovered(folder, paths)
+
+
+def test_a_failed_rebuild_leaves_the_damage_as_it_was(notes, monkeypatch) -> None:
+    folder, _paths = notes
+    meta = home() / "meta.sqlite"
+    meta.write_bytes(b"not a database" * 100)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as a Ctrl-C (or a kill) in the middle of training
+
+    monkeypatch.setattr(indexing, "_retrain", crash)
+    with pytest.raises(KeyboardInterrupt):
+        indexing.index_folder(folder, name="c", retrain=True)
+    assert meta.read_bytes() == b"not a database" * 100
+    assert [p.name for p in collections_dir().iterdir()] == ["c"]  # no half-built leftovers
+    assert "meta.sqlite" in status_entry()["damaged"]
+
+
+@pytest.mark.parametrize("what", ["meta", "gen-dir"])
+def test_forget_a_damaged_collection(notes, what: str) -> None:
+    folder, paths = notes
+    if what == "meta":
+        (home() / "meta.sqlite").write_bytes(os.urandom(3000))
+    else:
+        damage("gen-dir")
+    result = run("forget", "c")
+    assert result.exit_code == 0, result.output
+    assert "forgot c" in result.stdout
+    assert not home().exists() and all(p.exists() for p in paths)
+    assert json.loads(run("status", "--json").stdout) == {"collections": []}
+
+
+HOLD = """
+import sys, time
+from nashcli.index import Collection
+with Collection.open("c").writer():
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_forget_refuses_while_a_writer_holds_the_lock(notes) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        line = one_error_line(run("forget", "c"))
+        assert f"collection 'c' is being updated by another nash process (pid {holder.pid}" in line
+        assert "nash forget c" in line
+        assert (home() / "meta.sqlite").is_file()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run("forget", "c").exit_code == 0
+    assert not home().exists()
+
+
+def test_forget_refuses_while_watched(notes) -> None:
+    folder, _paths = notes
+    with watching.Registration("c", folder):
+        line = one_error_line(run("forget", "c"))
+    assert "collection 'c' is being watched" in line
+    assert f"nash watch --stop {folder}" in line
+    assert home().is_dir()
+    assert run("forget", "c").exit_code == 0
+
+
+def test_a_writer_stops_when_its_collection_is_forgotten(notes) -> None:
+    collection = Collection.open("c")
+    forget_collection("c")
+    with pytest.raises(CollectionGoneError), collection.writer():
+        pass
+    assert not home().exists()  # the lock did not re-create the folder
+
+
+def test_index_stops_when_forgotten_during_training(notes, monkeypatch) -> None:
+    folder, _paths = notes
+    real = indexing._retrain
+
+    def forget_meanwhile(*args, **kwargs):
+        found = real(*args, **kwargs)
+        forget_collection("c")  # `nash forget c` while `nash index --retrain` trains unlocked
+        return found
+
+    monkeypatch.setattr(indexing, "_retrain", forget_meanwhile)
+    line = one_error_line(run("index", str(folder), "--name", "c", "--retrain"))
+    assert "collection 'c' was removed (nash forget)" in line
+    assert not home().exists()
+    assert json.loads(run("status", "--json").stdout) == {"collections": []}
+
+
+def test_a_busy_message_names_the_holder(notes) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(IndexBusyError, match=f"busy: another nash process \\(pid {holder.pid}"):
+            indexing.apply_changes("c", lock_timeout=0.1)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_watcher_stops_cleanly_when_its_collection_is_forgotten(notes) -> None:
+    folder, paths = notes
+    messages: list[str] = []
+    watcher = watching.make_watcher(
+        folder, "c", device="cpu", on_message=messages.append, quiet=0.05, max_delay=0.2
+    )
+    outcome: list[BaseException | None] = []
+
+    def work() -> None:
+        try:
+            watcher.run()
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not watcher.ready.is_set() and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert watcher.ready.is_set(), outcome
+    forget_collection("c")
+    paths[0].write_text(paths[0].read_text() + " orbit")
+    thread.join(60)
+    if thread.is_alive():
+        watcher.stop()
+        thread.join(10)
+        pytest.fail("the watcher kept running after its collection was forgotten")
+    assert outcome == [None]
+    assert any("was removed (nash forget)" in m and "stopping" in m for m in messages), messages
+    assert not home().exists()
+
+
+def test_a_rebuild_killed_before_its_switch_leaves_it_damaged_then_recovers(
+    notes, monkeypatch
+) -> None:
+    folder, paths = notes
+    meta = home() / "meta.sqlite"
+    meta.write_bytes(b"")
+    real_replace = os.replace
+
+    def crash_at_switch(src, dst, *args, **kwargs):
+        if str(dst).endswith("meta.sqlite"):
+            raise OSError("simulated crash before the new meta.sqlite is moved in")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", crash_at_switch)
+    with pytest.raises(OSError, match="simulated"):
+        indexing.index_folder(folder, name="c", bits=8)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert "meta.sqlite" in status_entry()["damaged"]  # as damaged as before, no worse
+    result = run("index", str(folder), "--name", "c", "--bits", "8")
+    assert result.exit_code == 0, result.output
+    assert_recovered(folder, paths)
+    assert len(list(home().glob("gen-*"))) == 1  # the stray generation of the first try is gone
+
+
+def test_a_damaged_model_outside_a_collection(notes, tmp_path: Path) -> None:
+    import shutil
+
+    from nashcli.errors import NashError
+    from nashcli.pipeline import SemanticHasher
+
+    copy = tmp_path / "model"
+    shutil.copytree(home() / "gen-000001" / "model", copy)
+    assert SemanticHasher.load(copy, device="cpu").n_bits == 8
+    (copy / "model.npz").write_bytes(b"")
+    with pytest.raises(NashError, match=r"cannot read .*model\.npz: empty$"):
+        SemanticHasher.load(copy, device="cpu")

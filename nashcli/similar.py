@@ -19,13 +19,14 @@ loading the model (no torch import): that is what keeps `nash similar FILE` fast
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from nashcli.errors import NashError
-from nashcli.index import Collection, Snapshot, list_collections
+from nashcli.index import Collection, Snapshot, list_collections, survey_collections
 
 #: Re-ranking pool (Hamming candidates re-ordered by tf-idf cosine), measured on 20 Newsgroups
 #: folders of 1k-10k documents (benchmarks/collections.py --pools, README "Re-ranking"): below
@@ -83,6 +84,11 @@ def choose_collection(name: str | None = None, path: Path | None = None) -> Coll
         return Collection.open(name)
     collections = list_collections()
     if not collections:
+        damaged = [listing.problem for listing in survey_collections() if listing.problem]
+        if len(damaged) == 1:  # say what is wrong with it, not that there is none
+            raise damaged[0]
+        if damaged:
+            raise NashError(f"all {len(damaged)} collections are damaged: see nash status")
         raise NashError("no collections yet: index a folder first with: nash index FOLDER")
     if path is not None:
         places = {Path(os.path.abspath(path)), Path(path).resolve()}
@@ -224,12 +230,22 @@ def _query(query: Path | str, snap: Snapshot):
             st = path.stat()
         except OSError as error:
             raise NashError(f"{query}: {error.strerror or 'cannot read it'}") from None
+        if not stat.S_ISREG(st.st_mode):  # a pipe with no writer blocks, /dev/zero never ends
+            raise NashError(
+                f"{query}: not a regular file (a pipe or a device); "
+                "to search with piped text: ... | nash similar -"
+            )
         for candidate in dict.fromkeys([str(Path(os.path.abspath(path))), str(path.resolve())]):
             own = snap.doc_by_path(candidate)
             if own is not None:
                 break
         if own is not None and (own.size, own.mtime_ns) == (st.st_size, st.st_mtime_ns):
             return snap.codes_of([own.row])[0], snap.tfidf_of([own.row]), own.row
+        if st.st_size > corpus.DEFAULT_MAX_BYTES:
+            raise NashError(
+                f"{query}: larger than {corpus.format_size(corpus.DEFAULT_MAX_BYTES)}, "
+                "the most nash similar reads from a file it has not indexed"
+            )
         try:
             text = corpus.read_text(path)
         except corpus.UnreadableFile as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -91,3 +92,12 @@ def test_watch_argument_errors_come_before_watching(tmp_path: Path) -> None:
     result = runner.invoke(app, ["watch", str(tmp_path), "--bits", "0"])
     assert "'--bits'" in _one_error_line(result)
     assert "watching" not in result.output  # nothing started
+
+
+def test_similar_reads_a_piped_query_from_dash(indexed: Path) -> None:
+    result = runner.invoke(app, ["similar", "-", "--json"], input="rocket orbit launch nasa moon")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)["results"]
+    assert hits and Path(hits[0]["path"]).parent.name == "space"
+    empty = runner.invoke(app, ["similar", "-"], input="  \n")
+    assert "no text" in _one_error_line(empty)

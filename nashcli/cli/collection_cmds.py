@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
 from pathlib import Path
 
 import typer
@@ -59,7 +61,9 @@ def index_command(
 
 @app.command("similar")
 def similar_command(
-    file: Path | None = typer.Argument(None, help="A file, in the collection or not."),
+    file: Path | None = typer.Argument(
+        None, help="A file, in the collection or not; - reads the query text from stdin."
+    ),
     text: str | None = typer.Option(None, "--text", help="Search with this text instead."),
     top: int = typer.Option(10, "--top", "-n", help="How many documents to show."),
     collection: str | None = typer.Option(
@@ -94,6 +98,8 @@ def similar_command(
 
     if (file is None) == (text is None):
         raise NashError('give a FILE or --text "..." (one of them)')
+    if file is not None and str(file) == "-":
+        text, file = _read_stdin(), None
     chosen = choose_collection(collection, file)
     query: Path | str = file if file is not None else text
     hits = find_similar(query, chosen, top=top, ranking=rank if rerank else "hamming", pool=pool)
@@ -117,6 +123,18 @@ def similar_command(
     console.print(render.similar_table(hits, chosen.root, short, width=console.width))
 
 
+def _read_stdin() -> str:
+    """The query text piped to ``nash similar -``, at most what a query file may hold."""
+    import sys
+
+    from nashcli.corpus import DEFAULT_MAX_BYTES, format_size
+
+    data = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1)
+    if len(data) > DEFAULT_MAX_BYTES:
+        raise NashError(f"stdin: more than {format_size(DEFAULT_MAX_BYTES)} of query text")
+    return data.decode("utf-8", errors="replace")
+
+
 def _is_watching(name: str) -> bool:
     try:
         from nashcli.watching import is_watching
@@ -129,12 +147,36 @@ def _is_watching(name: str) -> bool:
 def status_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
-    """List the collections: root, documents, code length, model, last update, watcher."""
-    from nashcli.index import list_collections
+    """List the collections: root, documents, code length, model, last update, watcher.
 
-    rows = []
-    for c in list_collections():
-        summary = c.summary()
+    A damaged collection is listed as such, with what is wrong and how to rebuild or remove it.
+    """
+    from nashcli.index import survey_collections
+
+    rows, damaged = [], []
+    for entry in survey_collections():
+        problem, summary = entry.problem, None
+        if entry.collection is not None:
+            try:
+                entry.collection.check()
+                summary = entry.collection.summary()
+            except NashError as error:
+                problem = error
+        if summary is None:
+            root = entry.collection.root if entry.collection is not None else None
+            damaged.append(
+                {
+                    "name": entry.name,
+                    "root": str(root) if root else None,
+                    "documents": None,
+                    "bits": None,
+                    "model": None,
+                    "updated_at": None,
+                    "watching": _is_watching(entry.name),
+                    "damaged": str(problem),
+                }
+            )
+            continue
         rows.append(
             {
                 "name": summary["name"],
@@ -143,29 +185,57 @@ def status_command(
                 "bits": summary["bits"],
                 "model": summary["model"],
                 "updated_at": summary["updated_at"],
-                "watching": _is_watching(c.name),
+                "watching": _is_watching(entry.name),
             }
         )
     if as_json:
-        typer.echo(json.dumps({"collections": rows}, ensure_ascii=False))
+        everything = sorted(rows + damaged, key=lambda row: row["name"])
+        typer.echo(json.dumps({"collections": everything}, ensure_ascii=False))
         return
-    if not rows:
+    if not rows and not damaged:
         typer.echo("no collections yet: index a folder with: nash index FOLDER")
         return
-    from rich.console import Console
+    if rows:
+        from rich.console import Console
 
-    from nashcli import render
+        from nashcli import render
 
-    Console(highlight=False).print(render.status_table(rows))
+        Console(highlight=False).print(render.status_table(rows))
+    for row in damaged:
+        typer.echo(f"{row['name']}: DAMAGED: {row['damaged']}")
+
+
+def _refuse_if_watched(name: str) -> None:
+    """A watcher would keep writing to (or re-create) the collection: it must stop first."""
+    from nashcli import watching
+
+    if not watching.is_watching(name):
+        return
+    info = watching.read_pid_file(name) or {}
+    pid = f" (pid {info['pid']})" if "pid" in info else ""
+    target = f"--name {name}"
+    if info.get("root"):
+        with contextlib.suppress(NashError):
+            if watching.collection_for(info["root"])[0] == name:
+                target = shlex.quote(str(info["root"]))
+    raise NashError(
+        f"collection {name!r} is being watched{pid}; stop the watcher first with: "
+        f"nash watch --stop {target}, then run: nash forget {name}"
+    )
 
 
 @app.command("forget")
 def forget_command(
     name: str = typer.Argument(..., help="The collection whose index to delete."),
 ) -> None:
-    """Delete a collection's index (your files are not touched)."""
-    from nashcli.index import Collection
+    """Delete a collection's index, damaged or not (your files are not touched).
 
-    collection = Collection.open(name)
-    collection.remove()
-    typer.echo(f"forgot {name} ({collection.root}); your files are untouched")
+    Refuses while a `nash index` or a `nash watch` is updating the collection.
+    """
+    from nashcli.index import Collection, forget_collection
+
+    if Collection.exists(name):
+        _refuse_if_watched(name)
+    root = forget_collection(name)
+    where = f" ({root})" if root else ""
+    typer.echo(f"forgot {name}{where}; your files are untouched")

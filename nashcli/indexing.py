@@ -33,6 +33,7 @@ from nashcli.index import (
     DocMeta,
     DocRow,
     Writer,
+    list_collections,
     name_for_folder,
 )
 
@@ -213,7 +214,8 @@ def index_folder(
     hashers: HasherCache | None = None,
     create: bool = True,
 ) -> IndexReport:
-    """Index ``root`` into collection ``name`` (default: the folder's name), incrementally.
+    """Index ``root`` into collection ``name`` (default: the collection that already indexes
+    ``root``, else one named after the folder), incrementally.
 
     ``bits`` defaults to the collection's (64 for a new one); changing it needs ``retrain``.
     ``hasher_options`` go to :class:`~nashcli.pipeline.SemanticHasher` (e.g. ``max_epochs``, or
@@ -235,7 +237,9 @@ def index_folder(
     if not root.is_dir():
         raise NashError(f"{root}: not a folder (nash index takes a folder)")
     root = root.resolve()
-    name = name or name_for_folder(root)
+    if name is None:  # the folder's collection, whatever it was named; else a new name
+        name = next((c.name for c in list_collections() if c.root == root), None)
+        name = name or name_for_folder(root)
     collection, damage = None, None
     if Collection.exists(name):
         try:

@@ -80,7 +80,7 @@ def _within(path: Path, root: Path) -> bool:
 def choose_collection(name: str | None = None, path: Path | None = None) -> Collection:
     """``name`` if given; else the collection whose root holds ``path`` (the deepest), else the
     only collection; else a :class:`NashError` listing the names to choose from."""
-    if name:
+    if name is not None:  # even "": an empty name is no collection, not "choose for me"
         return Collection.open(name)
     collections = list_collections()
     if not collections:

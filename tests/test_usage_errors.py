@@ -101,3 +101,23 @@ def test_similar_reads_a_piped_query_from_dash(indexed: Path) -> None:
     assert hits and Path(hits[0]["path"]).parent.name == "space"
     empty = runner.invoke(app, ["similar", "-"], input="  \n")
     assert "no text" in _one_error_line(empty)
+
+
+def test_index_again_without_name_updates_the_folders_collection(tmp_path: Path) -> None:
+    from test_indexing import make_docs
+
+    folder = tmp_path / "notes"
+    make_docs(folder, per_topic=4)
+    first = runner.invoke(app, ["index", str(folder), "--name", "work", "--bits", "8", "-q"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["index", str(folder), "-q"])
+    assert again.exit_code == 0, again.output
+    from nashcli.index import list_collections
+
+    assert [c.name for c in list_collections()] == ["work"]  # not a second "notes"
+
+
+def test_index_bits_and_an_empty_collection_name_are_checked() -> None:
+    assert "'--bits'" in _one_error_line(runner.invoke(app, ["index", ".", "--bits", "0"]))
+    line = _one_error_line(runner.invoke(app, ["similar", "--text", "x", "-c", ""]))
+    assert "collection" in line

@@ -19,7 +19,11 @@ _DEVICES = ("auto", "cpu", "cuda")
 def index_command(
     path: Path = typer.Argument(..., help="The folder to index (searched recursively)."),
     bits: int | None = typer.Option(
-        None, "--bits", help="Code length in bits (default: 64, or the collection's)."
+        None,
+        "--bits",
+        min=1,
+        max=1024,
+        help="Code length in bits (default: 64, or the collection's).",
     ),
     name: str | None = typer.Option(
         None, "--name", help="Collection name (default: the folder's name)."

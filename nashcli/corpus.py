@@ -592,7 +592,7 @@ def read_document(path: Path | str) -> Document:
         raise UnreadableFile(_os_reason(error), path) from None
     if not data:
         raise UnreadableFile("empty file", path)
-    text = _decode(data, path)
+    text = decode_text(data, path)
     del data
     if suffix in HTML_EXTENSIONS:
         text, title = _html_to_text(text)
@@ -603,7 +603,9 @@ def read_document(path: Path | str) -> Document:
     return Document(text, title or title_of(text))
 
 
-def _decode(data: bytes, path: Path | None = None) -> str:
+def decode_text(data: bytes, path: Path | None = None) -> str:
+    """Text of ``data`` the way a document file's bytes are read (BOM, UTF-8, else the detected
+    encoding); :class:`UnreadableFile` for binary data or bytes no encoding explains."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:

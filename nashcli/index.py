@@ -136,10 +136,10 @@ def _collection_dirs() -> list[Path]:
     base = collections_dir()
     if not base.is_dir():
         return []
+    # A collection's folder without its meta.sqlite is a damaged collection, not nothing:
+    # finished collections are renamed into place whole, and forgotten ones renamed away first.
     return [
-        child
-        for child in sorted(base.iterdir())
-        if not child.name.startswith(".") and (child / _META).is_file()
+        child for child in sorted(base.iterdir()) if _NAME_RE.match(child.name) and child.is_dir()
     ]
 
 
@@ -167,6 +167,11 @@ def survey_collections() -> list[Listing]:
     shows them rather than hiding them)."""
     found = []
     for child in _collection_dirs():
+        if not (child / _META).is_file():
+            found.append(
+                Listing(child.name, None, DamagedCollectionError(child.name, _META, "missing"))
+            )
+            continue
         try:
             found.append(Listing(child.name, Collection(child.name, child), None))
         except NashError as error:
@@ -298,7 +303,7 @@ def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
     the process that holds it (a `nash index` or a watcher's update). Your files are untouched.
     """
     directory = collections_dir() / name
-    if not Collection.exists(name):
+    if not (_NAME_RE.match(name or "") and directory.is_dir()):  # damaged ones too
         known = ", ".join(d.name for d in _collection_dirs()) or "none yet"
         raise NashError(f"no collection named {name!r} (collections: {known})")
     root = None
@@ -311,6 +316,7 @@ def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
             f"collection {name!r} is being updated by {_holder(directory)}; stop it (or let it "
             f"finish), then run: nash forget {name}"
         ) from None
+    _sweep_debris(collections_dir(), name)  # what a killed rebuild of it left
     return root
 
 
@@ -668,7 +674,24 @@ class Snapshot:
         take = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
         indices = np.asarray(self._indices[take], dtype=np.int32)
         data = np.asarray(self._data[take], dtype=np.float32)
+        if indices.size and (indices.min() < 0 or indices.max() >= self.n_features):
+            # scipy does not check them, and sparse arithmetic on them crashes the process
+            raise self._term_ids_damaged()
         return sp.csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
+
+    def _term_ids_damaged(self) -> DamagedCollectionError:
+        return self._collection.damaged(
+            f"{self.gen_dir.name}/tfidf.indices", f"term ids outside 0..{self.n_features - 1}"
+        )
+
+    def check_values(self, chunk: int = 1 << 24) -> None:
+        """Raise :class:`DamagedCollectionError` if a stored term id is out of range: a full
+        read of ``tfidf.indices`` (4 bytes per stored entry), which ``nash index`` and
+        ``nash status`` afford and a query does not (it checks only the rows it reads)."""
+        for start in range(0, len(self._indices), chunk):
+            part = np.asarray(self._indices[start : start + chunk])
+            if part.min() < 0 or part.max() >= self.n_features:
+                raise self._term_ids_damaged()
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -769,8 +792,7 @@ class Collection:
         validate_name(name)
         if not 1 <= bits <= 1024:
             raise NashError(f"--bits must be between 1 and 1024, got {bits}")
-        base = collections_dir()
-        base.mkdir(parents=True, exist_ok=True)
+        base = paths.ensure_dir(collections_dir())
         final = base / name
         if not staged and (final / _META).is_file():
             raise NashError(f"collection {name!r} already exists")
@@ -874,6 +896,7 @@ class Collection:
         with self.snapshot() as snap:
             if snap.generation:
                 snap.check_model(require_all=True)
+                snap.check_values()
 
     def recorded_docs(self) -> dict[str, DocRow]:
         """Path -> live document of the current generation, from ``meta.sqlite`` alone (what a
@@ -1107,6 +1130,14 @@ class Writer:
             _failpoint("before-commit")
             self._con.execute("COMMIT")
             self._in_tx = False
+
+    def move_root(self, root: Path) -> None:
+        """Record that the collection's folder is now ``root`` (it was moved or renamed); the
+        documents keep their old paths until the next scan re-paths them."""
+        self._begin()
+        self._con.execute("UPDATE info SET value=? WHERE key='root'", (str(root),))
+        self.commit()
+        self.collection.root = root
 
     def rollback(self) -> None:
         if self._in_tx:

@@ -33,6 +33,7 @@ from nashcli.index import (
     DocMeta,
     DocRow,
     Writer,
+    collections_dir,
     list_collections,
     name_for_folder,
 )
@@ -246,13 +247,20 @@ def index_folder(
             collection = Collection.open(name)
         except DamagedCollectionError as error:  # its metadata: nothing left to check the root
             damage = error
+    elif (collections_dir() / name).is_dir():  # its meta.sqlite is gone: rebuild it as well
+        damage = DamagedCollectionError(name, "meta.sqlite", "missing")
     elif not create:
         raise CollectionGoneError(name)
     if collection is not None and collection.root != root:
-        raise NashError(
-            f"collection {name!r} already indexes {collection.root}; "
-            f"choose another name with --name"
-        )
+        if collection.root.exists():
+            raise NashError(
+                f"collection {name!r} already indexes {collection.root}; "
+                f"choose another name with --name"
+            )
+        # Its folder is gone: the user says this is where it went (moved or renamed). Files
+        # with the same text are re-pathed below, not encoded again.
+        with collection.writer(timeout=lock_timeout) as w:
+            w.move_root(root)
     if collection is not None and bits is not None and bits != collection.bits and not retrain:
         raise NashError(
             f"collection {name!r} uses {collection.bits}-bit codes; "
@@ -381,6 +389,7 @@ def _index(
         with collection.snapshot() as snap:
             if snap.generation:
                 snap.check_model()
+                snap.check_values()
             stored = {d.path: d for d in snap.live_docs()}
             generation, rows, trained = snap.generation, snap.rows, snap.trained_docs
     except DamagedCollectionError as error:

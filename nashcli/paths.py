@@ -46,3 +46,18 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "datasets"
+
+
+def ensure_dir(path: Path) -> Path:
+    """``path`` as an existing folder (made with its parents if need be), else a one-line
+    :class:`~nashcli.errors.NashError`: a file where a folder should be, or no permission."""
+    from nashcli.errors import NashError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file" if blocker else (error.strerror or str(error))
+        message = f"cannot make the folder {path} where nash keeps its files: {reason}"
+        raise NashError(message) from None
+    return path

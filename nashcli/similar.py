@@ -215,6 +215,25 @@ def find_similar(
         return _search(snap, qwords, qvec, own_row, top, ranking, pool)
 
 
+def check_query_file(query: Path) -> os.stat_result:
+    """``query``'s stat if ``nash similar`` can read it as a query, else one-line NashError."""
+    path = query.expanduser()
+    if not path.exists():
+        raise NashError(f"{query}: no such file")
+    if path.is_dir():
+        raise NashError(f"{query}: is a folder; nash similar takes a file (or --text)")
+    try:
+        st = path.stat()
+    except OSError as error:
+        raise NashError(f"{query}: {error.strerror or 'cannot read it'}") from None
+    if not stat.S_ISREG(st.st_mode):  # a pipe with no writer blocks, /dev/zero never ends
+        raise NashError(
+            f"{query}: not a regular file (a pipe or a device); "
+            "to search with piped text: ... | nash similar -"
+        )
+    return st
+
+
 def _query(query: Path | str, snap: Snapshot):
     """(packed code (n_words,), tf-idf row (1, V) CSR, the query's own row or None)."""
     from nashcli import codes, corpus
@@ -222,19 +241,7 @@ def _query(query: Path | str, snap: Snapshot):
     own = None
     if isinstance(query, Path):
         path = query.expanduser()
-        if not path.exists():
-            raise NashError(f"{query}: no such file")
-        if path.is_dir():
-            raise NashError(f"{query}: is a folder; nash similar takes a file (or --text)")
-        try:
-            st = path.stat()
-        except OSError as error:
-            raise NashError(f"{query}: {error.strerror or 'cannot read it'}") from None
-        if not stat.S_ISREG(st.st_mode):  # a pipe with no writer blocks, /dev/zero never ends
-            raise NashError(
-                f"{query}: not a regular file (a pipe or a device); "
-                "to search with piped text: ... | nash similar -"
-            )
+        st = check_query_file(query)
         for candidate in dict.fromkeys([str(Path(os.path.abspath(path))), str(path.resolve())]):
             own = snap.doc_by_path(candidate)
             if own is not None:

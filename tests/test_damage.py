@@ -92,6 +92,9 @@ def damage(what: str) -> None:
         shutil.rmtree(gen)
     elif what in ("plane-0.u64", "tfidf.data", "tfidf.indices", "tfidf.indptr"):
         (gen / what).write_bytes(b"")
+    elif what == "tfidf.indices=garbled":  # right size, a term id far past the vocabulary
+        with open(gen / "tfidf.indices", "r+b") as f:
+            f.write(b"\xff\xff\xff\x7f")
     elif what == "model.json=[]":
         (model / "model.json").write_text("[]")
     elif what == "features.json=null":
@@ -107,7 +110,14 @@ def damage(what: str) -> None:
         raise AssertionError(what)
 
 
-GENERATION_DAMAGE = ["plane-0.u64", "tfidf.data", "tfidf.indices", "tfidf.indptr", "gen-dir"]
+GENERATION_DAMAGE = [
+    "plane-0.u64",
+    "tfidf.data",
+    "tfidf.indices",
+    "tfidf.indices=garbled",  # was a segmentation fault in nash similar
+    "tfidf.indptr",
+    "gen-dir",
+]
 MODEL_DAMAGE = [
     "model.json=[]",
     "features.json=null",
@@ -123,7 +133,7 @@ MODEL_DAMAGE = [
 def test_damaged_generation_file(notes, what: str) -> None:
     folder, paths = notes
     damage(what)
-    shown = "gen-000001/" if what == "gen-dir" else f"gen-000001/{what}"
+    shown = "gen-000001/" if what == "gen-dir" else f"gen-000001/{what.split('=')[0]}"
     for args in (("similar", str(paths[0])), ("similar", "--text", "rocket")):
         line = one_error_line(run(*args))
         assert f"collection 'c' is damaged ({shown}" in line
@@ -346,3 +356,19 @@ def test_a_damaged_model_outside_a_collection(notes, tmp_path: Path) -> None:
     (copy / "model.npz").write_bytes(b"")
     with pytest.raises(NashError, match=r"cannot read .*model\.npz: empty$"):
         SemanticHasher.load(copy, device="cpu")
+
+
+def test_a_lost_meta_sqlite_is_listed_rebuilt_and_forgettable(notes) -> None:
+    folder, paths = notes
+    meta = home() / "meta.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(meta) + suffix).unlink(missing_ok=True)
+    assert status_entry()["name"] == "c" and "meta.sqlite: missing" in status_entry()["damaged"]
+    result = run("index", str(folder), "--name", "c", "--bits", "8")
+    assert result.exit_code == 0, result.output
+    assert_recovered(folder, paths)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(meta) + suffix).unlink(missing_ok=True)
+    forgot = run("forget", "c")
+    assert forgot.exit_code == 0, forgot.output
+    assert not home().exists()

@@ -121,3 +121,61 @@ def test_index_bits_and_an_empty_collection_name_are_checked() -> None:
     assert "'--bits'" in _one_error_line(runner.invoke(app, ["index", ".", "--bits", "0"]))
     line = _one_error_line(runner.invoke(app, ["similar", "--text", "x", "-c", ""]))
     assert "collection" in line
+
+
+def test_a_file_where_the_data_folder_should_be(tmp_path: Path, monkeypatch) -> None:
+    from test_indexing import make_docs
+
+    folder = tmp_path / "notes"
+    make_docs(folder, per_topic=2)
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    monkeypatch.setenv("NASH_HOME", str(home))
+    line = _one_error_line(runner.invoke(app, ["index", str(folder)]))
+    assert f"{home} is a file" in line
+
+
+def test_similar_names_the_file_problem_before_the_collection_choice(tmp_path: Path) -> None:
+    from test_indexing import make_docs
+
+    from nashcli.indexing import index_folder
+
+    for name in ("one", "two"):  # several collections: FILE alone would not say which
+        make_docs(tmp_path / name, per_topic=2)
+        index_folder(tmp_path / name, hasher_options={"max_epochs": 1})
+    line = _one_error_line(runner.invoke(app, ["similar", str(tmp_path / "nope.txt")]))
+    assert "no such file" in line
+
+
+def test_similar_refuses_binary_stdin_and_shows_no_control_characters(indexed: Path) -> None:
+    binary = runner.invoke(app, ["similar", "-"], input=b"\x00\x01\x02\xff" * 500)
+    assert "binary" in _one_error_line(binary)
+    shown = runner.invoke(app, ["similar", "--text", "rocket \x1b[31mred\x1b[0m orbit"])
+    assert shown.exit_code == 0, shown.output
+    assert "\x1b[31m" not in shown.stdout
+
+
+def test_a_moved_folder_is_reindexed_into_its_collection_by_name(tmp_path: Path) -> None:
+    from test_indexing import make_docs
+
+    old = tmp_path / "notes"
+    make_docs(old, per_topic=3)
+    first = runner.invoke(app, ["index", str(old), "--name", "work", "--bits", "16", "-q"])
+    assert first.exit_code == 0, first.output
+    new = tmp_path / "moved-notes"
+    old.rename(new)
+    again = runner.invoke(app, ["index", str(new), "--name", "work"])
+    assert again.exit_code == 0, again.output
+    assert "moved" in again.stdout and "9 documents" in again.stdout, again.stdout
+    from nashcli.index import Collection
+
+    work = Collection.open("work")
+    assert work.root == new.resolve() and work.bits == 16
+    with work.snapshot() as snap:
+        assert all(d.path.startswith(str(new.resolve())) for d in snap.live_docs())
+        assert snap.documents == 9
+    # A folder that still exists is never taken over.
+    other = tmp_path / "other"
+    make_docs(other, per_topic=1)
+    line = _one_error_line(runner.invoke(app, ["index", str(other), "--name", "work"]))
+    assert "already indexes" in line

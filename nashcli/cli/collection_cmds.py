@@ -98,12 +98,14 @@ def similar_command(
     ),
 ) -> None:
     """Show the documents most similar to FILE (or to --text)."""
-    from nashcli.similar import choose_collection, find_similar
+    from nashcli.similar import check_query_file, choose_collection, find_similar
 
     if (file is None) == (text is None):
         raise NashError('give a FILE or --text "..." (one of them)')
     if file is not None and str(file) == "-":
         text, file = _read_stdin(), None
+    if file is not None:
+        check_query_file(file)  # before choosing a collection for it: say what is wrong with it
     chosen = choose_collection(collection, file)
     query: Path | str = file if file is not None else text
     hits = find_similar(query, chosen, top=top, ranking=rank if rerank else "hamming", pool=pool)
@@ -122,6 +124,7 @@ def similar_command(
 
     from nashcli import render
 
+    label = "".join(ch if ch.isprintable() else " " for ch in label)  # no terminal escapes
     short = label if len(label) <= 60 else label[:59] + "…"
     console = Console(highlight=False)
     console.print(render.similar_table(hits, chosen.root, short, width=console.width))
@@ -131,12 +134,15 @@ def _read_stdin() -> str:
     """The query text piped to ``nash similar -``, at most what a query file may hold."""
     import sys
 
-    from nashcli.corpus import DEFAULT_MAX_BYTES, format_size
+    from nashcli.corpus import DEFAULT_MAX_BYTES, UnreadableFile, decode_text, format_size
 
     data = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1)
     if len(data) > DEFAULT_MAX_BYTES:
         raise NashError(f"stdin: more than {format_size(DEFAULT_MAX_BYTES)} of query text")
-    return data.decode("utf-8", errors="replace")
+    try:
+        return decode_text(data)
+    except UnreadableFile as error:  # what nash index would skip is no query either
+        raise NashError(f"stdin: {error.reason}") from None
 
 
 def _is_watching(name: str) -> bool:

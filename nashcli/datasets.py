@@ -274,7 +274,8 @@ def read_archive(path: str | Path, name: str | None = None) -> Dataset:
                     "(20news-bydate-train/<group>/<n>) files in this archive"
                 )
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise NashError(f"cannot read archive {path}: {error}") from None
+        reason = str(error).splitlines()[0].rstrip(":")  # tarfile lists one line per method
+        raise NashError(f"cannot read archive {path}: {reason} (not a tar archive?)") from None
     return dataset
 
 

@@ -283,6 +283,11 @@ def test_unrecognised_or_corrupt_archive(tmp_path: Path) -> None:
     corrupt.write_bytes(b"\x1f\x8b\x08\x00 definitely not a tarball")
     with pytest.raises(NashError, match="cannot read archive"):
         load_dataset(str(corrupt))
+    not_gzip = tmp_path / "reuters21578.tar.gz"
+    not_gzip.write_text("not an archive at all")
+    with pytest.raises(NashError, match="cannot read archive") as error:
+        load_dataset(str(not_gzip))
+    assert "\n" not in str(error.value)  # one line, not tarfile's line per method
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ The pieces, top to bottom:
   idle watcher uses no CPU) until the burst has been quiet for ``quiet`` seconds (or ``max_delay``
   seconds passed since its first event), then applies it in chunks of ``batch_size`` paths, each
   one short call to ``apply`` (which holds the collection's writer lock only for that chunk).
+  Every few seconds (``HEALTH_INTERVAL``) it also calls ``on_tick``: the CLI rewrites its pid
+  file there if someone deleted or garbled it.
   A catch-up pass (an incremental ``index_folder``) runs at start, after an inotify overflow and
   after a ``.gitignore``/``.nashignore`` change. When the collection has grown enough since its
   model was trained (``indexing.retrain_due``) a retrain runs in a background thread.
@@ -270,6 +272,8 @@ class Watcher:
     ``retrain_due()`` / ``retrain()`` decide and perform a background retrain,
     ``make_is_ignored()`` returns the ignore predicate (rebuilt after ignore files change),
     ``admit(path)`` says why an existing file is no document (binary, empty, too big) or None.
+    ``on_tick()`` is called from the loop about every ``HEALTH_INTERVAL`` seconds, busy or idle
+    (``Registration.refresh``: the pid file is rewritten if it went missing).
     """
 
     def __init__(
@@ -285,6 +289,7 @@ class Watcher:
         on_batch: Callable[[BatchResult], None] | None = None,
         on_message: Callable[[str], None] | None = None,
         on_ready: Callable[[], None] | None = None,
+        on_tick: Callable[[], None] | None = None,
         quiet: float = DEFAULT_QUIET,
         max_delay: float = DEFAULT_MAX_DELAY,
         batch_size: int = DEFAULT_BATCH_SIZE,
@@ -300,6 +305,8 @@ class Watcher:
         self._on_batch = on_batch or (lambda result: None)
         self._say = on_message or (lambda message: log.info(message))
         self._on_ready = on_ready or (lambda: None)
+        self._on_tick = on_tick or (lambda: None)
+        self._last_tick = time.monotonic()
         self.quiet, self.max_delay, self.batch_size = quiet, max_delay, batch_size
         self.retry_delay = retry_delay
         self._events: queue.SimpleQueue[tuple] = queue.SimpleQueue()
@@ -446,6 +453,7 @@ class Watcher:
     def _loop(self, observer: Any) -> None:
         coalescer = Coalescer(self._make_is_ignored())
         while not self.stopping:
+            self._tick()
             wait = coalescer.due(time.monotonic(), self.quiet, self.max_delay)
             try:
                 item = self._events.get(timeout=HEALTH_INTERVAL if wait is None else max(wait, 0))
@@ -479,6 +487,17 @@ class Watcher:
             if wait > 0:
                 continue
             self._flush(coalescer)
+
+    def _tick(self) -> None:
+        """Call ``on_tick`` if ``HEALTH_INTERVAL`` seconds passed since the last call."""
+        now = time.monotonic()
+        if now - self._last_tick < HEALTH_INTERVAL:
+            return
+        self._last_tick = now
+        try:
+            self._on_tick()
+        except Exception as error:  # noqa: BLE001 - housekeeping must not end the watch
+            log.debug("on_tick failed: %r", error)
 
     def _gone(self) -> None:
         raise NashError(self.root_problem() or f"the watched folder {self.root} is gone")
@@ -681,6 +700,7 @@ def make_watcher(
     on_batch: Callable[[BatchResult], None] | None = None,
     on_message: Callable[[str], None] | None = None,
     on_ready: Callable[[], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
     quiet: float = DEFAULT_QUIET,
     max_delay: float = DEFAULT_MAX_DELAY,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -752,6 +772,7 @@ def make_watcher(
         on_batch=on_batch,
         on_message=on_message,
         on_ready=on_ready,
+        on_tick=on_tick,
         quiet=quiet,
         max_delay=max_delay,
         batch_size=batch_size,
@@ -831,9 +852,13 @@ def _warm_up(name: str, hashers: Any, device: str = "auto") -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def _safe_name(name: str) -> str:
+    """``name`` as it appears in file names (a valid collection name is unchanged)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
 def _state_path(name: str, suffix: str) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return paths.state_dir() / f"watch-{safe}.{suffix}"
+    return paths.state_dir() / f"watch-{_safe_name(name)}.{suffix}"
 
 
 def pid_file(name: str) -> Path:
@@ -843,8 +868,7 @@ def pid_file(name: str) -> Path:
 
 def log_file(name: str) -> Path:
     """Where a background watcher of collection ``name`` writes its output."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return paths.log_dir() / f"watch-{safe}.log"
+    return paths.log_dir() / f"watch-{_safe_name(name)}.log"
 
 
 def process_identity(pid: int) -> str | None:
@@ -884,22 +908,27 @@ def _pid_alive(pid: int) -> bool:
 
 def _same_process(info: dict) -> bool:
     """Whether the pid in a pid file still names the process that wrote it."""
-    pid = int(info.get("pid", 0))
+    try:
+        pid = int(info.get("pid", 0))
+    except (TypeError, ValueError):
+        return False
     if pid <= 0:
         return False
     recorded = info.get("identity")
     current = process_identity(pid)
-    if recorded and current and recorded.split(":")[0] == current.split(":")[0]:
+    if isinstance(recorded, str) and current and recorded.split(":")[0] == current.split(":")[0]:
         return recorded == current
     return _pid_alive(pid)  # no way to compare start times here: liveness is all we know
 
 
 def read_pid_file(name: str) -> dict | None:
-    """The pid file's content (pid, name, root, started, log, identity), or None."""
+    """The pid file's content (pid, name, root, started, log, identity); None if it is missing
+    or damaged."""
     try:
-        return json.loads(pid_file(name).read_text(encoding="utf-8"))
+        info = json.loads(pid_file(name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return info if isinstance(info, dict) else None
 
 
 def _lock_busy(name: str) -> bool | None:
@@ -936,16 +965,164 @@ def is_watching(name: str) -> bool:
 
 
 def watched_names() -> list[str]:
-    """Collections that have a live watcher."""
+    """Collections that have a live watcher, whether or not its pid file is still there.
+
+    A watcher whose pid file was deleted or garbled still holds its lock ``watch-<name>.lock``;
+    its collection is known by that file's name (valid collection names are file names as is).
+    """
+    state = paths.state_dir()
     names = []
-    for path in sorted(paths.state_dir().glob("watch-*.pid")):
+    for path in sorted(state.glob("watch-*.pid")):
         try:
             name = json.loads(path.read_text(encoding="utf-8"))["name"]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        if is_watching(name):
+        if isinstance(name, str) and name not in names and is_watching(name):
             names.append(name)
-    return names
+    known = {_safe_name(name) for name in names}
+    for path in sorted(state.glob("watch-*.lock")):
+        safe = path.name[len("watch-") : -len(".lock")]
+        if safe and safe not in known and _lock_busy(safe):
+            names.append(safe)
+    return sorted(names)
+
+
+# ---- which process holds a watch lock: for `--stop` when the pid file is gone or garbled
+
+
+def _has_open(pid: int, target: os.stat_result) -> bool | None:
+    """Whether process ``pid`` has the file ``target`` open (``/proc``); None if not readable."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
+
+
+def _lock_holders(lock: Path) -> list[int] | None:
+    """Pids of the processes that hold the watch lock ``lock``; None where nash cannot tell.
+
+    Linux: ``/proc/locks`` names the process holding the flock on the file's inode (confirmed
+    by its open files where readable), else every process with the file open (``/proc/*/fd``).
+    Elsewhere psutil's open files when it is installed, else None.
+    """
+    try:
+        target = lock.stat()
+    except OSError:
+        return []
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        table = ""
+    holders = []
+    for line in table.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146518 0 EOF"; a waiter's line has a "->"
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        try:
+            pid, inode = int(fields[4]), int(fields[5].rsplit(":", 1)[1])
+        except (ValueError, IndexError):
+            continue
+        if pid > 0 and inode == target.st_ino and _has_open(pid, target) is not False:
+            holders.append(pid)
+    if holders:
+        return holders
+    if Path("/proc/self/fd").is_dir():
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and _has_open(int(entry.name), target):
+                holders.append(int(entry.name))
+        return holders
+    try:
+        import psutil
+    except ImportError:
+        return None
+    for process in psutil.process_iter():
+        try:
+            files = process.open_files()
+        except (psutil.Error, OSError):
+            continue
+        for opened in files:
+            with contextlib.suppress(OSError):
+                st = os.stat(opened.path)
+                if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+                    holders.append(process.pid)
+                    break
+    return holders
+
+
+def _command_line(pid: int) -> list[str] | None:
+    """The arguments process ``pid`` was started with, or None where they cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        raw = None
+    if raw:
+        return [os.fsdecode(arg) for arg in raw.split(b"\0") if arg]
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return psutil.Process(pid).cmdline() or None
+    except (psutil.Error, OSError):
+        return None
+
+
+def _is_nash_watch(pid: int) -> bool | None:
+    """Whether process ``pid`` runs ``nash watch`` (not ``--stop``); None if nash cannot tell."""
+    args = _command_line(pid)
+    if args is None:
+        return None
+    return "watch" in args and "--stop" not in args and any("nash" in arg for arg in args)
+
+
+def _find_watcher(name: str, info: dict | None) -> int:
+    """The pid of the watcher of ``name``: the process holding its lock, which runs ``nash
+    watch``; else the pid file's, if that process's start time is the one recorded.
+
+    Raises NashError, with what to do instead, when nash cannot be sure: nothing but a watcher
+    of ``name`` is ever signalled (pids get reused).
+    """
+    lock = _state_path(name, "lock")
+    recorded = 0
+    with contextlib.suppress(TypeError, ValueError):
+        recorded = int((info or {}).get("pid", 0))
+    holders = _lock_holders(lock)
+    if holders:
+        others = [pid for pid in holders if pid != os.getpid()]
+        watchers = [pid for pid in others if _is_nash_watch(pid)]
+        if recorded in watchers:
+            return recorded
+        if len(watchers) == 1:
+            return watchers[0]
+        suspects = watchers or others
+        if suspects:
+            pid = suspects[0]
+            which = "pid " + ", ".join(str(p) for p in suspects)
+            raise NashError(
+                f"collection {name!r} is watched by {which}, which nash cannot confirm is its "
+                f"watcher; if `ps -o args= -p {pid}` shows a nash watch, stop it with: kill {pid}"
+            )
+    if recorded > 0 and info is not None and _same_process(info):
+        identity = process_identity(recorded)
+        strong = bool(identity and info.get("identity") == identity)
+        if (strong or holders is None) and _is_nash_watch(recorded) is not False:
+            return recorded
+    raise NashError(
+        f"collection {name!r} is being watched, but its pid file {pid_file(name)} is missing or "
+        f"damaged and nash cannot tell which process holds {lock}; find it with: "
+        f"fuser -v {lock} (or: lsof {lock}), then stop it with: kill PID"
+    )
 
 
 class Registration:
@@ -962,7 +1139,7 @@ class Registration:
     def __enter__(self) -> Registration:
         from filelock import FileLock, Timeout
 
-        paths.state_dir().mkdir(parents=True, exist_ok=True)
+        paths.ensure_dir(paths.state_dir())
         lock = FileLock(str(_state_path(self.name, "lock")))
         try:
             # A short wait: `nash status` probes this lock for an instant.
@@ -992,6 +1169,14 @@ class Registration:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self._info), encoding="utf-8")
         os.replace(tmp, target)
+
+    def refresh(self) -> None:
+        """Write the pid file again if it went missing or no longer names this watcher (deleted
+        or garbled by hand): ``nash status``, ``nash forget`` and ``--stop`` read it."""
+        if self._lock is not None and read_pid_file(self.name) != self._info:
+            with contextlib.suppress(OSError):
+                paths.state_dir().mkdir(parents=True, exist_ok=True)
+                self._write()
 
     def mark_ready(self) -> None:
         """Note in the pid file that the catch-up pass is done (``start_detached`` waits on it)."""
@@ -1029,7 +1214,9 @@ def start_detached(
             f"collection {name!r} is already being watched (pid {info.get('pid', '?')})"
         )
     log_path = log_file(name)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    paths.ensure_dir(log_path.parent)
+    if log_path.exists() and not log_path.is_file():
+        raise NashError(f"{log_path}: is in the way of the watcher's log (not a file)")
     code = "from nashcli.cli import main; main()"
     kwargs: dict[str, Any] = {}
     if os.name == "posix":
@@ -1055,7 +1242,8 @@ def start_detached(
     while time.monotonic() < deadline:
         info = read_pid_file(name)
         if child.poll() is not None:
-            raise NashError(f"the background watcher exited: {_last_line(log_path)}")
+            reason = _last_line(log_path).removeprefix("nash: error: ")
+            raise NashError(f"the background watcher exited: {reason}")
         if info and info.get("pid") == child.pid and is_watching(name):
             if info.get("ready"):
                 return child.pid, log_path, True
@@ -1078,17 +1266,21 @@ def _last_line(path: Path) -> str:
 def stop_watching(name: str, *, timeout: float = 30.0) -> int | None:
     """Ask the watcher of ``name`` to stop (SIGTERM) and wait for it; its pid, or None if none ran.
 
-    A stale pid file (dead or reused pid) is removed and never signalled.
+    A stale pid file (dead or reused pid) is removed and never signalled. The watcher is found
+    by its lock (:func:`_find_watcher`), so a deleted or garbled pid file does not hide it;
+    NashError if nash cannot tell which process it is.
     """
     info = read_pid_file(name)
     if not is_watching(name):
-        if info is not None:
-            with contextlib.suppress(OSError):
-                pid_file(name).unlink()
+        with contextlib.suppress(OSError):
+            pid_file(name).unlink()  # stale, or damaged: nobody holds the lock
         return None
-    if not info or not _same_process(info):
-        raise NashError(f"collection {name!r} is watched by a process nash cannot identify")
-    pid = int(info["pid"])
+    try:
+        pid = _find_watcher(name, info)
+    except NashError:
+        if not is_watching(name):  # it ended meanwhile (or the lock was only probed)
+            return None
+        raise
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:  # it ended on its own meanwhile
@@ -1098,6 +1290,10 @@ def stop_watching(name: str, *, timeout: float = 30.0) -> int | None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not is_watching(name):
+            left = read_pid_file(name)  # the watcher removes its own; a garbled one stays
+            if left is None or left.get("pid") == pid or not _same_process(left):
+                with contextlib.suppress(OSError):
+                    pid_file(name).unlink()
             return pid
         time.sleep(0.05)
     raise NashError(f"the watcher of {name!r} (pid {pid}) has not stopped after {timeout:g} s")

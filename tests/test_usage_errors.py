@@ -179,3 +179,13 @@ def test_a_moved_folder_is_reindexed_into_its_collection_by_name(tmp_path: Path)
     make_docs(other, per_topic=1)
     line = _one_error_line(runner.invoke(app, ["index", str(other), "--name", "work"]))
     assert "already indexes" in line
+
+
+def test_files_in_the_way_of_a_watchers_folders(tmp_path: Path, nash_home: Path) -> None:
+    from test_indexing import make_docs
+
+    folder = tmp_path / "notes"
+    make_docs(folder, per_topic=2)
+    (nash_home / "log").write_text("a file, not a folder")
+    line = _one_error_line(runner.invoke(app, ["watch", str(folder), "-d"]))
+    assert f"{nash_home / 'log'} is a file" in line

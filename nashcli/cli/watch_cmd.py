@@ -123,12 +123,20 @@ def _stop(target: str | None, name: str | None) -> None:
     from nashcli import watching
 
     if target is None and name is None:
-        names = watching.watched_names()
+        names = watching.watched_names()  # found by their locks, even without a pid file
         if not names:
             typer.echo("no watcher is running")
+        failures = []
         for each in names:
-            pid = watching.stop_watching(each)
-            typer.echo(f"stopped watching {each!r} (pid {pid})")
+            try:
+                pid = watching.stop_watching(each)
+            except NashError as error:  # stop the others, then say what is still running
+                failures.append(str(error))
+                continue
+            if pid is not None:
+                typer.echo(f"stopped watching {each!r} (pid {pid})")
+        if failures:
+            raise NashError("; ".join(failures))
         return
     if name is None:
         name, _ = watching.collection_for(target)
@@ -239,6 +247,7 @@ def watch_command(
         on_batch=lambda result: _render_batch(result, root),
         on_message=_say,
         on_ready=registration.mark_ready,
+        on_tick=registration.refresh,  # rewrites the pid file if someone deleted or garbled it
         quiet=debounce,
         batch_size=batch_size,
     )

@@ -847,9 +847,10 @@ class Collection:
         base = collections_dir()
         final = base / self.name
         staged = self.directory
-        if not (final / _META).is_file():  # forgotten meanwhile: nothing to replace
-            if final.exists():
-                shutil.rmtree(final)
+        if not final.exists():  # forgotten while it was rebuilt: do not bring it back
+            raise CollectionGoneError(self.name)
+        if not (final / _META).is_file():  # it had lost its meta.sqlite: nothing to keep
+            shutil.rmtree(final)
             os.rename(staged, final)
             _fsync_dir(base)
         else:
@@ -1131,11 +1132,16 @@ class Writer:
             self._con.execute("COMMIT")
             self._in_tx = False
 
-    def move_root(self, root: Path) -> None:
-        """Record that the collection's folder is now ``root`` (it was moved or renamed); the
-        documents keep their old paths until the next scan re-paths them."""
+    def move_root(self, old: Path, root: Path) -> None:
+        """Record that the collection's folder moved from ``old`` to ``root``: the root and
+        every stored path under ``old`` (all generations), in one transaction."""
+        prefix = str(old).rstrip(os.sep) + os.sep
         self._begin()
         self._con.execute("UPDATE info SET value=? WHERE key='root'", (str(root),))
+        self._con.execute(
+            "UPDATE docs SET path = ? || substr(path, ?) WHERE substr(path, 1, ?) = ?",
+            (str(root).rstrip(os.sep) + os.sep, len(prefix) + 1, len(prefix), prefix),
+        )
         self.commit()
         self.collection.root = root
 

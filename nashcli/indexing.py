@@ -16,6 +16,7 @@ writes); a damaged ``meta.sqlite`` gets a whole new collection built aside and t
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -238,9 +239,10 @@ def index_folder(
     if not root.is_dir():
         raise NashError(f"{root}: not a folder (nash index takes a folder)")
     root = root.resolve()
-    if name is None:  # the folder's collection, whatever it was named; else a new name
-        name = next((c.name for c in list_collections() if c.root == root), None)
-        name = name or name_for_folder(root)
+    named = name is not None
+    holder = next((c.name for c in list_collections() if c.root == root), None)
+    if not named:  # the folder's collection, whatever it was named; else a new name
+        name = holder or name_for_folder(root)
     collection, damage = None, None
     if Collection.exists(name):
         try:
@@ -251,16 +253,17 @@ def index_folder(
         damage = DamagedCollectionError(name, "meta.sqlite", "missing")
     elif not create:
         raise CollectionGoneError(name)
-    if collection is not None and collection.root != root:
-        if collection.root.exists():
-            raise NashError(
-                f"collection {name!r} already indexes {collection.root}; "
-                f"choose another name with --name"
-            )
-        # Its folder is gone: the user says this is where it went (moved or renamed). Files
-        # with the same text are re-pathed below, not encoded again.
-        with collection.writer(timeout=lock_timeout) as w:
-            w.move_root(root)
+    moving = collection is not None and collection.root != root
+    if moving and (collection.root.exists() or not named):
+        # An unplugged drive must not hand its collection to another folder of the same name.
+        raise NashError(
+            f"collection {name!r} already indexes {collection.root}"
+            + ("" if collection.root.exists() else ", which is not there now")
+            + "; choose another name with --name"
+            + ("" if collection.root.exists() else f", or to move it here: --name {name}")
+        )
+    if moving and holder is not None:
+        raise NashError(f"{root} is already indexed as collection {holder!r}")
     if collection is not None and bits is not None and bits != collection.bits and not retrain:
         raise NashError(
             f"collection {name!r} uses {collection.bits}-bit codes; "
@@ -279,9 +282,11 @@ def index_folder(
         else:
             found.append(_Candidate(path, item.size, item.mtime_ns))
         reporter.progress("crawling", n, None)
-    if collection is None and not found:
+    if (collection is None or moving) and not found:
         why = f" ({len(skipped)} skipped: see --help for what is indexed)" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
+    if moving:  # the user says the collection's folder went here (moved or renamed)
+        _move_root(collection, root, found, lock_timeout)
 
     if damage is None:
         created = collection is None
@@ -356,6 +361,25 @@ def _plan(
         and (stored[str(c.path)].size, stored[str(c.path)].mtime_ns) != (c.size, c.mtime_ns)
     ]
     return fresh, changed, gone
+
+
+def _move_root(collection: Collection, root: Path, found, lock_timeout: float) -> None:
+    """Point ``collection`` at ``root``, its folder moved there: stored paths are re-rooted, so
+    the scan that follows finds the files unchanged rather than all new (no retrain). Refused
+    when ``root`` holds none of the collection's documents at their relative paths: that is
+    another folder, and taking it would throw the index away."""
+    old = collection.root
+    prefix = str(old).rstrip(os.sep) + os.sep
+    with collection.snapshot() as snap:
+        stored = {d.path[len(prefix) :] for d in snap.live_docs() if d.path.startswith(prefix)}
+    here = {str(c.path)[len(str(root)) + 1 :] for c in found}
+    if stored and not stored & here:
+        raise NashError(
+            f"{root} holds none of collection {collection.name!r}'s documents, so it is not its "
+            f"folder moved; choose another name with --name (or: nash forget {collection.name})"
+        )
+    with collection.writer(timeout=lock_timeout) as w:
+        w.move_root(old, root)
 
 
 def _index(

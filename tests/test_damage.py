@@ -276,6 +276,24 @@ def test_index_stops_when_forgotten_during_training(notes, monkeypatch) -> None:
     assert json.loads(run("status", "--json").stdout) == {"collections": []}
 
 
+def test_a_rebuild_does_not_bring_back_a_collection_forgotten_meanwhile(notes, monkeypatch):
+    folder, _paths = notes
+    for suffix in ("", "-wal", "-shm"):  # lost: the next index rebuilds it beside
+        Path(str(home() / "meta.sqlite") + suffix).unlink(missing_ok=True)
+    real = indexing._retrain
+
+    def forget_meanwhile(*args, **kwargs):
+        found = real(*args, **kwargs)
+        forget_collection("c")
+        return found
+
+    monkeypatch.setattr(indexing, "_retrain", forget_meanwhile)
+    line = one_error_line(run("index", str(folder), "--name", "c"))
+    assert "collection 'c' was removed (nash forget)" in line
+    assert not home().exists()
+    assert not list(home().parent.glob(".new-c-*"))  # nor leaves the rebuild behind
+
+
 def test_a_busy_message_names_the_holder(notes) -> None:
     holder = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True)
     try:

@@ -145,6 +145,8 @@ def test_similar_names_the_file_problem_before_the_collection_choice(tmp_path: P
         index_folder(tmp_path / name, hasher_options={"max_epochs": 1})
     line = _one_error_line(runner.invoke(app, ["similar", str(tmp_path / "nope.txt")]))
     assert "no such file" in line
+    line = _one_error_line(runner.invoke(app, ["similar", "--text", "x", "--rank", "foo"]))
+    assert "unknown ranking 'foo'" in line
 
 
 def test_similar_refuses_binary_stdin_and_shows_no_control_characters(indexed: Path) -> None:
@@ -158,27 +160,40 @@ def test_similar_refuses_binary_stdin_and_shows_no_control_characters(indexed: P
 def test_a_moved_folder_is_reindexed_into_its_collection_by_name(tmp_path: Path) -> None:
     from test_indexing import make_docs
 
-    old = tmp_path / "notes"
-    make_docs(old, per_topic=3)
-    first = runner.invoke(app, ["index", str(old), "--name", "work", "--bits", "16", "-q"])
-    assert first.exit_code == 0, first.output
-    new = tmp_path / "moved-notes"
-    old.rename(new)
-    again = runner.invoke(app, ["index", str(new), "--name", "work"])
-    assert again.exit_code == 0, again.output
-    assert "moved" in again.stdout and "9 documents" in again.stdout, again.stdout
     from nashcli.index import Collection
 
-    work = Collection.open("work")
-    assert work.root == new.resolve() and work.bits == 16
-    with work.snapshot() as snap:
+    old = tmp_path / "notes"
+    make_docs(old, per_topic=3)
+    first = runner.invoke(app, ["index", str(old), "--bits", "16", "-q"])  # "notes"
+    assert first.exit_code == 0, first.output
+    new = tmp_path / "moved" / "notes"
+    new.parent.mkdir()
+    old.rename(new)
+    # Without --name a folder never takes over a collection whose folder is missing (a drive
+    # unplugged, another folder of the same name)...
+    line = _one_error_line(runner.invoke(app, ["index", str(new)]))
+    assert "not there now" in line and "--name" in line
+    # ...nor with it, when the folder holds none of the collection's documents or is empty.
+    stranger = tmp_path / "stranger"
+    make_docs(stranger, per_topic=1, seed=5)
+    for path in (stranger, stranger / "space"):
+        for doc in path.rglob("*.txt"):
+            doc.rename(doc.with_name("x-" + doc.name))
+    line = _one_error_line(runner.invoke(app, ["index", str(stranger), "--name", "notes"]))
+    assert "holds none of collection 'notes'" in line
+    again = runner.invoke(app, ["index", str(new), "--name", "notes"])
+    assert again.exit_code == 0, again.output
+    assert "9 unchanged" in again.stdout and "trained" not in again.stdout, again.stdout
+    notes = Collection.open("notes")
+    assert notes.root == new.resolve() and notes.bits == 16
+    with notes.snapshot() as snap:
         assert all(d.path.startswith(str(new.resolve())) for d in snap.live_docs())
         assert snap.documents == 9
     # A folder that still exists is never taken over.
     other = tmp_path / "other"
     make_docs(other, per_topic=1)
-    line = _one_error_line(runner.invoke(app, ["index", str(other), "--name", "work"]))
-    assert "already indexes" in line
+    line = _one_error_line(runner.invoke(app, ["index", str(other), "--name", "notes"]))
+    assert "indexes" in line
 
 
 def test_files_in_the_way_of_a_watchers_folders(tmp_path: Path, nash_home: Path) -> None:

@@ -98,12 +98,14 @@ def similar_command(
     ),
 ) -> None:
     """Show the documents most similar to FILE (or to --text)."""
-    from nashcli.similar import check_query_file, choose_collection, find_similar
+    from nashcli.similar import RANKINGS, check_query_file, choose_collection, find_similar
 
     if (file is None) == (text is None):
         raise NashError('give a FILE or --text "..." (one of them)')
     if file is not None and str(file) == "-":
         text, file = _read_stdin(), None
+    if rank not in RANKINGS:  # an option's mistake first, not "choose a collection"
+        raise NashError(f"unknown ranking {rank!r}: choose one of {', '.join(RANKINGS)}")
     if file is not None:
         check_query_file(file)  # before choosing a collection for it: say what is wrong with it
     chosen = choose_collection(collection, file)

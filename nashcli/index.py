@@ -677,6 +677,8 @@ class Snapshot:
         if indices.size and (indices.min() < 0 or indices.max() >= self.n_features):
             # scipy does not check them, and sparse arithmetic on them crashes the process
             raise self._term_ids_damaged()
+        if not np.isfinite(data).all():  # NaN scores would rank nothing and break --json
+            raise self._weights_damaged()
         return sp.csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
 
     def _term_ids_damaged(self) -> DamagedCollectionError:
@@ -684,14 +686,20 @@ class Snapshot:
             f"{self.gen_dir.name}/tfidf.indices", f"term ids outside 0..{self.n_features - 1}"
         )
 
+    def _weights_damaged(self) -> DamagedCollectionError:
+        return self._collection.damaged(f"{self.gen_dir.name}/tfidf.data", "weights not finite")
+
     def check_values(self, chunk: int = 1 << 24) -> None:
-        """Raise :class:`DamagedCollectionError` if a stored term id is out of range: a full
-        read of ``tfidf.indices`` (4 bytes per stored entry), which ``nash index`` and
-        ``nash status`` afford and a query does not (it checks only the rows it reads)."""
+        """Raise :class:`DamagedCollectionError` if a stored term id is out of range or a
+        weight is not finite: a full read of ``tfidf.indices`` and ``tfidf.data`` (8 bytes per
+        stored entry), which ``nash index`` and ``nash status`` afford and a query does not (it
+        checks only the rows it reads)."""
         for start in range(0, len(self._indices), chunk):
             part = np.asarray(self._indices[start : start + chunk])
             if part.min() < 0 or part.max() >= self.n_features:
                 raise self._term_ids_damaged()
+            if not np.isfinite(np.asarray(self._data[start : start + chunk])).all():
+                raise self._weights_damaged()
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -92,6 +92,9 @@ def damage(what: str) -> None:
         shutil.rmtree(gen)
     elif what in ("plane-0.u64", "tfidf.data", "tfidf.indices", "tfidf.indptr"):
         (gen / what).write_bytes(b"")
+    elif what == "tfidf.data=nan":  # right size, weights that are no numbers
+        with open(gen / "tfidf.data", "r+b") as f:
+            f.write(b"\x00\x00\xc0\x7f" * 8)
     elif what == "tfidf.indices=garbled":  # right size, a term id far past the vocabulary
         with open(gen / "tfidf.indices", "r+b") as f:
             f.write(b"\xff\xff\xff\x7f")
@@ -115,6 +118,7 @@ GENERATION_DAMAGE = [
     "tfidf.data",
     "tfidf.indices",
     "tfidf.indices=garbled",  # was a segmentation fault in nash similar
+    "tfidf.data=nan",  # was "nan" scores and invalid --json
     "tfidf.indptr",
     "gen-dir",
 ]

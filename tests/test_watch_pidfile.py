@@ -195,3 +195,20 @@ def test_when_the_holder_cannot_be_found_it_says_how_to_find_it(
         assert "nash cannot tell which process holds" in line
         assert f"fuser -v {lock}" in line
     assert foreign_holder.poll() is None
+
+
+@pytest.mark.parametrize("by", ["name", "folder"])
+def test_stop_and_forget_a_watched_collection_that_lost_its_meta_sqlite(notes, by: str):
+    from nashcli.index import collections_dir
+
+    pid = start_detached(notes)
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(collections_dir() / "notes" / "meta.sqlite") + suffix).unlink(missing_ok=True)
+        refused = runner.invoke(app, ["forget", "notes"])
+        assert refused.exit_code != 0 and "being watched" in refused.stderr
+        stopped = runner.invoke(app, ["watch", "--stop", "notes" if by == "name" else str(notes)])
+    finally:
+        kill_if_alive(pid)
+    assert_stopped(stopped, pid)
+    assert runner.invoke(app, ["forget", "notes"]).exit_code == 0

@@ -244,10 +244,14 @@ def forget_command(
 
     Refuses while a `nash index` or a `nash watch` is updating the collection.
     """
-    from nashcli.index import Collection, forget_collection
+    from nashcli.index import forget_collection, validate_name
 
-    if Collection.exists(name):
-        _refuse_if_watched(name)
+    try:
+        validate_name(name)
+    except NashError:
+        pass  # no such collection: forget_collection says so, listing the names
+    else:
+        _refuse_if_watched(name)  # damaged ones too: a watcher may still be keeping them
     root = forget_collection(name)
     where = f" ({root})" if root else ""
     typer.echo(f"forgot {name}{where}; your files are untouched")

@@ -119,6 +119,19 @@ def _stop_on_signals(watcher):
             signal.signal(sig, old)
 
 
+def _running_watcher_of(target: str) -> str | None:
+    """The running watcher that ``target`` names (its collection's name, or the folder its pid
+    file records), found without opening the collection, which may be damaged."""
+    from nashcli import watching
+
+    folder = Path(target).expanduser().resolve()
+    for each in watching.watched_names():
+        info = watching.read_pid_file(each) or {}
+        if each == target or (info.get("root") and Path(str(info["root"])) == folder):
+            return each
+    return None
+
+
 def _stop(target: str | None, name: str | None) -> None:
     from nashcli import watching
 
@@ -139,7 +152,7 @@ def _stop(target: str | None, name: str | None) -> None:
             raise NashError("; ".join(failures))
         return
     if name is None:
-        name, _ = watching.collection_for(target)
+        name = _running_watcher_of(target) or watching.collection_for(target)[0]
     pid = watching.stop_watching(name)
     if pid is None:
         typer.echo(f"no watcher is running for {name!r}")

@@ -204,3 +204,17 @@ def test_files_in_the_way_of_a_watchers_folders(tmp_path: Path, nash_home: Path)
     (nash_home / "log").write_text("a file, not a folder")
     line = _one_error_line(runner.invoke(app, ["watch", str(folder), "-d"]))
     assert f"{nash_home / 'log'} is a file" in line
+
+
+def test_ctrl_c_before_any_command_runs_is_one_line(monkeypatch, capsys) -> None:
+    import nashcli.cli
+    from nashcli import entry
+
+    def interrupted() -> None:  # as if Ctrl-C came while the CLI was still being imported
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nashcli.cli, "main", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        entry.main()
+    assert stopped.value.code == 130
+    assert capsys.readouterr().err == "nash: interrupted\n"

@@ -17,8 +17,7 @@ try:  # Typer 0.2x carries its own copy of Click; older releases use Click itsel
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import UsageError
 
-#: Exit status of a command stopped by Ctrl-C, as shells report a process killed by SIGINT.
-INTERRUPTED = 130
+from nashcli.entry import INTERRUPTED
 
 
 def _usage_error(error: UsageError) -> None:

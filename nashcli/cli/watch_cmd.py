@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import sys
 import time
@@ -227,9 +228,14 @@ def watch_command(
     validate_name(name)  # before "watching ... catching up", not after it
 
     if Collection.exists(name) and Collection.open(name).root != root:
+        recorded = Collection.open(name).root
+        if not recorded.exists():  # its folder moved here? nash index re-points it
+            raise NashError(
+                f"collection {name!r} indexes {recorded}, which is not there now; to move it "
+                f"here, first run: nash index {shlex.quote(str(root))} --name {name}"
+            )
         raise NashError(
-            f"collection {name!r} already indexes {Collection.open(name).root}; "
-            "choose another name with --name"
+            f"collection {name!r} already indexes {recorded}; choose another name with --name"
         )
     if detach:
         argv = ["watch", str(root), "--name", name, "--device", device, "--debounce", str(debounce)]

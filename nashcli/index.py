@@ -223,6 +223,12 @@ def _parse_info(info: dict[str, str]) -> dict:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # pragma: no cover - os.kill(pid, 0) would terminate it on Windows
+        try:
+            import psutil
+        except ImportError:
+            return True  # cannot tell: assume alive, so nothing of it is swept away
+        return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -278,6 +284,12 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
             f"index {name!r} is busy: {_holder(directory)} is updating it; "
             "try again when it has finished"
         ) from None
+    except FileNotFoundError:  # forgotten (renamed away) while we waited for the lock
+        raise CollectionGoneError(name) from None
+    if set(os.listdir(directory)) <= {_LOCK}:  # a filelock that re-created the forgotten folder
+        lock.release()
+        shutil.rmtree(directory, ignore_errors=True)
+        raise CollectionGoneError(name)
     try:
         yield
     finally:
@@ -364,9 +376,11 @@ def read_json_object(path: Path) -> dict:
     return value
 
 
-def check_npz(path: Path, required: Sequence[str] = ()) -> list[str]:
-    """The array names in the npz archive ``path`` after checking every member's checksum;
-    ``ValueError`` saying what is wrong (missing, empty, not an npz archive, truncated...)."""
+def check_npz(path: Path, required: Sequence[str] = (), *, checksums: bool = False) -> list[str]:
+    """The array names in the npz archive ``path``; ``ValueError`` saying what is wrong
+    (missing, empty, not an npz archive, truncated...). Reading the zip directory at its end
+    catches truncation and garbage; ``checksums`` also reads every member to check its CRC
+    (``nash status``), which loading does anyway and a query should not pay twice."""
     import zipfile
 
     try:
@@ -382,7 +396,7 @@ def check_npz(path: Path, required: Sequence[str] = ()) -> list[str]:
         raise ValueError("not an npz archive")
     try:
         with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
+            bad = archive.testzip() if checksums else None
             names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise ValueError(f"truncated or corrupt npz archive ({error})") from None
@@ -394,7 +408,9 @@ def check_npz(path: Path, required: Sequence[str] = ()) -> list[str]:
     return names
 
 
-def model_problem(directory: Path, *, require_all: bool = True) -> tuple[str, str] | None:
+def model_problem(
+    directory: Path, *, require_all: bool = True, checksums: bool = False
+) -> tuple[str, str] | None:
     """``(file, what is wrong)`` for the first damaged file of a saved hasher in ``directory``
     (``pipeline.SemanticHasher.save``'s layout), or None. Checks structure, not the weights'
     values: JSON files must hold the objects the loaders index into, npz files must be intact
@@ -423,7 +439,7 @@ def model_problem(directory: Path, *, require_all: bool = True) -> tuple[str, st
                 ):
                     raise ValueError("no valid 'vocabulary'")
             else:
-                check_npz(path, ("idf",) if name == "features.npz" else ())
+                check_npz(path, ("idf",) if name == "features.npz" else (), checksums=checksums)
         except ValueError as error:
             return name, str(error)
     return None
@@ -607,10 +623,12 @@ class Snapshot:
             self.check_model(require_all=False)
         return directory
 
-    def check_model(self, *, require_all: bool = True) -> None:
+    def check_model(self, *, require_all: bool = True, checksums: bool = False) -> None:
         """Raise :class:`DamagedCollectionError` if the model's files are damaged (or missing,
         with ``require_all``)."""
-        problem = model_problem(self.gen_dir / "model", require_all=require_all)
+        problem = model_problem(
+            self.gen_dir / "model", require_all=require_all, checksums=checksums
+        )
         if problem is not None:
             raise self._collection.damaged(f"{self.gen_dir.name}/model/{problem[0]}", problem[1])
         self._model_checked = True
@@ -858,9 +876,14 @@ class Collection:
         if not final.exists():  # forgotten while it was rebuilt: do not bring it back
             raise CollectionGoneError(self.name)
         if not (final / _META).is_file():  # it had lost its meta.sqlite: nothing to keep
-            shutil.rmtree(final)
-            os.rename(staged, final)
-            _fsync_dir(base)
+            trash = base / f".forgotten-{self.name}-{os.getpid()}"
+            with _locked(final, self.name, timeout):  # a forget or another rebuild waits
+                if (final / _META).is_file():  # another rebuild got there first
+                    raise NashError(f"collection {self.name!r} was rebuilt meanwhile; run again")
+                os.rename(final, trash)
+                os.rename(staged, final)
+                _fsync_dir(base)
+            shutil.rmtree(trash, ignore_errors=True)
         else:
             with _locked(final, self.name, timeout):
                 con = _connect(staged / _META)
@@ -904,7 +927,7 @@ class Collection:
         damaged (what `nash status` reports): metadata, planes, tf-idf vectors, model files."""
         with self.snapshot() as snap:
             if snap.generation:
-                snap.check_model(require_all=True)
+                snap.check_model(require_all=True, checksums=True)
                 snap.check_values()
 
     def recorded_docs(self) -> dict[str, DocRow]:

@@ -253,6 +253,10 @@ def index_folder(
         damage = DamagedCollectionError(name, "meta.sqlite", "missing")
     elif not create:
         raise CollectionGoneError(name)
+    if damage is not None and not named:
+        # Its folder was recorded in the lost metadata: a folder that merely shares the name
+        # must not take it over. The message says to rebuild with --name.
+        raise DamagedCollectionError(name, damage.what, damage.reason, root)
     moving = collection is not None and collection.root != root
     if moving and (collection.root.exists() or not named):
         # An unplugged drive must not hand its collection to another folder of the same name.

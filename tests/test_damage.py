@@ -380,12 +380,17 @@ def test_a_damaged_model_outside_a_collection(notes, tmp_path: Path) -> None:
         SemanticHasher.load(copy, device="cpu")
 
 
-def test_a_lost_meta_sqlite_is_listed_rebuilt_and_forgettable(notes) -> None:
+def test_a_lost_meta_sqlite_is_listed_rebuilt_and_forgettable(notes, tmp_path: Path) -> None:
     folder, paths = notes
     meta = home() / "meta.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(str(meta) + suffix).unlink(missing_ok=True)
     assert status_entry()["name"] == "c" and "meta.sqlite: missing" in status_entry()["damaged"]
+    # The folder it indexed was recorded there: another folder named "c" must not take it over.
+    stranger = tmp_path / "elsewhere" / "c"
+    make_docs(stranger, per_topic=2)
+    line = one_error_line(run("index", str(stranger)))
+    assert "collection 'c' is damaged (meta.sqlite: missing)" in line and "--name c" in line
     result = run("index", str(folder), "--name", "c", "--bits", "8")
     assert result.exit_code == 0, result.output
     assert_recovered(folder, paths)

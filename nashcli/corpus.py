@@ -285,6 +285,10 @@ def _looks_decodable(head: bytes, complete: bool) -> bool:
 
 def _check_file(path: Path, suffix: str, max_bytes: int) -> FileEntry | Skipped:
     try:
+        str(path).encode("utf-8")  # the index stores paths as UTF-8 text
+    except UnicodeEncodeError:
+        return Skipped(path, "file name is not valid UTF-8 (rename the file to index it)")
+    try:
         st = os.stat(path)
     except OSError as error:
         return Skipped(path, _os_reason(error))

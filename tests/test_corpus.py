@@ -558,3 +558,16 @@ def test_content_hash_streams_files_and_matches_bytes(tmp_path: Path) -> None:
     assert content_hash(path) == content_hash(data) == content_hash(str(path))
     assert content_hash(b"a") != content_hash(b"b")
     assert len(content_hash(b"")) == 32
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes")
+def test_a_file_name_that_is_not_utf8_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "fine.txt").write_text("rocket orbit")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt"), "wb") as f:
+        f.write(b"rocket moon")  # Latin-1 name: the index stores paths as UTF-8 text
+    items = list(corpus.crawl(tmp_path))
+    found = [i.path.name for i in items if isinstance(i, corpus.FileEntry)]
+    skipped = [i.reason for i in items if isinstance(i, corpus.Skipped)]
+    assert found == ["fine.txt"] and skipped == [
+        "file name is not valid UTF-8 (rename the file to index it)"
+    ]

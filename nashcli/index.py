@@ -312,7 +312,9 @@ def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
     """Delete collection ``name``'s index, damaged or not; its folder if it could be read.
 
     Waits ``timeout`` seconds for the writer lock, then raises :class:`IndexBusyError` naming
-    the process that holds it (a `nash index` or a watcher's update). Your files are untouched.
+    the process that holds it (a `nash index` or a watcher's update). A retrain holds no lock
+    while it trains: it finds the collection gone when it comes to switch, and stops with one
+    line. Your files are untouched.
     """
     directory = collections_dir() / name
     if not (_NAME_RE.match(name or "") and directory.is_dir()):  # damaged ones too

@@ -370,16 +370,18 @@ def _plan(
 def _move_root(collection: Collection, root: Path, found, lock_timeout: float) -> None:
     """Point ``collection`` at ``root``, its folder moved there: stored paths are re-rooted, so
     the scan that follows finds the files unchanged rather than all new (no retrain). Refused
-    when ``root`` holds none of the collection's documents at their relative paths: that is
-    another folder, and taking it would throw the index away."""
+    when ``root`` holds fewer than half of the collection's documents at their relative paths:
+    that is another folder, and taking it would throw the index away."""
     old = collection.root
     prefix = str(old).rstrip(os.sep) + os.sep
     with collection.snapshot() as snap:
         stored = {d.path[len(prefix) :] for d in snap.live_docs() if d.path.startswith(prefix)}
     here = {str(c.path)[len(str(root)) + 1 :] for c in found}
-    if stored and not stored & here:
+    kept = len(stored & here)
+    if stored and 2 * kept < len(stored):  # a shared README.md does not make it the same folder
         raise NashError(
-            f"{root} holds none of collection {collection.name!r}'s documents, so it is not its "
+            f"{root} holds {'none' if not kept else f'only {kept}'} of collection "
+            f"{collection.name!r}'s {len(stored)} documents at their paths, so it is not its "
             f"folder moved; choose another name with --name (or: nash forget {collection.name})"
         )
     with collection.writer(timeout=lock_timeout) as w:

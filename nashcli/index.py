@@ -286,7 +286,12 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         ) from None
     except FileNotFoundError:  # forgotten (renamed away) while we waited for the lock
         raise CollectionGoneError(name) from None
-    if set(os.listdir(directory)) <= {_LOCK}:  # a filelock that re-created the forgotten folder
+    try:
+        revived = set(os.listdir(directory)) <= {_LOCK}  # a filelock that re-created the folder
+    except FileNotFoundError:  # renamed away after our open, before our flock
+        lock.release()
+        raise CollectionGoneError(name) from None
+    if revived:
         lock.release()
         shutil.rmtree(directory, ignore_errors=True)
         raise CollectionGoneError(name)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from nashcli import indexing, watching
 from nashcli.cli import app
-from nashcli.errors import IndexBusyError
+from nashcli.errors import IndexBusyError, NashError
 from nashcli.index import (
     Collection,
     CollectionGoneError,
@@ -369,7 +369,6 @@ def test_a_rebuild_killed_before_its_switch_leaves_it_damaged_then_recovers(
 def test_a_damaged_model_outside_a_collection(notes, tmp_path: Path) -> None:
     import shutil
 
-    from nashcli.errors import NashError
     from nashcli.pipeline import SemanticHasher
 
     copy = tmp_path / "model"
@@ -399,3 +398,28 @@ def test_a_lost_meta_sqlite_is_listed_rebuilt_and_forgettable(notes, tmp_path: P
     forgot = run("forget", "c")
     assert forgot.exit_code == 0, forgot.output
     assert not home().exists()
+
+
+HOLD_THEN_FORGET = """
+import time
+from nashcli.index import _locked, collections_dir
+home = collections_dir() / "c"
+with _locked(home, "c", 5):  # what nash forget does: rename the folder away under the lock
+    print("held", flush=True)
+    time.sleep(1.0)
+    home.rename(home.parent / ".forgotten-c-1")
+"""
+
+
+def test_an_update_waiting_for_a_collection_being_forgotten(notes) -> None:
+    folder, paths = notes
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THEN_FORGET], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(NashError, match="collection 'c' was removed"):
+            indexing.apply_changes("c", upserts=[paths[0]], device="cpu", lock_timeout=20)
+    finally:
+        holder.wait(timeout=30)
+    assert not home().exists()  # not brought back by the waiting writer

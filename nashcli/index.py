@@ -222,7 +222,8 @@ def _parse_info(info: dict[str, str]) -> dict:
     return parsed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one that is not ours to signal counts)."""
     if os.name == "nt":  # pragma: no cover - os.kill(pid, 0) would terminate it on Windows
         try:
             import psutil
@@ -247,7 +248,7 @@ def _holder(directory: Path) -> str:
         command = str(info.get("command") or "nash")
     except (OSError, ValueError, KeyError, TypeError):
         return "another nash process"
-    if pid == os.getpid() or not _pid_alive(pid):
+    if pid == os.getpid() or not pid_alive(pid):
         return "another nash process"
     return f"another nash process (pid {pid}: {command})"
 
@@ -344,7 +345,7 @@ def _sweep_debris(base: Path, name: str) -> None:
     for prefix in (".new-", ".forgotten-"):
         for child in base.glob(f"{prefix}{name}-*"):
             pid = child.name[len(prefix) + len(name) + 1 :]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
                 shutil.rmtree(child, ignore_errors=True)
 
 
@@ -937,42 +938,16 @@ class Collection:
                 snap.check_model(require_all=True, checksums=True)
                 snap.check_values()
 
-    def recorded_docs(self) -> dict[str, DocRow]:
-        """Path -> live document of the current generation, from ``meta.sqlite`` alone (what a
-        rebuild of a collection with damaged generation files still knows)."""
-        try:
-            con = _connect(self.directory / _META)
-            try:
-                gen = int(self._info(con)["generation"])
-                return {
-                    found[1]: DocRow(*found)
-                    for found in con.execute(
-                        "SELECT row, path, size, mtime_ns, hash, title FROM docs "
-                        "WHERE gen=? AND live=1",
-                        (gen,),
-                    )
-                }
-            finally:
-                con.close()
-        except sqlite3.Error as error:
-            raise self._meta_error(error) from None
-        except (KeyError, ValueError):
-            raise self.damaged(_META, "no valid 'generation' recorded") from None
-
-    def summary(self) -> dict:
-        """What `nash status` shows: name, root, live documents, bits, model, last update."""
+    @contextlib.contextmanager
+    def _read_meta(self) -> Iterator[tuple[sqlite3.Connection, dict[str, str], int]]:
+        """A read transaction on ``meta.sqlite``, its info table and the current generation;
+        SQLite errors and a missing generation become this collection's damage errors."""
         try:
             con = _connect(self.directory / _META)
             try:
                 con.execute("BEGIN")
                 info = self._info(con)
-                gen = int(info["generation"])
-                documents = con.execute(
-                    "SELECT count(*) FROM docs WHERE gen=? AND live=1", (gen,)
-                ).fetchone()[0]
-                found = con.execute(
-                    "SELECT method, trained_docs FROM generations WHERE gen=?", (gen,)
-                ).fetchone()
+                yield con, info, int(info["generation"])
                 con.execute("COMMIT")
             finally:
                 con.close()
@@ -980,6 +955,29 @@ class Collection:
             raise self._meta_error(error) from None
         except (KeyError, ValueError):
             raise self.damaged(_META, "no valid 'generation' recorded") from None
+
+    def recorded_docs(self) -> dict[str, DocRow]:
+        """Path -> live document of the current generation, from ``meta.sqlite`` alone (what a
+        rebuild of a collection with damaged generation files still knows)."""
+        with self._read_meta() as (con, _info, gen):
+            return {
+                found[1]: DocRow(*found)
+                for found in con.execute(
+                    "SELECT row, path, size, mtime_ns, hash, title FROM docs "
+                    "WHERE gen=? AND live=1",
+                    (gen,),
+                )
+            }
+
+    def summary(self) -> dict:
+        """What `nash status` shows: name, root, live documents, bits, model, last update."""
+        with self._read_meta() as (con, info, gen):
+            documents = con.execute(
+                "SELECT count(*) FROM docs WHERE gen=? AND live=1", (gen,)
+            ).fetchone()[0]
+            found = con.execute(
+                "SELECT method, trained_docs FROM generations WHERE gen=?", (gen,)
+            ).fetchone()
         return {
             "name": self.name,
             "root": str(self.root),

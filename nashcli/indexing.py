@@ -240,9 +240,8 @@ def index_folder(
         raise NashError(f"{root}: not a folder (nash index takes a folder)")
     root = root.resolve()
     named = name is not None
-    holder = next((c.name for c in list_collections() if c.root == root), None)
     if not named:  # the folder's collection, whatever it was named; else a new name
-        name = holder or name_for_folder(root)
+        name = _collection_of(root) or name_for_folder(root)
     collection, damage = None, None
     if Collection.exists(name):
         try:
@@ -266,7 +265,8 @@ def index_folder(
             + "; choose another name with --name"
             + ("" if collection.root.exists() else f", or to move it here: --name {name}")
         )
-    if moving and holder is not None:
+    holder = _collection_of(root) if moving else None
+    if holder is not None:
         raise NashError(f"{root} is already indexed as collection {holder!r}")
     if collection is not None and bits is not None and bits != collection.bits and not retrain:
         raise NashError(
@@ -365,6 +365,11 @@ def _plan(
         and (stored[str(c.path)].size, stored[str(c.path)].mtime_ns) != (c.size, c.mtime_ns)
     ]
     return fresh, changed, gone
+
+
+def _collection_of(root: Path) -> str | None:
+    """The name of the collection that indexes folder ``root``, if any."""
+    return next((c.name for c in list_collections() if c.root == root), None)
 
 
 def _move_root(collection: Collection, root: Path, found, lock_timeout: float) -> None:

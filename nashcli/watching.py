@@ -894,18 +894,6 @@ def process_identity(pid: int) -> str | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
-
-
 def _same_process(info: dict) -> bool:
     """Whether the pid in a pid file still names the process that wrote it."""
     try:
@@ -918,7 +906,9 @@ def _same_process(info: dict) -> bool:
     current = process_identity(pid)
     if isinstance(recorded, str) and current and recorded.split(":")[0] == current.split(":")[0]:
         return recorded == current
-    return _pid_alive(pid)  # no way to compare start times here: liveness is all we know
+    from nashcli.index import pid_alive
+
+    return pid_alive(pid)  # no way to compare start times here: liveness is all we know
 
 
 def read_pid_file(name: str) -> dict | None:

@@ -9,28 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_training
 import torch
 from test_indexing import make_docs
-from test_training import corpus
 from typer.testing import CliRunner
 
 from nashcli import methods
 from nashcli.cli import app
-from nashcli.features import make_problem
 from nashcli.metrics import precision_at_k
 from nashcli.pipeline import SemanticHasher
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 HASHING = [m for m in methods.METHODS if m not in ("tfidf", "lsh")]
-
-
-@pytest.fixture(scope="module")
-def problem():
-    tr, ytr = corpus(20, 0)
-    va, yva = corpus(4, 1)
-    te, yte = corpus(5, 2)
-    return make_problem(tr, va, te, ytr, yva, yte)
+problem = test_training.problem  # the tiny three-topic corpus fixture, shared
 
 
 @pytest.mark.parametrize("method", HASHING)

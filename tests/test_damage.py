@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from test_collection_cli import fast_training  # noqa: F401 - autouse: few epochs
+from test_collection_cli import run as run_command
 from test_indexing import FAST, make_docs
-from typer.testing import CliRunner
 
 from nashcli import indexing, watching
-from nashcli.cli import app
 from nashcli.errors import IndexBusyError, NashError
 from nashcli.index import (
     Collection,
@@ -28,18 +28,13 @@ from nashcli.index import (
 
 
 @pytest.fixture(autouse=True)
-def fast_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Few epochs and one thread: these tests check the recovery, not the model."""
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the recovery, not the model (fast_training: few epochs)."""
     monkeypatch.setenv("NASH_TRAIN_THREADS", "1")
-    real = indexing._new_hasher
-    monkeypatch.setattr(
-        indexing, "_new_hasher", lambda bits, device, seed, options: real(bits, device, seed, FAST)
-    )
 
 
 def run(*args: str):
-    result = CliRunner().invoke(app, list(args))
-    assert "Traceback" not in result.output, result.output
+    result = run_command(*args)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
 

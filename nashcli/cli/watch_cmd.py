@@ -227,8 +227,8 @@ def watch_command(
 
     validate_name(name)  # before "watching ... catching up", not after it
 
-    if Collection.exists(name) and Collection.open(name).root != root:
-        recorded = Collection.open(name).root
+    recorded = Collection.open(name).root if Collection.exists(name) else root
+    if recorded != root:
         if not recorded.exists():  # its folder moved here? nash index re-points it
             raise NashError(
                 f"collection {name!r} indexes {recorded}, which is not there now; to move it "

@@ -51,6 +51,9 @@ DEFAULT_MAX_DELAY = 1.0
 DEFAULT_BATCH_SIZE = 256
 #: Seconds between health checks of the watched folder while idle (a stat, nothing more).
 HEALTH_INTERVAL = 5.0
+#: Seconds a vanished watched folder has to reappear (a sync tool or a restore replacing it with
+#: ``mv folder old && mv new folder``) before the watcher gives up.
+REAPPEAR_GRACE = 2.0
 #: Files whose change alters the ignore rules: a full catch-up pass follows.
 IGNORE_FILES = frozenset({".gitignore", ".nashignore"})
 
@@ -238,6 +241,19 @@ class Coalescer:
         return batch
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None if it is not there: tells a replaced folder apart."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+class _FolderReplaced(Exception):
+    """Another folder now stands at the watched path: watch that one instead."""
+
+
 def _is_file(path: Path) -> bool:
     try:
         return path.is_file()
@@ -315,7 +331,9 @@ class Watcher:
         self.ready = threading.Event()  # set once the catch-up pass is done and events flow
         self.batches = 0
         self.retrains = 0
+        self.reattached = 0  # times the folder was replaced by another at its path
         self._backoff = 0.0
+        self._root_id = _identity(self.root)
 
     # ---- control
     def stop(self) -> None:
@@ -340,6 +358,11 @@ class Watcher:
             return f"the watched folder {self.root} cannot be read ({error.strerror or error})"
         return None
 
+    def _replaced(self) -> bool:
+        """True if another folder now stands at the watched path (moved away, a new one made)."""
+        now = _identity(self.root)
+        return now is not None and now != self._root_id
+
     # ---- events (called from the observer thread)
     def _on_event(self, event: Any) -> None:
         kind = event.event_type
@@ -357,7 +380,7 @@ class Watcher:
         kind, src, dst, is_dir = item
         src_path = Path(src)
         if src_path == self.root and kind in ("deleted", "moved", "attrib"):
-            return self.root_problem() is None
+            return self.root_problem() is None and not self._replaced()
         if kind == "created":
             if not is_dir:
                 coalescer.created(src_path)
@@ -398,14 +421,47 @@ class Watcher:
         problem = self.root_problem()
         if problem:
             raise NashError(problem)
+        self._root_id = _identity(self.root)
+        from nashcli.index import CollectionGoneError
+
+        try:
+            while True:
+                observer, overflow = self._observe(events, Observer, wanted)
+                try:
+                    # Events arriving during the catch-up pass queue up and are applied after it.
+                    self._catch_up_when_free()
+                    if not self.ready.is_set():
+                        self.ready.set()
+                        self._on_ready()
+                    self._loop(observer)
+                    break
+                except _FolderReplaced:
+                    # The old folder's events are about files no longer at the watched path;
+                    # the catch-up pass on the new folder brings the index level with it.
+                    self._say(f"{self.root} was replaced by another folder; watching the new one")
+                    self._root_id = _identity(self.root)
+                    self.reattached += 1
+                finally:
+                    overflow.remove()
+                    observer.stop()
+                    with contextlib.suppress(RuntimeError):
+                        observer.join(timeout=5)
+                self._drop_queued_events()
+            if self.retraining:
+                self._say("stopping during a background retrain: the current model stays")
+        except CollectionGoneError as error:  # `nash forget`: nothing left to keep current
+            self._say(f"{error}; stopping")
+
+    def _observe(self, events: Any, observer_class: Any, wanted: list) -> tuple[Any, _OverflowHook]:
+        """Start a recursive watchdog observer on the folder, feeding :meth:`_on_event`."""
         watcher = self
 
         class _Handler(events.FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:  # noqa: D102
                 watcher._on_event(event)
 
+        observer = observer_class()
         overflow = _OverflowHook(lambda: self._events.put(("overflow", "", "", False)))
-        observer = Observer()
         try:
             observer.schedule(_Handler(), str(self.root), recursive=True, event_filter=wanted)
             observer.start()
@@ -417,29 +473,27 @@ class Watcher:
                 ) from None
             raise NashError(f"cannot watch {self.root}: {error.strerror or error}") from None
         overflow.install()
-        from nashcli.index import CollectionGoneError
+        return observer, overflow
 
-        try:
-            # Events arriving during the catch-up pass queue up and are applied after it.
-            while not self.stopping:
-                try:
-                    self._run_catch_up()
-                    break
-                except IndexBusyError as error:  # a long `nash index` or a refit: wait for it
-                    self._say(f"{error}; waiting")
-                    self._stopping.wait(self.retry_delay)
-            self.ready.set()
-            self._on_ready()
-            self._loop(observer)
-            if self.retraining:
-                self._say("stopping during a background retrain: the current model stays")
-        except CollectionGoneError as error:  # `nash forget`: nothing left to keep current
-            self._say(f"{error}; stopping")
-        finally:
-            overflow.remove()
-            observer.stop()
-            with contextlib.suppress(RuntimeError):
-                observer.join(timeout=5)
+    def _catch_up_when_free(self) -> None:
+        """The catch-up pass, waiting for a long ``nash index`` or a refit that holds the lock."""
+        while not self.stopping:
+            try:
+                self._run_catch_up()
+                return
+            except IndexBusyError as error:
+                self._say(f"{error}; waiting")
+                self._stopping.wait(self.retry_delay)
+
+    def _drop_queued_events(self) -> None:
+        """Forget queued events (keeping a stop request): they came from the replaced folder."""
+        while True:
+            try:
+                item = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if item[0] == "stop":
+                self._stopping.set()
 
     def _run_catch_up(self) -> None:
         problem = self.root_problem()
@@ -477,12 +531,11 @@ class Watcher:
                         self._gone()
                 continue
             wait = coalescer.due(time.monotonic(), self.quiet, self.max_delay)
-            if wait is None:  # idle: make sure the folder is still there
-                problem = self.root_problem()
-                if problem is None and not observer.is_alive():
-                    problem = f"stopped receiving changes from {self.root}"
-                if problem:
-                    raise NashError(problem)
+            if wait is None:  # idle: make sure the folder is still there, and still the same
+                if self.root_problem() or self._replaced():
+                    self._gone()
+                if not observer.is_alive():
+                    raise NashError(f"stopped receiving changes from {self.root}")
                 continue
             if wait > 0:
                 continue
@@ -500,7 +553,16 @@ class Watcher:
             log.debug("on_tick failed: %r", error)
 
     def _gone(self) -> None:
-        raise NashError(self.root_problem() or f"the watched folder {self.root} is gone")
+        """The folder vanished or changed: re-attach if another one stands (or soon stands) at
+        its path, carry on if it is back as it was, else stop with the reason."""
+        deadline = time.monotonic() + REAPPEAR_GRACE
+        while self.root_problem() and time.monotonic() < deadline and not self.stopping:
+            self._stopping.wait(0.05)
+        if self._replaced():
+            raise _FolderReplaced
+        problem = self.root_problem()
+        if problem:
+            raise NashError(problem)
 
     def _postpone(self, coalescer: Coalescer, delay: float) -> None:
         coalescer.first_event = coalescer.last_event = time.monotonic() + delay
@@ -520,6 +582,8 @@ class Watcher:
         if self.retraining:  # the retrain holds the writer lock: keep the changes until it ends
             self._postpone(coalescer, self.retry_delay)
             return
+        if self._replaced():  # never apply the old folder's changes to the new one's paths
+            raise _FolderReplaced
         batch = coalescer.take()
         if batch.rescan:
             problem = self.root_problem()

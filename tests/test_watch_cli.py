@@ -252,6 +252,28 @@ def test_a_deleted_folder_ends_the_watch_with_one_clear_line(notes, tmp_path):
     assert len(live_paths()) == 24  # the last good index stays
 
 
+def test_a_folder_replaced_under_the_watcher_is_followed(notes, tmp_path):
+    watch = Watch(notes, tmp_path)
+    try:
+        watch.wait_for("up to date: 24 documents")
+        old = notes.with_name("notes.old")
+        notes.rename(old)  # a restore from backup: half the notes, and one new
+        notes.mkdir()
+        for path in sorted(old.iterdir())[::2]:
+            shutil.copy2(path, notes / path.name)
+        (notes / "space-restored.txt").write_text(text_about("space", 777))
+        want = sorted(str(p) for p in notes.iterdir())
+        wait_until(lambda: sorted(live_paths()) == want, what="the index of the new folder")
+        (notes / "space-later.txt").write_text(text_about("space", 779))
+        wait_until(lambda: indexed(notes / "space-later.txt"), what="a change in the new folder")
+        assert watch.proc.poll() is None
+    finally:
+        code = watch.stop(signal.SIGTERM)
+    assert code == 0, watch.output()
+    assert f"{notes} was replaced by another folder; watching the new one" in watch.output()
+    assert "Traceback" not in watch.output()
+
+
 def test_watch_needs_an_existing_folder(tmp_path):
     result = runner.invoke(app, ["watch", str(tmp_path / "nowhere")])
     assert result.exit_code == 2

@@ -406,6 +406,45 @@ def test_a_deleted_folder_stops_the_watcher_with_a_clear_message(folder, fake, r
     assert "no longer exists" in str(running.error)
 
 
+def test_a_folder_replaced_by_a_new_one_is_watched_again(folder, fake, run_watcher):
+    messages = []
+    running = run_watcher(on_message=messages.append)
+    old = folder.with_name("notes.old")
+    folder.rename(old)  # e.g. a restore or a sync tool: the old folder moved away...
+    folder.mkdir()  # ...and a new one at the same path
+    (folder / "new.txt").write_text("in the new folder")
+    wait_until(lambda: fake.catch_ups == 2, what="a catch-up pass of the new folder")
+    assert any("replaced" in m for m in messages)
+    (old / "stale.txt").write_text("in the old folder, no longer watched")
+    (folder / "later.txt").write_text("x")
+    wait_until(lambda: folder / "later.txt" in fake.upserts(), what="a change in the new folder")
+    assert folder / "stale.txt" not in fake.upserts()
+    assert running.error is None and running.watcher.reattached == 1
+
+
+def test_a_folder_swapped_in_by_renames_is_watched_again(folder, fake, run_watcher):
+    running = run_watcher()
+    staged = folder.with_name("notes.new")
+    staged.mkdir()
+    (staged / "restored.txt").write_text("x")
+    folder.rename(folder.with_name("notes.old"))
+    staged.rename(folder)  # the path is empty for a moment, then holds another folder
+    wait_until(lambda: running.watcher.reattached == 1, what="the re-attach")
+    (folder / "after.txt").write_text("x")
+    wait_until(lambda: folder / "after.txt" in fake.upserts(), what="a change in the new folder")
+    assert running.error is None
+
+
+def test_a_folder_moved_away_and_back_is_still_watched(folder, fake, run_watcher):
+    running = run_watcher()
+    away = folder.with_name("notes.away")
+    folder.rename(away)
+    away.rename(folder)
+    (folder / "back.txt").write_text("x")
+    wait_until(lambda: folder / "back.txt" in fake.upserts(), what="a change after the round trip")
+    assert running.error is None and running.watcher.reattached == 0
+
+
 def test_a_folder_that_becomes_unreadable_stops_the_watcher(folder, fake, run_watcher):
     running = run_watcher()
     problem = f"the watched folder {folder} is not readable"

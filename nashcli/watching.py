@@ -289,7 +289,8 @@ class Watcher:
     ``make_is_ignored()`` returns the ignore predicate (rebuilt after ignore files change),
     ``admit(path)`` says why an existing file is no document (binary, empty, too big) or None.
     ``on_tick()`` is called from the loop about every ``HEALTH_INTERVAL`` seconds, busy or idle
-    (``Registration.refresh``: the pid file is rewritten if it went missing).
+    (``Registration.refresh``: the lock and pid files are re-made if they went missing); a
+    NashError from it ends the watch.
     """
 
     def __init__(
@@ -549,6 +550,8 @@ class Watcher:
         self._last_tick = now
         try:
             self._on_tick()
+        except NashError:  # a reason to stop (another watcher took the watch lock)
+            raise
         except Exception as error:  # noqa: BLE001 - housekeeping must not end the watch
             log.debug("on_tick failed: %r", error)
 
@@ -1206,6 +1209,7 @@ class Registration:
                 f"stop it with: nash watch --stop {self.root}"
             ) from None
         self._lock = lock
+        self._lock_id = _identity(Path(lock.lock_file))
         self._info = {
             "pid": os.getpid(),
             "identity": process_identity(os.getpid()),
@@ -1225,12 +1229,41 @@ class Registration:
         os.replace(tmp, target)
 
     def refresh(self) -> None:
-        """Write the pid file again if it went missing or no longer names this watcher (deleted
-        or garbled by hand): ``nash status``, ``nash forget`` and ``--stop`` read it."""
-        if self._lock is not None and read_pid_file(self.name) != self._info:
+        """Take the watch lock again and write the pid file again if either went missing or was
+        replaced (deleted or garbled by hand): ``nash status``, ``nash forget`` and ``--stop``
+        read them, and a second watcher would start beside this one without the lock file.
+
+        Raises NashError if another process took the re-made lock file meanwhile (a second
+        watcher started in between): two watchers must not write one collection.
+        """
+        if self._lock is None:
+            return
+        self._keep_lock()
+        if read_pid_file(self.name) != self._info:
             with contextlib.suppress(OSError):
                 paths.state_dir().mkdir(parents=True, exist_ok=True)
                 self._write()
+
+    def _keep_lock(self) -> None:
+        from filelock import FileLock, Timeout
+
+        path = Path(self._lock.lock_file)
+        if _identity(path) == self._lock_id:
+            return
+        lock = FileLock(str(path))
+        try:
+            paths.state_dir().mkdir(parents=True, exist_ok=True)
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise NashError(
+                f"the watch lock {path} was deleted and another process took it (another "
+                f"watcher of {self.name!r}?); see: nash status"
+            ) from None
+        except OSError as error:
+            log.debug("cannot re-make the watch lock %s: %r", path, error)
+            return
+        self._lock.release()  # held on the deleted file: nobody else can see it
+        self._lock, self._lock_id = lock, _identity(path)
 
     def mark_ready(self) -> None:
         """Note in the pid file that the catch-up pass is done (``start_detached`` waits on it)."""

@@ -22,6 +22,7 @@ from test_watch_cli import TIMEOUT, make_folder, runner, wait_until
 
 from nashcli import watching
 from nashcli.cli import app
+from nashcli.errors import NashError
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="sends POSIX signals")
 
@@ -144,6 +145,44 @@ def test_registration_refresh_rewrites_its_pid_file(tmp_path):
         registration.refresh()
         assert watching.read_pid_file("notes") == written
     assert not watching.pid_file("notes").exists()
+
+
+def test_a_deleted_lock_file_is_made_again_so_a_second_watcher_is_refused(tmp_path):
+    with watching.Registration("notes", tmp_path) as registration:
+        lock = watching._state_path("notes", "lock")
+        lock.unlink()
+        assert watching._lock_busy("notes") is False  # what a second watcher would have seen
+        registration.refresh()
+        assert watching._lock_busy("notes") is True
+        with (
+            pytest.raises(NashError, match="already being watched"),
+            watching.Registration("notes", tmp_path),
+        ):
+            pass
+    assert watching._lock_busy("notes") is False  # released on the way out
+
+
+def test_a_watcher_whose_lock_was_taken_by_another_stops_with_one_line(tmp_path):
+    with watching.Registration("notes", tmp_path) as first:
+        watching._state_path("notes", "lock").unlink()
+        with (
+            watching.Registration("notes", tmp_path),  # started inside the gap
+            pytest.raises(NashError, match="was deleted and another process took it"),
+        ):
+            first.refresh()
+
+
+def test_a_watch_lock_deleted_under_a_running_watcher_is_taken_again(notes):
+    pid = start_detached(notes)
+    try:
+        watching._state_path("notes", "lock").unlink()
+        wait_until(lambda: watching._lock_busy("notes") is True, timeout=30, what="a new lock")
+        second = runner.invoke(app, ["watch", str(notes)])
+        assert second.exit_code == 2 and "already being watched" in second.output, second.output
+        stopped = runner.invoke(app, ["watch", "--stop", str(notes)])
+    finally:
+        kill_if_alive(pid)
+    assert_stopped(stopped, pid)
 
 
 @pytest.fixture

@@ -474,6 +474,25 @@ def test_an_unreadable_folder_is_refused_with_a_clear_message(folder, fake, monk
     assert fake.catch_ups == 0
 
 
+def test_a_reason_to_stop_from_the_periodic_check_ends_the_watch(
+    folder, fake, run_watcher, monkeypatch
+):
+    monkeypatch.setattr(watching, "HEALTH_INTERVAL", 0.05)
+    ticks = []
+
+    def on_tick():
+        ticks.append(1)
+        if len(ticks) == 3:
+            raise NashError("another watcher took the lock")
+        if len(ticks) == 1:
+            raise OSError("a passing hiccup")  # only logged
+
+    running = run_watcher(on_tick=on_tick)
+    running.thread.join(TIMEOUT)
+    assert isinstance(running.error, NashError) and "took the lock" in str(running.error)
+    assert len(ticks) == 3
+
+
 def test_stop_ends_the_loop(folder, fake, run_watcher):
     running = run_watcher()
     running.stop()

@@ -45,14 +45,13 @@ import numpy as np
 
 from nashcli import codes, paths
 from nashcli.errors import IndexBusyError, NashError
+from nashcli.model_files import model_problem
 
 SCHEMA_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _META = "meta.sqlite"
 _LOCK = "writer.lock"
 _HOLDER = "writer.pid"  # pid and command of the process holding the writer lock, for messages
-_MODEL_FILES = ("model.json", "model.npz", "features.json", "features.npz")
-_MODEL_KINDS = ("nash", "vdsh", "lsh")
 #: SQLite messages that mean the file is damaged (not busy, locked or unreadable for a while).
 _SQLITE_DAMAGE = ("not a database", "malformed", "no such table", "no such column", "corrupt")
 
@@ -363,94 +362,6 @@ def damage_error(path: Path, reason: str) -> NashError:
     with contextlib.suppress(NashError, sqlite3.Error, OSError):
         root = Collection(name, collections_dir() / name).root
     return DamagedCollectionError(name, "/".join(rel.parts[1:]), reason, root)
-
-
-def read_json_object(path: Path) -> dict:
-    """The JSON object stored in ``path``; ``ValueError`` saying what is wrong otherwise."""
-    try:
-        value = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise ValueError("missing") from None
-    except OSError as error:
-        raise ValueError(f"unreadable ({error.strerror or error})") from None
-    except UnicodeDecodeError:
-        raise ValueError("not JSON text") from None
-    except json.JSONDecodeError as error:
-        what = "empty" if not error.doc.strip() else f"not valid JSON ({error.msg})"
-        raise ValueError(what) from None
-    if not isinstance(value, dict):
-        kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
-        raise ValueError(f"holds {kinds.get(type(value), 'a number')}, not a JSON object")
-    return value
-
-
-def check_npz(path: Path, required: Sequence[str] = (), *, checksums: bool = False) -> list[str]:
-    """The array names in the npz archive ``path``; ``ValueError`` saying what is wrong
-    (missing, empty, not an npz archive, truncated...). Reading the zip directory at its end
-    catches truncation and garbage; ``checksums`` also reads every member to check its CRC
-    (``nash status``), which loading does anyway and a query should not pay twice."""
-    import zipfile
-
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except FileNotFoundError:
-        raise ValueError("missing") from None
-    except OSError as error:
-        raise ValueError(f"unreadable ({error.strerror or error})") from None
-    if not head:
-        raise ValueError("empty")
-    if head != b"PK\x03\x04":
-        raise ValueError("not an npz archive")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip() if checksums else None
-            names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
-        raise ValueError(f"truncated or corrupt npz archive ({error})") from None
-    if bad is not None:
-        raise ValueError(f"corrupt npz archive (bad checksum of {bad})")
-    missing = [n for n in required if n not in names]
-    if missing:
-        raise ValueError(f"no {missing[0]!r} array")
-    return names
-
-
-def model_problem(
-    directory: Path, *, require_all: bool = True, checksums: bool = False
-) -> tuple[str, str] | None:
-    """``(file, what is wrong)`` for the first damaged file of a saved hasher in ``directory``
-    (``pipeline.SemanticHasher.save``'s layout), or None. Checks structure, not the weights'
-    values: JSON files must hold the objects the loaders index into, npz files must be intact
-    archives. With ``require_all=False`` missing files are not reported (only damaged ones)."""
-    for name in _MODEL_FILES:
-        path = directory / name
-        if not require_all and not path.exists():
-            continue
-        try:
-            if name == "model.json":
-                config = read_json_object(path)
-                for key, kind in (("n_bits", int), ("seed", int), ("method", str)):
-                    if not isinstance(config.get(key), kind):
-                        raise ValueError(f"no valid {key!r}")
-                if config.get("kind") not in _MODEL_KINDS:
-                    raise ValueError(f"unknown model kind {config.get('kind')!r}")
-                if config["kind"] != "lsh" and not isinstance(config.get("model"), dict):
-                    raise ValueError("no valid 'model' settings")
-            elif name == "features.json":
-                features = read_json_object(path)
-                if not isinstance(features.get("params"), dict):
-                    raise ValueError("no valid 'params'")
-                vocabulary = features.get("vocabulary")
-                if not isinstance(vocabulary, list) or not all(
-                    isinstance(w, str) for w in vocabulary
-                ):
-                    raise ValueError("no valid 'vocabulary'")
-            else:
-                check_npz(path, ("idf",) if name == "features.npz" else (), checksums=checksums)
-        except ValueError as error:
-            return name, str(error)
-    return None
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -169,7 +169,8 @@ class SemanticHasher:
         """
         import torch
 
-        from nashcli.index import damage_error, model_problem
+        from nashcli.index import damage_error
+        from nashcli.model_files import model_problem
 
         directory = Path(directory)
         problem = model_problem(directory)

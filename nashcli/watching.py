@@ -335,6 +335,7 @@ class Watcher:
         self.reattached = 0  # times the folder was replaced by another at its path
         self._backoff = 0.0
         self._root_id = _identity(self.root)
+        self._watch_lost = False  # the observer saw the folder itself deleted: it watches nothing
 
     # ---- control
     def stop(self) -> None:
@@ -381,7 +382,9 @@ class Watcher:
         kind, src, dst, is_dir = item
         src_path = Path(src)
         if src_path == self.root and kind in ("deleted", "moved", "attrib"):
-            return self.root_problem() is None and not self._replaced()
+            if kind == "deleted":  # watchdog stops watching it, even if one reappears there
+                self._watch_lost = True
+            return self.root_problem() is None and not self._replaced() and not self._watch_lost
         if kind == "created":
             if not is_dir:
                 coalescer.created(src_path)
@@ -426,21 +429,24 @@ class Watcher:
         from nashcli.index import CollectionGoneError
 
         try:
-            while True:
+            while not self.stopping:
                 observer, overflow = self._observe(events, Observer, wanted)
                 try:
                     # Events arriving during the catch-up pass queue up and are applied after it.
                     self._catch_up_when_free()
                     if not self.ready.is_set():
                         self.ready.set()
-                        self._on_ready()
+                        if not self.reattached:
+                            self._on_ready()
                     self._loop(observer)
                     break
                 except _FolderReplaced:
                     # The old folder's events are about files no longer at the watched path;
-                    # the catch-up pass on the new folder brings the index level with it.
+                    # the catch-up pass on the new folder brings the index level with it. Until
+                    # it is done, a stop request interrupts it, as during the first one.
                     self._say(f"{self.root} was replaced by another folder; watching the new one")
-                    self._root_id = _identity(self.root)
+                    self.ready.clear()
+                    self._root_id, self._watch_lost = _identity(self.root), False
                     self.reattached += 1
                 finally:
                     overflow.remove()
@@ -532,10 +538,12 @@ class Watcher:
                         self._gone()
                 continue
             wait = coalescer.due(time.monotonic(), self.quiet, self.max_delay)
-            if wait is None:  # idle: make sure the folder is still there, and still the same
-                if self.root_problem() or self._replaced():
+            if wait is None:  # idle: make sure the folder is still there, and still watched
+                if not all(emitter.is_alive() for emitter in observer.emitters):
+                    self._watch_lost = True  # (watchdog ends it when the folder is deleted)
+                if self.root_problem() or self._replaced() or self._watch_lost:
                     self._gone()
-                if not observer.is_alive():
+                elif not observer.is_alive():
                     raise NashError(f"stopped receiving changes from {self.root}")
                 continue
             if wait > 0:
@@ -556,16 +564,20 @@ class Watcher:
             log.debug("on_tick failed: %r", error)
 
     def _gone(self) -> None:
-        """The folder vanished or changed: re-attach if another one stands (or soon stands) at
-        its path, carry on if it is back as it was, else stop with the reason."""
+        """The folder vanished, changed or is no longer watched: re-attach if a folder stands
+        (or soon stands) at its path, carry on if it is the same one and still watched, else
+        stop with the reason. A folder deleted and made again may get the old one's inode
+        number back, so a lost watch re-attaches whatever the identity says."""
         deadline = time.monotonic() + REAPPEAR_GRACE
         while self.root_problem() and time.monotonic() < deadline and not self.stopping:
             self._stopping.wait(0.05)
-        if self._replaced():
-            raise _FolderReplaced
+        if self.stopping:
+            return
         problem = self.root_problem()
         if problem:
             raise NashError(problem)
+        if self._replaced() or self._watch_lost:
+            raise _FolderReplaced
 
     def _postpone(self, coalescer: Coalescer, delay: float) -> None:
         coalescer.first_event = coalescer.last_event = time.monotonic() + delay
@@ -1253,7 +1265,7 @@ class Registration:
         lock = FileLock(str(path))
         try:
             paths.state_dir().mkdir(parents=True, exist_ok=True)
-            lock.acquire(timeout=0)
+            lock.acquire(timeout=1)  # a `nash status` probe holds it for an instant
         except Timeout:
             raise NashError(
                 f"the watch lock {path} was deleted and another process took it (another "

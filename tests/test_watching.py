@@ -440,6 +440,50 @@ def test_a_folder_swapped_in_by_renames_is_watched_again(folder, fake, run_watch
     assert running.error is None
 
 
+def test_a_folder_deleted_and_made_again_is_watched_again(folder, fake, run_watcher, monkeypatch):
+    # ext4 often gives the new folder the old one's inode number: only the lost watch tells.
+    monkeypatch.setattr(watching, "HEALTH_INTERVAL", 0.2)
+    running = run_watcher()
+    shutil.rmtree(folder)
+    folder.mkdir()
+    wait_until(lambda: fake.catch_ups == 2, what="a catch-up pass of the new folder")
+    (folder / "after.txt").write_text("x")
+    wait_until(lambda: folder / "after.txt" in fake.upserts(), what="a change in the new folder")
+    assert running.error is None and running.watcher.reattached == 1
+
+
+def test_the_catch_up_after_a_re_attach_counts_as_not_ready(folder, fake, monkeypatch):
+    """Not ready = a stop request interrupts the pass at once (the CLI raises in it)."""
+    monkeypatch.setattr(watching, "HEALTH_INTERVAL", 0.2)
+    release, calls = threading.Event(), []
+
+    def catch_up():
+        calls.append(1)
+        if len(calls) == 2:
+            release.wait(TIMEOUT)
+
+    watcher = Watcher(folder, apply=fake.apply, catch_up=catch_up, quiet=0.05, max_delay=0.5)
+    running = Running(watcher)
+    folder.rename(folder.with_name("notes.old"))
+    folder.mkdir()
+    wait_until(lambda: len(calls) == 2, what="the new folder's catch-up pass")
+    assert not watcher.ready.is_set()
+    release.set()
+    wait_until(watcher.ready.is_set, what="ready again")
+    running.stop()
+    assert running.error is None
+
+
+def test_a_stop_while_the_folder_is_missing_is_a_clean_stop(folder, fake, run_watcher, monkeypatch):
+    monkeypatch.setattr(watching, "HEALTH_INTERVAL", 0.05)
+    monkeypatch.setattr(watching, "REAPPEAR_GRACE", 30.0)
+    running = run_watcher()
+    shutil.rmtree(folder)
+    time.sleep(0.3)  # the watcher is now waiting for the folder to come back
+    running.stop()
+    assert running.error is None
+
+
 def test_a_folder_moved_away_and_back_is_still_watched(folder, fake, run_watcher):
     running = run_watcher()
     away = folder.with_name("notes.away")

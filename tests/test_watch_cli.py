@@ -252,13 +252,18 @@ def test_a_deleted_folder_ends_the_watch_with_one_clear_line(notes, tmp_path):
     assert len(live_paths()) == 24  # the last good index stays
 
 
-def test_a_folder_replaced_under_the_watcher_is_followed(notes, tmp_path):
+@pytest.mark.parametrize("away", ["moved", "deleted"])
+def test_a_folder_replaced_under_the_watcher_is_followed(notes, tmp_path, away):
     watch = Watch(notes, tmp_path)
     try:
         watch.wait_for("up to date: 24 documents")
         old = notes.with_name("notes.old")
-        notes.rename(old)  # a restore from backup: half the notes, and one new
-        notes.mkdir()
+        if away == "moved":
+            notes.rename(old)
+        else:  # the new folder may well get the old one's inode number back
+            shutil.copytree(notes, old)
+            shutil.rmtree(notes)
+        notes.mkdir()  # a restore from backup: half the notes, and one new
         for path in sorted(old.iterdir())[::2]:
             shutil.copy2(path, notes / path.name)
         (notes / "space-restored.txt").write_text(text_about("space", 777))

@@ -266,7 +266,7 @@ def watch_command(
         on_batch=lambda result: _render_batch(result, root),
         on_message=_say,
         on_ready=registration.mark_ready,
-        on_tick=registration.refresh,  # rewrites the pid file if someone deleted or garbled it
+        on_tick=registration.refresh,  # re-makes the lock and pid files if someone deleted them
         quiet=debounce,
         batch_size=batch_size,
     )

@@ -11,11 +11,14 @@ The pieces, top to bottom:
   idle watcher uses no CPU) until the burst has been quiet for ``quiet`` seconds (or ``max_delay``
   seconds passed since its first event), then applies it in chunks of ``batch_size`` paths, each
   one short call to ``apply`` (which holds the collection's writer lock only for that chunk).
-  Every few seconds (``HEALTH_INTERVAL``) it also calls ``on_tick``: the CLI rewrites its pid
-  file there if someone deleted or garbled it.
-  A catch-up pass (an incremental ``index_folder``) runs at start, after an inotify overflow and
-  after a ``.gitignore``/``.nashignore`` change. When the collection has grown enough since its
-  model was trained (``indexing.retrain_due``) a retrain runs in a background thread.
+  Every few seconds (``HEALTH_INTERVAL``) it also calls ``on_tick``: the CLI re-makes its lock
+  and pid files there if someone deleted or garbled them. When idle it checks that the folder
+  is still there and still the one it watches: one replaced at its path (moved away or deleted,
+  a new one made) gets a new observer and a catch-up pass.
+  A catch-up pass (an incremental ``index_folder``) runs at start, after an inotify overflow,
+  after a ``.gitignore``/``.nashignore`` change and after such a replacement. When the
+  collection has grown enough since its model was trained (``indexing.retrain_due``) a retrain
+  runs in a background thread.
 - Pid files and a lock per collection under :func:`nashcli.paths.state_dir` say who watches what;
   :func:`is_watching`, :func:`start_detached` and :func:`stop_watching` use them.
 """

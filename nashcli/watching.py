@@ -36,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -495,13 +495,17 @@ class Watcher:
                 self._say(f"{error}; waiting")
                 self._stopping.wait(self.retry_delay)
 
-    def _drop_queued_events(self) -> None:
-        """Forget queued events (keeping a stop request): they came from the replaced folder."""
+    def _queued_now(self) -> Iterator[tuple]:
+        """The events already queued, taken one at a time without waiting for more."""
         while True:
             try:
-                item = self._events.get_nowait()
+                yield self._events.get_nowait()
             except queue.Empty:
                 return
+
+    def _drop_queued_events(self) -> None:
+        """Forget queued events (keeping a stop request): they came from the replaced folder."""
+        for item in self._queued_now():
             if item[0] == "stop":
                 self._stopping.set()
 
@@ -529,11 +533,7 @@ class Watcher:
                 if not self._feed(coalescer, item):
                     self._gone()
                 # Drain whatever else is already queued before deciding anything.
-                while True:
-                    try:
-                        item = self._events.get_nowait()
-                    except queue.Empty:
-                        break
+                for item in self._queued_now():
                     if item[0] == "stop":
                         self._stopping.set()
                         break

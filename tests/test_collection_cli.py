@@ -29,7 +29,7 @@ def run(*args: str):
 
 
 def one_error_line(result) -> str:
-    assert result.exit_code != 0
+    assert result.exit_code != 0, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nash: error: "), result.stderr
     return lines[0]

@@ -12,7 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_collection_cli import fast_training  # noqa: F401 - autouse: few epochs
+from test_collection_cli import (
+    fast_training,  # noqa: F401 - autouse: few epochs
+    one_error_line,
+)
 from test_collection_cli import run as run_command
 from test_indexing import FAST, make_docs
 
@@ -37,13 +40,6 @@ def run(*args: str):
     result = run_command(*args)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code != 0, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nash: error: "), result.stderr
-    return lines[0]
 
 
 @pytest.fixture

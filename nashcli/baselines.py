@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from nashcli.model import SparseRows, make_trunk, project
+from nashcli.model import SparseRows, label_head, label_loss, make_trunk, project
 
 
 class LSH:
@@ -70,11 +70,7 @@ class VDSH(nn.Module):
         self.mu = nn.Linear(width, b)
         self.log_var = nn.Linear(width, b)
         self.decoder = nn.Linear(b, v)
-        self.classifier = None
-        if config.n_labels > 0:
-            self.classifier = nn.Sequential(
-                nn.Linear(b, hid), nn.ReLU(), nn.Linear(hid, config.n_labels)
-            )
+        self.classifier = label_head(b, config.n_labels, hid)
         self.register_buffer("median", torch.zeros(b))
 
     @property
@@ -131,12 +127,5 @@ class VDSH(nn.Module):
         z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu) if self.training else mu
         kl = 0.5 * (mu**2 + log_var.exp() - 1 - log_var).sum(dim=1)
         recon = -(target * F.log_softmax(self.decoder(z), dim=1)).sum(dim=1)
-        ce = torch.zeros((), device=z.device)
-        if self.classifier is not None and labels is not None:
-            logits = self.classifier(z)
-            if self.config.multilabel:
-                bce = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
-                ce = bce.sum(dim=1).mean()  # per document, like the softmax CE
-            else:
-                ce = F.cross_entropy(logits, labels.float().argmax(dim=1))
+        ce = label_loss(self.classifier, z, labels, self.config.multilabel)
         return {"recon": recon.mean(), "kl": kl.mean(), "ce": ce, "z": z, "h": torch.sigmoid(mu)}

@@ -71,6 +71,30 @@ def binarize(h: torch.Tensor, stochastic: bool) -> torch.Tensor:
     return h + (z_hard - h).detach()
 
 
+def label_head(n_bits: int, n_labels: int, hidden: int) -> nn.Module | None:
+    """The supervised classifier on z: the paper's 2-layer MLP (``hidden`` wide), a linear map
+    when ``hidden`` is 0, or None without labels."""
+    if n_labels <= 0:
+        return None
+    if hidden <= 0:
+        return nn.Linear(n_bits, n_labels)
+    return nn.Sequential(nn.Linear(n_bits, hidden), nn.ReLU(), nn.Linear(hidden, n_labels))
+
+
+def label_loss(
+    classifier: nn.Module | None, z: torch.Tensor, labels: torch.Tensor | None, multilabel: bool
+) -> torch.Tensor:
+    """The supervised term: mean cross-entropy of ``classifier(z)`` against 0/1 ``labels``
+    (softmax over the labels, or a sigmoid per label when ``multilabel``); 0 without either."""
+    if classifier is None or labels is None:
+        return torch.zeros((), device=z.device)
+    logits = classifier(z)
+    if multilabel:
+        bce = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+        return bce.sum(dim=1).mean()  # per document, like the softmax CE
+    return F.cross_entropy(logits, labels.float().argmax(dim=1))
+
+
 @dataclass(frozen=True)
 class SparseRows:
     """A minibatch of sparse TF-IDF rows in CSR parts, for a linear encoder.
@@ -139,15 +163,7 @@ class NASH(nn.Module):
             nn.init.zeros_(self.log_sigma.weight)
             nn.init.constant_(self.log_sigma.bias, math.log(config.sigma))
         self.decoder = nn.Linear(b, v)
-        self.classifier = None
-        if config.n_labels > 0 and config.label_hidden > 0:
-            self.classifier = nn.Sequential(
-                nn.Linear(b, config.label_hidden),
-                nn.ReLU(),
-                nn.Linear(config.label_hidden, config.n_labels),
-            )
-        elif config.n_labels > 0:
-            self.classifier = nn.Linear(b, config.n_labels)
+        self.classifier = label_head(b, config.n_labels, config.label_hidden)
 
     def start_from_background(self, word_counts: np.ndarray) -> None:
         """Start the decoder's bias at the corpus's log word frequencies (add-one smoothed).
@@ -231,12 +247,5 @@ class NASH(nn.Module):
         log_probs = F.log_softmax(self.decoder(z_in), dim=1)
         recon = -(target * log_probs).sum(dim=1)
 
-        ce = torch.zeros((), device=z.device)
-        if self.classifier is not None and labels is not None:
-            logits = self.classifier(z)
-            if self.config.multilabel:
-                bce = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
-                ce = bce.sum(dim=1).mean()  # per document, like the softmax CE
-            else:
-                ce = F.cross_entropy(logits, labels.float().argmax(dim=1))
+        ce = label_loss(self.classifier, z, labels, self.config.multilabel)
         return {"recon": recon.mean(), "kl": kl.mean(), "ce": ce, "z": z, "h": h}

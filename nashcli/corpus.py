@@ -736,17 +736,17 @@ def _trim(line: str) -> str:
     return line
 
 
+#: A line (or its first 10,000 characters) for :func:`title_of`; old Macs end lines with "\r".
+_LINE = re.compile(r"[^\r\n]{1,10000}")
+
+
 def title_of(text: str) -> str:
     """The first non-empty line, whitespace collapsed, Markdown heading marks dropped, cut to 80
     characters (with ``…``); ``""`` for a text without one."""
-    start = 0
-    while start < len(text):  # line by line without splitting a (possibly huge) text
-        end = text.find("\n", start)
-        end = len(text) if end == -1 else end
-        line = text[start : min(end, start + 10_000)].strip().lstrip("#").strip()
+    for match in _LINE.finditer(text):  # lazily: a huge text is not split whole
+        line = match.group().strip().lstrip("#").strip()
         if line:
             return _trim(line)
-        start = end + 1
     return ""
 
 

@@ -134,6 +134,9 @@ def name_for_folder(root: Path) -> str:
 def _collection_dirs() -> list[Path]:
     base = collections_dir()
     if not base.is_dir():
+        blocker = paths.file_in_the_way(base)
+        if blocker is not None:  # NASH_HOME names a file: say so, not "no collections yet"
+            raise NashError(f"cannot read the collections in {base}: {blocker} is a file")
         return []
     # A collection's folder without its meta.sqlite is a damaged collection, not nothing:
     # finished collections are renamed into place whole, and forgotten ones renamed away first.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from nashcli.index import (
     list_collections,
     name_for_folder,
 )
+from nashcli.paths import look_at
 
 #: A model is retrained on its own once the rows encoded since it was fitted (new and changed
 #: documents) reach this share of the documents it was fitted on (see README, "When the model
@@ -233,10 +235,10 @@ def index_folder(
 
     started = time.perf_counter()
     reporter = reporter or _Silent()
-    root = Path(root).expanduser()
-    if not root.exists():
+    root, found = look_at(root)
+    if found is None:
         raise NashError(f"{root}: no such folder")
-    if not root.is_dir():
+    if not stat.S_ISDIR(found.st_mode):
         raise NashError(f"{root}: not a folder (nash index takes a folder)")
     root = root.resolve()
     named = name is not None

@@ -48,6 +48,12 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "datasets"
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The file (not a folder) at ``path`` or at one of its parents, if any: what keeps the
+    folder ``path`` from being there."""
+    return next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+
+
 def ensure_dir(path: Path) -> Path:
     """``path`` as an existing folder (made with its parents if need be), else a one-line
     :class:`~nashcli.errors.NashError`: a file where a folder should be, or no permission."""
@@ -56,8 +62,26 @@ def ensure_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        blocker = file_in_the_way(path)
         reason = f"{blocker} is a file" if blocker else (error.strerror or str(error))
         message = f"cannot make the folder {path} where nash keeps its files: {reason}"
         raise NashError(message) from None
     return path
+
+
+def look_at(text: str | Path) -> tuple[Path, os.stat_result | None]:
+    """A path the user gave (``~`` expanded) and what is there (``os.stat``, links followed;
+    None when nothing is), else a one-line :class:`~nashcli.errors.NashError`: an empty path
+    (``nash index "$DIR"`` with ``DIR`` unset must not index the current folder), or one that
+    cannot be looked at (a folder on the way without permission, a link loop)."""
+    from nashcli.errors import NashError
+
+    if not str(text).strip():
+        raise NashError("the path is empty ('')")
+    path = Path(text).expanduser()
+    try:
+        return path, path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return path, None
+    except OSError as error:
+        raise NashError(f"{text}: {(error.strerror or str(error)).lower()}") from None

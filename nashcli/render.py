@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.progress import Progress
 
     from nashcli.evaluation import EvalResult
+
+
+#: Columns of command output that goes to a file or a pipe (no terminal to fit): wide enough
+#: that tables and summaries keep every path on one line, as scripts and ``grep`` want them.
+PIPE_WIDTH = 1000
+
+
+def output_console() -> Console:
+    """The console that commands print results on: the terminal's width, else (a pipe, a file)
+    ``$COLUMNS`` or :data:`PIPE_WIDTH`, so that nothing is folded at Rich's default 80."""
+    console = Console(highlight=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPE_WIDTH
+    return console
+
+
+def plain(text: str) -> str:
+    """``text`` with control characters (terminal escapes, CR, tabs) as spaces: file names and
+    titles come from the user's files and must not drive the terminal."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _documents(n: int) -> str:
+    return f"{n:,} document{'' if n == 1 else 's'}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -28,8 +55,8 @@ def eval_table(
     """
     supervised = any(r.supervised for r in results)
     table = Table(
-        title=(
-            f"precision@100 on {dataset}{' (supervised)' if supervised else ''}: "
+        title=Text(
+            f"precision@100 on {plain(dataset)}{' (supervised)' if supervised else ''}: "
             f"{n_train:,} database documents, {n_test:,} queries"
         ),
         caption="tie-aware expectation (ties broken by database position)",
@@ -160,10 +187,11 @@ class IndexProgress:
 
 
 def index_summary(report) -> str:
-    """One summary paragraph for an ``indexing.IndexReport`` (rich markup)."""
+    """One summary paragraph for an ``indexing.IndexReport`` (rich markup; the names and paths
+    in it are escaped, so ``[`` in them is shown, not read as markup)."""
     parts = [
-        f"[bold]{report.documents:,}[/bold] documents in [bold]{report.collection}[/bold] "
-        f"({report.seconds:.1f} s)"
+        f"[bold]{_documents(report.documents)}[/bold] in "
+        f"[bold]{escape(plain(report.collection))}[/bold] ({report.seconds:.1f} s)"
     ]
     done = [
         f"{n:,} {what}"
@@ -180,7 +208,7 @@ def index_summary(report) -> str:
         parts.append(": " + ", ".join(done))
     lines = ["".join(parts)]
     if report.retrained:
-        lines.append(f"model trained ({report.retrain_reason})")
+        lines.append(f"model trained ({escape(report.retrain_reason)})")
     if report.compacted:
         lines.append("index compacted (removed documents dropped)")
     if report.skipped:
@@ -190,7 +218,7 @@ def index_summary(report) -> str:
         lines.append(f"{len(report.skipped):,} skipped:")
         for reason, paths in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
             shown = ", ".join(paths[:3]) + (f", … (+{len(paths) - 3})" if len(paths) > 3 else "")
-            lines.append(f"  {reason} ({len(paths):,}): {shown}")
+            lines.append(f"  {escape(plain(reason))} ({len(paths):,}): {escape(plain(shown))}")
     return "\n".join(lines)
 
 
@@ -201,13 +229,13 @@ def similar_table(hits: Sequence, root, query: str, width: int = 100) -> Table:
     """
     from pathlib import Path
 
-    table = Table(title=f"similar to {query}", title_justify="left")
+    table = Table(title=Text(f"similar to {plain(query)}"), title_justify="left")
     shown = []
     for hit in hits:
         try:
-            shown.append(str(Path(hit.path).relative_to(root)))
+            shown.append(plain(str(Path(hit.path).relative_to(root))))
         except ValueError:
-            shown.append(str(hit.path))
+            shown.append(plain(str(hit.path)))
     path_width = max(8, min(max(map(len, shown), default=4), 48, width - 34))
     title_width = max(8, width - path_width - 26)
     table.add_column("#", justify="right", no_wrap=True)
@@ -216,13 +244,15 @@ def similar_table(hits: Sequence, root, query: str, width: int = 100) -> Table:
     table.add_column("path", overflow="fold", min_width=path_width)
     table.add_column("title", overflow="fold", max_width=title_width)
     for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
-        title = hit.title if len(hit.title) <= title_width else hit.title[: title_width - 1] + "…"
-        table.add_row(str(rank), str(hit.distance), f"{hit.score:.3f}", path, title)
+        title = plain(hit.title)
+        title = title if len(title) <= title_width else title[: title_width - 1] + "…"
+        table.add_row(str(rank), str(hit.distance), f"{hit.score:.3f}", Text(path), Text(title))
     return table
 
 
 def status_table(collections: Sequence[dict]) -> Table:
-    """One row per collection: name, root, documents, bits, model, updated, watching."""
+    """One row per collection: name, root (marked "(gone)" when no longer a folder: moved or
+    deleted), documents, bits, model, updated, watching."""
     import datetime
 
     table = Table(title="collections", title_justify="left")
@@ -235,12 +265,13 @@ def status_table(collections: Sequence[dict]) -> Table:
         )
     for c in collections:
         updated = datetime.datetime.fromtimestamp(c["updated_at"]).strftime("%Y-%m-%d %H:%M")
+        root = plain(c["root"]) + ("" if os.path.isdir(c["root"]) else " (gone)")
         table.add_row(
-            c["name"],
-            c["root"],
+            Text(plain(c["name"])),
+            Text(root),
             f"{c['documents']:,}",
             str(c["bits"]),
-            c["model"] or "-",
+            Text(plain(c["model"] or "-")),
             updated,
             "yes" if c["watching"] else "no",
         )

@@ -4,11 +4,11 @@ The query's code is compared with every committed code by Hamming distance (an e
 memory-mapped planes). A pool of the nearest codes is then re-ranked using their stored tf-idf
 vectors (README, "Asking for similar documents"), one of :data:`RANKINGS`:
 
-- ``"fused"`` (the default): score = cosine(q', d) − λ · distance / bits, where q' is the query's
+- ``"fused"`` (the default): score = q' · d − λ · distance / bits, where q' is the query's
   vector plus β × the mean vector of its 5 best candidates by cosine − λ · distance / bits
-  (pseudo-relevance feedback on the stored vectors, Rocchio style). The codes carry the
-  topic/neighbourhood structure the model learnt, cosine the exact wording; together they beat
-  either alone;
+  (pseudo-relevance feedback on the stored vectors, Rocchio style; q' is not normalised).
+  The codes carry the topic/neighbourhood structure the model learnt, cosine the exact
+  wording; together they beat either alone;
 - ``"cosine"``: score = cosine(q, d), the plain re-rank;
 - ``"hamming"``: the pure semantic-hashing order, score = 1 − distance / bits.
 
@@ -215,17 +215,15 @@ def find_similar(
         return _search(snap, qwords, qvec, own_row, top, ranking, pool)
 
 
-def check_query_file(query: Path) -> os.stat_result:
+def check_query_file(query: Path | str) -> os.stat_result:
     """``query``'s stat if ``nash similar`` can read it as a query, else one-line NashError."""
-    path = query.expanduser()
-    if not path.exists():
+    from nashcli.paths import look_at
+
+    _, st = look_at(query)
+    if st is None:
         raise NashError(f"{query}: no such file")
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise NashError(f"{query}: is a folder; nash similar takes a file (or --text)")
-    try:
-        st = path.stat()
-    except OSError as error:
-        raise NashError(f"{query}: {error.strerror or 'cannot read it'}") from None
     if not stat.S_ISREG(st.st_mode):  # a pipe with no writer blocks, /dev/zero never ends
         raise NashError(
             f"{query}: not a regular file (a pipe or a device); "
@@ -263,6 +261,11 @@ def _query(query: Path | str, snap: Snapshot):
         raise NashError("the query has no text")
     hasher = _load_hasher(snap.model_dir)
     x = hasher.vectorize([text])
+    if x.nnz == 0:  # its code would be the model's code of nothing: any ranking is noise
+        raise NashError(
+            "none of the query's words is in the collection's vocabulary "
+            "(the words its documents share): nothing to compare it with"
+        )
     qwords = codes.pack_codes(hasher.encode_vectors(x))[0]
     return qwords, x, (own.row if own is not None else None)
 

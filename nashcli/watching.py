@@ -32,6 +32,7 @@ import logging
 import os
 import queue
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -759,8 +760,8 @@ def collection_for(target: str | Path) -> tuple[str, Path | None]:
     """
     from nashcli.index import Collection, list_collections, name_for_folder
 
-    path = Path(target).expanduser()
-    if path.is_dir():
+    path, found = paths.look_at(target)
+    if found is not None and stat.S_ISDIR(found.st_mode):
         root = path.resolve()
         for collection in list_collections():
             if collection.root == root:
@@ -959,10 +960,10 @@ def process_identity(pid: int) -> str | None:
     The process start time: from ``/proc`` on Linux (ticks since boot), else from psutil if it is
     installed. None when the process does not exist or no source is available.
     """
-    stat = Path(f"/proc/{pid}/stat")
+    proc_stat = Path(f"/proc/{pid}/stat")
     if Path("/proc/self/stat").exists():
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = proc_stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             return None
         return f"proc:{fields[19]}"  # field 22 of stat(5): starttime; fields[0] is field 3

@@ -149,3 +149,54 @@ def test_several_collections_need_a_choice(notes, tmp_path: Path) -> None:
     assert "notes" in line and "other" in line and "--collection" in line
     ok = run("similar", str(tmp_path / "q.txt"), "--collection", "other", "--json")
     assert json.loads(ok.stdout)["collection"] == "other"
+
+
+def test_brackets_and_escapes_in_names_titles_and_queries_are_shown_as_they_are(
+    tmp_path: Path,
+) -> None:
+    """Rich reads ``[...]`` as markup: a title ``[/quote] ...`` crashed every query that found
+    it, and ``[red]x.txt`` was shown as ``x.txt``. Terminal escapes in a title are not sent."""
+    folder = tmp_path / "[red]notes"
+    make_docs(folder, per_topic=4)
+    (folder / "draft[").mkdir()  # the path "draft[/quote].txt" holds a closing tag
+    (folder / "draft[" / "quote].txt").write_text(
+        "[/quote] rocket orbit launch\n" + "rocket orbit launch nasa moon " * 8
+    )
+    (folder / "space" / "[bold]escape.txt").write_text(
+        "\x1b[31mred title\x1b[0m\n" + "rocket orbit shuttle nasa moon " * 8
+    )
+    (folder / "empty.txt").write_text("")
+    index = run("index", str(folder))
+    assert index.exit_code == 0, index.output
+    assert "14 documents in red-notes" in index.stdout
+    assert "empty.txt" in index.stdout  # the skipped list
+    similar = run("similar", "--text", "[/quote] rocket orbit launch nasa", "--top", "14")
+    assert similar.exit_code == 0, similar.output
+    assert "similar to [/quote] rocket orbit" in similar.stdout
+    assert "draft[/quote].txt" in similar.stdout and "[bold]escape.txt" in similar.stdout
+    assert "[/quote] rocket orbit launch" in similar.stdout  # its title
+    assert "\x1b" not in similar.stdout and "red title" in similar.stdout
+    status = run("status")
+    assert status.exit_code == 0 and "[red]notes" in status.stdout
+
+
+def test_one_document_is_one_document(tmp_path: Path) -> None:
+    folder = tmp_path / "pair"
+    make_docs(folder, per_topic=1)
+    assert run("index", str(folder)).exit_code == 0
+    (folder / "space" / "space-0.txt").unlink()
+    (folder / "cars" / "cars-0.txt").unlink()
+    result = run("index", str(folder))
+    assert result.exit_code == 0, result.output
+    assert "1 document in pair" in result.stdout
+
+
+def test_a_collection_whose_folder_is_gone_says_so(notes, tmp_path: Path) -> None:
+    folder, paths = notes
+    folder.rename(tmp_path / "renamed")
+    status = run("status")
+    assert status.exit_code == 0 and f"{folder} (gone)" in status.stdout
+    result = run("similar", "--text", "rocket orbit")
+    assert result.exit_code == 0, result.output
+    assert "is gone; if it moved, run: nash index NEW-PLACE --name notes" in result.stderr
+    assert "gone" not in run("similar", "--text", "rocket orbit", "--json").stdout

@@ -550,6 +550,8 @@ def test_title_is_first_nonempty_line_trimmed() -> None:
     assert title_of("") == title_of("  \n \n") == ""
     long = title_of("word " * 40)
     assert len(long) == 80 and long.endswith("…")
+    assert title_of("Old Mac title\rsecond line\rthird") == "Old Mac title"  # CR line ends
+    assert title_of("\r\n\r\n# Windows title\r\nbody") == "Windows title"
 
 
 def test_content_hash_streams_files_and_matches_bytes(tmp_path: Path) -> None:

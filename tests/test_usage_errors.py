@@ -220,3 +220,88 @@ def test_ctrl_c_before_any_command_runs_is_one_line(monkeypatch, capsys) -> None
         entry.main()
     assert stopped.value.code == 130
     assert capsys.readouterr().err == "nash: interrupted\n"
+
+
+@pytest.mark.parametrize("argv", [["index", ""], ["similar", ""], ["watch", ""]])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
+    argv: list[str], tmp_path: Path, monkeypatch
+) -> None:
+    (tmp_path / "a.txt").write_text("a note about rockets and orbits")
+    monkeypatch.chdir(tmp_path)  # `nash index "$DIR"` with DIR unset must not index this
+    assert "the path is empty" in _one_error_line(runner.invoke(app, argv))
+    assert json.loads(runner.invoke(app, ["status", "--json"]).stdout) == {"collections": []}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symbolic link loops")
+@pytest.mark.parametrize("command", ["index", "similar", "watch"])
+def test_a_path_through_a_link_loop_is_one_line(command: str, tmp_path: Path) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    line = _one_error_line(runner.invoke(app, [command, str(tmp_path / "loop" / "a.txt")]))
+    assert "too many levels of symbolic links" in line
+
+
+@pytest.mark.parametrize("command", ["index", "similar", "watch"])
+def test_a_path_under_a_folder_without_permission_is_one_line(
+    command: str, tmp_path: Path, monkeypatch
+) -> None:
+    """Python 3.11's Path.exists() raises on EACCES; the check says so in one line (the stat
+    is made to fail as it does for a user without x on the folder: root would get through)."""
+    locked = tmp_path / "locked"
+    real_stat = Path.stat
+
+    def stat(self, *args, **kwargs):
+        if self == locked / "a.txt" or locked in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    line = _one_error_line(runner.invoke(app, [command, str(locked / "a.txt")]))
+    assert line == f"nash: error: {locked / 'a.txt'}: permission denied"
+
+
+def test_bare_nash_shows_the_help() -> None:
+    result = runner.invoke(app, [])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: nash") and "Commands:" in result.stdout
+    assert "error" not in result.output
+
+
+def test_a_query_without_a_known_word_is_refused(indexed: Path, tmp_path: Path) -> None:
+    line = _one_error_line(runner.invoke(app, ["similar", "--text", "zzzqqq xxyyzz"]))
+    assert "none of the query's words is in the collection's vocabulary" in line
+    foreign = tmp_path / "foreign.txt"
+    foreign.write_text("qwxz vbnmk plokij")
+    assert "vocabulary" in _one_error_line(runner.invoke(app, ["similar", str(foreign)]))
+
+
+def test_similar_checks_the_query_and_options_before_the_collection(
+    indexed: Path, tmp_path: Path
+) -> None:
+    from test_indexing import make_docs
+
+    from nashcli.indexing import index_folder
+
+    make_docs(tmp_path / "other", per_topic=1)
+    index_folder(tmp_path / "other", hasher_options={"max_epochs": 1})  # now two collections
+    assert _one_error_line(runner.invoke(app, ["similar", "--text", "  "])).endswith(
+        "the query has no text"
+    )
+    line = _one_error_line(
+        runner.invoke(app, ["similar", "--text", "orbit", "--no-rerank", "--rank", "cosine"])
+    )
+    assert "--no-rerank is --rank hamming" in line
+
+
+def test_similar_says_when_there_is_nothing_else_to_show(tmp_path: Path) -> None:
+    from test_indexing import make_docs
+
+    from nashcli.indexing import index_folder
+
+    paths = make_docs(tmp_path / "pair", per_topic=1)
+    index_folder(tmp_path / "pair", hasher_options={"max_epochs": 1})
+    for path in paths[1:]:
+        path.unlink()
+    index_folder(tmp_path / "pair", hasher_options={"max_epochs": 1})
+    result = runner.invoke(app, ["similar", str(paths[0])])
+    assert result.exit_code == 0, result.output
+    assert "holds no other document" in result.stdout

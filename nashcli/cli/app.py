@@ -21,7 +21,13 @@ from nashcli.entry import INTERRUPTED
 
 
 def _usage_error(error: UsageError) -> None:
-    """A bad option or argument as one stderr line (Click's own form takes four)."""
+    """A bad option or argument as one stderr line (Click's own form takes four).
+
+    A bare ``nash`` (Click ≥ 8.2 raises its help as an error) shows the help, as ``nash --help``.
+    """
+    if type(error).__name__ == "NoArgsIsHelpError" and error.ctx is not None:
+        typer.echo(error.ctx.get_help())
+        raise SystemExit(0)
     where = error.ctx.command_path if error.ctx is not None else "nash"
     message = error.format_message().rstrip(".")
     typer.echo(f"nash: error: {message} (see '{where} --help')", err=True)

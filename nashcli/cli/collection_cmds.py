@@ -17,7 +17,7 @@ _DEVICES = ("auto", "cpu", "cuda")
 
 @app.command("index")
 def index_command(
-    path: Path = typer.Argument(..., help="The folder to index (searched recursively)."),
+    path: str = typer.Argument(..., help="The folder to index (searched recursively)."),
     bits: int | None = typer.Option(
         None,
         "--bits",
@@ -42,8 +42,6 @@ def index_command(
     The first run trains a NASH model on the folder; later runs encode new and changed files with
     it, drop deleted ones, and retrain on their own once the folder has changed a lot.
     """
-    from rich.console import Console
-
     from nashcli import corpus, indexing, render
 
     if device not in _DEVICES:
@@ -60,12 +58,12 @@ def index_command(
             max_bytes=max_bytes,
         )
     if not quiet:
-        Console(highlight=False).print(render.index_summary(report))
+        render.output_console().print(render.index_summary(report))
 
 
 @app.command("similar")
 def similar_command(
-    file: Path | None = typer.Argument(
+    file: str | None = typer.Argument(
         None, help="A file, in the collection or not; - reads the query text from stdin."
     ),
     text: str | None = typer.Option(None, "--text", help="Search with this text instead."),
@@ -102,14 +100,27 @@ def similar_command(
 
     if (file is None) == (text is None):
         raise NashError('give a FILE or --text "..." (one of them)')
-    if file is not None and str(file) == "-":
+    if file == "-":
         text, file = _read_stdin(), None
-    if rank not in RANKINGS:  # an option's mistake first, not "choose a collection"
+    # The query's and the options' mistakes first, not "choose a collection".
+    if text is not None and not text.strip():
+        raise NashError("the query has no text")
+    if rank not in RANKINGS:
         raise NashError(f"unknown ranking {rank!r}: choose one of {', '.join(RANKINGS)}")
+    if not rerank and rank not in ("fused", "hamming"):  # fused: the default, not a choice
+        raise NashError(f"--no-rerank is --rank hamming: it cannot go with --rank {rank}")
+    path = None
     if file is not None:
         check_query_file(file)  # before choosing a collection for it: say what is wrong with it
-    chosen = choose_collection(collection, file)
-    query: Path | str = file if file is not None else text
+        path = Path(file).expanduser()
+    chosen = choose_collection(collection, path)
+    if not chosen.root.is_dir():  # the answers name files that are no longer there
+        typer.echo(
+            f"nash: note: the folder of collection {chosen.name!r}, {chosen.root}, is gone; if it "
+            f"moved, run: nash index NEW-PLACE --name {chosen.name}",
+            err=True,
+        )
+    query: Path | str = path if path is not None else text
     hits = find_similar(query, chosen, top=top, ranking=rank if rerank else "hamming", pool=pool)
     label = str(file) if file is not None else text
     if as_json:
@@ -122,13 +133,13 @@ def similar_command(
         }
         typer.echo(json.dumps(document, ensure_ascii=False))
         return
-    from rich.console import Console
-
     from nashcli import render
 
-    label = "".join(ch if ch.isprintable() else " " for ch in label)  # no terminal escapes
     short = label if len(label) <= 60 else label[:59] + "…"
-    console = Console(highlight=False)
+    if not hits:
+        typer.echo(f"no similar documents: collection {chosen.name!r} holds no other document")
+        return
+    console = render.output_console()
     console.print(render.similar_table(hits, chosen.root, short, width=console.width))
 
 
@@ -208,11 +219,9 @@ def status_command(
         typer.echo("no collections yet: index a folder with: nash index FOLDER")
         return
     if rows:
-        from rich.console import Console
-
         from nashcli import render
 
-        Console(highlight=False).print(render.status_table(rows))
+        render.output_console().print(render.status_table(rows))
     for row in damaged:
         typer.echo(f"{row['name']}: DAMAGED: {row['damaged']}")
 

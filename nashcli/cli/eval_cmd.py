@@ -69,8 +69,10 @@ def eval_command(
     if methods is not None and methods.strip() == "list":
         from nashcli.methods import describe
 
-        for name in evaluation.available_methods():
-            typer.echo(f"{name:10} {describe(name)}")
+        names = evaluation.available_methods()
+        width = max(map(len, names))
+        for name in names:
+            typer.echo(f"{name:{width}}  {describe(name)}")
         return
     bit_list = evaluation.parse_bits(bits)
     method_list = evaluation.parse_methods(methods)
@@ -79,9 +81,7 @@ def eval_command(
 
         resolve_device("cuda")  # fail before loading anything when there is no GPU
 
-    from rich.console import Console
-
-    from nashcli.render import EvalProgress, eval_table
+    from nashcli.render import EvalProgress, eval_table, output_console
 
     if download:
         from nashcli import datasets
@@ -119,4 +119,4 @@ def eval_command(
         }
         typer.echo(json.dumps(document))
         return
-    Console().print(eval_table(corpus.name, results, n_train, n_test, bit_list))
+    output_console().print(eval_table(corpus.name, results, n_train, n_test, bit_list))

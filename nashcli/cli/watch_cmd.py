@@ -6,6 +6,7 @@ import contextlib
 import os
 import shlex
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import typer
 
 from nashcli.cli.app import app
 from nashcli.errors import NashError
+from nashcli.paths import look_at
 
 _DEVICES = ("auto", "cpu", "cuda")
 _SHOWN_PATHS = 10  # a batch lists its files up to this many, then only counts
@@ -24,10 +26,12 @@ def _say(message: str) -> None:
 
 
 def _rel(path: Path, root: Path) -> str:
+    from nashcli.render import plain
+
     try:
-        return str(Path(path).relative_to(root))
+        return plain(str(Path(path).relative_to(root)))
     except ValueError:
-        return str(path)
+        return plain(str(path))
 
 
 def _render_batch(result, root: Path) -> None:
@@ -217,7 +221,8 @@ def watch_command(
         return
     if path is None:
         raise NashError("which folder? usage: nash watch PATH [--detach]")
-    if Path(path).expanduser().is_file():
+    _, found = look_at(path)
+    if found is not None and not stat.S_ISDIR(found.st_mode):
         raise NashError(f"{path}: is a file; nash watch keeps a folder indexed")
     found_name, root = watching.collection_for(path)
     name = name or found_name

@@ -369,6 +369,42 @@ def _plan(
     return fresh, changed, gone
 
 
+def _to_encode(
+    fresh: Sequence[_Candidate],
+    changed: Sequence[_Candidate],
+    gone: Sequence[DocRow],
+    stored: dict[str, DocRow],
+) -> int:
+    """How many documents an update would encode: the changed files whose bytes did change
+    and the new files that are not a gone document moved (same bytes), as :func:`_apply`
+    decides. Only files that can tell are hashed: the changed ones, and new ones of the size
+    of a gone one (one that cannot be read then counts for nothing: it will be skipped).
+    A ``touch`` of every file, a ``git checkout`` or a copy without times changes mtimes, not
+    documents: it must not count towards a retrain."""
+    from nashcli.corpus import UnreadableFile
+
+    def content(path: Path) -> str | None:
+        try:
+            return _hash(path)
+        except UnreadableFile:
+            return None
+
+    count = sum(content(c.path) not in (None, stored[str(c.path)].hash) for c in changed)
+    gone_by_size: dict[int, list[str]] = {}
+    for doc in gone:
+        gone_by_size.setdefault(doc.size, []).append(doc.hash)
+    for c in fresh:
+        hashes = gone_by_size.get(c.size)
+        h = content(c.path) if hashes else ""
+        if h is None:
+            continue
+        if hashes and h in hashes:
+            hashes.remove(h)  # one gone document moves to one new path
+            continue
+        count += 1
+    return count
+
+
 def _collection_of(root: Path) -> str | None:
     """The name of the collection that indexes folder ``root``, if any."""
     return next((c.name for c in list_collections() if c.root == root), None)
@@ -436,7 +472,7 @@ def _index(
         stored = collection.recorded_docs()
         generation, rows, trained = -1, 0, 0
     fresh, changed, gone = _plan(stored, found, skipped)
-    encoded_since = rows - trained + len(fresh) + len(changed)
+    encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
     if damage is not None:
         why = f"rebuilt from the folder: {damage.what} was damaged, {damage.reason}"
     elif generation == 0:

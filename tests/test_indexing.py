@@ -121,6 +121,28 @@ def test_growth_triggers_a_retrain(indexed) -> None:
     assert not retrain_due(Collection.open("notes"))
 
 
+def test_touched_or_moved_files_do_not_count_towards_a_retrain(indexed) -> None:
+    """A touch of every file (git checkout, cp without -p) or a reshuffle of folders changes
+    no document: no retrain, no re-encoding, only a growth that is real counts."""
+    folder, paths = indexed
+    for path in paths:
+        bump(path)
+    report = index_folder(folder, hasher_options=FAST)
+    assert not report.retrained and report.unchanged == len(paths) and report.updated == 0
+    (folder / "moved").mkdir()
+    for path in paths[:12]:  # half of them to another folder, with new mtimes too
+        path.rename(folder / "moved" / path.name)
+        bump(folder / "moved" / path.name)
+    paths[12].write_text("a rewritten note about rockets and orbits")
+    report = index_folder(folder, hasher_options=FAST)
+    assert not report.retrained, report.retrain_reason
+    assert report.moved == 12 and report.updated == 1
+    for n in range(6):  # 7 documents encoded since the model was fitted on 24: over a quarter
+        (folder / f"new-{n}.txt").write_text(f"new note {n} about engines, brakes and tires")
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.retrained and "changed by 7 documents" in report.retrain_reason
+
+
 def test_retrain_flag_and_bits(indexed) -> None:
     folder, paths = indexed
     with pytest.raises(NashError, match="uses 64-bit codes.*--retrain"):

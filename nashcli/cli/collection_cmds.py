@@ -114,14 +114,14 @@ def similar_command(
         check_query_file(file)  # before choosing a collection for it: say what is wrong with it
         path = Path(file).expanduser()
     chosen = choose_collection(collection, path)
+    query: Path | str = path if path is not None else text
+    hits = find_similar(query, chosen, top=top, ranking=rank if rerank else "hamming", pool=pool)
     if not chosen.root.is_dir():  # the answers name files that are no longer there
         typer.echo(
             f"nash: note: the folder of collection {chosen.name!r}, {chosen.root}, is gone; if it "
             f"moved, run: nash index NEW-PLACE --name {chosen.name}",
             err=True,
         )
-    query: Path | str = path if path is not None else text
-    hits = find_similar(query, chosen, top=top, ranking=rank if rerank else "hamming", pool=pool)
     label = str(file) if file is not None else text
     if as_json:
         document = {

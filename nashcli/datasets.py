@@ -203,7 +203,7 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str]
     try:
         doc = json.loads(line)
     except json.JSONDecodeError as error:
-        raise NashError(f"{where}: not valid JSON ({error.msg})") from None
+        raise NashError(f"{where}: not valid JSON ({error.msg}: column {error.colno})") from None
     if not isinstance(doc, dict):
         raise NashError(f"{where}: expected a JSON object with id, text, labels, split")
     missing = [key for key in ("id", "text", "labels", "split") if key not in doc]

@@ -63,8 +63,11 @@ def eval_table(
         title_justify="left",
     )
     table.add_column("method", style="bold")
-    for n_bits in bits:
-        table.add_column(f"{n_bits} bits", justify="right")
+    if any(r.bits for r in results):  # not only tfidf, which has no code length
+        for n_bits in bits:
+            table.add_column(f"{n_bits} bits", justify="right")
+    else:
+        bits = []
     exact = [r for r in results if r.bits == 0]
     if exact:
         table.add_column("no hashing", justify="right")

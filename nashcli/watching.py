@@ -12,9 +12,10 @@ The pieces, top to bottom:
   seconds passed since its first event), then applies it in chunks of ``batch_size`` paths, each
   one short call to ``apply`` (which holds the collection's writer lock only for that chunk).
   Every few seconds (``HEALTH_INTERVAL``) it also calls ``on_tick``: the CLI re-makes its lock
-  and pid files there if someone deleted or garbled them. When idle it checks that the folder
-  is still there and still the one it watches: one replaced at its path (moved away or deleted,
-  a new one made) gets a new observer and a catch-up pass.
+  and pid files there if someone deleted or garbled them. Before each flush, and every second
+  when idle, it checks that the folder is still there and still the one it watches: one
+  replaced at its path (moved away or deleted, a new one made) gets a new observer and a
+  catch-up pass; one gone for good stops the watcher with the index as it was.
   A catch-up pass (an incremental ``index_folder``) runs at start, after an inotify overflow,
   after a ``.gitignore``/``.nashignore`` change and after such a replacement. When the
   collection has grown enough since its model was trained (``indexing.retrain_due``) a retrain
@@ -53,8 +54,12 @@ DEFAULT_QUIET = 0.2
 DEFAULT_MAX_DELAY = 1.0
 #: Paths per ``apply`` call: the writer lock is held for one chunk, so ``nash index`` can get in.
 DEFAULT_BATCH_SIZE = 256
-#: Seconds between health checks of the watched folder while idle (a stat, nothing more).
+#: Seconds between calls of ``on_tick`` (the CLI's lock and pid-file upkeep).
 HEALTH_INTERVAL = 5.0
+#: Seconds between checks, while idle, that the watched folder is still there and the same one
+#: (a stat and an open: nothing to notice on an idle machine). A folder renamed away sends no
+#: event of its own, so this bounds how long its move goes unnoticed.
+ROOT_CHECK_INTERVAL = 1.0
 #: Seconds a vanished watched folder has to reappear (a sync tool or a restore replacing it with
 #: ``mv folder old && mv new folder``) before the watcher gives up.
 REAPPEAR_GRACE = 2.0
@@ -525,7 +530,8 @@ class Watcher:
             self._tick()
             wait = coalescer.due(time.monotonic(), self.quiet, self.max_delay)
             try:
-                item = self._events.get(timeout=HEALTH_INTERVAL if wait is None else max(wait, 0))
+                timeout = ROOT_CHECK_INTERVAL if wait is None else max(wait, 0)
+                item = self._events.get(timeout=timeout)
             except queue.Empty:
                 item = None
             if item is not None:
@@ -601,8 +607,11 @@ class Watcher:
         if self.retraining:  # the retrain holds the writer lock: keep the changes until it ends
             self._postpone(coalescer, self.retry_delay)
             return
-        if self._replaced():  # never apply the old folder's changes to the new one's paths
-            raise _FolderReplaced
+        # Never apply changes seen under a folder that has left its path: a folder renamed away
+        # still sends its files' events under the old paths, where nothing is (each would be a
+        # deletion), and a new folder there is not the one they happened in.
+        if self.root_problem() or self._replaced() or self._watch_lost:
+            self._gone()  # returns only if the same folder is back, still watched
         batch = coalescer.take()
         if batch.rescan:
             problem = self.root_problem()
@@ -862,10 +871,30 @@ def make_watcher(
     )
 
 
+def exit_when_orphaned(interval: float = 1.0) -> threading.Thread:
+    """In a child process: exit as soon as its parent is gone (the child is re-parented).
+
+    A refit whose watcher was killed (``kill -9`` leaves children running) would otherwise train
+    on unseen, race the retrain of the next watcher or ``nash index``, and write a traceback
+    into the log when it found no one to report to. Its half-written generation is debris that
+    the next writer sweeps, as after any crash."""
+    parent = os.getppid()
+
+    def guard() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(3)
+
+    thread = threading.Thread(target=guard, name="exit-when-orphaned", daemon=True)
+    thread.start()
+    return thread
+
+
 def _refit(root: Path, name: str, device: str, hasher_options: dict | None, conn: Any) -> None:
     """In a child process: refit the model on the whole folder; send back the outcome."""
     from nashcli import indexing
 
+    exit_when_orphaned()
     with contextlib.suppress(OSError, AttributeError):
         os.nice(5)  # a background job: queries and the watcher come first
     try:
@@ -878,10 +907,13 @@ def _refit(root: Path, name: str, device: str, hasher_options: dict | None, conn
             lock_timeout=60.0,
             create=False,
         )
-        conn.send(("ok", report.documents))
+        outcome = ("ok", report.documents)
     except Exception as error:  # noqa: BLE001 - reported by the parent
-        message = str(error) if isinstance(error, NashError) else repr(error)
-        conn.send(("error", message))
+        outcome = ("error", str(error) if isinstance(error, NashError) else repr(error))
+    try:
+        conn.send(outcome)
+    except OSError:  # the watcher is gone (a broken pipe): no one to tell
+        pass
     finally:
         conn.close()
 

@@ -86,6 +86,7 @@ def test_plain_jsonl_and_lenient_fields(tmp_path: Path) -> None:
     ("records", "message"),
     [
         (['{"id": "1", "text": "x"'], "line 1: not valid JSON"),
+        (['{"id": "1", "text": "a\tb"}'], "(Invalid control character at: column 23)"),
         ([_doc(1), "[1, 2]"], "line 2: expected a JSON object"),
         ([{"id": "1", "text": "x", "split": "train"}], "missing field(s) labels"),
         ([{**_doc(1), "text": 5}], "'text' must be a string"),

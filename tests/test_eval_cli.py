@@ -65,6 +65,9 @@ def test_table_lists_methods_and_bit_lengths(corpus: Path, fake_engine: list) ->
     for text in ("nash", "tfidf", "8 bits", "16 bits", "no hashing", "0.3333"):
         assert text in result.stdout
     assert result.stderr == ""  # progress stays off when stderr is not a terminal
+    exact = runner.invoke(app, ["eval", str(corpus), "--bits", "8,16", "--methods", "tfidf"])
+    assert exact.exit_code == 0 and "no hashing" in exact.stdout
+    assert "8 bits" not in exact.stdout  # no empty columns for a method without codes
 
 
 def test_supervised_seed_device_and_random_split(corpus: Path, fake_engine: list) -> None:
@@ -226,6 +229,8 @@ def test_methods_list_describes_every_method(fake_engine: list) -> None:
     names = [line.split()[0] for line in result.stdout.strip().splitlines()]
     assert names[:6] == ["nash", "nash-n", "nash-dn", "lsh", "vdsh", "tfidf"]
     assert "exact TF-IDF cosine" in result.stdout
+    starts = {line.index(line.split()[1]) for line in result.stdout.strip().splitlines()}
+    assert len(starts) == 1  # the descriptions line up
     assert fake_engine == []
 
 

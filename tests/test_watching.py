@@ -407,7 +407,7 @@ def test_a_deleted_folder_stops_the_watcher_with_a_clear_message(folder, fake, r
 
 
 def test_a_folder_replaced_by_a_new_one_is_watched_again(folder, fake, run_watcher, monkeypatch):
-    monkeypatch.setattr(watching, "HEALTH_INTERVAL", 0.2)  # the idle check notices it
+    monkeypatch.setattr(watching, "ROOT_CHECK_INTERVAL", 0.2)  # the idle check notices it
     messages = []
     running = run_watcher(on_message=messages.append)
     old = folder.with_name("notes.old")
@@ -424,7 +424,7 @@ def test_a_folder_replaced_by_a_new_one_is_watched_again(folder, fake, run_watch
 
 
 def test_a_folder_swapped_in_by_renames_is_watched_again(folder, fake, run_watcher, monkeypatch):
-    monkeypatch.setattr(watching, "HEALTH_INTERVAL", 0.2)
+    monkeypatch.setattr(watching, "ROOT_CHECK_INTERVAL", 0.2)
     running = run_watcher()
     staged = folder.with_name("notes.new")
     staged.mkdir()
@@ -442,7 +442,7 @@ def test_a_folder_swapped_in_by_renames_is_watched_again(folder, fake, run_watch
 
 def test_a_folder_deleted_and_made_again_is_watched_again(folder, fake, run_watcher, monkeypatch):
     # ext4 often gives the new folder the old one's inode number: only the lost watch tells.
-    monkeypatch.setattr(watching, "HEALTH_INTERVAL", 0.2)
+    monkeypatch.setattr(watching, "ROOT_CHECK_INTERVAL", 0.2)
     running = run_watcher()
     shutil.rmtree(folder)
     folder.mkdir()
@@ -454,7 +454,7 @@ def test_a_folder_deleted_and_made_again_is_watched_again(folder, fake, run_watc
 
 def test_the_catch_up_after_a_re_attach_counts_as_not_ready(folder, fake, monkeypatch):
     """Not ready = a stop request interrupts the pass at once (the CLI raises in it)."""
-    monkeypatch.setattr(watching, "HEALTH_INTERVAL", 0.2)
+    monkeypatch.setattr(watching, "ROOT_CHECK_INTERVAL", 0.2)
     release, calls = threading.Event(), []
 
     def catch_up():
@@ -475,13 +475,38 @@ def test_the_catch_up_after_a_re_attach_counts_as_not_ready(folder, fake, monkey
 
 
 def test_a_stop_while_the_folder_is_missing_is_a_clean_stop(folder, fake, run_watcher, monkeypatch):
-    monkeypatch.setattr(watching, "HEALTH_INTERVAL", 0.05)
+    monkeypatch.setattr(watching, "ROOT_CHECK_INTERVAL", 0.05)
     monkeypatch.setattr(watching, "REAPPEAR_GRACE", 30.0)
     running = run_watcher()
     shutil.rmtree(folder)
     time.sleep(0.3)  # the watcher is now waiting for the folder to come back
     running.stop()
     assert running.error is None
+
+
+def test_changes_in_a_folder_renamed_away_are_not_applied(folder, fake, run_watcher):
+    """The renamed folder still sends its files' events under the old paths, where nothing is
+    now: applied, each was a deletion (a touch of every file emptied the collection)."""
+    for n in range(5):
+        (folder / f"note-{n}.txt").write_text(f"note {n}")
+    running = run_watcher()
+    moved = folder.with_name("notes.moved")
+    folder.rename(moved)
+    for n in range(5):
+        (moved / f"note-{n}.txt").write_text(f"note {n}, edited after the move")
+    running.thread.join(TIMEOUT)
+    assert isinstance(running.error, NashError) and "no longer exists" in str(running.error)
+    assert fake.deletions() == [] and fake.upserts() == []
+
+
+def test_a_folder_renamed_away_is_noticed_within_seconds_when_idle(folder, fake, run_watcher):
+    running = run_watcher()
+    time.sleep(0.5)  # idle
+    started = time.monotonic()
+    folder.rename(folder.with_name("notes.moved"))
+    running.thread.join(TIMEOUT)
+    assert isinstance(running.error, NashError) and "no longer exists" in str(running.error)
+    assert time.monotonic() - started < watching.ROOT_CHECK_INTERVAL + watching.REAPPEAR_GRACE + 1
 
 
 def test_a_folder_moved_away_and_back_is_still_watched(folder, fake, run_watcher):
@@ -614,3 +639,33 @@ def test_a_killed_watcher_releases_its_claim(folder, nash_home):
         if child.poll() is None:
             child.kill()
         child.stdout.close()
+
+
+def _exited(pid: int) -> bool:
+    """Gone, or a zombie (an orphan's exit waits for init to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_refit_child_exits_when_its_watcher_is_killed(tmp_path: Path) -> None:
+    """kill -9 of a watcher left its refit child training on, re-parented to init."""
+    pid_file = tmp_path / "child.pid"
+    child = (
+        "import os, time; from nashcli.watching import exit_when_orphaned; "
+        f"exit_when_orphaned(0.05); open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+        "time.sleep(60)"
+    )
+    spawn = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); "
+    parent = subprocess.Popen([sys.executable, "-c", spawn + "time.sleep(60)"])
+    try:
+        wait_until(lambda: pid_file.exists() and pid_file.read_text(), what="the child")
+        pid = int(pid_file.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(TIMEOUT)
+        wait_until(lambda: _exited(pid), what="the orphan's exit")
+    finally:
+        parent.kill()

@@ -217,6 +217,8 @@ def watch_command(
     if device not in _DEVICES:
         raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
     if stop:
+        if detach:
+            raise NashError("--stop stops a watcher; --detach starts one: give one of them")
         _stop(path, name)
         return
     if path is None:

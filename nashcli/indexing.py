@@ -472,20 +472,20 @@ def _index(
         stored = collection.recorded_docs()
         generation, rows, trained = -1, 0, 0
     fresh, changed, gone = _plan(stored, found, skipped)
-    encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
+    why = ""
     if damage is not None:
         why = f"rebuilt from the folder: {damage.what} was damaged, {damage.reason}"
     elif generation == 0:
         why = "first index"
     elif retrain:
         why = "--retrain"
-    elif due_for_retrain(trained, encoded_since):
-        why = (
-            f"the collection changed by {encoded_since} documents since the model "
-            f"was fitted on {trained}"
-        )
-    else:
-        why = ""
+    elif due_for_retrain(trained, rows - trained + len(fresh) + len(changed)):  # at most this
+        encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
+        if due_for_retrain(trained, encoded_since):
+            why = (
+                f"the collection changed by {encoded_since} documents since the model "
+                f"was fitted on {trained}"
+            )
     if why:
         if not found:
             raise NashError(f"{root}: nothing to index, no text documents found")

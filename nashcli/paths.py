@@ -76,9 +76,12 @@ def look_at(text: str | Path) -> tuple[Path, os.stat_result | None]:
     cannot be looked at (a folder on the way without permission, a link loop)."""
     from nashcli.errors import NashError
 
-    if not str(text).strip():
+    if str(text) == "":
         raise NashError("the path is empty ('')")
-    path = Path(text).expanduser()
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:  # ~name of no such user, or no home directory to be found
+        raise NashError(f"{text}: cannot find the home folder that ~ stands for") from None
     try:
         return path, path.stat()
     except (FileNotFoundError, NotADirectoryError):

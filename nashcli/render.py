@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -31,10 +32,17 @@ def output_console() -> Console:
     return console
 
 
+#: Bidirectional overrides and isolates: they could show a name reversed ("txt.exe" as "exe.txt").
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def plain(text: str) -> str:
-    """``text`` with control characters (terminal escapes, CR, tabs) as spaces: file names and
-    titles come from the user's files and must not drive the terminal."""
-    return "".join(ch if ch.isprintable() else " " for ch in text)
+    """``text`` with control characters (terminal escapes, CR, tabs) and bidirectional overrides
+    as spaces: file names and titles come from the user's files and must not drive the terminal.
+    Other invisible characters (no-break spaces, joiners in emoji) stay, as in the file name."""
+    return "".join(
+        " " if unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS else ch for ch in text
+    )
 
 
 def _documents(n: int) -> str:

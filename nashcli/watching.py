@@ -611,7 +611,9 @@ class Watcher:
         # still sends its files' events under the old paths, where nothing is (each would be a
         # deletion), and a new folder there is not the one they happened in.
         if self.root_problem() or self._replaced() or self._watch_lost:
-            self._gone()  # returns only if the same folder is back, still watched
+            self._gone()  # returns only if the same folder is back, still watched...
+            if self.stopping:  # ...or on a stop while waiting: the next start catches up
+                return
         batch = coalescer.take()
         if batch.rescan:
             problem = self.root_problem()
@@ -871,14 +873,16 @@ def make_watcher(
     )
 
 
-def exit_when_orphaned(interval: float = 1.0) -> threading.Thread:
-    """In a child process: exit as soon as its parent is gone (the child is re-parented).
+def exit_when_orphaned(parent: int | None = None, interval: float = 1.0) -> threading.Thread:
+    """In a child process: exit as soon as its parent (pid ``parent``, by default the current
+    parent) is gone, which re-parents the child.
 
     A refit whose watcher was killed (``kill -9`` leaves children running) would otherwise train
     on unseen, race the retrain of the next watcher or ``nash index``, and write a traceback
     into the log when it found no one to report to. Its half-written generation is debris that
-    the next writer sweeps, as after any crash."""
-    parent = os.getppid()
+    the next writer sweeps, as after any crash. (On Windows a child keeps its parent's pid as
+    ``getppid()`` after the parent dies: there the guard never fires.)"""
+    parent = os.getppid() if parent is None else parent
 
     def guard() -> None:
         while os.getppid() == parent:
@@ -890,11 +894,13 @@ def exit_when_orphaned(interval: float = 1.0) -> threading.Thread:
     return thread
 
 
-def _refit(root: Path, name: str, device: str, hasher_options: dict | None, conn: Any) -> None:
+def _refit(
+    root: Path, name: str, device: str, hasher_options: dict | None, conn: Any, parent: int
+) -> None:
     """In a child process: refit the model on the whole folder; send back the outcome."""
+    exit_when_orphaned(parent)  # first: the watcher may be killed while this starts up
     from nashcli import indexing
 
-    exit_when_orphaned()
     with contextlib.suppress(OSError, AttributeError):
         os.nice(5)  # a background job: queries and the watcher come first
     try:
@@ -932,7 +938,9 @@ def refit_in_subprocess(
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     child = ctx.Process(
-        target=_refit, args=(Path(root), name, device, hasher_options, send), daemon=True
+        target=_refit,
+        args=(Path(root), name, device, hasher_options, send, os.getpid()),
+        daemon=True,
     )
     child.start()
     send.close()

@@ -200,3 +200,11 @@ def test_a_collection_whose_folder_is_gone_says_so(notes, tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "is gone; if it moved, run: nash index NEW-PLACE --name notes" in result.stderr
     assert "gone" not in run("similar", "--text", "rocket orbit", "--json").stdout
+
+
+def test_shown_names_keep_their_characters_but_not_controls() -> None:
+    from nashcli.render import plain
+
+    assert plain("a\u00a0b 👩\u200d💻 café") == "a\u00a0b 👩\u200d💻 café"  # as in the file name
+    assert plain("x\x1b[31my\tz\r") == "x [31my z "
+    assert plain("report\u202etxt.exe") == "report txt.exe"  # no right-to-left override

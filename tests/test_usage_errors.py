@@ -307,3 +307,15 @@ def test_similar_says_when_there_is_nothing_else_to_show(tmp_path: Path) -> None
     result = runner.invoke(app, ["similar", str(paths[0])])
     assert result.exit_code == 0, result.output
     assert "holds no other document" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["index", "similar", "watch"])
+def test_a_home_folder_of_no_user_is_one_line(command: str) -> None:
+    line = _one_error_line(runner.invoke(app, [command, "~no-such-user-xyz/a.txt"]))
+    assert "cannot find the home folder that ~ stands for" in line
+
+
+def test_a_blank_name_is_a_path_like_any_other(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # " " is a valid folder name: only "" is refused
+    line = _one_error_line(runner.invoke(app, ["index", " "]))
+    assert "no such folder" in line and "empty" not in line

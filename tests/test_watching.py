@@ -6,6 +6,7 @@ in test_watch_cli.py. Every wait polls with a timeout (no fixed sleeps decide an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -499,6 +500,24 @@ def test_changes_in_a_folder_renamed_away_are_not_applied(folder, fake, run_watc
     assert fake.deletions() == [] and fake.upserts() == []
 
 
+def test_a_stop_while_waiting_for_a_renamed_folder_applies_nothing(
+    folder, fake, run_watcher, monkeypatch
+):
+    monkeypatch.setattr(watching, "REAPPEAR_GRACE", 30.0)  # the flush waits for the folder
+    monkeypatch.setattr(watching, "ROOT_CHECK_INTERVAL", 30.0)  # ...not the idle check
+    for n in range(5):
+        (folder / f"note-{n}.txt").write_text(f"note {n}")
+    running = run_watcher()
+    moved = folder.with_name("notes.moved")
+    folder.rename(moved)
+    for n in range(5):
+        (moved / f"note-{n}.txt").write_text(f"note {n}, edited after the move")
+    time.sleep(0.8)  # the flush is now waiting for the folder to come back
+    running.stop()  # Ctrl-C: a clean stop, and the moved folder's changes are not applied
+    assert running.error is None
+    assert fake.deletions() == [] and fake.upserts() == []
+
+
 def test_a_folder_renamed_away_is_noticed_within_seconds_when_idle(folder, fake, run_watcher):
     running = run_watcher()
     time.sleep(0.5)  # idle
@@ -506,7 +525,7 @@ def test_a_folder_renamed_away_is_noticed_within_seconds_when_idle(folder, fake,
     folder.rename(folder.with_name("notes.moved"))
     running.thread.join(TIMEOUT)
     assert isinstance(running.error, NashError) and "no longer exists" in str(running.error)
-    assert time.monotonic() - started < watching.ROOT_CHECK_INTERVAL + watching.REAPPEAR_GRACE + 1
+    assert time.monotonic() - started < 5  # the idle check every 1 s, then 2 s of grace
 
 
 def test_a_folder_moved_away_and_back_is_still_watched(folder, fake, run_watcher):
@@ -656,7 +675,7 @@ def test_a_refit_child_exits_when_its_watcher_is_killed(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     child = (
         "import os, time; from nashcli.watching import exit_when_orphaned; "
-        f"exit_when_orphaned(0.05); open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+        f"exit_when_orphaned(interval=0.05); open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
         "time.sleep(60)"
     )
     spawn = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}]); "
@@ -669,3 +688,6 @@ def test_a_refit_child_exits_when_its_watcher_is_killed(tmp_path: Path) -> None:
         wait_until(lambda: _exited(pid), what="the orphan's exit")
     finally:
         parent.kill()
+        if pid_file.exists() and pid_file.read_text():  # the orphan, should this have failed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def similar_command(
     chosen = choose_collection(collection, path)
     query: Path | str = path if path is not None else text
     hits = find_similar(query, chosen, top=top, ranking=rank if rerank else "hamming", pool=pool)
-    if not chosen.root.is_dir():  # the answers name files that are no longer there
+    if not os.path.isdir(chosen.root):  # the answers name files that are no longer there
         typer.echo(
             f"nash: note: the folder of collection {chosen.name!r}, {chosen.root}, is gone; if it "
             f"moved, run: nash index NEW-PLACE --name {chosen.name}",

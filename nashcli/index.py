@@ -1176,7 +1176,11 @@ class Writer:
             rows = [d.row for d in live]
             words = snap.codes_of(rows)
             tfidf = snap.tfidf_of(rows)
-            method, trained = snap.method, snap.trained_docs
+            method = snap.method
+            # The model's training rows come first in a generation: those still live are what
+            # it was fitted on now, so rows − trained_docs keeps counting what was encoded
+            # since (with the old count, adding after many deletions never retrained).
+            trained = sum(d.row < snap.trained_docs for d in live)
             old_model = snap.model_dir
 
             def copy_model(target: Path) -> None:

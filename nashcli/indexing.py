@@ -19,6 +19,7 @@ import contextlib
 import os
 import stat
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,9 +268,12 @@ def index_folder(
             + "; choose another name with --name"
             + ("" if collection.root.exists() else f", or to move it here: --name {name}")
         )
-    holder = _collection_of(root) if moving else None
-    if holder is not None:
-        raise NashError(f"{root} is already indexed as collection {holder!r}")
+    holder = _collection_of(root) if moving or collection is None else None
+    if holder is not None and holder != name:  # one folder, one collection
+        raise NashError(
+            f"{root} is already indexed as collection {holder!r}: nash index {root} updates "
+            f"it (to index it under another name, first: nash forget {holder})"
+        )
     if collection is not None and bits is not None and bits != collection.bits and not retrain:
         raise NashError(
             f"collection {name!r} uses {collection.bits}-bit codes; "
@@ -289,7 +293,7 @@ def index_folder(
             found.append(_Candidate(path, item.size, item.mtime_ns))
         reporter.progress("crawling", n, None)
     if (collection is None or moving) and not found:
-        why = f" ({len(skipped)} skipped: see --help for what is indexed)" if skipped else ""
+        why = f" ({_skip_summary(skipped)})" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
     if moving:  # the user says the collection's folder went here (moved or renamed)
         _move_root(collection, root, found, lock_timeout)
@@ -378,9 +382,11 @@ def _to_encode(
     """How many documents an update would encode: the changed files whose bytes did change
     and the new files that are not a gone document moved (same bytes), as :func:`_apply`
     decides. Only files that can tell are hashed: the changed ones, and new ones of the size
-    of a gone one (one that cannot be read then counts for nothing: it will be skipped).
-    A ``touch`` of every file, a ``git checkout`` or a copy without times changes mtimes, not
-    documents: it must not count towards a retrain."""
+    of a gone one. A file that cannot be read (a PDF without text) counts for nothing: it will
+    be skipped, and it is never stored, so it would be new again on every run. A ``touch`` of
+    every file, a ``git checkout`` or a copy without times changes mtimes, not documents: it
+    must not count towards a retrain. (Called only when the plain count would retrain: it
+    reads the files it counts.)"""
     from nashcli.corpus import UnreadableFile
 
     def content(path: Path) -> str | None:
@@ -389,7 +395,17 @@ def _to_encode(
         except UnreadableFile:
             return None
 
-    count = sum(content(c.path) not in (None, stored[str(c.path)].hash) for c in changed)
+    def readable(path: Path) -> bool:  # a PDF without text, say, is skipped on every run
+        try:
+            _read(path)
+        except Exception:  # noqa: BLE001 - what _apply and _retrain skip
+            return False
+        return True
+
+    count = sum(
+        content(c.path) not in (None, stored[str(c.path)].hash) and readable(c.path)
+        for c in changed
+    )
     gone_by_size: dict[int, list[str]] = {}
     for doc in gone:
         gone_by_size.setdefault(doc.size, []).append(doc.hash)
@@ -401,8 +417,15 @@ def _to_encode(
         if hashes and h in hashes:
             hashes.remove(h)  # one gone document moves to one new path
             continue
-        count += 1
+        count += readable(c.path)
     return count
+
+
+def _skip_summary(skipped: dict[str, str]) -> str:
+    """ "13 skipped: 10 not a text document, 3 empty file": the commonest reasons first."""
+    reasons = Counter(skipped.values())
+    shown = ", ".join(f"{n:,} {reason}" for reason, n in reasons.most_common(3))
+    return f"{len(skipped):,} skipped: {shown}" + (", …" if len(reasons) > 3 else "")
 
 
 def _collection_of(root: Path) -> str | None:
@@ -423,8 +446,8 @@ def _move_root(collection: Collection, root: Path, found, lock_timeout: float) -
     kept = len(stored & here)
     if stored and 2 * kept < len(stored):  # a shared README.md does not make it the same folder
         raise NashError(
-            f"{root} holds {'none' if not kept else f'only {kept}'} of collection "
-            f"{collection.name!r}'s {len(stored)} documents at their paths, so it is not its "
+            f"{root} holds {'none' if not kept else f'only {kept}'} of the {len(stored)} "
+            f"documents of collection {collection.name!r} at their paths, so it is not its "
             f"folder moved; choose another name with --name (or: nash forget {collection.name})"
         )
     with collection.writer(timeout=lock_timeout) as w:
@@ -483,8 +506,8 @@ def _index(
         encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
         if due_for_retrain(trained, encoded_since):
             why = (
-                f"the collection changed by {encoded_since} documents since the model "
-                f"was fitted on {trained}"
+                f"the collection changed by {encoded_since:,} documents since the model "
+                f"was fitted on {trained:,}"
             )
     if why:
         if not found:

@@ -143,6 +143,35 @@ def test_touched_or_moved_files_do_not_count_towards_a_retrain(indexed) -> None:
     assert report.retrained and "changed by 7 documents" in report.retrain_reason
 
 
+def test_files_skipped_when_read_do_not_retrain_on_every_run(indexed) -> None:
+    folder, paths = indexed
+    for n in range(7):  # 7 on 24 would be over a quarter, but they hold no text to index
+        (folder / f"script-{n}.html").write_text(f"<html><script>var n = {n};</script></html>")
+    for _ in range(2):
+        report = index_folder(folder, hasher_options=FAST)
+        assert not report.retrained, report.retrain_reason
+        assert report.unchanged == len(paths) and len(report.skipped) == 7
+
+
+def test_growth_after_deletions_and_a_compaction_still_retrains(indexed) -> None:
+    folder, paths = indexed
+    for path in paths[:16]:
+        path.unlink()
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.compacted and not report.retrained and report.documents == 8
+    more = make_docs(folder / "more", per_topic=1, seed=3)  # 3 on the model's 8 left
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.retrained and "changed by 3 documents" in report.retrain_reason
+    assert report.documents == 8 + len(more)
+
+
+def test_a_folder_indexed_already_is_not_indexed_again_under_another_name(indexed) -> None:
+    folder, _ = indexed
+    with pytest.raises(NashError, match="already indexed as collection 'notes'.*nash forget"):
+        index_folder(folder, name="other", hasher_options=FAST)
+    assert [c.name for c in indexing.list_collections()] == ["notes"]
+
+
 def test_retrain_flag_and_bits(indexed) -> None:
     folder, paths = indexed
     with pytest.raises(NashError, match="uses 64-bit codes.*--retrain"):
@@ -237,6 +266,11 @@ def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(NashError, match="nothing to index"):
         index_folder(tmp_path / "empty")
     assert not Collection.exists("empty")
+    for n in range(3):  # what was skipped, and why, in the one line
+        (tmp_path / "empty" / f"blank-{n}.txt").write_text("")
+    (tmp_path / "empty" / "blob.txt").write_bytes(b"\x00\x01" * 100)
+    with pytest.raises(NashError, match=r"\(4 skipped: 3 empty file, 1 "):
+        index_folder(tmp_path / "empty")
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "only.txt").write_text("a single note")
     with pytest.raises(NashError, match="at least 2 documents"):

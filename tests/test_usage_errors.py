@@ -181,10 +181,10 @@ def test_a_moved_folder_is_reindexed_into_its_collection_by_name(tmp_path: Path)
     for doc in stranger.rglob("*.txt"):
         doc.rename(doc.with_name("x-" + doc.name))
     line = _one_error_line(runner.invoke(app, ["index", str(stranger), "--name", "notes"]))
-    assert "holds none of collection 'notes'" in line
+    assert "holds none of the 9 documents of collection 'notes'" in line
     (stranger / "space" / "x-space-0.txt").rename(stranger / "space" / "space-0.txt")
     line = _one_error_line(runner.invoke(app, ["index", str(stranger), "--name", "notes"]))
-    assert "holds only 1 of collection 'notes'" in line  # one shared name is not enough
+    assert "holds only 1 of the 9 documents of collection 'notes'" in line  # one name is not enough
     again = runner.invoke(app, ["index", str(new), "--name", "notes"])
     assert again.exit_code == 0, again.output
     assert "9 unchanged" in again.stdout and "trained" not in again.stdout, again.stdout

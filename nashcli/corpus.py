@@ -140,10 +140,15 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file (or folder) :func:`crawl` left out on purpose, with a reason a person can act on."""
+    """A file (or folder) :func:`crawl` left out on purpose, with a reason a person can act on.
+
+    ``excluded``: left out by a rule the user sets (``--max-size``), so an index drops the
+    file's old entry; other reasons (it cannot be read now) leave the entry as it was.
+    """
 
     path: Path
     reason: str
+    excluded: bool = False
 
 
 @dataclass(frozen=True)
@@ -297,7 +302,7 @@ def _check_file(path: Path, suffix: str, max_bytes: int) -> FileEntry | Skipped:
     if st.st_size == 0:
         return Skipped(path, "empty file")
     if st.st_size > max_bytes:
-        return Skipped(path, f"larger than {format_size(max_bytes)} (--max-size)")
+        return Skipped(path, f"larger than {format_size(max_bytes)} (--max-size)", excluded=True)
     if suffix == ".pdf":
         if not pdf_supported():
             return Skipped(path, PDF_MISSING)

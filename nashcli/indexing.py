@@ -284,11 +284,14 @@ def index_folder(
     # 1. Crawl (no lock needed: it only reads the folder).
     found: list[_Candidate] = []
     skipped: dict[str, str] = {}
+    excluded: set[str] = set()
     crawl_kw = {} if max_bytes is None else {"max_bytes": max_bytes}
     for n, item in enumerate(corpus.crawl(root, **crawl_kw), 1):
         path = item.path if item.path.is_absolute() else root / item.path
         if isinstance(item, corpus.Skipped):
             skipped[str(path)] = item.reason
+            if item.excluded:
+                excluded.add(str(path))
         else:
             found.append(_Candidate(path, item.size, item.mtime_ns))
         reporter.progress("crawling", n, None)
@@ -316,6 +319,7 @@ def index_folder(
                 reporter,
                 lock_timeout,
                 hashers,
+                excluded=frozenset(excluded),
             )
         except BaseException as error:
             if (
@@ -346,6 +350,7 @@ def index_folder(
                 reporter,
                 lock_timeout,
                 damage=damage,
+                excluded=frozenset(excluded),
             )
             staged.install(timeout=lock_timeout)
         except BaseException:
@@ -361,7 +366,7 @@ def _plan(
 ) -> tuple[list[_Candidate], list[_Candidate], list[DocRow]]:
     """(new files, files whose size or mtime changed, documents gone from the folder)."""
     seen = {str(c.path) for c in found}
-    # A document that is skipped now (unreadable, grown too big) keeps its old entry.
+    # A document that is skipped now (unreadable) keeps its old entry.
     gone = [doc for path, doc in stored.items() if path not in seen and path not in skipped]
     fresh = [c for c in found if str(c.path) not in stored]
     changed = [
@@ -469,8 +474,12 @@ def _index(
     hashers: HasherCache | None = None,
     *,
     damage: DamagedCollectionError | None = None,
+    excluded: frozenset[str] = frozenset(),
 ) -> None:
     """Decide between an incremental update and a retrain, and do it.
+
+    ``skipped`` files keep their entries (a file that cannot be read now may be readable
+    later), except ``excluded`` ones, left out by a rule (over ``--max-size``): those leave.
 
     A retrain reads, fits and encodes *without* the writer lock (it takes a minute or more, and a
     watcher's short updates must not wait that long); it takes the lock only to switch to the
@@ -494,7 +503,8 @@ def _index(
         damage = error
         stored = collection.recorded_docs()
         generation, rows, trained = -1, 0, 0
-    fresh, changed, gone = _plan(stored, found, skipped)
+    keep = {path: reason for path, reason in skipped.items() if path not in excluded}
+    fresh, changed, gone = _plan(stored, found, keep)
     why = ""
     if damage is not None:
         why = f"rebuilt from the folder: {damage.what} was damaged, {damage.reason}"
@@ -515,7 +525,7 @@ def _index(
         report.retrained, report.retrain_reason = True, why
         target_bits = bits or collection.bits
         hasher, words, tfidf, metas = _retrain(
-            found, stored, skipped, target_bits, device, seed, hasher_options, report, reporter
+            found, stored, keep, target_bits, device, seed, hasher_options, report, reporter
         )
         with collection.writer(timeout=lock_timeout) as w:
             current = w.live_docs()
@@ -533,7 +543,7 @@ def _index(
         return
     with collection.writer(timeout=lock_timeout) as w:
         stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
-        fresh, changed, gone = _plan(stored, found, skipped)
+        fresh, changed, gone = _plan(stored, found, keep)
         report.unchanged = len(found) - len(fresh) - len(changed)
         _apply(
             w,

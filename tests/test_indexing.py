@@ -172,6 +172,18 @@ def test_a_folder_indexed_already_is_not_indexed_again_under_another_name(indexe
     assert [c.name for c in indexing.list_collections()] == ["notes"]
 
 
+def test_a_lower_max_size_drops_the_files_now_over_it(indexed) -> None:
+    folder, paths = indexed
+    big = folder / "space" / "long.txt"
+    big.write_text("rocket orbit launch nasa shuttle moon " * 100)  # 3.8 KB
+    report = index_folder(folder, max_bytes=10_000, hasher_options=FAST)
+    assert report.added == 1 and str(big) in live_paths("notes")
+    report = index_folder(folder, max_bytes=2_000, hasher_options=FAST)
+    assert report.deleted == 1 and str(big) not in live_paths("notes")
+    assert any("--max-size" in reason for _, reason in report.skipped)
+    assert report.unchanged == len(paths)
+
+
 def test_retrain_flag_and_bits(indexed) -> None:
     folder, paths = indexed
     with pytest.raises(NashError, match="uses 64-bit codes.*--retrain"):

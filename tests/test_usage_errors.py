@@ -135,6 +135,8 @@ def test_a_file_where_the_data_folder_should_be(tmp_path: Path, monkeypatch) -> 
     monkeypatch.setenv("NASH_HOME", str(home))
     line = _one_error_line(runner.invoke(app, ["index", str(folder)]))
     assert f"{home} is a file" in line
+    for argv in (["status"], ["similar", "--text", "rocket"]):  # not "no collections yet"
+        assert f"{home} is a file" in _one_error_line(runner.invoke(app, argv))
 
 
 def test_similar_names_the_file_problem_before_the_collection_choice(tmp_path: Path) -> None:

@@ -374,6 +374,11 @@ class Watcher:
         now = _identity(self.root)
         return now is not None and now != self._root_id
 
+    def _left_its_path(self) -> bool:
+        """True if the watched folder is gone, unreadable, replaced or no longer watched: what
+        :meth:`_gone` must sort out before anything more is applied."""
+        return bool(self.root_problem()) or self._replaced() or self._watch_lost
+
     # ---- events (called from the observer thread)
     def _on_event(self, event: Any) -> None:
         kind = event.event_type
@@ -393,7 +398,7 @@ class Watcher:
         if src_path == self.root and kind in ("deleted", "moved", "attrib"):
             if kind == "deleted":  # watchdog stops watching it, even if one reappears there
                 self._watch_lost = True
-            return self.root_problem() is None and not self._replaced() and not self._watch_lost
+            return not self._left_its_path()
         if kind == "created":
             if not is_dir:
                 coalescer.created(src_path)
@@ -551,7 +556,7 @@ class Watcher:
             if wait is None:  # idle: make sure the folder is still there, and still watched
                 if not all(emitter.is_alive() for emitter in observer.emitters):
                     self._watch_lost = True  # (watchdog ends it when the folder is deleted)
-                if self.root_problem() or self._replaced() or self._watch_lost:
+                if self._left_its_path():
                     self._gone()
                 elif not observer.is_alive():
                     raise NashError(f"stopped receiving changes from {self.root}")
@@ -610,17 +615,14 @@ class Watcher:
         # Never apply changes seen under a folder that has left its path: a folder renamed away
         # still sends its files' events under the old paths, where nothing is (each would be a
         # deletion), and a new folder there is not the one they happened in.
-        if self.root_problem() or self._replaced() or self._watch_lost:
+        if self._left_its_path():
             self._gone()  # returns only if the same folder is back, still watched...
             if self.stopping:  # ...or on a stop while waiting: the next start catches up
                 return
         batch = coalescer.take()
         if batch.rescan:
-            problem = self.root_problem()
-            if problem:
-                raise NashError(problem)
             try:
-                self._run_catch_up()
+                self._run_catch_up()  # (it stops with the reason if the folder went meanwhile)
             except IndexBusyError:
                 self._requeue(coalescer, batch)
                 return

@@ -459,6 +459,17 @@ class DocRow:
     title: str
 
 
+def _docs_by_path(con: sqlite3.Connection, gen: int) -> dict[str, DocRow]:
+    """Path -> live document of generation ``gen`` (a writer's view, or a rebuild's)."""
+    return {
+        found[1]: DocRow(*found)
+        for found in con.execute(
+            "SELECT row, path, size, mtime_ns, hash, title FROM docs WHERE gen=? AND live=1",
+            (gen,),
+        )
+    }
+
+
 class Snapshot:
     """A reader's consistent view of one collection: one generation, its committed rows.
 
@@ -874,14 +885,7 @@ class Collection:
         """Path -> live document of the current generation, from ``meta.sqlite`` alone (what a
         rebuild of a collection with damaged generation files still knows)."""
         with self._read_meta() as (con, _info, gen):
-            return {
-                found[1]: DocRow(*found)
-                for found in con.execute(
-                    "SELECT row, path, size, mtime_ns, hash, title FROM docs "
-                    "WHERE gen=? AND live=1",
-                    (gen,),
-                )
-            }
+            return _docs_by_path(con, gen)
 
     def summary(self) -> dict:
         """What `nash status` shows: name, root, live documents, bits, model, last update."""
@@ -1003,13 +1007,7 @@ class Writer:
 
     def live_docs(self) -> dict[str, DocRow]:
         """Path -> live document of the current generation."""
-        return {
-            found[1]: DocRow(*found)
-            for found in self._con.execute(
-                "SELECT row, path, size, mtime_ns, hash, title FROM docs WHERE gen=? AND live=1",
-                (self.generation,),
-            )
-        }
+        return _docs_by_path(self._con, self.generation)
 
     def counts(self) -> dict[str, int]:
         """rows, live, dead and trained_docs of the current generation."""

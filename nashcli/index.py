@@ -37,9 +37,10 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -50,6 +51,9 @@ from nashcli.model_files import model_problem
 SCHEMA_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _META = "meta.sqlite"
+#: How often a reader looks again when writers keep switching generations under it.
+READ_ATTEMPTS = 20
+T = TypeVar("T")
 _LOCK = "writer.lock"
 _HOLDER = "writer.pid"  # pid and command of the process holding the writer lock, for messages
 #: SQLite messages that mean the file is damaged (not busy, locked or unreadable for a while).
@@ -81,6 +85,11 @@ CREATE TABLE IF NOT EXISTS docs (
 CREATE UNIQUE INDEX IF NOT EXISTS docs_live_path ON docs (gen, path) WHERE live = 1;
 CREATE INDEX IF NOT EXISTS docs_hash ON docs (gen, hash) WHERE live = 1;
 """
+
+
+class GenerationReplaced(NashError):
+    """The generation a reader was reading was switched out and removed meanwhile (a retrain,
+    a compaction): what it still had to load is gone, so it looks again at the new one."""
 
 
 class DamagedCollectionError(NashError):
@@ -480,7 +489,7 @@ class Snapshot:
     def __init__(self, collection: Collection) -> None:
         self._collection = collection
         self._model_checked = False
-        for _attempt in range(20):
+        for _attempt in range(READ_ATTEMPTS):
             try:
                 con = _connect(collection.directory / _META)
             except sqlite3.Error as error:
@@ -501,7 +510,7 @@ class Snapshot:
                     time.sleep(0.05)
                     continue
                 raise collection.damaged(damage.what, damage.reason) from None
-        raise NashError(f"collection {collection.name!r} keeps changing under the reader; retry")
+        raise collection.keeps_changing_error()
 
     def _load(self, con: sqlite3.Connection) -> None:
         """Read the generation's numbers and map its committed rows (raises :class:`_Damage`)."""
@@ -563,8 +572,28 @@ class Snapshot:
             self.gen_dir / "model", require_all=require_all, checksums=checksums
         )
         if problem is not None:
+            self._raise_if_replaced()
             raise self._collection.damaged(f"{self.gen_dir.name}/model/{problem[0]}", problem[1])
         self._model_checked = True
+
+    def load_model(self, loader: Callable[[Path], T]) -> T:
+        """``loader(model_dir)``; raises :class:`GenerationReplaced` rather than an error of the
+        loader's when a writer removed this generation after the snapshot was taken."""
+        try:
+            return loader(self.model_dir)
+        except (OSError, ValueError, NashError) as error:
+            if isinstance(error, GenerationReplaced):
+                raise
+            self._raise_if_replaced()
+            raise
+
+    def _raise_if_replaced(self) -> None:
+        now = self._collection._generation_now()
+        if now is not None and now != self.generation:
+            raise GenerationReplaced(
+                f"collection {self._collection.name!r} moved on to generation {now} "
+                f"while generation {self.generation} was being read"
+            )
 
     def _query(self, sql: str, args: Sequence) -> list[tuple]:
         try:
@@ -858,10 +887,20 @@ class Collection:
     def check(self) -> None:
         """Raise :class:`DamagedCollectionError` if a file the collection needs is missing or
         damaged (what `nash status` reports): metadata, planes, tf-idf vectors, model files."""
-        with self.snapshot() as snap:
-            if snap.generation:
-                snap.check_model(require_all=True, checksums=True)
+        for _attempt in range(READ_ATTEMPTS):
+            with self.snapshot() as snap:
+                if not snap.generation:
+                    return
+                try:
+                    snap.check_model(require_all=True, checksums=True)
+                except GenerationReplaced:
+                    continue
                 snap.check_values()
+                return
+        raise self.keeps_changing_error()
+
+    def keeps_changing_error(self) -> NashError:
+        return NashError(f"collection {self.name!r} keeps changing under the reader; retry")
 
     @contextlib.contextmanager
     def _read_meta(self) -> Iterator[tuple[sqlite3.Connection, dict[str, str], int]]:

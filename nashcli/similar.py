@@ -26,7 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from nashcli.errors import NashError
-from nashcli.index import Collection, Snapshot, list_collections, survey_collections
+from nashcli.index import (
+    READ_ATTEMPTS,
+    Collection,
+    GenerationReplaced,
+    Snapshot,
+    list_collections,
+    survey_collections,
+)
 
 #: Re-ranking pool (Hamming candidates re-ordered by tf-idf cosine), measured on 20 Newsgroups
 #: folders of 1k-10k documents (benchmarks/collections.py --pools, README "Re-ranking"): below
@@ -205,14 +212,20 @@ def find_similar(
         raise NashError(f"unknown ranking {ranking!r}: choose one of {', '.join(RANKINGS)}")
     if isinstance(collection, str):
         collection = Collection.open(collection)
-    with collection.snapshot() as snap:
-        if snap.generation == 0:
-            raise NashError(
-                f"collection {collection.name!r} has no index yet: run nash index {collection.root}"
-            )
-        qwords, qvec, own_row = _query(query, snap)
-        pool = pool or default_pool(snap.documents)
-        return _search(snap, qwords, qvec, own_row, top, ranking, pool)
+    for _attempt in range(READ_ATTEMPTS):
+        with collection.snapshot() as snap:
+            if snap.generation == 0:
+                raise NashError(
+                    f"collection {collection.name!r} has no index yet: "
+                    f"run nash index {collection.root}"
+                )
+            try:
+                qwords, qvec, own_row = _query(query, snap)
+            except GenerationReplaced:  # a retrain removed this generation's model meanwhile
+                continue
+            pool = pool or default_pool(snap.documents)
+            return _search(snap, qwords, qvec, own_row, top, ranking, pool)
+    raise collection.keeps_changing_error()
 
 
 def check_query_file(query: Path | str) -> os.stat_result:
@@ -259,7 +272,7 @@ def _query(query: Path | str, snap: Snapshot):
         text = query
     if not text.strip():
         raise NashError("the query has no text")
-    hasher = _load_hasher(snap.model_dir)
+    hasher = snap.load_model(_load_hasher)
     x = hasher.vectorize([text])
     if x.nnz == 0:  # its code would be the model's code of nothing: any ranking is noise
         raise NashError(

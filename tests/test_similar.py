@@ -118,6 +118,49 @@ def test_text_and_outside_file(notes, tmp_path: Path) -> None:
     assert all(topic(h.path) == "cars" for h in hits)
 
 
+def test_a_retrain_while_the_query_is_read_is_not_damage(notes, monkeypatch) -> None:
+    """A retrain that switches generations (and removes the old one) after the query took its
+    snapshot but before it loaded the model: the query looks again at the new generation
+    instead of calling the collection damaged."""
+    from nashcli import corpus
+
+    folder, paths = notes
+    read_text = corpus.read_text
+    retrains = []
+
+    def read_during_a_retrain(path, *args, **kwargs):
+        text = read_text(path, *args, **kwargs)
+        if not retrains:
+            retrains.append(index_folder(folder, retrain=True, hasher_options=FAST))
+        return text
+
+    monkeypatch.setattr(corpus, "read_text", read_during_a_retrain)
+    query = paths[0]
+    query.write_text("rocket orbit launch moon astronaut")  # changed: encoded by the model
+    bump(query)
+    hits = find_similar(query, "notes", top=3)
+    assert retrains and retrains[0].retrained
+    assert [topic(h.path) for h in hits] == ["space"] * 3
+
+
+def test_status_check_during_a_retrain_is_not_damage(notes, monkeypatch) -> None:
+    from nashcli.index import Collection, Snapshot
+
+    folder, _ = notes
+    check_model = Snapshot.check_model
+    retrains = []
+
+    def check_during_a_retrain(self, **kwargs):
+        if not retrains:  # (the retrain checks the model too)
+            retrains.append(None)
+            retrains[0] = index_folder(folder, retrain=True, hasher_options=FAST)
+        return check_model(self, **kwargs)
+
+    monkeypatch.setattr(Snapshot, "check_model", check_during_a_retrain)
+    Collection.open("notes").check()
+    assert retrains[0].retrained
+
+
 def test_changed_indexed_file_is_encoded_fresh(notes) -> None:
     folder, paths = notes
     query = paths[0]  # a space note, rewritten about cooking and not re-indexed

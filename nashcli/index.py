@@ -211,7 +211,10 @@ def _meta_error(name: str, directory: Path, error: sqlite3.Error, root: Path | N
     text = str(error)
     if isinstance(error, sqlite3.DatabaseError) and any(w in text.lower() for w in _SQLITE_DAMAGE):
         return DamagedCollectionError(name, _META, text, root)
-    return NashError(f"cannot read collection {name!r} ({_META}: {text})")
+    hint = ""
+    if any(w in text.lower() for w in ("disk", "readonly", "read-only", "unable to open")):
+        hint = " (is its disk full, read-only or gone?)"
+    return NashError(f"cannot read collection {name!r} ({_META}: {text}){hint}")
 
 
 def _parse_info(info: dict[str, str]) -> dict:
@@ -603,6 +606,11 @@ class Snapshot:
 
     def doc_by_path(self, path: str) -> DocRow | None:
         """The live document at ``path`` (absolute, as stored), if any."""
+        if not path.isascii():
+            try:
+                path.encode("utf-8")
+            except UnicodeEncodeError:  # not UTF-8: never indexed (the crawl skips it)
+                return None
         found = self._query(
             "SELECT row, path, size, mtime_ns, hash, title FROM docs "
             "WHERE gen=? AND path=? AND live=1",
@@ -1134,7 +1142,9 @@ class Writer:
 
     def rollback(self) -> None:
         if self._in_tx:
-            self._con.execute("ROLLBACK")
+            # A COMMIT that failed (disk full) may have rolled back already.
+            if self._con.in_transaction:
+                self._con.execute("ROLLBACK")
             self._in_tx = False
 
     # -- generations ---------------------------------------------------------------------
@@ -1162,44 +1172,54 @@ class Writer:
         final = self.gen_dir(gen)
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_model(tmp / "model")
-        n_bits = bits or self.collection.bits
-        for w in range(codes.n_words(n_bits)):
-            (tmp / f"plane-{w}.u64").touch()
-        _write_at(tmp / "tfidf.indptr", np.zeros(1, dtype="<i8").tobytes(), 0)
-        (tmp / "tfidf.indices").touch()
-        (tmp / "tfidf.data").touch()
-        _append_rows(tmp, 0, np.asarray(words, dtype=np.uint64), tfidf)
-        _failpoint("generation-written")
-        os.rename(tmp, final)
-        _fsync_dir(final.parent)
-        self._begin()
-        self._con.execute(
-            "INSERT INTO generations "
-            "(gen, rows, bits, method, trained_docs, n_features, created_at, version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                gen,
-                len(metas),
-                n_bits,
-                method,
-                trained_docs,
-                int(tfidf.shape[1]),
-                time.time(),
-                __version__,
-            ),
-        )
-        self._con.executemany(
-            "INSERT INTO docs (gen, row, path, size, mtime_ns, hash, title, live) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-            [(gen, i, m.path, m.size, m.mtime_ns, m.hash, m.title) for i, m in enumerate(metas)],
-        )
-        self._con.execute("UPDATE info SET value=? WHERE key='generation'", (str(gen),))
-        self._con.execute("UPDATE info SET value=? WHERE key='bits'", (str(n_bits),))
-        self._con.execute("DELETE FROM docs WHERE gen=?", (old,))
-        self._con.execute("DELETE FROM generations WHERE gen=?", (old,))
-        self.commit()
+        try:
+            tmp.mkdir(parents=True)
+            save_model(tmp / "model")
+            n_bits = bits or self.collection.bits
+            for w in range(codes.n_words(n_bits)):
+                (tmp / f"plane-{w}.u64").touch()
+            _write_at(tmp / "tfidf.indptr", np.zeros(1, dtype="<i8").tobytes(), 0)
+            (tmp / "tfidf.indices").touch()
+            (tmp / "tfidf.data").touch()
+            _append_rows(tmp, 0, np.asarray(words, dtype=np.uint64), tfidf)
+            _failpoint("generation-written")
+            os.rename(tmp, final)
+            _fsync_dir(final.parent)
+            self._begin()
+            self._con.execute(
+                "INSERT INTO generations "
+                "(gen, rows, bits, method, trained_docs, n_features, created_at, version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    gen,
+                    len(metas),
+                    n_bits,
+                    method,
+                    trained_docs,
+                    int(tfidf.shape[1]),
+                    time.time(),
+                    __version__,
+                ),
+            )
+            self._con.executemany(
+                "INSERT INTO docs (gen, row, path, size, mtime_ns, hash, title, live) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+                [
+                    (gen, i, m.path, m.size, m.mtime_ns, m.hash, m.title)
+                    for i, m in enumerate(metas)
+                ],
+            )
+            self._con.execute("UPDATE info SET value=? WHERE key='generation'", (str(gen),))
+            self._con.execute("UPDATE info SET value=? WHERE key='bits'", (str(n_bits),))
+            self._con.execute("DELETE FROM docs WHERE gen=?", (old,))
+            self._con.execute("DELETE FROM generations WHERE gen=?", (old,))
+            self.commit()
+        except BaseException:  # disk full, Ctrl-C...: no half-written generation stays behind
+            self.rollback()
+            shutil.rmtree(tmp, ignore_errors=True)
+            if self.collection._generation_now() not in (gen, None):  # not switched to it
+                shutil.rmtree(final, ignore_errors=True)
+            raise
         self.collection.bits = n_bits
         if old:
             shutil.rmtree(self.gen_dir(old), ignore_errors=True)

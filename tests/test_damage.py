@@ -414,3 +414,46 @@ def test_an_update_waiting_for_a_collection_being_forgotten(notes) -> None:
     finally:
         holder.wait(timeout=30)
     assert not home().exists()  # not brought back by the waiting writer
+
+
+def test_a_full_disk_during_a_retrain_is_one_line_and_keeps_the_index(notes, monkeypatch):
+    """ENOSPC while the new generation is written: one line naming the file, status 2, no
+    half-written generation left behind, and the last good index still answers."""
+    import errno
+
+    from nashcli.pipeline import SemanticHasher
+
+    folder, paths = notes
+    before = run("similar", str(paths[0]), "--json")
+    assert before.exit_code == 0, before.output
+
+    def disk_full(self, directory):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory / "model.npz"))
+
+    save = SemanticHasher.save
+    monkeypatch.setattr(SemanticHasher, "save", disk_full)
+    result = run("index", str(folder), "--retrain")
+    assert result.exit_code == 2
+    line = one_error_line(result)
+    assert "No space left on device" in line and "model.npz" in line
+    assert sorted(p.name for p in home().iterdir() if p.name.startswith("gen-")) == ["gen-000001"]
+    monkeypatch.setattr(SemanticHasher, "save", save)
+    after = run("similar", str(paths[0]), "--json")
+    assert after.exit_code == 0 and json.loads(after.stdout) == json.loads(before.stdout)
+
+
+def test_an_unreadable_disk_is_not_called_damage(notes, monkeypatch) -> None:
+    import sqlite3
+
+    from nashcli import index
+
+    def io_error(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(index, "_connect", io_error)
+    result = run("status")
+    assert result.exit_code == 0
+    assert "c: UNREADABLE: cannot read collection 'c' (meta.sqlite: disk I/O error)" in (
+        result.stdout
+    )
+    assert "disk full, read-only or gone" in result.stdout and "DAMAGED" not in result.stdout

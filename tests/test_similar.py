@@ -288,3 +288,14 @@ def test_the_tie_group_is_bounded(all_tied) -> None:
         rows, dists = similar.candidate_pool(snap, query, 10, np.array([0, 3]))
         assert len(rows) == snap.rows - 2 and not {0, 3} & set(rows.tolist())
         assert list(rows) == sorted(rows)  # (distance, row) order
+
+
+def test_a_query_file_whose_name_is_not_utf8(notes, tmp_path: Path) -> None:
+    """Such a file is never indexed, but it can still be a query (read, encoded)."""
+    import os
+
+    name = os.fsdecode(b"space-\xff.txt")
+    query = tmp_path / name
+    query.write_text("rocket orbit launch moon astronaut")
+    hits = find_similar(query, "notes", top=3)
+    assert [topic(h.path) for h in hits] == ["space"] * 3

@@ -7,6 +7,8 @@ modules and render. Heavy libraries (torch, scikit-learn) are imported inside co
 
 from __future__ import annotations
 
+import sqlite3
+
 import typer
 from typer.core import TyperGroup
 
@@ -34,6 +36,14 @@ def _usage_error(error: UsageError) -> None:
     raise SystemExit(error.exit_code)
 
 
+def _system_error(error: OSError | sqlite3.Error) -> str:
+    """One line for an error of the system rather than of nash: what failed, on which file."""
+    if isinstance(error, sqlite3.Error):
+        return f"the index's database: {error}"
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{error.filename}: {reason}" if error.filename else reason
+
+
 class _NashGroup(TyperGroup):
     """Turns a :class:`NashError` or a usage error from any command into one stderr line and a
     non-zero exit, and Ctrl-C into one line and exit status 130 (no traceback, no 'Aborted!')."""
@@ -52,6 +62,9 @@ class _NashGroup(TyperGroup):
             ctx.exit(error.exit_code)
         except UsageError as error:
             _usage_error(error)
+        except (OSError, sqlite3.Error) as error:  # a full or read-only disk, a lost mount...
+            typer.echo(f"nash: error: {_system_error(error)}", err=True)
+            ctx.exit(NashError.exit_code)
         except KeyboardInterrupt:
             typer.echo("nash: interrupted", err=True)
             ctx.exit(INTERRUPTED)

@@ -175,9 +175,9 @@ def status_command(
 
     A damaged collection is listed as such, with what is wrong and how to rebuild or remove it.
     """
-    from nashcli.index import survey_collections
+    from nashcli.index import DamagedCollectionError, survey_collections
 
-    rows, damaged = [], []
+    rows, damaged, labels = [], [], []
     for entry in survey_collections():
         problem, summary = entry.problem, None
         if entry.collection is not None:
@@ -200,6 +200,9 @@ def status_command(
                     "damaged": str(problem),
                 }
             )
+            # Damage needs a rebuild; an unreadable disk (full, read-only) does not.
+            damage = isinstance(problem, DamagedCollectionError)
+            labels.append("DAMAGED" if damage else "UNREADABLE")
             continue
         rows.append(
             {
@@ -223,8 +226,8 @@ def status_command(
         from nashcli import render
 
         render.output_console().print(render.status_table(rows))
-    for row in damaged:
-        typer.echo(f"{row['name']}: DAMAGED: {row['damaged']}")
+    for row, label in zip(damaged, labels, strict=True):
+        typer.echo(f"{row['name']}: {label}: {row['damaged']}")
 
 
 def _refuse_if_watched(name: str) -> None:

@@ -233,6 +233,8 @@ def _parse_info(info: dict[str, str]) -> dict:
             raise ValueError(f"no {key!r} recorded") from None
         except ValueError:
             raise ValueError(f"invalid {key!r}: {info[key]!r}") from None
+    if info.get("max_bytes", "").isdigit():  # optional (collections before it have none)
+        parsed["max_bytes"] = int(info["max_bytes"])
     return parsed
 
 
@@ -738,6 +740,9 @@ class Collection:
         self.root = Path(parsed["root"])
         self.bits = parsed["bits"]
         self.created_at = parsed["created_at"]
+        #: The last ``--max-size`` given to ``nash index`` (bytes), which later runs and the
+        #: watcher keep to; None: never given (the crawl's default).
+        self.max_bytes: int | None = parsed.get("max_bytes")
 
     @staticmethod
     def _info(con: sqlite3.Connection) -> dict[str, str]:
@@ -1072,6 +1077,17 @@ class Writer:
         if not self._in_tx:
             self._con.execute("BEGIN IMMEDIATE")
             self._in_tx = True
+
+    def remember_max_bytes(self, max_bytes: int) -> None:
+        """Record the size limit later runs keep to (see :attr:`Collection.max_bytes`)."""
+        if max_bytes != self.collection.max_bytes:
+            self._begin()
+            self._con.execute(
+                "INSERT OR REPLACE INTO info (key, value) VALUES ('max_bytes', ?)",
+                (str(max_bytes),),
+            )
+            self.commit()
+            self.collection.max_bytes = max_bytes
 
     def tombstone(self, rows: Iterable[int]) -> None:
         """Mark rows deleted (their codes stay in the planes, unlisted, until a compaction)."""

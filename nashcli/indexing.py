@@ -280,6 +280,8 @@ def index_folder(
             f"add --retrain to re-encode it with {bits} bits"
         )
     report = IndexReport(collection=name, root=root)
+    if max_bytes is None and collection is not None:
+        max_bytes = collection.max_bytes  # the limit given last time, if any
 
     # 1. Crawl (no lock needed: it only reads the folder).
     found: list[_Candidate] = []
@@ -320,6 +322,7 @@ def index_folder(
                 lock_timeout,
                 hashers,
                 excluded=frozenset(excluded),
+                max_bytes=max_bytes,
             )
         except BaseException as error:
             if (
@@ -351,6 +354,7 @@ def index_folder(
                 lock_timeout,
                 damage=damage,
                 excluded=frozenset(excluded),
+                max_bytes=max_bytes,
             )
             staged.install(timeout=lock_timeout)
         except BaseException:
@@ -475,8 +479,10 @@ def _index(
     *,
     damage: DamagedCollectionError | None = None,
     excluded: frozenset[str] = frozenset(),
+    max_bytes: int | None = None,
 ) -> None:
-    """Decide between an incremental update and a retrain, and do it.
+    """Decide between an incremental update and a retrain, and do it; ``max_bytes`` (the size
+    limit the crawl used, when one was given) is recorded for later runs and the watcher.
 
     ``skipped`` files keep their entries (a file that cannot be read now may be readable
     later), except ``excluded`` ones, left out by a rule (over ``--max-size``): those leave.
@@ -539,7 +545,7 @@ def _index(
                 bits=target_bits,
             )
             _catch_up(w, hasher, stored, current, metas, report, reporter)
-            _finish(w, report)
+            _finish(w, report, max_bytes)
         return
     with collection.writer(timeout=lock_timeout) as w:
         stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
@@ -554,10 +560,12 @@ def _index(
             report,
             reporter,
         )
-        _finish(w, report)
+        _finish(w, report, max_bytes)
 
 
-def _finish(w: Writer, report: IndexReport) -> None:
+def _finish(w: Writer, report: IndexReport, max_bytes: int | None = None) -> None:
+    if max_bytes is not None:
+        w.remember_max_bytes(max_bytes)
     _maybe_compact(w, report)
     counts = w.counts()
     report.documents = counts["live"]

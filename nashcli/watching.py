@@ -757,11 +757,12 @@ def ignore_rules(root: Path) -> IgnoreFn:
     return is_ignored
 
 
-def document_problem(path: Path) -> str | None:
-    """Why ``path`` is not indexed (empty, binary, too big, unreadable), or None: crawl's checks."""
+def document_problem(path: Path, max_bytes: int | None = None) -> str | None:
+    """Why ``path`` is not indexed (empty, binary, over ``max_bytes``, unreadable), or None:
+    crawl's checks."""
     from nashcli import corpus
 
-    checked = corpus.check_file(path)
+    checked = corpus.check_file(path, max_bytes=max_bytes or corpus.DEFAULT_MAX_BYTES)
     return checked.reason if isinstance(checked, corpus.Skipped) else None
 
 
@@ -816,6 +817,11 @@ def make_watcher(
     due = threading.Event()  # set by the last report, so asking costs no extra query
     indexed = threading.Event()  # the first pass is done: a missing collection was forgotten
     hashers = indexing.HasherCache()  # the model, loaded once per generation, not per update
+    limit: list[int | None] = [None]  # the collection's --max-size, read after each update
+
+    def remember_limit() -> None:
+        with contextlib.suppress(NashError):
+            limit[0] = Collection.open(name).max_bytes
 
     def catch_up() -> Any:
         report = indexing.index_folder(
@@ -831,6 +837,7 @@ def make_watcher(
         )
         indexed.set()
         due.set() if report.retrain_due else due.clear()
+        remember_limit()
         _warm_up(name, hashers, device)
         return report
 
@@ -847,6 +854,7 @@ def make_watcher(
             hashers=hashers,
         )
         due.set() if report.retrain_due else due.clear()
+        remember_limit()  # a nash index --max-size meanwhile changes it
         return report
 
     def retrain_due() -> bool:
@@ -862,7 +870,7 @@ def make_watcher(
         apply=apply,
         catch_up=catch_up,
         make_is_ignored=lambda: ignore_rules(root),
-        admit=document_problem,
+        admit=lambda path: document_problem(path, limit[0]),
         retrain_due=retrain_due,
         retrain=retrain,
         on_batch=on_batch,

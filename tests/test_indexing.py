@@ -184,6 +184,29 @@ def test_a_lower_max_size_drops_the_files_now_over_it(indexed) -> None:
     assert report.unchanged == len(paths)
 
 
+def test_the_max_size_given_once_holds_for_later_runs_and_the_watcher(indexed) -> None:
+    """`nash index F --max-size 2KB` then a plain `nash index F` (or `nash watch F`) must not
+    bring back, or with a larger limit drop, the files the user chose to leave out."""
+    from nashcli import watching
+    from nashcli.index import Collection
+
+    folder, paths = indexed
+    big = folder / "space" / "long.txt"
+    big.write_text("rocket orbit launch nasa shuttle moon " * 100)  # 3.8 KB
+    index_folder(folder, max_bytes=2_000, hasher_options=FAST)
+    report = index_folder(folder, hasher_options=FAST)  # no --max-size: the last one holds
+    assert report.added == 0 and str(big) not in live_paths("notes")
+    assert any("--max-size" in reason for _, reason in report.skipped)
+    assert Collection.open("notes").max_bytes == 2_000
+    watcher = watching.make_watcher(folder, "notes", device="cpu")
+    watcher._catch_up()
+    assert "--max-size" in watcher._admit(big)
+    report = index_folder(folder, max_bytes=10_000, hasher_options=FAST)
+    assert report.added == 1 and str(big) in live_paths("notes")
+    watcher._catch_up()
+    assert watcher._admit(big) is None
+
+
 def test_retrain_flag_and_bits(indexed) -> None:
     folder, paths = indexed
     with pytest.raises(NashError, match="uses 64-bit codes.*--retrain"):

@@ -298,6 +298,28 @@ def test_a_name_taken_by_another_folder_is_refused_before_anything_starts(notes,
     assert not watching.is_watching("notes")
 
 
+def test_another_code_length_is_refused_before_anything_starts(notes):
+    Collection.create("notes", notes, 64)
+    result = runner.invoke(app, ["watch", str(notes), "--bits", "16", "--detach"])
+    assert result.exit_code == 2
+    assert f"first run: nash index {notes} --bits 16 --retrain" in result.stderr
+    assert not watching.is_watching("notes")
+
+
+def test_cuda_without_a_gpu_is_refused_before_anything_starts(notes, monkeypatch):
+    """Indexed already, a watcher needs the device only at the first change: too late."""
+    import torch
+
+    from nashcli.indexing import index_folder
+
+    index_folder(notes, device="cpu", hasher_options={"max_epochs": 2})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = runner.invoke(app, ["watch", str(notes), "--device", "cuda", "--detach"])
+    assert result.exit_code == 2
+    assert "no GPU is available" in result.stderr
+    assert not watching.is_watching("notes")
+
+
 def test_stop_without_a_watcher_says_so(notes):
     result = runner.invoke(app, ["watch", "--stop"])
     assert result.exit_code == 0 and "no watcher is running" in result.output

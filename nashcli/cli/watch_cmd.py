@@ -198,7 +198,8 @@ def watch_command(
         "--bits",
         min=1,
         max=1024,
-        help="Code length if the folder is indexed for the first time (64).",
+        help="Code length if the folder is indexed for the first time (64); to change it later: "
+        "nash index PATH --bits N --retrain.",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     debounce: float = typer.Option(
@@ -234,7 +235,17 @@ def watch_command(
 
     validate_name(name)  # before "watching ... catching up", not after it
 
-    recorded = Collection.open(name).root if Collection.exists(name) else root
+    existing = Collection.open(name) if Collection.exists(name) else None
+    recorded = existing.root if existing is not None else root
+    if existing is not None and bits is not None and bits != existing.bits:
+        raise NashError(
+            f"collection {name!r} uses {existing.bits}-bit codes; to re-encode it with {bits} "
+            f"bits, first run: nash index {shlex.quote(str(root))} --bits {bits} --retrain"
+        )
+    if device.startswith("cuda"):  # no GPU: say so now, not in the log at the first change
+        from nashcli.methods import resolve_device
+
+        resolve_device(device)
     if recorded != root:
         if not recorded.exists():  # its folder moved here? nash index re-points it
             raise NashError(

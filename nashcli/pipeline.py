@@ -8,6 +8,7 @@ weights). Loading reads arrays with ``allow_pickle=False``, so a hasher file nev
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import zipfile
@@ -24,6 +25,27 @@ from nashcli.methods import DEFAULT_METHOD, METHODS, OnEpoch
 
 FORMAT_VERSION = 1
 MIN_DOCUMENTS = 2
+#: Collections smaller than this train on every document for ``SMALL_COLLECTION_STEPS``
+#: optimiser steps instead of holding out a tenth to choose the epoch by its validation loss:
+#: that loss does not follow retrieval quality, and on a few hundred documents it is lowest
+#: after the first epoch (the decoder's background start), so the index kept codes that had
+#: hardly learnt (800 20NG articles, 5 topics: Hamming precision@10 0.43 at the epoch the loss
+#: chose, 0.73-0.76 after 20-40 epochs; benchmarks/small_collections.py, README).
+VALIDATE_FROM = 2000
+#: Steps of the fixed schedule: retrieval peaked after 120-200 steps of batches of 256 from 200
+#: to 3,200 documents (precision@10 along training, 20NG folders of 5 topics), then declined.
+SMALL_COLLECTION_STEPS = 150
+
+
+def epochs_for_steps(method: str, documents: int, steps: int) -> int:
+    """Epochs over ``documents`` that make about ``steps`` optimiser steps of ``method``'s batch
+    size (at least the training's minimum number of epochs)."""
+    from nashcli.methods import SPECS
+    from nashcli.training import TrainConfig
+
+    batch = int(dict(SPECS[method].train).get("batch_size", TrainConfig.batch_size))
+    per_epoch = max(1, math.ceil(documents / batch))
+    return max(TrainConfig.min_epochs, math.ceil(steps / per_epoch))
 
 
 class SemanticHasher:
@@ -64,21 +86,27 @@ class SemanticHasher:
     def fit(self, texts: Sequence[str], on_epoch: OnEpoch | None = None) -> SemanticHasher:
         """Learn the vocabulary and train the model on ``texts`` (unlabelled; ≥ 2 documents).
 
-        With 20 documents or more, 10 % (chosen by ``seed``) are held out to pick the epoch with
-        the lowest validation loss; smaller collections train a fixed number of epochs.
+        With ``VALIDATE_FROM`` documents or more, 10 % (chosen by ``seed``) are held out to pick
+        the epoch with the lowest validation loss; smaller collections train on every document
+        for ``SMALL_COLLECTION_STEPS`` optimiser steps (or ``max_epochs``, when given).
         """
         from nashcli import methods
 
         texts = list(texts)
         if len(texts) < MIN_DOCUMENTS:
             raise NashError(f"need at least {MIN_DOCUMENTS} documents to learn codes from")
-        keep, val = carve_validation(len(texts), 0.1, self.seed)
+        small = len(texts) < VALIDATE_FROM
+        keep, val = carve_validation(len(texts), 0.0 if small else 0.1, self.seed)
         problem = make_problem(
             [texts[i] for i in keep], [texts[i] for i in val], [], **self.feature_kw
         )
         train_kw: dict = {"time_budget": self.time_budget}
         if self.max_epochs is not None:
             train_kw["max_epochs"] = self.max_epochs
+        elif small:
+            train_kw["max_epochs"] = epochs_for_steps(
+                self.method, len(keep), SMALL_COLLECTION_STEPS
+            )
         model, result = methods.fit_model(
             self.method,
             self.n_bits,

@@ -83,6 +83,21 @@ def test_time_budget_never_cuts_training_below_min_epochs():
     assert len(np.unique(np.packbits(codes, axis=1), axis=0)) >= len(texts) // 4
 
 
+def test_a_small_collection_trains_on_every_document_for_a_fixed_schedule(monkeypatch):
+    """Under VALIDATE_FROM documents nothing is held out (the validation loss chose the first
+    epoch there) and training runs the step schedule to its end: the last epoch is kept."""
+    from nashcli import pipeline
+
+    monkeypatch.setattr(pipeline, "SMALL_COLLECTION_STEPS", 30)
+    texts = [f"{a} {b} notes about {a} and {b}" for a in "xyz" for b in "pqrstuvw"] * 3
+    hasher = SemanticHasher(n_bits=16, time_budget=None).fit(texts)
+    batch = 256  # nash-nbr's: every epoch is one step
+    assert pipeline.epochs_for_steps("nash-nbr", len(texts), 30) == 30 > len(texts) // batch
+    assert hasher.train_info_["epochs"] == hasher.train_info_["best_epoch"] == 30
+    assert pipeline.epochs_for_steps("nash-nbr", 10_000, 150) == 12  # at least min_epochs
+    assert pipeline.epochs_for_steps("nash-dn", 640, 150) == 15  # batches of 64: 10 a epoch
+
+
 def test_codes_collapsed():
     from nashcli.training import codes_collapsed
 

@@ -1,0 +1,152 @@
+"""Small folders: how well each ranking of `nash similar` does when the collection is small.
+
+A personal folder often holds tens or hundreds of documents, where the model has little to
+learn from. For each size, this builds folders of single-label articles (``--topics`` labels
+drawn at random per seed, one sub-folder per label, from ``../shared/datasets``), indexes each
+with the real indexing code (default settings, in-process), and measures precision of the
+``--k`` nearest by sub-folder with every document of the collection as a query (never its own
+neighbour), for the Hamming order, the cosine re-rank, and the fused re-rank over a grid of its
+weights (λ for the distance, feedback documents m, feedback weight β) at the default pool.
+
+Run: ``nice -n 10 python benchmarks/small_collections.py [--dataset reuters] [--sizes ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+FILES = {"20ng": "20newsgroups_bydate.jsonl.gz", "reuters": "reuters21578_modapte.jsonl.gz"}
+GRID = [
+    (lam, m, beta)
+    for lam in (0.0, 0.25, 0.5, 1.0)
+    for m, beta in ((0, 0.0), (5, 1.0), (5, 2.0))
+]
+
+
+def single_label_docs(dataset: str) -> list[dict]:
+    with gzip.open(DATASETS / FILES[dataset], "rt", encoding="utf-8") as f:
+        docs = [json.loads(line) for line in f]
+    return [d for d in docs if len(d["labels"]) == 1 and d["text"].strip()]
+
+
+def build_folder(dest: Path, docs: list[dict], n_docs: int, topics: int, seed: int) -> int:
+    """``n_docs`` articles of ``topics`` labels drawn at random (among labels with at least
+    ``n_docs / topics`` articles), one sub-folder per label; returns the number written."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[dict]] = {}
+    for d in docs:
+        by_label.setdefault(d["labels"][0], []).append(d)
+    big = sorted(label for label, ds in by_label.items() if len(ds) >= n_docs // topics)
+    labels = rng.sample(big, topics)
+    pool = [d for label in labels for d in by_label[label]]
+    rng.shuffle(pool)
+    for i, d in enumerate(pool[:n_docs]):
+        folder = dest / d["labels"][0].replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:05d}.txt").write_text(d["text"], encoding="utf-8")
+    return min(n_docs, len(pool))
+
+
+def measure(collection: str, k: int) -> dict[str, float]:
+    """Precision@k of each ranking, every document of ``collection`` a query."""
+    from nashcli import search
+    from nashcli.index import Collection
+    from nashcli.similar import default_pool, rank_pool
+
+    col = Collection.open(collection)
+    with col.snapshot() as snap:
+        docs = snap.live_docs()
+        label = {d.row: Path(d.path).parent.name for d in docs}
+        pool = default_pool(snap.documents)
+        hits: dict[str, int] = {"hamming": 0, "cosine": 0}
+        hits.update({f"fused λ={lam} m={m} β={beta}": 0 for lam, m, beta in GRID})
+        queries = [d.row for d in docs]
+        for q in queries:
+            idx, dist = search.hamming_topk(snap.planes, snap.codes_of([q])[0], pool + 1)
+            keep = idx[0] != q
+            rows, dists = idx[0][keep][:pool], dist[0][keep][:pool]
+            same = np.array([label[int(r)] == label[int(q)] for r in rows])
+            hits["hamming"] += int(same[np.lexsort((rows, dists))[:k]].sum())
+            x, qvec = snap.tfidf_of(rows), snap.tfidf_of([int(q)])
+            cos = rank_pool(x, qvec, dists, snap.bits, "cosine")
+            hits["cosine"] += int(same[np.lexsort((rows, dists, -cos))[:k]].sum())
+            for lam, m, beta in GRID:
+                s = rank_pool(
+                    x,
+                    qvec,
+                    dists,
+                    snap.bits,
+                    "fused",
+                    weight=lam,
+                    feedback_docs=m,
+                    feedback_weight=beta,
+                )
+                hits[f"fused λ={lam} m={m} β={beta}"] += int(
+                    same[np.lexsort((rows, dists, -s))[:k]].sum()
+                )
+    return {key: h / (k * len(queries)) for key, h in hits.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=sorted(FILES), default="20ng")
+    parser.add_argument("--sizes", default="50,100,200,400,800,1600")
+    parser.add_argument("--topics", type=int, default=5)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="nash-small-"))
+    os.environ["NASH_HOME"] = str(work / "home")
+    from nashcli.indexing import index_folder
+
+    docs = single_label_docs(args.dataset)
+    figures: dict = {
+        "dataset": args.dataset,
+        "topics": args.topics,
+        "k": args.k,
+        "cores": os.cpu_count(),
+        "runs": [],
+    }
+    for size in [int(s) for s in args.sizes.split(",")]:
+        per_seed = []
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            folder = work / f"{args.dataset}-{size}-{seed}"
+            n = build_folder(folder, docs, size, args.topics, seed)
+            start = time.perf_counter()
+            report = index_folder(folder, name=folder.name)
+            seconds = time.perf_counter() - start
+            row = measure(folder.name, args.k)
+            per_seed.append(row)
+            figures["runs"].append(
+                {"size": n, "seed": seed, "index_seconds": round(seconds, 1), **row}
+            )
+            print(
+                f"size {n} seed {seed} ({seconds:.0f} s, {report.documents} documents): "
+                + "  ".join(f"{key} {v:.3f}" for key, v in row.items() if "λ" not in key)
+                + f"  fused default {row['fused λ=1.0 m=5 β=2.0']:.3f}",
+                flush=True,
+            )
+        means = {key: statistics.mean(r[key] for r in per_seed) for key in per_seed[0]}
+        print(f"\nsize {size}, mean over {len(per_seed)} seeds, precision@{args.k}:")
+        for key, v in sorted(means.items(), key=lambda kv: -kv[1]):
+            print(f"  {key:28s} {v:.4f}")
+        print(flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -531,7 +531,7 @@ def _index(
         report.retrained, report.retrain_reason = True, why
         target_bits = bits or collection.bits
         hasher, words, tfidf, metas = _retrain(
-            found, stored, keep, target_bits, device, seed, hasher_options, report, reporter
+            found, stored, target_bits, device, seed, hasher_options, report, reporter
         )
         with collection.writer(timeout=lock_timeout) as w:
             current = w.live_docs()
@@ -608,7 +608,6 @@ def _catch_up(
 def _retrain(
     found: Sequence[_Candidate],
     stored: dict[str, DocRow],
-    skipped: dict[str, str],
     bits: int,
     device: str,
     seed: int,
@@ -619,7 +618,6 @@ def _retrain(
     """Read every document, fit features + model, encode all: (hasher, words, tfidf, metas)."""
     texts: list[str] = []
     metas: list[DocMeta] = []
-    unreadable: set[str] = set()
     root = report.root
     for n, c in enumerate(found, 1):
         try:
@@ -627,7 +625,6 @@ def _retrain(
             text, title = _read(c.path)
         except Exception as error:  # noqa: BLE001 - any unreadable file is skipped, not fatal
             report.skipped.append((_rel(c.path, root), _reason(error)))
-            unreadable.add(str(c.path))
             continue
         finally:
             reporter.progress("reading", n, len(found))
@@ -640,8 +637,9 @@ def _retrain(
             report.unchanged += 1
         texts.append(text)
         metas.append(DocMeta(str(c.path), c.size, c.mtime_ns, h, title))
-    kept = {m.path for m in metas} | unreadable | set(skipped)
-    report.deleted = len(set(stored) - kept)
+    # An indexed file that cannot be read now keeps its entry in incremental updates, but not
+    # through a retrain: its code belongs to the old model and its text is not there to encode.
+    report.deleted = len(set(stored) - {m.path for m in metas})
     if not texts:
         raise NashError(f"{root}: nothing to index, no readable text documents")
     hasher = _new_hasher(bits, device, seed, hasher_options)

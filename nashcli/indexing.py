@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import stat
 import time
 from collections import Counter
@@ -28,7 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from nashcli import codes
-from nashcli.errors import NashError
+from nashcli.errors import IndexBusyError, NashError
 from nashcli.index import (
     Collection,
     CollectionGoneError,
@@ -306,7 +307,7 @@ def index_folder(
     if damage is None:
         created = collection is None
         if collection is None:
-            collection = Collection.create(name, root, bits or 64)
+            collection = _create_once(name, root, bits or 64, lock_timeout)
         try:
             _index(
                 collection,
@@ -435,6 +436,28 @@ def _skip_summary(skipped: dict[str, str]) -> str:
     reasons = Counter(skipped.values())
     shown = ", ".join(f"{n:,} {reason}" for reason, n in reasons.most_common(3))
     return f"{len(skipped):,} skipped: {shown}" + (", …" if len(reasons) > 3 else "")
+
+
+def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection:
+    """A new collection ``name`` for ``root``, unless another process made one for ``root``
+    since this one looked (two `nash index` of one folder under two names at once): the check
+    and the creation happen under one lock for every collection."""
+    from filelock import FileLock, Timeout
+
+    base = collections_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(base / ".create.lock"), timeout=max(timeout, 10.0)):
+            holder = _collection_of(root)
+            if holder is not None and holder != name:
+                raise NashError(
+                    f"{root} was just indexed as collection {holder!r} by another nash process: "
+                    f"nash index {shlex.quote(str(root))} updates it"
+                )
+            return Collection.create(name, root, bits)
+    except Timeout:
+        busy = f"collections in {base} are being created by another nash process"
+        raise IndexBusyError(busy) from None
 
 
 def _collection_of(root: Path) -> str | None:

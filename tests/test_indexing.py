@@ -172,6 +172,29 @@ def test_a_folder_indexed_already_is_not_indexed_again_under_another_name(indexe
     assert [c.name for c in indexing.list_collections()] == ["notes"]
 
 
+def test_two_first_indexes_of_one_folder_under_two_names_make_one_collection(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The second run looked before the first had created its collection (both crawl and
+    train before they write): it must not make a second collection of the folder."""
+    from nashcli import corpus
+    from nashcli.index import Collection
+
+    folder = tmp_path / "notes"
+    make_docs(folder, per_topic=2)
+    real_crawl = corpus.crawl
+
+    def crawl_while_another_run_creates(*args, **kwargs):
+        if not Collection.exists("other"):
+            Collection.create("other", folder, 64)  # the other `nash index --name other`
+        return real_crawl(*args, **kwargs)
+
+    monkeypatch.setattr(corpus, "crawl", crawl_while_another_run_creates)
+    with pytest.raises(NashError, match="just indexed as collection 'other'"):
+        index_folder(folder, hasher_options=FAST)
+    assert [c.name for c in indexing.list_collections()] == ["other"]
+
+
 def test_a_lower_max_size_drops_the_files_now_over_it(indexed) -> None:
     folder, paths = indexed
     big = folder / "space" / "long.txt"

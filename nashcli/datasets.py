@@ -206,10 +206,12 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str]
         raise NashError(f"{where}: not valid JSON ({error.msg}: column {error.colno})") from None
     if not isinstance(doc, dict):
         raise NashError(f"{where}: expected a JSON object with id, text, labels, split")
-    missing = [key for key in ("id", "text", "labels", "split") if key not in doc]
+    missing = [key for key in ("id", "text", "labels") if key not in doc]
     if missing:
         raise NashError(f"{where}: missing field(s) {', '.join(missing)}")
-    doc_id, text, doc_labels, doc_split = doc["id"], doc["text"], doc["labels"], doc["split"]
+    # No split: fine for --split random (make_splits says so if the canonical one is asked for).
+    doc_id, text, doc_labels = doc["id"], doc["text"], doc["labels"]
+    doc_split = doc.get("split", "")
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
     if not isinstance(doc_id, str):
@@ -222,7 +224,7 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str]
         raise NashError(f"{where}: 'labels' must be a list of strings")
     if doc_split == "val":
         doc_split = "validation"
-    if doc_split not in SPLITS:
+    if doc_split not in (*SPLITS, ""):
         raise NashError(f"{where}: 'split' must be train, validation or test, not {doc_split!r}")
     return doc_id, text, list(dict.fromkeys(doc_labels)), doc_split
 

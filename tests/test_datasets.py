@@ -105,6 +105,17 @@ def test_malformed_jsonl_names_the_problem(tmp_path: Path, records, message: str
     assert "\n" not in str(caught.value)
 
 
+def test_a_corpus_without_splits_takes_the_random_split(tmp_path: Path) -> None:
+    records = [
+        {"id": str(i), "text": f"doc {i}", "labels": ["a" if i % 2 else "b"]} for i in range(20)
+    ]
+    dataset = read_jsonl(_lines(tmp_path / "nosplit.jsonl", records))
+    splits = make_splits(dataset, "random", seed=1)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 4, 4)
+    with pytest.raises(NashError, match="canonical split needs train and test.*--split random"):
+        make_splits(dataset, "canonical")
+
+
 def test_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
     good = _lines(tmp_path / "good.jsonl.gz", [_doc(i) for i in range(200)])
     bad = tmp_path / "cut.jsonl.gz"

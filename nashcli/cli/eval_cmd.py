@@ -18,7 +18,8 @@ def eval_command(
     dataset: str = typer.Argument(
         ...,
         help="reuters, 20ng, tmc; reuters-vdsh or 20ng-vdsh (prepared as the VDSH release the "
-        "papers used); or a path to a .jsonl.gz (id, text, labels, split) or to "
+        "papers used); or a path to a .jsonl(.gz) (id, text, labels, split; without split: "
+        "--split random) or to "
         "reuters21578.tar.gz / 20news-bydate.tar.gz.",
     ),
     data_dir: Path | None = typer.Option(

@@ -57,6 +57,9 @@ COMPACT_SHARE = 0.3
 BATCH = 512
 #: How long a writer waits for another one (a watcher's update, a `nash index`) to finish.
 LOCK_TIMEOUT = 10.0
+#: How long a retrain waits to switch generations: its minutes of training are not thrown away
+#: because another writer's batch (hundreds of files being encoded) held the lock for 10 s.
+SWITCH_TIMEOUT = 120.0
 
 
 class Reporter(Protocol):
@@ -556,7 +559,7 @@ def _index(
         hasher, words, tfidf, metas = _retrain(
             found, stored, target_bits, device, seed, hasher_options, report, reporter
         )
-        with collection.writer(timeout=lock_timeout) as w:
+        with collection.writer(timeout=max(lock_timeout, SWITCH_TIMEOUT)) as w:
             current = w.live_docs()
             w.new_generation(
                 hasher.save,

@@ -56,6 +56,16 @@ DEFAULT_RANKING = "fused"
 HAMMING_WEIGHT = 1.0
 FEEDBACK_DOCS = 5
 FEEDBACK_WEIGHT = 2.0
+#: Below this many documents λ shrinks in proportion (:func:`hamming_weight`): a model fitted on
+#: a few hundred documents knows less than their words do (folders of 50-800 documents of 5
+#: topics, benchmarks/small_collections.py: precision@10 best at λ 0-0.25 up to 400 documents,
+#: 0.5-1 at 800, 1 at 1,600).
+FULL_WEIGHT_FROM = 800
+
+
+def hamming_weight(documents: int) -> float:
+    """λ of the fused ranking in a collection of ``documents``."""
+    return HAMMING_WEIGHT * min(1.0, documents / FULL_WEIGHT_FROM)
 
 
 def default_pool(documents: int) -> int:
@@ -325,7 +335,14 @@ def _search(snap: Snapshot, qwords, qvec, own_row, top: int, ranking: str, pool:
     else:
         rows, dists = candidate_pool(snap, qwords, max(top, pool), exclude)
     if ranking != "hamming" and len(rows):
-        scores = rank_pool(snap.tfidf_of(rows), qvec, dists, snap.bits, ranking)
+        scores = rank_pool(
+            snap.tfidf_of(rows),
+            qvec,
+            dists,
+            snap.bits,
+            ranking,
+            weight=hamming_weight(snap.documents),
+        )
         order = np.lexsort((rows, dists, -scores))[:top]
         rows, dists, scores = rows[order], dists[order], scores[order]
     else:

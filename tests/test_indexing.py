@@ -369,6 +369,32 @@ def test_busy_writer(indexed) -> None:
         index_folder(folder, lock_timeout=0.1)
 
 
+def test_a_retrain_waits_for_another_writers_batch_to_switch(indexed, monkeypatch) -> None:
+    """Its training is not thrown away because a watcher's batch held the lock past the
+    ordinary lock timeout."""
+    import threading
+
+    folder, _ = indexed
+    real_retrain = indexing._retrain
+    held, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with Collection.open("notes").writer():
+            held.set()
+            release.wait(10)
+
+    def retrain_then_meet_a_writer(*args, **kwargs):
+        result = real_retrain(*args, **kwargs)
+        threading.Thread(target=hold_lock, daemon=True).start()
+        held.wait(10)
+        threading.Timer(0.5, release.set).start()  # the batch ends after the lock timeout
+        return result
+
+    monkeypatch.setattr(indexing, "_retrain", retrain_then_meet_a_writer)
+    report = index_folder(folder, retrain=True, lock_timeout=0.1, hasher_options=FAST)
+    assert report.retrained and release.is_set()
+
+
 def test_compaction_after_many_deletions(indexed) -> None:
     folder, paths = indexed
     for p in paths[:12]:

@@ -53,11 +53,12 @@ def brute_force(snap, q: int, ranking: str) -> tuple[list[int], list[float]]:
     elif ranking == "cosine":
         score = cos
     else:
-        first = cos - similar.HAMMING_WEIGHT * dist / snap.bits
+        weight = similar.HAMMING_WEIGHT * min(1, snap.documents / similar.FULL_WEIGHT_FROM)
+        first = cos - weight * dist / snap.bits
         first[q] = -np.inf
         best = np.argsort(-first, kind="stable")[: similar.FEEDBACK_DOCS]
         feedback = (x @ x[best].T).mean(axis=1)
-        score = cos + similar.FEEDBACK_WEIGHT * feedback - similar.HAMMING_WEIGHT * dist / snap.bits
+        score = cos + similar.FEEDBACK_WEIGHT * feedback - weight * dist / snap.bits
     rows = np.arange(snap.rows)
     order = [r for r in np.lexsort((rows, dist, -score)) if r != q][:5]
     return order, score[order].tolist()

@@ -20,6 +20,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -117,7 +118,15 @@ def main() -> None:
     from nashcli.indexing import index_folder
 
     docs = single_label_docs(args.dataset)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     figures: dict = {
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "dataset": args.dataset,
         "topics": args.topics,
         "k": args.k,

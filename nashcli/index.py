@@ -352,15 +352,16 @@ def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
             f"collection {name!r} is being updated by {_holder(directory)}; stop it (or let it "
             f"finish), then run: nash forget {name}"
         ) from None
-    _sweep_debris(collections_dir(), name)  # what a killed rebuild of it left
+    _sweep_debris(collections_dir())  # what a killed rebuild (of any collection) left
     return root
 
 
-def _sweep_debris(base: Path, name: str) -> None:
-    """Remove what a killed create, rebuild or forget of ``name`` left (its process is gone)."""
+def _sweep_debris(base: Path) -> None:
+    """Remove what a killed create, rebuild or forget left (``.new-NAME-PID``,
+    ``.forgotten-NAME-PID``, whole copies of an index) once its process is gone."""
     for prefix in (".new-", ".forgotten-"):
-        for child in base.glob(f"{prefix}{name}-*"):
-            pid = child.name[len(prefix) + len(name) + 1 :]
+        for child in base.glob(f"{prefix}*-*"):
+            pid = child.name.rsplit("-", 1)[1]
             if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
                 shutil.rmtree(child, ignore_errors=True)
 
@@ -797,7 +798,7 @@ class Collection:
         final = base / name
         if not staged and (final / _META).is_file():
             raise NashError(f"collection {name!r} already exists")
-        _sweep_debris(base, name)
+        _sweep_debris(base)
         tmp = base / f".new-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()

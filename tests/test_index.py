@@ -119,6 +119,22 @@ def test_compaction_drops_tombstones_keeps_codes(tmp_path: Path) -> None:
         assert (snap.model_dir / "config.json").is_file()
 
 
+def test_debris_of_killed_runs_is_swept_whatever_collection_it_was(tmp_path: Path) -> None:
+    """A killed `nash forget` or rebuild leaves a whole copy of an index (`.forgotten-NAME-PID`,
+    `.new-NAME-PID`); the next creation of any collection removes those of dead processes."""
+    from nashcli.index import collections_dir
+
+    Collection.create("notes", tmp_path, 64)
+    base = collections_dir()
+    dead = [base / ".forgotten-old-notes-999999999", base / ".new-my-docs-999999998"]
+    alive = base / f".new-busy-{os.getppid()}"  # its process still runs: being built
+    for d in [*dead, alive]:
+        (d / "gen-000001").mkdir(parents=True)
+    Collection.create("other", tmp_path / "other", 64)
+    assert not any(d.exists() for d in dead) and alive.exists()
+    assert [c.name for c in list_collections()] == ["notes", "other"]
+
+
 def test_second_writer_gets_index_busy(tmp_path: Path) -> None:
     col = Collection.create("c", tmp_path, 64)
     holder = subprocess.Popen(

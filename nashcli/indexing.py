@@ -447,10 +447,11 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
     and the creation happen under one lock for every collection."""
     from filelock import FileLock, Timeout
 
-    base = collections_dir()
-    base.mkdir(parents=True, exist_ok=True)
+    from nashcli import paths
+
+    lock = paths.ensure_dir(paths.state_dir()) / "create-collection.lock"
     try:
-        with FileLock(str(base / ".create.lock"), timeout=max(timeout, 10.0)):
+        with FileLock(str(lock), timeout=max(timeout, 10.0)):
             holder = _collection_of(root)
             if holder is not None and holder != name:
                 raise NashError(
@@ -459,7 +460,7 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
                 )
             return Collection.create(name, root, bits)
     except Timeout:
-        busy = f"collections in {base} are being created by another nash process"
+        busy = f"another nash process keeps {lock} (it creates a collection)"
         raise IndexBusyError(busy) from None
 
 

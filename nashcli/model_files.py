@@ -100,4 +100,18 @@ def model_problem(
                 check_npz(path, ("idf",) if name == "features.npz" else (), checksums=checksums)
         except ValueError as error:
             return name, str(error)
+    if checksums:  # the thorough check (`nash status`): do the files agree with each other?
+        return _features_problem(directory)
+    return None
+
+
+def _features_problem(directory: Path) -> tuple[str, str] | None:
+    """The vocabulary and its idf weights must have one entry per word."""
+    import numpy as np
+
+    words = len(read_json_object(directory / "features.json")["vocabulary"])
+    with np.load(directory / "features.npz", allow_pickle=False) as arrays:
+        weights = arrays["idf"].shape[0] if arrays["idf"].ndim == 1 else -1
+    if weights != words:
+        return "features.json", f"{words} words but {weights} idf weights in features.npz"
     return None

@@ -93,6 +93,10 @@ def damage(what: str) -> None:
         (model / "model.json").write_text("[]")
     elif what == "features.json=null":
         (model / "features.json").write_text("null")
+    elif what == "features.json=short":  # valid JSON, but 10 words for the idf's thousands
+        features = json.loads((model / "features.json").read_text())
+        features["vocabulary"] = features["vocabulary"][:10]
+        (model / "features.json").write_text(json.dumps(features))
     elif what.endswith("=truncated"):
         path = model / what.split("=")[0]
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -116,6 +120,7 @@ GENERATION_DAMAGE = [
 MODEL_DAMAGE = [
     "model.json=[]",
     "features.json=null",
+    "features.json=short",
     "model.npz=truncated",
     "model.npz=empty",
     "features.npz=empty",

@@ -87,6 +87,10 @@ CREATE INDEX IF NOT EXISTS docs_hash ON docs (gen, hash) WHERE live = 1;
 """
 
 
+def _keeps_changing(name: str) -> NashError:
+    return NashError(f"collection {name!r} keeps changing under the reader; retry")
+
+
 class GenerationReplaced(NashError):
     """The generation a reader was reading was switched out and removed meanwhile (a retrain,
     a compaction): what it still had to load is gone, so it looks again at the new one."""
@@ -516,7 +520,7 @@ class Snapshot:
                     time.sleep(0.05)
                     continue
                 raise collection.damaged(damage.what, damage.reason) from None
-        raise collection.keeps_changing_error()
+        raise _keeps_changing(collection.name)
 
     def _load(self, con: sqlite3.Connection) -> None:
         """Read the generation's numbers and map its committed rows (raises :class:`_Damage`)."""
@@ -898,23 +902,27 @@ class Collection:
         """A consistent read-only view of the current generation (never waits for a writer)."""
         return Snapshot(self)
 
+    def read(self, look: Callable[[Snapshot], T]) -> T:
+        """``look(snapshot)``, taken again with a fresh snapshot when a writer switched
+        generations and removed the one it was reading (:class:`GenerationReplaced`)."""
+        for _attempt in range(READ_ATTEMPTS):
+            with self.snapshot() as snap:
+                try:
+                    return look(snap)
+                except GenerationReplaced:
+                    continue
+        raise _keeps_changing(self.name)
+
     def check(self) -> None:
         """Raise :class:`DamagedCollectionError` if a file the collection needs is missing or
         damaged (what `nash status` reports): metadata, planes, tf-idf vectors, model files."""
-        for _attempt in range(READ_ATTEMPTS):
-            with self.snapshot() as snap:
-                if not snap.generation:
-                    return
-                try:
-                    snap.check_model(require_all=True, checksums=True)
-                except GenerationReplaced:
-                    continue
-                snap.check_values()
-                return
-        raise self.keeps_changing_error()
 
-    def keeps_changing_error(self) -> NashError:
-        return NashError(f"collection {self.name!r} keeps changing under the reader; retry")
+        def check(snap: Snapshot) -> None:
+            if snap.generation:
+                snap.check_model(require_all=True, checksums=True)
+                snap.check_values()
+
+        self.read(check)
 
     @contextlib.contextmanager
     def _read_meta(self) -> Iterator[tuple[sqlite3.Connection, dict[str, str], int]]:

@@ -36,6 +36,7 @@ from nashcli.index import (
     DamagedCollectionError,
     DocMeta,
     DocRow,
+    Snapshot,
     Writer,
     collections_dir,
     list_collections,
@@ -523,13 +524,16 @@ def _index(
     root = report.root
     for path, reason in skipped.items():
         report.skipped.append((_rel(Path(path), root), reason))
+
+    def look(snap: Snapshot):
+        if snap.generation:
+            snap.check_model()
+            snap.check_values()
+        stored = {d.path: d for d in snap.live_docs()}
+        return stored, snap.generation, snap.rows, snap.trained_docs
+
     try:
-        with collection.snapshot() as snap:
-            if snap.generation:
-                snap.check_model()
-                snap.check_values()
-            stored = {d.path: d for d in snap.live_docs()}
-            generation, rows, trained = snap.generation, snap.rows, snap.trained_docs
+        stored, generation, rows, trained = collection.read(look)
     except DamagedCollectionError as error:
         if error.what == "meta.sqlite":
             raise
@@ -621,6 +625,13 @@ def _catch_up(
     new_rows = w.live_docs()
     redo: list[_Candidate] = []
     for path, doc in current.items():
+        old = before.get(path)
+        if old is not None and (old.size, old.mtime_ns, old.hash) == (
+            doc.size,
+            doc.mtime_ns,
+            doc.hash,
+        ):
+            continue  # no other writer touched it: what the retrain decided stands (left out)
         mine = ours.get(path)
         if mine is None or (mine.size, mine.mtime_ns) != (doc.size, doc.mtime_ns):
             redo.append(_Candidate(Path(path), doc.size, doc.mtime_ns))

@@ -109,9 +109,12 @@ def _features_problem(directory: Path) -> tuple[str, str] | None:
     """The vocabulary and its idf weights must have one entry per word."""
     import numpy as np
 
-    words = len(read_json_object(directory / "features.json")["vocabulary"])
-    with np.load(directory / "features.npz", allow_pickle=False) as arrays:
-        weights = arrays["idf"].shape[0] if arrays["idf"].ndim == 1 else -1
+    try:  # (checked one by one above; gone since if a writer removed the generation)
+        words = len(read_json_object(directory / "features.json")["vocabulary"])
+        with np.load(directory / "features.npz", allow_pickle=False) as arrays:
+            weights = arrays["idf"].shape[0] if arrays["idf"].ndim == 1 else -1
+    except (ValueError, OSError, KeyError) as error:
+        return "features.npz", str(error) or type(error).__name__
     if weights != words:
         return "features.json", f"{words} words but {weights} idf weights in features.npz"
     return None

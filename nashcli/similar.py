@@ -26,14 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nashcli.errors import NashError
-from nashcli.index import (
-    READ_ATTEMPTS,
-    Collection,
-    GenerationReplaced,
-    Snapshot,
-    list_collections,
-    survey_collections,
-)
+from nashcli.index import Collection, Snapshot, list_collections, survey_collections
 
 #: Re-ranking pool (Hamming candidates re-ordered by tf-idf cosine), measured on 20 Newsgroups
 #: folders of 1k-10k documents (benchmarks/collections.py --pools, README "Re-ranking"): below
@@ -222,20 +215,18 @@ def find_similar(
         raise NashError(f"unknown ranking {ranking!r}: choose one of {', '.join(RANKINGS)}")
     if isinstance(collection, str):
         collection = Collection.open(collection)
-    for _attempt in range(READ_ATTEMPTS):
-        with collection.snapshot() as snap:
-            if snap.generation == 0:
-                raise NashError(
-                    f"collection {collection.name!r} has no index yet: "
-                    f"run nash index {collection.root}"
-                )
-            try:
-                qwords, qvec, own_row = _query(query, snap)
-            except GenerationReplaced:  # a retrain removed this generation's model meanwhile
-                continue
-            pool = pool or default_pool(snap.documents)
-            return _search(snap, qwords, qvec, own_row, top, ranking, pool)
-    raise collection.keeps_changing_error()
+
+    def search(snap: Snapshot) -> list[Hit]:
+        if snap.generation == 0:
+            raise NashError(
+                f"collection {collection.name!r} has no index yet: run nash index {collection.root}"
+            )
+        qwords, qvec, own_row = _query(query, snap)
+        return _search(
+            snap, qwords, qvec, own_row, top, ranking, pool or default_pool(snap.documents)
+        )
+
+    return collection.read(search)  # again, if a retrain removes the model it is loading
 
 
 def check_query_file(query: Path | str) -> os.stat_result:

@@ -369,6 +369,29 @@ def test_busy_writer(indexed) -> None:
         index_folder(folder, lock_timeout=0.1)
 
 
+def test_a_retrain_keeps_out_what_it_left_out_when_a_watcher_wrote_meanwhile(
+    indexed, monkeypatch
+) -> None:
+    """The catch-up after the switch redoes only what other writers changed, not the files the
+    retrain left out on purpose (now over --max-size)."""
+    folder, _ = indexed
+    big = folder / "space" / "long.txt"
+    big.write_text("rocket orbit launch nasa shuttle moon " * 100)  # 3.8 KB
+    index_folder(folder, hasher_options=FAST)
+    real_retrain = indexing._retrain
+    new = folder / "cars" / "new.txt"
+
+    def retrain_while_a_watcher_writes(*args, **kwargs):
+        result = real_retrain(*args, **kwargs)
+        new.write_text("engine brake tire gearbox clutch")
+        indexing.apply_changes("notes", upserts=[new])  # the watcher's batch during training
+        return result
+
+    monkeypatch.setattr(indexing, "_retrain", retrain_while_a_watcher_writes)
+    index_folder(folder, max_bytes=2_000, retrain=True, hasher_options=FAST)
+    assert str(big) not in live_paths("notes") and str(new) in live_paths("notes")
+
+
 def test_a_retrain_waits_for_another_writers_batch_to_switch(indexed, monkeypatch) -> None:
     """Its training is not thrown away because a watcher's batch held the lock past the
     ordinary lock timeout."""

@@ -162,6 +162,44 @@ def test_status_check_during_a_retrain_is_not_damage(notes, monkeypatch) -> None
     assert retrains[0].retrained
 
 
+def test_an_update_during_a_retrain_is_not_damage(notes, monkeypatch) -> None:
+    """A plain `nash index` (or a watcher's catch-up) that looks at the index while a refit
+    switches generations looks again; it neither fails nor rebuilds."""
+    from nashcli.index import Snapshot
+
+    folder, _ = notes
+    check_model = Snapshot.check_model
+    retrains = []
+
+    def check_during_a_retrain(self, **kwargs):
+        if not retrains:
+            retrains.append(None)
+            retrains[0] = index_folder(folder, retrain=True, hasher_options=FAST)
+        return check_model(self, **kwargs)
+
+    monkeypatch.setattr(Snapshot, "check_model", check_during_a_retrain)
+    report = index_folder(folder, hasher_options=FAST)
+    assert retrains[0].retrained and not report.retrained
+
+
+def test_status_while_the_model_files_are_removed_is_not_a_traceback(notes, monkeypatch):
+    from nashcli import model_files
+    from nashcli.index import Collection
+
+    folder, _ = notes
+    features_problem = model_files._features_problem
+    retrains = []
+
+    def removed_meanwhile(directory):
+        if not retrains:
+            retrains.append(index_folder(folder, retrain=True, hasher_options=FAST))
+        return features_problem(directory)
+
+    monkeypatch.setattr(model_files, "_features_problem", removed_meanwhile)
+    Collection.open("notes").check()
+    assert retrains[0].retrained
+
+
 def test_changed_indexed_file_is_encoded_fresh(notes) -> None:
     folder, paths = notes
     query = paths[0]  # a space note, rewritten about cooking and not re-indexed

@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="50,100,200,400,800,1600")
     parser.add_argument("--topics", type=int, default=5)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 

@@ -575,6 +575,12 @@ def make_splits(
     """
     if mode == "canonical":
         split = np.asarray(dataset.split)
+        unsplit = int((split == "").sum())
+        if unsplit and unsplit < len(split):  # a typo ("spilt") must not drop documents silently
+            raise NashError(
+                f"{dataset.name}: {unsplit} of {len(split)} documents have no 'split'; give "
+                "every document one, or use --split random"
+            )
         train = np.flatnonzero(split == "train")
         test = np.flatnonzero(split == "test")
         val = np.flatnonzero(split == "validation")

@@ -53,7 +53,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _META = "meta.sqlite"
 #: How often a reader looks again when writers keep switching generations under it.
 READ_ATTEMPTS = 20
-T = TypeVar("T")
+_T = TypeVar("_T")
 _LOCK = "writer.lock"
 _HOLDER = "writer.pid"  # pid and command of the process holding the writer lock, for messages
 #: SQLite messages that mean the file is damaged (not busy, locked or unreadable for a while).
@@ -237,8 +237,9 @@ def _parse_info(info: dict[str, str]) -> dict:
             raise ValueError(f"no {key!r} recorded") from None
         except ValueError:
             raise ValueError(f"invalid {key!r}: {info[key]!r}") from None
-    if info.get("max_bytes", "").isdigit():  # optional (collections before it have none)
-        parsed["max_bytes"] = int(info["max_bytes"])
+    max_bytes = info.get("max_bytes", "")  # optional (collections before it have none)
+    if max_bytes.isascii() and max_bytes.isdigit():
+        parsed["max_bytes"] = int(max_bytes)
     return parsed
 
 
@@ -586,7 +587,7 @@ class Snapshot:
             raise self._collection.damaged(f"{self.gen_dir.name}/model/{problem[0]}", problem[1])
         self._model_checked = True
 
-    def load_model(self, loader: Callable[[Path], T]) -> T:
+    def load_model(self, loader: Callable[[Path], _T]) -> _T:
         """``loader(model_dir)``; raises :class:`GenerationReplaced` rather than an error of the
         loader's when a writer removed this generation after the snapshot was taken."""
         try:
@@ -902,7 +903,7 @@ class Collection:
         """A consistent read-only view of the current generation (never waits for a writer)."""
         return Snapshot(self)
 
-    def read(self, look: Callable[[Snapshot], T]) -> T:
+    def read(self, look: Callable[[Snapshot], _T]) -> _T:
         """``look(snapshot)``, taken again with a fresh snapshot when a writer switched
         generations and removed the one it was reading (:class:`GenerationReplaced`)."""
         for _attempt in range(READ_ATTEMPTS):
@@ -1089,14 +1090,15 @@ class Writer:
 
     def remember_max_bytes(self, max_bytes: int) -> None:
         """Record the size limit later runs keep to (see :attr:`Collection.max_bytes`)."""
-        if max_bytes != self.collection.max_bytes:
-            self._begin()
+        self._begin()
+        found = self._con.execute("SELECT value FROM info WHERE key='max_bytes'").fetchone()
+        if found is None or found[0] != str(max_bytes):  # (as recorded now, not at start-up)
             self._con.execute(
                 "INSERT OR REPLACE INTO info (key, value) VALUES ('max_bytes', ?)",
                 (str(max_bytes),),
             )
             self.commit()
-            self.collection.max_bytes = max_bytes
+        self.collection.max_bytes = max_bytes
 
     def tombstone(self, rows: Iterable[int]) -> None:
         """Mark rows deleted (their codes stay in the planes, unlisted, until a compaction)."""

@@ -361,7 +361,7 @@ def index_folder(
                 excluded=frozenset(excluded),
                 max_bytes=max_bytes,
             )
-            staged.install(timeout=lock_timeout)
+            staged.install(timeout=max(lock_timeout, SWITCH_TIMEOUT))
         except BaseException:
             with contextlib.suppress(NashError, OSError):
                 staged.remove(timeout=0)
@@ -513,7 +513,8 @@ def _index(
     limit the crawl used, when one was given) is recorded for later runs and the watcher.
 
     ``skipped`` files keep their entries (a file that cannot be read now may be readable
-    later), except ``excluded`` ones, left out by a rule (over ``--max-size``): those leave.
+    later) until a retrain, which cannot encode them; ``excluded`` ones, left out by a rule
+    (over ``--max-size``), leave at once.
 
     A retrain reads, fits and encodes *without* the writer lock (it takes a minute or more, and a
     watcher's short updates must not wait that long); it takes the lock only to switch to the
@@ -565,6 +566,7 @@ def _index(
             found, stored, target_bits, device, seed, hasher_options, report, reporter
         )
         with collection.writer(timeout=max(lock_timeout, SWITCH_TIMEOUT)) as w:
+            _remember(w, max_bytes)
             current = w.live_docs()
             w.new_generation(
                 hasher.save,
@@ -576,9 +578,10 @@ def _index(
                 bits=target_bits,
             )
             _catch_up(w, hasher, stored, current, metas, report, reporter)
-            _finish(w, report, max_bytes)
+            _finish(w, report)
         return
     with collection.writer(timeout=lock_timeout) as w:
+        _remember(w, max_bytes)  # first: a run stopped midway has dropped files by it already
         stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
         fresh, changed, gone = _plan(stored, found, keep)
         report.unchanged = len(found) - len(fresh) - len(changed)
@@ -591,12 +594,15 @@ def _index(
             report,
             reporter,
         )
-        _finish(w, report, max_bytes)
+        _finish(w, report)
 
 
-def _finish(w: Writer, report: IndexReport, max_bytes: int | None = None) -> None:
+def _remember(w: Writer, max_bytes: int | None) -> None:
     if max_bytes is not None:
         w.remember_max_bytes(max_bytes)
+
+
+def _finish(w: Writer, report: IndexReport) -> None:
     _maybe_compact(w, report)
     counts = w.counts()
     report.documents = counts["live"]

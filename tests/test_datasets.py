@@ -114,6 +114,11 @@ def test_a_corpus_without_splits_takes_the_random_split(tmp_path: Path) -> None:
     assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 4, 4)
     with pytest.raises(NashError, match="canonical split needs train and test.*--split random"):
         make_splits(dataset, "canonical")
+    # Some lines without a split (a typo such as "spilt") must not fall out silently.
+    records[3]["split"], records[4]["split"] = "train", "test"
+    partly = read_jsonl(_lines(tmp_path / "partly.jsonl", records))
+    with pytest.raises(NashError, match="18 of 20 documents have no 'split'"):
+        make_splits(partly, "canonical")
 
 
 def test_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:

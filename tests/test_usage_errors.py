@@ -321,3 +321,15 @@ def test_a_blank_name_is_a_path_like_any_other(tmp_path: Path, monkeypatch) -> N
     monkeypatch.chdir(tmp_path)  # " " is a valid folder name: only "" is refused
     line = _one_error_line(runner.invoke(app, ["index", " "]))
     assert "no such folder" in line and "empty" not in line
+
+
+def test_a_reader_that_goes_away_is_not_an_error(monkeypatch) -> None:
+    """`nash status | head`: no 'Broken pipe' error line, no traceback."""
+    from nashcli import index
+
+    def reader_gone():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(index, "survey_collections", reader_gone)
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 1 and result.stderr == ""

@@ -7,7 +7,10 @@ modules and render. Heavy libraries (torch, scikit-learn) are imported inside co
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import sys
 
 import typer
 from typer.core import TyperGroup
@@ -36,6 +39,11 @@ def _usage_error(error: UsageError) -> None:
     raise SystemExit(error.exit_code)
 
 
+#: Exit status when the reader of our output went away (`nash status | head`): quietly 1, as
+#: Rich's console does for the tables it prints.
+BROKEN_PIPE = 1
+
+
 def _system_error(error: OSError | sqlite3.Error) -> str:
     """One line for an error of the system rather than of nash: what failed, on which file."""
     if isinstance(error, sqlite3.Error):
@@ -62,6 +70,10 @@ class _NashGroup(TyperGroup):
             ctx.exit(error.exit_code)
         except UsageError as error:
             _usage_error(error)
+        except BrokenPipeError:  # `nash status | head`: the reader left, nothing to say
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+            ctx.exit(BROKEN_PIPE)
         except (OSError, sqlite3.Error) as error:  # a full or read-only disk, a lost mount...
             typer.echo(f"nash: error: {_system_error(error)}", err=True)
             ctx.exit(NashError.exit_code)

@@ -454,10 +454,15 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
     try:
         with FileLock(str(lock), timeout=max(timeout, 10.0)):
             holder = _collection_of(root)
-            if holder is not None and holder != name:
+            if holder is not None:
                 raise NashError(
                     f"{root} was just indexed as collection {holder!r} by another nash process: "
                     f"nash index {shlex.quote(str(root))} updates it"
+                )
+            if Collection.exists(name):
+                raise NashError(
+                    f"collection {name!r} was just created by another nash process; "
+                    "run the command again when it is done"
                 )
             return Collection.create(name, root, bits)
     except Timeout:

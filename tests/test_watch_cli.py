@@ -226,7 +226,7 @@ def test_sigkill_mid_update_then_restart_loses_and_duplicates_nothing(notes, tmp
 
 
 def test_a_signal_during_the_first_index_stops_at_once(notes, tmp_path):
-    watch = Watch(notes, tmp_path)
+    watch = Watch(notes, tmp_path, "--max-epochs", "2000")  # a fit that outlasts the signal
     watch.wait_for("catching up")
     code = watch.stop(signal.SIGTERM)
     out = watch.output()

@@ -137,9 +137,11 @@ def precision(collection_name: str, n_queries: int, pools: list[int], seed: int 
 def sweep(collection_name: str, n_queries: int, seed: int = 0) -> dict:
     """Precision@10 of the fused ranking over a grid of its weights, on the *first* half of the
     queries of :func:`precision` only (the half the defaults were chosen on), default pool."""
+    from small_collections import fused_grid_hits
+
     from nashcli import search
     from nashcli.index import Collection
-    from nashcli.similar import default_pool, rank_pool
+    from nashcli.similar import default_pool
 
     grid = [
         (lam, m, beta)
@@ -161,18 +163,8 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0) -> dict:
             rows, dists = idx[0][keep][:pool], dist[0][keep][:pool]
             x, qvec = snap.tfidf_of(rows), snap.tfidf_of([int(q)])
             same = np.array([label[int(r)] == label[int(q)] for r in rows])
-            for lam, m, beta in grid:
-                s = rank_pool(
-                    x,
-                    qvec,
-                    dists,
-                    snap.bits,
-                    "fused",
-                    weight=lam,
-                    feedback_docs=m,
-                    feedback_weight=beta,
-                )
-                hits[lam, m, beta] += int(same[np.lexsort((rows, dists, -s))[:10]].sum())
+            for key, h in fused_grid_hits(x, qvec, rows, dists, snap.bits, same, 10, grid).items():
+                hits[key] += h
     return {
         f"weight {lam} feedback {m} x {beta}": h / (10 * len(queries))
         for (lam, m, beta), h in hits.items()

@@ -60,6 +60,22 @@ def build_folder(dest: Path, docs: list[dict], n_docs: int, topics: int, seed: i
     return min(n_docs, len(pool))
 
 
+def fused_grid_hits(
+    x, qvec, rows, dists, bits: int, same: np.ndarray, k: int, grid=GRID
+) -> dict[tuple, int]:
+    """Same-topic documents among the ``k`` first of the fused ranking of one query's pool
+    (candidates ``rows`` with tf-idf ``x`` and distances ``dists``), for each (λ, m, β)."""
+    from nashcli.similar import rank_pool
+
+    hits = {}
+    for lam, m, beta in grid:
+        s = rank_pool(
+            x, qvec, dists, bits, "fused", weight=lam, feedback_docs=m, feedback_weight=beta
+        )
+        hits[lam, m, beta] = int(same[np.lexsort((rows, dists, -s))[:k]].sum())
+    return hits
+
+
 def measure(collection: str, k: int) -> dict[str, float]:
     """Precision@k of each ranking, every document of ``collection`` a query."""
     from nashcli import search
@@ -86,20 +102,9 @@ def measure(collection: str, k: int) -> dict[str, float]:
             hits["cosine"] += int(same[np.lexsort((rows, dists, -cos))[:k]].sum())
             s = rank_pool(x, qvec, dists, snap.bits, "fused", weight=weight)
             hits["fused (default)"] += int(same[np.lexsort((rows, dists, -s))[:k]].sum())
-            for lam, m, beta in GRID:
-                s = rank_pool(
-                    x,
-                    qvec,
-                    dists,
-                    snap.bits,
-                    "fused",
-                    weight=lam,
-                    feedback_docs=m,
-                    feedback_weight=beta,
-                )
-                hits[f"fused λ={lam} m={m} β={beta}"] += int(
-                    same[np.lexsort((rows, dists, -s))[:k]].sum()
-                )
+            grid = fused_grid_hits(x, qvec, rows, dists, snap.bits, same, k)
+            for (lam, m, beta), h in grid.items():
+                hits[f"fused λ={lam} m={m} β={beta}"] += h
     return {key: h / (k * len(queries)) for key, h in hits.items()}
 
 

@@ -142,8 +142,9 @@ class FileEntry:
 class Skipped:
     """A file (or folder) :func:`crawl` left out on purpose, with a reason a person can act on.
 
-    ``excluded``: left out by a rule the user sets (``--max-size``), so an index drops the
-    file's old entry; other reasons (it cannot be read now) leave the entry as it was.
+    ``excluded``: the file is there but is no document by the rules (over ``--max-size``,
+    empty, binary), so an index drops the file's old entry (its text is not what the file
+    holds now); other reasons (it cannot be read now) leave the entry as it was.
     """
 
     path: Path
@@ -300,7 +301,7 @@ def _check_file(path: Path, suffix: str, max_bytes: int) -> FileEntry | Skipped:
     if not stat.S_ISREG(st.st_mode):  # FIFOs, sockets, devices: reading could block forever
         return Skipped(path, "not a regular file")
     if st.st_size == 0:
-        return Skipped(path, "empty file")
+        return Skipped(path, "empty file", excluded=True)
     if st.st_size > max_bytes:
         return Skipped(path, f"larger than {format_size(max_bytes)} (--max-size)", excluded=True)
     if suffix == ".pdf":
@@ -316,7 +317,7 @@ def _check_file(path: Path, suffix: str, max_bytes: int) -> FileEntry | Skipped:
     if reason is None and suffix == "" and not _looks_decodable(head, len(head) >= st.st_size):
         reason = "binary file"
     if reason is not None:
-        return Skipped(path, reason)
+        return Skipped(path, reason, excluded=True)
     return FileEntry(path, st.st_size, st.st_mtime_ns)
 
 

@@ -371,5 +371,10 @@ def rank_pool(
     if m == 0 or feedback_weight == 0:
         return first
     best = np.lexsort((np.arange(len(first)), -first))[:m]
+    # Feedback only from candidates that share a word with the query: in a small folder a rare
+    # query word has fewer than m documents, and the rest of the m would be random ones.
+    best = best[cos[best] > 0]
+    if len(best) == 0:
+        return first
     feedback = np.asarray((x @ x[best].T).todense(), dtype=np.float64).mean(axis=1).ravel()
     return cos + feedback_weight * feedback - penalty

@@ -296,7 +296,9 @@ class Watcher:
     ``catch_up()`` brings the whole collection up to date (``indexing.index_folder``),
     ``retrain_due()`` / ``retrain()`` decide and perform a background retrain,
     ``make_is_ignored()`` returns the ignore predicate (rebuilt after ignore files change),
-    ``admit(path)`` says why an existing file is no document (binary, empty, too big) or None.
+    ``admit(path)`` says why an existing file is no document (a :class:`corpus.Skipped`: binary,
+    empty, too big) or None; one that is no document by those rules (``excluded``) also leaves
+    the index, as ``nash index`` drops it.
     ``on_tick()`` is called from the loop about every ``HEALTH_INTERVAL`` seconds, busy or idle
     (``Registration.refresh``: the lock and pid files are re-made if they went missing); a
     NashError from it ends the watch.
@@ -309,7 +311,7 @@ class Watcher:
         apply: ApplyFn,
         catch_up: Callable[[], Any],
         make_is_ignored: Callable[[], IgnoreFn] = lambda: lambda path, is_dir: False,
-        admit: Callable[[Path], str | None] = lambda path: None,
+        admit: Callable[[Path], Any] = lambda path: None,
         retrain_due: Callable[[], bool] | None = None,
         retrain: Callable[[], Any] | None = None,
         on_batch: Callable[[BatchResult], None] | None = None,
@@ -637,11 +639,13 @@ class Watcher:
         skipped: list[tuple[Path, str]] = []
         admitted = []
         for path in batch.upserts:
-            reason = self._admit(path)
-            if reason is None:
+            refusal = self._admit(path)
+            if refusal is None:
                 admitted.append(path)
             elif _is_file(path):  # (one that vanished meanwhile is no news)
-                skipped.append((path, reason))
+                skipped.append((path, refusal.reason))
+                if refusal.excluded:  # grown past --max-size, emptied: its entry is stale
+                    batch.deletions.append(path)
         batch.upserts = admitted
         if skipped:
             self._on_batch(BatchResult(Batch(), 0.0, None, skipped))
@@ -757,13 +761,13 @@ def ignore_rules(root: Path) -> IgnoreFn:
     return is_ignored
 
 
-def document_problem(path: Path, max_bytes: int | None = None) -> str | None:
-    """Why ``path`` is not indexed (empty, binary, over ``max_bytes``, unreadable), or None:
-    crawl's checks."""
+def document_problem(path: Path, max_bytes: int | None = None):
+    """Why ``path`` is not indexed (a :class:`corpus.Skipped`: empty, binary, over
+    ``max_bytes``, unreadable), or None: crawl's checks."""
     from nashcli import corpus
 
     checked = corpus.check_file(path, max_bytes=max_bytes or corpus.DEFAULT_MAX_BYTES)
-    return checked.reason if isinstance(checked, corpus.Skipped) else None
+    return checked if isinstance(checked, corpus.Skipped) else None
 
 
 def collection_for(target: str | Path) -> tuple[str, Path | None]:
@@ -817,11 +821,16 @@ def make_watcher(
     due = threading.Event()  # set by the last report, so asking costs no extra query
     indexed = threading.Event()  # the first pass is done: a missing collection was forgotten
     hashers = indexing.HasherCache()  # the model, loaded once per generation, not per update
-    limit: list[int | None] = [None]  # the collection's --max-size, read after each update
+    limit: list = [None, 0.0]  # the collection's --max-size, and when it was read
 
     def remember_limit() -> None:
         with contextlib.suppress(NashError):
-            limit[0] = Collection.open(name).max_bytes
+            limit[:] = [Collection.open(name).max_bytes, time.monotonic()]
+
+    def admit(path: Path):
+        if time.monotonic() - limit[1] > 1.0:  # a `nash index --max-size` may have changed it
+            remember_limit()
+        return document_problem(path, limit[0])
 
     def catch_up() -> Any:
         report = indexing.index_folder(
@@ -837,7 +846,6 @@ def make_watcher(
         )
         indexed.set()
         due.set() if report.retrain_due else due.clear()
-        remember_limit()
         _warm_up(name, hashers, device)
         return report
 
@@ -854,7 +862,6 @@ def make_watcher(
             hashers=hashers,
         )
         due.set() if report.retrain_due else due.clear()
-        remember_limit()  # a nash index --max-size meanwhile changes it
         return report
 
     def retrain_due() -> bool:
@@ -870,7 +877,7 @@ def make_watcher(
         apply=apply,
         catch_up=catch_up,
         make_is_ignored=lambda: ignore_rules(root),
-        admit=lambda path: document_problem(path, limit[0]),
+        admit=admit,
         retrain_due=retrain_due,
         retrain=retrain,
         on_batch=on_batch,

@@ -120,6 +120,8 @@ def test_status_and_forget(notes) -> None:
         (("index", "{tmp}/missing"), "no such folder"),
         (("index", "{tmp}/empty"), "nothing to index"),
         (("index", "{tmp}/empty", "--max-size", "lots"), "not a size"),
+        (("index", "{tmp}/empty", "--max-size", "0"), "give at least 1 KB"),
+        (("index", "{tmp}/empty", "--max-size", "50"), "is 50 bytes"),
         (("index", "{tmp}/empty", "--device", "tpu"), "--device"),
         (("similar", "{tmp}/missing.txt"), "no such file"),
         (("similar", "{tmp}/empty"), "is a folder"),

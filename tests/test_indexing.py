@@ -195,6 +195,18 @@ def test_two_first_indexes_of_one_folder_under_two_names_make_one_collection(
     assert [c.name for c in indexing.list_collections()] == ["other"]
 
 
+def test_a_file_emptied_or_made_binary_leaves_the_index(indexed) -> None:
+    """Its old entry would keep answering queries with text the file no longer holds (files
+    that cannot be read now, by contrast, keep theirs)."""
+    folder, paths = indexed
+    paths[0].write_text("")
+    paths[1].write_bytes(b"abc\x00def binary now")
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.deleted == 2
+    assert str(paths[0]) not in live_paths("notes") and str(paths[1]) not in live_paths("notes")
+    assert dict(report.skipped)[str(paths[0].relative_to(folder))] == "empty file"
+
+
 def test_a_lower_max_size_drops_the_files_now_over_it(indexed) -> None:
     folder, paths = indexed
     big = folder / "space" / "long.txt"
@@ -222,11 +234,11 @@ def test_the_max_size_given_once_holds_for_later_runs_and_the_watcher(indexed) -
     assert any("--max-size" in reason for _, reason in report.skipped)
     assert Collection.open("notes").max_bytes == 2_000
     watcher = watching.make_watcher(folder, "notes", device="cpu")
-    watcher._catch_up()
-    assert "--max-size" in watcher._admit(big)
+    refusal = watcher._admit(big)
+    assert "--max-size" in refusal.reason and refusal.excluded
     report = index_folder(folder, max_bytes=10_000, hasher_options=FAST)
     assert report.added == 1 and str(big) in live_paths("notes")
-    watcher._catch_up()
+    time.sleep(1.1)  # the watcher reads the limit again at most once a second
     assert watcher._admit(big) is None
 
 

@@ -57,6 +57,7 @@ def brute_force(snap, q: int, ranking: str) -> tuple[list[int], list[float]]:
         first = cos - weight * dist / snap.bits
         first[q] = -np.inf
         best = np.argsort(-first, kind="stable")[: similar.FEEDBACK_DOCS]
+        best = best[cos[best] > 0]
         feedback = (x @ x[best].T).mean(axis=1)
         score = cos + similar.FEEDBACK_WEIGHT * feedback - weight * dist / snap.bits
     rows = np.arange(snap.rows)
@@ -198,6 +199,19 @@ def test_status_while_the_model_files_are_removed_is_not_a_traceback(notes, monk
     monkeypatch.setattr(model_files, "_features_problem", removed_meanwhile)
     Collection.open("notes").check()
     assert retrains[0].retrained
+
+
+def test_feedback_comes_only_from_documents_that_share_a_word(notes, tmp_path: Path) -> None:
+    """A rare word (two documents hold it): the other feedback candidates would be random
+    documents, and the default ranking used to lift them to the top beside those two."""
+    folder, paths = notes
+    rare = [folder / "cooking" / "sourdough.txt", folder / "cooking" / "sourdough-2.txt"]
+    rare[0].write_text("banneton proofing basket for sourdough")
+    rare[1].write_text("a banneton and a lame for the sourdough loaf")
+    index_folder(folder, retrain=True, hasher_options=FAST)  # (new words: a new vocabulary)
+    hits = find_similar("banneton", "notes", top=5)
+    assert {h.path for h in hits[:2]} == set(rare)
+    assert all(h.score <= 0 for h in hits[2:])  # nothing else shares a word with the query
 
 
 def test_changed_indexed_file_is_encoded_fresh(notes) -> None:

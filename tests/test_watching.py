@@ -368,6 +368,10 @@ def test_binary_and_empty_files_are_reported_not_indexed(folder, fake, run_watch
     skipped = {p.name: r for result in seen for p, r in result.skipped}
     assert skipped == {"blob.txt": "binary file", "empty.txt": "empty file"}
     assert fake.upserts() == [folder / "good.txt"]
+    # An indexed file that is no document any more (emptied) leaves the index: its entry
+    # would answer queries with the text it used to hold.
+    (folder / "good.txt").write_text("")
+    wait_until(lambda: folder / "good.txt" in fake.deletions(), what="the emptied file dropped")
 
 
 def test_a_busy_index_is_retried(folder, fake, run_watcher):

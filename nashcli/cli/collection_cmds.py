@@ -13,6 +13,9 @@ import typer
 from nashcli.cli.app import app
 from nashcli.errors import NashError
 
+#: The smallest --max-size taken: a slip (0, or 50 meaning 50 MB) must not empty a collection.
+MIN_MAX_SIZE = 1024
+
 _DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -48,6 +51,11 @@ def index_command(
     if device not in _DEVICES:
         raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
     max_bytes = corpus.parse_size(max_size) if max_size is not None else None
+    if max_bytes is not None and max_bytes < MIN_MAX_SIZE:  # `--max-size 0` would empty it
+        raise NashError(
+            f"--max-size {max_size} is {corpus.format_size(max_bytes)}: files larger than it "
+            "leave the index; give at least 1 KB (e.g. 50MB)"
+        )
     with render.IndexProgress(quiet=quiet) as progress:
         report = indexing.index_folder(
             path,

@@ -385,3 +385,22 @@ def test_an_interrupt_python_could_not_raise_is_delivered_again(capsys):
             time.sleep(0.005)  # the interrupt is delivered again here
     assert watcher.stops == 1
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_catch_up_sums_up_its_skipped_files_by_reason(capsys, tmp_path):
+    """Every watcher start is a catch-up pass: a folder of 40 oversize files must not print 40
+    lines each time (as `nash index` sums them up too)."""
+    from nashcli.cli.watch_cmd import _render_batch
+    from nashcli.indexing import IndexReport
+
+    report = IndexReport(collection="notes", root=tmp_path, documents=5)
+    report.skipped = [(f"big-{i}.txt", "larger than 2 KB (--max-size)") for i in range(40)]
+    report.skipped.append(("blob.bin", "binary file"))
+    _render_batch(watching.BatchResult(watching.Batch(rescan=True), 0.5, report), tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3  # "up to date", one line for each reason
+    assert (
+        "skipped 40: larger than 2 KB (--max-size) (big-0.txt, big-1.txt, big-2.txt, … (+37))"
+        in (lines[1])
+    )
+    assert lines[2].endswith("skipped 1: binary file (blob.bin)")

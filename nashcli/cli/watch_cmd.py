@@ -71,9 +71,17 @@ def _render_batch(result, root: Path) -> None:
                 typer.echo(f"  - {_rel(path, root)}")
             for path in batch.upserts:
                 typer.echo(f"  + {_rel(path, root)}")
-    for path, reason in getattr(report, "skipped", []):
-        if "vanished" not in reason:  # came and went before it was read: nothing to say
-            _say(f"skipped {path}: {reason}")
+    skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
+    if result.batch.rescan and len(skipped) > _SHOWN_PATHS:  # every start: one line a reason
+        by_reason: dict[str, list[str]] = {}
+        for path, reason in skipped:
+            by_reason.setdefault(reason, []).append(str(path))
+        for reason, paths in by_reason.items():
+            more = f", … (+{len(paths) - 3})" if len(paths) > 3 else ""
+            _say(f"skipped {len(paths)}: {reason} ({', '.join(paths[:3])}{more})")
+        return
+    for path, reason in skipped:  # (one that came and went before it was read: no news)
+        _say(f"skipped {path}: {reason}")
 
 
 @contextlib.contextmanager

@@ -120,13 +120,15 @@ class UnreadableFile(NashError):
     """A file that cannot be turned into text; ``reason`` says why, in a few words.
 
     The indexer catches it per file and reports the file as skipped; ``str(error)`` is the reason
-    alone (the path is in ``error.path`` when known).
+    alone (the path is in ``error.path`` when known). ``excluded``: the file was read and holds
+    no text (as :attr:`Skipped.excluded`: an old entry of it leaves the index).
     """
 
-    def __init__(self, reason: str, path: Path | None = None) -> None:
+    def __init__(self, reason: str, path: Path | None = None, *, excluded: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.path = path
+        self.excluded = excluded
 
 
 @dataclass(frozen=True)
@@ -601,7 +603,7 @@ def read_document(path: Path | str) -> Document:
     except OSError as error:
         raise UnreadableFile(_os_reason(error), path) from None
     if not data:
-        raise UnreadableFile("empty file", path)
+        raise UnreadableFile("empty file", path, excluded=True)
     text = decode_text(data, path)
     del data
     if suffix in HTML_EXTENSIONS:
@@ -609,7 +611,7 @@ def read_document(path: Path | str) -> Document:
     else:
         title = ""
     if not text or text.isspace():  # (no .strip(): that would copy a big text)
-        raise UnreadableFile("no text in file", path)
+        raise UnreadableFile("no text in file", path, excluded=True)
     return Document(text, title or title_of(text))
 
 

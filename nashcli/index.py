@@ -1090,9 +1090,10 @@ class Writer:
 
     def remember_max_bytes(self, max_bytes: int) -> None:
         """Record the size limit later runs keep to (see :attr:`Collection.max_bytes`)."""
-        self._begin()
+        # (As recorded now, not when the collection was opened; the writer lock holds it still.)
         found = self._con.execute("SELECT value FROM info WHERE key='max_bytes'").fetchone()
-        if found is None or found[0] != str(max_bytes):  # (as recorded now, not at start-up)
+        if found is None or found[0] != str(max_bytes):
+            self._begin()
             self._con.execute(
                 "INSERT OR REPLACE INTO info (key, value) VALUES ('max_bytes', ?)",
                 (str(max_bytes),),

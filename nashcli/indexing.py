@@ -191,7 +191,7 @@ def _read(path: Path) -> tuple[str, str]:
 
     doc = corpus.read_document(path)
     if not doc.text.strip():
-        raise corpus.UnreadableFile("no text")
+        raise corpus.UnreadableFile("no text", path, excluded=True)
     return doc.text, (doc.title or corpus.title_of(doc.text))[:200]
 
 
@@ -759,9 +759,9 @@ def _apply(
         metas: list[DocMeta] = []
         replaced: list[int] = []
         for c in batch:
+            old = stored.get(str(c.path))
             try:
                 h = _hash(c.path)
-                old = stored.get(str(c.path))
                 if old is not None and old.hash == h:  # touched, same bytes: keep the code
                     meta = DocMeta(str(c.path), c.size, c.mtime_ns, h, old.title)
                     w.repath(old.row, meta)
@@ -775,6 +775,9 @@ def _apply(
                 text, title = _read(c.path)
             except Exception as error:  # noqa: BLE001 - skipped with its reason
                 report.skipped.append((_rel(c.path, root), _reason(error)))
+                if old is not None and getattr(error, "excluded", False):  # emptied: no text
+                    w.tombstone([old.row])
+                    report.deleted += 1
                 continue
             meta = DocMeta(str(c.path), c.size, c.mtime_ns, h, title)
             if old is not None:

@@ -824,8 +824,9 @@ def make_watcher(
     limit: list = [None, 0.0]  # the collection's --max-size, and when it was read
 
     def remember_limit() -> None:
-        with contextlib.suppress(NashError):
-            limit[:] = [Collection.open(name).max_bytes, time.monotonic()]
+        limit[1] = time.monotonic()  # (a failing read is not retried for every file)
+        with contextlib.suppress(NashError, OSError):
+            limit[0] = Collection.open(name).max_bytes
 
     def admit(path: Path):
         if time.monotonic() - limit[1] > 1.0:  # a `nash index --max-size` may have changed it

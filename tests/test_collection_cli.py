@@ -122,6 +122,7 @@ def test_status_and_forget(notes) -> None:
         (("index", "{tmp}/empty", "--max-size", "lots"), "not a size"),
         (("index", "{tmp}/empty", "--max-size", "0"), "give at least 1 KB"),
         (("index", "{tmp}/empty", "--max-size", "50"), "is 50 bytes"),
+        (("index", "{tmp}/empty", "--max-size", "1KB"), "nothing to index"),  # 1 KB is taken
         (("index", "{tmp}/empty", "--device", "tpu"), "--device"),
         (("similar", "{tmp}/missing.txt"), "no such file"),
         (("similar", "{tmp}/empty"), "is a folder"),

@@ -201,9 +201,11 @@ def test_a_file_emptied_or_made_binary_leaves_the_index(indexed) -> None:
     folder, paths = indexed
     paths[0].write_text("")
     paths[1].write_bytes(b"abc\x00def binary now")
+    paths[2].write_text("\n")  # "emptied" by an editor that keeps a final newline
+    paths[3].write_bytes(b"\xef\xbb\xbf")  # ... or a byte-order mark
     report = index_folder(folder, hasher_options=FAST)
-    assert report.deleted == 2
-    assert str(paths[0]) not in live_paths("notes") and str(paths[1]) not in live_paths("notes")
+    assert report.deleted == 4
+    assert not {str(p) for p in paths[:4]} & live_paths("notes")
     assert dict(report.skipped)[str(paths[0].relative_to(folder))] == "empty file"
 
 
@@ -217,6 +219,20 @@ def test_a_lower_max_size_drops_the_files_now_over_it(indexed) -> None:
     assert report.deleted == 1 and str(big) not in live_paths("notes")
     assert any("--max-size" in reason for _, reason in report.skipped)
     assert report.unchanged == len(paths)
+
+
+def test_a_remembered_max_size_does_not_make_an_idle_run_an_update(indexed) -> None:
+    """`nash status` shows when a collection last changed: a run that changes nothing must not
+    move it (recording the same limit again is no change)."""
+    from nashcli.index import Collection
+
+    folder, _ = indexed
+    index_folder(folder, max_bytes=50_000, hasher_options=FAST)
+    before = Collection.open("notes").summary()["updated_at"]
+    time.sleep(0.05)
+    index_folder(folder, hasher_options=FAST)
+    index_folder(folder, max_bytes=50_000, hasher_options=FAST)
+    assert Collection.open("notes").summary()["updated_at"] == before
 
 
 def test_the_max_size_given_once_holds_for_later_runs_and_the_watcher(indexed) -> None:

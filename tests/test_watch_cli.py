@@ -73,11 +73,11 @@ def indexed(path: Path, name: str = "notes") -> bool:
 class Watch:
     """`nash watch` in a child process; its output goes to a file the test can poll."""
 
-    def __init__(self, root: Path, tmp: Path, *args: str) -> None:
+    def __init__(self, root: Path, tmp: Path, *args: str, epochs: int = 2) -> None:
         self.out = tmp / f"watch-{time.monotonic_ns()}.log"
         self.handle = open(self.out, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [*NASH, "watch", str(root), "--max-epochs", "2", *args],
+            [*NASH, "watch", str(root), "--max-epochs", str(epochs), *args],
             stdout=self.handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -226,7 +226,7 @@ def test_sigkill_mid_update_then_restart_loses_and_duplicates_nothing(notes, tmp
 
 
 def test_a_signal_during_the_first_index_stops_at_once(notes, tmp_path):
-    watch = Watch(notes, tmp_path, "--max-epochs", "2000")  # a fit that outlasts the signal
+    watch = Watch(notes, tmp_path, epochs=2000)  # a fit that outlasts the signal
     watch.wait_for("catching up")
     code = watch.stop(signal.SIGTERM)
     out = watch.output()

@@ -71,8 +71,9 @@ class _NashGroup(TyperGroup):
         except UsageError as error:
             _usage_error(error)
         except BrokenPipeError:  # `nash status | head`: the reader left, nothing to say
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                out = sys.stdout.fileno()
+                os.dup2(os.open(os.devnull, os.O_WRONLY), out)  # no error at the exit's flush
             ctx.exit(BROKEN_PIPE)
         except (OSError, sqlite3.Error) as error:  # a full or read-only disk, a lost mount...
             typer.echo(f"nash: error: {_system_error(error)}", err=True)

@@ -14,7 +14,7 @@ from nashcli.cli.app import app
 from nashcli.errors import NashError
 
 #: The smallest --max-size taken: a slip (0, or 50 meaning 50 MB) must not empty a collection.
-MIN_MAX_SIZE = 1024
+MIN_MAX_SIZE = 1000
 
 _DEVICES = ("auto", "cpu", "cuda")
 

@@ -518,8 +518,8 @@ def _index(
     limit the crawl used, when one was given) is recorded for later runs and the watcher.
 
     ``skipped`` files keep their entries (a file that cannot be read now may be readable
-    later) until a retrain, which cannot encode them; ``excluded`` ones, left out by a rule
-    (over ``--max-size``), leave at once.
+    later) until a retrain, which cannot encode them; ``excluded`` ones, no documents by the
+    rules (over ``--max-size``, empty, binary), leave at once.
 
     A retrain reads, fits and encodes *without* the writer lock (it takes a minute or more, and a
     watcher's short updates must not wait that long); it takes the lock only to switch to the
@@ -637,11 +637,7 @@ def _catch_up(
     redo: list[_Candidate] = []
     for path, doc in current.items():
         old = before.get(path)
-        if old is not None and (old.size, old.mtime_ns, old.hash) == (
-            doc.size,
-            doc.mtime_ns,
-            doc.hash,
-        ):
+        if old is not None and _state(old) == _state(doc):
             continue  # no other writer touched it: what the retrain decided stands (left out)
         mine = ours.get(path)
         if mine is None or (mine.size, mine.mtime_ns) != (doc.size, doc.mtime_ns):
@@ -652,6 +648,11 @@ def _catch_up(
         w.commit()
     if redo:
         _apply(w, lambda: hasher, redo, w.live_docs(), [], IndexReport("", report.root), reporter)
+
+
+def _state(doc: DocRow) -> tuple[int, int, str]:
+    """What says a document's file is the one its row was made from."""
+    return doc.size, doc.mtime_ns, doc.hash
 
 
 def _retrain(

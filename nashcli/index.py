@@ -1088,8 +1088,11 @@ class Writer:
             self._con.execute("BEGIN IMMEDIATE")
             self._in_tx = True
 
-    def remember_max_bytes(self, max_bytes: int) -> None:
-        """Record the size limit later runs keep to (see :attr:`Collection.max_bytes`)."""
+    def remember_max_bytes(self, max_bytes: int | None) -> None:
+        """Record the size limit later runs keep to (see :attr:`Collection.max_bytes`); None,
+        none given: nothing to record."""
+        if max_bytes is None:
+            return
         # (As recorded now, not when the collection was opened; the writer lock holds it still.)
         found = self._con.execute("SELECT value FROM info WHERE key='max_bytes'").fetchone()
         if found is None or found[0] != str(max_bytes):

@@ -571,7 +571,7 @@ def _index(
             found, stored, target_bits, device, seed, hasher_options, report, reporter
         )
         with collection.writer(timeout=max(lock_timeout, SWITCH_TIMEOUT)) as w:
-            _remember(w, max_bytes)
+            w.remember_max_bytes(max_bytes)
             current = w.live_docs()
             w.new_generation(
                 hasher.save,
@@ -586,7 +586,7 @@ def _index(
             _finish(w, report)
         return
     with collection.writer(timeout=lock_timeout) as w:
-        _remember(w, max_bytes)  # first: a run stopped midway has dropped files by it already
+        w.remember_max_bytes(max_bytes)  # first: a run stopped midway dropped files by it
         stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
         fresh, changed, gone = _plan(stored, found, keep)
         report.unchanged = len(found) - len(fresh) - len(changed)
@@ -600,11 +600,6 @@ def _index(
             reporter,
         )
         _finish(w, report)
-
-
-def _remember(w: Writer, max_bytes: int | None) -> None:
-    if max_bytes is not None:
-        w.remember_max_bytes(max_bytes)
 
 
 def _finish(w: Writer, report: IndexReport) -> None:

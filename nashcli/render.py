@@ -223,14 +223,23 @@ def index_summary(report) -> str:
     if report.compacted:
         lines.append("index compacted (removed documents dropped)")
     if report.skipped:
-        by_reason: dict[str, list[str]] = {}
-        for path, reason in report.skipped:
-            by_reason.setdefault(reason, []).append(path)
         lines.append(f"{len(report.skipped):,} skipped:")
-        for reason, paths in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
-            shown = ", ".join(paths[:3]) + (f", … (+{len(paths) - 3})" if len(paths) > 3 else "")
-            lines.append(f"  {escape(plain(reason))} ({len(paths):,}): {escape(plain(shown))}")
+        for reason, count, shown in skipped_by_reason(report.skipped):
+            lines.append(f"  {escape(plain(reason))} ({count:,}): {escape(plain(shown))}")
     return "\n".join(lines)
+
+
+def skipped_by_reason(skipped: Sequence[tuple[object, str]]) -> list[tuple[str, int, str]]:
+    """``(reason, how many, the first three paths and "… (+N)")`` for skipped ``(path,
+    reason)`` pairs, the commonest reason first: a summary, not a line per file."""
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in skipped:
+        by_reason.setdefault(reason, []).append(str(path))
+    summary = []
+    for reason, paths in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        more = f", … (+{len(paths) - 3})" if len(paths) > 3 else ""
+        summary.append((reason, len(paths), ", ".join(paths[:3]) + more))
+    return summary
 
 
 def similar_table(hits: Sequence, root, query: str, width: int = 100) -> Table:

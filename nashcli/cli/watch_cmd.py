@@ -73,12 +73,10 @@ def _render_batch(result, root: Path) -> None:
                 typer.echo(f"  + {_rel(path, root)}")
     skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
     if result.batch.rescan and len(skipped) > _SHOWN_PATHS:  # every start: one line a reason
-        by_reason: dict[str, list[str]] = {}
-        for path, reason in skipped:
-            by_reason.setdefault(reason, []).append(str(path))
-        for reason, paths in by_reason.items():
-            more = f", … (+{len(paths) - 3})" if len(paths) > 3 else ""
-            _say(f"skipped {len(paths)}: {reason} ({', '.join(paths[:3])}{more})")
+        from nashcli.render import skipped_by_reason
+
+        for reason, count, shown in skipped_by_reason(skipped):
+            _say(f"skipped {count}: {reason} ({shown})")
         return
     for path, reason in skipped:  # (one that came and went before it was read: no news)
         _say(f"skipped {path}: {reason}")

@@ -106,7 +106,17 @@ def test_status_and_forget(notes) -> None:
     assert entry["name"] == "notes" and entry["root"] == str(folder)
     assert entry["documents"] == len(paths) and entry["bits"] == 64
     assert entry["model"] and entry["watching"] is False and entry["updated_at"] > 0
-    assert set(entry) == {"name", "root", "documents", "bits", "model", "updated_at", "watching"}
+    assert entry["state"] == "ok"
+    assert set(entry) == {
+        "name",
+        "root",
+        "documents",
+        "bits",
+        "model",
+        "updated_at",
+        "watching",
+        "state",
+    }
     assert "notes" in run("status").stdout
     assert run("forget", "notes").exit_code == 0
     assert json.loads(run("status", "--json").stdout) == {"collections": []}

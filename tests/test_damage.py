@@ -178,6 +178,7 @@ def test_damaged_metadata(notes, how: str) -> None:
     meta.write_bytes(data[how])
     entry = status_entry()
     assert entry["name"] == "c" and "meta.sqlite" in entry["damaged"]
+    assert entry["state"] == "damaged" and entry["documents"] is None
     assert "nash forget c" in run("status").stdout
     line = one_error_line(run("similar", "--text", "rocket", "--collection", "c"))
     assert "collection 'c' is damaged (meta.sqlite: " in line and "--retrain" in line
@@ -462,3 +463,5 @@ def test_an_unreadable_disk_is_not_called_damage(notes, monkeypatch) -> None:
         result.stdout
     )
     assert "disk full, read-only or gone" in result.stdout and "DAMAGED" not in result.stdout
+    entry = status_entry()
+    assert entry["state"] == "unreadable" and "disk I/O error" in entry["damaged"]

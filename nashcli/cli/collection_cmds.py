@@ -196,6 +196,8 @@ def status_command(
                 problem = error
         if summary is None:
             root = entry.collection.root if entry.collection is not None else None
+            # Damage needs a rebuild; an unreadable disk (full, read-only) does not.
+            state = "damaged" if isinstance(problem, DamagedCollectionError) else "unreadable"
             damaged.append(
                 {
                     "name": entry.name,
@@ -205,12 +207,11 @@ def status_command(
                     "model": None,
                     "updated_at": None,
                     "watching": _is_watching(entry.name),
+                    "state": state,
                     "damaged": str(problem),
                 }
             )
-            # Damage needs a rebuild; an unreadable disk (full, read-only) does not.
-            damage = isinstance(problem, DamagedCollectionError)
-            labels.append("DAMAGED" if damage else "UNREADABLE")
+            labels.append(state.upper())
             continue
         rows.append(
             {
@@ -221,6 +222,7 @@ def status_command(
                 "model": summary["model"],
                 "updated_at": summary["updated_at"],
                 "watching": _is_watching(entry.name),
+                "state": "ok",
             }
         )
     if as_json:

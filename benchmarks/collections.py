@@ -21,10 +21,8 @@ Run: ``nice -n 10 python benchmarks/collections.py [--dataset reuters] [--sweep]
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import random
 import resource
 import shutil
 import statistics
@@ -32,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -46,19 +43,11 @@ FILES = {"20ng": "20newsgroups_bydate.jsonl.gz", "reuters": "reuters21578_modapt
 def build_folder(
     dest: Path, n_docs: int, dataset: str = "20ng", seed: int = 0, top_labels: int = 0
 ) -> list[Path]:
-    """``n_docs`` random single-label articles (both splits), one folder per label; with
-    ``top_labels``, only the articles of that many largest labels (Reuters' 8 largest
-    single-label topics are the usual "R8" benchmark)."""
-    with gzip.open(DATASETS / FILES[dataset], "rt", encoding="utf-8") as f:
-        docs = [json.loads(line) for line in f]
-    docs = [d for d in docs if len(d["labels"]) == 1 and d["text"].strip()]
-    if top_labels:
-        sizes = Counter(d["labels"][0] for d in docs)
-        keep = {label for label, _ in sizes.most_common(top_labels)}
-        docs = [d for d in docs if d["labels"][0] in keep]
-    random.Random(seed).shuffle(docs)
+    """The articles of :func:`small_collections.pick_articles` as files, one folder a label."""
+    from small_collections import pick_articles
+
     paths = []
-    for d in docs[:n_docs]:
+    for d in pick_articles(n_docs, dataset, seed, top_labels):
         folder = dest / d["labels"][0]
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / (d["id"].replace("/", "_") + ".txt")
@@ -317,6 +306,9 @@ def main() -> None:
         "--top-labels", type=int, default=0, help="only the N largest folders (0: all)"
     )
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="draws the folder's articles and the queries"
+    )
     parser.add_argument("--pools", default="200,1000")
     parser.add_argument(
         "--sweep", action="store_true", help="also sweep the fused weights (first query half)"
@@ -339,9 +331,10 @@ def main() -> None:
     figures: dict = {"docs": args.docs, "cores": os.cpu_count()}
     try:
         folder = work / "news"
-        paths = build_folder(folder, args.docs, args.dataset, top_labels=args.top_labels)
+        paths = build_folder(folder, args.docs, args.dataset, args.seed, args.top_labels)
         figures["dataset"] = args.dataset
         figures["top_labels"] = args.top_labels
+        figures["seed"] = args.seed
         print(f"{len(paths)} documents in {len(list(folder.iterdir()))} folders under {folder}")
 
         wall, cpu, out = timed([*nash, "index", str(folder)], env)
@@ -353,7 +346,7 @@ def main() -> None:
         figures["load_average"] = os.getloadavg()
 
         pools = [int(p) for p in args.pools.split(",")]
-        figures["precision_at_10"] = {"default": precision("news", args.queries, pools)}
+        figures["precision_at_10"] = {"default": precision("news", args.queries, pools, args.seed)}
         for k, v in figures["precision_at_10"]["default"].items():
             print(f"  precision@10 {k:32s} {v:.4f}", flush=True)
         if args.sweep:
@@ -364,7 +357,9 @@ def main() -> None:
             from nashcli.indexing import index_folder
 
             index_folder(folder, name=f"news-{method}", hasher_options={"method": method})
-            figures["precision_at_10"][method] = precision(f"news-{method}", args.queries, pools)
+            figures["precision_at_10"][method] = precision(
+                f"news-{method}", args.queries, pools, args.seed
+            )
             for k, v in figures["precision_at_10"][method].items():
                 print(f"  {method} precision@10 {k:32s} {v:.4f}", flush=True)
         figures["index_bytes"] = index_bytes("news")

@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,21 @@ def single_label_docs(dataset: str) -> list[dict]:
     with gzip.open(DATASETS / FILES[dataset], "rt", encoding="utf-8") as f:
         docs = [json.loads(line) for line in f]
     return [d for d in docs if len(d["labels"]) == 1 and d["text"].strip()]
+
+
+def pick_articles(
+    n_docs: int, dataset: str = "20ng", seed: int = 0, top_labels: int = 0
+) -> list[dict]:
+    """``n_docs`` random single-label articles of ``dataset`` (both splits), as
+    ``benchmarks/collections.py`` folders hold them; with ``top_labels``, only those of that
+    many largest labels (Reuters' 8 largest single-label topics are the usual "R8")."""
+    docs = single_label_docs(dataset)
+    if top_labels:
+        sizes = Counter(d["labels"][0] for d in docs)
+        keep = {label for label, _ in sizes.most_common(top_labels)}
+        docs = [d for d in docs if d["labels"][0] in keep]
+    random.Random(seed).shuffle(docs)
+    return docs[:n_docs]
 
 
 def build_folder(dest: Path, docs: list[dict], n_docs: int, topics: int, seed: int) -> int:

@@ -20,32 +20,54 @@ import scipy.sparse as sp
 
 import nashcli
 from nashcli.errors import NashError
-from nashcli.features import TfidfFeatures, carve_validation, make_problem
+from nashcli.features import TfidfFeatures, make_problem
 from nashcli.methods import DEFAULT_METHOD, METHODS, OnEpoch
 
 FORMAT_VERSION = 1
 MIN_DOCUMENTS = 2
-#: Collections smaller than this train on every document for ``SMALL_COLLECTION_STEPS``
-#: optimiser steps instead of holding out a tenth to choose the epoch by its validation loss:
-#: that loss does not follow retrieval quality, and on a few hundred documents it is lowest
-#: after the first epoch (the decoder's background start), so the index kept codes that had
-#: hardly learnt (800 20NG articles, 5 topics: Hamming precision@10 0.43 at the epoch the loss
-#: chose, 0.73-0.76 after 20-40 epochs; benchmarks/small_collections.py, README).
-VALIDATE_FROM = 2000
-#: Steps of the fixed schedule: retrieval peaked after 120-200 steps of batches of 256 from 200
-#: to 3,200 documents (precision@10 along training, 20NG folders of 5 topics), then declined.
-SMALL_COLLECTION_STEPS = 150
+#: Every collection trains on all its documents for a fixed number of optimiser steps (at least
+#: one pass over each document) instead of holding out a tenth to keep the epoch with the lowest
+#: validation loss: that loss does not follow retrieval quality. On a few hundred documents it
+#: was lowest after the first epoch, so the index kept codes that had hardly learnt (800 20NG
+#: articles, 5 topics: Hamming precision@10 0.43 there, 0.73-0.76 after 20-40 epochs); on
+#: 10,000 it let training run on while the default (fused) ranking got worse (0.68 against 0.71
+#: after 200 steps). Measured along training (precision@10 by folder, batches of 256,
+#: benchmarks/training_curves.py), retrieval peaked after 120-200 steps from 200 to 3,200
+#: documents; from 2,500 to 18,846 the fused ranking peaked after 100-290 steps and then fell
+#: (by 0.02-0.03 at 600 on 20NG) while the Hamming order kept improving, so from 5,000
+#: documents the schedule takes 200 steps, which cost the fused ranking nothing there and gave
+#: better codes than 150; on 800-1,600 documents 200 were worse than 150 on all six folders
+#: (README, "Small folders" and "Larger collections").
+TRAINING_STEPS = 150
+LARGE_COLLECTION = 5000
+LARGE_COLLECTION_STEPS = 200
 
 
 def epochs_for_steps(method: str, documents: int, steps: int) -> int:
     """Epochs over ``documents`` that make about ``steps`` optimiser steps of ``method``'s batch
-    size (at least the training's minimum number of epochs)."""
+    size (at least one)."""
     from nashcli.methods import SPECS
     from nashcli.training import TrainConfig
 
     batch = int(dict(SPECS[method].train).get("batch_size", TrainConfig.batch_size))
     per_epoch = max(1, math.ceil(documents / batch))
-    return max(TrainConfig.min_epochs, math.ceil(steps / per_epoch))
+    return max(1, math.ceil(steps / per_epoch))
+
+
+def scheduled_epochs(method: str, documents: int) -> int | None:
+    """Epochs of the step schedule for a collection of ``documents``, or None for a method that
+    trains with other batches or rates than the default (the schedule was measured with the
+    default's; such a method trains for its own number of epochs, within the time budget)."""
+    from nashcli.methods import SPECS
+
+    def recipe(name: str) -> dict:
+        train = dict(SPECS[name].train)
+        return {key: train.get(key) for key in ("batch_size", "lr", "encoder_lr")}
+
+    if SPECS[method].kind != "nash" or recipe(method) != recipe(DEFAULT_METHOD):
+        return None
+    steps = LARGE_COLLECTION_STEPS if documents >= LARGE_COLLECTION else TRAINING_STEPS
+    return epochs_for_steps(method, documents, steps)
 
 
 class SemanticHasher:
@@ -84,29 +106,19 @@ class SemanticHasher:
 
     # -- fit / encode ----------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], on_epoch: OnEpoch | None = None) -> SemanticHasher:
-        """Learn the vocabulary and train the model on ``texts`` (unlabelled; ≥ 2 documents).
-
-        With ``VALIDATE_FROM`` documents or more, 10 % (chosen by ``seed``) are held out to pick
-        the epoch with the lowest validation loss; smaller collections train on every document
-        for ``SMALL_COLLECTION_STEPS`` optimiser steps (or ``max_epochs``, when given).
-        """
+        """Learn the vocabulary and train the model on ``texts`` (unlabelled; ≥ 2 documents):
+        every document, for ``max_epochs`` when given, else for the step schedule
+        (:func:`scheduled_epochs`)."""
         from nashcli import methods
 
         texts = list(texts)
         if len(texts) < MIN_DOCUMENTS:
             raise NashError(f"need at least {MIN_DOCUMENTS} documents to learn codes from")
-        small = len(texts) < VALIDATE_FROM
-        keep, val = carve_validation(len(texts), 0.0 if small else 0.1, self.seed)
-        problem = make_problem(
-            [texts[i] for i in keep], [texts[i] for i in val], [], **self.feature_kw
-        )
+        problem = make_problem(texts, [], [], **self.feature_kw)
         train_kw: dict = {"time_budget": self.time_budget}
-        if self.max_epochs is not None:
-            train_kw["max_epochs"] = self.max_epochs
-        elif small:
-            train_kw["max_epochs"] = epochs_for_steps(
-                self.method, len(keep), SMALL_COLLECTION_STEPS
-            )
+        max_epochs = self.max_epochs or scheduled_epochs(self.method, len(texts))
+        if max_epochs is not None:
+            train_kw["max_epochs"] = max_epochs
         model, result = methods.fit_model(
             self.method,
             self.n_bits,

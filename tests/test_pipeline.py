@@ -83,19 +83,49 @@ def test_time_budget_never_cuts_training_below_min_epochs():
     assert len(np.unique(np.packbits(codes, axis=1), axis=0)) >= len(texts) // 4
 
 
-def test_a_small_collection_trains_on_every_document_for_a_fixed_schedule(monkeypatch):
-    """Under VALIDATE_FROM documents nothing is held out (the validation loss chose the first
-    epoch there) and training runs the step schedule to its end: the last epoch is kept."""
+def test_a_collection_trains_on_every_document_for_a_fixed_schedule(monkeypatch):
+    """Nothing is held out (the validation loss chose the first epoch on small folders and let
+    large ones train past their best) and training runs the step schedule to its end: the last
+    epoch is kept."""
     from nashcli import pipeline
 
-    monkeypatch.setattr(pipeline, "SMALL_COLLECTION_STEPS", 30)
+    monkeypatch.setattr(pipeline, "TRAINING_STEPS", 30)
     texts = [f"{a} {b} notes about {a} and {b}" for a in "xyz" for b in "pqrstuvw"] * 3
     hasher = SemanticHasher(n_bits=16, time_budget=None).fit(texts)
     batch = 256  # nash-nbr's: every epoch is one step
-    assert pipeline.epochs_for_steps("nash-nbr", len(texts), 30) == 30 > len(texts) // batch
+    assert pipeline.scheduled_epochs("nash-nbr", len(texts)) == 30 > len(texts) // batch
     assert hasher.train_info_["epochs"] == hasher.train_info_["best_epoch"] == 30
-    assert pipeline.epochs_for_steps("nash-nbr", 10_000, 150) == 12  # at least min_epochs
+
+
+def test_the_step_schedule():
+    from nashcli import pipeline
+
+    assert pipeline.scheduled_epochs("nash-nbr", 1_000) == 38  # 4 steps an epoch, 150 steps
+    assert pipeline.scheduled_epochs("nash-nbr", 10_000) == 5  # 40 steps an epoch, 200 steps
+    assert pipeline.scheduled_epochs("nash-nbr", 100_000) == 1  # at least one pass
+    assert pipeline.scheduled_epochs("nash-refine", 10_000) == 5  # the default's recipe
+    # Measured with the default's batches and rates only: other methods keep their own epochs.
+    assert pipeline.scheduled_epochs("nash-dn", 10_000) is None
+    assert pipeline.scheduled_epochs("vdsh", 10_000) is None
     assert pipeline.epochs_for_steps("nash-dn", 640, 150) == 15  # batches of 64: 10 a epoch
+
+
+def test_a_large_collection_holds_nothing_out(monkeypatch):
+    """Every document trains the model, whatever the collection's size."""
+    from nashcli import methods, pipeline
+
+    seen = []
+
+    def spy(method, bits, problem, **kw):
+        seen.append((problem.X_train.shape[0], problem.X_val.shape[0], kw["max_epochs"]))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(methods, "fit_model", spy)
+    texts = [f"note {i} about topic {i % 7} and word{i % 13}" for i in range(6000)]
+    with pytest.raises(RuntimeError, match="stop here"):
+        SemanticHasher(n_bits=16).fit(texts)
+    assert seen == [(6000, 0, pipeline.scheduled_epochs("nash-nbr", 6000))]
+    assert seen[0][2] == 9  # 24 steps an epoch, 200 steps
 
 
 def test_codes_collapsed():

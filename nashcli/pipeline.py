@@ -116,7 +116,9 @@ class SemanticHasher:
             raise NashError(f"need at least {MIN_DOCUMENTS} documents to learn codes from")
         problem = make_problem(texts, [], [], **self.feature_kw)
         train_kw: dict = {"time_budget": self.time_budget}
-        max_epochs = self.max_epochs or scheduled_epochs(self.method, len(texts))
+        max_epochs = self.max_epochs
+        if max_epochs is None:
+            max_epochs = scheduled_epochs(self.method, len(texts))
         if max_epochs is not None:
             train_kw["max_epochs"] = max_epochs
         model, result = methods.fit_model(

@@ -2,7 +2,7 @@
 
 Takes the articles of a `benchmarks/collections.py` folder (``--docs`` random single-label
 articles, both splits, optionally of the ``--top-labels`` largest labels), fits the index's
-TF-IDF features on all of them and trains the default method (``nash-nbr``, 64 bits, every
+TF-IDF features on all of them and trains the default method (``nash-nbr``, ``--bits`` 64, every
 document, no held-out part) for ``--max-steps`` optimiser steps. At checkpoints (in steps,
 rounded to whole epochs) it encodes every document and measures, for 1,000 documents as
 queries (never their own neighbour), the share of the 10 nearest in the query's folder by:
@@ -62,7 +62,9 @@ def precision(codes: np.ndarray, x, labels: np.ndarray, queries: np.ndarray, k: 
     return {key: round(h / (k * len(queries)), 4) for key, h in hits.items()}
 
 
-def curve(texts: list[str], labels: np.ndarray, max_steps: int, seed: int, queries: int) -> dict:
+def curve(
+    texts: list[str], labels: np.ndarray, max_steps: int, seed: int, queries: int, bits: int = 64
+) -> dict:
     """Precision@10 at each checkpoint of one training run: {steps: figures}."""
     problem = make_problem(texts, [], [])
     x = problem.features.transform(texts)
@@ -96,7 +98,13 @@ def curve(texts: list[str], labels: np.ndarray, max_steps: int, seed: int, queri
     training._train = watched
     try:
         methods.fit_model(
-            DEFAULT_METHOD, 64, problem, seed=seed, device="cpu", max_epochs=last, time_budget=None
+            DEFAULT_METHOD,
+            bits,
+            problem,
+            seed=seed,
+            device="cpu",
+            max_epochs=last,
+            time_budget=None,
         )
     finally:
         training._train = train
@@ -110,6 +118,7 @@ def main() -> None:
     parser.add_argument("--top-labels", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0, help="draws the articles and queries")
     parser.add_argument("--max-steps", type=int, default=1000)
+    parser.add_argument("--bits", type=int, default=64)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -126,9 +135,10 @@ def main() -> None:
         "docs": len(texts),
         "top_labels": args.top_labels,
         "seed": args.seed,
+        "bits": args.bits,
         "threads": args.threads,
         "load_average_before": [round(v, 2) for v in os.getloadavg()],
-        **curve(texts, labels, args.max_steps, args.seed, args.queries),
+        **curve(texts, labels, args.max_steps, args.seed, args.queries, args.bits),
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")

@@ -18,6 +18,8 @@ runner = CliRunner()
     ("argv", "says"),
     [
         (["similar", "x", "-n", "abc"], "'--top'"),
+        # -n is --top in `nash similar`; watch has no -n, so `-n 5` cannot name a collection "5"
+        (["watch", ".", "-n", "5"], "No such option: -n"),
         (["similar", "--text"], "'--text' requires an argument"),
         (["index"], "Missing argument"),
         (["index", ".", "--bits", "abc"], "'--bits'"),

@@ -196,7 +196,6 @@ def watch_command(
     name: str | None = typer.Option(
         None,
         "--name",
-        "-n",
         help="Collection name (default: the collection of the folder, else the folder's name).",
     ),
     bits: int | None = typer.Option(

@@ -112,6 +112,10 @@ class DamagedCollectionError(NashError):
         )
 
 
+class IncompatibleCollectionError(NashError):
+    """The collection was written by a nash whose index format this one cannot read."""
+
+
 class CollectionGoneError(NashError):
     """The collection was removed (``nash forget``) while a command was using it."""
 
@@ -734,7 +738,7 @@ class Collection:
         if "schema" not in info:
             raise self.damaged(_META, "no 'schema' recorded")
         if info["schema"] != str(SCHEMA_VERSION):
-            raise NashError(
+            raise IncompatibleCollectionError(
                 f"collection {name!r} was written by an incompatible nash version "
                 f"(schema {info.get('schema')}, this nash reads {SCHEMA_VERSION}); "
                 f"run: nash forget {name} && nash index <folder>"

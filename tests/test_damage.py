@@ -465,3 +465,17 @@ def test_an_unreadable_disk_is_not_called_damage(notes, monkeypatch) -> None:
     assert "disk full, read-only or gone" in result.stdout and "DAMAGED" not in result.stdout
     entry = status_entry()
     assert entry["state"] == "unreadable" and "disk I/O error" in entry["damaged"]
+
+
+def test_an_index_of_another_nash_version_is_incompatible(notes) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(home() / "meta.sqlite")
+    with con:
+        con.execute("UPDATE info SET value='999' WHERE key='schema'")
+    con.close()
+    line = one_error_line(run("similar", "--text", "rocket"))
+    assert "written by an incompatible nash version" in line and "nash forget c" in line
+    entry = status_entry()
+    assert entry["state"] == "incompatible" and "schema 999" in entry["damaged"]
+    assert "c: INCOMPATIBLE: " in run("status").stdout

@@ -183,7 +183,11 @@ def status_command(
 
     A damaged collection is listed as such, with what is wrong and how to rebuild or remove it.
     """
-    from nashcli.index import DamagedCollectionError, survey_collections
+    from nashcli.index import (
+        DamagedCollectionError,
+        IncompatibleCollectionError,
+        survey_collections,
+    )
 
     rows, damaged, labels = [], [], []
     for entry in survey_collections():
@@ -196,8 +200,13 @@ def status_command(
                 problem = error
         if summary is None:
             root = entry.collection.root if entry.collection is not None else None
-            # Damage needs a rebuild; an unreadable disk (full, read-only) does not.
-            state = "damaged" if isinstance(problem, DamagedCollectionError) else "unreadable"
+            # Damage and an older or newer index format need a rebuild; an unreadable disk (full,
+            # read-only, gone) or a collection removed meanwhile does not.
+            state = "unreadable"
+            if isinstance(problem, DamagedCollectionError):
+                state = "damaged"
+            elif isinstance(problem, IncompatibleCollectionError):
+                state = "incompatible"
             damaged.append(
                 {
                     "name": entry.name,

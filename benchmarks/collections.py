@@ -33,19 +33,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-
-
-FILES = {"20ng": "20newsgroups_bydate.jsonl.gz", "reuters": "reuters21578_modapte.jsonl.gz"}
+from small_collections import FILES, pick_articles
 
 
 def build_folder(
     dest: Path, n_docs: int, dataset: str = "20ng", seed: int = 0, top_labels: int = 0
 ) -> list[Path]:
     """The articles of :func:`small_collections.pick_articles` as files, one folder a label."""
-    from small_collections import pick_articles
-
     paths = []
     for d in pick_articles(n_docs, dataset, seed, top_labels):
         folder = dest / d["labels"][0]

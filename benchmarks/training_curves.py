@@ -32,9 +32,9 @@ from small_collections import pick_articles  # noqa: E402
 
 from nashcli import methods, training  # noqa: E402
 from nashcli.features import make_problem  # noqa: E402
-from nashcli.methods import DEFAULT_METHOD  # noqa: E402
+from nashcli.methods import DEFAULT_METHOD, SPECS  # noqa: E402
 from nashcli.pipeline import scheduled_epochs  # noqa: E402
-from nashcli.similar import default_pool, rank_pool  # noqa: E402
+from nashcli.similar import default_pool, hamming_weight, rank_pool  # noqa: E402
 
 CHECKPOINTS = (25, 50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1500, 2000)
 
@@ -44,7 +44,7 @@ def precision(codes: np.ndarray, x, labels: np.ndarray, queries: np.ndarray, k: 
     c = codes.astype(np.float32)
     n, bits = c.shape
     weight = c.sum(axis=1)
-    pool, small_pool = default_pool(n), max(50, n // 100)
+    pool, small_pool, weight_ = default_pool(n), max(50, n // 100), hamming_weight(n)
     hits = {"hamming": 0, "cosine": 0, "fused": 0, "fused, 1% pool": 0}
     for q in queries:
         dist = np.rint(weight + weight[q] - 2 * c @ c[q]).astype(np.int64)
@@ -53,24 +53,31 @@ def precision(codes: np.ndarray, x, labels: np.ndarray, queries: np.ndarray, k: 
         dists, same = dist[rows], labels[rows] == labels[q]
         hits["hamming"] += int(same[:k].sum())
         for ranking in ("cosine", "fused"):
-            score = rank_pool(x[rows], x[q], dists, bits, ranking)
+            score = rank_pool(x[rows], x[q], dists, bits, ranking, weight=weight_)
             hits[ranking] += int(same[np.lexsort((rows, dists, -score))[:k]].sum())
         few = slice(0, small_pool)
-        score = rank_pool(x[rows[few]], x[q], dists[few], bits, "fused")
+        score = rank_pool(x[rows[few]], x[q], dists[few], bits, "fused", weight=weight_)
         order = np.lexsort((rows[few], dists[few], -score))[:k]
         hits["fused, 1% pool"] += int(same[few][order].sum())
     return {key: round(h / (k * len(queries)), 4) for key, h in hits.items()}
 
 
 def curve(
-    texts: list[str], labels: np.ndarray, max_steps: int, seed: int, queries: int, bits: int = 64
+    texts: list[str],
+    labels: np.ndarray,
+    max_steps: int,
+    seed: int,
+    queries: int,
+    bits: int = 64,
+    threads: int = 1,
 ) -> dict:
     """Precision@10 at each checkpoint of one training run: {steps: figures}."""
     problem = make_problem(texts, [], [])
     x = problem.features.transform(texts)
     n = len(texts)
     picked = np.random.default_rng(seed).choice(n, size=min(queries, n), replace=False)
-    per_epoch = -(-n // 256)  # the default method's batches
+    batch = dict(SPECS[DEFAULT_METHOD].train)["batch_size"]
+    per_epoch = -(-n // batch)
     last = -(-max_steps // per_epoch)
     wanted = {max(1, round(s / per_epoch)) for s in CHECKPOINTS if s <= max_steps} | {last}
     wanted.add(scheduled_epochs(DEFAULT_METHOD, n))  # where `nash index` stops
@@ -105,6 +112,7 @@ def curve(
             device="cpu",
             max_epochs=last,
             time_budget=None,
+            cpu_threads=threads,
         )
     finally:
         training._train = train
@@ -116,11 +124,13 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--dataset", choices=["20ng", "reuters"], default="20ng")
     parser.add_argument("--top-labels", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0, help="draws the articles and queries")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="draws the articles, the queries and the model's start"
+    )
     parser.add_argument("--max-steps", type=int, default=1000)
     parser.add_argument("--bits", type=int, default=64)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of the training")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -138,7 +148,7 @@ def main() -> None:
         "bits": args.bits,
         "threads": args.threads,
         "load_average_before": [round(v, 2) for v in os.getloadavg()],
-        **curve(texts, labels, args.max_steps, args.seed, args.queries, args.bits),
+        **curve(texts, labels, args.max_steps, args.seed, args.queries, args.bits, args.threads),
     }
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")

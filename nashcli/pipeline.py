@@ -34,7 +34,7 @@ MIN_DOCUMENTS = 2
 #: after 200 steps). Measured along training (precision@10 by folder, batches of 256,
 #: benchmarks/training_curves.py), retrieval peaked after 120-200 steps from 200 to 3,200
 #: documents; from 2,500 to 18,846 the fused ranking peaked after 100-290 steps and then fell
-#: (by 0.02-0.03 at 600 on 20NG) while the Hamming order kept improving, so from 5,000
+#: (by 0.02-0.03 at 600 on 20NG) while the Hamming order mostly kept improving, so from 5,000
 #: documents the schedule takes 200 steps, which cost the fused ranking nothing there and gave
 #: better codes than 150; on 800-1,600 documents 200 were worse than 150 on all six folders
 #: (README, "Small folders" and "Larger collections").
@@ -54,27 +54,34 @@ def epochs_for_steps(method: str, documents: int, steps: int) -> int:
     return max(1, math.ceil(steps / per_epoch))
 
 
-def scheduled_epochs(method: str, documents: int) -> int | None:
-    """Epochs of the step schedule for a collection of ``documents``, or None for a method that
-    trains with other batches or rates than the default (the schedule was measured with the
-    default's; such a method trains for its own number of epochs, within the time budget)."""
+def scheduled_epochs(method: str, documents: int) -> int:
+    """Epochs of the step schedule for a collection of ``documents``.
+
+    The schedule was measured with the default method; a method that trains otherwise (other
+    batches, rates, dropout or rounds: smaller or noisier steps) gets at least the minimum
+    number of epochs of training, as every method had before the schedule.
+    """
     from nashcli.methods import SPECS
+    from nashcli.training import TrainConfig
 
-    def recipe(name: str) -> dict:
-        train = dict(SPECS[name].train)
-        return {key: train.get(key) for key in ("batch_size", "lr", "encoder_lr")}
-
-    if SPECS[method].kind != "nash" or recipe(method) != recipe(DEFAULT_METHOD):
-        return None
     steps = LARGE_COLLECTION_STEPS if documents >= LARGE_COLLECTION else TRAINING_STEPS
-    return epochs_for_steps(method, documents, steps)
+    epochs = epochs_for_steps(method, documents, steps)
+    spec, default = SPECS[method], SPECS[DEFAULT_METHOD]
+    trains_like_default = (spec.kind, spec.train, spec.dropout, spec.rounds) == (
+        default.kind,
+        default.train,
+        default.dropout,
+        default.rounds,
+    )
+    return epochs if trains_like_default else max(TrainConfig.min_epochs, epochs)
 
 
 class SemanticHasher:
     """TF-IDF features and a hashing model (``method``) producing ``n_bits``-bit codes.
 
     ``time_budget`` caps training seconds (the model keeps its best weights so far);
-    ``max_epochs`` caps epochs (None: the method's default). Other keywords go to
+    ``max_epochs`` sets the epochs (None: the step schedule, :func:`scheduled_epochs`). Other
+    keywords go to
     ``TfidfFeatures`` (``max_features``, ``min_df``, ``stop_words``...).
     """
 
@@ -93,6 +100,8 @@ class SemanticHasher:
             raise NashError(f"unknown hashing method {method!r}")
         if not 1 <= n_bits <= 1024:
             raise NashError("the number of bits must be between 1 and 1024")
+        if max_epochs is not None and max_epochs < 1:
+            raise NashError("max_epochs must be at least 1")
         self.n_bits = n_bits
         self.method = method
         self.device = device
@@ -116,11 +125,9 @@ class SemanticHasher:
             raise NashError(f"need at least {MIN_DOCUMENTS} documents to learn codes from")
         problem = make_problem(texts, [], [], **self.feature_kw)
         train_kw: dict = {"time_budget": self.time_budget}
-        max_epochs = self.max_epochs
-        if max_epochs is None:
-            max_epochs = scheduled_epochs(self.method, len(texts))
-        if max_epochs is not None:
-            train_kw["max_epochs"] = max_epochs
+        train_kw["max_epochs"] = self.max_epochs
+        if self.max_epochs is None:
+            train_kw["max_epochs"] = scheduled_epochs(self.method, len(texts))
         model, result = methods.fit_model(
             self.method,
             self.n_bits,

@@ -101,13 +101,17 @@ def test_the_step_schedule():
     from nashcli import pipeline
 
     assert pipeline.scheduled_epochs("nash-nbr", 1_000) == 38  # 4 steps an epoch, 150 steps
-    assert pipeline.scheduled_epochs("nash-nbr", 10_000) == 5  # 40 steps an epoch, 200 steps
+    assert pipeline.scheduled_epochs("nash-nbr", 4_999) == 8  # 20 steps an epoch
+    assert pipeline.scheduled_epochs("nash-nbr", 5_000) == 10  # 200 steps from 5,000
+    assert pipeline.scheduled_epochs("nash-nbr", 10_000) == 5
     assert pipeline.scheduled_epochs("nash-nbr", 100_000) == 1  # at least one pass
-    assert pipeline.scheduled_epochs("nash-refine", 10_000) == 5  # the default's recipe
-    # Measured with the default's batches and rates only: other methods keep their own epochs.
-    assert pipeline.scheduled_epochs("nash-dn", 10_000) is None
-    assert pipeline.scheduled_epochs("vdsh", 10_000) is None
-    assert pipeline.epochs_for_steps("nash-dn", 640, 150) == 15  # batches of 64: 10 a epoch
+    assert pipeline.scheduled_epochs("nash-spectral", 10_000) == 5  # the default's recipe
+    # Measured with the default's recipe only: others get at least the minimum of epochs.
+    for method in ("nash-dn", "vdsh", "nash-refine"):
+        assert pipeline.scheduled_epochs(method, 10_000) == 12
+    assert pipeline.scheduled_epochs("nash-dn", 640) == 15  # batches of 64: 10 a epoch
+    with pytest.raises(NashError, match="max_epochs"):
+        SemanticHasher(max_epochs=0)
 
 
 def test_a_large_collection_holds_nothing_out(monkeypatch):

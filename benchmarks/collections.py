@@ -300,6 +300,7 @@ def main() -> None:
         "--top-labels", type=int, default=0, help="only the N largest folders (0: all)"
     )
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--bits", type=int, default=64, help="code length of the index")
     parser.add_argument(
         "--seed", type=int, default=0, help="draws the folder's articles and the queries"
     )
@@ -329,9 +330,10 @@ def main() -> None:
         figures["dataset"] = args.dataset
         figures["top_labels"] = args.top_labels
         figures["seed"] = args.seed
+        figures["bits"] = args.bits
         print(f"{len(paths)} documents in {len(list(folder.iterdir()))} folders under {folder}")
 
-        wall, cpu, out = timed([*nash, "index", str(folder)], env)
+        wall, cpu, out = timed([*nash, "index", str(folder), "--bits", str(args.bits)], env)
         figures["index_scratch"] = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}
         print(out.strip(), "\n ", figures["index_scratch"], flush=True)
         wall, cpu, out = timed([*nash, "index", str(folder)], env, 3)

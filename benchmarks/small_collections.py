@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--topics", type=int, default=5)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--bits", type=int, default=64, help="code length of the indexes")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -151,6 +152,7 @@ def main() -> None:
         "dataset": args.dataset,
         "topics": args.topics,
         "k": args.k,
+        "bits": args.bits,
         "cores": os.cpu_count(),
         "runs": [],
     }
@@ -160,7 +162,7 @@ def main() -> None:
             folder = work / f"{args.dataset}-{size}-{seed}"
             n = build_folder(folder, docs, size, args.topics, seed)
             start = time.perf_counter()
-            report = index_folder(folder, name=folder.name)
+            report = index_folder(folder, name=folder.name, bits=args.bits)
             seconds = time.perf_counter() - start
             row = measure(folder.name, args.k)
             per_seed.append(row)

@@ -80,7 +80,7 @@ def curve(
     per_epoch = -(-n // batch)
     last = -(-max_steps // per_epoch)
     wanted = {max(1, round(s / per_epoch)) for s in CHECKPOINTS if s <= max_steps} | {last}
-    wanted.add(scheduled_epochs(DEFAULT_METHOD, n))  # where `nash index` stops
+    wanted.add(scheduled_epochs(DEFAULT_METHOD, n, bits))  # where `nash index` stops
     points: dict[int, dict] = {}
     train = training._train  # the loop, wrapped to see the model at the end of each epoch
 

@@ -91,7 +91,7 @@ def test_a_collection_trains_on_every_document_for_a_fixed_schedule(monkeypatch)
 
     monkeypatch.setattr(pipeline, "TRAINING_STEPS", 30)
     texts = [f"{a} {b} notes about {a} and {b}" for a in "xyz" for b in "pqrstuvw"] * 3
-    hasher = SemanticHasher(n_bits=16, time_budget=None).fit(texts)
+    hasher = SemanticHasher(n_bits=64, time_budget=None).fit(texts)
     batch = 256  # nash-nbr's: every epoch is one step
     assert pipeline.scheduled_epochs("nash-nbr", len(texts)) == 30 > len(texts) // batch
     assert hasher.train_info_["epochs"] == hasher.train_info_["best_epoch"] == 30
@@ -110,6 +110,12 @@ def test_the_step_schedule():
     for method in ("nash-dn", "vdsh", "nash-refine"):
         assert pipeline.scheduled_epochs(method, 10_000) == 12
     assert pipeline.scheduled_epochs("nash-dn", 640) == 15  # batches of 64: 10 a epoch
+    # Shorter codes train longer in large collections: 1.5× the steps at 32 bits, 2× at 16.
+    assert pipeline.scheduled_epochs("nash-nbr", 10_000, bits=128) == 5
+    assert pipeline.scheduled_epochs("nash-nbr", 10_000, bits=32) == 8  # 300 steps
+    assert pipeline.scheduled_epochs("nash-nbr", 10_000, bits=16) == 10  # 400 steps
+    assert pipeline.scheduled_epochs("nash-nbr", 10_000, bits=8) == 10
+    assert pipeline.scheduled_epochs("nash-nbr", 1_000, bits=16) == 38  # not in small ones
     with pytest.raises(NashError, match="max_epochs"):
         SemanticHasher(max_epochs=0)
 
@@ -128,8 +134,8 @@ def test_a_large_collection_holds_nothing_out(monkeypatch):
     texts = [f"note {i} about topic {i % 7} and word{i % 13}" for i in range(6000)]
     with pytest.raises(RuntimeError, match="stop here"):
         SemanticHasher(n_bits=16).fit(texts)
-    assert seen == [(6000, 0, pipeline.scheduled_epochs("nash-nbr", 6000))]
-    assert seen[0][2] == 9  # 24 steps an epoch, 200 steps
+    assert seen == [(6000, 0, pipeline.scheduled_epochs("nash-nbr", 6000, 16))]
+    assert seen[0][2] == 17  # 24 steps an epoch, 400 steps at 16 bits
 
 
 def test_codes_collapsed():

@@ -84,6 +84,9 @@ IGNORE_FILES = (".gitignore", ".nashignore")
 ``.gitignore`` rule in the same folder; rules of a deeper folder win over shallower ones)."""
 
 PDF_MISSING = "PDF support not installed: pip install 'nashcli[pdf]'"
+#: How a sub-folder that cannot be listed is reported: the documents indexed under it keep
+#: their entries (they are not known to be gone).
+UNREADABLE_FOLDER = "unreadable folder"
 SNIFF_BYTES = 8192
 _CHUNK = 1 << 20
 
@@ -401,7 +404,8 @@ def crawl(
       each; a link back to a folder being walked is a ``"symlink loop"``, and a link to
       something inside ``root`` is skipped (it is crawled under its real name).
 
-    ``root`` may also be a single file. Raises :class:`NashError` if ``root`` does not exist.
+    ``root`` may also be a single file. Raises :class:`NashError` if ``root`` does not exist or
+    is a folder that cannot be listed (an index must not read that as "every file is gone").
     Never raises for a problem with one file or folder inside it.
     """
     root = Path(os.path.abspath(os.path.expanduser(root)))
@@ -415,6 +419,11 @@ def crawl(
     if not stat.S_ISDIR(root_stat.st_mode):
         yield _check_file(root, root.suffix.lower(), max_bytes)
         return
+    try:
+        os.scandir(root).close()
+    except OSError as error:
+        reason = _os_reason(error).removeprefix("unreadable: ")
+        raise NashError(f"cannot read the folder {root}: {reason}") from None
     walker = _Walker(root, wanted, max_bytes, follow_symlinks)
     yield from walker.walk(root, ((root_stat.st_dev, root_stat.st_ino),))
 
@@ -474,7 +483,7 @@ class _Walker:
         except OSError as error:
             reason = _os_reason(error)
             if reason.startswith("unreadable"):
-                reason = "unreadable folder" + reason[len("unreadable") :]
+                reason = UNREADABLE_FOLDER + reason[len("unreadable") :]
             yield Skipped(folder.path, reason)
             return
         rules = folder.rules + _load_ignore_rules(folder.path, folder.rel)

@@ -374,9 +374,21 @@ def _plan(
     stored: dict[str, DocRow], found: list[_Candidate], skipped: dict[str, str]
 ) -> tuple[list[_Candidate], list[_Candidate], list[DocRow]]:
     """(new files, files whose size or mtime changed, documents gone from the folder)."""
+    from nashcli import corpus
+
     seen = {str(c.path) for c in found}
-    # A document that is skipped now (unreadable) keeps its old entry.
-    gone = [doc for path, doc in stored.items() if path not in seen and path not in skipped]
+    # A document that is skipped now (unreadable, or in a folder that cannot be listed) keeps
+    # its old entry: it is not known to be gone.
+    unlisted = tuple(
+        path + os.sep
+        for path, reason in skipped.items()
+        if reason.startswith(corpus.UNREADABLE_FOLDER)
+    )
+    gone = [
+        doc
+        for path, doc in stored.items()
+        if path not in seen and path not in skipped and not path.startswith(unlisted)
+    ]
     fresh = [c for c in found if str(c.path) not in stored]
     changed = [
         c

@@ -610,3 +610,38 @@ def test_a_touched_move_with_the_same_bytes_is_not_re_encoded(indexed) -> None:
     doc, code = stored_doc("notes", target)
     assert doc.row == old.row and np.array_equal(code, old_code)
     assert doc.mtime_ns == target.stat().st_mtime_ns and doc.hash == old.hash
+
+
+def test_a_folder_that_cannot_be_listed_loses_nothing(tmp_path: Path, monkeypatch) -> None:
+    """A sub-folder that cannot be listed keeps its documents' entries (they are not known to
+    be gone); the whole folder unreadable is refused with one line and changes nothing."""
+    folder = tmp_path / "perm"
+    paths = make_docs(folder, per_topic=3)
+    sub = folder / "sub"
+    sub.mkdir()
+    inside = [sub / f"inner{i}.txt" for i in range(2)]
+    for i, path in enumerate(inside):
+        path.write_text(f"orbit rocket launch telescope galaxy number {i}")
+    index_folder(folder, hasher_options=FAST)
+    before = live_paths("perm")
+    assert {str(p) for p in [*paths, *inside]} == before
+    locked: set[Path] = set()
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what a chmod 000 does to anyone but root
+        if Path(path) in locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    locked.add(sub)
+    report = index_folder(folder, hasher_options=FAST)
+    assert dict(report.skipped) == {"sub": "unreadable folder: permission denied"}
+    assert report.deleted == 0 and live_paths("perm") == before
+    locked.add(folder)
+    with pytest.raises(NashError, match="cannot read the folder .*perm: permission denied"):
+        index_folder(folder, hasher_options=FAST)
+    assert live_paths("perm") == before
+    locked.clear()
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.deleted == report.added == 0 and live_paths("perm") == before

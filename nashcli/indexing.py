@@ -115,6 +115,13 @@ def retrain_due(collection: Collection) -> bool:
         return due_for_retrain(snap.trained_docs, snap.rows - snap.trained_docs)
 
 
+def _min_documents() -> int:
+    """The fewest documents a model is fitted on (imported late: queries never need it)."""
+    from nashcli.pipeline import MIN_DOCUMENTS
+
+    return MIN_DOCUMENTS
+
+
 def _new_hasher(bits: int, device: str, seed: int, options: dict | None):
     """A fresh SemanticHasher; ``options`` may name a ``method`` (default: DEFAULT_METHOD)."""
     from nashcli.methods import DEFAULT_METHOD
@@ -567,6 +574,8 @@ def _index(
         why = "first index"
     elif retrain:
         why = "--retrain"
+    elif len(found) < _min_documents():
+        pass  # too few to fit a model on: the model there encodes them (as `nash watch` does)
     elif due_for_retrain(trained, rows - trained + len(fresh) + len(changed)):  # at most this
         encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
         if due_for_retrain(trained, encoded_since):

@@ -645,3 +645,20 @@ def test_a_folder_that_cannot_be_listed_loses_nothing(tmp_path: Path, monkeypatc
     locked.clear()
     report = index_folder(folder, hasher_options=FAST)
     assert report.deleted == report.added == 0 and live_paths("perm") == before
+
+
+def test_a_collection_emptied_takes_back_a_single_document(tmp_path: Path) -> None:
+    """Too few documents to fit a model on are encoded with the model there, not refused."""
+    folder = tmp_path / "two"
+    folder.mkdir()
+    first, second = folder / "a.txt", folder / "b.txt"
+    first.write_text("orbit rocket launch telescope galaxy planet")
+    second.write_text("stock market shares bank bond trader profit")
+    index_folder(folder, hasher_options=FAST)
+    first.unlink()
+    second.unlink()
+    assert index_folder(folder, hasher_options=FAST).deleted == 2
+    first.write_text("orbit rocket launch telescope galaxy planet again")
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.added == 1 and not report.retrained
+    assert live_paths("two") == {str(first)}

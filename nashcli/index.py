@@ -571,6 +571,11 @@ class Snapshot:
         return self.rows - len(self.dead_rows)
 
     @property
+    def max_bytes(self) -> int | None:
+        """The collection's remembered ``--max-size`` (:attr:`Collection.max_bytes`)."""
+        return self._collection.max_bytes
+
+    @property
     def model_dir(self) -> Path:
         """The generation's saved model; its files that exist are checked on first use (what a
         loader indexes into must be there), so a damaged one raises :class:`DamagedCollectionError`

@@ -260,10 +260,12 @@ def _query(query: Path | str, snap: Snapshot):
                 break
         if own is not None and (own.size, own.mtime_ns) == (st.st_size, st.st_mtime_ns):
             return snap.codes_of([own.row])[0], snap.tfidf_of([own.row]), own.row
-        if st.st_size > corpus.DEFAULT_MAX_BYTES:
+        # The collection's own limit, when `nash index --max-size` raised it, else the default.
+        limit = max(corpus.DEFAULT_MAX_BYTES, snap.max_bytes or 0)
+        if st.st_size > limit:
             raise NashError(
-                f"{query}: larger than {corpus.format_size(corpus.DEFAULT_MAX_BYTES)}, "
-                "the most nash similar reads from a file it has not indexed"
+                f"{query}: larger than {corpus.format_size(limit)}, the most nash similar "
+                "reads from a file whose indexed version it cannot use"
             )
         try:
             text = corpus.read_text(path)

@@ -85,6 +85,28 @@ def test_similar_refuses_an_unindexed_file_too_large_to_read(indexed: Path, tmp_
     assert "larger than" in _one_error_line(runner.invoke(app, ["similar", str(big)]))
 
 
+def test_a_changed_indexed_file_is_read_up_to_the_collections_own_limit(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A file indexed under a raised --max-size, then touched (its entry no longer matches),
+    is read as a query up to that limit, not refused by the default one."""
+    from test_indexing import FAST, make_docs
+
+    from nashcli import corpus
+    from nashcli.indexing import index_folder
+
+    folder = tmp_path / "big"
+    make_docs(folder, per_topic=4)
+    long = folder / "long.txt"
+    long.write_text("orbit rocket launch telescope galaxy planet " * 200)  # 9 KB
+    index_folder(folder, hasher_options=FAST, max_bytes=1_000_000)
+    monkeypatch.setattr(corpus, "DEFAULT_MAX_BYTES", 5_000)  # below the file, as 10 MB is
+    os.utime(long, None)  # touched: the query reads the file again
+    result = runner.invoke(app, ["similar", str(long), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["results"]
+
+
 def test_watch_argument_errors_come_before_watching(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("a note")
     line = _one_error_line(runner.invoke(app, ["watch", str(tmp_path / "a.txt")]))

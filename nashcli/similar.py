@@ -218,15 +218,29 @@ def find_similar(
 
     def search(snap: Snapshot) -> list[Hit]:
         if snap.generation == 0:
-            raise NashError(
-                f"collection {collection.name!r} has no index yet: run nash index {collection.root}"
-            )
+            raise NashError(_no_index_yet(collection))
         qwords, qvec, own_row = _query(query, snap)
         return _search(
             snap, qwords, qvec, own_row, top, ranking, pool or default_pool(snap.documents)
         )
 
     return collection.read(search)  # again, if a retrain removes the model it is loading
+
+
+def _no_index_yet(collection: Collection) -> str:
+    """Why a collection without a model cannot answer, and what to do about it."""
+    from nashcli.watching import is_watching
+
+    try:
+        watched = is_watching(collection.name)
+    except OSError:
+        watched = False
+    if watched:  # a watcher's first index is under way
+        return (
+            f"collection {collection.name!r} has no index yet: its watcher (nash watch) is "
+            "building it; ask again when it is done"
+        )
+    return f"collection {collection.name!r} has no index yet: run nash index {collection.root}"
 
 
 def check_query_file(query: Path | str) -> os.stat_result:

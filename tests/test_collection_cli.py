@@ -221,3 +221,19 @@ def test_shown_names_keep_their_characters_but_not_controls() -> None:
     assert plain("a\u00a0b 👩\u200d💻 café") == "a\u00a0b 👩\u200d💻 café"  # as in the file name
     assert plain("x\x1b[31my\tz\r") == "x [31my z "
     assert plain("report\u202etxt.exe") == "report txt.exe"  # no right-to-left override
+
+
+def test_a_collection_without_a_model_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    """Its first index was cut short (run nash index) or a watcher is building it (wait)."""
+    from nashcli import watching
+    from nashcli.index import Collection
+
+    folder = tmp_path / "fresh"
+    make_docs(folder, per_topic=2)
+    Collection.create("fresh", folder, 64)
+    result = run("similar", "--text", "rocket", "-c", "fresh")
+    assert result.exit_code == 2
+    assert f"has no index yet: run nash index {folder}" in result.stderr
+    monkeypatch.setattr(watching, "is_watching", lambda name: name == "fresh")
+    result = run("similar", "--text", "rocket", "-c", "fresh")
+    assert result.exit_code == 2 and "its watcher (nash watch) is building it" in result.stderr

@@ -99,8 +99,8 @@ def similar_command(
     pool: int | None = typer.Option(
         None,
         "--pool",
-        help="How many of the nearest codes --rank re-orders (default: every document up to "
-        "1,000, then a tenth of them, 200 to 1,000).",
+        help="How many of the nearest codes --rank re-orders, at least --top (default: every "
+        "document up to 1,000, then a tenth of them, 200 to 1,000).",
         min=1,
     ),
 ) -> None:

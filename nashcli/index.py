@@ -137,7 +137,7 @@ def validate_name(name: str) -> str:
     if not _NAME_RE.match(name or ""):
         raise NashError(
             f"invalid collection name {name!r}: use letters, digits, '.', '_' or '-' "
-            "(at most 64, not starting with a dot)"
+            "(at most 64, starting with a letter or digit)"
         )
     return name
 

@@ -20,6 +20,8 @@ runner = CliRunner()
         (["similar", "x", "-n", "abc"], "'--top'"),
         # -n is --top in `nash similar`; watch has no -n, so `-n 5` cannot name a collection "5"
         (["watch", ".", "-n", "5"], "No such option: -n"),
+        (["watch", ".", "--batch-size", "0"], "'--batch-size'"),
+        (["watch", ".", "--debounce", "-1"], "'--debounce'"),
         (["similar", "--text"], "'--text' requires an argument"),
         (["index"], "Missing argument"),
         (["index", ".", "--bits", "abc"], "'--bits'"),

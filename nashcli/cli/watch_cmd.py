@@ -208,13 +208,25 @@ def watch_command(
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     debounce: float = typer.Option(
-        0.2, "--debounce", help="Seconds of quiet that end a burst of changes.", hidden=True
+        0.2,
+        "--debounce",
+        help="Seconds of quiet that end a burst of changes.",
+        hidden=True,
+        min=0.0,
     ),
     batch_size: int = typer.Option(
-        256, "--batch-size", help="Files per index update (the writer lock's hold).", hidden=True
+        256,
+        "--batch-size",
+        help="Files per index update (the writer lock's hold).",
+        hidden=True,
+        min=1,
     ),
     max_epochs: int | None = typer.Option(
-        None, "--max-epochs", help="Training epochs when a model is fitted (tests).", hidden=True
+        None,
+        "--max-epochs",
+        help="Training epochs when a model is fitted (tests).",
+        hidden=True,
+        min=1,
     ),
 ) -> None:
     """Watch PATH until stopped (see _HELP), or start/stop a background watcher."""

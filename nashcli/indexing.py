@@ -580,8 +580,9 @@ def _index(
         encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
         if due_for_retrain(trained, encoded_since):
             why = (
-                f"the collection changed by {encoded_since:,} documents since the model "
-                f"was fitted on {trained:,}"
+                f"the collection changed by {encoded_since:,} "
+                f"document{'' if encoded_since == 1 else 's'} since the model was fitted "
+                f"on {trained:,}"
             )
     if why:
         if not found:

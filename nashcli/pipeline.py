@@ -97,8 +97,7 @@ class SemanticHasher:
 
     ``time_budget`` caps training seconds (the model keeps its best weights so far);
     ``max_epochs`` sets the epochs (None: the step schedule, :func:`scheduled_epochs`). Other
-    keywords go to
-    ``TfidfFeatures`` (``max_features``, ``min_df``, ``stop_words``...).
+    keywords go to ``TfidfFeatures`` (``max_features``, ``min_df``, ``stop_words``...).
     """
 
     def __init__(
@@ -140,10 +139,9 @@ class SemanticHasher:
         if len(texts) < MIN_DOCUMENTS:
             raise NashError(f"need at least {MIN_DOCUMENTS} documents to learn codes from")
         problem = make_problem(texts, [], [], **self.feature_kw)
-        train_kw: dict = {"time_budget": self.time_budget}
-        train_kw["max_epochs"] = self.max_epochs
-        if self.max_epochs is None:
-            train_kw["max_epochs"] = scheduled_epochs(self.method, len(texts), self.n_bits)
+        max_epochs = self.max_epochs
+        if max_epochs is None:
+            max_epochs = scheduled_epochs(self.method, len(texts), self.n_bits)
         model, result = methods.fit_model(
             self.method,
             self.n_bits,
@@ -151,7 +149,8 @@ class SemanticHasher:
             seed=self.seed,
             device=self.device,
             on_epoch=on_epoch,
-            **train_kw,
+            time_budget=self.time_budget,
+            max_epochs=max_epochs,
         )
         self.features_ = problem.features
         self.model_ = model

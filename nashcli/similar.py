@@ -229,11 +229,11 @@ def find_similar(
 
 def _no_index_yet(collection: Collection) -> str:
     """Why a collection without a model cannot answer, and what to do about it."""
-    from nashcli.watching import is_watching
-
     try:
+        from nashcli.watching import is_watching
+
         watched = is_watching(collection.name)
-    except OSError:
+    except (ImportError, OSError):
         watched = False
     if watched:  # a watcher's first index is under way
         return (

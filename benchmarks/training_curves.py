@@ -43,20 +43,20 @@ def precision(codes: np.ndarray, x, labels: np.ndarray, queries: np.ndarray, k: 
     """Precision@k of each ranking for ``queries`` (row numbers) among all rows."""
     c = codes.astype(np.float32)
     n, bits = c.shape
-    weight = c.sum(axis=1)
-    pool, small_pool, weight_ = default_pool(n), max(50, n // 100), hamming_weight(n)
+    ones = c.sum(axis=1)
+    pool, small_pool, lam = default_pool(n), max(50, n // 100), hamming_weight(n)
     hits = {"hamming": 0, "cosine": 0, "fused": 0, "fused, 1% pool": 0}
     for q in queries:
-        dist = np.rint(weight + weight[q] - 2 * c @ c[q]).astype(np.int64)
+        dist = np.rint(ones + ones[q] - 2 * c @ c[q]).astype(np.int64)
         dist[q] = bits + 1  # never its own neighbour
         rows = np.lexsort((np.arange(n), dist))[: min(pool, n - 1)]
         dists, same = dist[rows], labels[rows] == labels[q]
         hits["hamming"] += int(same[:k].sum())
         for ranking in ("cosine", "fused"):
-            score = rank_pool(x[rows], x[q], dists, bits, ranking, weight=weight_)
+            score = rank_pool(x[rows], x[q], dists, bits, ranking, weight=lam)
             hits[ranking] += int(same[np.lexsort((rows, dists, -score))[:k]].sum())
         few = slice(0, small_pool)
-        score = rank_pool(x[rows[few]], x[q], dists[few], bits, "fused", weight=weight_)
+        score = rank_pool(x[rows[few]], x[q], dists[few], bits, "fused", weight=lam)
         order = np.lexsort((rows[few], dists[few], -score))[:k]
         hits["fused, 1% pool"] += int(same[few][order].sum())
     return {key: round(h / (k * len(queries)), 4) for key, h in hits.items()}

@@ -787,6 +787,8 @@ def collection_for(target: str | Path) -> tuple[str, Path | None]:
         return name_for_folder(root), root
     if Collection.exists(str(target)):
         return str(target), Collection.open(str(target)).root
+    if found is not None:  # a file: watchers watch folders
+        raise NashError(f"{target}: is a file; give the watched folder or the collection's name")
     raise NashError(f"{target}: no such folder or collection")
 
 

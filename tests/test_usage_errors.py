@@ -113,6 +113,8 @@ def test_watch_argument_errors_come_before_watching(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("a note")
     line = _one_error_line(runner.invoke(app, ["watch", str(tmp_path / "a.txt")]))
     assert "is a file" in line
+    line = _one_error_line(runner.invoke(app, ["watch", "--stop", str(tmp_path / "a.txt")]))
+    assert "is a file; give the watched folder or the collection's name" in line
     line = _one_error_line(runner.invoke(app, ["watch", "--stop", "--detach", str(tmp_path)]))
     assert "--stop stops a watcher; --detach starts one" in line
     line = _one_error_line(runner.invoke(app, ["watch", str(tmp_path), "--name", "../x"]))

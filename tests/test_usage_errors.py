@@ -125,8 +125,9 @@ def test_watch_argument_errors_come_before_watching(tmp_path: Path) -> None:
 
 
 def test_similar_reads_a_piped_query_from_dash(indexed: Path) -> None:
-    result = runner.invoke(app, ["similar", "-", "--json"], input="rocket orbit launch nasa moon")
+    result = runner.invoke(app, ["similar", "-", "--json"], input="rocket orbit launch nasa moon\n")
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["query"] == "rocket orbit launch nasa moon"  # echo's \n
     hits = json.loads(result.stdout)["results"]
     assert hits and Path(hits[0]["path"]).parent.name == "space"
     empty = runner.invoke(app, ["similar", "-"], input="  \n")

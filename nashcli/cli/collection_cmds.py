@@ -131,7 +131,7 @@ def similar_command(
             f"moved, run: nash index NEW-PLACE --name {chosen.name}",
             err=True,
         )
-    label = str(file) if file is not None else text
+    label = str(file) if file is not None else text.rstrip("\r\n")  # piped text's last newline
     if as_json:
         document = {
             "query": label,

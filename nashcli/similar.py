@@ -229,13 +229,9 @@ def find_similar(
 
 def _no_index_yet(collection: Collection) -> str:
     """Why a collection without a model cannot answer, and what to do about it."""
-    try:
-        from nashcli.watching import is_watching
+    from nashcli.watching import is_watching  # (it probes the lock; OSError is handled there)
 
-        watched = is_watching(collection.name)
-    except (ImportError, OSError):
-        watched = False
-    if watched:  # a watcher's first index is under way
+    if is_watching(collection.name):  # a watcher's first index is under way
         return (
             f"collection {collection.name!r} has no index yet: its watcher (nash watch) is "
             "building it; ask again when it is done"

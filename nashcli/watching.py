@@ -823,17 +823,16 @@ def make_watcher(
     due = threading.Event()  # set by the last report, so asking costs no extra query
     indexed = threading.Event()  # the first pass is done: a missing collection was forgotten
     hashers = indexing.HasherCache()  # the model, loaded once per generation, not per update
-    limit: list = [None, 0.0]  # the collection's --max-size, and when it was read
-
-    def remember_limit() -> None:
-        limit[1] = time.monotonic()  # (a failing read is not retried for every file)
-        with contextlib.suppress(NashError, OSError):
-            limit[0] = Collection.open(name).max_bytes
+    max_bytes: int | None = None  # the collection's --max-size, read at most once a second
+    read_at = 0.0
 
     def admit(path: Path):
-        if time.monotonic() - limit[1] > 1.0:  # a `nash index --max-size` may have changed it
-            remember_limit()
-        return document_problem(path, limit[0])
+        nonlocal max_bytes, read_at
+        if time.monotonic() - read_at > 1.0:  # a `nash index --max-size` may have changed it
+            read_at = time.monotonic()  # (a failing read is not retried for every file)
+            with contextlib.suppress(NashError, OSError):
+                max_bytes = Collection.open(name).max_bytes
+        return document_problem(path, max_bytes)
 
     def catch_up() -> Any:
         report = indexing.index_folder(

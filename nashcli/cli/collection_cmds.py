@@ -167,14 +167,6 @@ def _read_stdin() -> str:
         raise NashError(f"stdin: {error.reason}") from None
 
 
-def _is_watching(name: str) -> bool:
-    try:
-        from nashcli.watching import is_watching
-    except ImportError:
-        return False
-    return bool(is_watching(name))
-
-
 @app.command("status")
 def status_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
@@ -188,6 +180,7 @@ def status_command(
         IncompatibleCollectionError,
         survey_collections,
     )
+    from nashcli.watching import is_watching
 
     rows, damaged, labels = [], [], []
     for entry in survey_collections():
@@ -215,7 +208,7 @@ def status_command(
                     "bits": None,
                     "model": None,
                     "updated_at": None,
-                    "watching": _is_watching(entry.name),
+                    "watching": is_watching(entry.name),
                     "state": state,
                     "damaged": str(problem),
                 }
@@ -230,7 +223,7 @@ def status_command(
                 "bits": summary["bits"],
                 "model": summary["model"],
                 "updated_at": summary["updated_at"],
-                "watching": _is_watching(entry.name),
+                "watching": is_watching(entry.name),
                 "state": "ok",
             }
         )

@@ -21,6 +21,7 @@ Run: ``nice -n 10 python benchmarks/collections.py [--dataset reuters] [--sweep]
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -70,14 +72,19 @@ def timed(cmd: list[str], env: dict, repeat: int = 1) -> tuple[float, float, str
     return statistics.median(walls), statistics.median(cpus), out
 
 
-def precision(collection_name: str, n_queries: int, pools: list[int], seed: int = 0) -> dict:
+def precision(
+    collection_name: str, n_queries: int, pools: list[int], seed: int = 0, plain: bool = False
+) -> dict:
     """Mean precision@10 by folder over ``n_queries`` documents of the collection, for each
     ranking of :data:`nashcli.similar.RANKINGS` (re-rankings at the default pool and at each of
     ``pools``), with exact tf-idf cosine over the whole collection as the reference; also on the
     second half of the queries alone (``held-out half``: the fused weights were chosen on the
-    first half, :func:`sweep`), and the mean in-process milliseconds per query."""
+    first half, :func:`sweep`), and the mean in-process milliseconds per query. With ``plain``,
+    each ranking also with the plain Hamming distance in place of the expected one (the queries
+    without the encoder's bit probabilities: how `nash similar` ranked before
+    the expected distance)."""
     from nashcli.index import Collection
-    from nashcli.similar import _search, default_pool
+    from nashcli.similar import LinearQueryEncoder, default_pool, search_snapshot, stored_query
 
     col = Collection.open(collection_name)
     with col.snapshot() as snap:
@@ -87,18 +94,21 @@ def precision(collection_name: str, n_queries: int, pools: list[int], seed: int 
         queries = rng.choice([d.row for d in docs], size=min(n_queries, len(docs)), replace=False)
         half = len(queries) // 2
         out: dict[str, float] = {"default pool": default_pool(snap.documents)}
-        words = snap.codes_of(queries)
+        encoder = LinearQueryEncoder.load(snap.model_dir)
+        asked = {"": [stored_query(snap, int(q), encoder) for q in queries]}
+        if plain:
+            asked[" (plain distance)"] = [replace(a, probabilities=None) for a in asked[""]]
         qvecs = snap.tfidf_of(queries)
         settings = [("hamming", 0)]
         for pool in [default_pool(snap.documents), *pools]:
             settings += [("cosine", pool), ("fused", pool)]
-        for ranking, pool in settings:
+        for (ranking, pool), (suffix, questions) in itertools.product(settings, asked.items()):
             hits = []
             start = time.perf_counter()
-            for i, q in enumerate(queries):
-                found = _search(snap, words[i], qvecs[i], int(q), 10, ranking, pool)
+            for query, q in zip(questions, queries, strict=True):
+                found = search_snapshot(snap, query, 10, ranking, pool)
                 hits.append(sum(label[h.row] == label[int(q)] for h in found))
-            key = ranking if pool == 0 else f"{ranking} pool {pool}"
+            key = (ranking if pool == 0 else f"{ranking} pool {pool}") + suffix
             out[key] = sum(hits) / (10 * len(queries))
             out[f"{key} held-out half"] = sum(hits[half:]) / (10 * (len(queries) - half))
             out[f"{key} ms/query"] = 1000 * (time.perf_counter() - start) / len(queries)
@@ -122,9 +132,8 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0) -> dict:
     queries of :func:`precision` only (the half the defaults were chosen on), default pool."""
     from small_collections import fused_grid_hits
 
-    from nashcli import search
     from nashcli.index import Collection
-    from nashcli.similar import default_pool
+    from nashcli.similar import LinearQueryEncoder, candidate_pool, default_pool, stored_query
 
     grid = [
         (lam, m, beta)
@@ -139,14 +148,14 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0) -> dict:
         queries = rng.choice([d.row for d in docs], size=min(n_queries, len(docs)), replace=False)
         queries = queries[: len(queries) // 2]
         pool = default_pool(snap.documents)
+        encoder = LinearQueryEncoder.load(snap.model_dir)
         hits = dict.fromkeys(grid, 0)
         for q in queries:
-            idx, dist = search.hamming_topk(snap.planes, snap.codes_of([q])[0], pool + 1)
-            keep = idx[0] != q
-            rows, dists = idx[0][keep][:pool], dist[0][keep][:pool]
-            x, qvec = snap.tfidf_of(rows), snap.tfidf_of([int(q)])
+            query = stored_query(snap, int(q), encoder)
+            rows, _, spread = candidate_pool(snap, query, pool, np.array([q]))
+            x, qvec = snap.tfidf_of(rows), query.vector
             same = np.array([label[int(r)] == label[int(q)] for r in rows])
-            for key, h in fused_grid_hits(x, qvec, rows, dists, snap.bits, same, 10, grid).items():
+            for key, h in fused_grid_hits(x, qvec, rows, spread, snap.bits, same, 10, grid).items():
                 hits[key] += h
     return {
         f"weight {lam} feedback {m} x {beta}": h / (10 * len(queries))
@@ -308,6 +317,11 @@ def main() -> None:
     parser.add_argument(
         "--sweep", action="store_true", help="also sweep the fused weights (first query half)"
     )
+    parser.add_argument(
+        "--plain-distance",
+        action="store_true",
+        help="also rank with the plain Hamming distance in place of the expected one",
+    )
     parser.add_argument("--repeat", type=int, default=5, help="runs per query-time figure")
     parser.add_argument("--retrain-study", action="store_true")
     parser.add_argument("--fractions", default="0.25,0.5,0.67,1.0")
@@ -342,7 +356,9 @@ def main() -> None:
         figures["load_average"] = os.getloadavg()
 
         pools = [int(p) for p in args.pools.split(",")]
-        figures["precision_at_10"] = {"default": precision("news", args.queries, pools, args.seed)}
+        figures["precision_at_10"] = {
+            "default": precision("news", args.queries, pools, args.seed, args.plain_distance)
+        }
         for k, v in figures["precision_at_10"]["default"].items():
             print(f"  precision@10 {k:32s} {v:.4f}", flush=True)
         if args.sweep:

@@ -80,7 +80,8 @@ def fused_grid_hits(
     x, qvec, rows, dists, bits: int, same: np.ndarray, k: int, grid=GRID
 ) -> dict[tuple, int]:
     """Same-topic documents among the ``k`` first of the fused ranking of one query's pool
-    (candidates ``rows`` with tf-idf ``x`` and distances ``dists``), for each (λ, m, β)."""
+    (candidates ``rows`` with tf-idf ``x`` and (expected) distances ``dists``), for each
+    (λ, m, β)."""
     from nashcli.similar import rank_pool
 
     hits = {}
@@ -93,32 +94,43 @@ def fused_grid_hits(
 
 
 def measure(collection: str, k: int) -> dict[str, float]:
-    """Precision@k of each ranking, every document of ``collection`` a query."""
-    from nashcli import search
+    """Precision@k of each ranking, every document of ``collection`` a query: the three of
+    `nash similar` (:func:`nashcli.similar.search_snapshot`), the fused one with the plain
+    Hamming distance in place of the expected one, and the fused grid."""
+    from dataclasses import replace
+
     from nashcli.index import Collection
-    from nashcli.similar import default_pool, hamming_weight, rank_pool
+    from nashcli.similar import (
+        RANKINGS,
+        LinearQueryEncoder,
+        candidate_pool,
+        default_pool,
+        search_snapshot,
+        stored_query,
+    )
 
     col = Collection.open(collection)
     with col.snapshot() as snap:
         docs = snap.live_docs()
         label = {d.row: Path(d.path).parent.name for d in docs}
         pool = default_pool(snap.documents)
-        hits: dict[str, int] = {"hamming": 0, "cosine": 0, "fused (default)": 0}
-        weight = hamming_weight(snap.documents)
+        encoder = LinearQueryEncoder.load(snap.model_dir)
+        keys = {"hamming": "hamming", "cosine": "cosine", "fused": "fused (default)"}
+        hits: dict[str, int] = dict.fromkeys([*keys.values(), "fused, plain distance"], 0)
         hits.update({f"fused λ={lam} m={m} β={beta}": 0 for lam, m, beta in GRID})
         queries = [d.row for d in docs]
         for q in queries:
-            idx, dist = search.hamming_topk(snap.planes, snap.codes_of([q])[0], pool + 1)
-            keep = idx[0] != q
-            rows, dists = idx[0][keep][:pool], dist[0][keep][:pool]
-            same = np.array([label[int(r)] == label[int(q)] for r in rows])
-            hits["hamming"] += int(same[np.lexsort((rows, dists))[:k]].sum())
-            x, qvec = snap.tfidf_of(rows), snap.tfidf_of([int(q)])
-            cos = rank_pool(x, qvec, dists, snap.bits, "cosine")
-            hits["cosine"] += int(same[np.lexsort((rows, dists, -cos))[:k]].sum())
-            s = rank_pool(x, qvec, dists, snap.bits, "fused", weight=weight)
-            hits["fused (default)"] += int(same[np.lexsort((rows, dists, -s))[:k]].sum())
-            grid = fused_grid_hits(x, qvec, rows, dists, snap.bits, same, k)
+            query = stored_query(snap, q, encoder)
+            for ranking in RANKINGS:
+                found = search_snapshot(snap, query, k, ranking, pool)
+                hits[keys[ranking]] += sum(label[h.row] == label[q] for h in found)
+            plain = replace(query, probabilities=None)
+            found = search_snapshot(snap, plain, k, "fused", pool)
+            hits["fused, plain distance"] += sum(label[h.row] == label[q] for h in found)
+            rows, _, spread = candidate_pool(snap, query, pool, np.array([q]))
+            same = np.array([label[int(r)] == label[q] for r in rows])
+            x, qvec = snap.tfidf_of(rows), query.vector
+            grid = fused_grid_hits(x, qvec, rows, spread, snap.bits, same, k)
             for (lam, m, beta), h in grid.items():
                 hits[f"fused λ={lam} m={m} β={beta}"] += h
     return {key: h / (k * len(queries)) for key, h in hits.items()}

@@ -12,6 +12,12 @@ vectors (README, "Asking for similar documents"), one of :data:`RANKINGS`:
 - ``"cosine"``: score = cosine(q, d), the plain re-rank;
 - ``"hamming"``: the pure semantic-hashing order, score = 1 − distance / bits.
 
+"distance" in the pool and in ``"fused"`` is a *weighted* Hamming distance: a bit in which a
+document's code differs from the query's counts by how sure NASH's encoder was of the query's
+bit, |2σ(g(x)) − 1| (:func:`weighted_distances`; the plain distance when the model has no linear
+encoder, e.g. VDSH from Python). ``"hamming"`` orders by the plain distance, and equal
+distances by the weighted one.
+
 A file that is indexed and unchanged is answered from its stored code and vector, without
 loading the model (no torch import): that is what keeps `nash similar FILE` fast.
 """
@@ -191,6 +197,11 @@ class LinearQueryEncoder:
         """bool (n, bits) codes of TF-IDF rows."""
         return np.asarray(x @ self.weight.T) + self.bias > 0
 
+    def bit_probabilities(self, x) -> np.ndarray:
+        """float64 (n, bits): σ(g(x)), the encoder's probability that each bit is 1."""
+        logits = np.asarray(x @ self.weight.T, dtype=np.float64) + self.bias
+        return 0.5 * (1.0 + np.tanh(0.5 * logits))  # σ, without exp overflow warnings
+
 
 def find_similar(
     query: Path | str,
@@ -219,10 +230,7 @@ def find_similar(
     def search(snap: Snapshot) -> list[Hit]:
         if snap.generation == 0:
             raise NashError(_no_index_yet(collection))
-        qwords, qvec, own_row = _query(query, snap)
-        return _search(
-            snap, qwords, qvec, own_row, top, ranking, pool or default_pool(snap.documents)
-        )
+        return search_snapshot(snap, _query(query, snap), top, ranking, pool)
 
     return collection.read(search)  # again, if a retrain removes the model it is loading
 
@@ -256,8 +264,27 @@ def check_query_file(query: Path | str) -> os.stat_result:
     return st
 
 
-def _query(query: Path | str, snap: Snapshot):
-    """(packed code (n_words,), tf-idf row (1, V) CSR, the query's own row or None)."""
+@dataclass(frozen=True)
+class Query:
+    """What the search needs of a query: its packed code (n_words,), its tf-idf row (1, V CSR),
+    its own row when it is an indexed document (never its own neighbour), and the encoder's bit
+    probabilities σ(g(x)) (bits,), or None when the model has no linear encoder."""
+
+    words: np.ndarray
+    vector: object
+    own_row: int | None = None
+    probabilities: np.ndarray | None = None
+
+
+def stored_query(snap: Snapshot, row: int, encoder: LinearQueryEncoder | None) -> Query:
+    """The query of an indexed document, from its stored code and vector (no model needed but
+    the ``encoder``'s weights, ``LinearQueryEncoder.load(snap.model_dir)``, for σ(g(x)))."""
+    vector = snap.tfidf_of([row])
+    probabilities = None if encoder is None else encoder.bit_probabilities(vector)[0]
+    return Query(snap.codes_of([row])[0], vector, row, probabilities)
+
+
+def _query(query: Path | str, snap: Snapshot) -> Query:
     from nashcli import codes, corpus
 
     own = None
@@ -269,7 +296,7 @@ def _query(query: Path | str, snap: Snapshot):
             if own is not None:
                 break
         if own is not None and (own.size, own.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            return snap.codes_of([own.row])[0], snap.tfidf_of([own.row]), own.row
+            return stored_query(snap, own.row, snap.load_model(LinearQueryEncoder.load))
         # The collection's own limit, when `nash index --max-size` raised it, else the default.
         limit = max(corpus.DEFAULT_MAX_BYTES, snap.max_bytes or 0)
         if st.st_size > limit:
@@ -292,8 +319,11 @@ def _query(query: Path | str, snap: Snapshot):
             "none of the query's words is in the collection's vocabulary "
             "(the words its documents share): nothing to compare it with"
         )
+    probabilities = None
+    if isinstance(hasher, LinearQueryEncoder):
+        probabilities = hasher.bit_probabilities(x)[0]
     qwords = codes.pack_codes(hasher.encode_vectors(x))[0]
-    return qwords, x, (own.row if own is not None else None)
+    return Query(qwords, x, own.row if own is not None else None, probabilities)
 
 
 def _nearest(snap: Snapshot, qwords: np.ndarray, k: int, exclude: np.ndarray):
@@ -313,44 +343,93 @@ def _nearest(snap: Snapshot, qwords: np.ndarray, k: int, exclude: np.ndarray):
     return order.astype(np.int64), dist[order].astype(np.int32)
 
 
-def candidate_pool(snap: Snapshot, qwords: np.ndarray, pool: int, exclude: np.ndarray):
-    """The re-ranking pool: the ``pool`` nearest rows not in ``exclude`` *and every row tied
-    with the last of them*, in (distance, row) order, at most ``TIE_FACTOR * pool`` rows.
+def weighted_distances(
+    code_bits: np.ndarray, query_bits: np.ndarray, probabilities: np.ndarray
+) -> np.ndarray:
+    """Hamming distances from each code (rows of 0/1 ``code_bits``) to ``query_bits`` in which a
+    differing bit b counts |2 p_b − 1|: how sure the encoder was of the query's bit, with
+    ``probabilities`` its σ(g(x)). The weights are scaled to a mean of 1, so the figures keep
+    the plain distance's scale (λ of the fused ranking was chosen on it).
+
+    It orders codes as the expected distance to the query's random code z ~ Bernoulli(p),
+    NASH's own q(z|x), does (Σ_b p_b (1 − c_b) + (1 − p_b) c_b = Σ_b min(p_b, 1 − p_b) + Σ over
+    differing b of |2 p_b − 1|), and so splits the many codes at one Hamming distance by which
+    bits they differ in."""
+    weight = np.abs(2.0 * np.asarray(probabilities, dtype=np.float64) - 1.0)
+    mean = weight.mean()
+    weight = weight / mean if mean > 0 else np.ones_like(weight)
+    differ = np.asarray(code_bits, dtype=bool) != np.asarray(query_bits, dtype=bool)
+    return differ @ weight
+
+
+def _scrambled(rows: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random order of row numbers (Fibonacci hashing): the last tie-break of
+    identical codes, which row order would give to whichever folder was crawled first."""
+    return np.asarray(rows, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+
+
+def _candidates(snap: Snapshot, query: Query, k: int, exclude: np.ndarray):
+    """``(rows, distances, weighted distances)`` of the ``k`` rows not in ``exclude`` nearest
+    the query by plain distance, in (distance, row) order; the weighted distances are the plain
+    ones when ``query.probabilities`` is None."""
+    rows, dists = _nearest(snap, query.words, k, exclude)
+    if query.probabilities is None or not len(rows):
+        return rows, dists, dists.astype(np.float64)
+    from nashcli import codes
+
+    bits = codes.unpack_codes(snap.codes_of(rows), snap.bits)
+    query_bits = codes.unpack_codes(query.words[None, :], snap.bits)[0]
+    return rows, dists, weighted_distances(bits, query_bits, query.probabilities)
+
+
+def candidate_pool(snap: Snapshot, query: Query, pool: int, exclude: np.ndarray):
+    """The re-ranking pool: ``(rows, Hamming distances, weighted distances)`` of the ``pool``
+    rows not in ``exclude`` nearest the query by weighted distance (:func:`weighted_distances`;
+    the plain distance when ``query.probabilities`` is None) *and every row tied with the last
+    of them*, nearest first, out of the ``TIE_FACTOR * pool`` nearest by plain distance.
 
     Which of several equally distant codes make the cut should be up to the re-ranking, not to
     row order (a new document, appended last, lost every tie). Past the bound — a tie group
     several times the pool, i.e. codes that hardly tell the documents apart — the group is cut
     by row order again, so the re-ranking's cost stays bounded.
     """
-    rows, dists = _nearest(snap, qwords, TIE_FACTOR * pool, exclude)
+    rows, dists, spread = _candidates(snap, query, TIE_FACTOR * pool, exclude)
+    order = np.lexsort((rows, spread))
+    rows, dists, spread = rows[order], dists[order], spread[order]
     if len(rows) > pool:
-        end = int(np.searchsorted(dists, dists[pool - 1], side="right"))
-        rows, dists = rows[:end], dists[:end]
-    return rows, dists
+        end = int(np.searchsorted(spread, spread[pool - 1], side="right"))
+        rows, dists, spread = rows[:end], dists[:end], spread[:end]
+    return rows, dists, spread
 
 
-def _search(snap: Snapshot, qwords, qvec, own_row, top: int, ranking: str, pool: int) -> list[Hit]:
+def search_snapshot(
+    snap: Snapshot, query: Query, top: int, ranking: str = DEFAULT_RANKING, pool: int | None = None
+) -> list[Hit]:
+    """The ``top`` hits of ``query`` in ``snap``: the ``ranking`` of its candidate pool (of
+    ``pool`` documents; None: :func:`default_pool` of the collection's size)."""
+    pool = pool or default_pool(snap.documents)
     exclude = snap.dead_rows
-    if own_row is not None:
-        exclude = np.union1d(exclude, [own_row]).astype(np.int64)
+    if query.own_row is not None:
+        exclude = np.union1d(exclude, [query.own_row]).astype(np.int64)
     if ranking == "hamming":
-        rows, dists = _nearest(snap, qwords, top, exclude)
+        # Plain distance first; equal distances by the weighted one, identical codes scrambled
+        # (the candidates hold the whole tie group at the top-th distance, up to the bound).
+        rows, dists, spread = _candidates(snap, query, TIE_FACTOR * max(top, pool), exclude)
+        order = np.lexsort((_scrambled(rows), spread, dists))[:top]
+        rows, dists = rows[order], dists[order]
+        scores = 1.0 - dists / snap.bits
     else:
-        rows, dists = candidate_pool(snap, qwords, max(top, pool), exclude)
-    if ranking != "hamming" and len(rows):
+        rows, dists, spread = candidate_pool(snap, query, max(top, pool), exclude)
         scores = rank_pool(
             snap.tfidf_of(rows),
-            qvec,
-            dists,
+            query.vector,
+            spread,
             snap.bits,
             ranking,
             weight=hamming_weight(snap.documents),
         )
-        order = np.lexsort((rows, dists, -scores))[:top]
+        order = np.lexsort((rows, spread, -scores))[:top]
         rows, dists, scores = rows[order], dists[order], scores[order]
-    else:
-        rows, dists = rows[:top], dists[:top]
-        scores = 1.0 - dists / snap.bits
     docs = snap.docs_by_rows(rows)
     return [
         Hit(Path(docs[r].path), int(d), round(float(s), 6), docs[r].title, int(r))
@@ -370,7 +449,8 @@ def rank_pool(
     feedback_weight: float = FEEDBACK_WEIGHT,
 ) -> np.ndarray:
     """Scores (higher is closer) of a pool of candidates: tf-idf rows ``x`` (CSR, L2-normalised),
-    the query's tf-idf row ``qvec`` (1, V) and the candidates' Hamming distances ``dists``.
+    the query's tf-idf row ``qvec`` (1, V) and the candidates' (weighted) Hamming distances
+    ``dists``.
     The keyword parameters of ``"fused"`` are there for the benchmark's sweep."""
     cos = np.asarray((x @ qvec.T).todense(), dtype=np.float64).ravel()
     if ranking == "cosine":

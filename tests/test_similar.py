@@ -43,25 +43,36 @@ def test_indexed_file_neighbours(notes, ranking: str) -> None:
 
 
 def brute_force(snap, q: int, ranking: str) -> tuple[list[int], list[float]]:
-    """Every other document scored from dense arrays, top 5 by (score, distance, row)."""
+    """Every other document scored from dense arrays, top 5 as README says: the fused and
+    cosine scores by (score, weighted distance, row), the Hamming order by (distance, weighted
+    distance, scrambled row); in the weighted distance a differing bit counts |2p − 1|, with
+    p = σ(x·Wᵀ + b) of the query, scaled to a mean weight of 1."""
     bits = codes.unpack_codes(snap.codes_of(range(snap.rows)), snap.bits)
     dist = (bits != bits[q]).sum(axis=1).astype(float)
     x = snap.tfidf_of(range(snap.rows)).toarray().astype(float)
+    with np.load(snap.model_dir / "model.npz") as model:
+        logits = model["encoder.weight"].astype(float) @ x[q] + model["encoder.bias"]
+    p = 1 / (1 + np.exp(-logits))
+    sure = np.abs(2 * p - 1)
+    weighted = (bits != bits[q]) @ (sure / sure.mean())
     cos = x @ x[q]
+    rows = np.arange(snap.rows)
     if ranking == "hamming":
         score = 1 - dist / snap.bits
-    elif ranking == "cosine":
+        scrambled = rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        order = [r for r in np.lexsort((scrambled, weighted, dist)) if r != q][:5]
+        return order, score[order].tolist()
+    if ranking == "cosine":
         score = cos
     else:
         weight = similar.HAMMING_WEIGHT * min(1, snap.documents / similar.FULL_WEIGHT_FROM)
-        first = cos - weight * dist / snap.bits
+        first = cos - weight * weighted / snap.bits
         first[q] = -np.inf
         best = np.argsort(-first, kind="stable")[: similar.FEEDBACK_DOCS]
         best = best[cos[best] > 0]
         feedback = (x @ x[best].T).mean(axis=1)
-        score = cos + similar.FEEDBACK_WEIGHT * feedback - weight * dist / snap.bits
-    rows = np.arange(snap.rows)
-    order = [r for r in np.lexsort((rows, dist, -score)) if r != q][:5]
+        score = cos + similar.FEEDBACK_WEIGHT * feedback - weight * weighted / snap.bits
+    order = [r for r in np.lexsort((rows, weighted, -score)) if r != q][:5]
     return order, score[order].tolist()
 
 
@@ -329,16 +340,40 @@ def test_a_new_document_tied_with_the_pool_is_found(all_tied, ranking: str) -> N
     assert find_similar(text, "notes", top=1, ranking="cosine", pool=10)[0].path == new
 
 
+def test_weighted_distance_orders_as_the_expected_distance() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=16)
+    codes_ = rng.integers(0, 2, size=(200, 16)).astype(bool)
+    query = p > 0.5
+    weighted = similar.weighted_distances(codes_, query, p)
+    expected = (p * ~codes_ + (1 - p) * codes_).sum(axis=1)
+    assert np.allclose(weighted, (expected - np.minimum(p, 1 - p).sum()) / np.abs(2 * p - 1).mean())
+    assert np.array_equal(np.argsort(weighted, kind="stable"), np.argsort(expected, kind="stable"))
+    # equally sure of every bit: the plain distance
+    plain = (codes_ != query).sum(axis=1)
+    assert np.allclose(similar.weighted_distances(codes_, query, np.where(query, 0.9, 0.1)), plain)
+
+
+def test_identical_codes_are_not_listed_in_folder_order(all_tied) -> None:
+    """The Hamming order once listed equally distant documents by row, i.e. crawl order: the
+    first folder's documents won every tie, whatever the query was about."""
+    folder, paths = all_tied
+    hits = find_similar(paths[-1], "notes", top=10, ranking="hamming")
+    assert all(h.distance == 0 for h in hits)
+    assert len({topic(h.path) for h in hits}) > 1
+    assert [h.row for h in hits] != sorted(h.row for h in hits)
+
+
 def test_the_tie_group_is_bounded(all_tied) -> None:
     from nashcli.index import Collection
 
     folder, paths = all_tied
     with Collection.open("notes").snapshot() as snap:
-        query = snap.codes_of([0])[0]
+        query = similar.Query(snap.codes_of([0])[0], snap.tfidf_of([0]))
         none = np.zeros(0, dtype=np.int64)
-        rows, dists = similar.candidate_pool(snap, query, 5, none)
+        rows, dists, _ = similar.candidate_pool(snap, query, 5, none)
         assert len(rows) == similar.TIE_FACTOR * 5 < snap.rows  # everything ties: cut at 4x
-        rows, dists = similar.candidate_pool(snap, query, 10, np.array([0, 3]))
+        rows, dists, _ = similar.candidate_pool(snap, query, 10, np.array([0, 3]))
         assert len(rows) == snap.rows - 2 and not {0, 3} & set(rows.tolist())
         assert list(rows) == sorted(rows)  # (distance, row) order
 

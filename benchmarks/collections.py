@@ -80,9 +80,9 @@ def precision(
     ``pools``), with exact tf-idf cosine over the whole collection as the reference; also on the
     second half of the queries alone (``held-out half``: the fused weights were chosen on the
     first half, :func:`sweep`), and the mean in-process milliseconds per query. With ``plain``,
-    each ranking also with the plain Hamming distance in place of the expected one (the queries
-    without the encoder's bit probabilities: how `nash similar` ranked before
-    the expected distance)."""
+    each ranking also with the plain Hamming distance in place of the weighted one (queries
+    without the encoder's bit probabilities: the pool and the fused score as before the
+    weighting; the Hamming order then breaks ties by the scrambled row alone, not by row)."""
     from nashcli.index import Collection
     from nashcli.similar import LinearQueryEncoder, default_pool, search_snapshot, stored_query
 
@@ -127,9 +127,10 @@ def precision(
     return out
 
 
-def sweep(collection_name: str, n_queries: int, seed: int = 0) -> dict:
+def sweep(collection_name: str, n_queries: int, seed: int = 0, plain: bool = False) -> dict:
     """Precision@10 of the fused ranking over a grid of its weights, on the *first* half of the
-    queries of :func:`precision` only (the half the defaults were chosen on), default pool."""
+    queries of :func:`precision` only (the half the defaults were chosen on), default pool;
+    with ``plain``, with the plain Hamming distance in place of the weighted one."""
     from small_collections import fused_grid_hits
 
     from nashcli.index import Collection
@@ -151,7 +152,7 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0) -> dict:
         encoder = LinearQueryEncoder.load(snap.model_dir)
         hits = dict.fromkeys(grid, 0)
         for q in queries:
-            query = stored_query(snap, int(q), encoder)
+            query = stored_query(snap, int(q), None if plain else encoder)
             rows, _, spread = candidate_pool(snap, query, pool, np.array([q]))
             x, qvec = snap.tfidf_of(rows), query.vector
             same = np.array([label[int(r)] == label[int(q)] for r in rows])
@@ -320,7 +321,7 @@ def main() -> None:
     parser.add_argument(
         "--plain-distance",
         action="store_true",
-        help="also rank with the plain Hamming distance in place of the expected one",
+        help="also rank with the plain Hamming distance in place of the weighted one",
     )
     parser.add_argument("--repeat", type=int, default=5, help="runs per query-time figure")
     parser.add_argument("--retrain-study", action="store_true")
@@ -363,8 +364,13 @@ def main() -> None:
             print(f"  precision@10 {k:32s} {v:.4f}", flush=True)
         if args.sweep:
             figures["fused_sweep_first_half"] = sweep("news", args.queries)
-            for k, v in figures["fused_sweep_first_half"].items():
-                print(f"  sweep {k:32s} {v:.4f}", flush=True)
+            if args.plain_distance:
+                figures["fused_sweep_first_half_plain_distance"] = sweep(
+                    "news", args.queries, plain=True
+                )
+            for key in ("fused_sweep_first_half", "fused_sweep_first_half_plain_distance"):
+                for k, v in figures.get(key, {}).items():
+                    print(f"  {key} {k:32s} {v:.4f}", flush=True)
         for method in filter(None, args.methods.split(",")):
             from nashcli.indexing import index_folder
 

@@ -80,7 +80,7 @@ def fused_grid_hits(
     x, qvec, rows, dists, bits: int, same: np.ndarray, k: int, grid=GRID
 ) -> dict[tuple, int]:
     """Same-topic documents among the ``k`` first of the fused ranking of one query's pool
-    (candidates ``rows`` with tf-idf ``x`` and (expected) distances ``dists``), for each
+    (candidates ``rows`` with tf-idf ``x`` and (weighted) distances ``dists``), for each
     (λ, m, β)."""
     from nashcli.similar import rank_pool
 
@@ -96,7 +96,7 @@ def fused_grid_hits(
 def measure(collection: str, k: int) -> dict[str, float]:
     """Precision@k of each ranking, every document of ``collection`` a query: the three of
     `nash similar` (:func:`nashcli.similar.search_snapshot`), the fused one with the plain
-    Hamming distance in place of the expected one, and the fused grid."""
+    Hamming distance in place of the weighted one, and the fused grid."""
     from dataclasses import replace
 
     from nashcli.index import Collection

@@ -15,11 +15,12 @@ vectors (README, "Asking for similar documents"), one of :data:`RANKINGS`:
 "distance" in the pool and in ``"fused"`` is a *weighted* Hamming distance: a bit in which a
 document's code differs from the query's counts by how sure NASH's encoder was of the query's
 bit, |2σ(g(x)) − 1| (:func:`weighted_distances`; the plain distance when the model has no linear
-encoder, e.g. VDSH from Python). ``"hamming"`` orders by the plain distance, and equal
-distances by the weighted one.
+encoder, e.g. VDSH from Python). ``"hamming"`` orders by the plain distance, equal distances by
+the weighted one, identical codes in a pseudo-random order fixed per query.
 
-A file that is indexed and unchanged is answered from its stored code and vector, without
-loading the model (no torch import): that is what keeps `nash similar FILE` fast.
+A file that is indexed and unchanged is answered from its stored code and vector; of the model
+only the linear encoder's arrays are read (no torch import): that is what keeps
+`nash similar FILE` fast.
 """
 
 from __future__ import annotations
@@ -28,11 +29,21 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nashcli.errors import NashError
-from nashcli.index import Collection, Snapshot, list_collections, survey_collections
+from nashcli.index import (
+    Collection,
+    DamagedCollectionError,
+    Snapshot,
+    list_collections,
+    survey_collections,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 #: Re-ranking pool (Hamming candidates re-ordered by tf-idf cosine), measured on 20 Newsgroups
 #: folders of 1k-10k documents (benchmarks/collections.py --pools, README "Re-ranking"): below
@@ -41,9 +52,10 @@ from nashcli.index import Collection, Snapshot, list_collections, survey_collect
 #: beyond it drift back towards plain cosine.
 SMALL_COLLECTION = 1000
 MIN_POOL, MAX_POOL = 200, 1000
-#: The pool also takes every document tied at its last distance (:func:`candidate_pool`), up to
-#: this many times its size: ties used to be broken by row order, so a new document (appended
-#: last) lost every tie and could be hidden in a tie group larger than the pool.
+#: Candidates are the ``TIE_FACTOR`` × pool nearest by plain Hamming distance: the pool is the
+#: nearest of them by weighted distance plus every one tied with its last (:func:`candidate_pool`),
+#: and ``"hamming"`` orders them. Ties used to be broken by row order, so a new document
+#: (appended last) lost every tie and could be hidden in a tie group larger than the pool.
 TIE_FACTOR = 4
 
 #: Ranking modes of the pool; the default is the one measured best (README, "Re-ranking").
@@ -214,9 +226,9 @@ def find_similar(
 
     ``query`` is a :class:`~pathlib.Path` (a file, inside the collection or not; an indexed file
     is never its own neighbour) or a ``str`` of text. ``ranking`` (one of :data:`RANKINGS`)
-    says how the ``pool`` nearest codes, and every code tied with the last of them
-    (:func:`candidate_pool`), are re-ordered (default pool: :func:`default_pool` of the
-    collection's size; ``"hamming"`` keeps the Hamming order). Raises
+    says how the ``pool`` nearest codes by weighted distance, and every code tied with the last
+    of them (:func:`candidate_pool`), are re-ordered (default pool: :func:`default_pool` of the
+    collection's size; ``"hamming"`` orders by plain distance). Raises
     :class:`NashError` for a missing file, a folder, a file without text, or a collection
     without an index yet.
     """
@@ -266,22 +278,32 @@ def check_query_file(query: Path | str) -> os.stat_result:
 
 @dataclass(frozen=True)
 class Query:
-    """What the search needs of a query: its packed code (n_words,), its tf-idf row (1, V CSR),
-    its own row when it is an indexed document (never its own neighbour), and the encoder's bit
-    probabilities σ(g(x)) (bits,), or None when the model has no linear encoder."""
+    """What the search needs of a query: its packed code (n_words,) uint64, its tf-idf row (1, V
+    CSR), its own row when it is an indexed document (never its own neighbour), and the
+    encoder's bit probabilities σ(g(x)) (bits,), or None when the model has no linear encoder."""
 
-    words: np.ndarray
-    vector: object
+    code: np.ndarray
+    vector: sp.csr_matrix
     own_row: int | None = None
     probabilities: np.ndarray | None = None
 
 
 def stored_query(snap: Snapshot, row: int, encoder: LinearQueryEncoder | None) -> Query:
-    """The query of an indexed document, from its stored code and vector (no model needed but
-    the ``encoder``'s weights, ``LinearQueryEncoder.load(snap.model_dir)``, for σ(g(x)))."""
+    """The query of an indexed document, from its stored code and vector (and σ(g(x)) from the
+    ``encoder``, ``LinearQueryEncoder.load(snap.model_dir)``; None: plain distances)."""
     vector = snap.tfidf_of([row])
     probabilities = None if encoder is None else encoder.bit_probabilities(vector)[0]
     return Query(snap.codes_of([row])[0], vector, row, probabilities)
+
+
+def _stored_encoder(snap: Snapshot) -> LinearQueryEncoder | None:
+    """The encoder for an indexed file's σ(g(x)), or None. Its stored code and vector answer
+    even when the model is damaged (then, or when a retrain removes the generation meanwhile,
+    with plain distances), as they did before the weighting."""
+    try:
+        return snap.load_model(LinearQueryEncoder.load)
+    except DamagedCollectionError:
+        return None
 
 
 def _query(query: Path | str, snap: Snapshot) -> Query:
@@ -296,7 +318,7 @@ def _query(query: Path | str, snap: Snapshot) -> Query:
             if own is not None:
                 break
         if own is not None and (own.size, own.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            return stored_query(snap, own.row, snap.load_model(LinearQueryEncoder.load))
+            return stored_query(snap, own.row, _stored_encoder(snap))
         # The collection's own limit, when `nash index --max-size` raised it, else the default.
         limit = max(corpus.DEFAULT_MAX_BYTES, snap.max_bytes or 0)
         if st.st_size > limit:
@@ -322,8 +344,8 @@ def _query(query: Path | str, snap: Snapshot) -> Query:
     probabilities = None
     if isinstance(hasher, LinearQueryEncoder):
         probabilities = hasher.bit_probabilities(x)[0]
-    qwords = codes.pack_codes(hasher.encode_vectors(x))[0]
-    return Query(qwords, x, own.row if own is not None else None, probabilities)
+    code = codes.pack_codes(hasher.encode_vectors(x))[0]
+    return Query(code, x, own.row if own is not None else None, probabilities)
 
 
 def _nearest(snap: Snapshot, qwords: np.ndarray, k: int, exclude: np.ndarray):
@@ -348,41 +370,58 @@ def weighted_distances(
 ) -> np.ndarray:
     """Hamming distances from each code (rows of 0/1 ``code_bits``) to ``query_bits`` in which a
     differing bit b counts |2 p_b − 1|: how sure the encoder was of the query's bit, with
-    ``probabilities`` its σ(g(x)). The weights are scaled to a mean of 1, so the figures keep
-    the plain distance's scale (λ of the fused ranking was chosen on it).
+    ``probabilities`` its σ(g(x)) and ``query_bits`` = 1[p > 0.5]. The weights average 1 over
+    the query's bits (so a random code is as far as by plain distance; near neighbours, which
+    differ mostly in unsure bits, are nearer than by it).
 
     It orders codes as the expected distance to the query's random code z ~ Bernoulli(p),
     NASH's own q(z|x), does (Σ_b p_b (1 − c_b) + (1 − p_b) c_b = Σ_b min(p_b, 1 − p_b) + Σ over
     differing b of |2 p_b − 1|), and so splits the many codes at one Hamming distance by which
-    bits they differ in."""
+    bits they differ in. The weights are rounded to multiples of 2⁻²⁰, so every sum is exact:
+    identical codes get identical distances whatever order the sum takes."""
     weight = np.abs(2.0 * np.asarray(probabilities, dtype=np.float64) - 1.0)
     mean = weight.mean()
     weight = weight / mean if mean > 0 else np.ones_like(weight)
+    weight = np.round(weight * _GRID) / _GRID
     differ = np.asarray(code_bits, dtype=bool) != np.asarray(query_bits, dtype=bool)
     return differ @ weight
 
 
-def _scrambled(rows: np.ndarray) -> np.ndarray:
-    """A fixed pseudo-random order of row numbers (Fibonacci hashing): the last tie-break of
-    identical codes, which row order would give to whichever folder was crawled first."""
-    return np.asarray(rows, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+#: Weights on a grid of 2⁻²⁰: a sum of up to 1,024 of them (each at most 1,024) needs 40 bits.
+_GRID = float(1 << 20)
 
 
-def _candidates(snap: Snapshot, query: Query, k: int, exclude: np.ndarray):
+def _scrambled(rows: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """A pseudo-random order of row numbers, fixed for one query ``code`` (Fibonacci hashing of
+    the rows offset by the code): the last tie-break of identical codes, which row order would
+    give to whichever folder was crawled first."""
+    with np.errstate(over="ignore"):
+        salt = np.bitwise_xor.reduce(np.asarray(code, dtype=np.uint64) * _GOLDEN)
+        return (np.asarray(rows, dtype=np.uint64) + salt) * _GOLDEN
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / φ
+
+
+def _candidates(
+    snap: Snapshot, query: Query, k: int, exclude: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(rows, distances, weighted distances)`` of the ``k`` rows not in ``exclude`` nearest
     the query by plain distance, in (distance, row) order; the weighted distances are the plain
     ones when ``query.probabilities`` is None."""
-    rows, dists = _nearest(snap, query.words, k, exclude)
+    rows, dists = _nearest(snap, query.code, k, exclude)
     if query.probabilities is None or not len(rows):
         return rows, dists, dists.astype(np.float64)
     from nashcli import codes
 
     bits = codes.unpack_codes(snap.codes_of(rows), snap.bits)
-    query_bits = codes.unpack_codes(query.words[None, :], snap.bits)[0]
+    query_bits = codes.unpack_codes(query.code[None, :], snap.bits)[0]
     return rows, dists, weighted_distances(bits, query_bits, query.probabilities)
 
 
-def candidate_pool(snap: Snapshot, query: Query, pool: int, exclude: np.ndarray):
+def candidate_pool(
+    snap: Snapshot, query: Query, pool: int, exclude: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The re-ranking pool: ``(rows, Hamming distances, weighted distances)`` of the ``pool``
     rows not in ``exclude`` nearest the query by weighted distance (:func:`weighted_distances`;
     the plain distance when ``query.probabilities`` is None) *and every row tied with the last
@@ -393,13 +432,13 @@ def candidate_pool(snap: Snapshot, query: Query, pool: int, exclude: np.ndarray)
     several times the pool, i.e. codes that hardly tell the documents apart — the group is cut
     by row order again, so the re-ranking's cost stays bounded.
     """
-    rows, dists, spread = _candidates(snap, query, TIE_FACTOR * pool, exclude)
-    order = np.lexsort((rows, spread))
-    rows, dists, spread = rows[order], dists[order], spread[order]
+    rows, dists, weighted = _candidates(snap, query, TIE_FACTOR * pool, exclude)
+    order = np.lexsort((rows, weighted))
+    rows, dists, weighted = rows[order], dists[order], weighted[order]
     if len(rows) > pool:
-        end = int(np.searchsorted(spread, spread[pool - 1], side="right"))
-        rows, dists, spread = rows[:end], dists[:end], spread[:end]
-    return rows, dists, spread
+        end = int(np.searchsorted(weighted, weighted[pool - 1], side="right"))
+        rows, dists, weighted = rows[:end], dists[:end], weighted[:end]
+    return rows, dists, weighted
 
 
 def search_snapshot(
@@ -414,21 +453,21 @@ def search_snapshot(
     if ranking == "hamming":
         # Plain distance first; equal distances by the weighted one, identical codes scrambled
         # (the candidates hold the whole tie group at the top-th distance, up to the bound).
-        rows, dists, spread = _candidates(snap, query, TIE_FACTOR * max(top, pool), exclude)
-        order = np.lexsort((_scrambled(rows), spread, dists))[:top]
+        rows, dists, weighted = _candidates(snap, query, TIE_FACTOR * max(top, pool), exclude)
+        order = np.lexsort((_scrambled(rows, query.code), weighted, dists))[:top]
         rows, dists = rows[order], dists[order]
         scores = 1.0 - dists / snap.bits
     else:
-        rows, dists, spread = candidate_pool(snap, query, max(top, pool), exclude)
+        rows, dists, weighted = candidate_pool(snap, query, max(top, pool), exclude)
         scores = rank_pool(
             snap.tfidf_of(rows),
             query.vector,
-            spread,
+            weighted,
             snap.bits,
             ranking,
             weight=hamming_weight(snap.documents),
         )
-        order = np.lexsort((rows, spread, -scores))[:top]
+        order = np.lexsort((rows, weighted, -scores))[:top]
         rows, dists, scores = rows[order], dists[order], scores[order]
     docs = snap.docs_by_rows(rows)
     return [

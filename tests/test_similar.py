@@ -46,20 +46,19 @@ def brute_force(snap, q: int, ranking: str) -> tuple[list[int], list[float]]:
     """Every other document scored from dense arrays, top 5 as README says: the fused and
     cosine scores by (score, weighted distance, row), the Hamming order by (distance, weighted
     distance, scrambled row); in the weighted distance a differing bit counts |2p − 1|, with
-    p = σ(x·Wᵀ + b) of the query, scaled to a mean weight of 1."""
+    p = σ(x·Wᵀ + b) of the query (the weighting itself: test_weighted_distance_*)."""
     bits = codes.unpack_codes(snap.codes_of(range(snap.rows)), snap.bits)
     dist = (bits != bits[q]).sum(axis=1).astype(float)
     x = snap.tfidf_of(range(snap.rows)).toarray().astype(float)
     with np.load(snap.model_dir / "model.npz") as model:
         logits = model["encoder.weight"].astype(float) @ x[q] + model["encoder.bias"]
     p = 1 / (1 + np.exp(-logits))
-    sure = np.abs(2 * p - 1)
-    weighted = (bits != bits[q]) @ (sure / sure.mean())
+    weighted = similar.weighted_distances(bits, bits[q], p)
     cos = x @ x[q]
     rows = np.arange(snap.rows)
     if ranking == "hamming":
         score = 1 - dist / snap.bits
-        scrambled = rows.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        scrambled = similar._scrambled(rows, snap.codes_of([q])[0])
         order = [r for r in np.lexsort((scrambled, weighted, dist)) if r != q][:5]
         return order, score[order].tolist()
     if ranking == "cosine":
@@ -91,6 +90,24 @@ def test_each_ranking_is_exact(notes, ranking: str) -> None:
             assert [h.row for h in hits] == rows
             assert [h.score for h in hits] == pytest.approx(scores, abs=1e-5)
             assert q not in [h.row for h in hits]
+
+
+@pytest.mark.parametrize("bits", [7, 72])
+def test_each_ranking_is_exact_at_other_code_lengths(tmp_path: Path, bits: int) -> None:
+    """Codes of one partial word, and of two words (the weighting unpacks them)."""
+    from nashcli.index import Collection
+
+    folder = tmp_path / "notes"
+    paths = make_docs(folder, per_topic=10)
+    index_folder(folder, bits=bits, hasher_options=FAST)
+    with Collection.open("notes").snapshot() as snap:
+        for query in paths[::9]:
+            q = snap.doc_by_path(str(query)).row
+            for ranking in similar.RANKINGS:
+                rows, scores = brute_force(snap, q, ranking)
+                hits = find_similar(query, "notes", top=5, ranking=ranking)
+                assert [h.row for h in hits] == rows
+                assert [h.score for h in hits] == pytest.approx(scores, abs=1e-5)
 
 
 def test_default_ranking_is_the_documented_one() -> None:
@@ -354,14 +371,54 @@ def test_weighted_distance_orders_as_the_expected_distance() -> None:
     assert np.allclose(similar.weighted_distances(codes_, query, np.where(query, 0.9, 0.1)), plain)
 
 
+def test_identical_codes_get_identical_weighted_distances() -> None:
+    """However the sum is ordered: a pool's "every row tied with the last" counts on it."""
+    rng = np.random.default_rng(1)
+    for n, bits in ((7, 64), (75, 64), (30, 130)):
+        p = rng.uniform(size=bits)
+        row = rng.integers(0, 2, size=bits).astype(bool)
+        weighted = similar.weighted_distances(np.tile(row, (n, 1)), p > 0.5, p)
+        assert len(set(weighted.tolist())) == 1
+
+
+def test_the_pool_is_the_nearest_by_weighted_distance(notes) -> None:
+    """Out of the 4 x pool nearest by plain distance, the pool nearest by weighted distance."""
+    from nashcli.index import Collection
+
+    folder, paths = notes
+    differs = 0
+    with Collection.open("notes").snapshot() as snap:
+        encoder = similar.LinearQueryEncoder.load(snap.model_dir)
+        bits = codes.unpack_codes(snap.codes_of(range(snap.rows)), snap.bits)
+        for q in range(0, snap.rows, 3):
+            query = similar.stored_query(snap, q, encoder)
+            rows, dists, weighted = similar.candidate_pool(snap, query, 4, np.array([q]))
+            plain = (bits != bits[q]).sum(axis=1)
+            plain[q] = snap.bits + 1
+            shortlist = np.lexsort((np.arange(snap.rows), plain))[: similar.TIE_FACTOR * 4]
+            w = similar.weighted_distances(bits[shortlist], bits[q], query.probabilities)
+            expected = shortlist[np.lexsort((shortlist, w))]
+            last = np.sort(w)[3]
+            assert rows.tolist() == expected[: int((w <= last).sum())].tolist()
+            assert dists.tolist() == plain[rows].tolist()
+            differs += set(rows.tolist()) != set(shortlist[:4].tolist())
+    assert differs  # the weighting changed some pool, or this test shows nothing
+
+
 def test_identical_codes_are_not_listed_in_folder_order(all_tied) -> None:
     """The Hamming order once listed equally distant documents by row, i.e. crawl order: the
     first folder's documents won every tie, whatever the query was about."""
+    from nashcli.index import Collection
+
     folder, paths = all_tied
     hits = find_similar(paths[-1], "notes", top=10, ranking="hamming")
     assert all(h.distance == 0 for h in hits)
     assert len({topic(h.path) for h in hits}) > 1
-    assert [h.row for h in hits] != sorted(h.row for h in hits)
+    with Collection.open("notes").snapshot() as snap:
+        own = snap.doc_by_path(str(paths[-1])).row
+        rows = np.array([r for r in range(snap.rows) if r != own])
+        scrambled = rows[np.argsort(similar._scrambled(rows, snap.codes_of([own])[0]))]
+    assert [h.row for h in hits] == scrambled[:10].tolist()
 
 
 def test_the_tie_group_is_bounded(all_tied) -> None:
@@ -369,7 +426,7 @@ def test_the_tie_group_is_bounded(all_tied) -> None:
 
     folder, paths = all_tied
     with Collection.open("notes").snapshot() as snap:
-        query = similar.Query(snap.codes_of([0])[0], snap.tfidf_of([0]))
+        query = similar.Query(snap.codes_of([0])[0], snap.tfidf_of([0]))  # plain distances
         none = np.zeros(0, dtype=np.int64)
         rows, dists, _ = similar.candidate_pool(snap, query, 5, none)
         assert len(rows) == similar.TIE_FACTOR * 5 < snap.rows  # everything ties: cut at 4x

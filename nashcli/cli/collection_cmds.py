@@ -88,8 +88,8 @@ def similar_command(
         "fused",
         "--rank",
         help="How to order the nearest codes: fused (tf-idf cosine with feedback from the best "
-        "candidates, minus Hamming distance; the most precise), cosine (tf-idf cosine), or "
-        "hamming (the codes alone).",
+        "candidates, minus a Hamming distance weighted by the encoder's certainty; the most "
+        "precise), cosine (tf-idf cosine), or hamming (the codes alone).",
     ),
     rerank: bool = typer.Option(
         True,

@@ -138,6 +138,21 @@ def test_indexed_file_needs_no_model(notes, monkeypatch) -> None:
     assert len(find_similar(paths[3], "notes", top=3)) == 3
 
 
+def test_an_indexed_file_is_answered_even_with_a_damaged_model(notes) -> None:
+    """Its stored code and vector suffice (plain distances then); a text query needs the model
+    and says the collection is damaged."""
+    from nashcli.index import Collection, DamagedCollectionError
+
+    folder, paths = notes
+    with Collection.open("notes").snapshot() as snap:
+        model = snap.gen_dir / "model" / "model.npz"
+    model.write_bytes(model.read_bytes()[:100])
+    hits = find_similar(paths[3], "notes", top=3)
+    assert [topic(h.path) for h in hits] == [topic(paths[3])] * 3
+    with pytest.raises(DamagedCollectionError, match="model.npz"):
+        find_similar("rocket orbit launch", "notes")
+
+
 def test_text_and_outside_file(notes, tmp_path: Path) -> None:
     folder, paths = notes
     hits = find_similar("butter flour oven sugar bake dough", "notes", top=5)

@@ -138,7 +138,7 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0, plain: bool = Fal
 
     grid = [
         (lam, m, beta)
-        for lam in (0.0, 1.0, 2.0, 3.0)
+        for lam in (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
         for m, beta in ((0, 0.0), (3, 1.0), (3, 2.0), (5, 1.0), (5, 2.0), (10, 2.0))
     ]
     col = Collection.open(collection_name)

@@ -10,6 +10,9 @@ the Hamming order, the TF-IDF cosine re-rank and the fused re-rank of the defaul
 fused re-rank of a pool of 1 % of the collection (a stand-in for a much larger collection,
 where the default pool of at most 1,000 is a far smaller share and the codes matter more).
 This is what `nashcli.pipeline`'s step schedule was chosen from (README, "Larger collections").
+The rankings use the plain Hamming distance, with ties in row order, as `nash similar` did then
+(it now uses the encoder's weighted distance and scrambles ties: README, "Re-ranking"), so the
+curves stay comparable with the recorded ones.
 
 Run: ``nice -n 10 python benchmarks/training_curves.py --docs 10000 [--dataset reuters]``.
 """

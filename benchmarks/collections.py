@@ -153,10 +153,11 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0, plain: bool = Fal
         hits = dict.fromkeys(grid, 0)
         for q in queries:
             query = stored_query(snap, int(q), None if plain else encoder)
-            rows, _, spread = candidate_pool(snap, query, pool, np.array([q]))
+            rows, _, weighted = candidate_pool(snap, query, pool, np.array([q]))
             x, qvec = snap.tfidf_of(rows), query.vector
             same = np.array([label[int(r)] == label[int(q)] for r in rows])
-            for key, h in fused_grid_hits(x, qvec, rows, spread, snap.bits, same, 10, grid).items():
+            found = fused_grid_hits(x, qvec, rows, weighted, snap.bits, same, 10, grid)
+            for key, h in found.items():
                 hits[key] += h
     return {
         f"weight {lam} feedback {m} x {beta}": h / (10 * len(queries))

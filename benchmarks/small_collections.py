@@ -127,10 +127,10 @@ def measure(collection: str, k: int) -> dict[str, float]:
             plain = replace(query, probabilities=None)
             found = search_snapshot(snap, plain, k, "fused", pool)
             hits["fused, plain distance"] += sum(label[h.row] == label[q] for h in found)
-            rows, _, spread = candidate_pool(snap, query, pool, np.array([q]))
+            rows, _, weighted = candidate_pool(snap, query, pool, np.array([q]))
             same = np.array([label[int(r)] == label[q] for r in rows])
             x, qvec = snap.tfidf_of(rows), query.vector
-            grid = fused_grid_hits(x, qvec, rows, spread, snap.bits, same, k)
+            grid = fused_grid_hits(x, qvec, rows, weighted, snap.bits, same, k)
             for (lam, m, beta), h in grid.items():
                 hits[f"fused λ={lam} m={m} β={beta}"] += h
     return {key: h / (k * len(queries)) for key, h in hits.items()}

@@ -128,11 +128,13 @@ def test_default_ranking_is_the_documented_one() -> None:
         find_similar("words", "nowhere", ranking="best")
 
 
-def test_indexed_file_needs_no_model(notes, monkeypatch) -> None:
+def test_an_indexed_file_is_not_encoded_again(notes, monkeypatch) -> None:
+    """Its stored code and vector answer: no query encoder (nor torch model) is loaded to read
+    and encode its text; only the linear encoder's arrays, for the weighted distance."""
     folder, paths = notes
 
     def no_model(_):
-        raise AssertionError("the model was loaded")
+        raise AssertionError("the query encoder was loaded")
 
     monkeypatch.setattr(similar, "_load_hasher", no_model)
     assert len(find_similar(paths[3], "notes", top=3)) == 3

@@ -392,15 +392,23 @@ _GRID = float(1 << 20)
 
 
 def _scrambled(rows: np.ndarray, code: np.ndarray) -> np.ndarray:
-    """A pseudo-random order of row numbers, fixed for one query ``code`` (Fibonacci hashing of
-    the rows offset by the code): the last tie-break of identical codes, which row order would
-    give to whichever folder was crawled first."""
+    """A pseudo-random order of row numbers, fixed for one query ``code`` (SplitMix64's mixer
+    of the row offset by a hash of the code): the last tie-break of identical codes, which row
+    order would give to whichever folder was crawled first. A full mixer, not a multiplication,
+    so different queries get unrelated orders, not rotations of one."""
     with np.errstate(over="ignore"):
-        salt = np.bitwise_xor.reduce(np.asarray(code, dtype=np.uint64) * _GOLDEN)
-        return (np.asarray(rows, dtype=np.uint64) + salt) * _GOLDEN
+        salt = np.zeros(1, dtype=np.uint64)
+        for word in np.asarray(code, dtype=np.uint64):  # one word per 64 bits
+            salt = _mix(salt ^ word)
+        return _mix(np.asarray(rows, dtype=np.uint64) ^ salt)
 
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / φ
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
 
 
 def _candidates(

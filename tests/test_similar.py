@@ -422,6 +422,21 @@ def test_the_pool_is_the_nearest_by_weighted_distance(notes) -> None:
     assert differs  # the weighting changed some pool, or this test shows nothing
 
 
+def test_the_scrambled_order_differs_from_query_to_query() -> None:
+    """Many orders of one tie group, each row first about equally often (a multiplication by
+    a constant only rotated one fixed circle of rows: 10 orders of 10 rows)."""
+    rows = np.arange(100, 110)
+    rng = np.random.default_rng(0)
+    firsts, orders = np.zeros(10, dtype=int), set()
+    for _ in range(2000):
+        code = rng.integers(0, 2**63, size=1, dtype=np.uint64)
+        order = np.argsort(similar._scrambled(rows, code))
+        orders.add(tuple(order))
+        firsts[order[0]] += 1
+    assert len(orders) > 1500
+    assert firsts.min() > 140 and firsts.max() < 260  # 200 each, give or take
+
+
 def test_identical_codes_are_not_listed_in_folder_order(all_tied) -> None:
     """The Hamming order once listed equally distant documents by row, i.e. crawl order: the
     first folder's documents won every tie, whatever the query was about."""

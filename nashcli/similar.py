@@ -205,13 +205,19 @@ class LinearQueryEncoder:
             shape=(len(texts), len(self.idf)),
         )
 
+    def logits(self, x) -> np.ndarray:
+        """float32 (n, bits): g(x) = x·Wᵀ + b of TF-IDF rows."""
+        return np.asarray(x @ self.weight.T) + self.bias
+
     def encode_vectors(self, x) -> np.ndarray:
         """bool (n, bits) codes of TF-IDF rows."""
-        return np.asarray(x @ self.weight.T) + self.bias > 0
+        return self.logits(x) > 0
 
     def bit_probabilities(self, x) -> np.ndarray:
-        """float64 (n, bits): σ(g(x)), the encoder's probability that each bit is 1."""
-        logits = np.asarray(x @ self.weight.T, dtype=np.float64) + self.bias
+        """float64 (n, bits): σ(g(x)), the encoder's probability that each bit is 1 (from the
+        same logits as :meth:`encode_vectors`, so the two agree on every bit whose weight
+        |2p − 1| is not 0)."""
+        logits = self.logits(x).astype(np.float64)
         return 0.5 * (1.0 + np.tanh(0.5 * logits))  # σ, without exp overflow warnings
 
 

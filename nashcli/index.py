@@ -212,6 +212,39 @@ def _connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     return con
 
 
+def _connect_reader(path: Path) -> sqlite3.Connection:
+    """A connection for reading: :func:`_connect`, else, where the collection's directory cannot
+    be written (a read-only disk, another user's index), a read-only one.
+
+    SQLite opens a WAL database read-only only while its ``-wal`` and ``-shm`` files exist (a
+    writer has it open) or as *immutable*, which takes no locks; that is safe when nothing can
+    write the file, so it is used only on a read-only file system or when no ``-wal`` file is
+    there (no writer has the database open).
+    """
+    try:
+        return _connect(path)
+    except sqlite3.OperationalError:
+        if os.access(path.parent, os.W_OK) and os.access(path, os.W_OK):
+            raise
+        base = f"{Path(os.path.abspath(path)).as_uri()}?mode=ro"
+        try:
+            con = sqlite3.connect(base, uri=True, isolation_level=None, timeout=30.0)
+            con.execute("SELECT 1 FROM info LIMIT 1")
+            return con
+        except sqlite3.OperationalError:
+            if not (_read_only_fs(path) or not Path(f"{path}-wal").exists()):
+                raise
+        return sqlite3.connect(f"{base}&immutable=1", uri=True, isolation_level=None)
+
+
+def _read_only_fs(path: Path) -> bool:
+    """Whether ``path`` lies on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return False
+
+
 def _meta_error(name: str, directory: Path, error: sqlite3.Error, root: Path | None = None):
     """The :class:`NashError` for an SQLite failure on a collection's ``meta.sqlite``."""
     if not (directory / _META).is_file():
@@ -312,6 +345,10 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         ) from None
     except FileNotFoundError:  # forgotten (renamed away) while we waited for the lock
         raise CollectionGoneError(name) from None
+    except OSError as error:  # a read-only disk, another user's index
+        raise NashError(
+            f"cannot change collection {name!r}: {error.strerror or error} ({directory})"
+        ) from None
     try:
         revived = set(os.listdir(directory)) <= {_LOCK}  # a filelock that re-created the folder
     except FileNotFoundError:  # renamed away after our open, before our flock
@@ -506,7 +543,7 @@ class Snapshot:
         self._model_checked = False
         for _attempt in range(READ_ATTEMPTS):
             try:
-                con = _connect(collection.directory / _META)
+                con = _connect_reader(collection.directory / _META)
             except sqlite3.Error as error:
                 raise collection._meta_error(error) from None
             try:
@@ -731,7 +768,7 @@ class Collection:
         try:
             st = os.stat(directory)
             self._dir_id = (st.st_dev, st.st_ino)
-            con = _connect(directory / _META)
+            con = _connect_reader(directory / _META)
             try:
                 info = self._info(con)
             finally:
@@ -773,7 +810,7 @@ class Collection:
     def _generation_now(self) -> int | None:
         """The committed generation, read afresh (None if it cannot be read)."""
         try:
-            con = _connect(self.directory / _META)
+            con = _connect_reader(self.directory / _META)
         except sqlite3.Error:
             return None
         try:
@@ -939,7 +976,7 @@ class Collection:
         """A read transaction on ``meta.sqlite``, its info table and the current generation;
         SQLite errors and a missing generation become this collection's damage errors."""
         try:
-            con = _connect(self.directory / _META)
+            con = _connect_reader(self.directory / _META)
             try:
                 con.execute("BEGIN")
                 info = self._info(con)

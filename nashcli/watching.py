@@ -1283,6 +1283,11 @@ class Registration:
                 f"collection {self.name!r} is already being watched{pid}; "
                 f"stop it with: nash watch --stop {self.root}"
             ) from None
+        except OSError as error:  # a read-only disk, another user's data directory
+            raise NashError(
+                f"cannot watch collection {self.name!r}: {error.strerror or error} "
+                f"({paths.state_dir()})"
+            ) from None
         self._lock = lock
         self._lock_id = _identity(Path(lock.lock_file))
         self._info = {

@@ -237,3 +237,54 @@ def test_a_collection_without_a_model_says_what_to_do(tmp_path: Path, monkeypatc
     monkeypatch.setattr(watching, "is_watching", lambda name: name == "fresh")
     result = run("similar", "--text", "rocket", "-c", "fresh")
     assert result.exit_code == 2 and "its watcher (nash watch) is building it" in result.stderr
+
+
+def _read_only(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
+    """Make ``directory`` behave as on a read-only disk (root ignores file modes, and tests
+    cannot mount): SQLite cannot open its database for writing, locks cannot be created."""
+    import errno
+    import os
+    import sqlite3
+
+    import filelock
+
+    from nashcli import index
+
+    real_connect, real_access, real_acquire = index._connect, os.access, filelock.FileLock.acquire
+
+    def connect(path: Path, *, create: bool = False):
+        if Path(path).parent == directory:
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return real_connect(path, create=create)
+
+    def access(path, mode, **kw):
+        inside = Path(path) == directory or Path(path).parent == directory
+        return False if inside and mode & os.W_OK else real_access(path, mode, **kw)
+
+    def acquire(self, *args, **kw):
+        if Path(self.lock_file).parent == directory:
+            raise OSError(errno.EROFS, "Read-only file system", self.lock_file)
+        return real_acquire(self, *args, **kw)
+
+    monkeypatch.setattr(index, "_connect", connect)
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(filelock.FileLock, "acquire", acquire)
+
+
+def test_an_index_on_a_read_only_disk_answers_and_refuses_changes_in_one_line(
+    notes, nash_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, paths = notes
+    before = run("similar", str(paths[0]), "--json").stdout
+    with monkeypatch.context() as patch:
+        _read_only(patch, nash_home / "collections" / "notes")
+        assert run("similar", str(paths[0]), "--json").stdout == before
+        (entry,) = json.loads(run("status", "--json").stdout)["collections"]
+        assert entry["state"] == "ok" and entry["documents"] == len(paths)
+        for args in (("index", str(folder)), ("forget", "notes")):
+            line = one_error_line(run(*args))
+            assert "cannot change collection 'notes': Read-only file system" in line
+        _read_only(patch, nash_home / "state")
+        assert "cannot watch collection 'notes'" in one_error_line(run("watch", str(folder)))
+    assert run("similar", str(paths[0]), "--json").stdout == before  # nothing was lost
+    assert run("index", str(folder)).exit_code == 0

@@ -284,8 +284,16 @@ class SemanticHasher:
             try:
                 model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
             except (RuntimeError, TypeError) as error:
-                reason = f"does not match model.json ({str(error).splitlines()[0]})"
+                reason = f"does not match model.json ({_first_detail(error)})"
                 raise damage_error(directory / "model.npz", reason) from None
             model.to(resolve_device(device)).eval()
         self.model_ = model
         return self
+
+
+def _first_detail(error: Exception, limit: int = 200) -> str:
+    """The line of ``error`` that says what is wrong, cut to ``limit`` characters: torch's
+    ``load_state_dict`` puts it under a heading ("Error(s) in loading state_dict for NASH:")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [repr(error)]
+    line = lines[1] if len(lines) > 1 and lines[0].endswith(":") else lines[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"

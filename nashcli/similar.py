@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -227,6 +228,7 @@ def find_similar(
     top: int = 10,
     ranking: str = DEFAULT_RANKING,
     pool: int | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> list[Hit]:
     """The ``top`` documents of ``collection`` nearest to ``query``.
 
@@ -236,7 +238,8 @@ def find_similar(
     of them (:func:`candidate_pool`), are re-ordered (default pool: :func:`default_pool` of the
     collection's size; ``"hamming"`` orders by plain distance). Raises
     :class:`NashError` for a missing file, a folder, a file without text, or a collection
-    without an index yet.
+    without an index yet. ``on_note`` hears what the user should know about an answer that is
+    not the usual one (an indexed file answered with plain distances: the model is damaged).
     """
     if top < 1:
         raise NashError(f"--top must be at least 1, got {top}")
@@ -248,7 +251,7 @@ def find_similar(
     def search(snap: Snapshot) -> list[Hit]:
         if snap.generation == 0:
             raise NashError(_no_index_yet(collection))
-        return search_snapshot(snap, _query(query, snap), top, ranking, pool)
+        return search_snapshot(snap, _query(query, snap, on_note), top, ranking, pool)
 
     return collection.read(search)  # again, if a retrain removes the model it is loading
 
@@ -302,17 +305,22 @@ def stored_query(snap: Snapshot, row: int, encoder: LinearQueryEncoder | None) -
     return Query(snap.codes_of([row])[0], vector, row, probabilities)
 
 
-def _stored_encoder(snap: Snapshot) -> LinearQueryEncoder | None:
+def _stored_encoder(
+    snap: Snapshot, on_note: Callable[[str], None] | None = None
+) -> LinearQueryEncoder | None:
     """The encoder for an indexed file's σ(g(x)), or None. Its stored code and vector answer
-    even when the model is damaged (then, or when a retrain removes the generation meanwhile,
-    with plain distances), as they did before the weighting."""
+    even when the model is damaged (then with plain distances, which ``on_note`` is told)."""
     try:
         return snap.load_model(LinearQueryEncoder.load)
-    except DamagedCollectionError:
+    except DamagedCollectionError as error:
+        if on_note is not None:
+            on_note(
+                f"{error}; this answer comes from the file's stored code, by plain Hamming distance"
+            )
         return None
 
 
-def _query(query: Path | str, snap: Snapshot) -> Query:
+def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None] | None) -> Query:
     from nashcli import codes, corpus
 
     own = None
@@ -324,7 +332,7 @@ def _query(query: Path | str, snap: Snapshot) -> Query:
             if own is not None:
                 break
         if own is not None and (own.size, own.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            return stored_query(snap, own.row, _stored_encoder(snap))
+            return stored_query(snap, own.row, _stored_encoder(snap, on_note))
         # The collection's own limit, when `nash index --max-size` raised it, else the default.
         limit = max(corpus.DEFAULT_MAX_BYTES, snap.max_bytes or 0)
         if st.st_size > limit:

@@ -376,6 +376,27 @@ def test_a_damaged_model_outside_a_collection(notes, tmp_path: Path) -> None:
         SemanticHasher.load(copy, device="cpu")
 
 
+def test_a_model_whose_weights_do_not_fit_its_settings_says_which(notes, tmp_path: Path) -> None:
+    import shutil
+
+    import numpy as np
+
+    from nashcli.pipeline import SemanticHasher
+
+    copy = tmp_path / "model"
+    shutil.copytree(home() / "gen-000001" / "model", copy)
+    with np.load(copy / "model.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    (name,) = [k for k in arrays if k.startswith("decoder") and k.endswith("weight")]
+    arrays[name] = arrays[name][:, :-1]  # one bit short
+    np.savez(copy / "model.npz", **arrays)
+    with pytest.raises(NashError) as caught:
+        SemanticHasher.load(copy, device="cpu")
+    message = str(caught.value)
+    assert "model.npz: does not match model.json (size mismatch for " + name in message
+    assert "\n" not in message
+
+
 def test_a_lost_meta_sqlite_is_listed_rebuilt_and_forgettable(notes, tmp_path: Path) -> None:
     folder, paths = notes
     meta = home() / "meta.sqlite"

@@ -121,7 +121,7 @@ def test_default_ranking_is_the_documented_one() -> None:
     assert inspect.signature(find_similar).parameters["ranking"].default == "fused"
     command = typer.main.get_command(app).commands["similar"]
     (rank,) = [p for p in command.params if p.name == "rank"]
-    assert rank.default == similar.DEFAULT_RANKING
+    assert rank.default is None and f"{similar.DEFAULT_RANKING} (the default" in rank.help
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert "`--rank fused`, the default" in readme
     with pytest.raises(NashError, match="unknown ranking"):
@@ -148,9 +148,13 @@ def test_an_indexed_file_is_answered_even_with_a_damaged_model(notes) -> None:
     folder, paths = notes
     with Collection.open("notes").snapshot() as snap:
         model = snap.gen_dir / "model" / "model.npz"
+    assert find_similar(paths[3], "notes", top=3, on_note=pytest.fail)  # no note when intact
     model.write_bytes(model.read_bytes()[:100])
-    hits = find_similar(paths[3], "notes", top=3)
+    notes_heard: list[str] = []
+    hits = find_similar(paths[3], "notes", top=3, on_note=notes_heard.append)
     assert [topic(h.path) for h in hits] == [topic(paths[3])] * 3
+    (note,) = notes_heard  # the user hears that this answer is not the usual one, and why
+    assert "is damaged (gen-000001/model/model.npz" in note and "plain Hamming" in note
     with pytest.raises(DamagedCollectionError, match="model.npz"):
         find_similar("rocket orbit launch", "notes")
 

@@ -319,10 +319,11 @@ def test_similar_checks_the_query_and_options_before_the_collection(
     assert _one_error_line(runner.invoke(app, ["similar", "--text", "  "])).endswith(
         "the query has no text"
     )
-    line = _one_error_line(
-        runner.invoke(app, ["similar", "--text", "orbit", "--no-rerank", "--rank", "cosine"])
-    )
-    assert "--no-rerank is --rank hamming" in line
+    for rank in ("cosine", "fused"):  # fused too: given, it is a choice, not the default
+        line = _one_error_line(
+            runner.invoke(app, ["similar", "--text", "orbit", "--no-rerank", "--rank", rank])
+        )
+        assert "--no-rerank is --rank hamming" in line
 
 
 def test_similar_says_when_there_is_nothing_else_to_show(tmp_path: Path) -> None:

@@ -70,6 +70,11 @@ def index_command(
         render.output_console().print(render.index_summary(report))
 
 
+def _note(message: str) -> None:
+    """A line on stderr about an answer that is still given."""
+    typer.echo(f"nash: note: {message}", err=True)
+
+
 @app.command("similar")
 def similar_command(
     file: str | None = typer.Argument(
@@ -84,12 +89,12 @@ def similar_command(
         help="Collection (default: the one holding FILE, or the only one).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
-    rank: str = typer.Option(
-        "fused",
+    rank: str | None = typer.Option(
+        None,
         "--rank",
-        help="How to order the nearest codes: fused (tf-idf cosine with feedback from the best "
-        "candidates, minus a Hamming distance weighted by the encoder's certainty; the most "
-        "precise), cosine (tf-idf cosine), or hamming (the codes alone).",
+        help="How to order the nearest codes: fused (the default: tf-idf cosine with feedback "
+        "from the best candidates, minus a Hamming distance weighted by the encoder's "
+        "certainty; the most precise), cosine (tf-idf cosine), or hamming (the codes alone).",
     ),
     rerank: bool = typer.Option(
         True,
@@ -105,7 +110,13 @@ def similar_command(
     ),
 ) -> None:
     """Show the documents most similar to FILE (or to --text)."""
-    from nashcli.similar import RANKINGS, check_query_file, choose_collection, find_similar
+    from nashcli.similar import (
+        DEFAULT_RANKING,
+        RANKINGS,
+        check_query_file,
+        choose_collection,
+        find_similar,
+    )
 
     if (file is None) == (text is None):
         raise NashError('give a FILE or --text "..." (one of them)')
@@ -114,22 +125,22 @@ def similar_command(
     # The query's and the options' mistakes first, not "choose a collection".
     if text is not None and not text.strip():
         raise NashError("the query has no text")
-    if rank not in RANKINGS:
+    if rank is not None and rank not in RANKINGS:
         raise NashError(f"unknown ranking {rank!r}: choose one of {', '.join(RANKINGS)}")
-    if not rerank and rank not in ("fused", "hamming"):  # fused: the default, not a choice
+    if not rerank and rank not in (None, "hamming"):
         raise NashError(f"--no-rerank is --rank hamming: it cannot go with --rank {rank}")
+    ranking = (rank or DEFAULT_RANKING) if rerank else "hamming"
     path = None
     if file is not None:
         check_query_file(file)  # before choosing a collection for it: say what is wrong with it
         path = Path(file).expanduser()
     chosen = choose_collection(collection, path)
     query: Path | str = path if path is not None else text
-    hits = find_similar(query, chosen, top=top, ranking=rank if rerank else "hamming", pool=pool)
+    hits = find_similar(query, chosen, top=top, ranking=ranking, pool=pool, on_note=_note)
     if not os.path.isdir(chosen.root):  # the answers name files that are no longer there
-        typer.echo(
-            f"nash: note: the folder of collection {chosen.name!r}, {chosen.root}, is gone; if it "
-            f"moved, run: nash index NEW-PLACE --name {chosen.name}",
-            err=True,
+        _note(
+            f"the folder of collection {chosen.name!r}, {chosen.root}, is gone; if it "
+            f"moved, run: nash index NEW-PLACE --name {chosen.name}"
         )
     label = str(file) if file is not None else text.rstrip("\r\n")  # piped text's last newline
     if as_json:

@@ -21,6 +21,7 @@ import io
 import json
 import re
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,10 +143,24 @@ def _load_known(name: str, data_dir: str | Path | None) -> Dataset:
         if archive.is_file():
             return _load_path(archive, name=name)
         raise NashError(
-            f"{name}: neither {DATASET_FILES[name]} nor {archive_name} in {data_dir} "
-            f"(download {url} there, use --download, or pass --data-dir)"
+            f"{name}: neither {DATASET_FILES[name]} nor {archive_name} in {data_dir}"
+            f"{_missing(data_dir)} (download {url} there, use --download, or pass --data-dir)"
         )
-    raise NashError(f"{name}: {DATASET_FILES[name]} not found in {data_dir} (pass --data-dir)")
+    raise NashError(
+        f"{name}: {DATASET_FILES[name]} not found in {data_dir}{_missing(data_dir)} "
+        "(pass --data-dir)"
+    )
+
+
+def _missing(directory: Path) -> str:
+    """ ", a folder that does not exist" where ``directory`` is none, for messages."""
+    if directory.is_dir():
+        return ""
+    return (
+        ", which is a file, not a folder"
+        if directory.exists()
+        else ", a folder that does not exist"
+    )
 
 
 def _load_path(path: Path, name: str | None = None) -> Dataset:
@@ -172,30 +187,48 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
     texts: list[str] = []
     labels: list[list[str]] = []
     split: list[str] = []
-    opener = gzip.open if _is_gzip(path) else open
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                doc_id, text, doc_labels, doc_split = _parse_line(line, path, number)
-                ids.append(doc_id)
-                texts.append(text)
-                labels.append(doc_labels)
-                split.append(doc_split)
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as error:
-        raise NashError(f"cannot read {path}: {error}") from None
+        if path.is_file():  # damaged data would otherwise read as bad JSON, or as fewer lines
+            _check_compressed(path)
+        # One open, its first bytes peeked: a pipe (``<(zcat f)``, a FIFO) cannot be reopened.
+        with open(path, "rb") as raw:
+            gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
+            binary = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            with io.TextIOWrapper(binary, encoding="utf-8") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    doc_id, text, doc_labels, doc_split = _parse_line(line, path, number)
+                    ids.append(doc_id)
+                    texts.append(text)
+                    labels.append(doc_labels)
+                    split.append(doc_split)
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
+        raise NashError(f"cannot read {path}: {_reason(error)}") from None
     dataset = Dataset(name or _stem(path), ids, texts, labels, split)
     _check(dataset, path)
     return dataset
 
 
-def _is_gzip(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(2) == b"\x1f\x8b"
-    except OSError as error:
-        raise NashError(f"cannot read {path}: {error}") from None
+def _reason(error: BaseException) -> str:
+    """What is wrong with a file, for a one-line message (damaged compressed data says so)."""
+    if isinstance(error, zlib.error | EOFError) or (
+        isinstance(error, gzip.BadGzipFile) and "CRC" in str(error)
+    ):
+        return f"damaged or incomplete compressed data ({error or 'cut short'})"
+    return str(error).splitlines()[0].rstrip(":") if str(error) else type(error).__name__
+
+
+def _check_compressed(path: Path) -> None:
+    """Read a gzip file to its end, so that damage anywhere (a bad block, a CRC that does not
+    match, a file cut short) is an error rather than a corpus silently cut where tarfile
+    mistakes the garbage for the archive's end."""
+    with open(path, "rb") as raw:
+        if raw.peek(2)[:2] != b"\x1f\x8b":
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as handle:
+            while handle.read(1 << 20):
+                pass
 
 
 def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str], str]:
@@ -261,6 +294,7 @@ def read_archive(path: str | Path, name: str | None = None) -> Dataset:
     """Read ``reuters21578.tar.gz`` or ``20news-bydate.tar.gz`` (recognised by their members)."""
     path = Path(path)
     try:
+        _check_compressed(path)
         with tarfile.open(path, "r:*") as tar:
             members = [m for m in tar.getmembers() if m.isfile()]
             names = [m.name for m in members]
@@ -275,7 +309,9 @@ def read_archive(path: str | Path, name: str | None = None) -> Dataset:
                     f"{path}: neither Reuters-21578 (reut2-*.sgm) nor 20news-bydate "
                     "(20news-bydate-train/<group>/<n>) files in this archive"
                 )
-    except (tarfile.TarError, OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
+        raise NashError(f"cannot read archive {path}: {_reason(error)}") from None
+    except tarfile.TarError as error:
         reason = str(error).splitlines()[0].rstrip(":")  # tarfile lists one line per method
         raise NashError(f"cannot read archive {path}: {reason} (not a tar archive?)") from None
     return dataset
@@ -295,6 +331,7 @@ _NEWS = re.compile(r"(?:^|/)20news-bydate-(train|test)/([^/]+)/([^/]+)$")
 # Reuters-21578 ------------------------------------------------------------------------------
 
 _ARTICLE = re.compile(r"<REUTERS\b([^>]*)>(.*?)</REUTERS>", re.S)
+_OPENING = re.compile(r"<REUTERS\b")
 _ATTR = re.compile(r'(\w+)="([^"]*)"')
 _TOPICS = re.compile(r"<TOPICS>(.*?)</TOPICS>", re.S)
 _D = re.compile(r"<D>(.*?)</D>", re.S)
@@ -326,9 +363,13 @@ def reuters_modapte(files: Iterable[tuple[str, bytes]], name: str = "reuters") -
     those (order kept, duplicates removed); unlabeled documents and NEWID 1199 dropped; order
     train then test, each by NEWID.
     """
-    articles = [a for _, data in sorted(files) for a in _parse_sgml(data.decode("latin-1"))]
+    articles = [a for fname, data in sorted(files) for a in _parse_sgml(data, fname)]
     if not articles:
         raise NashError("no <REUTERS> articles found in the reut2-*.sgm files")
+    seen: set[str] = set()
+    duplicate = next((a.newid for a in articles if a.newid in seen or seen.add(a.newid)), None)
+    if duplicate is not None:
+        raise NashError(f"the reut2-*.sgm files hold two articles with NEWID {duplicate}")
     train = [a for a in articles if a.topics_yes and a.lewissplit == "TRAIN"]
     test = [a for a in articles if a.topics_yes and a.lewissplit == "TEST"]
     in_train = {t for a in train for t in a.topics}
@@ -352,9 +393,16 @@ def reuters_modapte(files: Iterable[tuple[str, bytes]], name: str = "reuters") -
     return Dataset(name, ids, texts, labels, split)
 
 
-def _parse_sgml(sgml: str) -> Iterator[_Article]:
+def _parse_sgml(data: bytes, fname: str) -> Iterator[_Article]:
+    """The articles of one reut2 file; NashError if one has no numeric NEWID or is cut off."""
+    sgml = data.decode("latin-1")
+    if len(_OPENING.findall(sgml)) != sgml.count("</REUTERS>"):
+        raise NashError(f"{fname}: an article is cut off (a <REUTERS> without its </REUTERS>)")
     for match in _ARTICLE.finditer(sgml):
         attrs = dict(_ATTR.findall(match.group(1)))
+        if not (attrs.get("NEWID", "").isascii() and attrs.get("NEWID", "").isdigit()):
+            newid = attrs.get("NEWID")
+            raise NashError(f"{fname}: an article without a numeric NEWID ({newid!r})")
         inner = match.group(2)
         topics_block = _TOPICS.search(inner)
         topics = [t.strip() for t in _D.findall(topics_block.group(1))] if topics_block else []

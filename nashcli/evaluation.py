@@ -11,6 +11,7 @@ with ``bits = 0``.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +144,29 @@ def prepare(
     )
     problem = make_problem(train_x, val_x, test_x, train_y, val_y, test_y, **feature_kw)
     return problem, splits
+
+
+def caveats(problem: Problem, k: int = TOP_K) -> list[str]:
+    """What makes the figures of ``problem`` mean less than they seem, one line each; raises
+    :class:`NashError` when no training document has a label (every precision would be 0)."""
+    y_train = np.asarray(problem.Y_train, dtype=bool)
+    y_test = np.asarray(problem.Y_test, dtype=bool)
+    if not y_train.any():
+        raise NashError("no training document has a label: there is nothing to find")
+    notes = []
+    n_train, n_test = y_train.shape[0], y_test.shape[0]
+    if n_train < k:
+        notes.append(
+            f"the database holds {n_train:,} documents, fewer than {k}: precision@{k} is the "
+            f"precision of all {n_train:,}, the same for every method"
+        )
+    orphans = int((~(y_test & y_train.any(axis=0)).any(axis=1)).sum())
+    if orphans:
+        notes.append(
+            f"{orphans:,} of {n_test:,} queries share no label with any training document "
+            "(unlabelled, or labels only the test part has): each counts as precision 0"
+        )
+    return notes
 
 
 def score_codes(
@@ -285,17 +309,26 @@ def evaluate(
     return results
 
 
+def codes_directory(directory: Path) -> Path:
+    """``directory``, created if needed, once it is known to take files (``nash eval`` checks
+    it before training, so a bad ``--save-codes`` does not cost the runs)."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NashError(f"--save-codes: cannot create {directory}: {error}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise NashError(f"--save-codes: cannot write in {directory}: permission denied")
+    return directory
+
+
 def save_codes(results: Sequence[EvalResult], problem: Problem, directory: Path) -> list[Path]:
     """Write ``METHOD-BITS.npz`` per hashing result (``tfidf`` has no codes, so no file).
 
     Each file holds ``train_codes``/``test_codes`` (uint8, ``np.packbits`` of the 0/1 code
     matrix along axis 1) and ``train_labels``/``test_labels`` (bool, documents x labels).
     """
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise NashError(f"--save-codes: cannot create {directory}: {error}") from None
+    directory = codes_directory(directory)
     written = []
     for result in results:
         if result.train_codes is None or result.test_codes is None:

@@ -53,23 +53,27 @@ def _documents(n: int) -> str:
 # nash eval
 
 
-def eval_table(
-    dataset: str, results: Sequence[EvalResult], n_train: int, n_test: int, bits: Sequence[int]
-) -> Table:
+def eval_title(dataset: str, results: Sequence[EvalResult], n_train: int, n_test: int) -> Text:
+    """The line above :func:`eval_table`: what was measured, on what (printed on its own so that
+    a pipe gets it whole on the first line, not folded to the table's width)."""
+    supervised = any(r.supervised for r in results)
+    queries = f"{n_test:,} quer{'y' if n_test == 1 else 'ies'}"
+    return Text(
+        f"precision@100 on {plain(dataset)}{' (supervised)' if supervised else ''}: "
+        f"{n_train:,} database document{'' if n_train == 1 else 's'}, {queries}"
+    )
+
+
+EVAL_CAPTION = "tie-aware expectation (ties broken by database position)"
+
+
+def eval_table(results: Sequence[EvalResult], bits: Sequence[int]) -> Table:
     """Methods x bit lengths, like the paper's tables; cell = tie-aware (positional) precision.
 
     ``tfidf`` (exact cosine, no hashing) does not depend on the bit length: it gets its own
     "no hashing" column.
     """
-    supervised = any(r.supervised for r in results)
-    table = Table(
-        title=Text(
-            f"precision@100 on {plain(dataset)}{' (supervised)' if supervised else ''}: "
-            f"{n_train:,} database documents, {n_test:,} queries"
-        ),
-        caption="tie-aware expectation (ties broken by database position)",
-        title_justify="left",
-    )
+    table = Table()
     table.add_column("method", style="bold")
     if any(r.bits for r in results):  # not only tfidf, which has no code length
         for n_bits in bits:
@@ -103,13 +107,19 @@ class EvalProgress:
     """
 
     def __init__(self, console: Console | None = None) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.console = console or Console(stderr=True)
         self.progress: Progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
+            MofNCompleteColumn(),  # "0/?" until a step's length is known, not "0/None"
             TextColumn("{task.fields[note]}"),
             TimeElapsedColumn(),
             console=self.console,

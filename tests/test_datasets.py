@@ -307,6 +307,85 @@ def test_unrecognised_or_corrupt_archive(tmp_path: Path) -> None:
     assert "\n" not in str(error.value)  # one line, not tarfile's line per method
 
 
+def _damaged(data: bytes, offset: int) -> bytes:
+    """``data`` with 8 bytes at ``offset`` overwritten (a bad disk block, a broken download)."""
+    return data[:offset] + b"\xff" * 8 + data[offset + 8 :]
+
+
+def test_damaged_compressed_data_is_an_error_not_a_smaller_corpus(tmp_path: Path) -> None:
+    """A damaged gzip stream once made tarfile stop early and evaluate part of the corpus with
+    exit 0, and raised zlib.error (a traceback) elsewhere; a CRC error alone went unnoticed."""
+    articles = "".join(
+        _article(
+            i,
+            split="TRAIN" if i % 3 else "TEST",
+            topics=("grain",),
+            text=_normal(
+                f"NEWS {i}", " ".join(f"word{i}x{j}" for j in range(300)) + "\n Reuter\n&#3;"
+            ),
+        )
+        for i in range(1, 400)
+    )
+    good = _tar_gz(tmp_path / "good.tar.gz", {"reut2-000.sgm": articles.encode("latin-1")})
+    assert len(read_archive(good)) == 399
+    data = good.read_bytes()
+    for label, bad in {
+        "block": _damaged(data, len(data) // 2),
+        "crc": data[:-8] + bytes([data[-8] ^ 1]) + data[-7:],
+    }.items():
+        path = tmp_path / f"{label}.tar.gz"
+        path.write_bytes(bad)
+        with pytest.raises(NashError, match="damaged or incomplete compressed data"):
+            read_archive(path)
+    lines = _lines(tmp_path / "c.jsonl.gz", [_doc(i, text="x" * 500 + str(i)) for i in range(300)])
+    damaged = tmp_path / "damaged.jsonl.gz"
+    damaged.write_bytes(_damaged(lines.read_bytes(), 1000))
+    with pytest.raises(NashError, match="cannot read .*damaged or incomplete"):
+        read_jsonl(damaged)
+
+
+@pytest.mark.parametrize(
+    ("sgm", "message"),
+    [
+        (_article(7, topics=("grain",), text=_normal("A", "a")).replace(' NEWID="7"', ""), "NEWID"),
+        (_article(7, topics=("grain",), text=_normal("A", "a")).replace('"7"', '"7a"'), "NEWID"),
+        (_article(7, topics=("grain",), text=_normal("A", "a")).split("</REUTERS>")[0], "cut off"),
+        (
+            _article(7, topics=("grain",), text=_normal("A", "a")) * 2,
+            "two articles with NEWID 7",
+        ),
+    ],
+)
+def test_malformed_reuters_sgml_names_the_problem(tmp_path: Path, sgm: str, message: str) -> None:
+    archive = _tar_gz(
+        tmp_path / "r.tar.gz",
+        {"reut2-000.sgm": SGM_000.encode("latin-1"), "reut2-001.sgm": sgm.encode("latin-1")},
+    )
+    with pytest.raises(NashError, match=message) as error:
+        read_archive(archive)
+    assert "reut2-001.sgm" in str(error.value) or "two articles" in message
+
+
+def test_a_corpus_can_be_read_from_a_pipe(tmp_path: Path) -> None:
+    """``nash eval <(zcat corpus.jsonl.gz)``: a pipe can be read once only (the gzip check
+    used to open it twice and lose the first bytes)."""
+    import os
+    import threading
+
+    fifo = tmp_path / "corpus.jsonl"
+    os.mkfifo(fifo)
+    payload = gzip.compress(
+        "".join(
+            json.dumps(_doc(i, "test" if i % 4 == 0 else "train")) + "\n" for i in range(20)
+        ).encode()
+    )
+    writer = threading.Thread(target=lambda: fifo.write_bytes(payload))
+    writer.start()
+    dataset = read_jsonl(fifo)
+    writer.join(timeout=5)
+    assert len(dataset) == 20 and dataset.counts() == {"train": 15, "test": 5}
+
+
 # --------------------------------------------------------------------------------------------
 # Splits
 

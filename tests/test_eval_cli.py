@@ -64,7 +64,14 @@ def test_table_lists_methods_and_bit_lengths(corpus: Path, fake_engine: list) ->
     assert "precision@100 on tiny" in result.stdout
     for text in ("nash", "tfidf", "8 bits", "16 bits", "no hashing", "0.3333"):
         assert text in result.stdout
-    assert result.stderr == ""  # progress stays off when stderr is not a terminal
+    # Progress stays off when stderr is not a terminal; what is left is the note on this tiny
+    # database (32 documents: "precision@100" is the precision of all of them).
+    assert result.stderr.splitlines() == [
+        "nash: note: the database holds 32 documents, fewer than 100: precision@100 is the "
+        "precision of all 32, the same for every method"
+    ]
+    first = result.stdout.splitlines()[0]  # whole on the first line, for `| head -1`
+    assert first == "precision@100 on tiny: 32 database documents, 12 queries"
     exact = runner.invoke(app, ["eval", str(corpus), "--bits", "8,16", "--methods", "tfidf"])
     assert exact.exit_code == 0 and "no hashing" in exact.stdout
     assert "8 bits" not in exact.stdout  # no empty columns for a method without codes
@@ -156,6 +163,11 @@ def test_real_engine_end_to_end(corpus: Path) -> None:
         (["{corpus}", "--methods", "nash,bert"], "unknown method 'bert'"),
         (["{corpus}", "--split", "kfold"], "--split"),
         (["{corpus}", "--device", "tpu"], "--device"),
+        (["reuters", "--data-dir", "{empty}/nowhere"], "a folder that does not exist"),
+        (["{corpus}", "--seed", str(2**32)], "--seed"),
+        (["{corpus}", "--save-codes", "{corpus}"], "--save-codes: cannot create"),
+        (["{corpus}", "--save-codes", "{corpus}/sub"], "--save-codes: cannot create"),
+        (["{unlabelled_train}"], "no training document has a label"),
     ],
 )
 def test_bad_input_is_one_clear_line(
@@ -164,7 +176,16 @@ def test_bad_input_is_one_clear_line(
     malformed = tmp_path / "malformed.jsonl"
     malformed.write_text('{"id": "1", "text": "x", "labels": ["a"], "split": "train"}\n{oops\n')
     (tmp_path / "empty").mkdir()
+    unlabelled_train = tmp_path / "unlabelled_train.jsonl"
+    unlabelled_train.write_text(
+        "".join(
+            json.dumps({"id": str(i), "text": f"doc {i}", "labels": [], "split": "train"}) + "\n"
+            for i in range(10)
+        )
+        + json.dumps({"id": "t", "text": "doc", "labels": ["a"], "split": "test"})
+    )
     paths = {
+        "unlabelled_train": unlabelled_train,
         "corpus": corpus,
         "missing": tmp_path / "absent.jsonl.gz",
         "malformed": malformed,
@@ -173,7 +194,25 @@ def test_bad_input_is_one_clear_line(
     argv = ["eval", *[a.format(**paths) for a in args], "--json"]
     line = _error_line(runner.invoke(app, argv))
     assert message in line
-    assert fake_engine == []  # nothing was trained
+    assert fake_engine == []  # nothing was trained (a bad --save-codes is found before training)
+
+
+def test_queries_that_cannot_score_are_named(tmp_path: Path, fake_engine: list) -> None:
+    """Queries without a label the database has count as precision 0: the user is told how
+    many, rather than reading a low figure as the model's."""
+    corpus = topic_corpus(48)
+    orphan = [i for i, part in enumerate(corpus.split) if part == "test"][:3]
+    for i in orphan[:2]:
+        corpus.labels[i] = []
+    corpus.labels[orphan[2]] = ["only-in-test"]
+    path = tmp_path / "orphans.jsonl.gz"
+    write_jsonl(corpus, path)
+    result = runner.invoke(app, ["eval", str(path), "--bits", "8", "--methods", "lsh", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "nash: note: 3 of 12 queries share no label with any training document" in (
+        result.stderr
+    )
+    json.loads(result.stdout)  # still one JSON document on stdout
 
 
 def test_download_fetches_a_missing_archive_once(tmp_path: Path, fake_engine: list, monkeypatch):

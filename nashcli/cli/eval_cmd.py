@@ -37,7 +37,11 @@ def eval_command(
         False, "--supervised", help="Train with the labels too (NASH's supervised variant)."
     ),
     seed: int = typer.Option(
-        0, "--seed", min=0, help="Seed of model initialisation (and --split random)."
+        0,
+        "--seed",
+        min=0,
+        max=2**32 - 1,
+        help="Seed of model initialisation (and --split random).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document, no table."),
     save_codes: Path | None = typer.Option(
@@ -67,7 +71,7 @@ def eval_command(
         raise NashError(f"--split must be canonical or random, not {split!r}")
     if device not in _DEVICES:
         raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
-    if methods is not None and methods.strip() == "list":
+    if methods is not None and methods.strip().lower() == "list":
         from nashcli.methods import describe
 
         names = evaluation.available_methods()
@@ -82,7 +86,10 @@ def eval_command(
 
         resolve_device("cuda")  # fail before loading anything when there is no GPU
 
-    from nashcli.render import EvalProgress, eval_table, output_console
+    if save_codes is not None:
+        evaluation.codes_directory(save_codes)
+
+    from nashcli.render import EVAL_CAPTION, EvalProgress, eval_table, eval_title, output_console
 
     if download:
         from nashcli import datasets
@@ -96,6 +103,8 @@ def eval_command(
         corpus = load_dataset(dataset, data_dir)
         progress.status(f"TF-IDF features of {len(corpus):,} documents")
         problem, _ = evaluation.prepare(corpus, split, seed=seed)
+        for problem_note in evaluation.caveats(problem):
+            progress.console.print(f"nash: note: {problem_note}", soft_wrap=True, markup=False)
         results = evaluation.evaluate(
             problem,
             method_list,
@@ -120,4 +129,7 @@ def eval_command(
         }
         typer.echo(json.dumps(document))
         return
-    output_console().print(eval_table(corpus.name, results, n_train, n_test, bit_list))
+    console = output_console()
+    console.print(eval_title(corpus.name, results, n_train, n_test), soft_wrap=True)
+    console.print(eval_table(results, bit_list))
+    console.print(EVAL_CAPTION, style="dim", soft_wrap=True)

@@ -167,14 +167,18 @@ def _load_path(path: Path, name: str | None = None) -> Dataset:
     if path.is_dir():
         raise NashError(f"{path} is a directory; expected a .jsonl.gz file or a .tar.gz archive")
     name = name or _stem(path)
-    if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+    if path.name.endswith(ARCHIVE_SUFFIXES):
         return read_archive(path, name=name)
     return read_jsonl(path, name=name)
 
 
+#: Tar archives by name (tarfile reads each compression); anything else is read as JSON Lines.
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".jsonl.gz", ".json.gz", ".jsonl", ".tar.gz", ".tgz", ".tar", ".gz"):
+    for suffix in (".jsonl.gz", ".json.gz", ".jsonl", *ARCHIVE_SUFFIXES, ".gz"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -194,7 +198,7 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
         with open(path, "rb") as raw:
             gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
             binary = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
-            with io.TextIOWrapper(binary, encoding="utf-8") as handle:
+            with io.TextIOWrapper(binary, encoding="utf-8-sig") as handle:  # a BOM is fine
                 for number, line in enumerate(handle, start=1):
                     if not line.strip():
                         continue
@@ -212,6 +216,8 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
 
 def _reason(error: BaseException) -> str:
     """What is wrong with a file, for a one-line message (damaged compressed data says so)."""
+    if isinstance(error, UnicodeDecodeError):
+        return "not UTF-8 text (expected JSON Lines, gzipped or not, or a tar archive)"
     if isinstance(error, zlib.error | EOFError) or (
         isinstance(error, gzip.BadGzipFile) and "CRC" in str(error)
     ):

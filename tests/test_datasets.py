@@ -366,6 +366,26 @@ def test_malformed_reuters_sgml_names_the_problem(tmp_path: Path, sgm: str, mess
     assert "reut2-001.sgm" in str(error.value) or "two articles" in message
 
 
+def test_other_tar_compressions_a_bom_and_a_zip(tmp_path: Path) -> None:
+    members = {"20news-bydate-train/sci.space/1": b"orbit", "20news-bydate-test/sci.space/2": b"x"}
+    bz2 = tmp_path / "20news-bydate.tar.bz2"
+    with tarfile.open(bz2, "w:bz2") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert load_dataset(str(bz2)).ids == ["sci.space/1", "sci.space/2"]
+    bom = tmp_path / "bom.jsonl"
+    bom.write_text("\ufeff" + json.dumps(_doc(1)) + "\n" + json.dumps(_doc(2, "test")) + "\n")
+    assert read_jsonl(bom).ids == ["1", "2"]
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "corpus.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.jsonl", json.dumps(_doc(1)) * 50)
+    with pytest.raises(NashError, match="not UTF-8 text"):
+        load_dataset(str(tmp_path / "corpus.zip"))
+
+
 def test_a_corpus_can_be_read_from_a_pipe(tmp_path: Path) -> None:
     """``nash eval <(zcat corpus.jsonl.gz)``: a pipe can be read once only (the gzip check
     used to open it twice and lose the first bytes)."""

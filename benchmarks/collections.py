@@ -13,7 +13,10 @@ settings), and reports:
   and ``import torch`` measured in the same run;
 - the cost of getting the candidates' tf-idf: stored vectors vs re-reading the files;
 - with ``--retrain-study``: precision when the model was fitted on only part of the collection
-  and the rest was encoded incrementally (what :func:`nashcli.indexing.retrain_due` decides on).
+  and the rest was encoded incrementally (what :func:`nashcli.indexing.retrain_due` decides on);
+- with ``--training-caps 5000,10000``: the same, indexed in-process with the model fitted on a
+  random sample of at most that many documents (``SemanticHasher(max_documents=...)``, which
+  large collections get), and the wall time of each such index.
 
 Run: ``nice -n 10 python benchmarks/collections.py [--dataset reuters] [--sweep]``.
 """
@@ -21,6 +24,7 @@ Run: ``nice -n 10 python benchmarks/collections.py [--dataset reuters] [--sweep]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -31,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,6 +75,18 @@ def timed(cmd: list[str], env: dict, repeat: int = 1) -> tuple[float, float, str
             raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr}")
         out = done.stdout
     return statistics.median(walls), statistics.median(cpus), out
+
+
+@contextlib.contextmanager
+def data_dir(home: Path) -> Iterator[None]:
+    """``NASH_HOME`` set to ``home`` meanwhile: a second index of the same folder (a folder
+    belongs to one collection of a data dir)."""
+    before = os.environ["NASH_HOME"]
+    os.environ["NASH_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        os.environ["NASH_HOME"] = before
 
 
 def precision(
@@ -331,6 +348,11 @@ def main() -> None:
     parser.add_argument(
         "--drift-study", metavar="METHOD", help="also run the new-topics study with METHOD"
     )
+    parser.add_argument(
+        "--training-caps",
+        default="",
+        help="also index with the model fitted on at most N documents each (e.g. 5000,10000)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder and index")
     args = parser.parse_args()
@@ -375,12 +397,29 @@ def main() -> None:
         for method in filter(None, args.methods.split(",")):
             from nashcli.indexing import index_folder
 
-            index_folder(folder, name=f"news-{method}", hasher_options={"method": method})
-            figures["precision_at_10"][method] = precision(
-                f"news-{method}", args.queries, pools, args.seed
-            )
+            with data_dir(work / f"home-{method}"):  # a folder has one collection per data dir
+                index_folder(folder, name=f"news-{method}", hasher_options={"method": method})
+                figures["precision_at_10"][method] = precision(
+                    f"news-{method}", args.queries, pools, args.seed
+                )
             for k, v in figures["precision_at_10"][method].items():
                 print(f"  {method} precision@10 {k:32s} {v:.4f}", flush=True)
+        for cap in [int(c) for c in filter(None, args.training_caps.split(","))]:
+            from nashcli.indexing import index_folder
+
+            name = f"news-cap{cap}"
+            with data_dir(work / f"home-cap{cap}"):
+                start = time.perf_counter()
+                options = {"max_documents": cap}
+                index_folder(folder, name=name, bits=args.bits, hasher_options=options)
+                key = f"fitted on {cap}"
+                figures.setdefault("training_caps", {})[key] = {
+                    "index_wall_s": round(time.perf_counter() - start, 2),
+                    "precision_at_10": precision(name, args.queries, pools, args.seed),
+                }
+            print(f"  {key}: index {figures['training_caps'][key]['index_wall_s']} s", flush=True)
+            for k, v in figures["training_caps"][key]["precision_at_10"].items():
+                print(f"  {key} precision@10 {k:32s} {v:.4f}", flush=True)
         figures["index_bytes"] = index_bytes("news")
         print(f"  index size on disk: {figures['index_bytes']}")
         figures["tfidf_source_pool100"] = tfidf_source_cost("news")

@@ -50,6 +50,14 @@ LARGE_COLLECTION_STEPS = 200
 #: documents: on 400-1,600 20NG articles at 16 bits, 300 steps were worse than 150 (fused
 #: 0.770 / 0.835 / 0.866 against 0.789 / 0.837 / 0.873, 3 folders a size).
 FULL_SPEED_BITS = 64
+#: A larger collection is fitted on a random sample of this many documents (vocabulary, neighbour
+#: graph, model); every document is still encoded. The default model's TF-IDF neighbour graph
+#: costs time quadratic in the documents it is built on (`nash index` of 60,000 documents: 178 s,
+#: 122 s of them in the graph), which would make a first index of 200,000 documents take half an
+#: hour and one of a million most of a day. Below the cap nothing changes. Sampling costs some
+#: precision: 20 Newsgroups, all 18,846 articles, fitted on all / a random 10,000 / 5,000:
+#: fused precision@10 0.775 / 0.762 / 0.756 (`benchmarks/collections.py --training-caps`).
+MAX_TRAINING_DOCUMENTS = 50_000
 
 
 def steps_factor(bits: int) -> float:
@@ -96,8 +104,9 @@ class SemanticHasher:
     """TF-IDF features and a hashing model (``method``) producing ``n_bits``-bit codes.
 
     ``time_budget`` caps training seconds (the model keeps its best weights so far);
-    ``max_epochs`` sets the epochs (None: the step schedule, :func:`scheduled_epochs`). Other
-    keywords go to ``TfidfFeatures`` (``max_features``, ``min_df``, ``stop_words``...).
+    ``max_epochs`` sets the epochs (None: the step schedule, :func:`scheduled_epochs`);
+    ``max_documents`` how many documents, drawn at random, it is fitted on at most (None: all).
+    Other keywords go to ``TfidfFeatures`` (``max_features``, ``min_df``, ``stop_words``...).
     """
 
     def __init__(
@@ -109,6 +118,7 @@ class SemanticHasher:
         *,
         time_budget: float | None = 40.0,
         max_epochs: int | None = None,
+        max_documents: int | None = MAX_TRAINING_DOCUMENTS,
         **feature_kw,
     ) -> None:
         if method not in METHODS or method == "tfidf":
@@ -117,12 +127,15 @@ class SemanticHasher:
             raise NashError("the number of bits must be between 1 and 1024")
         if max_epochs is not None and max_epochs < 1:
             raise NashError("max_epochs must be at least 1")
+        if max_documents is not None and max_documents < MIN_DOCUMENTS:
+            raise NashError(f"max_documents must be at least {MIN_DOCUMENTS}")
         self.n_bits = n_bits
         self.method = method
         self.device = device
         self.seed = seed
         self.time_budget = time_budget
         self.max_epochs = max_epochs
+        self.max_documents = max_documents
         self.feature_kw = feature_kw
         self.features_: TfidfFeatures | None = None
         self.model_ = None
@@ -131,13 +144,17 @@ class SemanticHasher:
     # -- fit / encode ----------------------------------------------------------------------------
     def fit(self, texts: Sequence[str], on_epoch: OnEpoch | None = None) -> SemanticHasher:
         """Learn the vocabulary and train the model on ``texts`` (unlabelled; ≥ 2 documents):
-        every document, for ``max_epochs`` when given, else for the step schedule
-        (:func:`scheduled_epochs`)."""
+        every document (a random ``max_documents`` of them when there are more), for
+        ``max_epochs`` when given, else for the step schedule (:func:`scheduled_epochs`)."""
         from nashcli import methods
 
         texts = list(texts)
         if len(texts) < MIN_DOCUMENTS:
             raise NashError(f"need at least {MIN_DOCUMENTS} documents to learn codes from")
+        collection = len(texts)
+        if self.max_documents is not None and collection > self.max_documents:
+            pick = np.random.default_rng(self.seed).choice(collection, self.max_documents, False)
+            texts = [texts[i] for i in np.sort(pick)]
         problem = make_problem(texts, [], [], **self.feature_kw)
         max_epochs = self.max_epochs
         if max_epochs is None:
@@ -154,7 +171,11 @@ class SemanticHasher:
         )
         self.features_ = problem.features
         self.model_ = model
-        self.train_info_ = {"documents": len(texts), "vocabulary": problem.vocabulary_size}
+        self.train_info_ = {
+            "documents": len(texts),
+            "collection": collection,
+            "vocabulary": problem.vocabulary_size,
+        }
         if result is not None:
             self.train_info_.update(
                 epochs=result.epochs, best_epoch=result.best_epoch, seconds=result.seconds

@@ -97,6 +97,25 @@ def test_a_collection_trains_on_every_document_for_a_fixed_schedule(monkeypatch)
     assert hasher.train_info_["epochs"] == hasher.train_info_["best_epoch"] == 30
 
 
+def test_a_large_collection_is_fitted_on_a_random_sample_and_encoded_whole():
+    """Above ``max_documents`` the vocabulary and the model come from a seeded random sample
+    (the default model's neighbour graph is quadratic in what it is fitted on); every
+    document still gets a code."""
+    topics = {"sail": "boat harbour wind", "bake": "flour oven bread", "code": "python bug test"}
+    texts = [f"{k} {v} note {i} word{i}" for i in range(20) for k, v in topics.items()]
+    hasher = SemanticHasher(n_bits=8, max_documents=12, max_epochs=2).fit(texts)
+    assert hasher.train_info_["documents"] == 12 and hasher.train_info_["collection"] == 60
+    numbered = {w for w in hasher.features_.vocabulary_ if w.startswith("word")}
+    assert 0 < len(numbered) <= 12  # the sample's own words, not all 60
+    assert hasher.encode(texts).shape == (60, 8)
+    again = SemanticHasher(n_bits=8, max_documents=12, max_epochs=2).fit(texts)
+    assert again.features_.vocabulary_ == hasher.features_.vocabulary_  # seeded: the same sample
+    whole = SemanticHasher(n_bits=8, max_documents=None, max_epochs=2).fit(texts)
+    assert whole.train_info_["documents"] == 60
+    with pytest.raises(NashError, match="max_documents"):
+        SemanticHasher(max_documents=1)
+
+
 def test_the_step_schedule():
     from nashcli import pipeline
 

@@ -227,11 +227,14 @@ def _connect_reader(path: Path) -> sqlite3.Connection:
         if os.access(path.parent, os.W_OK) and os.access(path, os.W_OK):
             raise
         base = f"{Path(os.path.abspath(path)).as_uri()}?mode=ro"
+        con = None
         try:
             con = sqlite3.connect(base, uri=True, isolation_level=None, timeout=30.0)
             con.execute("SELECT 1 FROM info LIMIT 1")
             return con
         except sqlite3.OperationalError:
+            if con is not None:
+                con.close()
             if not (_read_only_fs(path) or not Path(f"{path}-wal").exists()):
                 raise
         return sqlite3.connect(f"{base}&immutable=1", uri=True, isolation_level=None)

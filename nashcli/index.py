@@ -213,13 +213,14 @@ def _connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
 
 
 def _connect_reader(path: Path) -> sqlite3.Connection:
-    """A connection for reading: :func:`_connect`, else, where the collection's directory cannot
-    be written (a read-only disk, another user's index), a read-only one.
+    """A connection for reading: :func:`_connect`, else, on a read-only disk, a read-only one.
 
     SQLite opens a WAL database read-only only while its ``-wal`` and ``-shm`` files exist (a
-    writer has it open) or as *immutable*, which takes no locks; that is safe when nothing can
-    write the file, so it is used only on a read-only file system or when no ``-wal`` file is
-    there (no writer has the database open).
+    writer has it open) or as *immutable*, which takes no locks and so is safe only where
+    nothing can write the file: a read-only file system without a ``-wal`` left over (whose
+    transactions an immutable reader would not see). A folder the user cannot write on a
+    writable disk (another user's index) is refused: its owner's next commit could change the
+    file under an immutable reader.
     """
     try:
         return _connect(path)
@@ -235,7 +236,7 @@ def _connect_reader(path: Path) -> sqlite3.Connection:
         except sqlite3.OperationalError:
             if con is not None:
                 con.close()
-            if not (_read_only_fs(path) or not Path(f"{path}-wal").exists()):
+            if not _read_only_fs(path) or Path(f"{path}-wal").exists():
                 raise
         return sqlite3.connect(f"{base}&immutable=1", uri=True, isolation_level=None)
 
@@ -256,7 +257,9 @@ def _meta_error(name: str, directory: Path, error: sqlite3.Error, root: Path | N
     if isinstance(error, sqlite3.DatabaseError) and any(w in text.lower() for w in _SQLITE_DAMAGE):
         return DamagedCollectionError(name, _META, text, root)
     hint = ""
-    if any(w in text.lower() for w in ("disk", "readonly", "read-only", "unable to open")):
+    if not os.access(directory, os.W_OK) and not _read_only_fs(directory):
+        hint = f" (reading it needs write access to {directory}: SQLite keeps its locks there)"
+    elif any(w in text.lower() for w in ("disk", "readonly", "read-only", "unable to open")):
         hint = " (is its disk full, read-only or gone?)"
     return NashError(f"cannot read collection {name!r} ({_META}: {text}){hint}")
 
@@ -946,6 +949,18 @@ class Collection:
         self.directory = final
         st = os.stat(final)
         self._dir_id = (st.st_dev, st.st_ino)
+
+    def check_writable(self) -> None:
+        """Raise the writer lock's one-line error where this collection's folder cannot be
+        written (a read-only disk, another user's index): before a retrain's minutes of
+        training rather than after them."""
+        if _read_only_fs(self.directory):
+            reason = "Read-only file system"
+        elif not os.access(self.directory, os.W_OK | os.X_OK):
+            reason = "Permission denied"
+        else:
+            return
+        raise NashError(f"cannot change collection {self.name!r}: {reason} ({self.directory})")
 
     # -- reading -------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:

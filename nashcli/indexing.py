@@ -581,13 +581,14 @@ def _index(
         if due_for_retrain(trained, encoded_since):
             why = (
                 f"the collection changed by {encoded_since:,} "
-                f"document{'' if encoded_since == 1 else 's'} since the model was fitted "
-                f"on {trained:,}"
+                f"document{'' if encoded_since == 1 else 's'} since the model was trained "
+                f"with {trained:,} in it"
             )
     if why:
         if not found:
             raise NashError(f"{root}: nothing to index, no text documents found")
         report.retrained, report.retrain_reason = True, why
+        collection.check_writable()
         target_bits = bits or collection.bits
         hasher, words, tfidf, metas = _retrain(
             found, stored, target_bits, device, seed, hasher_options, report, reporter

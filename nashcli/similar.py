@@ -248,12 +248,18 @@ def find_similar(
     if isinstance(collection, str):
         collection = Collection.open(collection)
 
+    heard: list[str] = []  # told once the answer stands (a retried snapshot says it again)
+
     def search(snap: Snapshot) -> list[Hit]:
+        heard.clear()
         if snap.generation == 0:
             raise NashError(_no_index_yet(collection))
-        return search_snapshot(snap, _query(query, snap, on_note), top, ranking, pool)
+        return search_snapshot(snap, _query(query, snap, heard.append), top, ranking, pool)
 
-    return collection.read(search)  # again, if a retrain removes the model it is loading
+    hits = collection.read(search)  # again, if a retrain removes the model it is loading
+    for note in heard if on_note is not None else ():
+        on_note(note)
+    return hits
 
 
 def _no_index_yet(collection: Collection) -> str:
@@ -305,22 +311,20 @@ def stored_query(snap: Snapshot, row: int, encoder: LinearQueryEncoder | None) -
     return Query(snap.codes_of([row])[0], vector, row, probabilities)
 
 
-def _stored_encoder(
-    snap: Snapshot, on_note: Callable[[str], None] | None = None
-) -> LinearQueryEncoder | None:
+def _stored_encoder(snap: Snapshot, on_note: Callable[[str], None]) -> LinearQueryEncoder | None:
     """The encoder for an indexed file's σ(g(x)), or None. Its stored code and vector answer
     even when the model is damaged (then with plain distances, which ``on_note`` is told)."""
     try:
         return snap.load_model(LinearQueryEncoder.load)
     except DamagedCollectionError as error:
-        if on_note is not None:
-            on_note(
-                f"{error}; this answer comes from the file's stored code, by plain Hamming distance"
-            )
+        on_note(
+            f"{error}; the file's stored code still answers, its candidates chosen by plain "
+            "(unweighted) Hamming distance"
+        )
         return None
 
 
-def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None] | None) -> Query:
+def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) -> Query:
     from nashcli import codes, corpus
 
     own = None

@@ -239,9 +239,11 @@ def test_a_collection_without_a_model_says_what_to_do(tmp_path: Path, monkeypatc
     assert result.exit_code == 2 and "its watcher (nash watch) is building it" in result.stderr
 
 
-def _read_only(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
-    """Make ``directory`` behave as on a read-only disk (root ignores file modes, and tests
-    cannot mount): SQLite cannot open its database for writing, locks cannot be created."""
+def _read_only(monkeypatch: pytest.MonkeyPatch, directory: Path, disk: bool = True) -> None:
+    """Make ``directory`` behave as a folder on a read-only disk (``disk``) or one the user
+    cannot write on a writable disk (root ignores file modes, and tests cannot mount): SQLite
+    cannot open its database for writing, nor read-only without its ``-shm`` file; locks cannot
+    be created."""
     import errno
     import os
     import sqlite3
@@ -251,40 +253,73 @@ def _read_only(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
     from nashcli import index
 
     real_connect, real_access, real_acquire = index._connect, os.access, filelock.FileLock.acquire
+    real_sqlite_connect, real_read_only_fs = sqlite3.connect, index._read_only_fs
+
+    def inside(path) -> bool:
+        path = Path(str(path).removeprefix("file:").split("?")[0])
+        return path == directory or path.parent == directory
 
     def connect(path: Path, *, create: bool = False):
-        if Path(path).parent == directory:
+        if inside(path):
             raise sqlite3.OperationalError("attempt to write a readonly database")
         return real_connect(path, create=create)
 
+    def sqlite_connect(database, *args, **kw):
+        if inside(database) and "mode=ro" in database and "immutable=1" not in database:
+            raise sqlite3.OperationalError("unable to open database file")
+        return real_sqlite_connect(database, *args, **kw)
+
     def access(path, mode, **kw):
-        inside = Path(path) == directory or Path(path).parent == directory
-        return False if inside and mode & os.W_OK else real_access(path, mode, **kw)
+        return False if inside(path) and mode & os.W_OK else real_access(path, mode, **kw)
 
     def acquire(self, *args, **kw):
-        if Path(self.lock_file).parent == directory:
-            raise OSError(errno.EROFS, "Read-only file system", self.lock_file)
+        if inside(self.lock_file):
+            strerror = "Read-only file system" if disk else "Permission denied"
+            raise OSError(errno.EROFS if disk else errno.EACCES, strerror, self.lock_file)
         return real_acquire(self, *args, **kw)
 
     monkeypatch.setattr(index, "_connect", connect)
+    monkeypatch.setattr(sqlite3, "connect", sqlite_connect)
     monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(index, "_read_only_fs", lambda p: inside(p) or real_read_only_fs(p))
+    if not disk:
+        monkeypatch.setattr(index, "_read_only_fs", real_read_only_fs)
     monkeypatch.setattr(filelock.FileLock, "acquire", acquire)
 
 
 def test_an_index_on_a_read_only_disk_answers_and_refuses_changes_in_one_line(
     notes, nash_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from nashcli import indexing
+
     folder, paths = notes
     before = run("similar", str(paths[0]), "--json").stdout
     with monkeypatch.context() as patch:
         _read_only(patch, nash_home / "collections" / "notes")
-        assert run("similar", str(paths[0]), "--json").stdout == before
+        assert run("similar", str(paths[0]), "--json").stdout == before  # immutable, read-only
         (entry,) = json.loads(run("status", "--json").stdout)["collections"]
         assert entry["state"] == "ok" and entry["documents"] == len(paths)
-        for args in (("index", str(folder)), ("forget", "notes")):
+        patch.setattr(indexing, "_retrain", lambda *a, **k: pytest.fail("trained in vain"))
+        for args in (
+            ("index", str(folder)),
+            ("index", str(folder), "--retrain"),
+            ("forget", "notes"),
+        ):
             line = one_error_line(run(*args))
             assert "cannot change collection 'notes': Read-only file system" in line
         _read_only(patch, nash_home / "state")
         assert "cannot watch collection 'notes'" in one_error_line(run("watch", str(folder)))
     assert run("similar", str(paths[0]), "--json").stdout == before  # nothing was lost
     assert run("index", str(folder)).exit_code == 0
+
+
+def test_another_users_index_on_a_writable_disk_is_refused_not_read_unlocked(
+    notes, nash_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without write access SQLite can only read it with no locks (immutable), which its
+    owner's next commit could change under the reader: one line says what is needed."""
+    folder, paths = notes
+    directory = nash_home / "collections" / "notes"
+    _read_only(monkeypatch, directory, disk=False)
+    line = one_error_line(run("similar", str(paths[0])))
+    assert f"reading it needs write access to {directory}" in line

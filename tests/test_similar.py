@@ -154,7 +154,7 @@ def test_an_indexed_file_is_answered_even_with_a_damaged_model(notes) -> None:
     hits = find_similar(paths[3], "notes", top=3, on_note=notes_heard.append)
     assert [topic(h.path) for h in hits] == [topic(paths[3])] * 3
     (note,) = notes_heard  # the user hears that this answer is not the usual one, and why
-    assert "is damaged (gen-000001/model/model.npz" in note and "plain Hamming" in note
+    assert "is damaged (gen-000001/model/model.npz" in note and "plain (unweighted) Hamming" in note
     with pytest.raises(DamagedCollectionError, match="model.npz"):
         find_similar("rocket orbit launch", "notes")
 

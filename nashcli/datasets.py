@@ -16,9 +16,11 @@ Nothing here touches the network except :func:`download`, which a user calls exp
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import json
+import lzma
 import re
 import tarfile
 import zlib
@@ -194,10 +196,12 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
     try:
         if path.is_file():  # damaged data would otherwise read as bad JSON, or as fewer lines
             _check_compressed(path)
-        # One open, its first bytes peeked: a pipe (``<(zcat f)``, a FIFO) cannot be reopened.
+        # One open, its magic number read once: a pipe (``<(zcat f)``, a FIFO) cannot be
+        # reopened, nor can what was read of it be read again.
         with open(path, "rb") as raw:
-            gzipped = raw.peek(2)[:2] == b"\x1f\x8b"
-            binary = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+            head = raw.read(2)  # two bytes, unless the file is shorter (however a pipe sends)
+            stream = io.BufferedReader(_Rejoined(head, raw))
+            binary = gzip.GzipFile(fileobj=stream, mode="rb") if head == _GZIP else stream
             with io.TextIOWrapper(binary, encoding="utf-8-sig") as handle:  # a BOM is fine
                 for number, line in enumerate(handle, start=1):
                     if not line.strip():
@@ -207,34 +211,77 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
                     texts.append(text)
                     labels.append(doc_labels)
                     split.append(doc_split)
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error, _DamagedData) as error:
         raise NashError(f"cannot read {path}: {_reason(error)}") from None
     dataset = Dataset(name or _stem(path), ids, texts, labels, split)
     _check(dataset, path)
     return dataset
 
 
+_GZIP = b"\x1f\x8b"
+
+
+class _Rejoined(io.RawIOBase):
+    """``head``, bytes already read from ``raw``, followed by the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw: io.BufferedReader) -> None:
+        self._head, self._raw = head, raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._raw.readinto(buffer)
+
+
+class _DamagedData(Exception):
+    """Compressed data that cannot be decompressed to its end (``str``: the decoder's words)."""
+
+
 def _reason(error: BaseException) -> str:
     """What is wrong with a file, for a one-line message (damaged compressed data says so)."""
     if isinstance(error, UnicodeDecodeError):
         return "not UTF-8 text (expected JSON Lines, gzipped or not, or a tar archive)"
-    if isinstance(error, zlib.error | EOFError) or (
-        isinstance(error, gzip.BadGzipFile) and "CRC" in str(error)
-    ):
+    if isinstance(error, _DamagedData | zlib.error | EOFError | lzma.LZMAError):
         return f"damaged or incomplete compressed data ({error or 'cut short'})"
     return str(error).splitlines()[0].rstrip(":") if str(error) else type(error).__name__
 
 
+#: Compressions by their magic numbers, and how to open a file object of each.
+_DECOMPRESSORS = {
+    _GZIP: lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    b"BZh": bz2.BZ2File,
+    b"\xfd7zXZ\x00": lzma.LZMAFile,
+}
+
+
 def _check_compressed(path: Path) -> None:
-    """Read a gzip file to its end, so that damage anywhere (a bad block, a CRC that does not
-    match, a file cut short) is an error rather than a corpus silently cut where tarfile
-    mistakes the garbage for the archive's end."""
+    """Read a compressed file (gzip, bzip2, xz) to its end, so that damage anywhere (a bad
+    block, a checksum that does not match, a file cut short) is an error rather than a corpus
+    silently cut where tarfile mistakes the garbage for the archive's end. Trailing bytes after
+    a complete gzip stream are ignored, as gzip and tarfile ignore them."""
     with open(path, "rb") as raw:
-        if raw.peek(2)[:2] != b"\x1f\x8b":
+        head = raw.peek(6)[:6]  # a regular file: peek gives what is there
+        opener = next((o for magic, o in _DECOMPRESSORS.items() if head.startswith(magic)), None)
+        if opener is None:
             return
-        with gzip.GzipFile(fileobj=raw, mode="rb") as handle:
-            while handle.read(1 << 20):
-                pass
+        done = 0
+        try:
+            with opener(raw) as handle:
+                while chunk := handle.read1(1 << 20):  # read1: a member's end is seen
+                    done += len(chunk)
+        except gzip.BadGzipFile as error:
+            if not (done and str(error).startswith("Not a gzipped file")):
+                raise _DamagedData(str(error)) from None
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as error:
+            if isinstance(error, PermissionError):
+                raise
+            raise _DamagedData(str(error) or type(error).__name__) from None
 
 
 def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str], str]:
@@ -299,6 +346,8 @@ def write_jsonl(dataset: Dataset, path: str | Path) -> None:
 def read_archive(path: str | Path, name: str | None = None) -> Dataset:
     """Read ``reuters21578.tar.gz`` or ``20news-bydate.tar.gz`` (recognised by their members)."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # tarfile would open a pipe twice, and hang
+        raise NashError(f"{path}: an archive must be a file, not a pipe or a device")
     try:
         _check_compressed(path)
         with tarfile.open(path, "r:*") as tar:
@@ -315,7 +364,7 @@ def read_archive(path: str | Path, name: str | None = None) -> Dataset:
                     f"{path}: neither Reuters-21578 (reut2-*.sgm) nor 20news-bydate "
                     "(20news-bydate-train/<group>/<n>) files in this archive"
                 )
-    except (OSError, EOFError, zlib.error) as error:
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, _DamagedData) as error:
         raise NashError(f"cannot read archive {path}: {_reason(error)}") from None
     except tarfile.TarError as error:
         reason = str(error).splitlines()[0].rstrip(":")  # tarfile lists one line per method
@@ -369,13 +418,17 @@ def reuters_modapte(files: Iterable[tuple[str, bytes]], name: str = "reuters") -
     those (order kept, duplicates removed); unlabeled documents and NEWID 1199 dropped; order
     train then test, each by NEWID.
     """
-    articles = [a for fname, data in sorted(files) for a in _parse_sgml(data, fname)]
-    if not articles:
+    found = [(fname, a) for fname, data in sorted(files) for a in _parse_sgml(data, fname)]
+    if not found:
         raise NashError("no <REUTERS> articles found in the reut2-*.sgm files")
-    seen: set[str] = set()
-    duplicate = next((a.newid for a in articles if a.newid in seen or seen.add(a.newid)), None)
-    if duplicate is not None:
-        raise NashError(f"the reut2-*.sgm files hold two articles with NEWID {duplicate}")
+    first: dict[str, str] = {}
+    for fname, article in found:
+        if article.newid in first:
+            raise NashError(
+                f"two articles with NEWID {article.newid}: in {first[article.newid]} and {fname}"
+            )
+        first[article.newid] = fname
+    articles = [article for _, article in found]
     train = [a for a in articles if a.topics_yes and a.lewissplit == "TRAIN"]
     test = [a for a in articles if a.topics_yes and a.lewissplit == "TEST"]
     in_train = {t for a in train for t in a.topics}

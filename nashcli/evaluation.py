@@ -309,17 +309,18 @@ def evaluate(
     return results
 
 
-def codes_directory(directory: Path) -> Path:
-    """``directory``, created if needed, once it is known to take files (``nash eval`` checks
-    it before training, so a bad ``--save-codes`` does not cost the runs)."""
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise NashError(f"--save-codes: cannot create {directory}: {error}") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise NashError(f"--save-codes: cannot write in {directory}: permission denied")
-    return directory
+def check_codes_directory(directory: Path) -> None:
+    """Raise :class:`NashError` unless ``directory`` is, or can be made, a folder that takes
+    files. ``nash eval`` checks before training, so a bad ``--save-codes`` does not cost the
+    runs; nothing is created until there are codes to write."""
+    directory = Path(os.path.abspath(directory))
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the nearest folder that exists, which mkdir would use
+    if not existing.is_dir():
+        raise NashError(f"--save-codes: cannot create {directory}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise NashError(f"--save-codes: cannot write in {existing}: permission denied")
 
 
 def save_codes(results: Sequence[EvalResult], problem: Problem, directory: Path) -> list[Path]:
@@ -328,7 +329,11 @@ def save_codes(results: Sequence[EvalResult], problem: Problem, directory: Path)
     Each file holds ``train_codes``/``test_codes`` (uint8, ``np.packbits`` of the 0/1 code
     matrix along axis 1) and ``train_labels``/``test_labels`` (bool, documents x labels).
     """
-    directory = codes_directory(directory)
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise NashError(f"--save-codes: cannot create {directory}: {error}") from None
     written = []
     for result in results:
         if result.train_codes is None or result.test_codes is None:

@@ -304,3 +304,10 @@ def test_cuda_without_a_gpu_is_a_clear_error(corpus: Path, fake_engine: list) ->
     line = _error_line(runner.invoke(app, ["eval", str(corpus), "--device", "cuda"]))
     assert "CUDA" in line
     assert fake_engine == []
+
+
+def test_save_codes_folder_is_made_only_when_there_are_codes(tmp_path: Path) -> None:
+    out = tmp_path / "codes" / "run1"
+    line = _error_line(runner.invoke(app, ["eval", "mnistt", "--save-codes", str(out)]))
+    assert "unknown dataset" in line
+    assert not (tmp_path / "codes").exists()  # checked, not created, before anything ran

@@ -87,7 +87,7 @@ def eval_command(
         resolve_device("cuda")  # fail before loading anything when there is no GPU
 
     if save_codes is not None:
-        evaluation.codes_directory(save_codes)
+        evaluation.check_codes_directory(save_codes)
 
     from nashcli.render import EVAL_CAPTION, EvalProgress, eval_table, eval_title, output_console
 

@@ -29,7 +29,8 @@ DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 SOURCES = ("20newsgroups_bydate", "reuters21578_modapte", "tmc2007_500_bow")
 UNCAPPED = (
     "import sys; from nashcli.indexing import index_folder; "
-    "index_folder(sys.argv[1], hasher_options={'max_documents': None})"
+    "r = index_folder(sys.argv[1], hasher_options={'max_documents': None}); "
+    "print(f'{r.documents:,} documents, fitted on all')"
 )
 
 
@@ -80,7 +81,8 @@ def main() -> None:
     try:
         folder = work / "docs"
         write_folder(folder, args.docs)
-        nash = shutil.which("nash") or "nash"
+        # Both runs in this interpreter's environment: the `nash` beside it, not one on PATH.
+        nash = str(Path(sys.executable).with_name("nash"))
         runs = {"default": [nash, "index", str(folder)]}
         if args.uncapped:  # after the default: ru_maxrss only ever grows
             runs["fitted on every document"] = [sys.executable, "-c", UNCAPPED, str(folder)]

@@ -52,9 +52,9 @@ LARGE_COLLECTION_STEPS = 200
 FULL_SPEED_BITS = 64
 #: A larger collection is fitted on a random sample of this many documents (vocabulary, neighbour
 #: graph, model); every document is still encoded. The default model's TF-IDF neighbour graph
-#: costs time quadratic in the documents it is built on (`nash index` of 60,000 documents: 178 s,
-#: 122 s of them in the graph), which would make a first index of 200,000 documents take half an
-#: hour and one of a million most of a day. Below the cap nothing changes. Sampling costs some
+#: costs time quadratic in the documents it is built on: a first `nash index` of 120,000
+#: documents took 456 s fitted on all against 117 s with the cap (benchmarks/large_folder.py),
+#: and a million would take about 10 hours. Below the cap nothing changes. Sampling costs some
 #: precision: 20 Newsgroups, all 18,846 articles, fitted on all / a random 10,000 / 5,000:
 #: fused precision@10 0.775 / 0.762 / 0.756 (`benchmarks/collections.py --training-caps`).
 MAX_TRAINING_DOCUMENTS = 50_000

@@ -312,7 +312,7 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str]
         doc_split = "validation"
     if doc_split not in (*SPLITS, ""):
         raise NashError(f"{where}: 'split' must be train, validation or test, not {doc_split!r}")
-    return doc_id, text, list(dict.fromkeys(doc_labels)), doc_split
+    return doc_id, text, list(dict.fromkeys(x for x in doc_labels if x.strip())), doc_split
 
 
 def _check(dataset: Dataset, path: Path) -> None:

@@ -121,6 +121,11 @@ def test_a_corpus_without_splits_takes_the_random_split(tmp_path: Path) -> None:
         make_splits(partly, "canonical")
 
 
+def test_blank_labels_are_no_labels(tmp_path: Path) -> None:
+    path = _lines(tmp_path / "c.jsonl.gz", [_doc(1, labels=("", "a", " ")), _doc(2, labels=("",))])
+    assert read_jsonl(path).labels == [["a"], []]
+
+
 def test_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
     good = _lines(tmp_path / "good.jsonl.gz", [_doc(i) for i in range(200)])
     bad = tmp_path / "cut.jsonl.gz"

@@ -271,6 +271,10 @@ def test_methods_list_describes_every_method(fake_engine: list) -> None:
     starts = {line.index(line.split()[1]) for line in result.stdout.strip().splitlines()}
     assert len(starts) == 1  # the descriptions line up
     assert fake_engine == []
+    for argv in (["eval", "--methods", "LIST"], ["eval", "--methods", "list", "--json"]):
+        listed = runner.invoke(app, argv)  # no dataset needed to list the methods
+        assert listed.exit_code == 0 and listed.stdout == result.stdout
+    assert "give a DATASET" in _error_line(runner.invoke(app, ["eval"]))
 
 
 def test_progress_draws_on_a_terminal_and_stays_silent_otherwise() -> None:

@@ -15,8 +15,8 @@ _DEVICES = ("auto", "cpu", "cuda")
 
 @app.command("eval")
 def eval_command(
-    dataset: str = typer.Argument(
-        ...,
+    dataset: str | None = typer.Argument(
+        None,
         help="reuters, 20ng, tmc; reuters-vdsh or 20ng-vdsh (prepared as the VDSH release the "
         "papers used); or a path to a .jsonl(.gz) (id, text, labels, split; without split: "
         "--split random) or to "
@@ -79,6 +79,8 @@ def eval_command(
         for name in names:
             typer.echo(f"{name:{width}}  {describe(name)}")
         return
+    if dataset is None:
+        raise NashError("give a DATASET: reuters, 20ng, tmc, reuters-vdsh, 20ng-vdsh or a path")
     bit_list = evaluation.parse_bits(bits)
     method_list = evaluation.parse_methods(methods)
     if device == "cuda":

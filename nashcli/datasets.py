@@ -155,7 +155,7 @@ def _load_known(name: str, data_dir: str | Path | None) -> Dataset:
 
 
 def _missing(directory: Path) -> str:
-    """ ", a folder that does not exist" where ``directory`` is none, for messages."""
+    """What a message adds where ``directory`` is no folder (nothing where it is one)."""
     if directory.is_dir():
         return ""
     return (

@@ -459,9 +459,10 @@ def _parse_sgml(data: bytes, fname: str) -> Iterator[_Article]:
         raise NashError(f"{fname}: an article is cut off (a <REUTERS> without its </REUTERS>)")
     for match in _ARTICLE.finditer(sgml):
         attrs = dict(_ATTR.findall(match.group(1)))
-        if not (attrs.get("NEWID", "").isascii() and attrs.get("NEWID", "").isdigit()):
-            newid = attrs.get("NEWID")
-            raise NashError(f"{fname}: an article without a numeric NEWID ({newid!r})")
+        newid = attrs.get("NEWID", "")
+        if not (newid.isascii() and newid.isdigit()):
+            given = f"NEWID={newid!r}" if "NEWID" in attrs else "no NEWID attribute"
+            raise NashError(f"{fname}: an article without a numeric NEWID ({given})")
         inner = match.group(2)
         topics_block = _TOPICS.search(inner)
         topics = [t.strip() for t in _D.findall(topics_block.group(1))] if topics_block else []

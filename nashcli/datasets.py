@@ -194,8 +194,12 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
     labels: list[list[str]] = []
     split: list[str] = []
     try:
-        if path.is_file():  # damaged data would otherwise read as bad JSON, or as fewer lines
-            _check_compressed(path)
+        # Damaged data would otherwise read as bad JSON, or as fewer lines.
+        if path.is_file() and _check_compressed(path):
+            raise NashError(
+                f"{path}: bytes after the end of its gzip data (recompress it: "
+                "gzip -dc FILE | gzip > NEW.jsonl.gz)"
+            )
         # One open, its magic number read once: a pipe (``<(zcat f)``, a FIFO) cannot be
         # reopened, nor can what was read of it be read again.
         with open(path, "rb") as raw:
@@ -260,28 +264,31 @@ _DECOMPRESSORS = {
 }
 
 
-def _check_compressed(path: Path) -> None:
+def _check_compressed(path: Path) -> bool:
     """Read a compressed file (gzip, bzip2, xz) to its end, so that damage anywhere (a bad
     block, a checksum that does not match, a file cut short) is an error rather than a corpus
-    silently cut where tarfile mistakes the garbage for the archive's end. Trailing bytes after
-    a complete gzip stream are ignored, as gzip and tarfile ignore them."""
+    silently cut where tarfile mistakes the garbage for the archive's end. Returns whether
+    bytes that are no gzip data follow a complete gzip stream: tarfile never reads them (an
+    archive is fine), a reader of lines would stop on them."""
     with open(path, "rb") as raw:
         head = raw.peek(6)[:6]  # a regular file: peek gives what is there
         opener = next((o for magic, o in _DECOMPRESSORS.items() if head.startswith(magic)), None)
         if opener is None:
-            return
+            return False
         done = 0
         try:
             with opener(raw) as handle:
                 while chunk := handle.read1(1 << 20):  # read1: a member's end is seen
                     done += len(chunk)
         except gzip.BadGzipFile as error:
-            if not (done and str(error).startswith("Not a gzipped file")):
-                raise _DamagedData(str(error)) from None
+            if done and str(error).startswith("Not a gzipped file"):
+                return True
+            raise _DamagedData(str(error)) from None
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as error:
             if isinstance(error, PermissionError):
                 raise
             raise _DamagedData(str(error) or type(error).__name__) from None
+    return False
 
 
 def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str], str]:

@@ -397,6 +397,13 @@ def test_bytes_after_a_complete_gzip_stream_are_ignored_as_gzip_does(tmp_path: P
     padded = tmp_path / "padded.tar.gz"
     padded.write_bytes(archive.read_bytes() + b"GARBAGE\n")
     assert len(load_dataset(str(padded))) == 2
+    # Lines are read to the end, where gzip would stop on them: one line says what to do.
+    lines = _lines(
+        tmp_path / "c.jsonl.gz", [_doc(i, "test" if i % 3 == 0 else "train") for i in range(9)]
+    )
+    lines.write_bytes(lines.read_bytes() + b"GARBAGE\n")
+    with pytest.raises(NashError, match="bytes after the end of its gzip data"):
+        read_jsonl(lines)
 
 
 def test_other_tar_compressions_a_bom_and_a_zip(tmp_path: Path) -> None:

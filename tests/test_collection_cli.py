@@ -281,9 +281,8 @@ def _read_only(monkeypatch: pytest.MonkeyPatch, directory: Path, disk: bool = Tr
     monkeypatch.setattr(index, "_connect", connect)
     monkeypatch.setattr(sqlite3, "connect", sqlite_connect)
     monkeypatch.setattr(os, "access", access)
-    monkeypatch.setattr(index, "_read_only_fs", lambda p: inside(p) or real_read_only_fs(p))
-    if not disk:
-        monkeypatch.setattr(index, "_read_only_fs", real_read_only_fs)
+    if disk:
+        monkeypatch.setattr(index, "_read_only_fs", lambda p: inside(p) or real_read_only_fs(p))
     monkeypatch.setattr(filelock.FileLock, "acquire", acquire)
 
 

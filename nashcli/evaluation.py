@@ -330,14 +330,14 @@ def save_codes(results: Sequence[EvalResult], problem: Problem, directory: Path)
     matrix along axis 1) and ``train_labels``/``test_labels`` (bool, documents x labels).
     """
     directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise NashError(f"--save-codes: cannot create {directory}: {error}") from None
+    coded = [r for r in results if r.train_codes is not None and r.test_codes is not None]
+    if coded:  # no folder for tfidf alone
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise NashError(f"--save-codes: cannot create {directory}: {error}") from None
     written = []
-    for result in results:
-        if result.train_codes is None or result.test_codes is None:
-            continue
+    for result in coded:
         path = directory / f"{result.method}-{result.bits}.npz"
         partial = path.with_name(path.stem + ".partial.npz")
         np.savez_compressed(

@@ -1378,7 +1378,8 @@ def start_detached(
     if is_watching(name):
         info = read_pid_file(name) or {}
         raise NashError(
-            f"collection {name!r} is already being watched (pid {info.get('pid', '?')})"
+            f"collection {name!r} is already being watched (pid {info.get('pid', '?')}); "
+            f"stop it with: nash watch --stop {name}"
         )
     log_path = log_file(name)
     paths.ensure_dir(log_path.parent)

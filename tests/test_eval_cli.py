@@ -315,3 +315,14 @@ def test_save_codes_folder_is_made_only_when_there_are_codes(tmp_path: Path) -> 
     line = _error_line(runner.invoke(app, ["eval", "mnistt", "--save-codes", str(out)]))
     assert "unknown dataset" in line
     assert not (tmp_path / "codes").exists()  # checked, not created, before anything ran
+    exact = runner.invoke(  # tfidf alone has no codes: no folder either
+        app, ["eval", str(_tiny(tmp_path)), "--methods", "tfidf", "--save-codes", str(out)]
+    )
+    assert exact.exit_code == 0, exact.output
+    assert not (tmp_path / "codes").exists()
+
+
+def _tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.jsonl.gz"
+    write_jsonl(topic_corpus(48), path)
+    return path

@@ -177,8 +177,10 @@ def test_detach_status_and_stop(notes):
         assert watching.read_pid_file("notes")["ready"] is True  # caught up
         status = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
         assert status["collections"][0]["watching"] is True
-        again = runner.invoke(app, ["watch", str(notes)])
-        assert again.exit_code != 0 and "already being watched" in again.output
+        for argv in (["watch", str(notes)], ["watch", str(notes), "--detach"]):
+            again = runner.invoke(app, argv)  # both say how to stop the running one
+            assert again.exit_code != 0 and "already being watched" in again.output
+            assert "stop it with: nash watch --stop" in again.output
     finally:
         stopped = runner.invoke(app, ["watch", "--stop", str(notes)])
     assert stopped.exit_code == 0, stopped.output
@@ -404,3 +406,19 @@ def test_a_catch_up_sums_up_its_skipped_files_by_reason(capsys, tmp_path):
         in (lines[1])
     )
     assert lines[2].endswith("skipped 1: binary file (blob.bin)")
+
+
+def test_a_catch_up_that_rebuilt_a_damaged_index_says_why(capsys, tmp_path):
+    """As `nash index` does: a rebuild is news, a routine retrain is not."""
+    from nashcli.cli.watch_cmd import _render_batch
+    from nashcli.indexing import IndexReport
+
+    for reason, shown in (
+        ("rebuilt from the folder: gen-000001/model/model.npz was damaged, empty", True),
+        ("the collection changed by 30 documents since the model was trained", False),
+    ):
+        report = IndexReport(collection="notes", root=tmp_path, documents=5, retrained=True)
+        report.retrain_reason = reason
+        _render_batch(watching.BatchResult(watching.Batch(rescan=True), 0.5, report), tmp_path)
+        (line,) = capsys.readouterr().out.splitlines()
+        assert "model retrained" in line and (reason in line) == shown

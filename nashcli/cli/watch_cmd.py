@@ -34,6 +34,12 @@ def _rel(path: Path, root: Path) -> str:
         return plain(str(path))
 
 
+def _retrained(report) -> str:
+    """ "model retrained", and why where it was not routine (a damaged index rebuilt)."""
+    why = report.retrain_reason
+    return f"model retrained: {why}" if why.startswith("rebuilt") else "model retrained"
+
+
 def _render_batch(result, root: Path) -> None:
     """One summary line per applied chunk, and its files when there are few."""
     for path, reason in result.skipped:
@@ -47,7 +53,7 @@ def _render_batch(result, root: Path) -> None:
             f"{report.updated} changed" if report.updated else "",
             f"{report.moved} moved" if report.moved else "",
             f"{report.deleted} removed" if report.deleted else "",
-            "model retrained" if report.retrained else "",
+            _retrained(report) if report.retrained else "",
         ]
         done_text = ", ".join(d for d in done if d) or "nothing changed"
         _say(f"up to date: {report.documents:,} documents ({done_text}; {result.seconds:.1f} s)")

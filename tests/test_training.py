@@ -146,6 +146,16 @@ def test_early_stopping_keeps_best_epoch(problem):
     assert result.best_epoch == scores.index(max(scores)) + 1
 
 
+def test_a_small_corpus_trains_a_minimum_of_steps_before_stopping_early(problem):
+    """A few hundred documents make a handful of steps an epoch: 12 epochs left the faithful
+    NASH-DN at chance, so early stopping also waits for ``min_steps`` optimiser steps."""
+    assert problem.X_train.shape[0] == 60  # 4 steps an epoch in batches of 16
+    kw = {"max_epochs": 30, "min_epochs": 1, "patience": 1, "batch_size": 16}
+    _, quick = methods.fit_model("nash", 8, problem, min_steps=0, **kw)
+    _, waited = methods.fit_model("nash", 8, problem, min_steps=80, **kw)
+    assert quick.epochs < 20 <= waited.epochs  # 80 steps of 4 an epoch: 20 epochs at least
+
+
 @pytest.mark.parametrize("per_topic", [40, 4])  # ARPACK, and the dense solve of a small graph
 def test_spectral_clusters_recover_topics(per_topic):
     from nashcli.features import TfidfFeatures, knn_graph

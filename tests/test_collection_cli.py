@@ -135,6 +135,8 @@ def test_status_and_forget(notes) -> None:
         (("index", "{tmp}/empty", "--max-size", "1KB"), "nothing to index"),  # 1 KB is taken
         (("index", "{tmp}/empty", "--device", "tpu"), "--device"),
         (("similar", "{tmp}/missing.txt"), "no such file"),
+        (("similar", "--text", "orbit", "--top", "0"), "'--top' / '-n': Input should be greater"),
+        (("similar", "--text", "orbit", "--pool", "0"), "'--pool': Input should be greater"),
         (("similar", "{tmp}/empty"), "is a folder"),
         (("similar",), "give a FILE or --text"),
         (("similar", "{tmp}/x.txt", "--text", "hi"), "give a FILE or --text"),

@@ -81,7 +81,7 @@ def similar_command(
         None, help="A file, in the collection or not; - reads the query text from stdin."
     ),
     text: str | None = typer.Option(None, "--text", help="Search with this text instead."),
-    top: int = typer.Option(10, "--top", "-n", help="How many documents to show."),
+    top: int = typer.Option(10, "--top", "-n", min=1, help="How many documents to show."),
     collection: str | None = typer.Option(
         None,
         "--collection",

@@ -89,6 +89,26 @@ def data_dir(home: Path) -> Iterator[None]:
         os.environ["NASH_HOME"] = before
 
 
+def index_apart(
+    work: Path,
+    folder: Path,
+    name: str,
+    options: dict,
+    args: argparse.Namespace,
+    pools: list[int],
+    bits: int | None = None,
+) -> tuple[float, dict]:
+    """Index ``folder`` in-process as collection ``name`` with ``hasher_options`` ``options``,
+    in a data dir of its own (:func:`data_dir`): (wall seconds of the index, :func:`precision`)."""
+    from nashcli.indexing import index_folder
+
+    with data_dir(work / f"home-{name}"):
+        start = time.perf_counter()
+        index_folder(folder, name=name, bits=bits, hasher_options=options)
+        seconds = time.perf_counter() - start
+        return seconds, precision(name, args.queries, pools, args.seed)
+
+
 def precision(
     collection_name: str, n_queries: int, pools: list[int], seed: int = 0, plain: bool = False
 ) -> dict:
@@ -395,30 +415,21 @@ def main() -> None:
                 for k, v in figures.get(key, {}).items():
                     print(f"  {key} {k:32s} {v:.4f}", flush=True)
         for method in filter(None, args.methods.split(",")):
-            from nashcli.indexing import index_folder
-
-            with data_dir(work / f"home-{method}"):  # a folder has one collection per data dir
-                index_folder(folder, name=f"news-{method}", hasher_options={"method": method})
-                figures["precision_at_10"][method] = precision(
-                    f"news-{method}", args.queries, pools, args.seed
-                )
-            for k, v in figures["precision_at_10"][method].items():
+            _, found = index_apart(work, folder, f"news-{method}", {"method": method}, args, pools)
+            figures["precision_at_10"][method] = found
+            for k, v in found.items():
                 print(f"  {method} precision@10 {k:32s} {v:.4f}", flush=True)
         for cap in [int(c) for c in filter(None, args.training_caps.split(","))]:
-            from nashcli.indexing import index_folder
-
-            name = f"news-cap{cap}"
-            with data_dir(work / f"home-cap{cap}"):
-                start = time.perf_counter()
-                options = {"max_documents": cap}
-                index_folder(folder, name=name, bits=args.bits, hasher_options=options)
-                key = f"fitted on {cap}"
-                figures.setdefault("training_caps", {})[key] = {
-                    "index_wall_s": round(time.perf_counter() - start, 2),
-                    "precision_at_10": precision(name, args.queries, pools, args.seed),
-                }
-            print(f"  {key}: index {figures['training_caps'][key]['index_wall_s']} s", flush=True)
-            for k, v in figures["training_caps"][key]["precision_at_10"].items():
+            key, options = f"fitted on {cap}", {"max_documents": cap}
+            seconds, found = index_apart(
+                work, folder, f"news-cap{cap}", options, args, pools, bits=args.bits
+            )
+            figures.setdefault("training_caps", {})[key] = {
+                "index_wall_s": round(seconds, 2),
+                "precision_at_10": found,
+            }
+            print(f"  {key}: index {round(seconds, 2)} s", flush=True)
+            for k, v in found.items():
                 print(f"  {key} precision@10 {k:32s} {v:.4f}", flush=True)
         figures["index_bytes"] = index_bytes("news")
         print(f"  index size on disk: {figures['index_bytes']}")

@@ -673,17 +673,16 @@ def carry_over(args: argparse.Namespace, prints: dict[str, str], meta: dict) -> 
     log = args.out / "eval_runs.jsonl"
     runs, problems, differed = read_log(args.out), {}, []
     for method in args.methods:
-        mine_now = [
-            r["date"] for r in runs if r["method"] == method and r["engine"] == prints[method]
-        ]
+        # Only an engine that ran after this one last did: an engine this one already replaced
+        # (its runs superseded, or carried over before) is nothing to compare with.
+        last_now = max(
+            (r["date"] for r in runs if r["method"] == method and r["engine"] == prints[method]),
+            default="",
+        )
         older = [
             r
             for r in runs
-            if r["method"] == method
-            and r["engine"] != prints[method]
-            # only an engine that ran after this one last did: an engine this one already
-            # replaced (its runs superseded, or carried over before) is nothing to compare with
-            and (not mine_now or r["date"] > max(mine_now))
+            if r["method"] == method and r["engine"] != prints[method] and r["date"] > last_now
         ]
         if not older:
             continue

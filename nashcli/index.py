@@ -352,9 +352,7 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
     except FileNotFoundError:  # forgotten (renamed away) while we waited for the lock
         raise CollectionGoneError(name) from None
     except OSError as error:  # a read-only disk, another user's index
-        raise NashError(
-            f"cannot change collection {name!r}: {error.strerror or error} ({directory})"
-        ) from None
+        raise _unchangeable(name, str(error.strerror or error), directory) from None
     try:
         revived = set(os.listdir(directory)) <= {_LOCK}  # a filelock that re-created the folder
     except FileNotFoundError:  # renamed away after our open, before our flock
@@ -368,6 +366,11 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _unchangeable(name: str, reason: str, directory: Path) -> NashError:
+    """The one line for a collection whose folder cannot be written (``reason``: the OS's)."""
+    return NashError(f"cannot change collection {name!r}: {reason} ({directory})")
 
 
 def _remove_directory(name: str, directory: Path, timeout: float) -> None:
@@ -960,7 +963,7 @@ class Collection:
             reason = "Permission denied"
         else:
             return
-        raise NashError(f"cannot change collection {self.name!r}: {reason} ({self.directory})")
+        raise _unchangeable(self.name, reason, self.directory)
 
     # -- reading -------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:

@@ -51,6 +51,8 @@ RETRAIN_GROWTH = 0.5
 #: ... but tiny collections retrain sooner: a model fitted on fewer documents than this is
 #: refitted whenever the collection has grown by a quarter (fitting a few hundred is seconds).
 SMALL_COLLECTION = 1000
+#: How a retrain's reason begins when it rebuilt a damaged collection (news a watcher repeats).
+REBUILT = "rebuilt from the folder"
 SMALL_GROWTH = 0.25
 #: Tombstoned rows are dropped by rewriting the generation once they exceed this share of rows.
 COMPACT_SHARE = 0.3
@@ -569,7 +571,7 @@ def _index(
     fresh, changed, gone = _plan(stored, found, keep)
     why = ""
     if damage is not None:
-        why = f"rebuilt from the folder: {damage.what} was damaged, {damage.reason}"
+        why = f"{REBUILT}: {damage.what} was damaged, {damage.reason}"
     elif generation == 0:
         why = "first index"
     elif retrain:

@@ -36,8 +36,10 @@ def _rel(path: Path, root: Path) -> str:
 
 def _retrained(report) -> str:
     """ "model retrained", and why where it was not routine (a damaged index rebuilt)."""
+    from nashcli.indexing import REBUILT
+
     why = report.retrain_reason
-    return f"model retrained: {why}" if why.startswith("rebuilt") else "model retrained"
+    return f"model retrained: {why}" if why.startswith(REBUILT) else "model retrained"
 
 
 def _render_batch(result, root: Path) -> None:

@@ -58,6 +58,7 @@ SMALL_GROWTH = 0.25
 COMPACT_SHARE = 0.3
 #: Documents read, encoded and committed per batch (a killed run keeps finished batches).
 BATCH = 512
+CHANGES_KEPT = 50  # per-document changes an IndexReport lists (its counts count them all)
 #: How long a writer waits for another one (a watcher's update, a `nash index`) to finish.
 LOCK_TIMEOUT = 10.0
 #: How long a retrain waits to switch generations: its minutes of training are not thrown away
@@ -95,6 +96,16 @@ class IndexReport:
     documents: int = 0
     seconds: float = 0.0
     retrain_due: bool = False
+    # The first ``CHANGES_KEPT`` changes to single documents, in order, as (kind, paths): "+"
+    # added, "~" changed, "-" removed (one path), "→" moved (old, new), for a watcher's log.
+    changes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+    def note(self, kind: str, *paths: object) -> None:
+        """Count one change (``+ ~ - →``) and keep it for the log while there is room."""
+        counter = {"+": "added", "~": "updated", "-": "deleted", "→": "moved"}[kind]
+        setattr(self, counter, getattr(self, counter) + 1)
+        if len(self.changes) < CHANGES_KEPT:
+            self.changes.append((kind, tuple(str(p) for p in paths)))
 
 
 def due_for_retrain(trained_docs: int, encoded_since: int) -> bool:
@@ -791,21 +802,19 @@ def _apply(
                 if old is None and gone_by_hash.get(h):  # same bytes at a new path: a move
                     moved = gone_by_hash[h].pop()
                     w.repath(moved.row, DocMeta(str(c.path), c.size, c.mtime_ns, h, moved.title))
-                    report.moved += 1
+                    report.note("→", moved.path, c.path)
                     continue
                 text, title = _read(c.path)
             except Exception as error:  # noqa: BLE001 - skipped with its reason
                 report.skipped.append((_rel(c.path, root), _reason(error)))
                 if old is not None and getattr(error, "excluded", False):  # emptied: no text
                     w.tombstone([old.row])
-                    report.deleted += 1
+                    report.note("-", old.path)
                 continue
             meta = DocMeta(str(c.path), c.size, c.mtime_ns, h, title)
             if old is not None:
                 replaced.append(old.row)
-                report.updated += 1
-            else:
-                report.added += 1
+            report.note("+" if old is None else "~", c.path)
             texts.append(text)
             metas.append(meta)
         if texts:
@@ -816,10 +825,11 @@ def _apply(
             w.append(words, x, metas)
         w.commit()
         reporter.progress("encoding", min(start + BATCH, total), total)
-    leftover = [doc.row for docs in gone_by_hash.values() for doc in docs]
+    leftover = [doc for docs in gone_by_hash.values() for doc in docs]
     if leftover:
-        w.tombstone(leftover)
-        report.deleted += len(leftover)
+        w.tombstone([doc.row for doc in leftover])
+        for doc in leftover:
+            report.note("-", doc.path)
     w.commit()
 
 
@@ -887,7 +897,7 @@ def apply_changes(
             stored[str(new_path)] = DocRow(
                 old.row, str(new_path), old.size, old.mtime_ns, old.hash, old.title
             )
-            report.moved += 1
+            report.note("→", old.path, new_path)
             if (st.st_size, st.st_mtime_ns) != (old.size, old.mtime_ns):
                 pending.append(new_path)
         candidates: list[_Candidate] = []
@@ -906,8 +916,10 @@ def apply_changes(
                 continue
             candidates.append(_Candidate(path, st.st_size, st.st_mtime_ns))
         if drop:
-            w.tombstone(sorted({d.row for d in drop}))
-            report.deleted += len({d.row for d in drop})
+            dropped = {d.row: d for d in drop}
+            w.tombstone(sorted(dropped))
+            for doc in dropped.values():
+                report.note("-", doc.path)
         w.commit()
         if candidates:
             _apply(w, _model_loader(w, device, hashers), candidates, stored, [], report, reporter)

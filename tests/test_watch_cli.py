@@ -121,6 +121,12 @@ def test_watch_keeps_the_collection_current_and_stops_cleanly(notes, tmp_path):
 
         hits = find_similar(new.read_text(), "notes", top=3)
         assert Path(hits[0].path) == new
+        watch.wait_for("  + space-new.txt")  # the log tells new files from edited ones
+
+        edited = notes / "space-01.txt"
+        edited.write_text(text_about("crypto", 4242))
+        watch.wait_for("  ~ space-01.txt")
+        assert "  + space-01.txt" not in watch.output()
 
         old_row = next(
             d.row
@@ -132,6 +138,8 @@ def test_watch_keeps_the_collection_current_and_stops_cleanly(notes, tmp_path):
         (notes / "crypto-00.txt").unlink()
         wait_until(lambda: indexed(renamed), what="the renamed file")
         wait_until(lambda: not indexed(notes / "crypto-00.txt"), what="the deletion")
+        watch.wait_for("  → hockey-00.txt → hockey-renamed.txt")
+        watch.wait_for("  - crypto-00.txt")
         with Collection.open("notes").snapshot() as snap:
             assert snap.doc_by_path(str(renamed)).row == old_row  # moved, not re-encoded
             assert snap.doc_by_path(str(notes / "hockey-00.txt")) is None

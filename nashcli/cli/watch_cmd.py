@@ -71,14 +71,10 @@ def _render_batch(result, root: Path) -> None:
             f"{', '.join(p for p in parts if p)} ({result.seconds:.2f} s; "
             f"{report.documents:,} documents)"
         )
-        batch = result.batch
-        if len(batch) <= _SHOWN_PATHS:
-            for origin, dst in batch.moves:
-                typer.echo(f"  → {_rel(origin, root)} → {_rel(dst, root)}")
-            for path in batch.deletions:
-                typer.echo(f"  - {_rel(path, root)}")
-            for path in batch.upserts:
-                typer.echo(f"  + {_rel(path, root)}")
+        changed = report.added + report.updated + report.moved + report.deleted
+        if changed <= _SHOWN_PATHS:  # + added, ~ changed, - removed, → moved
+            for kind, paths in report.changes:
+                typer.echo(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths))
     skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
     if result.batch.rescan and len(skipped) > _SHOWN_PATHS:  # every start: one line a reason
         from nashcli.render import skipped_by_reason

@@ -29,6 +29,7 @@ raises :class:`CollectionGoneError` instead of being re-created half-empty.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -106,10 +107,25 @@ class DamagedCollectionError(NashError):
     def __init__(self, name: str, what: str, reason: str, root: Path | None = None) -> None:
         self.name, self.what, self.reason = name, what, reason
         folder = shlex.quote(str(root)) if root else "FOLDER"
-        super().__init__(
-            f"collection {name!r} is damaged ({what}: {reason}); rebuild it with: "
-            f"nash index {folder} --name {name} --retrain, or remove it with: nash forget {name}"
-        )
+        rebuild = f"nash index {folder} --name {name} --retrain"
+        # Intact, perhaps, but not this user's to read: say so rather than "damaged".
+        self.denied = _denied(reason)
+        if self.denied:
+            message = (
+                f"cannot read collection {name!r}: permission denied on {what}; fix its "
+                f"permissions, or rebuild it with: {rebuild}"
+            )
+        else:
+            message = (
+                f"collection {name!r} is damaged ({what}: {reason}); rebuild it with: "
+                f"{rebuild}, or remove it with: nash forget {name}"
+            )
+        super().__init__(message)
+
+
+def _denied(reason: str) -> bool:
+    """Whether ``reason`` (an OSError's text) says access was refused (EACCES, EPERM)."""
+    return any(os.strerror(code) in reason for code in (errno.EACCES, errno.EPERM))
 
 
 class IncompatibleCollectionError(NashError):
@@ -503,7 +519,8 @@ def _map(path: Path, dtype: str, length: int) -> np.ndarray:
     try:
         return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
     except (OSError, ValueError) as error:
-        raise _Damage(f"{path.parent.name}/{path.name}", f"cannot be mapped ({error})") from None
+        reason = getattr(error, "strerror", None) or error
+        raise _Damage(f"{path.parent.name}/{path.name}", f"cannot be mapped ({reason})") from None
 
 
 @dataclass(frozen=True)

@@ -582,7 +582,8 @@ def _index(
     fresh, changed, gone = _plan(stored, found, keep)
     why = ""
     if damage is not None:
-        why = f"{REBUILT}: {damage.what} was damaged, {damage.reason}"
+        state = "could not be read" if damage.denied else "was damaged"
+        why = f"{REBUILT}: {damage.what} {state}, {damage.reason}"
     elif generation == 0:
         why = "first index"
     elif retrain:

@@ -488,6 +488,43 @@ def test_an_unreadable_disk_is_not_called_damage(notes, monkeypatch) -> None:
     assert entry["state"] == "unreadable" and "disk I/O error" in entry["damaged"]
 
 
+def test_a_file_this_user_may_not_read_is_not_called_damage(notes, monkeypatch) -> None:
+    """A generation file or model file whose permissions shut this user out (chmod, another
+    user's index) is intact: the line says permission denied, not damaged (as root, which
+    reads every file, opening them is made to fail as it does for others)."""
+    import errno
+
+    import numpy as np
+
+    folder, paths = notes
+    refused = {"plane-0.u64", "model.npz"}
+    real_memmap, real_open = np.memmap, open
+
+    def denied(path) -> None:
+        if Path(path).name in refused:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    def memmap(path, *args, **kwargs):
+        denied(path)
+        return real_memmap(path, *args, **kwargs)
+
+    def opener(path, *args, **kwargs):
+        denied(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(np, "memmap", memmap)
+    monkeypatch.setattr("builtins.open", opener)
+    line = one_error_line(run("similar", str(paths[0])))
+    assert line.startswith("nash: error: cannot read collection 'c': permission denied on ")
+    assert "gen-000001/plane-0.u64" in line and "damaged" not in line
+    assert f"nash index {folder} --name c --retrain" in line
+    entry = status_entry()
+    assert entry["state"] == "unreadable" and "permission denied" in entry["damaged"]
+    refused.discard("plane-0.u64")  # the codes readable, the model not
+    result = run("similar", "--text", "rocket")
+    assert "permission denied on gen-000001/model/model.npz" in one_error_line(result)
+
+
 def test_an_index_of_another_nash_version_is_incompatible(notes) -> None:
     import sqlite3
 

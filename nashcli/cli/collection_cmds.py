@@ -207,7 +207,7 @@ def status_command(
             # Damage and an older or newer index format need a rebuild; an unreadable disk (full,
             # read-only, gone) or a collection removed meanwhile does not.
             state = "unreadable"
-            if isinstance(problem, DamagedCollectionError):
+            if isinstance(problem, DamagedCollectionError) and not problem.denied:
                 state = "damaged"
             elif isinstance(problem, IncompatibleCollectionError):
                 state = "incompatible"

@@ -25,7 +25,7 @@ import re
 import stat
 import unicodedata
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -294,7 +294,9 @@ def _looks_decodable(head: bytes, complete: bool) -> bool:
         return False
 
 
-def _check_file(path: Path, suffix: str, max_bytes: int) -> FileEntry | Skipped:
+def _check_file(
+    path: Path, suffix: str, max_bytes: int, known: Mapping[str, tuple[int, int]] | None = None
+) -> FileEntry | Skipped:
     try:
         str(path).encode("utf-8")  # the index stores paths as UTF-8 text
     except UnicodeEncodeError:
@@ -312,6 +314,10 @@ def _check_file(path: Path, suffix: str, max_bytes: int) -> FileEntry | Skipped:
     if suffix == ".pdf":
         if not pdf_supported():
             return Skipped(path, PDF_MISSING)
+        return FileEntry(path, st.st_size, st.st_mtime_ns)
+    if known is not None and known.get(str(path)) == (st.st_size, st.st_mtime_ns):
+        # Sniffed when it was indexed, and unchanged since by size and time: an update of a
+        # large folder then reads the file's metadata only, not its first block.
         return FileEntry(path, st.st_size, st.st_mtime_ns)
     try:
         with open(path, "rb") as handle:
@@ -386,6 +392,7 @@ def crawl(
     max_bytes: int = DEFAULT_MAX_BYTES,
     follow_symlinks: bool = False,
     extensions: Iterable[str] = TEXT_EXTENSIONS,
+    known: Mapping[str, tuple[int, int]] | None = None,
 ) -> Iterator[FileEntry | Skipped]:
     """Yield the documents under ``root`` as :class:`FileEntry`, sorted by path, and the files
     left out on purpose as :class:`Skipped` with a reason.
@@ -404,6 +411,10 @@ def crawl(
       each; a link back to a folder being walked is a ``"symlink loop"``, and a link to
       something inside ``root`` is skipped (it is crawled under its real name).
 
+    ``known`` maps the paths of files indexed already to their ``(size, mtime_ns)`` then: a file
+    that still matches is not opened again to sniff it (an update of an unchanged folder of a
+    million files then stats them, and reads none).
+
     ``root`` may also be a single file. Raises :class:`NashError` if ``root`` does not exist or
     is a folder that cannot be listed (an index must not read that as "every file is gone").
     Never raises for a problem with one file or folder inside it.
@@ -417,14 +428,14 @@ def crawl(
     except OSError as error:
         raise NashError(f"cannot read {root}: {_os_reason(error)}") from None
     if not stat.S_ISDIR(root_stat.st_mode):
-        yield _check_file(root, root.suffix.lower(), max_bytes)
+        yield _check_file(root, root.suffix.lower(), max_bytes, known)
         return
     try:
         os.scandir(root).close()
     except OSError as error:
         reason = _os_reason(error).removeprefix("unreadable: ")
         raise NashError(f"cannot read the folder {root}: {reason}") from None
-    walker = _Walker(root, wanted, max_bytes, follow_symlinks)
+    walker = _Walker(root, wanted, max_bytes, follow_symlinks, known)
     yield from walker.walk(root, ((root_stat.st_dev, root_stat.st_ino),))
 
 
@@ -443,12 +454,18 @@ class _Walker:
     """The state of one crawl: what to keep, and which link targets were crawled already."""
 
     def __init__(
-        self, root: Path, wanted: frozenset[str], max_bytes: int, follow_symlinks: bool
+        self,
+        root: Path,
+        wanted: frozenset[str],
+        max_bytes: int,
+        follow_symlinks: bool,
+        known: Mapping[str, tuple[int, int]] | None,
     ) -> None:
         self.root_real = os.path.realpath(root)
         self.wanted = wanted
         self.max_bytes = max_bytes
         self.follow_symlinks = follow_symlinks
+        self.known = known
         self.followed: list[str] = []  # real paths of the link targets crawled so far
 
     def walk(
@@ -521,7 +538,7 @@ class _Walker:
         suffix = _suffix(entry.name)
         if not is_link:
             if suffix in self.wanted:
-                yield _check_file(path, suffix, self.max_bytes)
+                yield _check_file(path, suffix, self.max_bytes, self.known)
             return
         problem = _symlink_problem(path)
         try:
@@ -569,7 +586,7 @@ class _Walker:
             if target_is_dir:
                 yield _Folder(path, rel + "/", rules, (*ancestors, key))
             else:
-                yield _check_file(path, suffix, self.max_bytes)
+                yield _check_file(path, suffix, self.max_bytes, self.known)
 
 
 def _is_within(path: str, folder: str) -> bool:
@@ -577,8 +594,10 @@ def _is_within(path: str, folder: str) -> bool:
 
 
 def _suffix(name: str) -> str:
-    """The lower-case suffix as :class:`pathlib.Path` sees it (``"notes.MD"`` → ``".md"``)."""
-    return Path(name).suffix.lower()
+    """The lower-case suffix as :class:`pathlib.Path` sees it (``"notes.MD"`` → ``".md"``),
+    without building a path (the crawl asks it of every file)."""
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
 
 
 # --------------------------------------------------------------------------------------------

@@ -1033,6 +1033,17 @@ class Collection:
         with self._read_meta() as (con, _info, gen):
             return _docs_by_path(con, gen)
 
+    def file_states(self) -> dict[str, tuple[int, int]]:
+        """Path -> (size, mtime_ns) of each live document, from ``meta.sqlite`` alone: what a
+        crawl needs to tell the files it need not open (cheaper than :meth:`recorded_docs`)."""
+        with self._read_meta() as (con, _info, gen):
+            return {
+                path: (size, mtime_ns)
+                for path, size, mtime_ns in con.execute(
+                    "SELECT path, size, mtime_ns FROM docs WHERE gen=? AND live=1", (gen,)
+                )
+            }
+
     def summary(self) -> dict:
         """What `nash status` shows: name, root, live documents, bits, model, last update."""
         with self._read_meta() as (con, info, gen):

@@ -313,6 +313,9 @@ def index_folder(
     skipped: dict[str, str] = {}
     excluded: set[str] = set()
     crawl_kw = {} if max_bytes is None else {"max_bytes": max_bytes}
+    if collection is not None and not moving:
+        with contextlib.suppress(DamagedCollectionError):  # _index says what is damaged
+            crawl_kw["known"] = collection.file_states()
     for n, item in enumerate(corpus.crawl(root, **crawl_kw), 1):
         path = item.path if item.path.is_absolute() else root / item.path
         if isinstance(item, corpus.Skipped):
@@ -321,7 +324,9 @@ def index_folder(
                 excluded.add(str(path))
         else:
             found.append(_Candidate(path, item.size, item.mtime_ns))
-        reporter.progress("crawling", n, None)
+        if n % 64 == 0:  # a bar redrawn 10 times a second needs no call per file
+            reporter.progress("crawling", n, None)
+    reporter.progress("crawling", len(found) + len(skipped), None)
     if (collection is None or moving) and not found:
         why = f" ({_skip_summary(skipped)})" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
@@ -396,7 +401,8 @@ def _plan(
     """(new files, files whose size or mtime changed, documents gone from the folder)."""
     from nashcli import corpus
 
-    seen = {str(c.path) for c in found}
+    paths = [str(c.path) for c in found]
+    seen = set(paths)
     # A document that is skipped now (unreadable, or in a folder that cannot be listed) keeps
     # its old entry: it is not known to be gone.
     unlisted = tuple(
@@ -409,13 +415,14 @@ def _plan(
         for path, doc in stored.items()
         if path not in seen and path not in skipped and not path.startswith(unlisted)
     ]
-    fresh = [c for c in found if str(c.path) not in stored]
-    changed = [
-        c
-        for c in found
-        if str(c.path) in stored
-        and (stored[str(c.path)].size, stored[str(c.path)].mtime_ns) != (c.size, c.mtime_ns)
-    ]
+    fresh: list[_Candidate] = []
+    changed: list[_Candidate] = []
+    for path, c in zip(paths, found, strict=True):
+        doc = stored.get(path)
+        if doc is None:
+            fresh.append(c)
+        elif (doc.size, doc.mtime_ns) != (c.size, c.mtime_ns):
+            changed.append(c)
     return fresh, changed, gone
 
 

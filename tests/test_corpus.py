@@ -241,6 +241,34 @@ def test_binary_and_empty_files_are_skipped_with_reasons(tmp_path: Path) -> None
     assert indexed(tmp_path) == ["ok.md"]
 
 
+def test_files_known_unchanged_are_not_opened_again(tmp_path: Path, monkeypatch) -> None:
+    """An update of a large folder must not read a block of every file: a file whose size and
+    mtime match what the index recorded was sniffed when it was indexed."""
+    write(tmp_path / "same.txt", "indexed before\n")
+    write(tmp_path / "edited.txt", b"now \x00 binary")
+    write(tmp_path / "new.txt", "never seen\n")
+    same, edited = os.stat(tmp_path / "same.txt"), os.stat(tmp_path / "edited.txt")
+    known = {
+        str(tmp_path / "same.txt"): (same.st_size, same.st_mtime_ns),
+        str(tmp_path / "edited.txt"): (same.st_size, edited.st_mtime_ns),  # its size changed
+    }
+    opened = []
+    real_open = builtins.open
+
+    def spying_open(file, *args, **kwargs):
+        opened.append(Path(file).name)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(corpus, "open", spying_open, raising=False)
+    found = list(crawl(tmp_path, known=known))
+    assert sorted(opened) == ["edited.txt", "new.txt"]
+    assert {item.path.name: type(item).__name__ for item in found} == {
+        "edited.txt": "Skipped",
+        "new.txt": "FileEntry",
+        "same.txt": "FileEntry",
+    }
+
+
 def test_extensionless_file_of_undecodable_bytes_is_binary(tmp_path: Path) -> None:
     rng = random.Random(0)
     write(tmp_path / "noise", bytes(rng.randrange(1, 256) for _ in range(4000)))  # no NUL byte

@@ -69,9 +69,10 @@ def test_first_index_stores_every_document(indexed) -> None:
 def test_unchanged_files_are_neither_read_nor_encoded(indexed, monkeypatch) -> None:
     folder, paths = indexed
 
-    def no_reading(path):
+    def no_reading(path, *args, **kwargs):
         raise AssertionError(f"read {path}")
 
+    monkeypatch.setattr(corpus, "open", no_reading, raising=False)  # not even sniffed again
     monkeypatch.setattr(corpus, "read_document", no_reading)
     monkeypatch.setattr(corpus, "content_hash", no_reading)
     monkeypatch.setattr(indexing, "_load_hasher", no_reading)

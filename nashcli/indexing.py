@@ -16,12 +16,13 @@ writes); a damaged ``meta.sqlite`` gets a whole new collection built aside and t
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shlex
 import stat
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -704,19 +705,70 @@ def _retrain(
     report: IndexReport,
     reporter: Reporter,
 ):
-    """Read every document, fit features + model, encode all: (hasher, words, tfidf, metas)."""
-    texts: list[str] = []
+    """Fit features + model and encode every document: (hasher, words, tfidf, metas).
+
+    Within the hasher's training cap every document is read once and kept for the fit. Above
+    it only the training sample is read for the fit; then every document is read again, a batch
+    at a time, and encoded, so the texts of a million documents are never in memory at once.
+    """
+    hasher = _new_hasher(bits, device, seed, hasher_options)
+
+    def on_epoch(epoch: int, max_epochs: int, info: dict) -> None:
+        reporter.progress("training", epoch, max_epochs)
+
     metas: list[DocMeta] = []
-    root = report.root
+    sample = hasher.training_sample(len(found))
+    if sample is None:
+        texts = []
+        for text, meta in _read_documents(found, stored, report, reporter, "reading"):
+            texts.append(text)
+            metas.append(meta)
+        _check_readable(texts, report.root)
+        reporter.progress("training", 0, None)
+        hasher.fit(texts, on_epoch=on_epoch)
+        words, tfidf = _encode(hasher, _batches(texts), reporter, len(texts))
+    else:
+        texts = []  # of the sample; a file it cannot read is reported by the second pass
+        for n, i in enumerate(sample, 1):
+            with contextlib.suppress(Exception):
+                texts.append(_read(found[i].path)[0])
+            reporter.progress("reading", n, len(sample))
+        _check_readable(texts, report.root)
+        reporter.progress("training", 0, None)
+        hasher.fit(texts, on_epoch=on_epoch, collection=len(found))
+        del texts
+
+        def every_text() -> Iterator[str]:
+            for text, meta in _read_documents(found, stored, report, reporter, "encoding"):
+                metas.append(meta)
+                yield text
+
+        words, tfidf = _encode(hasher, _batches(every_text()), None, len(found))
+        _check_readable(metas, report.root)
+    # An indexed file that cannot be read now keeps its entry in incremental updates, but not
+    # through a retrain: its code belongs to the old model and its text is not there to encode.
+    report.deleted = len(set(stored) - {m.path for m in metas})
+    return hasher, words, tfidf, metas
+
+
+def _read_documents(
+    found: Sequence[_Candidate],
+    stored: dict[str, DocRow],
+    report: IndexReport,
+    reporter: Reporter,
+    phase: str,
+) -> Iterator[tuple[str, DocMeta]]:
+    """(text, meta) of each readable candidate, counted in ``report`` as added, updated or
+    unchanged against ``stored``; an unreadable one is reported as skipped."""
     for n, c in enumerate(found, 1):
         try:
             h = _hash(c.path)
             text, title = _read(c.path)
         except Exception as error:  # noqa: BLE001 - any unreadable file is skipped, not fatal
-            report.skipped.append((_rel(c.path, root), _reason(error)))
+            report.skipped.append((_rel(c.path, report.root), _reason(error)))
             continue
         finally:
-            reporter.progress("reading", n, len(found))
+            reporter.progress(phase, n, len(found))
         old = stored.get(str(c.path))
         if old is None:
             report.added += 1
@@ -724,35 +776,34 @@ def _retrain(
             report.updated += 1
         else:
             report.unchanged += 1
-        texts.append(text)
-        metas.append(DocMeta(str(c.path), c.size, c.mtime_ns, h, title))
-    # An indexed file that cannot be read now keeps its entry in incremental updates, but not
-    # through a retrain: its code belongs to the old model and its text is not there to encode.
-    report.deleted = len(set(stored) - {m.path for m in metas})
-    if not texts:
+        yield text, DocMeta(str(c.path), c.size, c.mtime_ns, h, title)
+
+
+def _check_readable(documents: Sequence, root: Path) -> None:
+    if not documents:
         raise NashError(f"{root}: nothing to index, no readable text documents")
-    hasher = _new_hasher(bits, device, seed, hasher_options)
-
-    def on_epoch(epoch: int, max_epochs: int, info: dict) -> None:
-        reporter.progress("training", epoch, max_epochs)
-
-    reporter.progress("training", 0, None)
-    hasher.fit(texts, on_epoch=on_epoch)
-    words, tfidf = _encode(hasher, texts, reporter)
-    return hasher, words, tfidf, metas
 
 
-def _encode(hasher, texts: Sequence[str], reporter: Reporter):
-    """Packed codes (n, n_words) and tf-idf rows of ``texts``, with progress."""
+def _batches(texts: Iterable[str]) -> Iterator[list[str]]:
+    """``texts`` in lists of ``BATCH``."""
+    texts = iter(texts)
+    while batch := list(itertools.islice(texts, BATCH)):
+        yield batch
+
+
+def _encode(hasher, batches: Iterable[Sequence[str]], reporter: Reporter | None, total: int):
+    """Packed codes (n, n_words) and tf-idf rows of the texts in ``batches``, with progress
+    (of ``total``) unless ``reporter`` is None."""
     import scipy.sparse as sp
 
-    words, vectors = [], []
-    for start in range(0, len(texts), BATCH):
-        chunk = texts[start : start + BATCH]
-        x = hasher.vectorize(chunk)
+    words, vectors, done = [], [], 0
+    for batch in batches:
+        x = hasher.vectorize(batch)
         words.append(codes.pack_codes(hasher.encode_vectors(x)))
         vectors.append(x)
-        reporter.progress("encoding", min(start + BATCH, len(texts)), len(texts))
+        done += len(batch)
+        if reporter is not None:
+            reporter.progress("encoding", done, total)
     n_words = codes.n_words(hasher.n_bits)
     if not words:
         return np.zeros((0, n_words), dtype=np.uint64), sp.csr_matrix((0, 0))

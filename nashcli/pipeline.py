@@ -143,19 +143,37 @@ class SemanticHasher:
         self.train_info_: dict = {}
 
     # -- fit / encode ----------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], on_epoch: OnEpoch | None = None) -> SemanticHasher:
+    def training_sample(self, n_documents: int) -> np.ndarray | None:
+        """The sorted positions of the documents :meth:`fit` trains on out of ``n_documents``
+        (a random ``max_documents`` of them), or None when it trains on all. A caller with
+        more documents than it wants in memory reads these, and passes ``collection``."""
+        if self.max_documents is None or n_documents <= self.max_documents:
+            return None
+        rng = np.random.default_rng(self.seed)
+        return np.sort(rng.choice(n_documents, self.max_documents, replace=False))
+
+    def fit(
+        self,
+        texts: Sequence[str],
+        on_epoch: OnEpoch | None = None,
+        *,
+        collection: int | None = None,
+    ) -> SemanticHasher:
         """Learn the vocabulary and train the model on ``texts`` (unlabelled; ≥ 2 documents):
         every document (a random ``max_documents`` of them when there are more), for
-        ``max_epochs`` when given, else for the step schedule (:func:`scheduled_epochs`)."""
+        ``max_epochs`` when given, else for the step schedule (:func:`scheduled_epochs`).
+        ``collection``: how many documents ``texts`` were drawn from by
+        :meth:`training_sample` (recorded in ``train_info_``), when the caller drew them."""
         from nashcli import methods
 
         texts = list(texts)
         if len(texts) < MIN_DOCUMENTS:
             raise NashError(f"need at least {MIN_DOCUMENTS} documents to learn codes from")
-        collection = len(texts)
-        if self.max_documents is not None and collection > self.max_documents:
-            pick = np.random.default_rng(self.seed).choice(collection, self.max_documents, False)
-            texts = [texts[i] for i in np.sort(pick)]
+        pick = self.training_sample(len(texts))
+        if collection is None:
+            collection = len(texts)
+        if pick is not None:
+            texts = [texts[i] for i in pick]
         problem = make_problem(texts, [], [], **self.feature_kw)
         max_epochs = self.max_epochs
         if max_epochs is None:

@@ -381,6 +381,51 @@ def test_name_taken_by_another_folder(indexed, tmp_path: Path) -> None:
     assert report.documents == 6
 
 
+def test_above_the_training_cap_documents_are_encoded_a_batch_at_a_time(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A folder larger than the cap is fitted on its sample and encoded while it is read
+    (a million texts must not sit in memory): the codes are those of a hasher fitted with the
+    same cap in memory, and a file that cannot be read is reported once."""
+    from nashcli import codes
+    from nashcli.pipeline import SemanticHasher
+
+    folder = tmp_path / "big"
+    make_docs(folder, per_topic=8)
+    monkeypatch.setattr(indexing, "BATCH", 5)
+    reads: list[Path] = []
+    real_read = indexing._read
+
+    def counting_read(path: Path):
+        reads.append(path)
+        return real_read(path)
+
+    monkeypatch.setattr(indexing, "_read", counting_read)
+    options = {"max_documents": 8, "max_epochs": 3}
+    report = index_folder(folder, hasher_options=options)
+    assert report.added == report.documents == 24
+    assert len(reads) == 24 + 8  # the sample twice: to fit, then to encode with the rest
+    with Collection.open("big").snapshot() as snap:
+        docs = snap.live_docs()
+        stored = snap.codes_of([d.row for d in docs])
+    texts = [corpus.read_text(d.path) for d in docs]
+    hasher = SemanticHasher(n_bits=64, seed=0, **options).fit(texts)
+    assert hasher.train_info_["documents"] == 8
+    assert np.array_equal(stored, codes.pack_codes(hasher.encode(texts)))
+
+    denied = Path(docs[3].path)
+
+    def denying_read(path: Path):
+        if path == denied:
+            raise PermissionError(13, "Permission denied")
+        return real_read(path)
+
+    monkeypatch.setattr(indexing, "_read", denying_read)
+    report = index_folder(folder, retrain=True, hasher_options=options)
+    assert report.skipped == [(str(denied.relative_to(folder)), "permission denied")]
+    assert report.deleted == 1 and report.documents == 23
+
+
 def test_tiny_collection(tmp_path: Path) -> None:
     folder = tmp_path / "two"
     folder.mkdir()

@@ -48,8 +48,11 @@ def tokenize(text: str) -> list[str]:
     so are one-letter tokens of space-separated scripts (as scikit-learn's default pattern does).
     """
     text = unicodedata.normalize("NFKC", text).lower()
+    words = _WORD.findall(text)
+    if text.isascii() or _CJK.search(text) is None:  # most text: the words are the tokens
+        return [word for word in words if len(word) > 1 and not word.isdigit()]
     tokens: list[str] = []
-    for word in _WORD.findall(text):
+    for word in words:
         pos = 0
         for run in _CJK.finditer(word):
             _add_plain(word[pos : run.start()], tokens)

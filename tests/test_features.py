@@ -37,6 +37,13 @@ def test_tokenize_korean_and_accents():
     assert tokenize("Café 한국어") == ["café", "한국", "국어"]
 
 
+def test_tokenize_gives_a_word_the_same_tokens_whether_or_not_the_text_has_cjk():
+    """Text without CJK (most of it) takes a shorter path; a word must not notice."""
+    latin = "Ünïcode ﬁne, snake_case v2 x 42 ＡＢＣ straße"
+    assert tokenize(latin) == ["ünïcode", "fine", "snake", "case", "v2", "abc", "straße"]
+    assert tokenize(latin + " 東京") == tokenize(latin) + ["東京"]
+
+
 def test_features_counts_and_tfidf_share_vocabulary():
     f = TfidfFeatures(max_features=50).fit(DOCS)
     counts = f.counts(DOCS)

@@ -21,7 +21,12 @@ An engine edit makes every method's runs stale by hash, even a method it does no
 ``--carry-over`` re-runs, with the edited engine, one recorded cell per method (and one
 supervised cell where there are any) in its recorded number of threads; a method whose figures
 come out identical to the last digit keeps its runs (``results/engine_equivalences.jsonl``), any
-other is reported and re-run as usual.
+other is reported and re-run as usual. A recorded figure can also differ because the machine
+did (another CPU's float kernels: a change at the 6th decimal that grows through training):
+``--carry-over --reference REV`` then re-runs each differing cell with the engine of git
+revision REV as well (its hash must be the recorded engine's), here; where the edited engine
+matches it to the last digit, the edit is shown not to change the method's figures, and the
+equivalence line says the comparison was made on this machine.
 """
 
 from __future__ import annotations
@@ -35,13 +40,17 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from operator import itemgetter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+#: The checkout whose engine is imported and hashed: this one, or, for a ``--reference`` re-run
+#: (a child process), a worktree of an earlier commit.
+ENGINE_ROOT = Path(os.environ.get("NASH_ENGINE_ROOT") or ROOT)
+sys.path.insert(0, str(ENGINE_ROOT))
 
 from nashcli import evaluation  # noqa: E402
 from nashcli.datasets import load_dataset  # noqa: E402
@@ -123,7 +132,7 @@ def engine_fingerprint(method: str) -> str:
     # All of methods.py, not only fit_model: its helpers (k-NN graph use, pseudo-labels, target
     # mixing) decide results too, and an edit there once left a stale run looking current.
     for name in SOURCES.get(kind, SOURCES["nash"] + ("baselines.py",)):
-        digest.update(name.encode() + b"\0" + (ROOT / "nashcli" / name).read_bytes())
+        digest.update(name.encode() + b"\0" + (ENGINE_ROOT / "nashcli" / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -586,6 +595,13 @@ def newest_engine_runs(runs: list[dict]) -> tuple[list[dict], dict[str, str]]:
     return latest(kept), engines
 
 
+def machines(runs: list[dict]) -> str:
+    """The CPUs the runs were measured on, with how many each (figures can differ between
+    CPUs in the last digits, which grow through training)."""
+    cpus = Counter(r.get("machine", {}).get("cpu", "unknown") for r in runs)
+    return " and ".join(f"{cpu} ({n:,} runs)" for cpu, n in cpus.most_common())
+
+
 def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) -> None:
     current, prints = newest_engine_runs(runs)
     all_bits = sorted({r["bits"] for r in current if r["bits"]} | set(bits))
@@ -601,7 +617,7 @@ def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) 
         "Per method, only runs of the engine version that ran it most recently are shown "
         "(per-method source hashes in eval_tables.json; commits "
         f"{', '.join(sorted({r['commit'] for r in current}))}); "
-        f"machine: {meta['machine']['cpu']}, {meta['machine']['usable_cores']} usable cores "
+        f"machines: {machines(current)}, {meta['machine']['usable_cores']} usable cores "
         f"(shared with other jobs), torch {meta['machine']['torch']}, device "
         f"{meta['machine']['device']}; last update {meta['updated']}.",
         "",
@@ -611,7 +627,9 @@ def write_reports(out_dir: Path, runs: list[dict], meta: dict, bits: list[int]) 
         lines += [
             f"{carried_runs} of these runs were measured by an earlier engine and count as the "
             "current one's because `--carry-over` re-ran a recorded cell of their method with "
-            f"the current engine and got identical figures (`{EQUIVALENCES}`).",
+            "the current engine and got identical figures, or, run on another CPU than the "
+            "record, figures identical to the recorded engine's re-run there "
+            f"(`{EQUIVALENCES}`).",
             "",
         ]
     for table_id in table_order(current):
@@ -693,7 +711,7 @@ def carry_over(args: argparse.Namespace, prints: dict[str, str], meta: dict) -> 
             for rows in ([r for r in mine if r["supervised"] == s] for s in (False, True))
             if rows
         ]
-        same = True
+        same, here = True, []
         for old in checks:
             threads = old.get("machine", {}).get("torch_threads") or 1
             torch.set_num_threads(threads)
@@ -708,8 +726,24 @@ def carry_over(args: argparse.Namespace, prints: dict[str, str], meta: dict) -> 
             append_run(log, record)
             figures = [(old[f], record[f]) for f in FIGURES]
             identical = all(a == b for a, b in figures)
-            same = same and identical
             shown = ", ".join(f"{a:.6f} -> {b:.6f}" for a, b in figures)
+            if not identical and args.reference:
+                again = reference_run(old, engine, threads, args)
+                if again is None:
+                    why = f"{args.reference}'s engine is not {engine}, no reference"
+                    print(f"    DIFFERENT: {shown} ({why})", flush=True)
+                    same = False
+                    continue
+                figures = [(again[f], record[f]) for f in FIGURES]
+                identical = all(a == b for a, b in figures)
+                shown = (
+                    f"recorded {', '.join(f'{old[f]:.6f}' for f in FIGURES)}; here, "
+                    f"{engine} at {args.reference} -> edited engine: "
+                    + ", ".join(f"{a:.6f} -> {b:.6f}" for a, b in figures)
+                )
+                if identical:
+                    here.append(list(run_key(old)))
+            same = same and identical
             print(f"    {'identical' if identical else 'DIFFERENT'}: {shown}", flush=True)
         if same:
             append_run(
@@ -719,6 +753,11 @@ def carry_over(args: argparse.Namespace, prints: dict[str, str], meta: dict) -> 
                     "from": engine,
                     "to": prints[method],
                     "reproduced": [list(run_key(r)) for r in checks],
+                    **(
+                        {"reference": args.reference, "compared_on_this_machine": here}
+                        if here
+                        else {}
+                    ),
                     "commit": meta["commit"],
                     "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 },
@@ -732,6 +771,37 @@ def carry_over(args: argparse.Namespace, prints: dict[str, str], meta: dict) -> 
     runs = read_log(args.out)
     write_reports(args.out, runs, {**meta, "updated": max(r["date"] for r in runs)}, args.bits)
     return 1 if differed else 0
+
+
+def reference_run(run: dict, engine: str, threads: int, args: argparse.Namespace) -> dict | None:
+    """``run`` re-run here with the engine of git revision ``args.reference`` (a child process
+    over a temporary worktree); None when that revision's engine for the method is not
+    ``engine``, the one that made the recorded figures."""
+    with tempfile.TemporaryDirectory(prefix="nash-reference-") as scratch:
+        tree = Path(scratch) / "tree"
+        git = ["git", "-C", str(ROOT), "worktree"]
+        subprocess.run([*git, "add", "--detach", str(tree), args.reference], check=True)
+        try:
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--run-cell",
+                json.dumps({field: run[field] for field in PLAN_FIELDS}),
+                "--methods",
+                run["method"],
+                "--threads",
+                str(threads),
+                "--data-dir",
+                str(args.data_dir),
+                "--device",
+                args.device,
+            ]
+            env = dict(os.environ, NASH_ENGINE_ROOT=str(tree))
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+        finally:
+            subprocess.run([*git, "remove", "--force", str(tree)], check=False)
+    record = json.loads(out.stdout.strip().splitlines()[-1])
+    return record if record["engine"] == engine else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -780,6 +850,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "where the figures are identical, that method's older runs count as current",
     )
     parser.add_argument(
+        "--reference",
+        metavar="REV",
+        help="with --carry-over: where a figure differs from the record, re-run the cell here "
+        "with the engine of git revision REV too, and compare the edited engine with that",
+    )
+    parser.add_argument("--run-cell", help=argparse.SUPPRESS)  # a --reference child's one cell
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 lets two copies share 2 cores)"
     )
     parser.add_argument("--stop-after", type=float, default=None, help="minutes; no new run after")
@@ -826,6 +903,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.readme:
         print(readme_snippet(newest_engine_runs(recorded)[0], args.bits))
+        return 0
+    if args.run_cell:
+        print(json.dumps(execute(json.loads(args.run_cell), args, problems, prints, meta)))
         return 0
     if args.carry_over:
         return carry_over(args, prints, meta)

@@ -743,15 +743,92 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(histogram_doc,
+             "histogram(distances, hits, counts, hit_counts)\n--\n\n"
+             "Per row of distances (int32 (q, n)) and hits (bool (q, n)): how many of the row's "
+             "entries lie at each distance, into counts (int64 (q, width)), and how many of those "
+             "are hits, into hit_counts (int64 (q, width)); both are added to, so pass zeros. "
+             "Every distance must lie in 0..width-1 (ValueError otherwise).");
+
+static PyObject *py_histogram(PyObject *self, PyObject *args) {
+    PyObject *d_obj, *h_obj, *c_obj, *hc_obj;
+    if (!PyArg_ParseTuple(args, "OOOO", &d_obj, &h_obj, &c_obj, &hc_obj)) return NULL;
+    Py_buffer dv, hv, cv, hcv;
+    int have_d = 0, have_h = 0, have_c = 0, have_hc = 0;
+    PyObject *result = NULL;
+    if (PyObject_GetBuffer(d_obj, &dv, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    have_d = 1;
+    if (PyObject_GetBuffer(h_obj, &hv, PyBUF_C_CONTIGUOUS) < 0) goto done;
+    have_h = 1;
+    if (PyObject_GetBuffer(c_obj, &cv, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) goto done;
+    have_c = 1;
+    if (PyObject_GetBuffer(hc_obj, &hcv, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) goto done;
+    have_hc = 1;
+    size_t entries = (size_t)dv.len / 4;
+    /* counts' length is q × width: q is the rows of distances, given by the caller's shapes. */
+    if (dv.len % 4 || (size_t)hv.len != entries || cv.len != hcv.len || cv.len % 8 ||
+        ((uintptr_t)dv.buf) % 4 || ((uintptr_t)cv.buf) % 8 || ((uintptr_t)hcv.buf) % 8) {
+        PyErr_SetString(PyExc_ValueError,
+                        "histogram: distances int32 (q, n), hits bool (q, n), counts and "
+                        "hit_counts int64 (q, width), all C-contiguous and aligned");
+        goto done;
+    }
+    Py_ssize_t q = PyObject_Length(d_obj);
+    if (q < 0) goto done;
+    size_t cells = (size_t)cv.len / 8;
+    if (q == 0 || entries == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (entries % (size_t)q || cells % (size_t)q) {
+        PyErr_SetString(PyExc_ValueError, "histogram: rows of distances and counts differ");
+        goto done;
+    }
+    size_t n = entries / (size_t)q, width = cells / (size_t)q;
+    const int32_t *dist = (const int32_t *)dv.buf;
+    const uint8_t *hit = (const uint8_t *)hv.buf;
+    int64_t *counts = (int64_t *)cv.buf, *hit_counts = (int64_t *)hcv.buf;
+    int out_of_range = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t i = 0; i < (size_t)q && !out_of_range; i++) {
+        const int32_t *d = dist + i * n;
+        const uint8_t *h = hit + i * n;
+        int64_t *c = counts + i * width, *hc = hit_counts + i * width;
+        for (size_t j = 0; j < n; j++) {
+            uint32_t v = (uint32_t)d[j]; /* negatives wrap to huge values: out of range */
+            if (v >= width) {
+                out_of_range = 1;
+                break;
+            }
+            c[v] += 1;
+            hc[v] += h[j] != 0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (out_of_range) {
+        PyErr_Format(PyExc_ValueError, "histogram: a distance outside 0..%zu", width - 1);
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    if (have_hc) PyBuffer_Release(&hcv);
+    if (have_c) PyBuffer_Release(&cv);
+    if (have_h) PyBuffer_Release(&hv);
+    if (have_d) PyBuffer_Release(&dv);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"topk", py_topk, METH_VARARGS, topk_doc},
     {"distances", py_distances, METH_VARARGS, distances_doc},
+    {"histogram", py_histogram, METH_VARARGS, histogram_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_hamming",
-    "Compiled Hamming top-k and distances over bit planes (see nashcli.search).", -1, methods,
+    "Compiled Hamming top-k and distances over bit planes (see nashcli.search), and the "
+    "per-distance histograms of precision@k (see nashcli.metrics).", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__hamming(void) {

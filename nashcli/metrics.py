@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from nashcli.codes import pack_codes, to_planes
-from nashcli.search import hamming_distances
+from nashcli.search import _hamming, hamming_distances
 
 
 def label_hits(query_labels: np.ndarray, db_labels: np.ndarray) -> np.ndarray:
@@ -61,17 +61,64 @@ def _split_at_kth(
     return k, (closer & hits).sum(axis=1), k - closer.sum(axis=1), distances == kth
 
 
-def _tie_aware(hits_closer, slots, tied, hits, k: int) -> np.ndarray:
+def _expected_precision(hits_closer, slots, tied_hits, tied, k: int) -> np.ndarray:
     """Per query: the expected precision@k over a uniformly random order of the tied documents."""
-    return (hits_closer + slots * (tied & hits).sum(axis=1) / tied.sum(axis=1)) / k
+    return (hits_closer + slots * tied_hits / tied) / k
+
+
+def distance_histograms(
+    distances: np.ndarray, hits: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts, hit_counts)``, int64 (q, width): per query, how many database documents lie
+    at each distance and how many of those are hits. Every distance must be in 0..width-1.
+
+    Precision@k needs no more than these: the k-th distance, the hits closer than it and the
+    documents and hits tied at it. One pass of the compiled kernel where it was built
+    (``nashcli._hamming``), else one ``np.bincount``.
+    """
+    distances = np.ascontiguousarray(distances, dtype=np.int32)
+    hits = np.ascontiguousarray(hits, dtype=bool)
+    q = distances.shape[0]
+    kernel = getattr(_hamming, "histogram", None)
+    if kernel is not None:
+        counts, hit_counts = np.zeros((q, width), np.int64), np.zeros((q, width), np.int64)
+        kernel(distances, hits, counts, hit_counts)
+        return counts, hit_counts
+    if distances.size and (distances.min() < 0 or distances.max() >= width):
+        raise ValueError(f"a distance outside 0..{width - 1}")
+    key = distances.astype(np.intp)
+    key *= 2
+    key += hits
+    key += (np.arange(q, dtype=np.intp) * (2 * width))[:, None]
+    both = np.bincount(key.ravel(), minlength=q * 2 * width).reshape(q, width, 2)
+    return both.sum(axis=2), np.ascontiguousarray(both[:, :, 1])
 
 
 def tie_aware_precision(distances: np.ndarray, hits: np.ndarray, k: int) -> float:
     """Mean tie-aware precision@k alone: :func:`precision_from_distances`'s second figure without
-    the positional one (whose cumulative sums over the whole matrix are most of its time)."""
+    the positional one, which needs the documents' order and so the whole matrix again.
+
+    Small non-negative integer distances (Hamming) go through :func:`distance_histograms`:
+    the same figure, to the last bit, in 6 ms instead of 62 ms for 777 × 6,992 distances (a
+    training run scores its validation codes after every epoch: 7 s of a 75 s faithful run).
+    """
+    distances = np.asarray(distances)
     hits = np.asarray(hits, dtype=bool)
-    k, hits_closer, slots, tied = _split_at_kth(np.asarray(distances), hits, k)
-    return float(_tie_aware(hits_closer, slots, tied, hits, k).mean())
+    if np.issubdtype(distances.dtype, np.integer) and distances.size > 0:
+        smallest, largest = int(distances.min()), int(distances.max())
+        if smallest >= 0 and largest <= COUNTABLE_DISTANCE:
+            k = min(k, distances.shape[1])
+            counts, hit_counts = distance_histograms(distances, hits, largest + 1)
+            seen = np.cumsum(counts, axis=1)
+            kth = np.argmax(seen >= k, axis=1)
+            rows = np.arange(len(kth))
+            tied, tied_hits = counts[rows, kth], hit_counts[rows, kth]
+            closer = seen[rows, kth] - tied
+            hits_closer = np.cumsum(hit_counts, axis=1)[rows, kth] - tied_hits
+            return float(_expected_precision(hits_closer, k - closer, tied_hits, tied, k).mean())
+    k, hits_closer, slots, tied = _split_at_kth(distances, hits, k)
+    tied_hits = (tied & hits).sum(axis=1)
+    return float(_expected_precision(hits_closer, slots, tied_hits, tied.sum(axis=1), k).mean())
 
 
 def precision_from_distances(
@@ -86,7 +133,8 @@ def precision_from_distances(
     distances = np.asarray(distances)
     hits = np.asarray(hits, dtype=bool)
     k, hits_closer, slots, tied = _split_at_kth(distances, hits, k)
-    tie_aware = _tie_aware(hits_closer, slots, tied, hits, k)
+    tied_hits = (tied & hits).sum(axis=1)
+    tie_aware = _expected_precision(hits_closer, slots, tied_hits, tied.sum(axis=1), k)
     # Positional: the first `slots` tied documents in database order.
     tied_hits_in_order = np.cumsum(tied & hits, axis=1)
     tied_in_order = np.cumsum(tied, axis=1)

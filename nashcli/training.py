@@ -85,18 +85,43 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+def row_parts(x: sp.csr_matrix, rows: np.ndarray | slice):
+    """``(indptr, indices, data)`` of ``x[rows]``, as scipy's row indexing gives them.
+
+    A minibatch's rows gathered in numpy: scipy's indexing checks and wraps every call, which
+    was a tenth of a faithful Reuters training step (64 rows, 8 bits: 0.3 ms a step of 5.5).
+    ``rows`` may repeat and come in any order (a batch's neighbours do).
+    """
+    if isinstance(rows, slice):
+        part = x[rows]
+        return part.indptr, part.indices, part.data
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = x.indptr[rows].astype(np.int64)
+    lengths = x.indptr[rows + 1] - starts
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    at = np.arange(indptr[-1], dtype=np.int64) + np.repeat(starts - indptr[:-1], lengths)
+    return indptr, x.indices[at], x.data[at]
+
+
 def dense_rows(x: sp.csr_matrix, rows: np.ndarray | slice, device: torch.device) -> torch.Tensor:
     """Rows of a CSR matrix as a dense float32 tensor on ``device``."""
-    return torch.from_numpy(x[rows].toarray().astype(np.float32, copy=False)).to(device)
+    if isinstance(rows, slice) or not x.has_canonical_format:  # duplicates: toarray sums them
+        return torch.from_numpy(x[rows].toarray().astype(np.float32, copy=False)).to(device)
+    indptr, indices, data = row_parts(x, rows)
+    n_rows, width = len(indptr) - 1, x.shape[1]
+    out = np.zeros(n_rows * width, dtype=np.float32)
+    out[np.repeat(np.arange(n_rows, dtype=np.int64) * width, np.diff(indptr)) + indices] = data
+    return torch.from_numpy(out.reshape(n_rows, width)).to(device)
 
 
 def sparse_rows(x: sp.csr_matrix, rows: np.ndarray | slice, device: torch.device) -> SparseRows:
     """Rows of a CSR matrix as ``SparseRows`` on ``device`` (no dense copy)."""
-    part = x[rows]
+    indptr, indices, data = row_parts(x, rows)
     return SparseRows(
-        indices=torch.from_numpy(part.indices.astype(np.int64)).to(device),
-        offsets=torch.from_numpy(part.indptr[:-1].astype(np.int64)).to(device),
-        values=torch.from_numpy(part.data.astype(np.float32, copy=False)).to(device),
+        indices=torch.from_numpy(indices.astype(np.int64)).to(device),
+        offsets=torch.from_numpy(indptr[:-1].astype(np.int64)).to(device),
+        values=torch.from_numpy(data.astype(np.float32, copy=False)).to(device),
     )
 
 

@@ -7,7 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
+import nashcli.metrics as metrics
 from nashcli.metrics import (
+    distance_histograms,
     hamming_distance_matrix,
     kth_smallest,
     label_hits,
@@ -77,3 +79,59 @@ def test_kth_smallest_agrees_with_a_partition(distances: np.ndarray) -> None:
     for k in (1, 2, 100, distances.shape[1]):
         expected = np.partition(distances, k - 1, axis=1)[:, k - 1]
         assert np.array_equal(kth_smallest(distances, k), expected)
+
+
+HAMMING_CASES = [  # (distances, hits): healthy codes of 8-128 bits, and collapsed ones
+    (
+        hamming_distance_matrix(rng.random((40, bits)) < 0.5, rng.random((700, bits)) < 0.5),
+        rng.random((40, 700)) < share,
+    )
+    for rng, bits, share in [
+        (np.random.default_rng(5), 8, 0.1),
+        (np.random.default_rng(6), 32, 0.3),
+        (np.random.default_rng(7), 128, 0.05),
+        (np.random.default_rng(8), 1, 0.5),
+    ]
+]
+
+
+@pytest.fixture(params=["kernel", "numpy"])
+def histogram_backend(request, monkeypatch) -> str:
+    """Run a test with the compiled histogram kernel and with the numpy fallback."""
+    if request.param == "numpy":
+        monkeypatch.setattr(metrics, "_hamming", None)
+    elif getattr(metrics._hamming, "histogram", None) is None:
+        pytest.skip("the compiled kernel was not built")
+    return request.param
+
+
+@pytest.mark.parametrize("case", range(len(HAMMING_CASES)))
+def test_histograms_count_every_distance_and_hit(case: int, histogram_backend: str) -> None:
+    distances, hits = HAMMING_CASES[case]
+    width = int(distances.max()) + 3  # room above the largest distance stays empty
+    counts, hit_counts = distance_histograms(distances, hits, width)
+    expected, expected_hits = np.zeros_like(counts), np.zeros_like(hit_counts)
+    for row in range(len(distances)):
+        np.add.at(expected[row], distances[row], 1)
+        np.add.at(expected_hits[row], distances[row], hits[row].astype(np.int64))
+    assert np.array_equal(counts, expected) and np.array_equal(hit_counts, expected_hits)
+
+
+def test_histograms_refuse_distances_outside_their_width(histogram_backend: str) -> None:
+    hits = np.zeros((1, 3), dtype=bool)
+    for distances in ([[0, 1, 4]], [[0, -1, 2]]):
+        with pytest.raises(ValueError, match="outside 0..3"):
+            distance_histograms(np.array(distances, dtype=np.int32), hits, 4)
+
+
+@pytest.mark.parametrize("case", range(len(HAMMING_CASES)))
+def test_tie_aware_precision_from_histograms_is_the_same_to_the_last_bit(
+    case: int, histogram_backend: str
+) -> None:
+    # Training picks its best epoch by this figure: the histogram path must not move it at all.
+    distances, hits = HAMMING_CASES[case]
+    for k in (1, 7, 100, distances.shape[1]):
+        assert (
+            tie_aware_precision(distances, hits, k)
+            == precision_from_distances(distances, hits, k)[1]
+        )

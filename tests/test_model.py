@@ -266,3 +266,38 @@ def test_sparse_rows_with_no_words_at_the_end_or_at_all():
     for rows in (np.array([0, 1, 2]), np.array([1, 2])):
         sparse = project(model.encoder, sparse_rows(x, rows, cpu))
         assert torch.allclose(sparse, model.encoder(dense_rows(x, rows, cpu)))
+
+
+@pytest.mark.parametrize("bits", [8, 32, 128])
+def test_both_nash_dn_heads_from_one_pass_are_the_separate_heads_to_the_last_bit(
+    bits, monkeypatch
+):
+    """NASH-DN reads its sparse rows once for g(x) and log σ(x): the outputs and the gradients
+    must be exactly those of one pass per head, or every recorded result would move."""
+    import numpy as np
+
+    import nashcli.model
+    from nashcli.model import SparseRows, project, project_heads
+
+    monkeypatch.setattr(nashcli.model, "STACKED_HEADS_WIDTH", 2 * bits)  # one pass at any width
+
+    rng = np.random.default_rng(bits)
+    lengths = rng.integers(0, 120, size=40)  # some documents with no known word
+    indices = np.concatenate([rng.choice(5000, n, replace=False) for n in lengths])
+    rows = SparseRows(
+        indices=torch.from_numpy(indices).long(),
+        offsets=torch.from_numpy(np.concatenate([[0], np.cumsum(lengths)[:-1]])).long(),
+        values=torch.from_numpy(rng.random(len(indices)).astype(np.float32)),
+    )
+    torch.manual_seed(bits)
+    heads = (torch.nn.Linear(5000, bits), torch.nn.Linear(5000, bits))
+    upstream = (torch.randn(40, bits), torch.randn(40, bits))
+    results = []
+    for together in (False, True):
+        for head in heads:
+            head.zero_grad()
+        outs = project_heads(heads, rows) if together else [project(h, rows) for h in heads]
+        sum((out * g).sum() for out, g in zip(outs, upstream, strict=True)).backward()
+        results.append([*outs, *(p.grad.clone() for h in heads for p in h.parameters())])
+    for apart, together in zip(*results, strict=True):
+        assert torch.equal(apart, together)

@@ -336,3 +336,40 @@ def test_mixed_target_built_once_or_per_batch_is_the_same(monkeypatch):
     kept, left = training.mixed_target(target, mix)
     assert kept is target and left is mix
     assert training.mixed_target(target, None) == (target, None)
+
+
+def test_minibatch_rows_are_those_scipy_indexing_gives():
+    """The numpy row gather behind every training step: any order, repeats (a batch's
+    neighbours), empty rows, and a matrix with duplicate entries (summed, as ``toarray``)."""
+    import scipy.sparse as sp
+    import torch
+
+    from nashcli.training import dense_rows, row_parts, sparse_rows
+
+    rng = np.random.default_rng(0)
+    x = sp.random(30, 50, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    x.data[x.indptr[4] : x.indptr[5]] = 0.0
+    x.eliminate_zeros()
+    assert x[4].nnz == 0
+    cpu = torch.device("cpu")
+    duplicated = sp.csr_matrix(
+        (np.array([1.0, 2.0, 4.0], dtype=np.float32), np.array([3, 3, 7]), np.array([0, 3, 3]))
+    )
+    assert not duplicated.has_canonical_format
+    for matrix, rows in [
+        (x, rng.integers(0, 30, size=64)),  # unsorted, repeated
+        (x, np.array([4, 4, 0])),  # an empty row
+        (x, np.array([], dtype=np.int64)),
+        (x, slice(3, 9)),
+        (duplicated, np.array([1, 0, 0])),
+    ]:
+        expected = matrix[rows]
+        indptr, indices, data = row_parts(matrix, rows)
+        assert np.array_equal(indptr, expected.indptr)
+        assert np.array_equal(indices, expected.indices) and np.array_equal(data, expected.data)
+        assert torch.equal(
+            dense_rows(matrix, rows, cpu), torch.from_numpy(expected.toarray().astype(np.float32))
+        )
+        part = sparse_rows(matrix, rows, cpu)
+        assert np.array_equal(part.indices.numpy(), expected.indices)
+        assert np.array_equal(part.offsets.numpy(), expected.indptr[:-1])

@@ -24,7 +24,8 @@ come out identical to the last digit keeps its runs (``results/engine_equivalenc
 other is reported and re-run as usual. A recorded figure can also differ because the machine
 did (another CPU's float kernels: a change at the 6th decimal that grows through training):
 ``--carry-over --reference REV`` then re-runs each differing cell with the engine of git
-revision REV as well (its hash must be the recorded engine's), here; where the edited engine
+revision REV as well, by REV's own copy of this script (its hash of REV's engine must be the
+recorded engine's, so REV must be 1c41086 or later), here; where the edited engine
 matches it to the last digit, the edit is shown not to change the method's figures, and the
 equivalence line says the comparison was made on this machine.
 """
@@ -57,11 +58,13 @@ from nashcli.datasets import load_dataset  # noqa: E402
 
 #: Engine modules whose bytes decide each kind of method's results (the method's own spec is
 #: hashed too). All of methods.py counts, so any edit there makes every earlier run stale.
+#: metrics.py counts for trained models since 2026-12-06: its validation precision picks the
+#: epoch they keep.
 SOURCES = {
     "tfidf": ("features.py",),
     "lsh": ("features.py", "baselines.py", "methods.py"),
-    "vdsh": ("features.py", "baselines.py", "training.py", "methods.py"),
-    "nash": ("features.py", "model.py", "training.py", "methods.py"),
+    "vdsh": ("features.py", "baselines.py", "training.py", "methods.py", "metrics.py"),
+    "nash": ("features.py", "model.py", "training.py", "methods.py", "metrics.py"),
 }
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 EQUIVALENCES = "engine_equivalences.jsonl"
@@ -782,9 +785,13 @@ def reference_run(run: dict, engine: str, threads: int, args: argparse.Namespace
         git = ["git", "-C", str(ROOT), "worktree"]
         subprocess.run([*git, "add", "--detach", str(tree), args.reference], check=True)
         try:
+            # REV's own script: it hashes REV's engine as the recorded runs were hashed.
+            script = tree / "benchmarks" / "eval_tables.py"
+            if "--run-cell" not in script.read_text(encoding="utf-8"):
+                raise SystemExit(f"{args.reference}'s eval_tables.py cannot re-run one cell")
             cmd = [
                 sys.executable,
-                str(Path(__file__).resolve()),
+                str(script),
                 "--run-cell",
                 json.dumps({field: run[field] for field in PLAN_FIELDS}),
                 "--methods",

@@ -269,9 +269,7 @@ def test_sparse_rows_with_no_words_at_the_end_or_at_all():
 
 
 @pytest.mark.parametrize("bits", [8, 32, 128])
-def test_both_nash_dn_heads_from_one_pass_are_the_separate_heads_to_the_last_bit(
-    bits, monkeypatch
-):
+def test_both_nash_dn_heads_from_one_pass_are_the_separate_heads_to_the_last_bit(bits, monkeypatch):
     """NASH-DN reads its sparse rows once for g(x) and log σ(x): the outputs and the gradients
     must be exactly those of one pass per head, or every recorded result would move."""
     import numpy as np

@@ -37,12 +37,18 @@ UNCAPPED = (
 )
 
 
-def write_folder(folder: Path, docs: int, seed: int = 0) -> None:
-    """``docs`` text files, 1,000 a sub-folder."""
+def corpus_texts() -> list[str]:
+    """Every text of the three benchmark corpora, in file order (empty ones included)."""
     texts = []
     for name in SOURCES:
         with gzip.open(DATASETS / f"{name}.jsonl.gz", "rt", encoding="utf-8") as lines:
-            texts.extend(t for t in (json.loads(line)["text"] for line in lines) if t.strip())
+            texts.extend(json.loads(line)["text"] for line in lines)
+    return texts
+
+
+def write_folder(folder: Path, docs: int, seed: int = 0) -> None:
+    """``docs`` text files, 1,000 a sub-folder."""
+    texts = [text for text in corpus_texts() if text.strip()]
     rng = random.Random(seed)
     rng.shuffle(texts)
     for i in range(docs):

@@ -12,14 +12,12 @@ Run: ``python benchmarks/tokenizer.py [--repeat 3] [--json F]``.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import platform
 import time
 from pathlib import Path
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-SOURCES = ("20newsgroups_bydate", "reuters21578_modapte", "tmc2007_500_bow")
+from large_folder import corpus_texts
 
 
 def best_seconds(function, texts: list[str], repeat: int) -> float:
@@ -41,10 +39,7 @@ def main() -> None:
 
     from nashcli.features import tokenize
 
-    texts = []
-    for name in SOURCES:
-        with gzip.open(DATASETS / f"{name}.jsonl.gz", "rt", encoding="utf-8") as lines:
-            texts.extend(json.loads(line)["text"] for line in lines)
+    texts = corpus_texts()
     reference = CountVectorizer().build_analyzer()
     ours = best_seconds(tokenize, texts, args.repeat)
     sklearn = best_seconds(reference, texts, args.repeat)

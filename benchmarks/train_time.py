@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -75,17 +74,6 @@ def reference_tree(revision: str, scratch: Path) -> Path:
         [*build, "--build-temp", str(scratch / "build")], cwd=tree, check=True, capture_output=True
     )
     return tree
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:
@@ -157,6 +145,8 @@ def main() -> int:
             [*git, "status", "--porcelain", "--", "nashcli"], capture_output=True, text=True
         ).stdout.strip()
         commit += "-dirty" if changed else ""  # this tree's engine is not HEAD's
+        from eval_tables import cpu_name  # imports the engine: only where the figures are kept
+
         document = {
             "what": "nash eval train seconds, this tree against a reference revision, same run",
             "reference": args.reference,

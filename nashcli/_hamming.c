@@ -748,6 +748,7 @@ PyDoc_STRVAR(histogram_doc,
              "Per row of distances (int32 (q, n)) and hits (bool (q, n)): how many of the row's "
              "entries lie at each distance, into counts (int64 (q, width)), and how many of those "
              "are hits, into hit_counts (int64 (q, width)); both are added to, so pass zeros. "
+             "hits and hit_counts may both be None: the counts alone (the k-th distance). "
              "Every distance must lie in 0..width-1 (ValueError otherwise).");
 
 static PyObject *py_histogram(PyObject *self, PyObject *args) {
@@ -758,16 +759,26 @@ static PyObject *py_histogram(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     if (PyObject_GetBuffer(d_obj, &dv, PyBUF_C_CONTIGUOUS) < 0) goto done;
     have_d = 1;
-    if (PyObject_GetBuffer(h_obj, &hv, PyBUF_C_CONTIGUOUS) < 0) goto done;
-    have_h = 1;
+    int with_hits = h_obj != Py_None;
+    if (with_hits != (hc_obj != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "histogram: hits and hit_counts are both None or neither");
+        goto done;
+    }
+    if (with_hits) {
+        if (PyObject_GetBuffer(h_obj, &hv, PyBUF_C_CONTIGUOUS) < 0) goto done;
+        have_h = 1;
+    }
     if (PyObject_GetBuffer(c_obj, &cv, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) goto done;
     have_c = 1;
-    if (PyObject_GetBuffer(hc_obj, &hcv, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) goto done;
-    have_hc = 1;
+    if (with_hits) {
+        if (PyObject_GetBuffer(hc_obj, &hcv, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) goto done;
+        have_hc = 1;
+    }
     size_t entries = (size_t)dv.len / 4;
     /* counts' length is q × width: q is the rows of distances, given by the caller's shapes. */
-    if (dv.len % 4 || (size_t)hv.len != entries || cv.len != hcv.len || cv.len % 8 ||
-        ((uintptr_t)dv.buf) % 4 || ((uintptr_t)cv.buf) % 8 || ((uintptr_t)hcv.buf) % 8) {
+    if (dv.len % 4 || cv.len % 8 || ((uintptr_t)dv.buf) % 4 || ((uintptr_t)cv.buf) % 8 ||
+        (with_hits &&
+         ((size_t)hv.len != entries || cv.len != hcv.len || ((uintptr_t)hcv.buf) % 8))) {
         PyErr_SetString(PyExc_ValueError,
                         "histogram: distances int32 (q, n), hits bool (q, n), counts and "
                         "hit_counts int64 (q, width), all C-contiguous and aligned");
@@ -786,14 +797,14 @@ static PyObject *py_histogram(PyObject *self, PyObject *args) {
     }
     size_t n = entries / (size_t)q, width = cells / (size_t)q;
     const int32_t *dist = (const int32_t *)dv.buf;
-    const uint8_t *hit = (const uint8_t *)hv.buf;
-    int64_t *counts = (int64_t *)cv.buf, *hit_counts = (int64_t *)hcv.buf;
+    const uint8_t *hit = with_hits ? (const uint8_t *)hv.buf : NULL;
+    int64_t *counts = (int64_t *)cv.buf, *hit_counts = with_hits ? (int64_t *)hcv.buf : NULL;
     int out_of_range = 0;
     Py_BEGIN_ALLOW_THREADS
     for (size_t i = 0; i < (size_t)q && !out_of_range; i++) {
         const int32_t *d = dist + i * n;
-        const uint8_t *h = hit + i * n;
-        int64_t *c = counts + i * width, *hc = hit_counts + i * width;
+        const uint8_t *h = hit ? hit + i * n : NULL;
+        int64_t *c = counts + i * width, *hc = hit ? hit_counts + i * width : NULL;
         for (size_t j = 0; j < n; j++) {
             uint32_t v = (uint32_t)d[j]; /* negatives wrap to huge values: out of range */
             if (v >= width) {
@@ -801,7 +812,7 @@ static PyObject *py_histogram(PyObject *self, PyObject *args) {
                 break;
             }
             c[v] += 1;
-            hc[v] += h[j] != 0;
+            if (h) hc[v] += h[j] != 0; /* the same branch every time: predicted */
         }
     }
     Py_END_ALLOW_THREADS

@@ -31,23 +31,25 @@ COUNTABLE_DISTANCE = 256
 def kth_smallest(distances: np.ndarray, k: int) -> np.ndarray:
     """(q,) the k-th smallest value of each row of ``distances`` (1 <= k <= columns).
 
-    Hamming distances are small non-negative integers, so each row's histogram (one
-    ``np.bincount`` over the whole matrix) finds the k-th without a selection. That also avoids
+    Hamming distances are small non-negative integers, so each row's histogram
+    (:func:`distance_histograms`) finds the k-th without a selection. That avoids
     ``np.partition``'s worst case: codes that have collapsed early in training tie almost every
-    distance, and partitioning 777 × 6,992 such distances took 370-400 ms against 17-25 ms
-    counted (1.4-2× faster on healthy codes, ``benchmarks/metrics.py``). Other distances
-    (floats, negatives) are partitioned.
+    distance, and partitioning 777 × 6,992 such distances took 40-48 ms against 16-18 ms
+    counted; healthy codes, 6-7 ms partitioned and 6-11 ms counted (``benchmarks/metrics.py``,
+    medians, two runs on an Intel Xeon).
+    Other distances (floats, negatives) are partitioned.
     """
-    q, n = distances.shape
     integral = np.issubdtype(distances.dtype, np.integer) and distances.size > 0
     largest = int(distances.max()) if integral else None
     if integral and largest <= COUNTABLE_DISTANCE and distances.min() >= 0:
-        width = largest + 1
-        dtype = np.int32 if q * width < 2**31 else np.int64
-        shifted = distances.astype(dtype, copy=False) + (np.arange(q, dtype=dtype) * width)[:, None]
-        counts = np.bincount(shifted.ravel(), minlength=q * width).reshape(q, width)
-        return np.argmax(np.cumsum(counts, axis=1) >= k, axis=1).astype(distances.dtype)
+        counts, _ = distance_histograms(distances, None, largest + 1)
+        return _kth_distance(np.cumsum(counts, axis=1), k).astype(distances.dtype)
     return np.partition(distances, k - 1, axis=1)[:, k - 1]
+
+
+def _kth_distance(seen: np.ndarray, k: int) -> np.ndarray:
+    """(q,) the k-th smallest distance of each query, from its cumulative histogram ``seen``."""
+    return np.argmax(seen >= k, axis=1)
 
 
 def _split_at_kth(
@@ -67,31 +69,37 @@ def _expected_precision(hits_closer, slots, tied_hits, tied, k: int) -> np.ndarr
 
 
 def distance_histograms(
-    distances: np.ndarray, hits: np.ndarray, width: int
-) -> tuple[np.ndarray, np.ndarray]:
+    distances: np.ndarray, hits: np.ndarray | None, width: int
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``(counts, hit_counts)``, int64 (q, width): per query, how many database documents lie
-    at each distance and how many of those are hits. Every distance must be in 0..width-1.
+    at each distance and how many of those are hits (``None`` without ``hits``: the k-th
+    distance needs the counts alone). Every distance must be in 0..width-1.
 
     Precision@k needs no more than these: the k-th distance, the hits closer than it and the
     documents and hits tied at it. One pass of the compiled kernel where it was built
     (``nashcli._hamming``), else one ``np.bincount``.
     """
     distances = np.ascontiguousarray(distances, dtype=np.int32)
-    hits = np.ascontiguousarray(hits, dtype=bool)
+    if hits is not None:
+        hits = np.ascontiguousarray(hits, dtype=bool)
     q = distances.shape[0]
     kernel = getattr(_hamming, "histogram", None)
     if kernel is not None:
-        counts, hit_counts = np.zeros((q, width), np.int64), np.zeros((q, width), np.int64)
+        counts = np.zeros((q, width), np.int64)
+        hit_counts = None if hits is None else np.zeros((q, width), np.int64)
         kernel(distances, hits, counts, hit_counts)
         return counts, hit_counts
     if distances.size and (distances.min() < 0 or distances.max() >= width):
         raise ValueError(f"a distance outside 0..{width - 1}")
+    slots = 1 if hits is None else 2  # each distance's bin, or its (not a hit, hit) pair
     key = distances.astype(np.intp)
-    key *= 2
-    key += hits
-    key += (np.arange(q, dtype=np.intp) * (2 * width))[:, None]
-    both = np.bincount(key.ravel(), minlength=q * 2 * width).reshape(q, width, 2)
-    return both.sum(axis=2), np.ascontiguousarray(both[:, :, 1])
+    if hits is not None:
+        key *= 2
+        key += hits
+    key += (np.arange(q, dtype=np.intp) * (slots * width))[:, None]
+    both = np.bincount(key.ravel(), minlength=q * slots * width).reshape(q, width, slots)
+    hit_counts = None if hits is None else np.ascontiguousarray(both[:, :, 1])
+    return both.sum(axis=2), hit_counts
 
 
 def tie_aware_precision(distances: np.ndarray, hits: np.ndarray, k: int) -> float:
@@ -111,7 +119,7 @@ def tie_aware_precision(distances: np.ndarray, hits: np.ndarray, k: int) -> floa
             k = min(k, distances.shape[1])
             counts, hit_counts = distance_histograms(distances, hits, largest + 1)
             seen = np.cumsum(counts, axis=1)
-            kth = np.argmax(seen >= k, axis=1)
+            kth = _kth_distance(seen, k)
             rows = np.arange(len(kth))
             tied, tied_hits = counts[rows, kth], hit_counts[rows, kth]
             closer = seen[rows, kth] - tied

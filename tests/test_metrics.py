@@ -75,7 +75,9 @@ def test_chunked_queries_give_the_same_precision() -> None:
         np.random.default_rng(4).random((30, 300)),  # cosine distances (exact TF-IDF)
     ],
 )
-def test_kth_smallest_agrees_with_a_partition(distances: np.ndarray) -> None:
+def test_kth_smallest_agrees_with_a_partition(
+    distances: np.ndarray, histogram_backend: str
+) -> None:
     for k in (1, 2, 100, distances.shape[1]):
         expected = np.partition(distances, k - 1, axis=1)[:, k - 1]
         assert np.array_equal(kth_smallest(distances, k), expected)
@@ -117,11 +119,22 @@ def test_histograms_count_every_distance_and_hit(case: int, histogram_backend: s
     assert np.array_equal(counts, expected) and np.array_equal(hit_counts, expected_hits)
 
 
+@pytest.mark.parametrize("case", range(len(HAMMING_CASES)))
+def test_histograms_without_hits_count_the_same(case: int, histogram_backend: str) -> None:
+    distances, hits = HAMMING_CASES[case]
+    width = int(distances.max()) + 1
+    counts, hit_counts = distance_histograms(distances, None, width)
+    assert hit_counts is None
+    assert np.array_equal(counts, distance_histograms(distances, hits, width)[0])
+
+
 def test_histograms_refuse_distances_outside_their_width(histogram_backend: str) -> None:
     hits = np.zeros((1, 3), dtype=bool)
     for distances in ([[0, 1, 4]], [[0, -1, 2]]):
         with pytest.raises(ValueError, match="outside 0..3"):
             distance_histograms(np.array(distances, dtype=np.int32), hits, 4)
+        with pytest.raises(ValueError, match="outside 0..3"):
+            distance_histograms(np.array(distances, dtype=np.int32), None, 4)
 
 
 @pytest.mark.parametrize("case", range(len(HAMMING_CASES)))

@@ -319,11 +319,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _holder(directory: Path) -> str:
-    """Who holds the writer lock of ``directory``, for messages: "another nash process (pid
-    1234: nash index ~/notes)", as its ``writer.pid`` says while that process lives."""
+def _holder(holder_file: Path) -> str:
+    """Who holds a lock, for messages: "another nash process (pid 1234: nash index ~/notes)",
+    as its ``holder_file`` (a writer's ``writer.pid``) says while that process lives."""
     try:
-        info = json.loads((directory / _HOLDER).read_text(encoding="utf-8"))
+        info = json.loads(holder_file.read_text(encoding="utf-8"))
         pid = int(info["pid"])
         command = str(info.get("command") or "nash")
     except (OSError, ValueError, KeyError, TypeError):
@@ -333,20 +333,55 @@ def _holder(directory: Path) -> str:
     return f"another nash process (pid {pid}: {command})"
 
 
-def _write_holder(directory: Path) -> None:
+def _write_holder(holder_file: Path) -> None:
     """Record this process as the lock holder (best effort: only messages read it)."""
     argv = [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "nash", *sys.argv[1:]]
     if argv[0] in ("-c", "__main__.py", ""):
         argv[0] = "nash"
-    tmp = directory / f".{_HOLDER}.{os.getpid()}"
+    tmp = holder_file.with_name(f".{holder_file.name}.{os.getpid()}")
     with contextlib.suppress(OSError):
         tmp.write_text(json.dumps({"pid": os.getpid(), "command": shlex.join(argv)}))
-        os.replace(tmp, directory / _HOLDER)
+        os.replace(tmp, holder_file)
 
 
-def _clear_holder(directory: Path) -> None:
+def _clear_holder(holder_file: Path) -> None:
     with contextlib.suppress(OSError):
-        (directory / _HOLDER).unlink()
+        holder_file.unlink()
+
+
+@contextlib.contextmanager
+def training_turn(name: str, on_wait: Callable[[str], None]) -> Iterator[bool]:
+    """Hold collection ``name``'s training lock while this process fits a model for it.
+
+    Two processes that would both fit one collection's model (two `nash index` of a new folder
+    at once, a `nash index` beside a watcher's retrain) take turns rather than train twice and
+    keep the later model. Yields whether it had to wait: then the caller decides again, with the
+    other's model in place (a first index or a due retrain usually has nothing left to fit).
+    ``on_wait`` gets one line naming the process waited for. Waits without a limit: a fit takes
+    minutes, and Ctrl-C stops the wait. The lock lives in the state dir, not in the collection's
+    folder, which a failed first index removes.
+    """
+    from filelock import FileLock, Timeout
+
+    base = paths.ensure_dir(paths.state_dir())
+    holder_file = base / f"train-{name}.pid"
+    lock = FileLock(str(base / f"train-{name}.lock"))
+    waited = False
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        waited = True
+        on_wait(
+            f"{_holder(holder_file)} is training a model for collection {name!r}; "
+            "waiting for it to finish (Ctrl-C to stop)"
+        )
+        lock.acquire()
+    try:
+        _write_holder(holder_file)
+        yield waited
+    finally:
+        _clear_holder(holder_file)
+        lock.release()
 
 
 @contextlib.contextmanager
@@ -362,7 +397,7 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         lock.acquire(timeout=timeout)
     except Timeout:
         raise IndexBusyError(
-            f"index {name!r} is busy: {_holder(directory)} is updating it; "
+            f"index {name!r} is busy: {_holder(directory / _HOLDER)} is updating it; "
             "try again when it has finished"
         ) from None
     except FileNotFoundError:  # forgotten (renamed away) while we waited for the lock
@@ -420,8 +455,8 @@ def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
         _remove_directory(name, directory, timeout)
     except IndexBusyError:
         raise IndexBusyError(
-            f"collection {name!r} is being updated by {_holder(directory)}; stop it (or let it "
-            f"finish), then run: nash forget {name}"
+            f"collection {name!r} is being updated by {_holder(directory / _HOLDER)}; stop it "
+            f"(or let it finish), then run: nash forget {name}"
         ) from None
     _sweep_debris(collections_dir())  # what a killed rebuild (of any collection) left
     return root
@@ -1076,7 +1111,7 @@ class Collection:
             raise CollectionGoneError(self.name)
         with _locked(self.directory, self.name, timeout):
             self._check_still_here()
-            _write_holder(self.directory)
+            _write_holder(self.directory / _HOLDER)
             try:
                 w = Writer(self)
                 try:
@@ -1084,7 +1119,7 @@ class Collection:
                 finally:
                     w.close()
             finally:
-                _clear_holder(self.directory)
+                _clear_holder(self.directory / _HOLDER)
 
     def _check_still_here(self) -> None:
         """Under the lock: is the directory still the collection this object opened? A `nash

@@ -16,6 +16,7 @@ writes); a damaged ``meta.sqlite`` gets a whole new collection built aside and t
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import shlex
@@ -42,6 +43,7 @@ from nashcli.index import (
     collections_dir,
     list_collections,
     name_for_folder,
+    training_turn,
 )
 from nashcli.paths import look_at
 
@@ -67,15 +69,29 @@ LOCK_TIMEOUT = 10.0
 SWITCH_TIMEOUT = 120.0
 
 
+FIRST_INDEX = "first index"  # the retrain reason of a collection's first model
+
+
+class _FirstIndexAbandoned(CollectionGoneError):
+    """The first index this process waited for stopped and removed the new collection (Ctrl-C,
+    an error): :func:`index_folder` creates it again and indexes it itself."""
+
+
 class Reporter(Protocol):
     """Progress sink: the CLI shows bars, library users pass nothing."""
 
     def progress(self, phase: str, completed: int, total: int | None) -> None:
         """``phase`` is 'crawling', 'reading', 'training' or 'encoding'; total None = unknown."""
 
+    def note(self, message: str) -> None:
+        """One line about a delay the user should know of (waiting for another process)."""
+
 
 class _Silent:
     def progress(self, phase: str, completed: int, total: int | None) -> None:
+        pass
+
+    def note(self, message: str) -> None:
         pass
 
 
@@ -334,27 +350,34 @@ def index_folder(
     if moving:  # the user says the collection's folder went here (moved or renamed)
         _move_root(collection, root, found, lock_timeout)
 
+    index_into = functools.partial(
+        _index,
+        found=found,
+        skipped=skipped,
+        bits=bits,
+        device=device,
+        seed=seed,
+        hasher_options=hasher_options,
+        reporter=reporter,
+        lock_timeout=lock_timeout,
+        hashers=hashers,
+        excluded=frozenset(excluded),
+        max_bytes=max_bytes,
+    )
     if damage is None:
         created = collection is None
         if collection is None:
             collection = _create_once(name, root, bits or 64, lock_timeout)
+        index_into = functools.partial(index_into, retrain=retrain)
         try:
-            _index(
-                collection,
-                found,
-                skipped,
-                report,
-                bits,
-                retrain,
-                device,
-                seed,
-                hasher_options,
-                reporter,
-                lock_timeout,
-                hashers,
-                excluded=frozenset(excluded),
-                max_bytes=max_bytes,
-            )
+            try:
+                index_into(collection, report=report)
+            except _FirstIndexAbandoned:
+                if not create:
+                    raise CollectionGoneError(name) from None
+                created, collection = True, _create_once(name, root, bits or 64, lock_timeout)
+                report = IndexReport(collection=name, root=root)
+                index_into(collection, report=report)
         except BaseException as error:
             if (
                 not created
@@ -371,22 +394,7 @@ def index_folder(
     if damage is not None:
         staged = Collection.create(name, root, bits or 64, staged=True)
         try:  # built beside the damaged collection, which stays as it is until the switch
-            _index(
-                staged,
-                found,
-                skipped,
-                report,
-                bits,
-                True,
-                device,
-                seed,
-                hasher_options,
-                reporter,
-                lock_timeout,
-                damage=damage,
-                excluded=frozenset(excluded),
-                max_bytes=max_bytes,
-            )
+            index_into(staged, report=report, retrain=True, damage=damage)
             staged.install(timeout=max(lock_timeout, SWITCH_TIMEOUT))
         except BaseException:
             with contextlib.suppress(NashError, OSError):
@@ -563,13 +571,16 @@ def _index(
 
     A retrain reads, fits and encodes *without* the writer lock (it takes a minute or more, and a
     watcher's short updates must not wait that long); it takes the lock only to switch to the
-    new generation, then re-applies whatever a watcher committed in the meantime. Damaged
+    new generation, then re-applies whatever a watcher committed in the meantime. It holds the
+    collection's training turn (:func:`~nashcli.index.training_turn`) throughout: one that had
+    to wait for another process's fit decides again, usually finding nothing left to train. Damaged
     generation files (or model) are replaced the same way: the documents recorded in
     ``meta.sqlite`` are all a retrain needs of the old generation.
     """
     root = report.root
     for path, reason in skipped.items():
         report.skipped.append((_rel(Path(path), root), reason))
+    keep = {path: reason for path, reason in skipped.items() if path not in excluded}
 
     def look(snap: Snapshot):
         if snap.generation:
@@ -578,58 +589,72 @@ def _index(
         stored = {d.path: d for d in snap.live_docs()}
         return stored, snap.generation, snap.rows, snap.trained_docs
 
-    try:
-        stored, generation, rows, trained = collection.read(look)
-    except DamagedCollectionError as error:
-        if error.what == "meta.sqlite":
-            raise
-        damage = error
-        stored = collection.recorded_docs()
-        generation, rows, trained = -1, 0, 0
-    keep = {path: reason for path, reason in skipped.items() if path not in excluded}
-    fresh, changed, gone = _plan(stored, found, keep)
-    why = ""
-    if damage is not None:
-        state = "could not be read" if damage.denied else "was damaged"
-        why = f"{REBUILT}: {damage.what} {state}, {damage.reason}"
-    elif generation == 0:
-        why = "first index"
-    elif retrain:
-        why = "--retrain"
-    elif len(found) < _min_documents():
-        pass  # too few to fit a model on: the model there encodes them (as `nash watch` does)
-    elif due_for_retrain(trained, rows - trained + len(fresh) + len(changed)):  # at most this
-        encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
-        if due_for_retrain(trained, encoded_since):
-            why = (
-                f"the collection changed by {encoded_since:,} "
-                f"document{'' if encoded_since == 1 else 's'} since the model was trained "
-                f"with {trained:,} in it"
+    def decide() -> tuple[str, dict[str, DocRow]]:
+        """Why to retrain ("" for an incremental update), and the stored documents."""
+        found_damage = damage  # a staged rebuild's; other damage is found by reading
+        try:
+            stored, generation, rows, trained = collection.read(look)
+        except DamagedCollectionError as error:
+            if error.what == "meta.sqlite":
+                raise
+            found_damage = error
+            stored = collection.recorded_docs()
+            generation, rows, trained = -1, 0, 0
+        fresh, changed, gone = _plan(stored, found, keep)
+        why = ""
+        if found_damage is not None:
+            state = "could not be read" if found_damage.denied else "was damaged"
+            why = f"{REBUILT}: {found_damage.what} {state}, {found_damage.reason}"
+        elif generation == 0:
+            why = FIRST_INDEX
+        elif retrain:
+            why = "--retrain"
+        elif len(found) < _min_documents():
+            pass  # too few to fit a model on: the model there encodes them (as `nash watch` does)
+        elif due_for_retrain(trained, rows - trained + len(fresh) + len(changed)):  # at most
+            encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
+            if due_for_retrain(trained, encoded_since):
+                why = (
+                    f"the collection changed by {encoded_since:,} "
+                    f"document{'' if encoded_since == 1 else 's'} since the model was trained "
+                    f"with {trained:,} in it"
+                )
+        return why, stored
+
+    why, stored = decide()
+    with contextlib.ExitStack() as turn:
+        # One fit per collection at a time; after waiting for another's, decide again.
+        if why and turn.enter_context(training_turn(collection.name, reporter.note)):
+            try:
+                why, stored = decide()
+            except CollectionGoneError:
+                if why == FIRST_INDEX:  # its creator stopped and removed it: not a forget
+                    raise _FirstIndexAbandoned(collection.name) from None
+                raise
+        if why:
+            if not found:
+                raise NashError(f"{root}: nothing to index, no text documents found")
+            report.retrained, report.retrain_reason = True, why
+            collection.check_writable()
+            target_bits = bits or collection.bits
+            hasher, words, tfidf, metas = _retrain(
+                found, stored, target_bits, device, seed, hasher_options, report, reporter
             )
-    if why:
-        if not found:
-            raise NashError(f"{root}: nothing to index, no text documents found")
-        report.retrained, report.retrain_reason = True, why
-        collection.check_writable()
-        target_bits = bits or collection.bits
-        hasher, words, tfidf, metas = _retrain(
-            found, stored, target_bits, device, seed, hasher_options, report, reporter
-        )
-        with collection.writer(timeout=max(lock_timeout, SWITCH_TIMEOUT)) as w:
-            w.remember_max_bytes(max_bytes)
-            current = w.live_docs()
-            w.new_generation(
-                hasher.save,
-                words,
-                tfidf,
-                metas,
-                method=hasher.method,
-                trained_docs=len(metas),
-                bits=target_bits,
-            )
-            _catch_up(w, hasher, stored, current, metas, report, reporter)
-            _finish(w, report)
-        return
+            with collection.writer(timeout=max(lock_timeout, SWITCH_TIMEOUT)) as w:
+                w.remember_max_bytes(max_bytes)
+                current = w.live_docs()
+                w.new_generation(
+                    hasher.save,
+                    words,
+                    tfidf,
+                    metas,
+                    method=hasher.method,
+                    trained_docs=len(metas),
+                    bits=target_bits,
+                )
+                _catch_up(w, hasher, stored, current, metas, report, reporter)
+                _finish(w, report)
+            return
     with collection.writer(timeout=lock_timeout) as w:
         w.remember_max_bytes(max_bytes)  # first: a run stopped midway dropped files by it
         stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile

@@ -192,6 +192,7 @@ class IndexProgress:
             transient=True,
         )
         self._tasks: dict[str, int] = {}
+        self._quiet = quiet
 
     def __enter__(self) -> IndexProgress:
         self._bars.__enter__()
@@ -199,6 +200,13 @@ class IndexProgress:
 
     def __exit__(self, *exc) -> None:
         self._bars.__exit__(*exc)
+
+    def note(self, message: str) -> None:
+        """One line on stderr above the bars (also where there are none), unless quiet."""
+        if not self._quiet:
+            self.console.print(
+                f"nash: note: {escape(plain(message))}", highlight=False, soft_wrap=True
+            )
 
     def progress(self, phase: str, completed: int, total: int | None) -> None:
         of = f"/{total:,}" if total else ""

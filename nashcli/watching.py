@@ -294,7 +294,8 @@ class Watcher:
     The index side is injected, so the mechanics are testable without a model:
     ``apply(upserts, deletions, moves)`` applies one chunk (``indexing.apply_changes``),
     ``catch_up()`` brings the whole collection up to date (``indexing.index_folder``),
-    ``retrain_due()`` / ``retrain()`` decide and perform a background retrain,
+    ``retrain_due()`` / ``retrain()`` decide and perform a background retrain (``retrain()``
+    returns False where it found none needed after all: another process had just retrained),
     ``make_is_ignored()`` returns the ignore predicate (rebuilt after ignore files change),
     ``admit(path)`` says why an existing file is no document (a :class:`corpus.Skipped`: binary,
     empty, too big) or None; one that is no document by those rules (``excluded``) also leaves
@@ -695,7 +696,9 @@ class Watcher:
 
         def _work() -> None:
             try:
-                self._retrain()
+                if self._retrain() is False:
+                    self._say("no retrain needed: another nash process has just retrained it")
+                    return
                 self.retrains += 1
                 self._say("retrained: new documents are encoded with the new model")
             except NashError as error:
@@ -792,6 +795,19 @@ def collection_for(target: str | Path) -> tuple[str, Path | None]:
     raise NashError(f"{target}: no such folder or collection")
 
 
+class _Notes:
+    """An ``indexing.Reporter`` for a watcher: no bars, its notes go to the watcher's log."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+
+    def progress(self, phase: str, completed: int, total: int | None) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        self._say(message)
+
+
 def make_watcher(
     root: Path,
     name: str,
@@ -814,12 +830,13 @@ def make_watcher(
     The catch-up pass is ``index_folder`` (it creates the collection on first use, and retrains
     when due); each chunk is ``apply_changes`` (new and changed documents are encoded with the
     current model, moves re-pathed, deletions dropped); ``retrain_due`` decides when a background
-    ``index_folder(retrain=True)`` fits a new model and switches generations.
+    ``index_folder`` fits a new model and switches generations.
     """
     from nashcli import indexing
     from nashcli.index import Collection, CollectionGoneError
 
     root = Path(root).expanduser().resolve()
+    reporter = reporter or _Notes(on_message or log.info)  # a wait for another's fit is logged
     due = threading.Event()  # set by the last report, so asking costs no extra query
     indexed = threading.Event()  # the first pass is done: a missing collection was forgotten
     hashers = indexing.HasherCache()  # the model, loaded once per generation, not per update
@@ -869,10 +886,10 @@ def make_watcher(
     def retrain_due() -> bool:
         return due.is_set() and indexing.retrain_due(Collection.open(name))
 
-    def retrain() -> Any:
-        documents = refit_in_subprocess(root, name, device, hasher_options)
+    def retrain() -> bool:
+        retrained = refit_in_subprocess(root, name, device, hasher_options)
         due.clear()
-        return documents
+        return retrained
 
     return Watcher(
         root,
@@ -916,7 +933,8 @@ def exit_when_orphaned(parent: int | None = None, interval: float = 1.0) -> thre
 def _refit(
     root: Path, name: str, device: str, hasher_options: dict | None, conn: Any, parent: int
 ) -> None:
-    """In a child process: refit the model on the whole folder; send back the outcome."""
+    """In a child process: refit the model on the whole folder where that is still due; send
+    back the outcome (whether it retrained)."""
     exit_when_orphaned(parent)  # first: the watcher may be killed while this starts up
     from nashcli import indexing
 
@@ -926,13 +944,12 @@ def _refit(
         report = indexing.index_folder(
             root,
             name=name,
-            retrain=True,
             device=device,
             hasher_options=hasher_options,
             lock_timeout=60.0,
             create=False,
         )
-        outcome = ("ok", report.documents)
+        outcome = ("ok", report.retrained)
     except Exception as error:  # noqa: BLE001 - reported by the parent
         outcome = ("error", str(error) if isinstance(error, NashError) else repr(error))
     try:
@@ -945,8 +962,12 @@ def _refit(
 
 def refit_in_subprocess(
     root: Path, name: str, device: str = "auto", hasher_options: dict | None = None
-) -> int:
-    """``index_folder(retrain=True)`` in a child process; the number of documents it indexed.
+) -> bool:
+    """A due retrain: ``index_folder`` in a child process; whether it retrained.
+
+    The child decides again whether the retrain is due, so that where another process (a `nash
+    index`) retrained the collection meanwhile, or while the child waited for its turn to train,
+    it updates the index with that model instead of fitting one more.
 
     A child, not a thread: the fit's memory (hundreds of MB of activations and allocator arenas)
     goes back to the system when it exits, so a long-running watcher stays small, and the fit
@@ -973,7 +994,7 @@ def refit_in_subprocess(
     child.join()
     if outcome[0] != "ok":
         raise NashError(str(outcome[1]))
-    return int(outcome[1])
+    return bool(outcome[1])
 
 
 def _warm_up(name: str, hashers: Any, device: str = "auto") -> None:

@@ -1,0 +1,99 @@
+"""Two processes that would fit one collection's model take turns: the second waits for the
+first's fit, says so, and then decides again with the first's model in place.
+
+Deterministic, not timing-based: the test holds the collection's training lock itself, starts a
+real `nash index` in a subprocess, and reads the one line it prints when it starts to wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_crash import NASH
+from test_indexing import FAST, make_docs
+
+from nashcli import indexing, watching
+from nashcli.index import Collection, training_turn
+from nashcli.indexing import index_folder
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "notes"
+    make_docs(root, per_topic=10)
+    return root.resolve()
+
+
+@contextlib.contextmanager
+def waiting_index(folder: Path):
+    """Hold the training lock of a new collection of ``folder`` (as a first `nash index` that is
+    training would), start a second `nash index` of it, and yield it once it waits."""
+    Collection.create("notes", folder, 64)  # what the first process made before training
+    with training_turn("notes", lambda message: None):
+        second = subprocess.Popen(
+            [sys.executable, "-c", NASH, "index", str(folder)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            line = second.stderr.readline()  # the note is its first line (no bars: not a tty)
+            assert "is training a model for collection 'notes'; waiting for it" in line, line
+            assert "Traceback" not in line
+            yield second
+        except BaseException:
+            second.kill()
+            second.wait()
+            raise
+
+
+def finish(second: subprocess.Popen) -> str:
+    out, err = second.communicate(timeout=240)
+    assert second.returncode == 0, err
+    assert "Traceback" not in err
+    return out
+
+
+def generation() -> int:
+    with Collection.open("notes").snapshot() as snap:
+        return snap.generation
+
+
+def test_a_second_first_index_waits_and_then_has_nothing_to_train(folder, monkeypatch) -> None:
+    with waiting_index(folder) as second:
+        # The first process trains (its turn is the lock this test holds) and switches.
+        monkeypatch.setattr(
+            indexing, "training_turn", lambda name, on_wait: contextlib.nullcontext()
+        )
+        first = index_folder(folder, hasher_options=FAST)
+        assert first.retrained and first.added == 30
+    out = finish(second)
+    assert "30 unchanged" in out and "model trained" not in out
+    assert generation() == 1  # one model, not two
+
+
+def test_a_second_first_index_trains_if_the_first_was_killed_before_its_model(folder) -> None:
+    with waiting_index(folder) as second:
+        pass  # the lock goes with the first process (kill -9): no model was written
+    out = finish(second)
+    assert "30 added" in out and "model trained (first index)" in out
+    assert generation() == 1
+
+
+def test_a_second_first_index_indexes_if_the_first_stopped_and_removed_it(folder) -> None:
+    with waiting_index(folder) as second:
+        Collection.open("notes").remove()  # a first index stopped by Ctrl-C leaves nothing
+    out = finish(second)
+    assert "30 added" in out and "model trained (first index)" in out
+    assert generation() == 1
+
+
+def test_a_watchers_refit_trains_no_second_model_after_another_retrain(folder) -> None:
+    index_folder(folder, hasher_options=FAST)
+    index_folder(folder, hasher_options=FAST, retrain=True)  # as a `nash index --retrain` would
+    assert watching.refit_in_subprocess(folder, "notes") is False  # no longer due
+    assert generation() == 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import itertools
 import os
 import shlex
@@ -123,6 +124,24 @@ class IndexReport:
         setattr(self, counter, getattr(self, counter) + 1)
         if len(self.changes) < CHANGES_KEPT:
             self.changes.append((kind, tuple(str(p) for p in paths)))
+
+
+@contextlib.contextmanager
+def bookkeeping() -> Iterator[None]:
+    """Pause the cyclic garbage collector while the crawl and the index's maps are built.
+
+    They are plain records (a path, a size, a time) and make no reference cycles, but each full
+    collection walks every object alive, and with 100k files' records alive the collector ran
+    often enough to take 0.4 s of a 2.4 s update of an unchanged folder. Reference counting
+    frees everything as usual meanwhile; the collector resumes (as it was) afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def due_for_retrain(trained_docs: int, encoded_since: int) -> bool:
@@ -330,19 +349,20 @@ def index_folder(
     skipped: dict[str, str] = {}
     excluded: set[str] = set()
     crawl_kw = {} if max_bytes is None else {"max_bytes": max_bytes}
-    if collection is not None and not moving:
-        with contextlib.suppress(DamagedCollectionError):  # _index says what is damaged
-            crawl_kw["known"] = collection.file_states()
-    for n, item in enumerate(corpus.crawl(root, **crawl_kw), 1):
-        path = item.path if item.path.is_absolute() else root / item.path
-        if isinstance(item, corpus.Skipped):
-            skipped[str(path)] = item.reason
-            if item.excluded:
-                excluded.add(str(path))
-        else:
-            found.append(_Candidate(path, item.size, item.mtime_ns))
-        if n % 64 == 0:  # a bar redrawn 10 times a second needs no call per file
-            reporter.progress("crawling", n, None)
+    with bookkeeping():
+        if collection is not None and not moving:
+            with contextlib.suppress(DamagedCollectionError):  # _index says what is damaged
+                crawl_kw["known"] = collection.file_states()
+        for n, item in enumerate(corpus.crawl(root, **crawl_kw), 1):
+            path = item.path if item.path.is_absolute() else root / item.path
+            if isinstance(item, corpus.Skipped):
+                skipped[str(path)] = item.reason
+                if item.excluded:
+                    excluded.add(str(path))
+            else:
+                found.append(_Candidate(path, item.size, item.mtime_ns))
+            if n % 64 == 0:  # a bar redrawn 10 times a second needs no call per file
+                reporter.progress("crawling", n, None)
     reporter.progress("crawling", len(found) + len(skipped), None)
     if (collection is None or moving) and not found:
         why = f" ({_skip_summary(skipped)})" if skipped else ""
@@ -621,7 +641,8 @@ def _index(
                 )
         return why, stored
 
-    why, stored = decide()
+    with bookkeeping():
+        why, stored = decide()
     with contextlib.ExitStack() as turn:
         # One fit per collection at a time; after waiting for another's, decide again.
         if why and turn.enter_context(training_turn(collection.name, reporter.note)):
@@ -657,8 +678,9 @@ def _index(
             return
     with collection.writer(timeout=lock_timeout) as w:
         w.remember_max_bytes(max_bytes)  # first: a run stopped midway dropped files by it
-        stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
-        fresh, changed, gone = _plan(stored, found, keep)
+        with bookkeeping():
+            stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
+            fresh, changed, gone = _plan(stored, found, keep)
         report.unchanged = len(found) - len(fresh) - len(changed)
         _apply(
             w,

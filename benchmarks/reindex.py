@@ -1,0 +1,125 @@
+"""Seconds of `nash index` on a large folder where nothing changed, this tree against git
+revision REV, in the same run.
+
+    python benchmarks/reindex.py --reference 98ca4b4 --docs 100000 [--repeat 5] [--json F]
+
+Writes ``--docs`` text files (``large_folder.write_folder``: the benchmark corpora, then
+variations of them), indexes them once with this tree (the model trains one epoch: what is timed
+never trains), then runs the whole ``nash index FOLDER`` command with each tree, REV's from a
+temporary git worktree, alternating which goes first, ``--repeat`` times each, on the same index.
+Every run must report every document unchanged. Prints the medians and their ratio (this tree
+over REV's): what a user waits for when re-indexing a large folder, or when a watcher starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_tables import cpu_name  # noqa: E402
+from large_folder import write_folder  # noqa: E402
+from train_time import ROOT, reference_tree  # noqa: E402
+
+FIRST_INDEX = (
+    "import sys; from nashcli.indexing import index_folder; "
+    "r = index_folder(sys.argv[1], hasher_options={'max_epochs': 1}); print(r.documents)"
+)
+
+
+def nash_index(tree: Path, folder: Path, env: dict) -> tuple[float, str]:
+    """One whole ``nash index FOLDER`` with the package under ``tree``: (seconds, summary)."""
+    run_cli = f"import sys; sys.path.insert(0, {str(tree)!r}); from nashcli.cli import main; main()"
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", run_cli, "index", str(folder)],
+        env=env,
+        cwd=tree,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return time.perf_counter() - start, out.stdout.splitlines()[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reference", required=True, help="git revision to compare with")
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    seconds: dict[str, list[float]] = {"reference": [], "this tree": []}
+    with tempfile.TemporaryDirectory(prefix="nash-reindex-") as scratch:
+        scratch = Path(scratch)
+        folder, env = scratch / "docs", dict(os.environ, NASH_HOME=str(scratch / "home"))
+        write_folder(folder, args.docs)
+        documents = subprocess.run(
+            [sys.executable, "-c", FIRST_INDEX, str(folder)],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        print(f"{documents} documents indexed", flush=True)
+        reference = reference_tree(args.reference, scratch)
+        try:
+            trees = [("reference", reference), ("this tree", ROOT)]
+            for repeat in range(args.repeat):
+                for name, tree in trees if repeat % 2 == 0 else trees[::-1]:
+                    took, summary = nash_index(tree, folder, env)
+                    if f"{int(documents):,} unchanged" not in summary:
+                        raise SystemExit(f"{name}: not everything unchanged: {summary}")
+                    seconds[name].append(took)
+                    print(f"repeat {repeat + 1}, {name}: {took:.2f} s", flush=True)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(reference)],
+                check=False,
+            )
+
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    ratio = medians["this tree"] / medians["reference"]
+    print(
+        f"\nnash index of {int(documents):,} unchanged documents, median of {args.repeat}: "
+        f"{args.reference} {medians['reference']:.2f} s -> this tree "
+        f"{medians['this tree']:.2f} s (ratio {ratio:.2f})"
+    )
+    if args.json:
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": dt.date.today().isoformat(),
+                    "commit": commit,
+                    "reference": args.reference,
+                    "cpu": cpu_name(),
+                    "documents": int(documents),
+                    "seconds": {k: [round(v, 3) for v in vs] for k, vs in seconds.items()},
+                    "medians": {k: round(v, 3) for k, v in medians.items()},
+                    "ratio": round(ratio, 3),
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

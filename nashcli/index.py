@@ -349,6 +349,26 @@ def _clear_holder(holder_file: Path) -> None:
         holder_file.unlink()
 
 
+def _training_files(name: str) -> tuple[Path, Path]:
+    """The training lock of collection ``name`` and the file naming its holder."""
+    base = paths.state_dir()
+    return base / f"train-{name}.lock", base / f"train-{name}.pid"
+
+
+def training_holder(name: str) -> str | None:
+    """Who trains collection ``name``'s model right now, for messages ("another nash process
+    (pid 1234: nash index ~/notes)"), or None: read from the holder file, which a process killed
+    mid-training leaves behind with a pid that no longer runs (so it takes no lock)."""
+    holder_file = _training_files(name)[1]
+    try:
+        pid = int(json.loads(holder_file.read_text(encoding="utf-8"))["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid() or not pid_alive(pid):
+        return None
+    return _holder(holder_file)
+
+
 @contextlib.contextmanager
 def training_turn(name: str, on_wait: Callable[[str], None]) -> Iterator[bool]:
     """Hold collection ``name``'s training lock while this process fits a model for it.
@@ -363,9 +383,9 @@ def training_turn(name: str, on_wait: Callable[[str], None]) -> Iterator[bool]:
     """
     from filelock import FileLock, Timeout
 
-    base = paths.ensure_dir(paths.state_dir())
-    holder_file = base / f"train-{name}.pid"
-    lock = FileLock(str(base / f"train-{name}.lock"))
+    paths.ensure_dir(paths.state_dir())
+    lock_file, holder_file = _training_files(name)
+    lock = FileLock(str(lock_file))
     waited = False
     try:
         lock.acquire(timeout=0)

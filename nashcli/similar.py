@@ -264,8 +264,15 @@ def find_similar(
 
 def _no_index_yet(collection: Collection) -> str:
     """Why a collection without a model cannot answer, and what to do about it."""
+    from nashcli.index import training_holder
     from nashcli.watching import is_watching  # (it probes the lock; OSError is handled there)
 
+    trainer = training_holder(collection.name)
+    if trainer is not None:  # a first `nash index` is under way
+        return (
+            f"collection {collection.name!r} has no index yet: {trainer} is building it; "
+            "ask again when it is done"
+        )
     if is_watching(collection.name):  # a watcher's first index is under way
         return (
             f"collection {collection.name!r} has no index yet: its watcher (nash watch) is "

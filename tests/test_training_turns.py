@@ -97,3 +97,34 @@ def test_a_watchers_refit_trains_no_second_model_after_another_retrain(folder) -
     index_folder(folder, hasher_options=FAST, retrain=True)  # as a `nash index --retrain` would
     assert watching.refit_in_subprocess(folder, "notes") is False  # no longer due
     assert generation() == 2
+
+
+def test_a_query_during_a_first_index_names_the_process_building_it(folder) -> None:
+    from typer.testing import CliRunner
+
+    from nashcli.cli import app
+
+    Collection.create("notes", folder, 64)
+    holder = subprocess.Popen(  # a first `nash index` that is training
+        [
+            sys.executable,
+            "-c",
+            "import time; from nashcli.index import training_turn\n"
+            "with training_turn('notes', print):\n"
+            "    print('training', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "training\n"
+        query = next(folder.rglob("*.txt"))
+        result = CliRunner().invoke(app, ["similar", str(query)])
+        assert result.exit_code != 0
+        assert f"has no index yet: another nash process (pid {holder.pid}" in result.output
+        assert "is building it; ask again when it is done" in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+    result = CliRunner().invoke(app, ["similar", str(query)])  # killed: nothing to wait for
+    assert f"has no index yet: run nash index {folder}" in result.output

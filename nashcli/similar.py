@@ -253,7 +253,7 @@ def find_similar(
     def search(snap: Snapshot) -> list[Hit]:
         heard.clear()
         if snap.generation == 0:
-            raise NashError(_no_index_yet(collection))
+            raise NashError(no_index_yet(collection))
         return search_snapshot(snap, _query(query, snap, heard.append), top, ranking, pool)
 
     hits = collection.read(search)  # again, if a retrain removes the model it is loading
@@ -262,7 +262,7 @@ def find_similar(
     return hits
 
 
-def _no_index_yet(collection: Collection) -> str:
+def no_index_yet(collection: Collection) -> str:
     """Why a collection without a model cannot answer, and what to do about it."""
     from nashcli.index import training_holder
     from nashcli.watching import is_watching  # (it probes the lock; OSError is handled there)

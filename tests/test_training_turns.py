@@ -128,3 +128,16 @@ def test_a_query_during_a_first_index_names_the_process_building_it(folder) -> N
         holder.wait()
     result = CliRunner().invoke(app, ["similar", str(query)])  # killed: nothing to wait for
     assert f"has no index yet: run nash index {folder}" in result.output
+
+
+def test_status_says_a_collection_without_a_model_has_no_index_yet(folder) -> None:
+    from typer.testing import CliRunner
+
+    from nashcli.cli import app
+
+    Collection.create("notes", folder, 64)  # a first index killed before its model
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 0
+    assert f"collection 'notes' has no index yet: run nash index {folder}" in result.output
+    index_folder(folder, hasher_options=FAST)
+    assert "no index yet" not in CliRunner().invoke(app, ["status"]).output

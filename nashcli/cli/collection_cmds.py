@@ -191,9 +191,10 @@ def status_command(
         IncompatibleCollectionError,
         survey_collections,
     )
+    from nashcli.similar import no_index_yet
     from nashcli.watching import is_watching
 
-    rows, damaged, labels = [], [], []
+    rows, damaged, labels, unindexed = [], [], [], []
     for entry in survey_collections():
         problem, summary = entry.problem, None
         if entry.collection is not None:
@@ -226,6 +227,8 @@ def status_command(
             )
             labels.append(state.upper())
             continue
+        if summary["generation"] == 0:  # a first index under way, or stopped before its model
+            unindexed.append(no_index_yet(entry.collection))
         rows.append(
             {
                 "name": summary["name"],
@@ -251,6 +254,8 @@ def status_command(
         render.output_console().print(render.status_table(rows))
     for row, label in zip(damaged, labels, strict=True):
         typer.echo(f"{row['name']}: {label}: {row['damaged']}")
+    for line in unindexed:
+        typer.echo(line)
 
 
 def _refuse_if_watched(name: str) -> None:

@@ -127,7 +127,7 @@ class IndexReport:
 
 
 @contextlib.contextmanager
-def bookkeeping() -> Iterator[None]:
+def _paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector while the crawl and the index's maps are built.
 
     They are plain records (a path, a size, a time) and make no reference cycles, but each full
@@ -349,7 +349,7 @@ def index_folder(
     skipped: dict[str, str] = {}
     excluded: set[str] = set()
     crawl_kw = {} if max_bytes is None else {"max_bytes": max_bytes}
-    with bookkeeping():
+    with _paused_gc():
         if collection is not None and not moving:
             with contextlib.suppress(DamagedCollectionError):  # _index says what is damaged
                 crawl_kw["known"] = collection.file_states()
@@ -641,7 +641,7 @@ def _index(
                 )
         return why, stored
 
-    with bookkeeping():
+    with _paused_gc():
         why, stored = decide()
     with contextlib.ExitStack() as turn:
         # One fit per collection at a time; after waiting for another's, decide again.
@@ -678,7 +678,7 @@ def _index(
             return
     with collection.writer(timeout=lock_timeout) as w:
         w.remember_max_bytes(max_bytes)  # first: a run stopped midway dropped files by it
-        with bookkeeping():
+        with _paused_gc():
             stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
             fresh, changed, gone = _plan(stored, found, keep)
         report.unchanged = len(found) - len(fresh) - len(changed)

@@ -165,7 +165,8 @@ def retrain_due(collection: Collection) -> bool:
 
 
 def _min_documents() -> int:
-    """The fewest documents a model is fitted on (imported late: queries never need it)."""
+    """The fewest documents a model is fitted on (imported late: queries and updates that
+    retrain nothing never need it)."""
     from nashcli.pipeline import MIN_DOCUMENTS
 
     return MIN_DOCUMENTS
@@ -629,9 +630,12 @@ def _index(
             why = FIRST_INDEX
         elif retrain:
             why = "--retrain"
+        elif not due_for_retrain(trained, rows - trained + len(fresh) + len(changed)):
+            pass  # not due even if every new and changed file is to encode (asked first: the
+            # update of an unchanged folder then never imports the trainer, 0.1 s)
         elif len(found) < _min_documents():
             pass  # too few to fit a model on: the model there encodes them (as `nash watch` does)
-        elif due_for_retrain(trained, rows - trained + len(fresh) + len(changed)):  # at most
+        else:
             encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
             if due_for_retrain(trained, encoded_since):
                 why = (

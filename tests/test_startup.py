@@ -74,3 +74,37 @@ def test_help_and_completion_do_not_import_heavy_libraries() -> None:
     assert offenders == {}, (
         f"heavy imports at startup (move them into the command body): {offenders}"
     )
+
+
+UPDATE_PROBE = r"""
+import json, sys
+from nashcli.cli import main
+
+sys.argv = ["nash", "index", "--quiet", sys.argv[1]]
+try:
+    main()
+except SystemExit as stop:
+    assert not stop.code, stop.code
+print("PROBE-RESULT " + json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})))
+"""
+
+
+def test_an_update_with_nothing_to_encode_imports_no_heavy_library(tmp_path) -> None:
+    """Re-indexing a folder where nothing changed is a crawl and a comparison: the model, its
+    trainer and scipy (a tenth of a second of the command) stay unloaded."""
+    from test_indexing import FAST, make_docs
+
+    from nashcli.indexing import index_folder
+
+    folder = tmp_path / "notes"
+    make_docs(folder, per_topic=10)
+    index_folder(folder, hasher_options=FAST)
+    result = subprocess.run(
+        [sys.executable, "-c", UPDATE_PROBE.format(heavy=HEAVY), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("PROBE-RESULT "))
+    assert json.loads(line.removeprefix("PROBE-RESULT ")) == []

@@ -12,6 +12,9 @@ Layout of ``paths.data_dir()/collections/<name>/``::
         tfidf.indices  int32 term ids
         tfidf.data     float32 weights
 
+and, in ``paths.state_dir()``, ``train-<name>.lock`` (+ ``.pid``, its holder): one model fit per
+collection at a time (:func:`training_turn`).
+
 Why it is crash-safe: plane and tf-idf bytes are written and fsynced *before* the SQLite
 transaction that raises the generation's committed row count, and readers map only committed
 rows, so bytes written by a writer that was killed are invisible (the next writer overwrites

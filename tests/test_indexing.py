@@ -708,3 +708,31 @@ def test_a_collection_emptied_takes_back_a_single_document(tmp_path: Path) -> No
     report = index_folder(folder, hasher_options=FAST)
     assert report.added == 1 and not report.retrained
     assert live_paths("two") == {str(first)}
+
+
+def test_the_garbage_collector_runs_again_after_an_update_that_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crawl pauses the cyclic collector (a large folder's records make no cycles); an
+    error in the middle must not leave it off for the rest of a long-lived process."""
+    import gc
+
+    folder = tmp_path / "notes"
+    make_docs(folder)
+    crawl = corpus.crawl
+
+    def failing_crawl(*args, **kwargs):
+        for n, item in enumerate(crawl(*args, **kwargs)):
+            if n == 5:
+                assert not gc.isenabled()  # paused while the records pile up
+                raise NashError("the disk went away")
+            yield item
+
+    monkeypatch.setattr(corpus, "crawl", failing_crawl)
+    assert gc.isenabled()
+    with pytest.raises(NashError, match="the disk went away"):
+        index_folder(folder)
+    assert gc.isenabled()
+    monkeypatch.setattr(corpus, "crawl", crawl)
+    index_folder(folder, hasher_options=FAST)
+    assert gc.isenabled()

@@ -610,6 +610,7 @@ def _index(
         stored = {d.path: d for d in snap.live_docs()}
         return stored, snap.generation, snap.rows, snap.trained_docs
 
+    @_paused_gc()
     def decide() -> tuple[str, dict[str, DocRow]]:
         """Why to retrain ("" for an incremental update), and the stored documents."""
         found_damage = damage  # a staged rebuild's; other damage is found by reading
@@ -645,8 +646,7 @@ def _index(
                 )
         return why, stored
 
-    with _paused_gc():
-        why, stored = decide()
+    why, stored = decide()
     with contextlib.ExitStack() as turn:
         # One fit per collection at a time; after waiting for another's, decide again.
         if why and turn.enter_context(training_turn(collection.name, reporter.note)):

@@ -403,6 +403,23 @@ def test_retrain_runs_in_the_background_and_changes_wait_for_it(folder, fake, ru
     wait_until(lambda: folder / "during.txt" in fake.upserts(), what="the queued change")
 
 
+def test_a_refit_another_process_made_unnecessary_is_not_counted(folder, fake, run_watcher):
+    due = [True]
+    messages: list[str] = []
+
+    def retrain():  # the refit found the model retrained by a `nash index` meanwhile
+        due[0] = False
+        return False
+
+    running = run_watcher(retrain_due=lambda: due[0], retrain=retrain, on_message=messages.append)
+    wait_until(
+        lambda: "no retrain needed: another nash process has just retrained it" in messages,
+        what="the refit's outcome",
+    )
+    assert running.watcher.retrains == 0
+    assert not any(m.startswith("retrained") for m in messages)
+
+
 def test_a_deleted_folder_stops_the_watcher_with_a_clear_message(folder, fake, run_watcher):
     running = run_watcher()
     shutil.rmtree(folder)

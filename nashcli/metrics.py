@@ -34,10 +34,10 @@ def kth_smallest(distances: np.ndarray, k: int) -> np.ndarray:
     Hamming distances are small non-negative integers, so each row's histogram
     (:func:`distance_histograms`) finds the k-th without a selection. That avoids
     ``np.partition``'s worst case: codes that have collapsed early in training tie almost every
-    distance, and partitioning 777 × 6,992 such distances took 40-48 ms against 16-18 ms
-    counted; healthy codes, 6-7 ms partitioned and 6-11 ms counted (``benchmarks/metrics.py``,
-    medians, two runs on an Intel Xeon).
-    Other distances (floats, negatives) are partitioned.
+    distance, and partitioning 777 × 6,992 such distances took 47-48 ms against 17-18 ms
+    counted; healthy codes, 6-7 ms partitioned and 8-11 ms counted (``benchmarks/metrics.py``,
+    medians of 7 on an Intel Xeon, ``results/metrics.json``). Other distances (floats,
+    negatives) are partitioned.
     """
     integral = np.issubdtype(distances.dtype, np.integer) and distances.size > 0
     largest = int(distances.max()) if integral else None

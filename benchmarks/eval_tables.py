@@ -52,6 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: (a child process), a worktree of an earlier commit.
 ENGINE_ROOT = Path(os.environ.get("NASH_ENGINE_ROOT") or ROOT)
 sys.path.insert(0, str(ENGINE_ROOT))
+sys.path.append(str(Path(__file__).resolve().parent))  # its neighbours, however it is loaded
+
+from revisions import reference_worktree  # noqa: E402
 
 from nashcli import evaluation  # noqa: E402
 from nashcli.datasets import load_dataset  # noqa: E402
@@ -784,33 +787,30 @@ def reference_run(run: dict, engine: str, threads: int, args: argparse.Namespace
     """``run`` re-run here with the engine of git revision ``args.reference`` (a child process
     over a temporary worktree); None when that revision's engine for the method is not
     ``engine``, the one that made the recorded figures."""
-    with tempfile.TemporaryDirectory(prefix="nash-reference-") as scratch:
-        tree = Path(scratch) / "tree"
-        git = ["git", "-C", str(ROOT), "worktree"]
-        subprocess.run([*git, "add", "--detach", str(tree), args.reference], check=True)
-        try:
-            # REV's own script: it hashes REV's engine as the recorded runs were hashed.
-            script = tree / "benchmarks" / "eval_tables.py"
-            if "--run-cell" not in script.read_text(encoding="utf-8"):
-                raise SystemExit(f"{args.reference}'s eval_tables.py cannot re-run one cell")
-            cmd = [
-                sys.executable,
-                str(script),
-                "--run-cell",
-                json.dumps({field: run[field] for field in PLAN_FIELDS}),
-                "--methods",
-                run["method"],
-                "--threads",
-                str(threads),
-                "--data-dir",
-                str(args.data_dir),
-                "--device",
-                args.device,
-            ]
-            env = dict(os.environ, NASH_ENGINE_ROOT=str(tree))
-            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-        finally:
-            subprocess.run([*git, "remove", "--force", str(tree)], check=False)
+    with (
+        tempfile.TemporaryDirectory(prefix="nash-reference-") as scratch,
+        reference_worktree(args.reference, Path(scratch)) as tree,
+    ):
+        # REV's own script: it hashes REV's engine as the recorded runs were hashed.
+        script = tree / "benchmarks" / "eval_tables.py"
+        if "--run-cell" not in script.read_text(encoding="utf-8"):
+            raise SystemExit(f"{args.reference}'s eval_tables.py cannot re-run one cell")
+        cmd = [
+            sys.executable,
+            str(script),
+            "--run-cell",
+            json.dumps({field: run[field] for field in PLAN_FIELDS}),
+            "--methods",
+            run["method"],
+            "--threads",
+            str(threads),
+            "--data-dir",
+            str(args.data_dir),
+            "--device",
+            args.device,
+        ]
+        env = dict(os.environ, NASH_ENGINE_ROOT=str(tree))
+        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
     record = json.loads(out.stdout.strip().splitlines()[-1])
     return record if record["engine"] == engine else None
 

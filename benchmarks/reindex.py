@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_tables import cpu_name  # noqa: E402
 from large_folder import write_folder  # noqa: E402
-from train_time import ROOT, reference_tree  # noqa: E402
+from revisions import ROOT, cli_command, reference_worktree  # noqa: E402
 
 FIRST_INDEX = (
     "import sys; from nashcli.indexing import index_folder; "
@@ -38,10 +38,9 @@ FIRST_INDEX = (
 
 def nash_index(tree: Path, folder: Path, env: dict) -> tuple[float, str]:
     """One whole ``nash index FOLDER`` with the package under ``tree``: (seconds, summary)."""
-    run_cli = f"import sys; sys.path.insert(0, {str(tree)!r}); from nashcli.cli import main; main()"
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", run_cli, "index", str(folder)],
+        cli_command(tree, "index", str(folder)),
         env=env,
         cwd=tree,
         check=True,
@@ -73,8 +72,7 @@ def main() -> int:
             text=True,
         ).stdout.strip()
         print(f"{documents} documents indexed", flush=True)
-        reference = reference_tree(args.reference, scratch)
-        try:
+        with reference_worktree(args.reference, scratch, kernel=True) as reference:
             trees = [("reference", reference), ("this tree", ROOT)]
             for repeat in range(args.repeat):
                 for name, tree in trees if repeat % 2 == 0 else trees[::-1]:
@@ -83,11 +81,6 @@ def main() -> int:
                         raise SystemExit(f"{name}: not everything unchanged: {summary}")
                     seconds[name].append(took)
                     print(f"repeat {repeat + 1}, {name}: {took:.2f} s", flush=True)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(reference)],
-                check=False,
-            )
 
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = medians["this tree"] / medians["reference"]

@@ -23,18 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from revisions import ROOT, cli_command, reference_worktree
+
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 FIGURES = ("precision_at_100", "precision_at_100_tie_aware")
 
 
 def eval_command(root: Path, args: argparse.Namespace) -> list[str]:
     """``nash eval`` run from the package under ``root`` (not whichever is installed)."""
-    run_cli = f"import sys; sys.path.insert(0, {str(root)!r}); from nashcli.cli import main; main()"
-    return [
-        sys.executable,
-        "-c",
-        run_cli,
+    return cli_command(
+        root,
         "eval",
         args.dataset,
         "--methods",
@@ -48,7 +46,7 @@ def eval_command(root: Path, args: argparse.Namespace) -> list[str]:
         "--device",
         "cpu",
         "--json",
-    ]
+    )
 
 
 def run_engine(root: Path, args: argparse.Namespace) -> dict:
@@ -59,21 +57,6 @@ def run_engine(root: Path, args: argparse.Namespace) -> dict:
         eval_command(root, args), env=env, cwd=root, check=True, capture_output=True, text=True
     )
     return {"wall_seconds": time.perf_counter() - start, **json.loads(out.stdout)}
-
-
-def reference_tree(revision: str, scratch: Path) -> Path:
-    """A worktree of ``revision`` under ``scratch`` with its compiled search kernel built."""
-    tree = scratch / "tree"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), revision],
-        check=True,
-        capture_output=True,
-    )
-    build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
-    subprocess.run(
-        [*build, "--build-temp", str(scratch / "build")], cwd=tree, check=True, capture_output=True
-    )
-    return tree
 
 
 def main() -> int:
@@ -90,19 +73,15 @@ def main() -> int:
     args = parser.parse_args()
 
     runs: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="nash-train-time-") as scratch:
-        reference = reference_tree(args.reference, Path(scratch))
-        try:
-            for repeat in range(args.repeat):
-                engines = [("reference", reference), ("this tree", ROOT)]
-                for name, root in engines if repeat % 2 == 0 else engines[::-1]:
-                    print(f"repeat {repeat + 1}: {name} ...", flush=True)
-                    runs.append({"engine": name, "repeat": repeat, **run_engine(root, args)})
-        finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(reference)],
-                check=False,
-            )
+    with (
+        tempfile.TemporaryDirectory(prefix="nash-train-time-") as scratch,
+        reference_worktree(args.reference, Path(scratch), kernel=True) as reference,
+    ):
+        for repeat in range(args.repeat):
+            engines = [("reference", reference), ("this tree", ROOT)]
+            for name, root in engines if repeat % 2 == 0 else engines[::-1]:
+                print(f"repeat {repeat + 1}: {name} ...", flush=True)
+                runs.append({"engine": name, "repeat": repeat, **run_engine(root, args)})
 
     rows, all_same = [], True
     for repeat in range(args.repeat):

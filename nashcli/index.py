@@ -322,18 +322,23 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _holder(holder_file: Path) -> str:
-    """Who holds a lock, for messages: "another nash process (pid 1234: nash index ~/notes)",
-    as its ``holder_file`` (a writer's ``writer.pid``) says while that process lives."""
+def _live_holder(holder_file: Path) -> str | None:
+    """ "another nash process (pid 1234: nash index ~/notes)", as ``holder_file`` (a writer's
+    ``writer.pid``) names it, or None where it names no other process that still runs."""
     try:
         info = json.loads(holder_file.read_text(encoding="utf-8"))
         pid = int(info["pid"])
         command = str(info.get("command") or "nash")
     except (OSError, ValueError, KeyError, TypeError):
-        return "another nash process"
+        return None
     if pid == os.getpid() or not pid_alive(pid):
-        return "another nash process"
+        return None
     return f"another nash process (pid {pid}: {command})"
+
+
+def _holder(holder_file: Path) -> str:
+    """Who holds a lock, for messages: :func:`_live_holder`, else "another nash process"."""
+    return _live_holder(holder_file) or "another nash process"
 
 
 def _write_holder(holder_file: Path) -> None:
@@ -362,14 +367,7 @@ def training_holder(name: str) -> str | None:
     """Who trains collection ``name``'s model right now, for messages ("another nash process
     (pid 1234: nash index ~/notes)"), or None: read from the holder file, which a process killed
     mid-training leaves behind with a pid that no longer runs (so it takes no lock)."""
-    holder_file = _training_files(name)[1]
-    try:
-        pid = int(json.loads(holder_file.read_text(encoding="utf-8"))["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if pid == os.getpid() or not pid_alive(pid):
-        return None
-    return _holder(holder_file)
+    return _live_holder(_training_files(name)[1])
 
 
 @contextlib.contextmanager

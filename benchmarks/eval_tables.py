@@ -62,12 +62,12 @@ from nashcli.datasets import load_dataset  # noqa: E402
 #: Engine modules whose bytes decide each kind of method's results (the method's own spec is
 #: hashed too). All of methods.py counts, so any edit there makes every earlier run stale.
 #: metrics.py counts for trained models since 2026-12-06: its validation precision picks the
-#: epoch they keep.
+#: epoch they keep. tokens.py counts since the tokenizer moved there out of features.py.
 SOURCES = {
-    "tfidf": ("features.py",),
-    "lsh": ("features.py", "baselines.py", "methods.py"),
-    "vdsh": ("features.py", "baselines.py", "training.py", "methods.py", "metrics.py"),
-    "nash": ("features.py", "model.py", "training.py", "methods.py", "metrics.py"),
+    "tfidf": ("tokens.py", "features.py"),
+    "lsh": ("tokens.py", "features.py", "baselines.py", "methods.py"),
+    "vdsh": ("tokens.py", "features.py", "baselines.py", "training.py", "methods.py", "metrics.py"),
+    "nash": ("tokens.py", "features.py", "model.py", "training.py", "methods.py", "metrics.py"),
 }
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 EQUIVALENCES = "engine_equivalences.jsonl"

@@ -1,4 +1,4 @@
-"""Time ``features.tokenize`` on the three benchmark corpora against scikit-learn's default
+"""Time ``tokens.tokenize`` on the three benchmark corpora against scikit-learn's default
 analyzer (lowercase, ``(?u)\\b\\w\\w+\\b``) on the same texts, in the same run.
 
 Tokenising is most of the cost of features (``nash index`` tokenises every document, the
@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     from sklearn.feature_extraction.text import CountVectorizer
 
-    from nashcli.features import tokenize
+    from nashcli.tokens import tokenize
 
     texts = corpus_texts()
     reference = CountVectorizer().build_analyzer()

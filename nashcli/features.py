@@ -1,5 +1,5 @@
-"""Documents to vectors: a Unicode tokenizer, TF-IDF features that save without pickle, and the
-train/validation/test ``Problem`` the models are fit on.
+"""Documents to vectors: TF-IDF features over the words of ``tokens.tokenize``, saved without
+pickle, and the train/validation/test ``Problem`` the models are fit on.
 
 The model reads two views of the same vocabulary: L2-normalised sublinear TF-IDF (the encoder's
 input) and raw term counts (the decoder's reconstruction target; the calibration found counts
@@ -10,8 +10,6 @@ a third view, TF-IDF over the training documents' whole vocabulary (``Problem.G_
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from nashcli.errors import NashError
+from nashcli.tokens import tokenize
 
 FORMAT_VERSION = 1
 
@@ -29,46 +28,6 @@ FORMAT_VERSION = 1
 # 20 Newsgroups VDSH release, 100-NN same-group precision of the graph's spectral embedding 0.578
 # with the 10k words, 0.592 with all 26.6k words in ≥ 2 posts (0.520 with 3k words).
 GRAPH_MIN_DF = 2
-
-# Letters and digits (no underscore: snake_case identifiers split into their words).
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-# Scripts written without spaces between words: Han, Hiragana, Katakana, Hangul syllables,
-# CJK compatibility ideographs and the supplementary ideograph planes.
-_CJK = re.compile(
-    r"[\u3040-\u309f\u30a0-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-    r"\U00020000-\U0002fa1f]+"
-)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercase word tokens of ``text``.
-
-    Runs of CJK characters become overlapping character bigrams (a lone character stays one
-    token), so a CJK sentence is not one giant token; tokens made only of digits are dropped, and
-    so are one-letter tokens of space-separated scripts (as scikit-learn's default pattern does).
-    """
-    text = unicodedata.normalize("NFKC", text).lower()
-    words = _WORD.findall(text)
-    if text.isascii() or _CJK.search(text) is None:  # most text: the words are the tokens
-        return [word for word in words if len(word) > 1 and not word.isdigit()]
-    tokens: list[str] = []
-    for word in words:
-        pos = 0
-        for run in _CJK.finditer(word):
-            _add_plain(word[pos : run.start()], tokens)
-            chars = run.group()
-            if len(chars) == 1:
-                tokens.append(chars)
-            else:
-                tokens.extend(chars[i : i + 2] for i in range(len(chars) - 1))
-            pos = run.end()
-        _add_plain(word[pos:], tokens)
-    return tokens
-
-
-def _add_plain(piece: str, tokens: list[str]) -> None:
-    if len(piece) > 1 and not piece.isdigit():
-        tokens.append(piece)
 
 
 def _analyze(text: str, stop_words: frozenset[str]) -> list[str]:

@@ -51,6 +51,7 @@ import numpy as np
 from nashcli import codes, paths
 from nashcli.errors import IndexBusyError, NashError
 from nashcli.model_files import model_problem
+from nashcli.vectors import SparseRows
 
 SCHEMA_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -785,25 +786,23 @@ class Snapshot:
         idx = np.asarray(rows, dtype=np.int64)
         return np.stack([plane[idx] for plane in self.planes], axis=1).astype(np.uint64)
 
-    def tfidf_of(self, rows: Sequence[int]):
-        """The stored tf-idf vectors of ``rows`` as a (len(rows), n_features) CSR matrix."""
-        import scipy.sparse as sp
-
-        rows = np.asarray(rows, dtype=np.int64)
-        starts = np.asarray(self._indptr[rows], dtype=np.int64)
-        lengths = np.asarray(self._indptr[rows + 1], dtype=np.int64) - starts
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        # Positions of every stored entry of the wanted rows, in row order (one gather).
-        take = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
-        indices = np.asarray(self._indices[take], dtype=np.int32)
-        data = np.asarray(self._data[take], dtype=np.float32)
+    def tfidf_rows(self, rows: Sequence[int]) -> SparseRows:
+        """The stored tf-idf vectors of ``rows``, in that order (plain arrays: no scipy import,
+        which a query cannot afford; :meth:`tfidf_of` gives a scipy CSR matrix)."""
+        stored = SparseRows(self._indptr, self._indices, self._data, self.n_features)
+        picked = stored.take(rows)
+        indices = np.asarray(picked.indices, dtype=np.int32)
+        data = np.asarray(picked.data, dtype=np.float32)
         if indices.size and (indices.min() < 0 or indices.max() >= self.n_features):
             # scipy does not check them, and sparse arithmetic on them crashes the process
             raise self._term_ids_damaged()
         if not np.isfinite(data).all():  # NaN scores would rank nothing and break --json
             raise self._weights_damaged()
-        return sp.csr_matrix((data, indices, indptr), shape=(len(rows), self.n_features))
+        return SparseRows(picked.indptr, indices, data, self.n_features)
+
+    def tfidf_of(self, rows: Sequence[int]):
+        """The stored tf-idf vectors of ``rows`` as a (len(rows), n_features) CSR matrix."""
+        return self.tfidf_rows(rows).to_scipy()
 
     def _term_ids_damaged(self) -> DamagedCollectionError:
         return self._collection.damaged(

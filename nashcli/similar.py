@@ -30,7 +30,6 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,9 +41,7 @@ from nashcli.index import (
     list_collections,
     survey_collections,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    import scipy.sparse as sp
+from nashcli.vectors import SparseRows
 
 #: Re-ranking pool (Hamming candidates re-ordered by tf-idf cosine), measured on 20 Newsgroups
 #: folders of 1k-10k documents (benchmarks/collections.py --pools, README "Re-ranking"): below
@@ -181,11 +178,9 @@ class LinearQueryEncoder:
             return None
         return cls(vocabulary, idf, sublinear, weight, bias)
 
-    def vectorize(self, texts):
-        """L2-normalised TF-IDF rows (CSR), as ``TfidfFeatures.transform``."""
-        import scipy.sparse as sp
-
-        from nashcli.features import tokenize
+    def vectorize_rows(self, texts) -> SparseRows:
+        """L2-normalised TF-IDF rows, as ``TfidfFeatures.transform`` (without scipy)."""
+        from nashcli.tokens import tokenize
 
         indptr, indices, data = [0], [], []
         for text in texts:
@@ -198,16 +193,24 @@ class LinearQueryEncoder:
             norm = np.sqrt(np.sum(values * values, dtype=np.float32))
             if norm > 0:
                 values = values / norm
-            indices.append(terms)
+            indices.append(terms.astype(np.int32))
             data.append(values.astype(np.float32))
             indptr.append(indptr[-1] + len(terms))
-        return sp.csr_matrix(
-            (np.concatenate(data), np.concatenate(indices), np.asarray(indptr)),
-            shape=(len(texts), len(self.idf)),
+        return SparseRows(
+            np.asarray(indptr, dtype=np.int64),
+            np.concatenate(indices) if indices else np.zeros(0, dtype=np.int32),
+            np.concatenate(data) if data else np.zeros(0, dtype=np.float32),
+            len(self.idf),
         )
 
+    def vectorize(self, texts):
+        """L2-normalised TF-IDF rows (CSR), as ``TfidfFeatures.transform``."""
+        return self.vectorize_rows(texts).to_scipy()
+
     def logits(self, x) -> np.ndarray:
-        """float32 (n, bits): g(x) = x·Wᵀ + b of TF-IDF rows."""
+        """float32 (n, bits): g(x) = x·Wᵀ + b of TF-IDF rows (SparseRows, or CSR for batches)."""
+        if isinstance(x, SparseRows):
+            return x.times_transposed(self.weight) + self.bias
         return np.asarray(x @ self.weight.T) + self.bias
 
     def encode_vectors(self, x) -> np.ndarray:
@@ -300,12 +303,13 @@ def check_query_file(query: Path | str) -> os.stat_result:
 
 @dataclass(frozen=True)
 class Query:
-    """What the search needs of a query: its packed code (n_words,) uint64, its tf-idf row (1, V
-    CSR), its own row when it is an indexed document (never its own neighbour), and the
-    encoder's bit probabilities σ(g(x)) (bits,), or None when the model has no linear encoder."""
+    """What the search needs of a query: its packed code (n_words,) uint64, its tf-idf row (one
+    row of V features), its own row when it is an indexed document (never its own neighbour),
+    and the encoder's bit probabilities σ(g(x)) (bits,), or None when the model has no linear
+    encoder."""
 
     code: np.ndarray
-    vector: sp.csr_matrix
+    vector: SparseRows
     own_row: int | None = None
     probabilities: np.ndarray | None = None
 
@@ -313,7 +317,7 @@ class Query:
 def stored_query(snap: Snapshot, row: int, encoder: LinearQueryEncoder | None) -> Query:
     """The query of an indexed document, from its stored code and vector (and σ(g(x)) from the
     ``encoder``, ``LinearQueryEncoder.load(snap.model_dir)``; None: plain distances)."""
-    vector = snap.tfidf_of([row])
+    vector = snap.tfidf_rows([row])
     probabilities = None if encoder is None else encoder.bit_probabilities(vector)[0]
     return Query(snap.codes_of([row])[0], vector, row, probabilities)
 
@@ -360,17 +364,17 @@ def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) ->
     if not text.strip():
         raise NashError("the query has no text")
     hasher = snap.load_model(_load_hasher)
-    x = hasher.vectorize([text])
+    fast = isinstance(hasher, LinearQueryEncoder)
+    # (the full hasher has loaded torch and scipy anyway: its CSR rows are fine)
+    x = hasher.vectorize_rows([text]) if fast else hasher.vectorize([text])
     if x.nnz == 0:  # its code would be the model's code of nothing: any ranking is noise
         raise NashError(
             "none of the query's words is in the collection's vocabulary "
             "(the words its documents share): nothing to compare it with"
         )
-    probabilities = None
-    if isinstance(hasher, LinearQueryEncoder):
-        probabilities = hasher.bit_probabilities(x)[0]
+    probabilities = hasher.bit_probabilities(x)[0] if fast else None
     code = codes.pack_codes(hasher.encode_vectors(x))[0]
-    return Query(code, x, own.row if own is not None else None, probabilities)
+    return Query(code, SparseRows.of(x), own.row if own is not None else None, probabilities)
 
 
 def _nearest(snap: Snapshot, qwords: np.ndarray, k: int, exclude: np.ndarray):
@@ -493,7 +497,7 @@ def search_snapshot(
     else:
         rows, dists, weighted = candidate_pool(snap, query, max(top, pool), exclude)
         scores = rank_pool(
-            snap.tfidf_of(rows),
+            snap.tfidf_rows(rows),
             query.vector,
             weighted,
             snap.bits,
@@ -520,11 +524,12 @@ def rank_pool(
     feedback_docs: int = FEEDBACK_DOCS,
     feedback_weight: float = FEEDBACK_WEIGHT,
 ) -> np.ndarray:
-    """Scores (higher is closer) of a pool of candidates: tf-idf rows ``x`` (CSR, L2-normalised),
-    the query's tf-idf row ``qvec`` (1, V) and the candidates' (weighted) Hamming distances
-    ``dists``.
+    """Scores (higher is closer) of a pool of candidates: tf-idf rows ``x`` (L2-normalised), the
+    query's tf-idf row ``qvec`` (1, V) and the candidates' (weighted) Hamming distances
+    ``dists``. ``x`` and ``qvec`` are :class:`SparseRows` or scipy CSR matrices.
     The keyword parameters of ``"fused"`` are there for the benchmark's sweep."""
-    cos = np.asarray((x @ qvec.T).todense(), dtype=np.float64).ravel()
+    x = SparseRows.of(x)
+    cos = x.dot(SparseRows.of(qvec).to_dense()[0])
     if ranking == "cosine":
         return cos
     if ranking != "fused":
@@ -540,5 +545,5 @@ def rank_pool(
     best = best[cos[best] > 0]
     if len(best) == 0:
         return first
-    feedback = np.asarray((x @ x[best].T).todense(), dtype=np.float64).mean(axis=1).ravel()
+    feedback = x.dot(x.mean_row(best))  # the mean of x · x[b] over the feedback rows b
     return cos + feedback_weight * feedback - penalty

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from nashcli.errors import NashError
-from nashcli.features import TfidfFeatures, carve_validation, knn_graph, make_problem, tokenize
+from nashcli.features import TfidfFeatures, carve_validation, knn_graph, make_problem
+from nashcli.tokens import tokenize
 
 DOCS = [
     "The cat sat on the mat with another cat",

@@ -54,7 +54,7 @@ ENGINE_ROOT = Path(os.environ.get("NASH_ENGINE_ROOT") or ROOT)
 sys.path.insert(0, str(ENGINE_ROOT))
 sys.path.append(str(Path(__file__).resolve().parent))  # its neighbours, however it is loaded
 
-from revisions import reference_worktree  # noqa: E402
+from revisions import cpu_name, reference_worktree  # noqa: E402
 
 from nashcli import evaluation  # noqa: E402
 from nashcli.datasets import load_dataset  # noqa: E402
@@ -168,17 +168,6 @@ def git_commit() -> str:
     except OSError:
         return "unknown"
     return commit + ("+dirty" if dirty else "")
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(device: str) -> dict:

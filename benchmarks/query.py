@@ -18,9 +18,7 @@ REV's): what a user waits for at every ``nash similar``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -30,14 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_tables import cpu_name  # noqa: E402
-from large_folder import write_folder  # noqa: E402
-from revisions import ROOT, cli_command, reference_worktree  # noqa: E402
-
-FIRST_INDEX = (
-    "import sys; from nashcli.indexing import index_folder; "
-    "r = index_folder(sys.argv[1], hasher_options={'max_epochs': 5}); print(r.documents)"
+from revisions import (  # noqa: E402
+    ROOT,
+    cli_command,
+    indexed_folder,
+    reference_worktree,
+    write_comparison,
 )
+
 TEXT = "oil prices rise as opec ministers meet to agree on output quotas"
 
 
@@ -79,17 +77,7 @@ def main() -> int:
     seconds: dict[str, dict[str, list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="nash-query-") as scratch:
         scratch = Path(scratch)
-        folder, env = scratch / "docs", dict(os.environ, NASH_HOME=str(scratch / "home"))
-        write_folder(folder, args.docs)
-        documents = subprocess.run(
-            [sys.executable, "-c", FIRST_INDEX, str(folder)],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        print(f"{documents} documents indexed", flush=True)
+        folder, env, documents = indexed_folder(scratch, args.docs, epochs=5)
         asked = queries(folder, scratch)
         with reference_worktree(args.reference, scratch, kernel=True) as reference:
             trees = [("reference", reference), ("this tree", ROOT)]
@@ -108,39 +96,26 @@ def main() -> int:
 
     medians = {q: {n: statistics.median(v) for n, v in s.items()} for q, s in seconds.items()}
     ratios = {q: m["this tree"] / m["reference"] for q, m in medians.items()}
-    print(f"\nnash similar on {int(documents):,} documents, median of {args.repeat}:")
+    print(f"\nnash similar on {documents:,} documents, median of {args.repeat}:")
     for query, m in medians.items():
         print(
             f"  {query:8} {args.reference} {m['reference']:.3f} s -> this tree "
             f"{m['this tree']:.3f} s (ratio {ratios[query]:.2f})"
         )
     if args.json:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        args.json.write_text(
-            json.dumps(
-                {
-                    "date": dt.date.today().isoformat(),
-                    "commit": commit,
-                    "reference": args.reference,
-                    "cpu": cpu_name(),
-                    "documents": int(documents),
-                    "text": TEXT,
-                    "seconds": {
-                        q: {n: [round(x, 3) for x in v] for n, v in s.items()}
-                        for q, s in seconds.items()
-                    },
-                    "medians": {
-                        q: {n: round(x, 3) for n, x in m.items()} for q, m in medians.items()
-                    },
-                    "ratios": {q: round(r, 3) for q, r in ratios.items()},
+        write_comparison(
+            args.json,
+            args.reference,
+            {
+                "documents": documents,
+                "text": TEXT,
+                "seconds": {
+                    q: {n: [round(x, 3) for x in v] for n, v in s.items()}
+                    for q, s in seconds.items()
                 },
-                indent=1,
-            )
-            + "\n"
+                "medians": {q: {n: round(x, 3) for n, x in m.items()} for q, m in medians.items()},
+                "ratios": {q: round(r, 3) for q, r in ratios.items()},
+            },
         )
     return 0
 

@@ -14,9 +14,6 @@ over REV's): what a user waits for when re-indexing a large folder, or when a wa
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
 import statistics
 import subprocess
 import sys
@@ -26,13 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_tables import cpu_name  # noqa: E402
-from large_folder import write_folder  # noqa: E402
-from revisions import ROOT, cli_command, reference_worktree  # noqa: E402
-
-FIRST_INDEX = (
-    "import sys; from nashcli.indexing import index_folder; "
-    "r = index_folder(sys.argv[1], hasher_options={'max_epochs': 1}); print(r.documents)"
+from revisions import (  # noqa: E402
+    ROOT,
+    cli_command,
+    indexed_folder,
+    reference_worktree,
+    write_comparison,
 )
 
 
@@ -61,23 +57,13 @@ def main() -> int:
     seconds: dict[str, list[float]] = {"reference": [], "this tree": []}
     with tempfile.TemporaryDirectory(prefix="nash-reindex-") as scratch:
         scratch = Path(scratch)
-        folder, env = scratch / "docs", dict(os.environ, NASH_HOME=str(scratch / "home"))
-        write_folder(folder, args.docs)
-        documents = subprocess.run(
-            [sys.executable, "-c", FIRST_INDEX, str(folder)],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        print(f"{documents} documents indexed", flush=True)
+        folder, env, documents = indexed_folder(scratch, args.docs, epochs=1)
         with reference_worktree(args.reference, scratch, kernel=True) as reference:
             trees = [("reference", reference), ("this tree", ROOT)]
             for repeat in range(args.repeat):
                 for name, tree in trees if repeat % 2 == 0 else trees[::-1]:
                     took, summary = nash_index(tree, folder, env)
-                    if f"{int(documents):,} unchanged" not in summary:
+                    if f"{documents:,} unchanged" not in summary:
                         raise SystemExit(f"{name}: not everything unchanged: {summary}")
                     seconds[name].append(took)
                     print(f"repeat {repeat + 1}, {name}: {took:.2f} s", flush=True)
@@ -85,31 +71,20 @@ def main() -> int:
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = medians["this tree"] / medians["reference"]
     print(
-        f"\nnash index of {int(documents):,} unchanged documents, median of {args.repeat}: "
+        f"\nnash index of {documents:,} unchanged documents, median of {args.repeat}: "
         f"{args.reference} {medians['reference']:.2f} s -> this tree "
         f"{medians['this tree']:.2f} s (ratio {ratio:.2f})"
     )
     if args.json:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        args.json.write_text(
-            json.dumps(
-                {
-                    "date": dt.date.today().isoformat(),
-                    "commit": commit,
-                    "reference": args.reference,
-                    "cpu": cpu_name(),
-                    "documents": int(documents),
-                    "seconds": {k: [round(v, 3) for v in vs] for k, vs in seconds.items()},
-                    "medians": {k: round(v, 3) for k, v in medians.items()},
-                    "ratio": round(ratio, 3),
-                },
-                indent=1,
-            )
-            + "\n"
+        write_comparison(
+            args.json,
+            args.reference,
+            {
+                "documents": documents,
+                "seconds": {k: [round(v, 3) for v in vs] for k, vs in seconds.items()},
+                "medians": {k: round(v, 3) for k, v in medians.items()},
+                "ratio": round(ratio, 3),
+            },
         )
     return 0
 

@@ -1,13 +1,19 @@
 """An earlier git revision of this project, checked out beside it to measure against.
 
 The benchmarks that compare this tree with a revision REV in the same run (``eval_tables.py
---carry-over --reference``, ``train_time.py``, ``reindex.py``) run REV's code from a temporary
-worktree, in a child process, so that neither engine is imported into the other's process.
+--carry-over --reference``, ``train_time.py``, ``reindex.py``, ``query.py``) run REV's code from
+a temporary worktree, in a child process, so that neither engine is imported into the other's
+process. Also here: what those comparisons share (a folder indexed by this tree, the JSON record
+of a comparison). Nothing here imports the engine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
+import os
+import platform
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -41,3 +47,54 @@ def cli_command(tree: Path, *args: str) -> list[str]:
     """``nash ARGS`` run from the package under ``tree`` (not whichever is installed)."""
     run_cli = f"import sys; sys.path.insert(0, {str(tree)!r}); from nashcli.cli import main; main()"
     return [sys.executable, "-c", run_cli, *args]
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def indexed_folder(scratch: Path, docs: int, epochs: int) -> tuple[Path, dict[str, str], int]:
+    """``docs`` files (``large_folder.write_folder``) under ``scratch``, indexed once by this
+    tree with a model trained ``epochs`` epochs: ``(folder, environment, documents indexed)``,
+    the environment's ``NASH_HOME`` holding that index."""
+    from large_folder import write_folder
+
+    folder, env = scratch / "docs", dict(os.environ, NASH_HOME=str(scratch / "home"))
+    write_folder(folder, docs)
+    first_index = (
+        "import sys; from nashcli.indexing import index_folder; "
+        f"r = index_folder(sys.argv[1], hasher_options={{'max_epochs': {epochs}}}); "
+        "print(r.documents)"
+    )
+    documents = subprocess.run(
+        [sys.executable, "-c", first_index, str(folder)],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    print(f"{documents} documents indexed", flush=True)
+    return folder, env, int(documents)
+
+
+def write_comparison(path: Path, reference: str, figures: dict) -> None:
+    """``figures`` as JSON at ``path``, after the date, this tree's commit, ``reference`` and
+    the CPU."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    header = {
+        "date": dt.date.today().isoformat(),
+        "commit": commit,
+        "reference": reference,
+        "cpu": cpu_name(),
+    }
+    path.write_text(json.dumps({**header, **figures}, indent=1) + "\n")

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from revisions import ROOT, cli_command, reference_worktree
+from revisions import ROOT, cli_command, cpu_name, reference_worktree
 
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 FIGURES = ("precision_at_100", "precision_at_100_tie_aware")
@@ -124,7 +124,6 @@ def main() -> int:
             [*git, "status", "--porcelain", "--", "nashcli"], capture_output=True, text=True
         ).stdout.strip()
         commit += "-dirty" if changed else ""  # this tree's engine is not HEAD's
-        from eval_tables import cpu_name  # imports the engine: only where the figures are kept
 
         document = {
             "what": "nash eval train seconds, this tree against a reference revision, same run",

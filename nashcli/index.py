@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from nashcli import codes, paths
 from nashcli.errors import IndexBusyError, NashError
 from nashcli.model_files import model_problem
 from nashcli.vectors import SparseRows
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 SCHEMA_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -800,7 +803,7 @@ class Snapshot:
             raise self._weights_damaged()
         return SparseRows(picked.indptr, indices, data, self.n_features)
 
-    def tfidf_of(self, rows: Sequence[int]):
+    def tfidf_of(self, rows: Sequence[int]) -> sp.csr_matrix:
         """The stored tf-idf vectors of ``rows`` as a (len(rows), n_features) CSR matrix."""
         return self.tfidf_rows(rows).to_scipy()
 

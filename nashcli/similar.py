@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,6 +43,9 @@ from nashcli.index import (
     survey_collections,
 )
 from nashcli.vectors import SparseRows
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 #: Re-ranking pool (Hamming candidates re-ordered by tf-idf cosine), measured on 20 Newsgroups
 #: folders of 1k-10k documents (benchmarks/collections.py --pools, README "Re-ranking"): below
@@ -178,7 +182,7 @@ class LinearQueryEncoder:
             return None
         return cls(vocabulary, idf, sublinear, weight, bias)
 
-    def vectorize_rows(self, texts) -> SparseRows:
+    def vectorize_rows(self, texts: Sequence[str]) -> SparseRows:
         """L2-normalised TF-IDF rows, as ``TfidfFeatures.transform`` (without scipy)."""
         from nashcli.tokens import tokenize
 
@@ -203,21 +207,21 @@ class LinearQueryEncoder:
             len(self.idf),
         )
 
-    def vectorize(self, texts):
+    def vectorize(self, texts: Sequence[str]) -> sp.csr_matrix:
         """L2-normalised TF-IDF rows (CSR), as ``TfidfFeatures.transform``."""
         return self.vectorize_rows(texts).to_scipy()
 
-    def logits(self, x) -> np.ndarray:
+    def logits(self, x: SparseRows | sp.csr_matrix) -> np.ndarray:
         """float32 (n, bits): g(x) = x·Wᵀ + b of TF-IDF rows (SparseRows, or CSR for batches)."""
         if isinstance(x, SparseRows):
             return x.times_transposed(self.weight) + self.bias
         return np.asarray(x @ self.weight.T) + self.bias
 
-    def encode_vectors(self, x) -> np.ndarray:
+    def encode_vectors(self, x: SparseRows | sp.csr_matrix) -> np.ndarray:
         """bool (n, bits) codes of TF-IDF rows."""
         return self.logits(x) > 0
 
-    def bit_probabilities(self, x) -> np.ndarray:
+    def bit_probabilities(self, x: SparseRows | sp.csr_matrix) -> np.ndarray:
         """float64 (n, bits): σ(g(x)), the encoder's probability that each bit is 1 (from the
         same logits as :meth:`encode_vectors`, so the two agree on every bit whose weight
         |2p − 1| is not 0)."""
@@ -514,8 +518,8 @@ def search_snapshot(
 
 
 def rank_pool(
-    x,
-    qvec,
+    x: SparseRows | sp.csr_matrix,
+    qvec: SparseRows | sp.csr_matrix,
     dists: np.ndarray,
     bits: int,
     ranking: str = DEFAULT_RANKING,

@@ -10,9 +10,14 @@ CSR matrix, so the functions here accept either.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,7 +32,7 @@ class SparseRows:
     n_features: int
 
     @classmethod
-    def of(cls, matrix) -> SparseRows:
+    def of(cls, matrix: SparseRows | sp.spmatrix | sp.sparray) -> SparseRows:
         """``matrix`` (a SparseRows, or a scipy sparse matrix in CSR form) as SparseRows."""
         if isinstance(matrix, SparseRows):
             return matrix
@@ -68,7 +73,7 @@ class SparseRows:
         np.add.at(total, picked.indices, picked.data.astype(np.float64))
         return total / max(len(picked), 1)
 
-    def take(self, rows) -> SparseRows:
+    def take(self, rows: Sequence[int] | np.ndarray) -> SparseRows:
         """The given rows, in the given order."""
         rows = np.asarray(rows, dtype=np.int64)
         starts = self.indptr[rows]
@@ -98,7 +103,7 @@ class SparseRows:
         out[self.row_of_entry(), self.indices] = self.data
         return out
 
-    def to_scipy(self):
+    def to_scipy(self) -> sp.csr_matrix:
         """The same rows as a ``scipy.sparse.csr_matrix`` (imports scipy)."""
         import scipy.sparse as sp
 

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import typer
 
 from nashcli.cli import app
@@ -108,3 +109,49 @@ def test_an_update_with_nothing_to_encode_imports_no_heavy_library(tmp_path) -> 
     )
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("PROBE-RESULT "))
     assert json.loads(line.removeprefix("PROBE-RESULT ")) == []
+
+
+PYDANTIC_PROBE = r"""
+import json, os, sys
+import pytest
+import typer
+before = "pydantic" in sys.modules
+from nashcli.cli import main
+
+def run(argv, env=None):
+    os.environ.update(env or {{}})
+    sys.argv = ["nash", *argv]
+    try:
+        main()
+    except SystemExit:
+        pass
+    for key in env or {{}}:
+        del os.environ[key]
+
+for command in {commands!r}:
+    run([command, "--help"])
+run([], {{"_NASH_COMPLETE": "complete_bash", "COMP_WORDS": "nash ", "COMP_CWORD": "1"}})
+print("\nPROBE-RESULT " + json.dumps([before, "pydantic" in sys.modules]))
+"""
+
+
+def test_command_help_and_top_level_completion_skip_pydantic() -> None:
+    """Typer coerces a parameter it parses through pydantic (0.1 s of imports), unless it is a
+    flag whose value is already a bool; `nash`'s own flags default to False rather than None, so
+    `nash COMMAND --help` and `nash <TAB>` stay as fast as `nash --help`."""
+    commands = sorted(typer.main.get_command(app).commands)
+    result = subprocess.run(
+        [sys.executable, "-c", PYDANTIC_PROBE.format(commands=commands)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("PROBE-RESULT "))
+    imported_by_typer, imported_after = json.loads(line.removeprefix("PROBE-RESULT "))
+    if imported_by_typer:
+        pytest.skip("this Typer imports pydantic as it is imported")
+    assert all(f"nash {command} [OPTIONS]" in result.stdout for command in commands)
+    answers = result.stdout.split("PROBE-RESULT")[0].splitlines()
+    assert answers[-len(commands) - 1 : -1] == list(typer.main.get_command(app).commands)
+    assert not imported_after, "pydantic imported by `nash COMMAND --help` or `nash <TAB>`"

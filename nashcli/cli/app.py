@@ -52,15 +52,32 @@ def _system_error(error: OSError | sqlite3.Error) -> str:
     return f"{error.filename}: {reason}" if error.filename else reason
 
 
+def _not_given_is_false(param) -> None:
+    """Default a flag of ``nash`` itself to False where Typer leaves None (--help,
+    --install-completion, --show-completion): its parser coerces None through pydantic, 0.1 s of
+    imports on every TAB and every `nash COMMAND --help`, and leaves a bool alone. Both mean "not
+    given"."""
+    if getattr(param, "is_flag", False) and param.default is None:
+        param.default = False
+
+
 class _NashGroup(TyperGroup):
     """Turns a :class:`NashError` or a usage error from any command into one stderr line and a
     non-zero exit, and Ctrl-C into one line and exit status 130 (no traceback, no 'Aborted!')."""
 
     def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102
+        for param in self.params:
+            _not_given_is_false(param)
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except UsageError as error:  # e.g. an unknown option before the command
             _usage_error(error)
+
+    def get_help_option(self, ctx: typer.Context):  # noqa: D102
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _not_given_is_false(option)
+        return option
 
     def invoke(self, ctx: typer.Context):  # noqa: D102
         try:

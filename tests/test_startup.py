@@ -7,6 +7,7 @@ runs in a fresh interpreter (this test process has imported who knows what) and 
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -21,11 +22,12 @@ HEAVY = ("torch", "sklearn", "scipy", "faiss")
 PROBE = r"""
 import json, os, sys
 
-HEAVY = {heavy!r}
+WATCHED = {watched!r}
+imported_by_typer = "pydantic" in sys.modules  # (a Typer that imports it on import)
 loaded = {{}}
 
 def note(step):
-    loaded[step] = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
+    loaded[step] = sorted(m for m in sys.modules if m.split(".")[0] in WATCHED)
 
 import nashcli.cli
 note("import nashcli.cli")
@@ -45,36 +47,65 @@ def run(step, argv, env=None):
         del os.environ[key]
     note(step)
 
+# The steps that must not import pydantic first: modules stay imported once they are.
 run("nash --help", ["--help"])
 for command in {commands!r}:
     run(f"nash {{command}} --help", [command, "--help"])
-    run(f"nash {{command}} --<TAB>", [], tab(f"nash {{command}} --", 2))
 run("nash <TAB>", [], tab("nash ", 1))
-print("\nPROBE-RESULT " + json.dumps(loaded))
+for command in {commands!r}:
+    run(f"nash {{command}} --<TAB>", [], tab(f"nash {{command}} --", 2))
+print("\nPROBE-RESULT " + json.dumps([imported_by_typer, loaded]))
 """
 
 
-def test_help_and_completion_do_not_import_heavy_libraries() -> None:
+@functools.cache
+def probe() -> tuple[str, bool, dict[str, list[str]]]:
+    """Run the probe once: (its stdout, whether importing Typer imported pydantic, the heavy
+    modules and pydantic loaded after each step)."""
     commands = sorted(typer.main.get_command(app).commands)
     assert commands, "no commands registered"
     result = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY, commands=commands)],
+        [sys.executable, "-c", PROBE.format(watched=(*HEAVY, "pydantic"), commands=commands)],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("PROBE-RESULT "))
-    loaded = json.loads(line.removeprefix("PROBE-RESULT "))
+    imported_by_typer, loaded = json.loads(line.removeprefix("PROBE-RESULT "))
+    commands = sorted(typer.main.get_command(app).commands)
     assert len(loaded) == 3 + 2 * len(commands)
     # every step really ran: each help page and each completion answer was printed
     for command in commands:
         assert f"nash {command} [OPTIONS]" in result.stdout
     assert "--help" in result.stdout.split("Usage:")[-1]
-    offenders = {step: modules for step, modules in loaded.items() if modules}
+    return result.stdout, imported_by_typer, loaded
+
+
+def test_help_and_completion_do_not_import_heavy_libraries() -> None:
+    _, _, loaded = probe()
+    offenders = {
+        step: heavy
+        for step, modules in loaded.items()
+        if (heavy := [m for m in modules if m.split(".")[0] in HEAVY])
+    }
     assert offenders == {}, (
         f"heavy imports at startup (move them into the command body): {offenders}"
     )
+
+
+def test_command_help_and_top_level_completion_skip_pydantic() -> None:
+    """Typer coerces a parameter it parses through pydantic (0.1 s of imports), unless it is a
+    flag whose value is already a bool; `nash`'s own flags default to False rather than None, so
+    `nash COMMAND --help` and `nash <TAB>` stay as fast as `nash --help` (completing a
+    command's options parses that command's values, so pays it)."""
+    stdout, imported_by_typer, loaded = probe()
+    if imported_by_typer:
+        pytest.skip("this Typer imports pydantic as it is imported")
+    commands = list(typer.main.get_command(app).commands)
+    assert "\n".join(commands) in stdout  # `nash <TAB>` answered with every command
+    fast = ["nash --help", *(f"nash {c} --help" for c in commands), "nash <TAB>"]
+    assert {step: loaded[step] for step in fast if "pydantic" in loaded[step]} == {}
 
 
 UPDATE_PROBE = r"""
@@ -109,49 +140,3 @@ def test_an_update_with_nothing_to_encode_imports_no_heavy_library(tmp_path) -> 
     )
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("PROBE-RESULT "))
     assert json.loads(line.removeprefix("PROBE-RESULT ")) == []
-
-
-PYDANTIC_PROBE = r"""
-import json, os, sys
-import pytest
-import typer
-before = "pydantic" in sys.modules
-from nashcli.cli import main
-
-def run(argv, env=None):
-    os.environ.update(env or {{}})
-    sys.argv = ["nash", *argv]
-    try:
-        main()
-    except SystemExit:
-        pass
-    for key in env or {{}}:
-        del os.environ[key]
-
-for command in {commands!r}:
-    run([command, "--help"])
-run([], {{"_NASH_COMPLETE": "complete_bash", "COMP_WORDS": "nash ", "COMP_CWORD": "1"}})
-print("\nPROBE-RESULT " + json.dumps([before, "pydantic" in sys.modules]))
-"""
-
-
-def test_command_help_and_top_level_completion_skip_pydantic() -> None:
-    """Typer coerces a parameter it parses through pydantic (0.1 s of imports), unless it is a
-    flag whose value is already a bool; `nash`'s own flags default to False rather than None, so
-    `nash COMMAND --help` and `nash <TAB>` stay as fast as `nash --help`."""
-    commands = sorted(typer.main.get_command(app).commands)
-    result = subprocess.run(
-        [sys.executable, "-c", PYDANTIC_PROBE.format(commands=commands)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("PROBE-RESULT "))
-    imported_by_typer, imported_after = json.loads(line.removeprefix("PROBE-RESULT "))
-    if imported_by_typer:
-        pytest.skip("this Typer imports pydantic as it is imported")
-    assert all(f"nash {command} [OPTIONS]" in result.stdout for command in commands)
-    answers = result.stdout.split("PROBE-RESULT")[0].splitlines()
-    assert answers[-len(commands) - 1 : -1] == list(typer.main.get_command(app).commands)
-    assert not imported_after, "pydantic imported by `nash COMMAND --help` or `nash <TAB>`"

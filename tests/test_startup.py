@@ -23,6 +23,7 @@ PROBE = r"""
 import json, os, sys
 
 WATCHED = {watched!r}
+import typer
 imported_by_typer = "pydantic" in sys.modules  # (a Typer that imports it on import)
 loaded = {{}}
 

@@ -93,6 +93,11 @@ CREATE TABLE IF NOT EXISTS docs (
 CREATE UNIQUE INDEX IF NOT EXISTS docs_live_path ON docs (gen, path) WHERE live = 1;
 CREATE INDEX IF NOT EXISTS docs_hash ON docs (gen, hash) WHERE live = 1;
 """
+#: The tombstoned rows, which every snapshot reads as it opens: without this index that read
+#: visits every row of the generation (13 ms at 100,000 documents, in every `nash similar`).
+#: A collection made before it gets it from its next writer; the schema stays compatible
+#: (SQLite keeps the index current whichever nash writes).
+_DEAD_ROWS_INDEX = "CREATE INDEX IF NOT EXISTS docs_dead ON docs (gen, row) WHERE live = 0"
 
 
 def _keeps_changing(name: str) -> NashError:
@@ -940,6 +945,7 @@ class Collection:
         con = _connect(tmp / _META, create=True)
         try:
             con.executescript(_SCHEMA)
+            con.execute(_DEAD_ROWS_INDEX)
             now = time.time()
             con.execute("BEGIN IMMEDIATE")
             con.executemany(
@@ -1192,6 +1198,7 @@ class Writer:
                     "try again"
                 )
             self._collect_garbage()
+            self._con.execute(_DEAD_ROWS_INDEX)
         except sqlite3.Error as error:
             self._con.close()
             raise collection._meta_error(error) from None

@@ -194,3 +194,37 @@ def test_crash_leftovers_are_collected(tmp_path: Path) -> None:
     assert not stray.exists()
     with col.snapshot() as snap:
         assert snap.rows == 2
+
+
+def test_tombstones_are_read_through_an_index_which_older_collections_get(tmp_path: Path) -> None:
+    """Every snapshot reads the generation's tombstoned rows as it opens; without an index that
+    read visits every row (13 ms at 100,000 documents). A collection made before the index
+    existed gets it from its next writer, and still reads the same dead rows."""
+    import sqlite3
+
+    col = Collection.create("notes", tmp_path, 64)
+    _, words, tfidf = _rows(5)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abcde"), method="m", trained_docs=5)
+        w.tombstone([1, 3])
+        w.commit()
+    meta = col.directory / "meta.sqlite"
+
+    def plan() -> str:
+        with sqlite3.connect(meta) as con:
+            found = con.execute(
+                "EXPLAIN QUERY PLAN SELECT row FROM docs WHERE gen=1 AND live=0"
+            ).fetchall()
+        return " ".join(str(step[-1]) for step in found)
+
+    assert "docs_dead" in plan()
+    with sqlite3.connect(meta) as con:  # as a collection made before the index
+        con.execute("DROP INDEX docs_dead")
+    assert "docs_dead" not in plan()
+    with Collection.open("notes").snapshot() as snap:  # a reader does without it
+        assert snap.dead_rows.tolist() == [1, 3]
+    with Collection.open("notes").writer():
+        pass
+    assert "docs_dead" in plan()
+    with Collection.open("notes").snapshot() as snap:
+        assert snap.dead_rows.tolist() == [1, 3] and snap.documents == 3

@@ -1198,7 +1198,9 @@ class Writer:
                     "try again"
                 )
             self._collect_garbage()
-            self._con.execute(_DEAD_ROWS_INDEX)
+            # Only a speed-up: a full disk must not stop an update that has nothing to write.
+            with contextlib.suppress(sqlite3.OperationalError):
+                self._con.execute(_DEAD_ROWS_INDEX)
         except sqlite3.Error as error:
             self._con.close()
             raise collection._meta_error(error) from None

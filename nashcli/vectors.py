@@ -87,8 +87,9 @@ class SparseRows:
     def times_transposed(self, weight: np.ndarray) -> np.ndarray:
         """float32 (n, k): ``rows · weightᵀ`` for a dense float32 ``weight`` (k, n_features),
         each row's terms added one by one in stored order, in float32, as scipy's CSR × dense
-        product adds them: the same floats, so a code thresholded from them is the code the
-        indexer computed. A loop over rows: meant for a query's one row, not for batches."""
+        product adds them: the same floats (a bit is 1[logit > 0], so a last-place difference
+        could flip it) as the product that encodes the indexer's batches and encoded queries
+        before. A loop over rows: meant for a query's one row, not for batches."""
         weight = np.asarray(weight, dtype=np.float32)
         out = np.zeros((len(self), weight.shape[0]), dtype=np.float32)
         for i in np.flatnonzero(np.diff(self.indptr) > 0):

@@ -974,10 +974,13 @@ def apply_changes(
     collection = Collection.open(name)
     root = collection.root
     report = IndexReport(collection=name, root=root)
+    upserts, deletions, moves = list(upserts), list(deletions), list(moves)
+    # Every path looked up below: the stored documents of these are all it reads.
+    involved = [*upserts, *deletions, *(path for move in moves for path in move)]
     with collection.writer(timeout=lock_timeout) as w:
         if w.generation == 0:
             raise NashError(f"collection {name!r} has no model yet: run nash index {root}")
-        stored = w.live_docs()
+        stored = w.live_docs_at(str(Path(path).absolute()) for path in involved)
         drop: list[DocRow] = []
         for path in deletions:
             doc = stored.get(str(Path(path).absolute()))

@@ -521,6 +521,28 @@ def test_apply_changes(indexed) -> None:
         apply_changes("nope", upserts=[new])
 
 
+def test_apply_changes_reads_only_the_rows_of_its_paths(indexed, monkeypatch) -> None:
+    """A watcher's update of a few files looks up their rows; reading every stored row took
+    0.48 s of each update at 100,000 documents. Moves onto an indexed file, edits and deletions
+    still find what they replace."""
+    from nashcli.index import Writer
+
+    def no_full_read(self):
+        raise AssertionError("apply_changes read every stored row")
+
+    monkeypatch.setattr(Writer, "live_docs", no_full_read)
+    folder, paths = indexed
+    paths[1].write_text("an edited text about butter and flour")
+    paths[2].unlink()
+    paths[3].rename(paths[4])  # over an indexed file: its row goes
+    time.sleep(0.01)
+    report = apply_changes(
+        "notes", upserts=[paths[1], paths[0]], deletions=[paths[2]], moves=[(paths[3], paths[4])]
+    )
+    assert (report.updated, report.unchanged, report.deleted, report.moved) == (1, 1, 1, 1)
+    assert live_paths("notes") == {str(p) for p in paths} - {str(paths[2]), str(paths[3])}
+
+
 def test_retrain_does_not_block_or_lose_a_watchers_updates(indexed, monkeypatch) -> None:
     folder, paths = indexed
     written = folder / "cars" / "written-while-training.txt"

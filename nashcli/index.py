@@ -1251,10 +1251,12 @@ class Writer:
         if gen == 0:
             return {"rows": 0, "live": 0, "dead": 0, "trained_docs": 0}
         rows, _bits, _method, trained = self._gen_row(gen)
-        live = self._con.execute(
-            "SELECT count(*) FROM docs WHERE gen=? AND live=1", (gen,)
+        # Counted in the tombstone index: the live rows are most, and counting them took 15 ms
+        # of every watcher update at 100,000 documents. Every committed row is one or the other.
+        dead = self._con.execute(
+            "SELECT count(*) FROM docs WHERE gen=? AND live=0", (gen,)
         ).fetchone()[0]
-        return {"rows": rows, "live": live, "dead": rows - live, "trained_docs": trained}
+        return {"rows": rows, "live": rows - dead, "dead": dead, "trained_docs": trained}
 
     # -- staged changes ------------------------------------------------------------------
     def _begin(self) -> None:

@@ -1117,16 +1117,16 @@ class Collection:
     def summary(self) -> dict:
         """What `nash status` shows: name, root, live documents, bits, model, last update."""
         with self._read_meta() as (con, info, gen):
-            documents = con.execute(
-                "SELECT count(*) FROM docs WHERE gen=? AND live=1", (gen,)
+            dead = con.execute(  # (as Writer.counts: the tombstones are indexed, and few)
+                "SELECT count(*) FROM docs WHERE gen=? AND live=0", (gen,)
             ).fetchone()[0]
             found = con.execute(
-                "SELECT method, trained_docs FROM generations WHERE gen=?", (gen,)
+                "SELECT method, trained_docs, rows FROM generations WHERE gen=?", (gen,)
             ).fetchone()
         return {
             "name": self.name,
             "root": str(self.root),
-            "documents": int(documents),
+            "documents": int(found[2]) - int(dead) if found else 0,
             "bits": self.bits,
             "model": found[0] if found else None,
             "trained_docs": int(found[1]) if found else 0,

@@ -615,17 +615,23 @@ def _docs_by_path(
     con: sqlite3.Connection, gen: int, paths: Iterable[str] | None = None
 ) -> dict[str, DocRow]:
     """Path -> live document of generation ``gen`` (a writer's view, or a rebuild's): every one,
-    or those at ``paths`` (looked up in the path index, 500 at a time)."""
+    or those at ``paths`` (looked up in the path index)."""
     select = "SELECT row, path, size, mtime_ns, hash, title FROM docs WHERE gen=? AND live=1"
     if paths is None:
         return {found[1]: DocRow(*found) for found in con.execute(select, (gen,))}
-    wanted, out = list(dict.fromkeys(paths)), {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
+    out = {}
+    for marks, chunk in _in_chunks(list(dict.fromkeys(paths))):
         for found in con.execute(f"{select} AND path IN ({marks})", (gen, *chunk)):
             out[found[1]] = DocRow(*found)
     return out
+
+
+def _in_chunks(values: list, size: int = 500) -> Iterator[tuple[str, list]]:
+    """``values`` as chunks for ``IN (...)`` (SQLite bounds the parameters of a statement):
+    ``("?,?,...", chunk)``."""
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        yield ",".join("?" * len(chunk)), chunk
 
 
 class Snapshot:
@@ -771,11 +777,8 @@ class Snapshot:
 
     def docs_by_rows(self, rows: Iterable[int]) -> dict[int, DocRow]:
         """Row number -> document for the given rows (dead ones included)."""
-        wanted = [int(r) for r in rows]
         out: dict[int, DocRow] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in _in_chunks([int(r) for r in rows]):
             for found in self._query(
                 f"SELECT row, path, size, mtime_ns, hash, title FROM docs "
                 f"WHERE gen=? AND row IN ({marks})",

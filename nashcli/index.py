@@ -51,7 +51,7 @@ import numpy as np
 from nashcli import codes, paths
 from nashcli.errors import IndexBusyError, NashError
 from nashcli.model_files import model_problem
-from nashcli.vectors import SparseRows
+from nashcli.vectors import CsrRows
 
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
@@ -811,10 +811,10 @@ class Snapshot:
         idx = np.asarray(rows, dtype=np.int64)
         return np.stack([plane[idx] for plane in self.planes], axis=1).astype(np.uint64)
 
-    def tfidf_rows(self, rows: Sequence[int]) -> SparseRows:
+    def tfidf_rows(self, rows: Sequence[int]) -> CsrRows:
         """The stored tf-idf vectors of ``rows``, in that order (plain arrays: no scipy import,
         which a query cannot afford; :meth:`tfidf_of` gives a scipy CSR matrix)."""
-        stored = SparseRows(self._indptr, self._indices, self._data, self.n_features)
+        stored = CsrRows(self._indptr, self._indices, self._data, self.n_features)
         picked = stored.take(rows)
         indices = np.asarray(picked.indices, dtype=np.int32)
         data = np.asarray(picked.data, dtype=np.float32)
@@ -823,7 +823,7 @@ class Snapshot:
             raise self._term_ids_damaged()
         if not np.isfinite(data).all():  # NaN scores would rank nothing and break --json
             raise self._weights_damaged()
-        return SparseRows(picked.indptr, indices, data, self.n_features)
+        return CsrRows(picked.indptr, indices, data, self.n_features)
 
     def tfidf_of(self, rows: Sequence[int]) -> sp.csr_matrix:
         """The stored tf-idf vectors of ``rows`` as a (len(rows), n_features) CSR matrix."""

@@ -42,7 +42,7 @@ from nashcli.index import (
     list_collections,
     survey_collections,
 )
-from nashcli.vectors import SparseRows
+from nashcli.vectors import CsrRows
 
 if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
@@ -182,7 +182,7 @@ class LinearQueryEncoder:
             return None
         return cls(vocabulary, idf, sublinear, weight, bias)
 
-    def vectorize_rows(self, texts: Sequence[str]) -> SparseRows:
+    def vectorize_rows(self, texts: Sequence[str]) -> CsrRows:
         """L2-normalised TF-IDF rows, as ``TfidfFeatures.transform`` (without scipy)."""
         from nashcli.tokens import tokenize
 
@@ -200,7 +200,7 @@ class LinearQueryEncoder:
             indices.append(terms.astype(np.int32))
             data.append(values.astype(np.float32))
             indptr.append(indptr[-1] + len(terms))
-        return SparseRows(
+        return CsrRows(
             np.asarray(indptr, dtype=np.int64),
             np.concatenate(indices) if indices else np.zeros(0, dtype=np.int32),
             np.concatenate(data) if data else np.zeros(0, dtype=np.float32),
@@ -211,17 +211,17 @@ class LinearQueryEncoder:
         """L2-normalised TF-IDF rows (CSR), as ``TfidfFeatures.transform``."""
         return self.vectorize_rows(texts).to_scipy()
 
-    def logits(self, x: SparseRows | sp.csr_matrix) -> np.ndarray:
-        """float32 (n, bits): g(x) = x·Wᵀ + b of TF-IDF rows (SparseRows, or CSR for batches)."""
-        if isinstance(x, SparseRows):
+    def logits(self, x: CsrRows | sp.csr_matrix) -> np.ndarray:
+        """float32 (n, bits): g(x) = x·Wᵀ + b of TF-IDF rows (CsrRows, or CSR for batches)."""
+        if isinstance(x, CsrRows):
             return x.times_transposed(self.weight) + self.bias
         return np.asarray(x @ self.weight.T) + self.bias
 
-    def encode_vectors(self, x: SparseRows | sp.csr_matrix) -> np.ndarray:
+    def encode_vectors(self, x: CsrRows | sp.csr_matrix) -> np.ndarray:
         """bool (n, bits) codes of TF-IDF rows."""
         return self.logits(x) > 0
 
-    def bit_probabilities(self, x: SparseRows | sp.csr_matrix) -> np.ndarray:
+    def bit_probabilities(self, x: CsrRows | sp.csr_matrix) -> np.ndarray:
         """float64 (n, bits): σ(g(x)), the encoder's probability that each bit is 1 (from the
         same logits as :meth:`encode_vectors`, so the two agree on every bit whose weight
         |2p − 1| is not 0)."""
@@ -313,7 +313,7 @@ class Query:
     encoder."""
 
     code: np.ndarray
-    vector: SparseRows
+    vector: CsrRows
     own_row: int | None = None
     probabilities: np.ndarray | None = None
 
@@ -378,7 +378,7 @@ def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) ->
         )
     probabilities = hasher.bit_probabilities(x)[0] if fast else None
     code = codes.pack_codes(hasher.encode_vectors(x))[0]
-    return Query(code, SparseRows.of(x), own.row if own is not None else None, probabilities)
+    return Query(code, CsrRows.of(x), own.row if own is not None else None, probabilities)
 
 
 def _nearest(snap: Snapshot, qwords: np.ndarray, k: int, exclude: np.ndarray):
@@ -518,8 +518,8 @@ def search_snapshot(
 
 
 def rank_pool(
-    x: SparseRows | sp.csr_matrix,
-    qvec: SparseRows | sp.csr_matrix,
+    x: CsrRows | sp.csr_matrix,
+    qvec: CsrRows | sp.csr_matrix,
     dists: np.ndarray,
     bits: int,
     ranking: str = DEFAULT_RANKING,
@@ -530,10 +530,10 @@ def rank_pool(
 ) -> np.ndarray:
     """Scores (higher is closer) of a pool of candidates: tf-idf rows ``x`` (L2-normalised), the
     query's tf-idf row ``qvec`` (1, V) and the candidates' (weighted) Hamming distances
-    ``dists``. ``x`` and ``qvec`` are :class:`SparseRows` or scipy CSR matrices.
+    ``dists``. ``x`` and ``qvec`` are :class:`CsrRows` or scipy CSR matrices.
     The keyword parameters of ``"fused"`` are there for the benchmark's sweep."""
-    x = SparseRows.of(x)
-    cos = x.dot(SparseRows.of(qvec).to_dense()[0])
+    x = CsrRows.of(x)
+    cos = x.dot(CsrRows.of(qvec).to_dense()[0])
     if ranking == "cosine":
         return cos
     if ranking != "fused":

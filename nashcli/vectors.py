@@ -4,7 +4,7 @@ Importing ``scipy.sparse`` takes about 0.18 s (its array-API layer pulls in ``nu
 ``numpy.f2py``): a third of a whole `nash similar FILE`. A query needs three operations on a pool
 of a few hundred stored rows (dot products with one dense vector, the mean of a few rows, and the
 linear encoder's ``x·Wᵀ``), each a few numpy lines over the CSR arrays. Indexing and training
-keep scipy.sparse; :meth:`SparseRows.to_scipy` converts, and :meth:`SparseRows.of` takes a scipy
+keep scipy.sparse; :meth:`CsrRows.to_scipy` converts, and :meth:`CsrRows.of` takes a scipy
 CSR matrix, so the functions here accept either.
 """
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @dataclass(frozen=True, eq=False)
-class SparseRows:
+class CsrRows:
     """``n`` rows of a (n, n_features) matrix in CSR form: row i's column ids are
     ``indices[indptr[i]:indptr[i + 1]]`` (int32) and its values the same slice of ``data``
     (float32)."""
@@ -32,9 +32,9 @@ class SparseRows:
     n_features: int
 
     @classmethod
-    def of(cls, matrix: SparseRows | sp.spmatrix | sp.sparray) -> SparseRows:
-        """``matrix`` (a SparseRows, or a scipy sparse matrix in CSR form) as SparseRows."""
-        if isinstance(matrix, SparseRows):
+    def of(cls, matrix: CsrRows | sp.spmatrix | sp.sparray) -> CsrRows:
+        """``matrix`` (a CsrRows, or a scipy sparse matrix in CSR form) as CsrRows."""
+        if isinstance(matrix, CsrRows):
             return matrix
         if getattr(matrix, "format", None) != "csr":
             matrix = matrix.tocsr()
@@ -73,7 +73,7 @@ class SparseRows:
         np.add.at(total, picked.indices, picked.data.astype(np.float64))
         return total / max(len(picked), 1)
 
-    def take(self, rows: Sequence[int] | np.ndarray) -> SparseRows:
+    def take(self, rows: Sequence[int] | np.ndarray) -> CsrRows:
         """The given rows, in the given order."""
         rows = np.asarray(rows, dtype=np.int64)
         starts = self.indptr[rows]
@@ -82,7 +82,7 @@ class SparseRows:
         np.cumsum(lengths, out=indptr[1:])
         # Positions of every stored entry of the wanted rows, in row order (one gather).
         at = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
-        return SparseRows(indptr, self.indices[at], self.data[at], self.n_features)
+        return CsrRows(indptr, self.indices[at], self.data[at], self.n_features)
 
     def times_transposed(self, weight: np.ndarray) -> np.ndarray:
         """float32 (n, k): ``rows · weightᵀ`` for a dense float32 ``weight`` (k, n_features),

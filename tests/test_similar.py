@@ -316,7 +316,7 @@ def test_torch_free_query_encoder_matches_the_hasher(notes) -> None:
     from nashcli.index import Collection
     from nashcli.pipeline import SemanticHasher
     from nashcli.similar import LinearQueryEncoder
-    from nashcli.vectors import SparseRows
+    from nashcli.vectors import CsrRows
 
     folder, paths = notes
     texts = [p.read_text() for p in paths] + ["Rocket, rocket! the MOON", "no known words", ""]
@@ -329,9 +329,9 @@ def test_torch_free_query_encoder_matches_the_hasher(notes) -> None:
     assert x_fast.shape == x_full.shape
     np.testing.assert_allclose(x_fast.toarray(), x_full.toarray(), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(fast.encode_vectors(x_full), full.encode_vectors(x_full))
-    # A query's one row goes through SparseRows, not scipy: the same floats, hence the same code.
+    # A query's one row goes through CsrRows, not scipy: the same floats, hence the same code.
     for i in range(len(texts)):
-        row = SparseRows.of(x_full[i])
+        row = CsrRows.of(x_full[i])
         np.testing.assert_array_equal(fast.logits(row), fast.logits(x_full[i]))
         np.testing.assert_array_equal(fast.encode_vectors(row), full.encode_vectors(x_full[i]))
     np.testing.assert_array_equal(fast.vectorize_rows(texts).to_dense(), x_fast.toarray())

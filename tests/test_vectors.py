@@ -1,4 +1,4 @@
-"""SparseRows, the query path's scipy-free CSR rows, against scipy.sparse on the same matrices."""
+"""CsrRows, the query path's scipy-free CSR rows, against scipy.sparse on the same matrices."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from nashcli.vectors import SparseRows
+from nashcli.vectors import CsrRows
 
 
 @pytest.fixture
@@ -19,19 +19,19 @@ def matrix() -> sp.csr_matrix:
 
 
 def test_round_trip_and_take(matrix) -> None:
-    rows = SparseRows.of(matrix)
+    rows = CsrRows.of(matrix)
     assert rows.shape == matrix.shape and len(rows) == 42 and rows.nnz == matrix.nnz
     np.testing.assert_array_equal(rows.to_dense(), matrix.toarray())
     assert (rows.to_scipy() != matrix).nnz == 0
     picked = [11, 10, 3, 3, 41]  # any order, repeats, the empty row
     np.testing.assert_array_equal(rows.take(picked).to_dense(), matrix[picked].toarray())
     assert len(rows.take([])) == 0 and rows.take([]).nnz == 0
-    assert SparseRows.of(rows) is rows
-    np.testing.assert_array_equal(SparseRows.of(matrix.tocoo()).to_dense(), matrix.toarray())
+    assert CsrRows.of(rows) is rows
+    np.testing.assert_array_equal(CsrRows.of(matrix.tocoo()).to_dense(), matrix.toarray())
 
 
 def test_dot_and_mean_row_as_the_sparse_products(matrix) -> None:
-    rows = SparseRows.of(matrix)
+    rows = CsrRows.of(matrix)
     dense = np.random.default_rng(0).standard_normal(300)
     np.testing.assert_allclose(rows.dot(dense), matrix.toarray() @ dense, rtol=1e-6, atol=1e-9)
     assert rows.dot(dense)[10] == 0.0  # the empty row
@@ -50,6 +50,6 @@ def test_times_transposed_gives_scipys_floats_exactly(matrix) -> None:
     for x in (matrix, long_rows):
         for bits in (1, 24):  # one bit: a plain sum would go pairwise along the terms
             weight = np.random.default_rng(bits).standard_normal((bits, 300)).astype(np.float32)
-            got = SparseRows.of(x).times_transposed(weight)
+            got = CsrRows.of(x).times_transposed(weight)
             assert got.dtype == np.float32
             np.testing.assert_array_equal(got, np.asarray(x @ weight.T))

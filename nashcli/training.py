@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from nashcli.model import SparseRows
+from nashcli.vectors import CsrRows
 
 OnEpoch = Callable[[int, int, dict], None]
 
@@ -96,13 +97,8 @@ def row_parts(x: sp.csr_matrix, rows: np.ndarray | slice):
     if isinstance(rows, slice):
         part = x[rows]
         return part.indptr, part.indices, part.data
-    rows = np.asarray(rows, dtype=np.int64)
-    starts = x.indptr[rows].astype(np.int64)
-    lengths = x.indptr[rows + 1] - starts
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    at = np.arange(indptr[-1], dtype=np.int64) + np.repeat(starts - indptr[:-1], lengths)
-    return indptr, x.indices[at], x.data[at]
+    part = CsrRows(x.indptr, x.indices, x.data, x.shape[1]).take(rows)
+    return part.indptr, part.indices, part.data
 
 
 def dense_rows(x: sp.csr_matrix, rows: np.ndarray | slice, device: torch.device) -> torch.Tensor:

@@ -74,9 +74,9 @@ class CsrRows:
         return total / max(len(picked), 1)
 
     def take(self, rows: Sequence[int] | np.ndarray) -> CsrRows:
-        """The given rows, in the given order."""
+        """The given rows, in the given order (they may repeat)."""
         rows = np.asarray(rows, dtype=np.int64)
-        starts = self.indptr[rows]
+        starts = np.asarray(self.indptr[rows], dtype=np.int64)
         lengths = self.indptr[rows + 1] - starts
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])

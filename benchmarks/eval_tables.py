@@ -62,12 +62,29 @@ from nashcli.datasets import load_dataset  # noqa: E402
 #: Engine modules whose bytes decide each kind of method's results (the method's own spec is
 #: hashed too). All of methods.py counts, so any edit there makes every earlier run stale.
 #: metrics.py counts for trained models since 2026-12-06: its validation precision picks the
-#: epoch they keep. tokens.py counts since the tokenizer moved there out of features.py.
+#: epoch they keep. tokens.py counts since the tokenizer moved there out of features.py, and
+#: vectors.py since training gathers its minibatches' rows with it.
 SOURCES = {
     "tfidf": ("tokens.py", "features.py"),
     "lsh": ("tokens.py", "features.py", "baselines.py", "methods.py"),
-    "vdsh": ("tokens.py", "features.py", "baselines.py", "training.py", "methods.py", "metrics.py"),
-    "nash": ("tokens.py", "features.py", "model.py", "training.py", "methods.py", "metrics.py"),
+    "vdsh": (
+        "tokens.py",
+        "features.py",
+        "baselines.py",
+        "training.py",
+        "vectors.py",
+        "methods.py",
+        "metrics.py",
+    ),
+    "nash": (
+        "tokens.py",
+        "features.py",
+        "model.py",
+        "training.py",
+        "vectors.py",
+        "methods.py",
+        "metrics.py",
+    ),
 }
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
 EQUIVALENCES = "engine_equivalences.jsonl"

@@ -373,3 +373,52 @@ def test_minibatch_rows_are_those_scipy_indexing_gives():
         part = sparse_rows(matrix, rows, cpu)
         assert np.array_equal(part.indices.numpy(), expected.indices)
         assert np.array_equal(part.offsets.numpy(), expected.indptr[:-1])
+
+
+def test_fused_adam_steps_as_torch_adam_does_bit_for_bit():
+    import torch
+
+    from nashcli.training import FusedAdam, make_adam
+
+    def model_and_grads(seed):
+        torch.manual_seed(seed)
+        model = torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.Linear(5, 3))
+        model.add_module("unused", torch.nn.Linear(2, 2))  # never given a gradient
+        return model
+
+    ours, theirs = model_and_grads(0), model_and_grads(0)
+    first = lambda m: list(m[0].parameters())  # noqa: E731
+    rest = lambda m: list(m[1].parameters()) + list(m.unused.parameters())  # noqa: E731
+    opt_ours = FusedAdam([(first(ours), 0.05), (rest(ours), 0.001)])
+    opt_theirs = torch.optim.Adam(
+        [{"params": first(theirs), "lr": 0.05}, {"params": rest(theirs), "lr": 0.001}], fused=True
+    )
+    x = torch.randn(16, 7, generator=torch.Generator().manual_seed(1))
+    for model, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+        for _ in range(25):
+            opt.zero_grad()
+            model[1](torch.tanh(model[0](x))).pow(2).mean().backward()
+            opt.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(ours[0].weight, model_and_grads(0)[0].weight)  # it did train
+    assert isinstance(make_adam(ours, 1e-3), FusedAdam)  # torch 2.4 on: the fused kernel on CPU
+
+
+def test_training_does_not_import_torch_dynamo():
+    """torch.optim's optimizers import torch._dynamo (about 0.9 s) on construction and step."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from nashcli import methods; from nashcli.features import make_problem\n"
+        "texts = ['cat dog pet fur', 'stock bank bond rate'] * 20\n"
+        "labels = [['pets'], ['money']] * 20\n"
+        "p = make_problem(texts, texts[:8], texts[:8], labels, labels[:8], labels[:8])\n"
+        "methods.fit_encode('nash-dn', 8, p, max_epochs=2, min_epochs=1)\n"
+        "print('torch._dynamo' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

@@ -4,8 +4,9 @@ Importing ``scipy.sparse`` takes about 0.18 s (its array-API layer pulls in ``nu
 ``numpy.f2py``): a third of a whole `nash similar FILE`. A query needs three operations on a pool
 of a few hundred stored rows (dot products with one dense vector, the mean of a few rows, and the
 linear encoder's ``x·Wᵀ``), each a few numpy lines over the CSR arrays. Indexing and training
-keep scipy.sparse; :meth:`CsrRows.to_scipy` converts, and :meth:`CsrRows.of` takes a scipy
-CSR matrix, so the functions here accept either.
+keep scipy.sparse, but training gathers each minibatch's rows with :meth:`CsrRows.take` (faster
+than scipy's row indexing); :meth:`CsrRows.to_scipy` converts, and :meth:`CsrRows.of` takes a
+scipy CSR matrix, so the functions here accept either.
 """
 
 from __future__ import annotations

@@ -246,6 +246,20 @@ def _is_ignored(rules: list[_IgnoreRules], rel: str, is_dir: bool) -> bool:
     return bool(decision)
 
 
+#: Why a path that is there is no document at all (so an old entry of it leaves the index).
+_NO_DOCUMENT_LINKS = ("dangling symlink", "symlink loop")
+
+
+def _unfollowed_link(path: Path, problem: str | None, target_is_dir: bool) -> Skipped:
+    """The verdict on a symlink that is not followed: no document, named for what it is; one
+    that cannot be followed only because of something passing (unreadable, vanished) keeps an
+    old entry at its path, as an unreadable file does."""
+    if problem is not None:
+        return Skipped(path, problem, excluded=problem in _NO_DOCUMENT_LINKS)
+    kind = "folder" if target_is_dir else "file"
+    return Skipped(path, f"symlink to a {kind}, not followed", excluded=True)
+
+
 def _symlink_problem(path: Path) -> str | None:
     """``"dangling symlink"`` or ``"symlink loop"`` when the link cannot be followed, else None."""
     try:
@@ -306,7 +320,7 @@ def _check_file(
     except OSError as error:
         return Skipped(path, _os_reason(error))
     if not stat.S_ISREG(st.st_mode):  # FIFOs, sockets, devices: reading could block forever
-        return Skipped(path, "not a regular file")
+        return Skipped(path, "not a regular file", excluded=True)
     if st.st_size == 0:
         return Skipped(path, "empty file", excluded=True)
     if st.st_size > max_bytes:
@@ -338,9 +352,17 @@ def pdf_supported() -> bool:
 
 
 def check_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FileEntry | Skipped:
-    """:func:`crawl`'s verdict on one file (size, type, binary sniff, readability), for callers
-    that learn of single files (a watcher) rather than crawl a folder."""
+    """:func:`crawl`'s verdict on one file (size, type, binary sniff, readability; a symlink is
+    not followed), for callers that learn of single files (a watcher) rather than crawl a
+    folder."""
     path = Path(path)
+    if os.path.islink(path):
+        problem = _symlink_problem(path)
+        try:
+            target_is_dir = problem is None and os.path.isdir(path)
+        except OSError as error:
+            problem = _os_reason(error)
+        return _unfollowed_link(path, problem, target_is_dir)
     return _check_file(path, _suffix(path.name), max_bytes)
 
 
@@ -544,11 +566,8 @@ class _Walker:
             problem = _os_reason(error)
         if not target_is_dir and suffix not in self.wanted:
             return
-        kind = "folder" if target_is_dir else "file"
-        if problem is not None:
-            yield Skipped(path, problem)
-        elif not self.follow_symlinks:
-            yield Skipped(path, f"symlink to a {kind}, not followed")
+        if problem is not None or not self.follow_symlinks:
+            yield _unfollowed_link(path, problem, target_is_dir)
         else:
             yield from self._follow(path, rel, rules, ancestors, target_is_dir, suffix)
 

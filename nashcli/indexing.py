@@ -950,6 +950,15 @@ def _maybe_compact(w: Writer, report: IndexReport) -> None:
         report.compacted = True
 
 
+def _regular_file_stat(path: Path) -> os.stat_result | None:
+    """``path``'s own stat if it is a regular file (symlinks are not followed), else None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
 def apply_changes(
     name: str,
     *,
@@ -990,9 +999,8 @@ def apply_changes(
         for old_path, new_path in moves:
             old = stored.get(str(Path(old_path).absolute()))
             new_path = Path(new_path).absolute()
-            try:
-                st = new_path.stat()
-            except OSError:
+            st = _regular_file_stat(new_path)
+            if st is None:  # gone again, or no document (a folder, a symlink)
                 if old is not None:
                     drop.append(old)
                 continue
@@ -1015,13 +1023,10 @@ def apply_changes(
                 pending.append(new_path)
         candidates: list[_Candidate] = []
         for path in dict.fromkeys(pending):
-            try:
-                st = path.stat()
-            except OSError:
+            st = _regular_file_stat(path)
+            if st is None:  # gone, or no document now (a folder, a symlink, a pipe)
                 if str(path) in stored:
                     drop.append(stored[str(path)])
-                continue
-            if not path.is_file():
                 continue
             doc = stored.get(str(path))
             if doc is not None and (doc.size, doc.mtime_ns) == (st.st_size, st.st_mtime_ns):

@@ -235,11 +235,12 @@ class Coalescer:
         for path in self._dirty:
             if path in claimed:
                 continue
-            if _is_file(path):
+            if _is_folder(path):  # its files have their own events; a document there is gone
+                batch.deletions.append(path)
+            elif os.path.lexists(path):  # a file, or a symlink or pipe that the watcher refuses
                 batch.upserts.append(path)
-            elif not os.path.lexists(path) and path not in self._fresh:
+            elif path not in self._fresh:
                 batch.deletions.append(path)  # (one that came and went is simply forgotten)
-            # else: a directory (its files have their own events) or something else: skip
         self._dirty.clear()
         self._moves.clear()
         self._fresh.clear()
@@ -264,8 +265,17 @@ class _FolderReplaced(Exception):
 
 
 def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file itself (a symlink to one is no document)."""
     try:
-        return path.is_file()
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _is_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder itself (not a symlink to one)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
     except OSError:
         return False
 
@@ -643,7 +653,7 @@ class Watcher:
             refusal = self._admit(path)
             if refusal is None:
                 admitted.append(path)
-            elif _is_file(path):  # (one that vanished meanwhile is no news)
+            elif os.path.lexists(path):  # (one that vanished meanwhile is no news)
                 skipped.append((path, refusal.reason))
                 if refusal.excluded:  # grown past --max-size, emptied: its entry is stale
                     batch.deletions.append(path)
@@ -749,19 +759,13 @@ def ignore_rules(root: Path) -> IgnoreFn:
     """``is_ignored(path, is_dir)`` with :func:`nashcli.corpus.crawl`'s rules, for single paths.
 
     :class:`nashcli.corpus.IgnoreMatcher` (hidden names, ``.gitignore`` / ``.nashignore`` rules,
-    suffixes that are no document type; build a new one after an ignore file changes), and
-    symlinks, which ``nash index`` does not follow either.
+    suffixes that are no document type; build a new one after an ignore file changes). Symlinks
+    are not ignored here but refused when a batch is applied (:func:`document_problem`), as
+    ``nash index`` lists them: a link that replaced an indexed file takes its entry away.
     """
     from nashcli import corpus
 
-    matcher = corpus.IgnoreMatcher(root)
-
-    def is_ignored(path: Path, is_dir: bool = False) -> bool:
-        if matcher.is_ignored(path, is_dir):
-            return True
-        return not is_dir and os.path.islink(path)
-
-    return is_ignored
+    return corpus.IgnoreMatcher(root).is_ignored
 
 
 def document_problem(path: Path, max_bytes: int | None = None):

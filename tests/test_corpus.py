@@ -21,6 +21,7 @@ from nashcli.corpus import (
     FileEntry,
     Skipped,
     UnreadableFile,
+    check_file,
     content_hash,
     crawl,
     format_size,
@@ -426,6 +427,33 @@ def test_files_vanishing_mid_crawl_are_skipped_quietly(tmp_path: Path) -> None:
 def test_fifo_is_not_read(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.txt")  # opening it for reading would block forever
     assert skipped(tmp_path) == {"pipe.txt": "not a regular file"}
+
+
+def test_check_file_does_not_follow_symlinks_and_says_which_paths_are_no_documents(
+    tmp_path: Path,
+) -> None:
+    """A watcher learns of single paths: a link there is refused as the crawl refuses it, and
+    paths that are no document now (links, pipes) are ``excluded``: their old entries go."""
+    (tmp_path / "real.txt").write_text("words to index")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
+    (tmp_path / "to-folder.txt").symlink_to(tmp_path)
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "nowhere.txt")
+    (tmp_path / "loop.txt").symlink_to(tmp_path / "loop.txt")
+    os.mkfifo(tmp_path / "pipe.txt")
+    verdicts = {
+        name: check_file(tmp_path / name)
+        for name in ("link.txt", "to-folder.txt", "dangling.txt", "loop.txt", "pipe.txt")
+    }
+    assert {name: (v.reason, v.excluded) for name, v in verdicts.items()} == {
+        "link.txt": ("symlink to a file, not followed", True),
+        "to-folder.txt": ("symlink to a folder, not followed", True),
+        "dangling.txt": ("dangling symlink", True),
+        "loop.txt": ("symlink loop", True),
+        "pipe.txt": ("not a regular file", True),
+    }
+    assert isinstance(check_file(tmp_path / "real.txt"), FileEntry)
+    crawled = {r.path.name: r.excluded for r in crawl(tmp_path) if isinstance(r, Skipped)}
+    assert crawled == {name: True for name in verdicts}
 
 
 def test_large_file_skipped_by_size_limit_and_read_when_raised(tmp_path: Path) -> None:

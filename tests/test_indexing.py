@@ -210,6 +210,44 @@ def test_a_file_emptied_or_made_binary_leaves_the_index(indexed) -> None:
     assert dict(report.skipped)[str(paths[0].relative_to(folder))] == "empty file"
 
 
+def replace_with_no_documents(paths: list[Path]) -> list[Path]:
+    """Replace four indexed files by a symlink to another one, a dangling symlink, a pipe and a
+    folder; return the four paths."""
+    replaced = paths[:4]
+    for path in replaced:
+        path.unlink()
+    replaced[0].symlink_to(paths[5])
+    replaced[1].symlink_to(paths[0].parent / "nowhere.txt")
+    os.mkfifo(replaced[2])
+    replaced[3].mkdir()
+    return replaced
+
+
+def test_a_file_replaced_by_a_symlink_a_pipe_or_a_folder_leaves_the_index(indexed) -> None:
+    """Nothing at those paths is a document now; an index that kept them would answer with
+    text no file there holds (and a symlink is never followed, so never indexed)."""
+    folder, paths = indexed
+    replaced = replace_with_no_documents(paths)
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.deleted == 4 and report.documents == len(paths) - 4
+    assert not {str(p) for p in replaced} & live_paths("notes")
+    reasons = dict(report.skipped)
+    assert reasons[str(replaced[0].relative_to(folder))] == "symlink to a file, not followed"
+    assert reasons[str(replaced[1].relative_to(folder))] == "dangling symlink"
+    assert reasons[str(replaced[2].relative_to(folder))] == "not a regular file"
+
+
+def test_apply_changes_drops_a_file_replaced_by_a_symlink_a_pipe_or_a_folder(indexed) -> None:
+    folder, paths = indexed
+    replaced = replace_with_no_documents(paths)
+    moved_onto_link = folder / "moved.txt"
+    moved_onto_link.symlink_to(paths[6])
+    report = apply_changes("notes", upserts=replaced, moves=[(paths[7], moved_onto_link)])
+    assert report.deleted == 5 and report.added == 0
+    gone = {str(p) for p in [*replaced, paths[7], moved_onto_link]}
+    assert live_paths("notes") == {str(p) for p in paths} - gone
+
+
 def test_a_lower_max_size_drops_the_files_now_over_it(indexed) -> None:
     folder, paths = indexed
     big = folder / "space" / "long.txt"

@@ -374,6 +374,25 @@ def test_binary_and_empty_files_are_reported_not_indexed(folder, fake, run_watch
     wait_until(lambda: folder / "good.txt" in fake.deletions(), what="the emptied file dropped")
 
 
+def test_a_file_replaced_by_a_symlink_or_a_folder_leaves_the_index(folder, fake, run_watcher):
+    """A symlink is never followed (nor indexed under its name), and a folder at a document's
+    path means the document is gone, as ``nash index`` sees them."""
+    seen = []
+    run_watcher(admit=watching.document_problem, on_batch=seen.append)
+    other, linked, foldered = (folder / name for name in ("other.txt", "linked.txt", "f.txt"))
+    for path in (other, linked, foldered):
+        path.write_text("words")
+    wait_until(lambda: {other, linked, foldered} <= set(fake.upserts()), what="three files")
+    linked.unlink()
+    linked.symlink_to(other)
+    foldered.unlink()
+    foldered.mkdir()
+    wait_until(lambda: {linked, foldered} <= set(fake.deletions()), what="both dropped")
+    skipped = {p.name: r for result in seen for p, r in result.skipped}
+    assert skipped == {"linked.txt": "symlink to a file, not followed"}
+    assert fake.upserts().count(linked) == 1  # never sent to the index as a document again
+
+
 def test_a_busy_index_is_retried(folder, fake, run_watcher):
     messages = []
     run_watcher(on_message=messages.append)

@@ -167,7 +167,9 @@ class TfidfFeatures:
             "params": self.get_params(),
             "vocabulary": self.vocabulary_,
         }
-        (directory / "features.json").write_text(json.dumps(config, ensure_ascii=False))
+        (directory / "features.json").write_text(
+            json.dumps(config, ensure_ascii=False), encoding="utf-8"
+        )
         with open(directory / "features.npz", "wb") as f:
             np.savez(f, idf=self.idf_)
 
@@ -176,7 +178,7 @@ class TfidfFeatures:
         """Rebuild features saved by :meth:`save`; reads data only (``allow_pickle=False``)."""
         directory = Path(directory)
         try:
-            config = json.loads((directory / "features.json").read_text())
+            config = json.loads((directory / "features.json").read_text(encoding="utf-8"))
             with np.load(directory / "features.npz", allow_pickle=False) as data:
                 idf = np.asarray(data["idf"], dtype=np.float32)
         except (OSError, ValueError, KeyError) as error:

@@ -357,7 +357,9 @@ def _write_holder(holder_file: Path) -> None:
         argv[0] = "nash"
     tmp = holder_file.with_name(f".{holder_file.name}.{os.getpid()}")
     with contextlib.suppress(OSError):
-        tmp.write_text(json.dumps({"pid": os.getpid(), "command": shlex.join(argv)}))
+        tmp.write_text(
+            json.dumps({"pid": os.getpid(), "command": shlex.join(argv)}), encoding="utf-8"
+        )
         os.replace(tmp, holder_file)
 
 

@@ -261,7 +261,7 @@ class SemanticHasher:
             np.savez(f, **arrays)
         os.replace(tmp, directory / "model.npz")
         tmp = directory / "model.json.tmp"
-        tmp.write_text(json.dumps(config, indent=1))
+        tmp.write_text(json.dumps(config, indent=1), encoding="utf-8")
         os.replace(tmp, directory / "model.json")
 
     @classmethod
@@ -281,7 +281,7 @@ class SemanticHasher:
         if problem is not None:
             raise damage_error(directory / problem[0], problem[1])
         try:
-            config = json.loads((directory / "model.json").read_text())
+            config = json.loads((directory / "model.json").read_text(encoding="utf-8"))
             with np.load(directory / "model.npz", allow_pickle=False) as data:
                 arrays = {k: np.array(data[k]) for k in data.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:

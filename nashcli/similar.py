@@ -165,8 +165,8 @@ class LinearQueryEncoder:
         import json
 
         try:
-            config = json.loads((model_dir / "model.json").read_text())
-            features = json.loads((model_dir / "features.json").read_text())
+            config = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+            features = json.loads((model_dir / "features.json").read_text(encoding="utf-8"))
             if config.get("kind") != "nash" or config["model"].get("encoder") != "linear":
                 return None
             with np.load(model_dir / "model.npz", allow_pickle=False) as arrays:

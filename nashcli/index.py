@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -41,6 +42,7 @@ import shutil
 import sqlite3
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,9 +173,15 @@ def validate_name(name: str) -> str:
 
 
 def name_for_folder(root: Path) -> str:
-    """A collection name derived from a folder's name (``~/My Notes`` -> ``My-Notes``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", root.name).strip("-.")[:64]
-    return cleaned or "root"
+    """A valid collection name from a folder's name: ``~/My Notes`` -> ``My-Notes``, accents
+    dropped (``~/Café`` -> ``Cafe``), no leading ``_`` (``~/_posts`` -> ``posts``). A name with
+    no Latin letter or digit (``~/文件``) gives ``folder-`` and 8 hex digits of the folder's
+    path, which differ from folder to folder; ``/`` gives ``root``."""
+    latin = unicodedata.normalize("NFKD", root.name).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", latin).strip("-._")[:64].rstrip("-._")
+    if cleaned or not root.name:
+        return cleaned or "root"
+    return "folder-" + hashlib.sha256(os.fsencode(str(root))).hexdigest()[:8]
 
 
 def _collection_dirs() -> list[Path]:

@@ -172,6 +172,27 @@ def test_open_unknown_and_bad_names(tmp_path: Path) -> None:
     assert name_for_folder(Path("/x/My Notes!")) == "My-Notes"
 
 
+@pytest.mark.parametrize(
+    ("folder", "name"),
+    [
+        ("/x/My Notes!", "My-Notes"),
+        ("/x/_posts", "posts"),  # Jekyll's folder: a name may not start with "_"
+        ("/x/Ünïcödé Notes", "Unicode-Notes"),
+        ("/x/résumé.", "resume"),
+        ("/", "root"),
+    ],
+)
+def test_a_folders_name_becomes_a_valid_collection_name(folder: str, name: str) -> None:
+    assert name_for_folder(Path(folder)) == name
+    Collection.create(name, Path(folder), 64)  # valid
+
+
+def test_folders_named_without_latin_letters_get_names_of_their_own() -> None:
+    first, second = name_for_folder(Path("/x/文件")), name_for_folder(Path("/y/文件"))
+    assert first.startswith("folder-") and second.startswith("folder-") and first != second
+    assert first == name_for_folder(Path("/x/文件"))  # the same folder, the same name
+
+
 def test_remove_deletes_the_index_only(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     col = Collection.create("c", tmp_path, 64)

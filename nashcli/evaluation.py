@@ -340,13 +340,18 @@ def save_codes(results: Sequence[EvalResult], problem: Problem, directory: Path)
     for result in coded:
         path = directory / f"{result.method}-{result.bits}.npz"
         partial = path.with_name(path.stem + ".partial.npz")
-        np.savez_compressed(
-            partial,
-            train_codes=np.packbits(result.train_codes, axis=1),
-            test_codes=np.packbits(result.test_codes, axis=1),
-            train_labels=np.asarray(problem.Y_train, dtype=bool),
-            test_labels=np.asarray(problem.Y_test, dtype=bool),
-        )
-        partial.replace(path)
+        try:
+            np.savez_compressed(
+                partial,
+                train_codes=np.packbits(result.train_codes, axis=1),
+                test_codes=np.packbits(result.test_codes, axis=1),
+                train_labels=np.asarray(problem.Y_train, dtype=bool),
+                test_labels=np.asarray(problem.Y_test, dtype=bool),
+            )
+            partial.replace(path)
+        except OSError as error:  # a full disk: no half-written file is left behind
+            partial.unlink(missing_ok=True)
+            reason = error.strerror or error
+            raise NashError(f"--save-codes: cannot write {path}: {reason}") from None
         written.append(path)
     return written

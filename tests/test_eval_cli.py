@@ -127,6 +127,29 @@ def test_save_codes_writes_packed_codes(corpus: Path, fake_engine: list, tmp_pat
         assert saved["test_labels"].shape == (12, 3) and saved["test_labels"].dtype == bool
 
 
+def test_codes_that_cannot_be_written_lose_neither_the_figures_nor_a_file(
+    corpus: Path, fake_engine: list, tmp_path: Path, monkeypatch
+) -> None:
+    """A disk that fills up after the training: the figures are out first, the error is one
+    line, and no half-written file is left."""
+    out = tmp_path / "codes"
+
+    def disk_full(file, **arrays):
+        Path(file).write_bytes(b"PK\x03\x04 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("numpy.savez_compressed", disk_full)
+    args = ["eval", str(corpus), "--bits", "8", "--methods", "lsh", "--save-codes", str(out)]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code != 0 and "Traceback" not in result.output + result.stderr
+    line = result.stderr.strip().splitlines()[-1]  # (after a note on the tiny corpus)
+    assert line.startswith("nash: error: --save-codes: cannot write") and "No space left" in line
+    assert json.loads(result.stdout)["results"][0]["method"] == "lsh"  # the one JSON document
+    assert list(out.iterdir()) == []
+    table = runner.invoke(app, args)
+    assert table.exit_code != 0 and "lsh" in table.stdout  # the table, then the error
+
+
 def test_known_name_from_data_dir_and_nash_data(tmp_path: Path, fake_engine: list) -> None:
     data = tmp_path / "data"
     data.mkdir()

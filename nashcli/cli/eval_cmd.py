@@ -118,8 +118,7 @@ def eval_command(
             keep_codes=save_codes is not None,
         )
     n_train, n_test = problem.X_train.shape[0], problem.X_test.shape[0]
-    if save_codes is not None:
-        evaluation.save_codes(results, problem, save_codes)
+    # The figures first: a --save-codes that fails now (a full disk) must not lose them.
     if as_json:
         import json
 
@@ -130,8 +129,10 @@ def eval_command(
             "results": [r.to_json() for r in results],
         }
         typer.echo(json.dumps(document))
-        return
-    console = output_console()
-    console.print(eval_title(corpus.name, results, n_train, n_test), soft_wrap=True)
-    console.print(eval_table(results, bit_list))
-    console.print(EVAL_CAPTION, style="dim", soft_wrap=True)
+    else:
+        console = output_console()
+        console.print(eval_title(corpus.name, results, n_train, n_test), soft_wrap=True)
+        console.print(eval_table(results, bit_list))
+        console.print(EVAL_CAPTION, style="dim", soft_wrap=True)
+    if save_codes is not None:
+        evaluation.save_codes(results, problem, save_codes)

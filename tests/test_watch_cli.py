@@ -308,6 +308,16 @@ def test_a_name_taken_by_another_folder_is_refused_before_anything_starts(notes,
     assert not watching.is_watching("notes")
 
 
+def test_a_second_name_for_a_watched_folder_is_refused_before_anything_starts(notes):
+    Collection.create("notes", notes, 64)
+    for detach in ([], ["--detach"]):
+        result = runner.invoke(app, ["watch", str(notes), "--name", "other", *detach])
+        assert result.exit_code == 2
+        assert f"{notes} is already indexed as collection 'notes'" in result.stderr
+        assert "watching" not in result.stdout
+    assert not watching.is_watching("other") and not Collection.exists("other")
+
+
 def test_another_code_length_is_refused_before_anything_starts(notes):
     Collection.create("notes", notes, 64)
     result = runner.invoke(app, ["watch", str(notes), "--bits", "16", "--detach"])

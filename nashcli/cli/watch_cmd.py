@@ -249,11 +249,18 @@ def watch_command(
     if found is not None and not stat.S_ISDIR(found.st_mode):
         raise NashError(f"{path}: is a file; nash watch keeps a folder indexed")
     found_name, root = watching.collection_for(path)
-    name = name or found_name
     if root is None or not root.is_dir():
         raise NashError(f"{path}: no such folder")
-    from nashcli.index import Collection, validate_name
+    from nashcli.index import Collection, list_collections, validate_name
 
+    holder = next((c.name for c in list_collections() if c.root == root), None)
+    if name is not None and holder is not None and name != holder:  # as nash index refuses it
+        raise NashError(
+            f"{root} is already indexed as collection {holder!r}: nash watch "
+            f"{shlex.quote(str(root))} keeps it current (to index it under another name, "
+            f"first: nash forget {holder})"
+        )
+    name = name or found_name
     validate_name(name)  # before "watching ... catching up", not after it
 
     existing = Collection.open(name) if Collection.exists(name) else None

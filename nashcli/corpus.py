@@ -172,10 +172,10 @@ class Document:
 def format_size(n_bytes: int) -> str:
     """``10_000_000`` → ``"10 MB"``; decimal units, as file managers show them."""
     value = float(n_bytes)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
             if unit == "bytes":
-                return f"{int(value)} bytes"
+                return "1 byte" if n_bytes == 1 else f"{int(value)} bytes"
             return f"{value:.3g} {unit}"
         value /= 1000
     raise AssertionError("unreachable")
@@ -193,6 +193,9 @@ _UNITS = {
     "g": 1000**3,
     "gb": 1000**3,
     "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
 }
 
 

@@ -494,7 +494,9 @@ def test_sizes_parse_and_print() -> None:
     assert parse_size("2.5G") == 2_500_000_000
     assert format_size(DEFAULT_MAX_BYTES) == "10 MB"
     assert format_size(1536) == "1.54 KB"
-    assert format_size(12) == "12 bytes"
+    assert format_size(12) == "12 bytes" and format_size(1) == "1 byte"
+    assert parse_size("10TB") == 10 * 1000**4 and parse_size("1TiB") == 1024**4
+    assert format_size(parse_size("2TB")) == "2 TB"
     for bad in ("", "ten MB", "10 parsecs", "-1"):
         with pytest.raises(NashError, match="not a size"):
             parse_size(bad)

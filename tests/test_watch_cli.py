@@ -343,6 +343,9 @@ def test_cuda_without_a_gpu_is_refused_before_anything_starts(notes, monkeypatch
 def test_stop_without_a_watcher_says_so(notes):
     result = runner.invoke(app, ["watch", "--stop"])
     assert result.exit_code == 0 and "no watcher is running" in result.output
+    result = runner.invoke(app, ["watch", "--stop", str(notes)])  # a folder, no collection yet
+    assert result.exit_code == 0 and f"no watcher is running for {notes}\n" == result.output
+    Collection.create("notes", notes, 64)
     result = runner.invoke(app, ["watch", "--stop", str(notes)])
     assert result.exit_code == 0 and "no watcher is running for 'notes'" in result.output
 
@@ -440,3 +443,6 @@ def test_a_catch_up_that_rebuilt_a_damaged_index_says_why(capsys, tmp_path):
         _render_batch(watching.BatchResult(watching.Batch(rescan=True), 0.5, report), tmp_path)
         (line,) = capsys.readouterr().out.splitlines()
         assert "model retrained" in line and (reason in line) == shown
+    report.retrain_reason = "first index"  # a watcher started on a new folder: nothing re-done
+    _render_batch(watching.BatchResult(watching.Batch(rescan=True), 0.5, report), tmp_path)
+    assert "model trained (first index)" in capsys.readouterr().out

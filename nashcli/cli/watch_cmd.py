@@ -35,10 +35,13 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _retrained(report) -> str:
-    """ "model retrained", and why where it was not routine (a damaged index rebuilt)."""
-    from nashcli.indexing import REBUILT
+    """ "model retrained", "model trained (first index)" for a new collection, and why where it
+    was not routine (a damaged index rebuilt)."""
+    from nashcli.indexing import FIRST_INDEX, REBUILT
 
     why = report.retrain_reason
+    if why == FIRST_INDEX:
+        return f"model trained ({FIRST_INDEX})"
     return f"model retrained: {why}" if why.startswith(REBUILT) else "model retrained"
 
 
@@ -149,6 +152,7 @@ def _running_watcher_of(target: str) -> str | None:
 
 def _stop(target: str | None, name: str | None) -> None:
     from nashcli import watching
+    from nashcli.index import Collection
 
     if target is None and name is None:
         names = watching.watched_names()  # found by their locks, even without a pid file
@@ -166,11 +170,16 @@ def _stop(target: str | None, name: str | None) -> None:
         if failures:
             raise NashError("; ".join(failures))
         return
+    what = None  # what the user named, when it is no collection: a folder
     if name is None:
-        name = _running_watcher_of(target) or watching.collection_for(target)[0]
+        name = _running_watcher_of(target)
+        if name is None:
+            name, folder = watching.collection_for(target)
+            if folder is not None and not Collection.exists(name):  # no collection's folder
+                what = str(folder)
     pid = watching.stop_watching(name)
     if pid is None:
-        typer.echo(f"no watcher is running for {name!r}")
+        typer.echo(f"no watcher is running for {what or repr(name)}")
     else:
         typer.echo(f"stopped watching {name!r} (pid {pid})")
 

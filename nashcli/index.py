@@ -408,14 +408,17 @@ def training_turn(name: str, on_wait: Callable[[str], None]) -> Iterator[bool]:
     lock = FileLock(str(lock_file))
     waited = False
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        waited = True
-        on_wait(
-            f"{_holder(holder_file)} is training a model for collection {name!r}; "
-            "waiting for it to finish (Ctrl-C to stop)"
-        )
-        lock.acquire()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            waited = True
+            on_wait(
+                f"{_holder(holder_file)} is training a model for collection {name!r}; "
+                "waiting for it to finish (Ctrl-C to stop)"
+            )
+            lock.acquire()
+    except OSError as error:  # a read-only disk: before the fit, not after it
+        raise _unchangeable(name, str(error.strerror or error), lock_file.parent) from None
     try:
         _write_holder(holder_file)
         yield waited
@@ -493,6 +496,8 @@ def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
         root = Collection(name, directory).root
     try:
         _remove_directory(name, directory, timeout)
+    except CollectionGoneError:
+        pass  # gone: forgotten meanwhile, or a folder with no index in it (removed just now)
     except IndexBusyError:
         raise IndexBusyError(
             f"collection {name!r} is being updated by {_holder(directory / _HOLDER)}; stop it "

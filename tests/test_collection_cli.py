@@ -308,8 +308,10 @@ def test_an_index_on_a_read_only_disk_answers_and_refuses_changes_in_one_line(
         ):
             line = one_error_line(run(*args))
             assert "cannot change collection 'notes': Read-only file system" in line
-        _read_only(patch, nash_home / "state")
+        _read_only(patch, nash_home / "state")  # the state dir on the same read-only drive
         assert "cannot watch collection 'notes'" in one_error_line(run("watch", str(folder)))
+        line = one_error_line(run("index", str(folder), "--retrain"))
+        assert "cannot change collection 'notes': Read-only file system" in line
     assert run("similar", str(paths[0]), "--json").stdout == before  # nothing was lost
     assert run("index", str(folder)).exit_code == 0
 

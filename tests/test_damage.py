@@ -219,6 +219,19 @@ def test_forget_a_damaged_collection(notes, what: str) -> None:
     assert json.loads(run("status", "--json").stdout) == {"collections": []}
 
 
+@pytest.mark.parametrize("left", [[], ["writer.lock"]])
+def test_forget_a_collection_folder_with_no_index_in_it(left: list[str]) -> None:
+    """What status lists as damaged ("meta.sqlite: missing") forget removes, and says so."""
+    bare = collections_dir() / "bare"
+    bare.mkdir(parents=True)
+    for name in left:
+        (bare / name).touch()
+    assert "meta.sqlite" in run("status").stdout
+    result = run("forget", "bare")
+    assert result.exit_code == 0, result.output
+    assert "forgot bare" in result.stdout and not bare.exists()
+
+
 HOLD = """
 import sys, time
 from nashcli.index import Collection

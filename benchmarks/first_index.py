@@ -18,31 +18,20 @@ import argparse
 import hashlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from large_folder import write_folder  # noqa: E402
-from revisions import ROOT, cli_command, reference_worktree, write_comparison  # noqa: E402
+from revisions import ROOT, reference_worktree, timed_cli, write_comparison  # noqa: E402
 
 
 def first_index(tree: Path, folder: Path, home: Path, threads: str) -> tuple[float, str]:
     """One whole ``nash index FOLDER`` into the empty ``home``: (seconds, codes' digest)."""
     env = dict(os.environ, NASH_HOME=str(home), NASH_TRAIN_THREADS=threads)
-    start = time.perf_counter()
-    subprocess.run(
-        cli_command(tree, "index", str(folder)),
-        env=env,
-        cwd=tree,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    took = time.perf_counter() - start
+    took, _ = timed_cli(tree, env, "index", str(folder))
     digest = hashlib.sha256()
     for plane in sorted(home.glob("collections/*/gen-*/plane-*.u64")):
         digest.update(plane.read_bytes())

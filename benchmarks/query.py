@@ -20,19 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from revisions import (  # noqa: E402
     ROOT,
-    cli_command,
     indexed_folder,
     reference_worktree,
+    timed_cli,
     write_comparison,
 )
 
@@ -53,17 +51,8 @@ def queries(folder: Path, scratch: Path) -> dict[str, list[str]]:
 
 def nash_similar(tree: Path, args: list[str], env: dict) -> tuple[float, list[str]]:
     """One whole ``nash similar ARGS`` with the package under ``tree``: (seconds, hit paths)."""
-    start = time.perf_counter()
-    out = subprocess.run(
-        cli_command(tree, "similar", *args),
-        env=env,
-        cwd=tree,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    took = time.perf_counter() - start
-    return took, [hit["path"] for hit in json.loads(out.stdout)["results"]]
+    took, out = timed_cli(tree, env, "similar", *args)
+    return took, [hit["path"] for hit in json.loads(out)["results"]]
 
 
 def main() -> int:

@@ -15,35 +15,25 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from revisions import (  # noqa: E402
     ROOT,
-    cli_command,
     indexed_folder,
     reference_worktree,
+    timed_cli,
     write_comparison,
 )
 
 
 def nash_index(tree: Path, folder: Path, env: dict) -> tuple[float, str]:
     """One whole ``nash index FOLDER`` with the package under ``tree``: (seconds, summary)."""
-    start = time.perf_counter()
-    out = subprocess.run(
-        cli_command(tree, "index", str(folder)),
-        env=env,
-        cwd=tree,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return time.perf_counter() - start, out.stdout.splitlines()[0]
+    took, out = timed_cli(tree, env, "index", str(folder))
+    return took, out.splitlines()[0]
 
 
 def main() -> int:

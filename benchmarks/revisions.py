@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,15 @@ def cli_command(tree: Path, *args: str) -> list[str]:
     """``nash ARGS`` run from the package under ``tree`` (not whichever is installed)."""
     run_cli = f"import sys; sys.path.insert(0, {str(tree)!r}); from nashcli.cli import main; main()"
     return [sys.executable, "-c", run_cli, *args]
+
+
+def timed_cli(tree: Path, env: dict, *args: str) -> tuple[float, str]:
+    """One whole ``nash ARGS`` with the package under ``tree``: (wall seconds, its stdout)."""
+    start = time.perf_counter()
+    out = subprocess.run(
+        cli_command(tree, *args), env=env, cwd=tree, check=True, capture_output=True, text=True
+    )
+    return time.perf_counter() - start, out.stdout
 
 
 def cpu_name() -> str:

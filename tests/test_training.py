@@ -375,16 +375,20 @@ def test_minibatch_rows_are_those_scipy_indexing_gives():
         assert np.array_equal(part.offsets.numpy(), expected.indptr[:-1])
 
 
-def test_fused_adam_steps_as_torch_adam_does_bit_for_bit():
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_fused_adam_steps_as_torch_adam_does_bit_for_bit(device):
     import torch
 
     from nashcli.training import FusedAdam, make_adam
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
 
     def model_and_grads(seed):
         torch.manual_seed(seed)
         model = torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.Linear(5, 3))
         model.add_module("unused", torch.nn.Linear(2, 2))  # never given a gradient
-        return model
+        return model.to(device)
 
     ours, theirs = model_and_grads(0), model_and_grads(0)
     first = lambda m: list(m[0].parameters())  # noqa: E731
@@ -393,7 +397,7 @@ def test_fused_adam_steps_as_torch_adam_does_bit_for_bit():
     opt_theirs = torch.optim.Adam(
         [{"params": first(theirs), "lr": 0.05}, {"params": rest(theirs), "lr": 0.001}], fused=True
     )
-    x = torch.randn(16, 7, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(16, 7, generator=torch.Generator().manual_seed(1)).to(device)
     for model, opt in ((ours, opt_ours), (theirs, opt_theirs)):
         for _ in range(25):
             opt.zero_grad()
@@ -402,7 +406,7 @@ def test_fused_adam_steps_as_torch_adam_does_bit_for_bit():
     for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
         assert torch.equal(a, b)
     assert not torch.equal(ours[0].weight, model_and_grads(0)[0].weight)  # it did train
-    assert isinstance(make_adam(ours, 1e-3), FusedAdam)  # torch 2.4 on: the fused kernel on CPU
+    assert isinstance(make_adam(ours, 1e-3), FusedAdam)  # torch 2.4 on: the fused kernel on CPU too
 
 
 def test_training_does_not_import_torch_dynamo():

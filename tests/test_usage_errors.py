@@ -18,6 +18,11 @@ runner = CliRunner()
     ("argv", "says"),
     [
         (["similar", "x", "-n", "abc"], "'--top'"),
+        (["similar", "x", "-n", "0"], "'-n': Input should be greater than or equal to 1"),
+        # (a folder that is not there: were the value taken, the command fails, never runs)
+        (["index", "missing", "--bits", "2000"], "Input should be less than or equal to 1024"),
+        (["watch", "missing", "--debounce", "inf"], "Input should be a finite number"),
+        (["watch", "missing", "--debounce", "x"], "Input should be a valid number"),
         # -n is --top in `nash similar`; watch has no -n, so `-n 5` cannot name a collection "5"
         (["watch", ".", "-n", "5"], "No such option: -n"),
         (["watch", ".", "--batch-size", "0"], "'--batch-size'"),

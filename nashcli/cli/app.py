@@ -8,9 +8,12 @@ modules and render. Heavy libraries (torch, scikit-learn) are imported inside co
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
 import sqlite3
 import sys
+from pathlib import Path
 
 import typer
 from typer.core import TyperGroup
@@ -61,6 +64,95 @@ def _not_given_is_false(param) -> None:
         param.default = False
 
 
+_KIND_NAMES = {str: "string", bool: "boolean"}
+#: Typer's path options at their defaults: a path Typer only turns into a ``Path``.
+_BARE_PATH = {
+    "exists": False,
+    "file_okay": True,
+    "dir_okay": True,
+    "writable": False,
+    "readable": True,
+    "resolve_path": False,
+    "allow_dash": False,
+    "path_type": None,
+}
+
+
+class _PlainValue:
+    """Typer's coercion of a str, int, float, bool or plain path parameter (with its min and
+    max), without the pydantic TypeAdapter Typer ≥ 0.2x builds for it: importing pydantic costs
+    about 0.07 s of every command that parses a value (a default counts), a fifth of a whole
+    `nash similar`. Same values and the same messages as pydantic's, but for non-finite floats,
+    which it refuses (``--debounce inf`` would never flush)."""
+
+    def __init__(self, kind: type, low: float | None, high: float | None) -> None:
+        self.kind, self.low, self.high = kind, low, high
+
+    def coerce(self, value, param, ctx):  # noqa: D102 - Typer's RuntimeParam.coerce
+        if value is None:
+            return None
+        try:
+            value = self._parse(value)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), ctx=ctx, param=param) from None
+        if self.low is not None and value < self.low:
+            message = f"Input should be greater than or equal to {_bound(self.low)}"
+            raise typer.BadParameter(message, ctx=ctx, param=param)
+        if self.high is not None and value > self.high:
+            message = f"Input should be less than or equal to {_bound(self.high)}"
+            raise typer.BadParameter(message, ctx=ctx, param=param)
+        return value
+
+    def _parse(self, value):
+        """``value`` (a command-line string or a default) as ``kind``; ValueError says why not."""
+        if self.kind in (str, bool):  # a flag's value is a bool already
+            if not isinstance(value, self.kind):
+                raise ValueError(f"Input should be a valid {_KIND_NAMES[self.kind]}")
+            return value
+        if self.kind is Path:
+            if not isinstance(value, (str, Path)):
+                raise ValueError("Input is not a valid path")
+            return Path(value)
+        if self.kind is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(_\d+)*", value.strip(), re.A):
+                return int(value)
+            raise ValueError(
+                "Input should be a valid integer, unable to parse string as an integer"
+            )
+        try:
+            number = float(value)  # "1e3" and " 2.5 " too
+        except (TypeError, ValueError):
+            raise ValueError(
+                "Input should be a valid number, unable to parse string as a number"
+            ) from None
+        if not math.isfinite(number):
+            raise ValueError("Input should be a finite number")
+        return number
+
+
+def _bound(limit: float) -> str:
+    return str(int(limit)) if float(limit).is_integer() else str(limit)
+
+
+def _coerce_without_pydantic(param) -> None:
+    """Give a str, int, float, bool or plain path parameter :class:`_PlainValue` before Typer
+    builds its pydantic adapter (only a Typer that coerces that way has ``_runtime_param``;
+    others are left alone)."""
+    descriptor = getattr(param, "type_descriptor", None)
+    if descriptor is None or getattr(param, "_runtime_param", False) is not None:
+        return
+    info, kind = descriptor.parameter_info, descriptor.annotation
+    plain = kind in (str, int, float, bool, Path) and param.nargs == 1 and not param.multiple
+    plain = plain and not descriptor.is_choice and getattr(info, "parser", None) is None
+    plain = plain and not getattr(info, "clamp", False)
+    if kind is Path:  # a bare path: no checks asked of Typer (exists=..., resolve_path=...)
+        plain = plain and all(getattr(info, k, v) == v for k, v in _BARE_PATH.items())
+    if plain:
+        param._runtime_param = _PlainValue(kind, info.min, info.max)
+
+
 class _NashGroup(TyperGroup):
     """Turns a :class:`NashError` or a usage error from any command into one stderr line and a
     non-zero exit, and Ctrl-C into one line and exit status 130 (no traceback, no 'Aborted!')."""
@@ -72,6 +164,16 @@ class _NashGroup(TyperGroup):
             return super().make_context(info_name, args, parent=parent, **extra)
         except UsageError as error:  # e.g. an unknown option before the command
             _usage_error(error)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str):  # noqa: D102
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            help_option = command.get_help_option(ctx)  # made once, then cached by the command
+            if help_option is not None:
+                _not_given_is_false(help_option)
+            for param in command.params:
+                _coerce_without_pydantic(param)
+        return command
 
     def get_help_option(self, ctx: typer.Context):  # noqa: D102
         option = super().get_help_option(ctx)

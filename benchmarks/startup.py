@@ -58,12 +58,14 @@ def commands(what_if: bool = False) -> dict[str, tuple[list[str], dict[str, str]
     without Rich (``rich_markup_mode=None``): what the Rich help pages cost."""
     nash = nash_executable()
     tab = {"_NASH_COMPLETE": "complete_bash", "COMP_WORDS": "nash ", "COMP_CWORD": "1"}
+    options_tab = {**tab, "COMP_WORDS": "nash similar --", "COMP_CWORD": "2"}
     extra = {"what if: nash --help, plain help": ([sys.executable, "-c", PLAIN_HELP], {})}
     return {
         REFERENCE: ([sys.executable, "-c", "import typer, rich"], {}),
         HELP: ([nash, "--help"], {}),
         "nash index --help": ([nash, "index", "--help"], {}),
         "nash <TAB> (bash completion)": ([nash], tab),
+        "nash similar --<TAB>": ([nash], options_tab),
         "python -c pass": ([sys.executable, "-c", "pass"], {}),
         **(extra if what_if else {}),
     }

@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -64,8 +65,18 @@ def _not_given_is_false(param) -> None:
         param.default = False
 
 
+try:  # Typer 0.2x coerces values through pydantic adapters built per parameter (RuntimeParam)
+    from typer._coercion import RuntimeParam
+except ImportError:  # pragma: no cover - an older Typer coerces with Click's types
+    RuntimeParam = None
+
 _KIND_NAMES = {str: "string", bool: "boolean"}
-#: Typer's path options at their defaults: a path Typer only turns into a ``Path``.
+_INVALID = {
+    int: "Input should be a valid integer, unable to parse string as an integer",
+    float: "Input should be a valid number, unable to parse string as a number",
+}
+#: Typer's path options at their defaults: a path Typer only turns into a ``Path`` (after
+#: checking that it can be read where it exists).
 _BARE_PATH = {
     "exists": False,
     "file_okay": True,
@@ -78,70 +89,80 @@ _BARE_PATH = {
 }
 
 
-class _PlainValue:
-    """Typer's coercion of a str, int, float, bool or plain path parameter (with its min and
-    max), without the pydantic TypeAdapter Typer ≥ 0.2x builds for it: importing pydantic costs
-    about 0.07 s of every command that parses a value (a default counts), a fifth of a whole
-    `nash similar`. Same values and the same messages as pydantic's, but for non-finite floats,
-    which it refuses (``--debounce inf`` would never flush)."""
-
-    def __init__(self, kind: type, low: float | None, high: float | None) -> None:
-        self.kind, self.low, self.high = kind, low, high
-
-    def coerce(self, value, param, ctx):  # noqa: D102 - Typer's RuntimeParam.coerce
-        if value is None:
-            return None
-        try:
-            value = self._parse(value)
-        except ValueError as error:
-            raise typer.BadParameter(str(error), ctx=ctx, param=param) from None
-        if self.low is not None and value < self.low:
-            message = f"Input should be greater than or equal to {_bound(self.low)}"
-            raise typer.BadParameter(message, ctx=ctx, param=param)
-        if self.high is not None and value > self.high:
-            message = f"Input should be less than or equal to {_bound(self.high)}"
-            raise typer.BadParameter(message, ctx=ctx, param=param)
+def _parse(kind: type, value):
+    """``value`` (a command-line string or a default) as ``kind``, as pydantic's lax mode
+    parses it; ValueError says why not. Non-finite floats are refused (``--debounce inf``
+    would never flush)."""
+    if kind in (str, bool):  # a flag's value is a bool already
+        if not isinstance(value, kind):
+            raise ValueError(f"Input should be a valid {_KIND_NAMES[kind]}")
         return value
-
-    def _parse(self, value):
-        """``value`` (a command-line string or a default) as ``kind``; ValueError says why not."""
-        if self.kind in (str, bool):  # a flag's value is a bool already
-            if not isinstance(value, self.kind):
-                raise ValueError(f"Input should be a valid {_KIND_NAMES[self.kind]}")
-            return value
-        if self.kind is Path:
-            if not isinstance(value, (str, Path)):
-                raise ValueError("Input is not a valid path")
-            return Path(value)
-        if self.kind is int:
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(_\d+)*", value.strip(), re.A):
-                return int(value)
-            raise ValueError(
-                "Input should be a valid integer, unable to parse string as an integer"
-            )
+    if kind is Path:
+        if not isinstance(value, (str, Path)):
+            raise ValueError("Input is not a valid path")
+        path = Path(value)
+        if path.exists() and not os.access(path, os.R_OK):
+            raise ValueError(f"Path {str(value)!r} is not readable.")
+        return path
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(_INVALID[kind])
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isascii():  # float() and int() read other scripts' digits; pydantic not
+            raise ValueError(_INVALID[kind])
+        if kind is int:  # "1_000" and "5.0" too, not "1e3"
+            whole = re.fullmatch(r"([+-]?\d+(?:_\d+)*)(?:\.0+)?", text)
+            if whole is None:
+                raise ValueError(_INVALID[int])
+            return int(whole.group(1))
         try:
-            number = float(value)  # "1e3" and " 2.5 " too
-        except (TypeError, ValueError):
-            raise ValueError(
-                "Input should be a valid number, unable to parse string as a number"
-            ) from None
-        if not math.isfinite(number):
-            raise ValueError("Input should be a finite number")
-        return number
+            value = float(text)  # "1e3", ".5"
+        except ValueError:
+            raise ValueError(_INVALID[kind]) from None
+    if not math.isfinite(value):
+        raise ValueError("Input should be a finite number")
+    if kind is int:
+        if not float(value).is_integer():
+            raise ValueError(_INVALID[int])
+        return int(value)
+    return float(value)
 
 
 def _bound(limit: float) -> str:
     return str(int(limit)) if float(limit).is_integer() else str(limit)
 
 
+if RuntimeParam is not None:
+
+    @dataclass(frozen=True)
+    class _PlainValue(RuntimeParam):
+        """Typer's coercion of a str, int, float, bool or plain path parameter (with its min and
+        max), without the pydantic TypeAdapter Typer builds for it: importing pydantic costs
+        about 0.07 s of every command that parses a value (a default counts), a fifth of a
+        whole `nash similar`. The same values and messages as pydantic's (:func:`_parse`)."""
+
+        def _coerce_value(self, value, param, ctx):
+            try:
+                value = _parse(self.annotation, value)
+            except ValueError as error:
+                raise typer.BadParameter(str(error), ctx=ctx, param=param) from None
+            low, high = self.parameter_info.min, self.parameter_info.max
+            if low is not None and value < low:
+                message = f"Input should be greater than or equal to {_bound(low)}"
+                raise typer.BadParameter(message, ctx=ctx, param=param)
+            if high is not None and value > high:
+                message = f"Input should be less than or equal to {_bound(high)}"
+                raise typer.BadParameter(message, ctx=ctx, param=param)
+            return value
+
+
 def _coerce_without_pydantic(param) -> None:
     """Give a str, int, float, bool or plain path parameter :class:`_PlainValue` before Typer
-    builds its pydantic adapter (only a Typer that coerces that way has ``_runtime_param``;
-    others are left alone)."""
+    builds its pydantic adapter (only where Typer coerces that way; others are left alone)."""
     descriptor = getattr(param, "type_descriptor", None)
-    if descriptor is None or getattr(param, "_runtime_param", False) is not None:
+    if RuntimeParam is None or descriptor is None:
+        return
+    if getattr(param, "_runtime_param", False) is not None:
         return
     info, kind = descriptor.parameter_info, descriptor.annotation
     plain = kind in (str, int, float, bool, Path) and param.nargs == 1 and not param.multiple
@@ -150,7 +171,8 @@ def _coerce_without_pydantic(param) -> None:
     if kind is Path:  # a bare path: no checks asked of Typer (exists=..., resolve_path=...)
         plain = plain and all(getattr(info, k, v) == v for k, v in _BARE_PATH.items())
     if plain:
-        param._runtime_param = _PlainValue(kind, info.min, info.max)
+        with contextlib.suppress(TypeError):  # a RuntimeParam of another shape: Typer's own
+            param._runtime_param = _PlainValue(parameter_info=info, annotation=kind)
 
 
 class _NashGroup(TyperGroup):

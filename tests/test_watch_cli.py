@@ -350,6 +350,19 @@ def test_stop_without_a_watcher_says_so(notes):
     assert result.exit_code == 0 and "no watcher is running for 'notes'" in result.output
 
 
+def test_stop_of_a_folder_never_stops_the_watcher_of_another_folder_of_its_name(
+    notes, tmp_path, monkeypatch
+):
+    other = tmp_path / "elsewhere" / "notes"
+    other.mkdir(parents=True)
+    Collection.create("notes", other, 64)  # `notes` is the name notes/ would get
+    stopped = []
+    monkeypatch.setattr(watching, "stop_watching", lambda name, **kw: stopped.append(name))
+    result = runner.invoke(app, ["watch", "--stop", str(notes)])
+    assert result.exit_code == 0 and result.output == f"no watcher is running for {notes}\n"
+    assert stopped == []
+
+
 def test_a_watcher_loads_the_model_once_not_per_update(notes, monkeypatch):
     """Each update used to reload the model (most of its cost); now once per generation."""
     import threading

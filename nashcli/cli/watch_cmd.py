@@ -152,7 +152,7 @@ def _running_watcher_of(target: str) -> str | None:
 
 def _stop(target: str | None, name: str | None) -> None:
     from nashcli import watching
-    from nashcli.index import Collection
+    from nashcli.index import list_collections
 
     if target is None and name is None:
         names = watching.watched_names()  # found by their locks, even without a pid file
@@ -170,16 +170,17 @@ def _stop(target: str | None, name: str | None) -> None:
         if failures:
             raise NashError("; ".join(failures))
         return
-    what = None  # what the user named, when it is no collection: a folder
     if name is None:
         name = _running_watcher_of(target)
         if name is None:
             name, folder = watching.collection_for(target)
-            if folder is not None and not Collection.exists(name):  # no collection's folder
-                what = str(folder)
+            if folder is not None and all(c.root != folder for c in list_collections()):
+                # No collection's folder: nothing of it to stop, whoever has its name
+                typer.echo(f"no watcher is running for {folder}")
+                return
     pid = watching.stop_watching(name)
     if pid is None:
-        typer.echo(f"no watcher is running for {what or repr(name)}")
+        typer.echo(f"no watcher is running for {name!r}")
     else:
         typer.echo(f"stopped watching {name!r} (pid {pid})")
 

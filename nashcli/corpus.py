@@ -249,16 +249,12 @@ def _is_ignored(rules: list[_IgnoreRules], rel: str, is_dir: bool) -> bool:
     return bool(decision)
 
 
-#: Why a path that is there is no document at all (so an old entry of it leaves the index).
-_NO_DOCUMENT_LINKS = ("dangling symlink", "symlink loop")
-
-
 def _unfollowed_link(path: Path, problem: str | None, target_is_dir: bool) -> Skipped:
-    """The verdict on a symlink that is not followed: no document, named for what it is; one
-    that cannot be followed only because of something passing (unreadable, vanished) keeps an
-    old entry at its path, as an unreadable file does."""
+    """The verdict on a symlink that is not followed, named for what it is (dangling, a loop,
+    its target unreadable): no document, whatever its target, so an old entry at its path
+    leaves the index. Only a link that vanished during the crawl says nothing of the path."""
     if problem is not None:
-        return Skipped(path, problem, excluded=problem in _NO_DOCUMENT_LINKS)
+        return Skipped(path, problem, excluded=problem != "vanished during crawl")
     kind = "folder" if target_is_dir else "file"
     return Skipped(path, f"symlink to a {kind}, not followed", excluded=True)
 

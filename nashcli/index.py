@@ -172,12 +172,19 @@ def validate_name(name: str) -> str:
     return name
 
 
+_LATIN_LETTERS = str.maketrans(
+    {"ß": "ss", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "Ø": "O", "ø": "o", "Ł": "L",
+     "ł": "l", "Đ": "D", "đ": "d", "Þ": "Th", "þ": "th", "Ð": "D", "ð": "d", "ı": "i"}
+)  # fmt: skip
+
+
 def name_for_folder(root: Path) -> str:
     """A valid collection name from a folder's name: ``~/My Notes`` -> ``My-Notes``, accents
     dropped (``~/Café`` -> ``Cafe``), no leading ``_`` (``~/_posts`` -> ``posts``). A name with
     no Latin letter or digit (``~/文件``) gives ``folder-`` and 8 hex digits of the folder's
     path, which differ from folder to folder; ``/`` gives ``root``."""
-    latin = unicodedata.normalize("NFKD", root.name).encode("ascii", "ignore").decode()
+    spelled = root.name.translate(_LATIN_LETTERS)  # letters NFKD does not take apart
+    latin = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode()
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", latin).strip("-._")[:64].rstrip("-._")
     if cleaned or not root.name:
         return cleaned or "root"

@@ -430,7 +430,7 @@ def test_fifo_is_not_read(tmp_path: Path) -> None:
 
 
 def test_check_file_does_not_follow_symlinks_and_says_which_paths_are_no_documents(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A watcher learns of single paths: a link there is refused as the crawl refuses it, and
     paths that are no document now (links, pipes) are ``excluded``: their old entries go."""
@@ -454,6 +454,17 @@ def test_check_file_does_not_follow_symlinks_and_says_which_paths_are_no_documen
     assert isinstance(check_file(tmp_path / "real.txt"), FileEntry)
     crawled = {r.path.name: r.excluded for r in crawl(tmp_path) if isinstance(r, Skipped)}
     assert crawled == {name: True for name in verdicts}
+    # A link is no document whatever its target: one nash may not follow is no more one.
+    real_stat = os.stat
+
+    def denied(path, *args, **kwargs):
+        if Path(path).name == "link.txt":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", denied)
+    unreadable = check_file(tmp_path / "link.txt")
+    assert (unreadable.reason, unreadable.excluded) == ("unreadable: permission denied", True)
 
 
 def test_large_file_skipped_by_size_limit_and_read_when_raised(tmp_path: Path) -> None:

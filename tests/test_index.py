@@ -179,6 +179,7 @@ def test_open_unknown_and_bad_names(tmp_path: Path) -> None:
         ("/x/_posts", "posts"),  # Jekyll's folder: a name may not start with "_"
         ("/x/Ünïcödé Notes", "Unicode-Notes"),
         ("/x/résumé.", "resume"),
+        ("/x/Straße Øvelser Łódź", "Strasse-Ovelser-Lodz"),
         ("/", "root"),
     ],
 )

@@ -1,16 +1,18 @@
 """The ``nash`` console script: a Ctrl-C while the CLI is still being imported (the first tenth
 of a second) is one line and exit status 130, like one during a command, not a traceback.
 
-It also makes sure the CLI runs in Python's UTF-8 mode. Under a locale that is not UTF-8
-(``LC_ALL=C`` with ``PYTHONUTF8=0``, a Latin-1 locale) Python decodes file names and writes
-output in that locale's encoding: a UTF-8 file name would look invalid and leave the index, and
-a title with an accent would stop ``nash similar`` with a traceback. The index stores paths as
-UTF-8 text, so ``nash`` then starts itself again in UTF-8 mode, once, with ``PYTHONUTF8=1`` for
-the processes it starts (a background watcher, a refit).
+It also keeps a locale that is not UTF-8 from breaking the CLI. Under the C locale with UTF-8
+mode turned off (``LC_ALL=C PYTHONUTF8=0``), Python decodes file names as ASCII: a UTF-8 name
+would look invalid and leave the index. ``nash`` then starts itself again in Python's UTF-8
+mode, once, with ``PYTHONUTF8=1`` for the processes it starts (a background watcher, a refit).
+Under another 8-bit locale (Latin-1) every file name decodes, in that locale's own encoding, so
+``nash`` stays in it, and only makes its output replace what that encoding cannot show rather
+than stop with a traceback on an accented or Chinese title.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import sys
 
@@ -20,7 +22,7 @@ INTERRUPTED = 130
 
 def main() -> None:
     """Import and run the CLI (``nashcli.cli.main``)."""
-    _utf8_mode()
+    _fit_the_locale()
     try:
         from nashcli.cli import main as run
 
@@ -30,15 +32,17 @@ def main() -> None:
         sys.exit(INTERRUPTED)
 
 
-def _utf8_mode() -> None:
-    """Replace this process with the same command in UTF-8 mode, where a POSIX system's file
-    names and output are not decoded as UTF-8 (Windows and macOS always do)."""
-    if sys.flags.utf8_mode or os.name != "posix":
-        return
-    if sys.getfilesystemencoding().replace("-", "").lower() == "utf8":
-        return
-    script = sys.argv[0]
-    if not sys.executable or not os.path.isfile(script):
-        return  # not started as the console script: nothing to start again
-    argv = [sys.executable, "-X", "utf8", script, *sys.argv[1:]]
-    os.execve(sys.executable, argv, {**os.environ, "PYTHONUTF8": "1"})  # children too
+def _fit_the_locale() -> None:
+    """Start again in UTF-8 mode where file names decode as ASCII; where the output's
+    encoding is not UTF-8, replace what it cannot encode."""
+    ascii_names = codecs.lookup(sys.getfilesystemencoding()).name == "ascii"
+    if ascii_names and not sys.flags.utf8_mode and os.name == "posix":  # (not Windows, macOS)
+        script = sys.argv[0]
+        if sys.executable and os.path.isfile(script):  # the console script: start it again
+            # orig_argv keeps the interpreter's own options (a shebang's -s or -I)
+            argv = [sys.executable, "-X", "utf8", *sys.orig_argv[1:]]
+            os.execve(sys.executable, argv, {**os.environ, "PYTHONUTF8": "1"})
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        if codecs.lookup(encoding).name != "utf-8" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")

@@ -69,3 +69,24 @@ def test_processes_nash_starts_run_in_utf8_mode_too(tmp_path: Path) -> None:
     )
     result = run(sys.executable, str(probe), "--version")
     assert result.returncode == 0 and b"child 1" in result.stdout, result.stderr.decode()
+
+
+@pytest.mark.skipif(not NASH.is_file(), reason="the nash console script is not installed here")
+def test_output_in_an_encoding_without_a_titles_letters_replaces_them(tmp_path: Path) -> None:
+    """A Latin-1 terminal (here: PYTHONIOENCODING) cannot show a Chinese title: the letters it
+    cannot show are replaced, the command does not stop with a traceback."""
+    from test_indexing import make_docs
+
+    folder = tmp_path / "notes"
+    make_docs(folder, per_topic=4)
+    (folder / "space" / "moon.txt").write_text("月球 moon notes\n" + "rocket orbit moon " * 9)
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1", "COLUMNS": "200"}
+    assert subprocess.run([str(NASH), "index", str(folder)], env=env, check=False).returncode == 0
+    shown = subprocess.run(
+        [str(NASH), "similar", "--text", "moon rocket", "--top", "30"],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
+    assert shown.returncode == 0 and b"Traceback" not in shown.stderr, shown.stderr.decode()
+    assert b"?? moon notes" in shown.stdout

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from large_folder import write_folder  # noqa: E402
-from revisions import ROOT, reference_worktree, timed_cli, write_comparison  # noqa: E402
+from revisions import alternating, reference_worktree, timed_cli, write_comparison  # noqa: E402
 
 
 def first_index(tree: Path, folder: Path, home: Path, threads: str) -> tuple[float, str]:
@@ -54,14 +54,12 @@ def main() -> int:
         folder = scratch / "docs"
         write_folder(folder, args.docs)
         with reference_worktree(args.reference, scratch, kernel=True) as reference:
-            trees = [("reference", reference), ("this tree", ROOT)]
-            for repeat in range(args.repeat):
-                for name, tree in trees if repeat % 2 == 0 else trees[::-1]:
-                    home = scratch / f"home-{len(seconds[name])}-{name.replace(' ', '-')}"
-                    took, digest = first_index(tree, folder, home, args.threads)
-                    seconds[name].append(took)
-                    digests[name].add(digest)
-                    print(f"repeat {repeat + 1}, {name}: {took:.2f} s, codes {digest}", flush=True)
+            for repeat, name, tree in alternating(reference, args.repeat):
+                home = scratch / f"home-{len(seconds[name])}-{name.replace(' ', '-')}"
+                took, digest = first_index(tree, folder, home, args.threads)
+                seconds[name].append(took)
+                digests[name].add(digest)
+                print(f"repeat {repeat + 1}, {name}: {took:.2f} s, codes {digest}", flush=True)
 
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = medians["this tree"] / medians["reference"]

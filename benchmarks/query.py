@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from revisions import (  # noqa: E402
-    ROOT,
+    alternating,
     indexed_folder,
     reference_worktree,
     timed_cli,
@@ -69,16 +69,14 @@ def main() -> int:
         folder, env, documents = indexed_folder(scratch, args.docs, epochs=5)
         asked = queries(folder, scratch)
         with reference_worktree(args.reference, scratch, kernel=True) as reference:
-            trees = [("reference", reference), ("this tree", ROOT)]
             for query, query_args in asked.items():
                 seconds[query] = {"reference": [], "this tree": []}
                 answers = {}
-                for repeat in range(args.repeat):
-                    for name, tree in trees if repeat % 2 == 0 else trees[::-1]:
-                        took, hits = nash_similar(tree, query_args, env)
-                        if answers.setdefault(name, hits) != hits:
-                            raise SystemExit(f"{query}, {name}: the hits changed between runs")
-                        seconds[query][name].append(took)
+                for _, name, tree in alternating(reference, args.repeat):
+                    took, hits = nash_similar(tree, query_args, env)
+                    if answers.setdefault(name, hits) != hits:
+                        raise SystemExit(f"{query}, {name}: the hits changed between runs")
+                    seconds[query][name].append(took)
                 if answers["reference"] != answers["this tree"]:
                     raise SystemExit(f"{query}: the two trees give different hits")
                 print(f"{query}: done", flush=True)

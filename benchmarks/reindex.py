@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from revisions import (  # noqa: E402
-    ROOT,
+    alternating,
     indexed_folder,
     reference_worktree,
     timed_cli,
@@ -49,14 +49,12 @@ def main() -> int:
         scratch = Path(scratch)
         folder, env, documents = indexed_folder(scratch, args.docs, epochs=1)
         with reference_worktree(args.reference, scratch, kernel=True) as reference:
-            trees = [("reference", reference), ("this tree", ROOT)]
-            for repeat in range(args.repeat):
-                for name, tree in trees if repeat % 2 == 0 else trees[::-1]:
-                    took, summary = nash_index(tree, folder, env)
-                    if f"{documents:,} unchanged" not in summary:
-                        raise SystemExit(f"{name}: not everything unchanged: {summary}")
-                    seconds[name].append(took)
-                    print(f"repeat {repeat + 1}, {name}: {took:.2f} s", flush=True)
+            for repeat, name, tree in alternating(reference, args.repeat):
+                took, summary = nash_index(tree, folder, env)
+                if f"{documents:,} unchanged" not in summary:
+                    raise SystemExit(f"{name}: not everything unchanged: {summary}")
+                seconds[name].append(took)
+                print(f"repeat {repeat + 1}, {name}: {took:.2f} s", flush=True)
 
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = medians["this tree"] / medians["reference"]

@@ -50,6 +50,15 @@ def cli_command(tree: Path, *args: str) -> list[str]:
     return [sys.executable, "-c", run_cli, *args]
 
 
+def alternating(reference: Path, rounds: int) -> Iterator[tuple[int, str, Path]]:
+    """``(round, name, tree)`` for REV's tree (``reference``) and this one, ``rounds`` times,
+    each round in the other order than the last: load from other processes hits both alike."""
+    trees = [("reference", reference), ("this tree", ROOT)]
+    for round_ in range(rounds):
+        for name, tree in trees if round_ % 2 == 0 else trees[::-1]:
+            yield round_, name, tree
+
+
 def timed_cli(tree: Path, env: dict, *args: str) -> tuple[float, str]:
     """One whole ``nash ARGS`` with the package under ``tree``: (wall seconds, its stdout)."""
     start = time.perf_counter()

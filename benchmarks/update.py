@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from revisions import ROOT, indexed_folder, reference_worktree, write_comparison  # noqa: E402
+from revisions import alternating, indexed_folder, reference_worktree, write_comparison  # noqa: E402
 
 UPDATES = r"""
 import json, sys, time
@@ -62,19 +62,17 @@ def main() -> int:
         folder, env, documents = indexed_folder(scratch, args.docs, epochs=1)
         edited = sorted((folder / "d0000").iterdir())[7]
         with reference_worktree(args.reference, scratch, kernel=True) as reference:
-            trees = [("reference", reference), ("this tree", ROOT)]
-            for round_ in range(args.rounds):
-                for name, tree in trees if round_ % 2 == 0 else trees[::-1]:
-                    out = subprocess.run(
-                        [sys.executable, "-c", UPDATES, str(tree), str(edited), str(args.updates)],
-                        env=env,
-                        cwd=tree,
-                        check=True,
-                        capture_output=True,
-                        text=True,
-                    )
-                    seconds[name] += json.loads(out.stdout.strip().splitlines()[-1])
-                    print(f"round {round_ + 1}, {name}: done", flush=True)
+            for round_, name, tree in alternating(reference, args.rounds):
+                out = subprocess.run(
+                    [sys.executable, "-c", UPDATES, str(tree), str(edited), str(args.updates)],
+                    env=env,
+                    cwd=tree,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                seconds[name] += json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"round {round_ + 1}, {name}: done", flush=True)
 
     medians = {name: statistics.median(values) * 1000 for name, values in seconds.items()}
     ratio = medians["this tree"] / medians["reference"]

@@ -215,6 +215,11 @@ def list_collections() -> list[Collection]:
     return found
 
 
+def collection_of(root: Path) -> str | None:
+    """The name of the collection that indexes folder ``root`` (resolved), if any."""
+    return next((c.name for c in list_collections() if c.root == root), None)
+
+
 @dataclass(frozen=True)
 class Listing:
     """One collection directory: the opened collection, or why it cannot be opened."""

@@ -41,8 +41,8 @@ from nashcli.index import (
     DocRow,
     Snapshot,
     Writer,
+    collection_of,
     collections_dir,
-    list_collections,
     name_for_folder,
     training_turn,
 )
@@ -306,7 +306,7 @@ def index_folder(
     root = root.resolve()
     named = name is not None
     if not named:  # the folder's collection, whatever it was named; else a new name
-        name = _collection_of(root) or name_for_folder(root)
+        name = collection_of(root) or name_for_folder(root)
     collection, damage = None, None
     if Collection.exists(name):
         try:
@@ -330,7 +330,7 @@ def index_folder(
             + "; choose another name with --name"
             + ("" if collection.root.exists() else f", or to move it here: --name {name}")
         )
-    holder = _collection_of(root) if moving or collection is None else None
+    holder = collection_of(root) if moving or collection is None else None
     if holder is not None and holder != name:  # one folder, one collection
         raise NashError(
             f"{root} is already indexed as collection {holder!r}: nash index {root} updates "
@@ -522,7 +522,7 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
     lock = paths.ensure_dir(paths.state_dir()) / "create-collection.lock"
     try:
         with FileLock(str(lock), timeout=max(timeout, 10.0)):
-            holder = _collection_of(root)
+            holder = collection_of(root)
             if holder is not None:
                 raise NashError(
                     f"{root} was just indexed as collection {holder!r} by another nash process: "
@@ -537,11 +537,6 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
     except Timeout:
         busy = f"another nash process keeps {lock} (it creates a collection)"
         raise IndexBusyError(busy) from None
-
-
-def _collection_of(root: Path) -> str | None:
-    """The name of the collection that indexes folder ``root``, if any."""
-    return next((c.name for c in list_collections() if c.root == root), None)
 
 
 def _move_root(collection: Collection, root: Path, found, lock_timeout: float) -> None:

@@ -783,15 +783,12 @@ def collection_for(target: str | Path) -> tuple[str, Path | None]:
     A folder that some collection indexes gives that collection (whatever its name); another
     folder gives the name ``nash index`` would choose; a name of an existing collection gives it.
     """
-    from nashcli.index import Collection, list_collections, name_for_folder
+    from nashcli.index import Collection, collection_of, name_for_folder
 
     path, found = paths.look_at(target)
     if found is not None and stat.S_ISDIR(found.st_mode):
         root = path.resolve()
-        for collection in list_collections():
-            if collection.root == root:
-                return collection.name, root
-        return name_for_folder(root), root
+        return collection_of(root) or name_for_folder(root), root
     if Collection.exists(str(target)):
         return str(target), Collection.open(str(target)).root
     if found is not None:  # a file: watchers watch folders

@@ -12,7 +12,7 @@ import pytest
 
 from nashcli import corpus, indexing
 from nashcli.errors import IndexBusyError, NashError
-from nashcli.index import Collection
+from nashcli.index import Collection, list_collections
 from nashcli.indexing import apply_changes, due_for_retrain, index_folder, retrain_due
 
 FAST = {"max_epochs": 3}
@@ -170,7 +170,7 @@ def test_a_folder_indexed_already_is_not_indexed_again_under_another_name(indexe
     folder, _ = indexed
     with pytest.raises(NashError, match="already indexed as collection 'notes'.*nash forget"):
         index_folder(folder, name="other", hasher_options=FAST)
-    assert [c.name for c in indexing.list_collections()] == ["notes"]
+    assert [c.name for c in list_collections()] == ["notes"]
 
 
 def test_two_first_indexes_of_one_folder_under_two_names_make_one_collection(
@@ -193,7 +193,7 @@ def test_two_first_indexes_of_one_folder_under_two_names_make_one_collection(
     monkeypatch.setattr(corpus, "crawl", crawl_while_another_run_creates)
     with pytest.raises(NashError, match="just indexed as collection 'other'"):
         index_folder(folder, hasher_options=FAST)
-    assert [c.name for c in indexing.list_collections()] == ["other"]
+    assert [c.name for c in list_collections()] == ["other"]
 
 
 def test_a_file_emptied_or_made_binary_leaves_the_index(indexed) -> None:

@@ -152,7 +152,7 @@ def _running_watcher_of(target: str) -> str | None:
 
 def _stop(target: str | None, name: str | None) -> None:
     from nashcli import watching
-    from nashcli.index import list_collections
+    from nashcli.index import collection_of
 
     if target is None and name is None:
         names = watching.watched_names()  # found by their locks, even without a pid file
@@ -174,7 +174,7 @@ def _stop(target: str | None, name: str | None) -> None:
         name = _running_watcher_of(target)
         if name is None:
             name, folder = watching.collection_for(target)
-            if folder is not None and all(c.root != folder for c in list_collections()):
+            if folder is not None and collection_of(folder) is None:
                 # No collection's folder: nothing of it to stop, whoever has its name
                 typer.echo(f"no watcher is running for {folder}")
                 return
@@ -261,9 +261,9 @@ def watch_command(
     found_name, root = watching.collection_for(path)
     if root is None or not root.is_dir():
         raise NashError(f"{path}: no such folder")
-    from nashcli.index import Collection, list_collections, validate_name
+    from nashcli.index import Collection, collection_of, validate_name
 
-    holder = next((c.name for c in list_collections() if c.root == root), None)
+    holder = collection_of(root)
     if name is not None and holder is not None and name != holder:  # as nash index refuses it
         raise NashError(
             f"{root} is already indexed as collection {holder!r}: nash watch "

@@ -350,6 +350,16 @@ def pdf_supported() -> bool:
     return importlib.util.find_spec("pypdf") is not None
 
 
+def regular_file_stat(path: Path | str) -> os.stat_result | None:
+    """``path``'s own stat if it is a regular file, else None (gone, a folder, a pipe, or a
+    symlink, which is not followed): whether a path can be a document at all."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
 def check_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FileEntry | Skipped:
     """:func:`crawl`'s verdict on one file (size, type, binary sniff, readability; a symlink is
     not followed), for callers that learn of single files (a watcher) rather than crawl a

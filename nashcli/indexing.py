@@ -945,15 +945,6 @@ def _maybe_compact(w: Writer, report: IndexReport) -> None:
         report.compacted = True
 
 
-def _regular_file_stat(path: Path) -> os.stat_result | None:
-    """``path``'s own stat if it is a regular file (symlinks are not followed), else None."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st if stat.S_ISREG(st.st_mode) else None
-
-
 def apply_changes(
     name: str,
     *,
@@ -973,6 +964,8 @@ def apply_changes(
     ``report.retrain_due`` and run :func:`index_folder` for that). Pass the same ``hashers``
     (a :class:`HasherCache`) to every call to load the model once per generation, not per call.
     """
+    from nashcli import corpus
+
     started = time.perf_counter()
     reporter = reporter or _Silent()
     collection = Collection.open(name)
@@ -994,7 +987,7 @@ def apply_changes(
         for old_path, new_path in moves:
             old = stored.get(str(Path(old_path).absolute()))
             new_path = Path(new_path).absolute()
-            st = _regular_file_stat(new_path)
+            st = corpus.regular_file_stat(new_path)
             if st is None:  # gone again, or no document (a folder, a symlink)
                 if old is not None:
                     drop.append(old)
@@ -1018,7 +1011,7 @@ def apply_changes(
                 pending.append(new_path)
         candidates: list[_Candidate] = []
         for path in dict.fromkeys(pending):
-            st = _regular_file_stat(path)
+            st = corpus.regular_file_stat(path)
             if st is None:  # gone, or no document now (a folder, a symlink, a pipe)
                 if str(path) in stored:
                     drop.append(stored[str(path)])

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nashcli import paths
+from nashcli import corpus, paths
 from nashcli.errors import IndexBusyError, NashError
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ class Coalescer:
                 continue
             if (
                 dst not in self._touched_after_move
-                and _is_file(dst)
+                and corpus.regular_file_stat(dst) is not None
                 and not os.path.lexists(origin)
             ):
                 batch.moves.append((origin, dst))
@@ -262,14 +262,6 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 class _FolderReplaced(Exception):
     """Another folder now stands at the watched path: watch that one instead."""
-
-
-def _is_file(path: Path) -> bool:
-    """Whether ``path`` is a regular file itself (a symlink to one is no document)."""
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _is_folder(path: Path) -> bool:
@@ -763,16 +755,12 @@ def ignore_rules(root: Path) -> IgnoreFn:
     are not ignored here but refused when a batch is applied (:func:`document_problem`), as
     ``nash index`` lists them: a link that replaced an indexed file takes its entry away.
     """
-    from nashcli import corpus
-
     return corpus.IgnoreMatcher(root).is_ignored
 
 
 def document_problem(path: Path, max_bytes: int | None = None):
     """Why ``path`` is not indexed (a :class:`corpus.Skipped`: empty, binary, over
     ``max_bytes``, unreadable), or None: crawl's checks."""
-    from nashcli import corpus
-
     checked = corpus.check_file(path, max_bytes=max_bytes or corpus.DEFAULT_MAX_BYTES)
     return checked if isinstance(checked, corpus.Skipped) else None
 

@@ -90,6 +90,37 @@ UNREADABLE_FOLDER = "unreadable folder"
 SNIFF_BYTES = 8192
 _CHUNK = 1 << 20
 
+#: Kernel and device filesystems (Linux names): what a crawl of ``/`` meets at /proc, /sys and
+#: /dev. They hold no documents, only files that describe the running system, some of which
+#: block when read (/proc/kmsg). Folders on them are skipped; ``tmpfs`` is not among them (a
+#: user's files may live there).
+SYSTEM_FILESYSTEMS = frozenset(
+    {
+        "autofs",
+        "binfmt_misc",
+        "bpf",
+        "cgroup",
+        "cgroup2",
+        "configfs",
+        "debugfs",
+        "devpts",
+        "devtmpfs",
+        "efivarfs",
+        "fusectl",
+        "hugetlbfs",
+        "mqueue",
+        "nsfs",
+        "proc",
+        "pstore",
+        "rpc_pipefs",
+        "securityfs",
+        "selinuxfs",
+        "sysfs",
+        "tracefs",
+    }
+)
+_MOUNTINFO = "/proc/self/mountinfo"
+
 _BOMS = (  # longest first: the UTF-32-LE BOM starts with the UTF-16-LE one
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -272,6 +303,32 @@ def _symlink_problem(path: Path) -> str | None:
     return None
 
 
+def system_filesystems(mountinfo: str = _MOUNTINFO) -> dict[int, str]:
+    """Device number (``st_dev``) → type of every mounted :data:`SYSTEM_FILESYSTEMS` one, read
+    from Linux's ``mountinfo``; ``{}`` where there is none (macOS, Windows)."""
+    try:
+        with open(mountinfo, "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    found: dict[int, str] = {}
+    for line in lines:
+        # "36 25 0:21 / /proc rw,relatime shared:13 - proc proc rw": optional fields end at "-"
+        fields = line.split(b" ")
+        try:
+            major, minor = (int(n) for n in fields[2].split(b":"))
+            fs_type = fields[fields.index(b"-", 6) + 1].decode("ascii", "replace")
+        except (IndexError, ValueError):
+            continue
+        if fs_type in SYSTEM_FILESYSTEMS:
+            found[os.makedev(major, minor)] = fs_type
+    return found
+
+
+def _system_folder(fs_type: str) -> str:
+    return f"system folder ({fs_type} filesystem)"
+
+
 def _os_reason(error: OSError) -> str:
     if isinstance(error, FileNotFoundError):
         return "vanished during crawl"
@@ -446,9 +503,13 @@ def crawl(
     that still matches is not opened again to sniff it (an update of an unchanged folder of a
     million files then stats them, and reads none).
 
-    ``root`` may also be a single file. Raises :class:`NashError` if ``root`` does not exist or
-    is a folder that cannot be listed (an index must not read that as "every file is gone").
-    Never raises for a problem with one file or folder inside it.
+    - Folders on a kernel or device filesystem (:data:`SYSTEM_FILESYSTEMS`: /proc, /sys, /dev
+      under ``/``) are skipped as ``"system folder (proc filesystem)"``, unlisted, and so are
+      followed links into them.
+
+    ``root`` may also be a single file. Raises :class:`NashError` if ``root`` does not exist, is
+    a folder that cannot be listed (an index must not read that as "every file is gone"), or is
+    on a system filesystem. Never raises for a problem with one file or folder inside it.
     """
     root = Path(os.path.abspath(os.path.expanduser(root)))
     wanted = frozenset(ext.lower() for ext in extensions)
@@ -458,6 +519,10 @@ def crawl(
         raise NashError(f"no such file or folder: {root}") from None
     except OSError as error:
         raise NashError(f"cannot read {root}: {_os_reason(error)}") from None
+    system = system_filesystems()
+    if root_stat.st_dev in system:
+        where = _system_folder(system[root_stat.st_dev])
+        raise NashError(f"{root} is in a {where}, which holds no documents")
     if not stat.S_ISDIR(root_stat.st_mode):
         yield _check_file(root, root.suffix.lower(), max_bytes, known)
         return
@@ -466,7 +531,7 @@ def crawl(
     except OSError as error:
         reason = _os_reason(error).removeprefix("unreadable: ")
         raise NashError(f"cannot read the folder {root}: {reason}") from None
-    walker = _Walker(root, wanted, max_bytes, follow_symlinks, known)
+    walker = _Walker(root, wanted, max_bytes, follow_symlinks, known, system)
     yield from walker.walk(root, ((root_stat.st_dev, root_stat.st_ino),))
 
 
@@ -491,8 +556,10 @@ class _Walker:
         max_bytes: int,
         follow_symlinks: bool,
         known: Mapping[str, tuple[int, int]] | None,
+        system: Mapping[int, str],
     ) -> None:
         self.root_real = os.path.realpath(root)
+        self.system = system  # device → type of the system filesystems mounted
         self.wanted = wanted
         self.max_bytes = max_bytes
         self.follow_symlinks = follow_symlinks
@@ -560,6 +627,8 @@ class _Walker:
             key = (st.st_dev, st.st_ino)
             if key in ancestors:  # reached the crawl's own root through a followed link
                 yield Skipped(path, "symlink loop")
+            elif st.st_dev in self.system:  # /proc, /sys, /dev of a crawl of /
+                yield Skipped(path, _system_folder(self.system[st.st_dev]), excluded=True)
             else:
                 yield _Folder(path, rel + "/", rules, (*ancestors, key))
             return
@@ -606,6 +675,9 @@ class _Walker:
             )
         elif any(_is_within(real, target) for target in self.followed):
             yield Skipped(path, "symlink to something crawled already")
+        elif st.st_dev in self.system:  # a file there may block when read (/proc/kmsg)
+            where = _system_folder(self.system[st.st_dev])
+            yield Skipped(path, f"symlink into a {where}", excluded=True)
         else:
             self.followed.append(real)
             if target_is_dir:

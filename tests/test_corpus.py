@@ -7,6 +7,7 @@ import codecs
 import os
 import random
 import shutil
+import stat
 import sys
 import traceback
 import tracemalloc
@@ -262,6 +263,7 @@ def test_files_known_unchanged_are_not_opened_again(tmp_path: Path, monkeypatch)
 
     monkeypatch.setattr(corpus, "open", spying_open, raising=False)
     found = list(crawl(tmp_path, known=known))
+    opened.remove("mountinfo")  # which devices are /proc and /sys: read once a crawl
     assert sorted(opened) == ["edited.txt", "new.txt"]
     assert {item.path.name: type(item).__name__ for item in found} == {
         "edited.txt": "Skipped",
@@ -642,3 +644,95 @@ def test_a_file_name_that_is_not_utf8_is_skipped_not_a_crash(tmp_path: Path) -> 
     assert found == ["fine.txt"] and skipped == [
         "file name is not valid UTF-8 (rename the file to index it)"
     ]
+
+
+MOUNTINFO = (
+    "22 27 0:21 / /proc rw,relatime - proc proc rw\n"
+    "23 27 0:22 / /sys rw,relatime shared:7 - sysfs sysfs rw\n"
+    "25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24683792k\n"
+    "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+    "30 27 0:40 / /mnt/with\\040space rw master:1 shared:2 - cgroup2 cgroup2 rw\n"
+    "garbage line\n"
+)
+
+
+def test_system_filesystems_are_read_from_mountinfo(tmp_path: Path) -> None:
+    mountinfo = write(tmp_path / "mountinfo", MOUNTINFO)
+    assert corpus.system_filesystems(str(mountinfo)) == {
+        os.makedev(0, 21): "proc",
+        os.makedev(0, 22): "sysfs",
+        os.makedev(0, 40): "cgroup2",
+    }
+    assert corpus.system_filesystems(str(tmp_path / "missing")) == {}
+
+
+class _OnAnotherDevice:
+    """An ``os.DirEntry`` whose ``stat()`` gives ``device``: a folder mounted from elsewhere."""
+
+    def __init__(self, entry: os.DirEntry, device: int) -> None:
+        self._entry, self._device = entry, device
+        self.name, self.path = entry.name, entry.path
+
+    def is_symlink(self) -> bool:
+        return self._entry.is_symlink()
+
+    def is_dir(self, follow_symlinks: bool = True) -> bool:
+        return self._entry.is_dir(follow_symlinks=follow_symlinks)
+
+    def stat(self, follow_symlinks: bool = True) -> os.stat_result:
+        st = list(self._entry.stat(follow_symlinks=follow_symlinks))
+        st[stat.ST_DEV] = self._device
+        return os.stat_result(st)
+
+
+def test_folders_on_a_system_filesystem_are_skipped_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crawl of / meets /proc, /sys and /dev, whose files describe the running system (some
+    block when read, /proc/kmsg): each is one skip, nothing under it is listed. Simulated: the
+    folder "proc" answers with a device that mountinfo calls a proc mount."""
+    write(tmp_path / "a.txt", "a document\n")
+    write(tmp_path / "proc" / "kmsg", "never read\n")
+    write(tmp_path / "home" / "b.txt", "another\n")
+    proc_device = os.makedev(0, 21)
+    real_scandir = corpus.os.scandir
+    listed: list[str] = []
+
+    class Listing:
+        def __init__(self, path) -> None:
+            listed.append(Path(path).name)
+            self._scan = real_scandir(path)
+
+        def __enter__(self):
+            return [_OnAnotherDevice(e, proc_device) if e.name == "proc" else e for e in self._scan]
+
+        def __exit__(self, *exc) -> None:
+            self._scan.close()
+
+        def close(self) -> None:
+            self._scan.close()
+
+    monkeypatch.setattr(corpus.os, "scandir", Listing)
+    monkeypatch.setattr(corpus, "system_filesystems", lambda: {proc_device: "proc"})
+    assert indexed(tmp_path) == ["a.txt", "home/b.txt"]
+    assert skipped(tmp_path) == {"proc": "system folder (proc filesystem)"}
+    assert "proc" not in listed
+
+
+@pytest.mark.skipif(
+    corpus.system_filesystems().get(os.stat("/proc").st_dev if os.path.isdir("/proc") else -1)
+    != "proc",
+    reason="no proc filesystem at /proc (not Linux)",
+)
+def test_links_into_proc_are_not_followed_and_proc_is_no_root(tmp_path: Path) -> None:
+    write(tmp_path / "a.txt", "a document\n")
+    (tmp_path / "kernel").symlink_to("/proc/sys/kernel")
+    (tmp_path / "cpu.txt").symlink_to("/proc/cpuinfo")
+    assert indexed(tmp_path, follow_symlinks=True) == ["a.txt"]
+    assert skipped(tmp_path, follow_symlinks=True) == {
+        "cpu.txt": "symlink into a system folder (proc filesystem)",
+        "kernel": "symlink into a system folder (proc filesystem)",
+    }
+    for root in ("/proc", "/proc/sys/kernel", "/proc/cpuinfo"):
+        with pytest.raises(NashError, match=r"in a system folder \(proc filesystem\), which"):
+            list(crawl(root))

@@ -7,7 +7,7 @@ reports every file it skips on purpose with a reason a person can act on, instea
 :func:`read_text` turns one such file into text (UTF-8, else charset detection; HTML reduced to its
 visible text; PDF through the optional ``pypdf``) or raises :class:`UnreadableFile`.
 
-Only the standard library is imported at module level: ``pathspec``, ``charset_normalizer``,
+Only the standard library is imported at module level: ``charset_normalizer``,
 ``bs4`` and ``pypdf`` are imported by the functions that need them, so importing this module
 costs nothing to ``nash --help`` and shell completion.
 """
@@ -28,9 +28,12 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from nashcli.errors import NashError
+
+if TYPE_CHECKING:
+    from nashcli.ignore import IgnoreFile
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -249,11 +252,11 @@ class _IgnoreRules:
     POSIX prefix, ``""`` at the root, else ending in ``/``)."""
 
     base: str
-    spec: Any  # pathspec.GitIgnoreSpec
+    spec: IgnoreFile
 
 
 def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
-    from pathspec import GitIgnoreSpec
+    from nashcli.ignore import IgnoreFile
 
     rules = []
     for name in IGNORE_FILES:
@@ -261,22 +264,22 @@ def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
             lines = (directory / name).read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:  # absent, unreadable or vanished: no rules from it
             continue
-        spec = GitIgnoreSpec.from_lines(lines)
+        spec = IgnoreFile(lines)
         if spec.patterns:
             rules.append(_IgnoreRules(base, spec))
     return rules
 
 
 def _is_ignored(rules: list[_IgnoreRules], rel: str, is_dir: bool) -> bool:
-    """Git's semantics: the last matching rule decides, deeper files after shallower ones."""
+    """Git's semantics: the last pattern that matches ``rel`` itself decides, deeper files after
+    shallower ones (an ignored folder is not entered: the walk asks about it first)."""
     decision = None
     for rule in rules:
         if not rel.startswith(rule.base):
             continue
-        local = rel[len(rule.base) :] + ("/" if is_dir else "")
-        include = rule.spec.check_file(local).include
-        if include is not None:
-            decision = include
+        verdict = rule.spec.decide(rel[len(rule.base) :], is_dir)
+        if verdict is not None:
+            decision = verdict
     return bool(decision)
 
 

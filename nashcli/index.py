@@ -376,11 +376,14 @@ def _write_holder(holder_file: Path) -> None:
     if argv[0] in ("-c", "__main__.py", ""):
         argv[0] = "nash"
     tmp = holder_file.with_name(f".{holder_file.name}.{os.getpid()}")
-    with contextlib.suppress(OSError):
+    try:
         tmp.write_text(
             json.dumps({"pid": os.getpid(), "command": shlex.join(argv)}), encoding="utf-8"
         )
         os.replace(tmp, holder_file)
+    except OSError:  # a full disk: no holder named, and no temporary file left behind
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _clear_holder(holder_file: Path) -> None:
@@ -396,9 +399,22 @@ def _training_files(name: str) -> tuple[Path, Path]:
 
 def training_holder(name: str) -> str | None:
     """Who trains collection ``name``'s model right now, for messages ("another nash process
-    (pid 1234: nash index ~/notes)"), or None: read from the holder file, which a process killed
-    mid-training leaves behind with a pid that no longer runs (so it takes no lock)."""
-    return _live_holder(_training_files(name)[1])
+    (pid 1234: nash index ~/notes)"), or None. The holder file of a process killed mid-training
+    stays behind, and its pid may run again as another program: it is believed only while the
+    training lock is held."""
+    from filelock import FileLock, Timeout
+
+    lock_file, holder_file = _training_files(name)
+    holder = _live_holder(holder_file)
+    if holder is None or not lock_file.exists():
+        return None
+    try:
+        with FileLock(str(lock_file), timeout=0):
+            return None  # free: nobody trains
+    except Timeout:
+        return holder
+    except OSError:  # cannot take it to see (a read-only state dir): the file's word
+        return holder
 
 
 @contextlib.contextmanager
@@ -551,6 +567,18 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_tree(directory: Path) -> None:
+    """fsync every file under ``directory`` and every folder in it, itself included."""
+    for folder, _folders, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(folder))
 
 
 def _gen_dirname(gen: int) -> str:
@@ -1228,6 +1256,7 @@ class Writer:
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
         self._in_tx = False
+        self._commits_held = False
         try:
             self._con = _connect(collection.directory / _META)
         except sqlite3.Error as error:
@@ -1239,6 +1268,13 @@ class Writer:
                     f"index {collection.name!r} was replaced by another nash process meanwhile; "
                     "try again"
                 )
+            # What another writer changed since this process opened the collection (a retrain
+            # with other --bits): a compaction here writes the current generation's length.
+            try:
+                parsed = _parse_info(info)
+            except ValueError as error:
+                raise collection.damaged(_META, str(error)) from None
+            collection.bits, collection.max_bytes = parsed["bits"], parsed.get("max_bytes")
             self._collect_garbage()
             # Only a speed-up: a full disk must not stop an update that has nothing to write.
             with contextlib.suppress(sqlite3.OperationalError):
@@ -1357,8 +1393,9 @@ class Writer:
         self._con.execute("UPDATE generations SET rows=? WHERE gen=?", (base + n, gen))
 
     def commit(self) -> None:
-        """Make everything staged visible to readers, atomically."""
-        if self._in_tx:
+        """Make everything staged visible to readers, atomically (held back while a
+        :meth:`new_generation`'s ``before_commit`` runs: the switch commits it)."""
+        if self._in_tx and not self._commits_held:
             self._con.execute(
                 "UPDATE info SET value=? WHERE key='updated_at'", (repr(time.time()),)
             )
@@ -1397,11 +1434,15 @@ class Writer:
         method: str,
         trained_docs: int,
         bits: int | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> int:
         """Write a complete new generation and switch to it in one transaction.
 
         ``save_model(directory)`` writes the model (e.g. ``hasher.save``); the rows get numbers
         0..n-1. The old generation's files are removed after the switch (open maps stay valid).
+        ``before_commit()`` runs inside the switch's transaction, on the new generation, with
+        its commits held back: what it stages (a retrain's catch-up) becomes visible with the
+        switch, or, if it fails or the process dies, neither does.
         """
         from nashcli import __version__
 
@@ -1421,6 +1462,7 @@ class Writer:
             (tmp / "tfidf.indices").touch()
             (tmp / "tfidf.data").touch()
             _append_rows(tmp, 0, np.asarray(words, dtype=np.uint64), tfidf)
+            _fsync_tree(tmp)  # the model too: on disk before the commit that makes it current
             _failpoint("generation-written")
             os.rename(tmp, final)
             _fsync_dir(final.parent)
@@ -1452,6 +1494,12 @@ class Writer:
             self._con.execute("UPDATE info SET value=? WHERE key='bits'", (str(n_bits),))
             self._con.execute("DELETE FROM docs WHERE gen=?", (old,))
             self._con.execute("DELETE FROM generations WHERE gen=?", (old,))
+            if before_commit is not None:
+                self._commits_held = True
+                try:
+                    before_commit()
+                finally:
+                    self._commits_held = False
             self.commit()
         except BaseException:  # disk full, Ctrl-C...: no half-written generation stays behind
             self.rollback()
@@ -1480,11 +1528,15 @@ class Writer:
             old_model = snap.model_dir
 
             def copy_model(target: Path) -> None:
-                shutil.copytree(old_model, target)
+                # File by file (the model folder is flat): a full disk raises its own OSError,
+                # where copytree gathers every failure into one shutil.Error of tuples.
+                target.mkdir()
+                for item in sorted(old_model.iterdir()):
+                    shutil.copyfile(item, target / item.name)
 
             metas = [DocMeta(d.path, d.size, d.mtime_ns, d.hash, d.title) for d in live]
             return self.new_generation(
-                copy_model, words, tfidf, metas, method=method, trained_docs=trained
+                copy_model, words, tfidf, metas, method=method, trained_docs=trained, bits=snap.bits
             )
         finally:
             snap.close()

@@ -602,6 +602,9 @@ def _index(
         if snap.generation:
             snap.check_model()
             snap.check_values()
+            # The length now: another process may have retrained with other --bits since this
+            # one opened the collection (a retrain without --bits keeps it, not the old one).
+            collection.bits = snap.bits
         stored = {d.path: d for d in snap.live_docs()}
         return stored, snap.generation, snap.rows, snap.trained_docs
 
@@ -671,8 +674,12 @@ def _index(
                     method=hasher.method,
                     trained_docs=len(metas),
                     bits=target_bits,
+                    # In the switch's transaction: a crash between the two would lose what a
+                    # watcher committed during the training (it will not send it again).
+                    before_commit=lambda: _catch_up(
+                        w, hasher, stored, current, metas, report, reporter
+                    ),
                 )
-                _catch_up(w, hasher, stored, current, metas, report, reporter)
                 _finish(w, report)
             return
     with collection.writer(timeout=lock_timeout) as w:
@@ -711,7 +718,8 @@ def _catch_up(
     report: IndexReport,
     reporter: Reporter,
 ) -> None:
-    """After a retrain: redo, with the new model, what other writers committed while it ran.
+    """After a retrain: redo, with the new model, what other writers committed while it ran
+    (staged on the new generation before its switch commits: ``Writer.new_generation``).
 
     ``before`` is the index the retrain started from, ``current`` the old generation's state
     just before the switch, ``metas`` what the new generation holds.

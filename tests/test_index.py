@@ -119,6 +119,127 @@ def test_compaction_drops_tombstones_keeps_codes(tmp_path: Path) -> None:
         assert (snap.model_dir / "config.json").is_file()
 
 
+def test_compaction_keeps_the_length_another_process_switched_to(tmp_path: Path) -> None:
+    """A writer that opened the collection at 64 bits compacts after another process retrained
+    it at 128 (while the first waited for the lock): the compacted generation is 128 bits, as
+    its model is. It was recorded as 64, and every query then failed with a traceback."""
+    col = Collection.create("c", tmp_path, 64)
+    _, words, tfidf = _rows(6, bits=64)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abcdef"), method="m", trained_docs=6)
+    opened_before = Collection.open("c")
+    bits128, words128, tfidf128 = _rows(6, bits=128, seed=2)
+    with col.writer() as w:  # the other process: nash index --bits 128 --retrain
+        w.new_generation(
+            _save_model, words128, tfidf128, _metas("abcdef"), method="m", trained_docs=6, bits=128
+        )
+    with opened_before.writer() as w:
+        w.tombstone([0, 1, 2, 3])
+        w.commit()
+        w.compact()
+    assert Collection.open("c").bits == 128 and opened_before.bits == 128
+    with col.snapshot() as snap:
+        assert snap.bits == 128 and snap.rows == 2
+        np.testing.assert_array_equal(
+            codes.unpack_codes(snap.codes_of(range(2)), 128), bits128[[4, 5]]
+        )
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names fds through /proc")
+def test_a_new_generations_model_is_on_disk_before_it_becomes_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Power lost after the switch must not leave the only generation with empty model files:
+    every file of the new generation, and its folders, are fsynced before the rename and the
+    commit (the model's were not)."""
+    from nashcli import index
+
+    events: list[str] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def rename(src, dst) -> None:
+        events.append(f"rename {src}")
+        real_rename(src, dst)
+
+    col = Collection.create("c", tmp_path, 64)
+    _, words, tfidf = _rows(3)
+    monkeypatch.setattr(index.os, "fsync", fsync)
+    monkeypatch.setattr(index.os, "rename", rename)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abc"), method="m", trained_docs=3)
+    tmp = str(col.directory / "gen-000001.tmp")
+    switched = events.index(f"rename {tmp}")
+    synced = {e.removeprefix("fsync ") for e in events[:switched] if e.startswith("fsync ")}
+    assert {f"{tmp}/model/config.json", f"{tmp}/model", tmp} <= synced
+
+
+def test_a_full_disk_during_a_compaction_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from nashcli import index
+
+    col = Collection.create("c", tmp_path, 64)
+    _, words, tfidf = _rows(4)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abcd"), method="m", trained_docs=4)
+
+    def full(src, dst, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(index.shutil, "copyfile", full)
+    with col.writer() as w:
+        w.tombstone([0, 1, 2])
+        w.commit()
+        with pytest.raises(OSError) as caught:
+            w.compact()
+    assert type(caught.value) is OSError and "No space left" in str(caught.value)
+    with col.snapshot() as snap:
+        assert snap.generation == 1 and snap.documents == 1
+    assert sorted(p.name for p in col.directory.glob("gen-*")) == ["gen-000001"]
+
+
+def test_a_training_pid_file_left_by_a_killed_run_names_nobody(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its pid may run again as another program: with the training lock free, nobody trains."""
+    from nashcli import index
+
+    lock_file, holder_file = index._training_files("c")
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock_file.touch()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        holder_file.write_text(json.dumps({"pid": sleeper.pid, "command": "nash index x"}))
+        assert index.training_holder("c") is None
+        with index.training_turn("c", on_wait=print):
+            holder_file.write_text(json.dumps({"pid": sleeper.pid, "command": "nash index x"}))
+            assert index.training_holder("c") == (
+                f"another nash process (pid {sleeper.pid}: nash index x)"
+            )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_holder_file_that_cannot_be_written_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nashcli import index
+
+    def full(src, dst) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index.os, "replace", full)
+    index._write_holder(tmp_path / "writer.pid")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_debris_of_killed_runs_is_swept_whatever_collection_it_was(tmp_path: Path) -> None:
     """A killed `nash forget` or rebuild leaves a whole copy of an index (`.forgotten-NAME-PID`,
     `.new-NAME-PID`); the next creation of any collection removes those of dead processes."""

@@ -509,6 +509,41 @@ def test_a_retrain_keeps_out_what_it_left_out_when_a_watcher_wrote_meanwhile(
     assert str(big) not in live_paths("notes") and str(new) in live_paths("notes")
 
 
+def test_a_retrain_stopped_after_its_switch_keeps_what_a_watcher_wrote_meanwhile(
+    indexed, monkeypatch
+) -> None:
+    """The switch and the catch-up of a watcher's batch are one commit: stopped in between
+    (Ctrl-C, a kill, a full disk), the collection keeps its old generation with the watcher's
+    file in it. Before, the switch was committed first, and the file was lost until a later
+    full crawl (the watcher does not send it again)."""
+    folder, paths = indexed
+    with Collection.open("notes").snapshot() as snap:
+        generation = snap.generation
+    real_retrain, real_catch_up = indexing._retrain, indexing._catch_up
+    new = folder / "cars" / "new.txt"
+
+    def retrain_while_a_watcher_writes(*args, **kwargs):
+        result = real_retrain(*args, **kwargs)
+        new.write_text("engine brake tire gearbox clutch")
+        indexing.apply_changes("notes", upserts=[new])  # the watcher's batch during training
+        return result
+
+    def catch_up_then_stop(*args, **kwargs):
+        real_catch_up(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(indexing, "_retrain", retrain_while_a_watcher_writes)
+    monkeypatch.setattr(indexing, "_catch_up", catch_up_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        index_folder(folder, retrain=True, hasher_options=FAST)
+    with Collection.open("notes").snapshot() as snap:
+        assert snap.generation == generation
+    assert live_paths("notes") == {str(p) for p in [*paths, new]}
+    assert sorted(p.name for p in Collection.open("notes").directory.glob("gen-*")) == [
+        f"gen-{generation:06d}"
+    ]
+
+
 def test_a_retrain_waits_for_another_writers_batch_to_switch(indexed, monkeypatch) -> None:
     """Its training is not thrown away because a watcher's batch held the lock past the
     ordinary lock timeout."""

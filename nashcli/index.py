@@ -215,9 +215,24 @@ def list_collections() -> list[Collection]:
     return found
 
 
+def same_folder(recorded: Path, root: Path) -> bool:
+    """Whether a collection's folder as recorded is ``root`` (resolved): the same path, or a
+    link there now (a folder moved to a bigger drive and linked back from where it was)."""
+    if recorded == root:
+        return True
+    try:
+        return os.path.samefile(recorded, root)
+    except OSError:  # gone, or unreadable: not known to be it
+        return False
+
+
 def collection_of(root: Path) -> str | None:
-    """The name of the collection that indexes folder ``root`` (resolved), if any."""
-    return next((c.name for c in list_collections() if c.root == root), None)
+    """The name of the collection that indexes folder ``root`` (resolved), if any: recorded at
+    that path, else at one that leads there now (:func:`same_folder`)."""
+    collections = list_collections()
+    return next((c.name for c in collections if c.root == root), None) or next(
+        (c.name for c in collections if same_folder(c.root, root)), None
+    )
 
 
 @dataclass(frozen=True)

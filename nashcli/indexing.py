@@ -44,6 +44,7 @@ from nashcli.index import (
     collection_of,
     collections_dir,
     name_for_folder,
+    same_folder,
     training_turn,
 )
 from nashcli.paths import look_at
@@ -322,7 +323,11 @@ def index_folder(
         # must not take it over. The message says to rebuild with --name.
         raise DamagedCollectionError(name, damage.what, damage.reason, root)
     moving = collection is not None and collection.root != root
-    if moving and (collection.root.exists() or not named):
+    if (
+        moving
+        and not same_folder(collection.root, root)
+        and (collection.root.exists() or not named)
+    ):
         # An unplugged drive must not hand its collection to another folder of the same name.
         raise NashError(
             f"collection {name!r} already indexes {collection.root}"

@@ -781,6 +781,10 @@ def collection_for(target: str | Path) -> tuple[str, Path | None]:
         return str(target), Collection.open(str(target)).root
     if found is not None:  # a file: watchers watch folders
         raise NashError(f"{target}: is a file; give the watched folder or the collection's name")
+    gone = Path(os.path.abspath(path))
+    recorded = collection_of(gone)  # the folder of a collection, gone (moved, unplugged)
+    if recorded is not None:
+        return recorded, gone
     raise NashError(f"{target}: no such folder or collection")
 
 

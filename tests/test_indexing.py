@@ -477,6 +477,32 @@ def test_tiny_collection(tmp_path: Path) -> None:
     assert index_folder(folder, hasher_options=FAST).documents == 2
 
 
+def test_a_folder_moved_to_another_drive_and_linked_back_is_the_same_collection(
+    indexed, tmp_path: Path
+) -> None:
+    """`mv ~/notes /mnt/big/notes && ln -s /mnt/big/notes ~/notes`: the link leads to the folder
+    the collection recorded, so it is still that collection (it was refused as "collection
+    'notes' already indexes ~/notes" under every command, --name included)."""
+    from nashcli.index import collection_of
+
+    folder, paths = indexed
+    moved = tmp_path / "big-drive" / "notes"
+    moved.parent.mkdir()
+    folder.rename(moved)
+    folder.symlink_to(moved)
+    assert collection_of(moved) == "notes"
+    report = index_folder(folder, hasher_options=FAST)  # the link, resolved to the new place
+    assert (report.collection, report.unchanged, report.added, report.retrained) == (
+        "notes",
+        len(paths),
+        0,
+        False,
+    )
+    assert Collection.open("notes").root == moved
+    assert live_paths("notes") == {str(moved / p.relative_to(folder)) for p in paths}
+    assert index_folder(moved, name="notes", hasher_options=FAST).unchanged == len(paths)
+
+
 def test_busy_writer(indexed) -> None:
     folder, _ = indexed
     with (

@@ -459,3 +459,23 @@ def test_a_catch_up_that_rebuilt_a_damaged_index_says_why(capsys, tmp_path):
     report.retrain_reason = "first index"  # a watcher started on a new folder: nothing re-done
     _render_batch(watching.BatchResult(watching.Batch(rescan=True), 0.5, report), tmp_path)
     assert "model trained (first index)" in capsys.readouterr().out
+
+
+def test_watching_a_collection_whose_folder_is_gone_says_how_to_move_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """By name or by its old path, as `nash similar` says it (was "w2: no such folder", and
+    "no such folder or collection" for the collection's own folder)."""
+    from nashcli.indexing import index_folder
+
+    notes = make_folder(tmp_path)
+    index_folder(notes, device="cpu", hasher_options={"max_epochs": 2})
+    shutil.rmtree(notes)
+    monkeypatch.chdir(tmp_path)
+    for target in ("notes", str(notes)):
+        result = runner.invoke(app, ["watch", target])
+        assert result.exit_code == 2
+        assert result.output.strip().splitlines() == [
+            f"nash: error: the folder of collection 'notes', {notes}, is gone; if it moved, "
+            "run: nash index NEW-PLACE --name notes"
+        ]

@@ -259,9 +259,15 @@ def watch_command(
     if found is not None and not stat.S_ISDIR(found.st_mode):
         raise NashError(f"{path}: is a file; nash watch keeps a folder indexed")
     found_name, root = watching.collection_for(path)
+    from nashcli.index import Collection, collection_of, same_folder, validate_name
+
     if root is None or not root.is_dir():
+        if root is not None and Collection.exists(found_name):
+            raise NashError(
+                f"the folder of collection {found_name!r}, {root}, is gone; if it moved, run: "
+                f"nash index NEW-PLACE --name {found_name}"
+            )
         raise NashError(f"{path}: no such folder")
-    from nashcli.index import Collection, collection_of, validate_name
 
     holder = collection_of(root)
     if name is not None and holder is not None and name != holder:  # as nash index refuses it
@@ -284,7 +290,7 @@ def watch_command(
         from nashcli.methods import resolve_device
 
         resolve_device(device)
-    if recorded != root:
+    if not same_folder(recorded, root):  # (a link to it there: the first pass re-points it)
         if not recorded.exists():  # its folder moved here? nash index re-points it
             raise NashError(
                 f"collection {name!r} indexes {recorded}, which is not there now; to move it "

@@ -1,7 +1,8 @@
-"""Seconds of `nash index` on a large folder where nothing changed, this tree against git
-revision REV, in the same run.
+"""Seconds of `nash index` on a large folder where nothing (or ``--edited`` files) changed,
+this tree against git revision REV, in the same run.
 
     python benchmarks/reindex.py --reference 98ca4b4 --docs 100000 [--repeat 5] [--json F]
+    python benchmarks/reindex.py --reference 646e764 --docs 500 --edited 1   # one file edited
 
 Writes ``--docs`` text files (``large_folder.write_folder``: the benchmark corpora, then
 variations of them), indexes them once with this tree (the model trains one epoch: what is timed
@@ -9,6 +10,8 @@ never trains), then runs the whole ``nash index FOLDER`` command with each tree,
 temporary git worktree, alternating which goes first, ``--repeat`` times each, on the same index.
 Every run must report every document unchanged. Prints the medians and their ratio (this tree
 over REV's): what a user waits for when re-indexing a large folder, or when a watcher starts.
+With ``--edited N``, N files get a new line before every run, which must report them updated
+(encoded with the saved model): the re-index after editing a note.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--edited", type=int, default=0, help="files to edit before each run")
     args = parser.parse_args()
 
     seconds: dict[str, list[float]] = {"reference": [], "this tree": []}
@@ -49,17 +53,25 @@ def main() -> int:
         scratch = Path(scratch)
         folder, env, documents = indexed_folder(scratch, args.docs, epochs=1)
         with reference_worktree(args.reference, scratch, kernel=True) as reference:
+            edited = sorted(folder.rglob("*.txt"))[: args.edited]
             for repeat, name, tree in alternating(reference, args.repeat):
+                for path in edited:
+                    with open(path, "a", encoding="utf-8") as f:
+                        f.write(f"\nedited before run {repeat} of {name}\n")
                 took, summary = nash_index(tree, folder, env)
-                if f"{documents:,} unchanged" not in summary:
-                    raise SystemExit(f"{name}: not everything unchanged: {summary}")
+                expected = f"{documents - len(edited):,} unchanged"
+                if expected not in summary or (edited and f"{len(edited)} updated" not in summary):
+                    raise SystemExit(
+                        f"{name}: not {args.edited} updated, the rest unchanged: {summary}"
+                    )
                 seconds[name].append(took)
                 print(f"repeat {repeat + 1}, {name}: {took:.2f} s", flush=True)
 
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = medians["this tree"] / medians["reference"]
+    what = f"{args.edited} edited, the rest" if args.edited else "all"
     print(
-        f"\nnash index of {documents:,} unchanged documents, median of {args.repeat}: "
+        f"\nnash index of {documents:,} documents, {what} unchanged, median of {args.repeat}: "
         f"{args.reference} {medians['reference']:.2f} s -> this tree "
         f"{medians['this tree']:.2f} s (ratio {ratio:.2f})"
     )
@@ -69,6 +81,7 @@ def main() -> int:
             args.reference,
             {
                 "documents": documents,
+                "edited": args.edited,
                 "seconds": {k: [round(v, 3) for v in vs] for k, vs in seconds.items()},
                 "medians": {k: round(v, 3) for k, v in medians.items()},
                 "ratio": round(ratio, 3),

@@ -142,22 +142,28 @@ def _load_hasher(model_dir: Path):
 
 
 class LinearQueryEncoder:
-    """Encodes a query without torch or scikit-learn when the model's encoder is linear.
+    """Encodes queries, and the files of an update, without torch or scikit-learn when the
+    model's encoder is linear.
 
     A NASH code with a linear encoder is ``1[x·Wᵀ + b > 0]`` (σ(g) > 0.5), and the TF-IDF of a
     text over a fixed vocabulary is counts → 1 + log → × idf → L2-normalised: both are a few
     numpy operations on the saved arrays. Importing torch alone costs more than the whole rest
-    of `nash similar --text`, so this is what keeps it under a second. Gives the same vectors and
-    codes as ``SemanticHasher.vectorize`` / ``encode`` (tests/test_similar.py checks it).
+    of `nash similar --text`, so this is what keeps it under a second. A query's row
+    (:meth:`vectorize_rows`, no scipy) matches ``SemanticHasher.vectorize`` to float rounding;
+    :meth:`vectorize` and :meth:`encode_vectors`, what an update stores, match it to the bit
+    (tests/test_similar.py checks both).
     """
 
-    def __init__(self, vocabulary, idf, sublinear_tf, weight, bias) -> None:
+    def __init__(self, vocabulary, idf, sublinear_tf, weight, bias, params=None) -> None:
+        self.vocabulary = vocabulary
         self.index = {word: i for i, word in enumerate(vocabulary)}
         self.idf = idf
         self.sublinear_tf = sublinear_tf
         self.weight = weight
         self.bias = bias
         self.n_bits = int(weight.shape[0])
+        self.params = params if params is not None else {"sublinear_tf": sublinear_tf}
+        self._features = None
 
     @classmethod
     def load(cls, model_dir: Path) -> LinearQueryEncoder | None:
@@ -175,12 +181,13 @@ class LinearQueryEncoder:
             with np.load(model_dir / "features.npz", allow_pickle=False) as arrays:
                 idf = np.asarray(arrays["idf"], dtype=np.float32)
             vocabulary = features["vocabulary"]
-            sublinear = bool(features["params"].get("sublinear_tf", True))
+            params = dict(features["params"])
+            sublinear = bool(params.get("sublinear_tf", True))
         except (OSError, ValueError, KeyError, TypeError):
             return None
         if weight.shape != (config["n_bits"], len(vocabulary)) or len(idf) != len(vocabulary):
             return None
-        return cls(vocabulary, idf, sublinear, weight, bias)
+        return cls(vocabulary, idf, sublinear, weight, bias, params)
 
     def vectorize_rows(self, texts: Sequence[str]) -> CsrRows:
         """L2-normalised TF-IDF rows, as ``TfidfFeatures.transform`` (without scipy)."""
@@ -208,8 +215,15 @@ class LinearQueryEncoder:
         )
 
     def vectorize(self, texts: Sequence[str]) -> sp.csr_matrix:
-        """L2-normalised TF-IDF rows (CSR), as ``TfidfFeatures.transform``."""
-        return self.vectorize_rows(texts).to_scipy()
+        """L2-normalised TF-IDF rows (CSR): ``TfidfFeatures.transform`` itself, so the rows an
+        update stores are those the full hasher would have made."""
+        if self._features is None:
+            from nashcli.features import TfidfFeatures
+
+            features = TfidfFeatures(**self.params)
+            features.vocabulary_, features.idf_ = list(self.vocabulary), self.idf
+            self._features = features
+        return self._features.transform(texts)
 
     def logits(self, x: CsrRows | sp.csr_matrix) -> np.ndarray:
         """float32 (n, bits): g(x) = x·Wᵀ + b of TF-IDF rows (CsrRows, or CSR for batches)."""

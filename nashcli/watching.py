@@ -992,8 +992,8 @@ def refit_in_subprocess(
 
 def _warm_up(name: str, hashers: Any, device: str = "auto") -> None:
     """Load the collection's current model into ``hashers`` (an ``indexing.HasherCache``), so
-    the first change is not also the first torch import and model load (seconds on a busy
-    machine); later updates reuse it until the generation changes."""
+    the first change is not also the first model load (seconds on a busy machine where the
+    model needs torch); later updates reuse it until the generation changes."""
     from nashcli.index import Collection
 
     with contextlib.suppress(NashError, OSError):

@@ -56,6 +56,54 @@ def test_features_counts_and_tfidf_share_vocabulary():
     np.testing.assert_allclose(np.sqrt(x.multiply(x).sum(axis=1)).A.ravel(), 1.0, rtol=1e-5)
 
 
+def test_counts_are_scikit_learns_to_the_bit(tmp_path) -> None:
+    """Counted without scikit-learn (an update imports neither it nor its stop words), the
+    counts, and so the TF-IDF rows, are those of its ``CountVectorizer`` on the vocabulary."""
+    from functools import partial
+
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    from nashcli.features import _analyze, _csr_counts, _stop_words
+
+    rng = np.random.default_rng(0)
+    words = [
+        "rocket",
+        "orbit",
+        "the",
+        "a",
+        "of",
+        "moon",
+        "launch",
+        "naïve",
+        "café",
+        "東京",
+        "タワー",
+        "über",
+        "straße",
+        "x",
+        "y",
+    ]
+    texts = [" ".join(rng.choice(words, size=rng.integers(0, 40))) for _ in range(200)]
+    texts += ["", "the of a", "Rocket, ROCKET! rocket?"]
+    fitted = TfidfFeatures(max_features=None, min_df=1).fit(texts[:150])
+    fitted.save(tmp_path)
+    loaded = TfidfFeatures.load(tmp_path)
+    reference = CountVectorizer(
+        analyzer=partial(_analyze, stop_words=_stop_words("english")),
+        vocabulary=fitted.vocabulary_,
+        dtype=np.float32,
+    )
+    expected = _csr_counts(reference.transform(texts))
+    for features in (fitted, loaded):
+        got = features.counts(texts)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        for part in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(got, part), getattr(expected, part))
+    tfidf, expected_tfidf = loaded.transform(texts), fitted.tfidf_from_counts(expected)
+    for part in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(tfidf, part), getattr(expected_tfidf, part))
+
+
 def test_features_max_features_keeps_frequent_words():
     f = TfidfFeatures(max_features=2).fit(DOCS)
     assert f.vocabulary_size == 2

@@ -683,17 +683,15 @@ def test_retrain_does_not_block_or_lose_a_watchers_updates(indexed, monkeypatch)
 
 @pytest.fixture
 def model_loads(monkeypatch) -> list[Path]:
-    """Every ``SemanticHasher.load`` from here on, by model directory."""
-    from nashcli.pipeline import SemanticHasher
-
+    """Every model an update loads from here on, by model directory."""
     loads: list[Path] = []
-    real = SemanticHasher.load.__func__
+    real = indexing._load_hasher
 
-    def counting_load(cls, directory, device="auto"):
+    def counting_load(directory, device):
         loads.append(Path(directory))
-        return real(cls, directory, device)
+        return real(directory, device)
 
-    monkeypatch.setattr(SemanticHasher, "load", classmethod(counting_load))
+    monkeypatch.setattr(indexing, "_load_hasher", counting_load)
     return loads
 
 
@@ -725,6 +723,39 @@ def test_apply_changes_loads_the_model_once_per_generation(indexed, model_loads)
         stored = snap.codes_of([row])[0]
         fresh = SemanticHasher.load(snap.model_dir).encode(["engine brake clutch sedan"])
     assert np.array_equal(stored, codes.pack_codes(fresh)[0])
+
+
+def test_an_update_imports_neither_torch_nor_scikit_learn(indexed) -> None:
+    """The saved linear model encodes a few new and edited files (2.6 s of a re-index went to
+    importing torch and scikit-learn), into the rows and codes the full hasher makes."""
+    import subprocess
+    import sys
+
+    from nashcli import codes
+    from nashcli.pipeline import SemanticHasher
+
+    folder, paths = indexed
+    edited, new = paths[0], folder / "space" / "new.txt"
+    edited.write_text("orbit orbit satellite payload, the launch")
+    bump(edited)
+    new.write_text("rocket orbit launch nasa moon")
+    code = (
+        "import sys; from nashcli.indexing import index_folder; "
+        f"r = index_folder({str(folder)!r}); "
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn'}); "
+        "print(r.added, r.updated, r.retrained, heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1 1 False []"
+    with Collection.open("notes").snapshot() as snap:
+        rows = [snap.doc_by_path(str(p)).row for p in (edited, new)]
+        hasher = SemanticHasher.load(snap.model_dir, device="cpu")
+        texts = [edited.read_text(), new.read_text()]
+        x = hasher.vectorize(texts)
+        assert np.array_equal(snap.codes_of(rows), codes.pack_codes(hasher.encode_vectors(x)))
+        stored = snap.tfidf_of(rows)
+    for part in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(stored, part), getattr(x, part))
 
 
 def test_apply_changes_without_a_cache_still_works(indexed, model_loads) -> None:

@@ -367,16 +367,16 @@ def test_a_watcher_loads_the_model_once_not_per_update(notes, monkeypatch):
     """Each update used to reload the model (most of its cost); now once per generation."""
     import threading
 
-    from nashcli.pipeline import SemanticHasher
+    from nashcli import indexing
 
     loads: list[Path] = []
-    real = SemanticHasher.load.__func__
+    real = indexing._load_hasher
 
-    def counting_load(cls, directory, device="auto"):
+    def counting_load(directory, device):
         loads.append(Path(directory))
-        return real(cls, directory, device)
+        return real(directory, device)
 
-    monkeypatch.setattr(SemanticHasher, "load", classmethod(counting_load))
+    monkeypatch.setattr(indexing, "_load_hasher", counting_load)
     watcher = watching.make_watcher(
         notes, "notes", hasher_options={"max_epochs": 2}, quiet=0.05, max_delay=0.5
     )

@@ -20,6 +20,7 @@ import errno
 import hashlib
 import importlib.util
 import logging
+import math
 import os
 import re
 import stat
@@ -204,15 +205,22 @@ class Document:
 
 
 def format_size(n_bytes: int) -> str:
-    """``10_000_000`` → ``"10 MB"``; decimal units, as file managers show them."""
-    value = float(n_bytes)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            if unit == "bytes":
-                return "1 byte" if n_bytes == 1 else f"{int(value)} bytes"
-            return f"{value:.3g} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
+    """``10_000_000`` → ``"10 MB"``: decimal units, as file managers show them, and at most four
+    significant digits, rounded down, so "larger than 1.999 KB" stays true of what exceeds a
+    limit of 1,999 bytes (rounded to "2 KB" it was not; 999.9 KB read "1e+03 KB")."""
+    if n_bytes < 1000:
+        return "1 byte" if n_bytes == 1 else f"{n_bytes} bytes"
+    power = 1
+    while power < len(_DECIMAL_UNITS) and n_bytes >= 1000 ** (power + 1):
+        power += 1
+    unit = 1000**power
+    decimals = max(0, 4 - len(str(n_bytes // unit)))
+    whole, fraction = divmod(n_bytes * 10**decimals // unit, 10**decimals)
+    shown = f"{fraction:0{decimals}d}".rstrip("0") if decimals else ""
+    return f"{whole}{'.' + shown if shown else ''} {_DECIMAL_UNITS[power - 1]}"
+
+
+_DECIMAL_UNITS = ("KB", "MB", "GB", "TB")
 
 
 _UNITS = {
@@ -239,7 +247,10 @@ def parse_size(text: str) -> int:
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
         raise NashError(f"not a size: {text!r} (try 10MB, 512KiB or a number of bytes)")
-    return int(float(match.group(1)) * _UNITS[unit])
+    size = float(match.group(1)) * _UNITS[unit]
+    if not math.isfinite(size):
+        raise NashError(f"not a size: {text!r} (too large)")
+    return int(size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,12 +378,26 @@ def _looks_decodable(head: bytes, complete: bool) -> bool:
         return False
 
 
+def _is_utf8(text: str) -> bool:
+    """False for a name with bytes the file system encoding could not decode (surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` printable whatever its bytes: undecodable ones as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _check_file(
     path: Path, suffix: str, max_bytes: int, known: Mapping[str, tuple[int, int]] | None = None
 ) -> FileEntry | Skipped:
-    try:
-        str(path).encode("utf-8")  # the index stores paths as UTF-8 text
-    except UnicodeEncodeError:
+    if not _is_utf8(str(path)):  # the index stores paths as UTF-8 text
+        if _is_utf8(path.name):
+            return Skipped(path, "folder name is not valid UTF-8 (rename the folder to index it)")
         return Skipped(path, "file name is not valid UTF-8 (rename the file to index it)")
     try:
         st = os.stat(path)
@@ -515,6 +540,11 @@ def crawl(
     on a system filesystem. Never raises for a problem with one file or folder inside it.
     """
     root = Path(os.path.abspath(os.path.expanduser(root)))
+    if not _is_utf8(str(root)):
+        raise NashError(
+            f"{shown_path(root)}: the path is not valid UTF-8 and the index stores paths as "
+            "text; rename the folder with the \\x bytes to index it"
+        )
     wanted = frozenset(ext.lower() for ext in extensions)
     try:
         root_stat = os.stat(root)

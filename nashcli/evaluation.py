@@ -12,6 +12,7 @@ with ``bits = 0``.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -309,18 +310,30 @@ def evaluate(
     return results
 
 
-def check_codes_directory(directory: Path) -> None:
+def check_codes_directory(directory: Path, files: Sequence[str] = ()) -> None:
     """Raise :class:`NashError` unless ``directory`` is, or can be made, a folder that takes
-    files. ``nash eval`` checks before training, so a bad ``--save-codes`` does not cost the
-    runs; nothing is created until there are codes to write."""
+    ``files`` (the names :func:`save_codes` will write). ``nash eval`` checks before training,
+    so a bad ``--save-codes`` does not cost the runs; nothing is left created by the check."""
     directory = Path(os.path.abspath(directory))
     existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent  # the nearest folder that exists, which mkdir would use
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent  # the nearest entry there is, which mkdir would meet
+    if existing.is_symlink() and not existing.exists():  # an unmounted drive's link
+        raise NashError(
+            f"--save-codes: cannot create {directory}: {existing} is a link to "
+            f"{os.readlink(existing)}, which is not there"
+        )
     if not existing.is_dir():
         raise NashError(f"--save-codes: cannot create {directory}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise NashError(f"--save-codes: cannot write in {existing}: permission denied")
+    try:  # what access() cannot tell: a read-only mount, /proc
+        os.rmdir(tempfile.mkdtemp(prefix=".nash-check-", dir=existing))
+    except OSError as error:
+        raise NashError(f"--save-codes: cannot write in {existing}: {error.strerror}") from None
+    for name in files:
+        if existing == directory and (directory / name).is_dir():
+            raise NashError(f"--save-codes: cannot write {directory / name}: it is a folder")
 
 
 def save_codes(results: Sequence[EvalResult], problem: Problem, directory: Path) -> list[Path]:

@@ -32,6 +32,20 @@ def output_console() -> Console:
     return console
 
 
+def json_document(document: object, encoding: str | None = "utf-8") -> str:
+    """``document`` as one line of JSON that the output stream can carry: UTF-8 text as it is,
+    except a file name's undecodable bytes (Python's lone surrogates, which would go out as
+    invalid UTF-8), which become ``\\udcXX`` escapes that give the bytes back
+    (``os.fsencode(json.loads(...))``); another encoding gets every non-ASCII character
+    escaped, rather than replaced by ``?``."""
+    import codecs
+    import json
+
+    utf8 = encoding is not None and codecs.lookup(encoding).name == "utf-8"
+    text = json.dumps(document, ensure_ascii=not utf8)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if utf8 else text
+
+
 #: Bidirectional overrides and isolates: they could show a name reversed ("txt.exe" as "exe.txt").
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 

@@ -506,11 +506,13 @@ def test_sizes_parse_and_print() -> None:
     assert parse_size("512KiB") == 512 * 1024
     assert parse_size("2.5G") == 2_500_000_000
     assert format_size(DEFAULT_MAX_BYTES) == "10 MB"
-    assert format_size(1536) == "1.54 KB"
+    assert format_size(1536) == "1.536 KB" and format_size(1_048_576) == "1.048 MB"
+    assert format_size(999_900) == "999.9 KB" and format_size(1999) == "1.999 KB"  # not 1e+03
+    assert format_size(1000) == "1 KB" and format_size(5 * 1000**5) == "5000 TB"
     assert format_size(12) == "12 bytes" and format_size(1) == "1 byte"
     assert parse_size("10TB") == 10 * 1000**4 and parse_size("1TiB") == 1024**4
     assert format_size(parse_size("2TB")) == "2 TB"
-    for bad in ("", "ten MB", "10 parsecs", "-1"):
+    for bad in ("", "ten MB", "10 parsecs", "-1", "1" + "0" * 320, "9" * 400 + "TB"):
         with pytest.raises(NashError, match="not a size"):
             parse_size(bad)
 
@@ -644,6 +646,25 @@ def test_a_file_name_that_is_not_utf8_is_skipped_not_a_crash(tmp_path: Path) -> 
     assert found == ["fine.txt"] and skipped == [
         "file name is not valid UTF-8 (rename the file to index it)"
     ]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes")
+def test_a_folder_name_that_is_not_utf8_is_named_as_the_problem(tmp_path: Path) -> None:
+    """Its files' names are fine: the folder is what to rename (each file was told to be)."""
+    latin = os.path.join(os.fsencode(tmp_path), b"Donn\xe9es")
+    os.mkdir(latin)
+    with open(os.path.join(latin, b"notes.txt"), "wb") as f:
+        f.write(b"rocket moon")
+    (tmp_path / "fine.txt").write_text("rocket orbit")
+    assert [i.reason for i in crawl(tmp_path) if isinstance(i, Skipped)] == [
+        "folder name is not valid UTF-8 (rename the folder to index it)"
+    ]
+    with pytest.raises(NashError) as refused:  # as the folder to index: one line, bytes shown
+        list(crawl(os.fsdecode(latin)))
+    assert str(refused.value) == (
+        f"{tmp_path}/Donn\\xe9es: the path is not valid UTF-8 and the index stores paths as "
+        "text; rename the folder with the \\x bytes to index it"
+    )
 
 
 MOUNTINFO = (

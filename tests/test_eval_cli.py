@@ -190,6 +190,10 @@ def test_real_engine_end_to_end(corpus: Path) -> None:
         (["{corpus}", "--seed", str(2**32)], "--seed"),
         (["{corpus}", "--save-codes", "{corpus}"], "--save-codes: cannot create"),
         (["{corpus}", "--save-codes", "{corpus}/sub"], "--save-codes: cannot create"),
+        # a link to an unmounted drive, and a folder where a codes file goes: found after
+        # training, before
+        (["{corpus}", "--save-codes", "{dangling}"], "is a link to /mnt/not-mounted/codes, which"),
+        (["{corpus}", "--bits", "8", "--save-codes", "{empty}"], "lsh-8.npz: it is a folder"),
         (["{unlabelled_train}"], "no training document has a label"),
     ],
 )
@@ -199,6 +203,8 @@ def test_bad_input_is_one_clear_line(
     malformed = tmp_path / "malformed.jsonl"
     malformed.write_text('{"id": "1", "text": "x", "labels": ["a"], "split": "train"}\n{oops\n')
     (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "lsh-8.npz").mkdir()
+    (tmp_path / "dangling").symlink_to("/mnt/not-mounted/codes")
     unlabelled_train = tmp_path / "unlabelled_train.jsonl"
     unlabelled_train.write_text(
         "".join(
@@ -213,6 +219,7 @@ def test_bad_input_is_one_clear_line(
         "missing": tmp_path / "absent.jsonl.gz",
         "malformed": malformed,
         "empty": tmp_path / "empty",
+        "dangling": tmp_path / "dangling",
     }
     argv = ["eval", *[a.format(**paths) for a in args], "--json"]
     line = _error_line(runner.invoke(app, argv))

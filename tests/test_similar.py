@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -497,3 +498,19 @@ def test_a_query_file_whose_name_is_not_utf8(notes, tmp_path: Path) -> None:
     query.write_text("rocket orbit launch moon astronaut")
     hits = find_similar(query, "notes", top=3)
     assert [topic(h.path) for h in hits] == ["space"] * 3
+
+
+def test_json_output_is_valid_utf8_whatever_the_file_names() -> None:
+    """A file name's undecodable bytes went out raw in --json (invalid UTF-8 for strict
+    parsers); now escaped so that they come back, and a non-UTF-8 stream gets ASCII."""
+    import json
+
+    from nashcli.render import json_document
+
+    document = {"query": "r\udce9sum\udce9.txt", "title": "café 東京"}
+    text = json_document(document, "utf-8")
+    assert text == '{"query": "r\\udce9sum\\udce9.txt", "title": "café 東京"}'
+    text.encode("utf-8")  # strict: no lone surrogate left
+    assert os.fsencode(json.loads(text)["query"]) == os.fsencode(document["query"])
+    assert json_document(document, "latin-1").isascii()
+    assert json.loads(json_document(document, "latin-1")) == document

@@ -414,3 +414,23 @@ def test_non_finite_numbers_are_refused_where_pydantic_took_them() -> None:
     for text in ("inf", "-inf", "nan"):
         with pytest.raises(ValueError, match="finite number"):
             _parse(float, text)
+
+
+def test_a_deleted_working_folder_is_one_line(tmp_path, monkeypatch) -> None:
+    """Running in a folder that was deleted meanwhile: torch's import died in it with a
+    'oneMKL FATAL ERROR' after a collection had been created."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text("rocket orbit moon")
+    result = runner.invoke(app, ["index", str(folder)])
+    assert result.exit_code == 2
+    assert _one_error_line(result) == (
+        "nash: error: the current folder no longer exists (deleted or moved away): "
+        "cd to one that does"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert "no collections yet" in runner.invoke(app, ["status"]).output

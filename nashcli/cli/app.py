@@ -175,6 +175,17 @@ def _coerce_without_pydantic(param) -> None:
             param._runtime_param = _PlainValue(parameter_info=info, annotation=kind)
 
 
+def _check_working_folder() -> None:
+    """Refuse to run from a deleted folder: relative paths mean nothing there, and importing
+    torch dies in it ("Intel oneMKL FATAL ERROR") after a first index has begun."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise NashError(
+            "the current folder no longer exists (deleted or moved away): cd to one that does"
+        ) from None
+
+
 class _NashGroup(TyperGroup):
     """Turns a :class:`NashError` or a usage error from any command into one stderr line and a
     non-zero exit, and Ctrl-C into one line and exit status 130 (no traceback, no 'Aborted!')."""
@@ -205,6 +216,7 @@ class _NashGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context):  # noqa: D102
         try:
+            _check_working_folder()
             return super().invoke(ctx)
         except NashError as error:
             typer.echo(f"nash: error: {error}", err=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 import typer
@@ -151,7 +151,9 @@ def similar_command(
                 {"path": str(h.path), "distance": h.distance, "score": h.score} for h in hits
             ],
         }
-        typer.echo(json.dumps(document, ensure_ascii=False))
+        from nashcli.render import json_document
+
+        typer.echo(json_document(document, sys.stdout.encoding))
         return
     from nashcli import render
 
@@ -243,7 +245,9 @@ def status_command(
         )
     if as_json:
         everything = sorted(rows + damaged, key=lambda row: row["name"])
-        typer.echo(json.dumps({"collections": everything}, ensure_ascii=False))
+        from nashcli.render import json_document
+
+        typer.echo(json_document({"collections": everything}, sys.stdout.encoding))
         return
     if not rows and not damaged:
         typer.echo("no collections yet: index a folder with: nash index FOLDER")

@@ -89,7 +89,9 @@ def eval_command(
         resolve_device("cuda")  # fail before loading anything when there is no GPU
 
     if save_codes is not None:
-        evaluation.check_codes_directory(save_codes)
+        evaluation.check_codes_directory(
+            save_codes, [f"{m}-{b}.npz" for m in method_list if m != "tfidf" for b in bit_list]
+        )
 
     from nashcli.render import EVAL_CAPTION, EvalProgress, eval_table, eval_title, output_console
 

@@ -1018,8 +1018,9 @@ def apply_changes(
             if old is None:
                 pending.append(new_path)
                 continue
-            if target is not None and target.row != old.row:
+            if target is not None and target.row != old.row:  # moved onto an indexed file
                 w.tombstone([target.row])
+                report.note("-", target.path)
             # The row moves with the stat its code was made from. A file whose size or mtime
             # differ from it was also written (an edit in the same instant as the rename): it
             # goes on as a candidate below, re-hashed and re-encoded if its bytes changed.
@@ -1031,6 +1032,10 @@ def apply_changes(
             report.note("→", old.path, new_path)
             if (st.st_size, st.st_mtime_ns) != (old.size, old.mtime_ns):
                 pending.append(new_path)
+        # A file written with its old size and mtime kept (`cp -p`, `rsync -t`, `touch -r`)
+        # is no longer told apart by its stat, as a crawl tells it: the write is known here, so
+        # it goes on to be hashed (the same bytes keep their code).
+        written = {Path(p).absolute() for p in upserts}
         candidates: list[_Candidate] = []
         for path in dict.fromkeys(pending):
             st = corpus.regular_file_stat(path)
@@ -1039,7 +1044,8 @@ def apply_changes(
                     drop.append(stored[str(path)])
                 continue
             doc = stored.get(str(path))
-            if doc is not None and (doc.size, doc.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            same_stat = doc is not None and (doc.size, doc.mtime_ns) == (st.st_size, st.st_mtime_ns)
+            if same_stat and path not in written:
                 report.unchanged += 1
                 continue
             candidates.append(_Candidate(path, st.st_size, st.st_mtime_ns))

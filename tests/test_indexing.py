@@ -643,7 +643,8 @@ def test_apply_changes_reads_only_the_rows_of_its_paths(indexed, monkeypatch) ->
     report = apply_changes(
         "notes", upserts=[paths[1], paths[0]], deletions=[paths[2]], moves=[(paths[3], paths[4])]
     )
-    assert (report.updated, report.unchanged, report.deleted, report.moved) == (1, 1, 1, 1)
+    # deleted: paths[2], and the paths[4] the move replaced
+    assert (report.updated, report.unchanged, report.deleted, report.moved) == (1, 1, 2, 1)
     assert live_paths("notes") == {str(p) for p in paths} - {str(paths[2]), str(paths[3])}
 
 
@@ -756,6 +757,37 @@ def test_an_update_imports_neither_torch_nor_scikit_learn(indexed) -> None:
         stored = snap.tfidf_of(rows)
     for part in ("indptr", "indices", "data"):
         assert np.array_equal(getattr(stored, part), getattr(x, part))
+
+
+def test_a_write_that_keeps_size_and_mtime_is_still_applied(indexed) -> None:
+    """`cp -p`, `rsync -t`, `touch -r`: the watcher saw the write, so the stat alone does not
+    decide (the index kept the old text until a retrain)."""
+    folder, paths = indexed
+    path = paths[0]
+    before = path.stat()
+    old_text = path.read_text()
+    new_text = ("quasar zebrafish nebula " * 100)[: len(old_text.encode())]
+    path.write_text(new_text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    report = apply_changes("notes", upserts=[path])
+    assert (report.updated, report.unchanged) == (1, 0)
+    assert "quasar" in stored_doc("notes", path)[0].title
+    # The same bytes written again: hashed, kept as they are.
+    path.write_text(new_text)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    report = apply_changes("notes", upserts=[path])
+    assert (report.updated, report.unchanged) == (0, 1)
+
+
+def test_a_move_onto_an_indexed_file_reports_the_file_it_replaced(indexed) -> None:
+    folder, paths = indexed
+    source, target = paths[0], paths[1]
+    source.rename(target)
+    report = apply_changes("notes", moves=[(source, target)])
+    assert (report.moved, report.deleted) == (1, 1)
+    assert report.changes == [("-", (str(target),)), ("→", (str(source), str(target)))]
+    assert live_paths("notes") == {str(p) for p in paths[1:]}
 
 
 def test_apply_changes_without_a_cache_still_works(indexed, model_loads) -> None:

@@ -426,13 +426,14 @@ def test_an_interrupt_python_could_not_raise_is_delivered_again(capsys):
 def test_a_catch_up_sums_up_its_skipped_files_by_reason(capsys, tmp_path):
     """Every watcher start is a catch-up pass: a folder of 40 oversize files must not print 40
     lines each time (as `nash index` sums them up too)."""
-    from nashcli.cli.watch_cmd import _render_batch
+    from nashcli.cli.watch_cmd import _BatchLog
     from nashcli.indexing import IndexReport
 
+    log = _BatchLog(tmp_path)
     report = IndexReport(collection="notes", root=tmp_path, documents=5)
     report.skipped = [(f"big-{i}.txt", "larger than 2 KB (--max-size)") for i in range(40)]
     report.skipped.append(("blob.bin", "binary file"))
-    _render_batch(watching.BatchResult(watching.Batch(rescan=True), 0.5, report), tmp_path)
+    log(watching.BatchResult(watching.Batch(rescan=True), 0.5, report))
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3  # "up to date", one line for each reason
     assert (
@@ -440,11 +441,23 @@ def test_a_catch_up_sums_up_its_skipped_files_by_reason(capsys, tmp_path):
         in (lines[1])
     )
     assert lines[2].endswith("skipped 1: binary file (blob.bin)")
+    # A later pass (a folder deleted, a .gitignore edited) names what it changed, and only
+    # the skips that are news; every skip was printed again each time.
+    report = IndexReport(collection="notes", root=tmp_path, documents=3)
+    report.skipped = [(f"big-{i}.txt", "larger than 2 KB (--max-size)") for i in range(40)]
+    report.skipped.append(("new.bin", "binary file"))
+    report.note("-", tmp_path / "sub" / "a.txt")
+    report.note("-", tmp_path / "sub" / "b.txt")
+    log(watching.BatchResult(watching.Batch(rescan=True), 0.5, report))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("up to date: 3 documents (2 removed; 0.5 s)")
+    assert lines[1:] == ["  - sub/a.txt", "  - sub/b.txt", lines[3]]
+    assert lines[3].endswith("skipped new.bin: binary file")
 
 
 def test_a_catch_up_that_rebuilt_a_damaged_index_says_why(capsys, tmp_path):
     """As `nash index` does: a rebuild is news, a routine retrain is not."""
-    from nashcli.cli.watch_cmd import _render_batch
+    from nashcli.cli.watch_cmd import _BatchLog
     from nashcli.indexing import IndexReport
 
     for reason, shown in (
@@ -453,11 +466,11 @@ def test_a_catch_up_that_rebuilt_a_damaged_index_says_why(capsys, tmp_path):
     ):
         report = IndexReport(collection="notes", root=tmp_path, documents=5, retrained=True)
         report.retrain_reason = reason
-        _render_batch(watching.BatchResult(watching.Batch(rescan=True), 0.5, report), tmp_path)
+        _BatchLog(tmp_path)(watching.BatchResult(watching.Batch(rescan=True), 0.5, report))
         (line,) = capsys.readouterr().out.splitlines()
         assert "model retrained" in line and (reason in line) == shown
     report.retrain_reason = "first index"  # a watcher started on a new folder: nothing re-done
-    _render_batch(watching.BatchResult(watching.Batch(rescan=True), 0.5, report), tmp_path)
+    _BatchLog(tmp_path)(watching.BatchResult(watching.Batch(rescan=True), 0.5, report))
     assert "model trained (first index)" in capsys.readouterr().out
 
 

@@ -45,48 +45,62 @@ def _retrained(report) -> str:
     return f"model retrained: {why}" if why.startswith(REBUILT) else "model retrained"
 
 
-def _render_batch(result, root: Path) -> None:
-    """One summary line per applied chunk, and its files when there are few."""
-    for path, reason in result.skipped:
-        _say(f"skipped {_rel(path, root)}: {reason}")
-    report = result.report
-    if report is None:
-        return
-    if result.batch.rescan:
-        done = [
-            f"{report.added} added" if report.added else "",
-            f"{report.updated} changed" if report.updated else "",
-            f"{report.moved} moved" if report.moved else "",
-            f"{report.deleted} removed" if report.deleted else "",
-            _retrained(report) if report.retrained else "",
-        ]
-        done_text = ", ".join(d for d in done if d) or "nothing changed"
-        _say(f"up to date: {report.documents:,} documents ({done_text}; {result.seconds:.1f} s)")
-    else:
-        if not (report.added or report.updated or report.moved or report.deleted):
-            return  # touched, same text: nothing a person would call a change
-        parts = [
-            f"indexed {report.added + report.updated}" if report.added + report.updated else "",
-            f"moved {report.moved}" if report.moved else "",
-            f"removed {report.deleted}" if report.deleted else "",
-        ]
-        _say(
-            f"{', '.join(p for p in parts if p)} ({result.seconds:.2f} s; "
-            f"{report.documents:,} documents)"
-        )
-        changed = report.added + report.updated + report.moved + report.deleted
-        if changed <= _SHOWN_PATHS:  # + added, ~ changed, - removed, → moved
-            for kind, paths in report.changes:
-                typer.echo(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths))
-    skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
-    if result.batch.rescan and len(skipped) > _SHOWN_PATHS:  # every start: one line a reason
-        from nashcli.render import skipped_by_reason
+class _BatchLog:
+    """The watcher's log of what each applied chunk or catch-up pass did: one summary line, its
+    files when there are few, and the files it skipped; a skip reported once is not reported
+    again by every later catch-up pass (each would repeat every unreadable file)."""
 
-        for reason, count, shown in skipped_by_reason(skipped):
-            _say(f"skipped {count}: {reason} ({shown})")
-        return
-    for path, reason in skipped:  # (one that came and went before it was read: no news)
-        _say(f"skipped {path}: {reason}")
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.reported_skips: set[tuple[str, str]] = set()
+
+    def __call__(self, result) -> None:
+        root = self.root
+        for path, reason in result.skipped:
+            _say(f"skipped {_rel(path, root)}: {reason}")
+        report = result.report
+        if report is None:
+            return
+        changed = report.added + report.updated + report.moved + report.deleted
+        if result.batch.rescan:
+            done = [
+                f"{report.added} added" if report.added else "",
+                f"{report.updated} changed" if report.updated else "",
+                f"{report.moved} moved" if report.moved else "",
+                f"{report.deleted} removed" if report.deleted else "",
+                _retrained(report) if report.retrained else "",
+            ]
+            done_text = ", ".join(d for d in done if d) or "nothing changed"
+            _say(
+                f"up to date: {report.documents:,} documents ({done_text}; {result.seconds:.1f} s)"
+            )
+        else:
+            if not changed:
+                return  # touched, same text: nothing a person would call a change
+            parts = [
+                f"indexed {report.added + report.updated}" if report.added + report.updated else "",
+                f"moved {report.moved}" if report.moved else "",
+                f"removed {report.deleted}" if report.deleted else "",
+            ]
+            _say(
+                f"{', '.join(p for p in parts if p)} ({result.seconds:.2f} s; "
+                f"{report.documents:,} documents)"
+            )
+        if changed <= _SHOWN_PATHS and not report.retrained:  # + added, ~ changed, - removed
+            for kind, paths in report.changes:  # → moved
+                typer.echo(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths))
+        skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
+        if result.batch.rescan:  # (one that came and went before it was read: no news)
+            skipped = [skip for skip in skipped if skip not in self.reported_skips]
+            self.reported_skips.update(skipped)
+        if result.batch.rescan and len(skipped) > _SHOWN_PATHS:  # a start: one line a reason
+            from nashcli.render import skipped_by_reason
+
+            for reason, count, shown in skipped_by_reason(skipped):
+                _say(f"skipped {count}: {reason} ({shown})")
+            return
+        for path, reason in skipped:
+            _say(f"skipped {path}: {reason}")
 
 
 @contextlib.contextmanager
@@ -325,7 +339,7 @@ def watch_command(
         bits=bits,
         device=device,
         hasher_options={"max_epochs": max_epochs} if max_epochs is not None else None,
-        on_batch=lambda result: _render_batch(result, root),
+        on_batch=_BatchLog(root),
         on_message=_say,
         on_ready=registration.mark_ready,
         on_tick=registration.refresh,  # re-makes the lock and pid files if someone deleted them

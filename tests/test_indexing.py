@@ -512,6 +512,20 @@ def test_busy_writer(indexed) -> None:
         index_folder(folder, lock_timeout=0.1)
 
 
+def a_watcher_writes_during_training(monkeypatch, new: Path) -> None:
+    """From here on, a retrain of collection "notes" meets a watcher's batch that adds ``new``
+    once the model is trained, before the switch."""
+    real_retrain = indexing._retrain
+
+    def retrain_while_a_watcher_writes(*args, **kwargs):
+        result = real_retrain(*args, **kwargs)
+        new.write_text("engine brake tire gearbox clutch")
+        indexing.apply_changes("notes", upserts=[new])  # the watcher's batch during training
+        return result
+
+    monkeypatch.setattr(indexing, "_retrain", retrain_while_a_watcher_writes)
+
+
 def test_a_retrain_keeps_out_what_it_left_out_when_a_watcher_wrote_meanwhile(
     indexed, monkeypatch
 ) -> None:
@@ -521,16 +535,8 @@ def test_a_retrain_keeps_out_what_it_left_out_when_a_watcher_wrote_meanwhile(
     big = folder / "space" / "long.txt"
     big.write_text("rocket orbit launch nasa shuttle moon " * 100)  # 3.8 KB
     index_folder(folder, hasher_options=FAST)
-    real_retrain = indexing._retrain
     new = folder / "cars" / "new.txt"
-
-    def retrain_while_a_watcher_writes(*args, **kwargs):
-        result = real_retrain(*args, **kwargs)
-        new.write_text("engine brake tire gearbox clutch")
-        indexing.apply_changes("notes", upserts=[new])  # the watcher's batch during training
-        return result
-
-    monkeypatch.setattr(indexing, "_retrain", retrain_while_a_watcher_writes)
+    a_watcher_writes_during_training(monkeypatch, new)
     index_folder(folder, max_bytes=2_000, retrain=True, hasher_options=FAST)
     assert str(big) not in live_paths("notes") and str(new) in live_paths("notes")
 
@@ -545,20 +551,14 @@ def test_a_retrain_stopped_after_its_switch_keeps_what_a_watcher_wrote_meanwhile
     folder, paths = indexed
     with Collection.open("notes").snapshot() as snap:
         generation = snap.generation
-    real_retrain, real_catch_up = indexing._retrain, indexing._catch_up
+    real_catch_up = indexing._catch_up
     new = folder / "cars" / "new.txt"
-
-    def retrain_while_a_watcher_writes(*args, **kwargs):
-        result = real_retrain(*args, **kwargs)
-        new.write_text("engine brake tire gearbox clutch")
-        indexing.apply_changes("notes", upserts=[new])  # the watcher's batch during training
-        return result
+    a_watcher_writes_during_training(monkeypatch, new)
 
     def catch_up_then_stop(*args, **kwargs):
         real_catch_up(*args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(indexing, "_retrain", retrain_while_a_watcher_writes)
     monkeypatch.setattr(indexing, "_catch_up", catch_up_then_stop)
     with pytest.raises(KeyboardInterrupt):
         index_folder(folder, retrain=True, hasher_options=FAST)

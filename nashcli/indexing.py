@@ -188,14 +188,18 @@ def _load_hasher(model_dir: Path, device: str):
     with the full hasher's TF-IDF rows and codes to the bit, so an update of a few files
     imports neither torch nor scikit-learn (a re-index of 500 files, one edited: 2.5 → 0.38 s,
     benchmarks/reindex.py --edited 1); the full hasher for other models."""
+    from nashcli.features import TfidfFeatures
+    from nashcli.model_files import model_problem
     from nashcli.similar import LinearQueryEncoder
 
-    fast = LinearQueryEncoder.load(model_dir)
+    fast = None if model_problem(model_dir) else LinearQueryEncoder.load(model_dir)
     if fast is not None:
-        return fast
+        with contextlib.suppress(NashError, TypeError, ValueError, AttributeError):
+            fast.features = TfidfFeatures.load(model_dir)  # the checks the full loader makes
+            return fast
     from nashcli.pipeline import SemanticHasher
 
-    return SemanticHasher.load(model_dir, device=device)
+    return SemanticHasher.load(model_dir, device=device)  # (or its one line on what is damaged)
 
 
 class HasherCache:

@@ -163,7 +163,9 @@ class LinearQueryEncoder:
         self.bias = bias
         self.n_bits = int(weight.shape[0])
         self.params = params if params is not None else {"sublinear_tf": sublinear_tf}
-        self._features = None
+        #: The ``TfidfFeatures`` that :meth:`vectorize` uses: made from the saved settings when
+        #: first needed, unless set (an update sets the one ``TfidfFeatures.load`` checked).
+        self.features = None
 
     @classmethod
     def load(cls, model_dir: Path) -> LinearQueryEncoder | None:
@@ -183,9 +185,9 @@ class LinearQueryEncoder:
             vocabulary = features["vocabulary"]
             params = dict(features["params"])
             sublinear = bool(params.get("sublinear_tf", True))
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if weight.shape != (config["n_bits"], len(vocabulary)) or len(idf) != len(vocabulary):
+            if weight.shape != (config["n_bits"], len(vocabulary)) or len(idf) != len(vocabulary):
+                return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
         return cls(vocabulary, idf, sublinear, weight, bias, params)
 
@@ -217,13 +219,13 @@ class LinearQueryEncoder:
     def vectorize(self, texts: Sequence[str]) -> sp.csr_matrix:
         """L2-normalised TF-IDF rows (CSR): ``TfidfFeatures.transform`` itself, so the rows an
         update stores are those the full hasher would have made."""
-        if self._features is None:
+        if self.features is None:
             from nashcli.features import TfidfFeatures
 
             features = TfidfFeatures(**self.params)
             features.vocabulary_, features.idf_ = list(self.vocabulary), self.idf
-            self._features = features
-        return self._features.transform(texts)
+            self.features = features
+        return self.features.transform(texts)
 
     def logits(self, x: CsrRows | sp.csr_matrix) -> np.ndarray:
         """float32 (n, bits): g(x) = x·Wᵀ + b of TF-IDF rows (CsrRows, or CSR for batches)."""

@@ -97,10 +97,9 @@ _CHUNK = 1 << 20
 #: Kernel and device filesystems (Linux names): what a crawl of ``/`` meets at /proc, /sys and
 #: /dev. They hold no documents, only files that describe the running system, some of which
 #: block when read (/proc/kmsg). Folders on them are skipped; ``tmpfs`` is not among them (a
-#: user's files may live there).
+#: user's files may live there), nor ``autofs`` (a network share not mounted yet shows it).
 SYSTEM_FILESYSTEMS = frozenset(
     {
-        "autofs",
         "binfmt_misc",
         "bpf",
         "cgroup",
@@ -272,7 +271,9 @@ def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
     rules = []
     for name in IGNORE_FILES:
         try:
-            lines = (directory / name).read_text(encoding="utf-8", errors="replace").splitlines()
+            # utf-8-sig: Notepad starts the file with a byte-order mark, which git skips
+            path = directory / name
+            lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
         except OSError:  # absent, unreadable or vanished: no rules from it
             continue
         spec = IgnoreFile(lines)

@@ -137,14 +137,14 @@ class TfidfFeatures:
         dtype = np.int32 if len(columns) < np.iinfo(np.int32).max else np.int64
         counts = sp.csr_matrix(
             (
-                np.ones(len(columns), dtype=np.float32),
+                np.ones(len(columns), dtype=np.int64),  # summed exactly, then made float32
                 np.asarray(columns, dtype=dtype),
                 np.asarray(indptr, dtype=dtype),
             ),
             shape=(len(indptr) - 1, len(self.vocabulary_)),
         )
         counts.sum_duplicates()  # one entry per word and row, columns sorted
-        return counts
+        return counts.astype(np.float32)
 
     def tfidf_from_counts(self, counts: sp.csr_matrix) -> sp.csr_matrix:
         """TF-IDF (sublinear tf if set) of a count matrix, each row L2-normalised."""

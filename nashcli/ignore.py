@@ -65,20 +65,32 @@ def compile_pattern(line: str) -> Pattern | None:
     if negated:  # ("\\!" and "\\#" start a literal "!" or "#": _translate unescapes them)
         line = line[1:]
     only_folders = line.endswith("/")
-    line = line.rstrip("/")
+    line = line.removesuffix("/")  # one: git's "foo//" is "foo/" for folders, which no path is
     if not line:
         return None
     basename = "/" not in line
     line = line.removeprefix("/")
-    return Pattern(re.compile(_translate(line), re.DOTALL), negated, only_folders, basename)
+    try:
+        regex = re.compile(_translate(line), re.DOTALL)
+    except re.error:  # a pattern git cannot match either: it matches nothing
+        regex = re.compile(r"(?!)")
+    return Pattern(regex, negated, only_folders, basename)
 
 
 def _strip_trailing_spaces(line: str) -> str:
-    """Trailing spaces go unless the last one is escaped (``"a\\ "`` keeps one)."""
-    stripped = line.rstrip(" ")
-    if stripped != line and stripped.endswith("\\") and not stripped.endswith("\\\\"):
-        return stripped[:-1] + " "
-    return stripped
+    """Trailing spaces go, but not an escaped one (``"a\\ "``), scanning as git does: a
+    backslash escapes the next character, an escaped backslash included."""
+    cut = None  # where the run of unescaped trailing spaces starts
+    i = 0
+    while i < len(line):
+        if line[i] == " ":
+            cut = i if cut is None else cut
+        else:
+            cut = None
+            if line[i] == "\\":
+                i += 1  # the escaped character, a space or not, stays
+        i += 1
+    return line if cut is None else line[:cut]
 
 
 def _translate(glob: str) -> str:
@@ -148,7 +160,11 @@ def _bracket(glob: str, start: int) -> tuple[str, int]:
             if high == "\\" and i + 3 < len(glob):
                 high = glob[i + 3]
                 i += 1
-            parts.append(f"{re.escape(char)}-{re.escape(high)}")
+            # git's wildmatch takes the first end as a character of its own, then the range:
+            # a reversed range, "z-a", matches "z" alone
+            parts.append(
+                f"{re.escape(char)}-{re.escape(high)}" if char <= high else re.escape(char)
+            )
             i += 3
             continue
         parts.append(re.escape(char))

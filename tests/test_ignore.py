@@ -25,7 +25,7 @@ PATTERNS = [
     "/docs/x/*", "!dx.md", "[ab].md", "[!a]*.md", "?.md", "s*b/", "**/deep/**", "docs/**/*.md",
     "*[[:digit:]]*", "\\!bang.md", "\\#hash.md", "#hash.md", "sub/**", "!sub/**/e.md", "/*",
     "!/*/", "**/*.txt", "d*/", "*/x/", "*/", "\\[ab\\].md", "[a-c].md", "docs/**/",
-    "!docs/a/**/", "s?b", "/x", "x", "!x/top.md", "a/**/c",
+    "!docs/a/**/", "s?b", "/x", "x", "!x/top.md", "a/**/c", "[z-a].md", "[!b-a]*", "foo//",
 ]  # fmt: skip
 
 
@@ -58,6 +58,8 @@ def crawled(root: Path) -> list[str]:
         # a file in an ignored folder cannot be re-included
         (["sub/", "!sub/c.md"], ["a.md", "b.txt"]),
         (["sub/**", "!sub/deep/", "!sub/deep/*"], ["a.md", "b.txt", "sub/deep/e.md"]),
+        # Notepad's byte-order mark before the first rule
+        (["\ufeffa.md"], ["b.txt", "sub/c.md", "sub/deep/e.md"]),
     ],
 )
 def test_ignore_rules_decide_as_git_does(tmp_path: Path, rules: list[str], kept: list[str]) -> None:
@@ -78,7 +80,15 @@ def test_pattern_syntax() -> None:
     assert rules.decide("escaped", False) is None
     assert rules.decide("7a.log", False) and rules.decide("a7.log", False) is None
     assert rules.decide("ay", False) and rules.decide("xy", False) is None
-    assert rules.decide("/y", False) is None  # a bracket never matches a slash
+    assert IgnoreFile(["d/a[!x]b"]).decide("d/a/b", False) is None  # no bracket matches "/"
+    # As git (checked with git ls-files): a reversed range matches its first character alone,
+    # one trailing slash is stripped ("foo//" matches no path), a byte-order mark is no part of
+    # the first pattern, and a backslash escapes the next character, a backslash too.
+    reversed_range = IgnoreFile(["[z-a].md"])
+    assert reversed_range.decide("z.md", False) and reversed_range.decide("b.md", False) is None
+    assert IgnoreFile(["foo//"]).decide("foo", True) is None
+    assert IgnoreFile(["a\\\\\\ .md"]).decide("a\\ .md", False)
+    assert IgnoreFile(["a\\\\ "]).decide("a\\", False)
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

@@ -453,6 +453,11 @@ def test_a_catch_up_sums_up_its_skipped_files_by_reason(capsys, tmp_path):
     assert lines[0].endswith("up to date: 3 documents (2 removed; 0.5 s)")
     assert lines[1:] == ["  - sub/a.txt", "  - sub/b.txt", lines[3]]
     assert lines[3].endswith("skipped new.bin: binary file")
+    # new.bin fixed, then broken again: news again
+    for skipped in ([], [("new.bin", "binary file")]):
+        report = IndexReport(collection="notes", root=tmp_path, documents=3, skipped=skipped)
+        log(watching.BatchResult(watching.Batch(rescan=True), 0.5, report))
+    assert capsys.readouterr().out.splitlines()[-1].endswith("skipped new.bin: binary file")
 
 
 def test_a_catch_up_that_rebuilt_a_damaged_index_says_why(capsys, tmp_path):

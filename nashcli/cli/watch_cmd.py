@@ -47,8 +47,8 @@ def _retrained(report) -> str:
 
 class _BatchLog:
     """The watcher's log of what each applied chunk or catch-up pass did: one summary line, its
-    files when there are few, and the files it skipped; a skip reported once is not reported
-    again by every later catch-up pass (each would repeat every unreadable file)."""
+    files when there are few, and the files it skipped; a catch-up pass reports only the skips
+    the pass before it did not have (each would repeat every unreadable file)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -91,8 +91,10 @@ class _BatchLog:
                 typer.echo(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths))
         skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
         if result.batch.rescan:  # (one that came and went before it was read: no news)
+            # News: what the last pass did not skip (a file fixed and broken again is news).
+            now = set(skipped)
             skipped = [skip for skip in skipped if skip not in self.reported_skips]
-            self.reported_skips.update(skipped)
+            self.reported_skips = now
         if result.batch.rescan and len(skipped) > _SHOWN_PATHS:  # a start: one line a reason
             from nashcli.render import skipped_by_reason
 

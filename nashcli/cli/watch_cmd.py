@@ -207,7 +207,7 @@ _HELP = (
     "On start it catches up with what changed while nobody watched (indexing the folder first "
     "if it is no collection yet). Ctrl-C or SIGTERM stop it after the current batch. While it "
     "runs, nash similar answers as usual, and nash index on the same collection waits for the "
-    "watcher's current batch (a few seconds at most)."
+    "watcher's current batch (up to 10 s, then it says the index is busy)."
 )
 
 

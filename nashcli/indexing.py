@@ -43,6 +43,7 @@ from nashcli.index import (
     Writer,
     collection_of,
     collections_dir,
+    list_collections,
     name_for_folder,
     same_folder,
     training_turn,
@@ -388,6 +389,8 @@ def index_folder(
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
     if moving:  # the user says the collection's folder went here (moved or renamed)
         _move_root(collection, root, found, lock_timeout)
+    elif collection is None and not named:  # a new folder, or a collection's folder moved here?
+        _say_if_moved_here(root, found, reporter)
 
     index_into = functools.partial(
         _index,
@@ -557,20 +560,44 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
         raise IndexBusyError(busy) from None
 
 
+def _found_at_their_paths(collection: Collection, root: Path, found) -> tuple[int, int]:
+    """(how many of ``collection``'s documents ``found`` holds at their paths relative to its
+    folder, as if ``root`` were it; how many documents it has)."""
+    prefix = str(collection.root).rstrip(os.sep) + os.sep
+    with collection.snapshot() as snap:
+        stored = {d.path[len(prefix) :] for d in snap.live_docs() if d.path.startswith(prefix)}
+    here = {str(c.path)[len(str(root)) + 1 :] for c in found}
+    return len(stored & here), len(stored)
+
+
+def _say_if_moved_here(root: Path, found, reporter: Reporter) -> None:
+    """A note, before a first index trains, when ``root`` holds at least half of the documents
+    of a collection whose folder is gone, at their paths: likely that folder moved here, which
+    ``--name`` re-points without training (this run would make a second collection)."""
+    for collection in list_collections():
+        if os.path.lexists(collection.root):
+            continue
+        with contextlib.suppress(NashError, OSError):
+            kept, stored = _found_at_their_paths(collection, root, found)
+            if stored and 2 * kept >= stored:
+                reporter.note(
+                    f"{kept:,} of the {stored:,} documents of collection {collection.name!r} "
+                    f"are here at their paths, and its folder {collection.root} is gone; if "
+                    f"this is it moved, stop (Ctrl-C) and run: nash index "
+                    f"{shlex.quote(str(root))} --name {collection.name} (nothing retrained)"
+                )
+
+
 def _move_root(collection: Collection, root: Path, found, lock_timeout: float) -> None:
     """Point ``collection`` at ``root``, its folder moved there: stored paths are re-rooted, so
     the scan that follows finds the files unchanged rather than all new (no retrain). Refused
     when ``root`` holds fewer than half of the collection's documents at their relative paths:
     that is another folder, and taking it would throw the index away."""
     old = collection.root
-    prefix = str(old).rstrip(os.sep) + os.sep
-    with collection.snapshot() as snap:
-        stored = {d.path[len(prefix) :] for d in snap.live_docs() if d.path.startswith(prefix)}
-    here = {str(c.path)[len(str(root)) + 1 :] for c in found}
-    kept = len(stored & here)
-    if stored and 2 * kept < len(stored):  # a shared README.md does not make it the same folder
+    kept, stored = _found_at_their_paths(collection, root, found)
+    if stored and 2 * kept < stored:  # a shared README.md does not make it the same folder
         raise NashError(
-            f"{root} holds {'none' if not kept else f'only {kept}'} of the {len(stored)} "
+            f"{root} holds {'none' if not kept else f'only {kept}'} of the {stored} "
             f"documents of collection {collection.name!r} at their paths, so it is not its "
             f"folder moved; choose another name with --name (or: nash forget {collection.name})"
         )

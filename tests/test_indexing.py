@@ -503,6 +503,40 @@ def test_a_folder_moved_to_another_drive_and_linked_back_is_the_same_collection(
     assert index_folder(moved, name="notes", hasher_options=FAST).unchanged == len(paths)
 
 
+class Notes:
+    """A reporter that keeps the notes an indexing run gives."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def progress(self, phase: str, completed: int, total: int | None) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+
+def test_a_moved_folder_indexed_without_its_name_is_pointed_out(indexed, tmp_path: Path) -> None:
+    """Before its first index trains: this run makes a second collection, and --name would have
+    re-pointed the first one without training (a user was not told)."""
+    folder, paths = indexed
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)
+    reporter = Notes()
+    index_folder(moved, reporter=reporter, hasher_options=FAST)
+    assert reporter.notes == [
+        f"{len(paths)} of the {len(paths)} documents of collection 'notes' are here at their "
+        f"paths, and its folder {folder} is gone; if this is it moved, stop (Ctrl-C) and run: "
+        f"nash index {moved} --name notes (nothing retrained)"
+    ]
+    other = tmp_path / "other"
+    make_docs(other, per_topic=2, seed=5)
+    (other / "space" / "space-0.txt").write_text("one shared name is no move")
+    reporter = Notes()
+    index_folder(other, reporter=reporter, hasher_options=FAST)
+    assert reporter.notes == []
+
+
 def test_busy_writer(indexed) -> None:
     folder, _ = indexed
     with (

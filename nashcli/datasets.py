@@ -168,9 +168,8 @@ def _missing(directory: Path) -> str:
 def _load_path(path: Path, name: str | None = None) -> Dataset:
     if path.is_dir():
         raise NashError(f"{path} is a directory; expected a .jsonl.gz file or a .tar.gz archive")
-    name = name or _stem(path)
     if path.name.endswith(ARCHIVE_SUFFIXES):
-        return read_archive(path, name=name)
+        return read_archive(path, name=name or _stem(path))
     return read_jsonl(path, name=name)
 
 
@@ -206,6 +205,11 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
             head = raw.read(2)  # two bytes, unless the file is shorter (however a pipe sends)
             stream = io.BufferedReader(_Rejoined(head, raw))
             binary = gzip.GzipFile(fileobj=stream, mode="rb") if head == _GZIP else stream
+            binary = io.BufferedReader(binary)
+            if binary.peek(_TAR_MAGIC_END)[_TAR_MAGIC_START:_TAR_MAGIC_END] == b"ustar":
+                raise NashError(  # an archive through a pipe: its name cannot say so
+                    f"{path}: a tar archive; nash eval reads archives from a file named .tar.gz"
+                )
             with io.TextIOWrapper(binary, encoding="utf-8-sig") as handle:  # a BOM is fine
                 for number, line in enumerate(handle, start=1):
                     if not line.strip():
@@ -217,12 +221,15 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
                     split.append(doc_split)
     except (OSError, EOFError, UnicodeDecodeError, zlib.error, _DamagedData) as error:
         raise NashError(f"cannot read {path}: {_reason(error)}") from None
-    dataset = Dataset(name or _stem(path), ids, texts, labels, split)
+    # ``<(zcat f)`` is /dev/fd/63: named by its path, as a descriptor's number says nothing.
+    name = name or (str(path) if path.name.isdigit() else _stem(path))
+    dataset = Dataset(name, ids, texts, labels, split)
     _check(dataset, path)
     return dataset
 
 
 _GZIP = b"\x1f\x8b"
+_TAR_MAGIC_START, _TAR_MAGIC_END = 257, 262  # "ustar" in a tar header
 
 
 class _Rejoined(io.RawIOBase):

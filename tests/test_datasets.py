@@ -454,6 +454,23 @@ def test_a_corpus_can_be_read_from_a_pipe(tmp_path: Path) -> None:
         dataset = read_jsonl(fifo)
         writer.join(timeout=5)
         assert len(dataset) == 20 and dataset.counts() == {"train": 15, "test": 5}
+        assert dataset.name == "corpus"
+    # <(cat corpus.jsonl.gz): named by its path, not by the descriptor's number ("63")
+    nameless = tmp_path / "63"
+    os.mkfifo(nameless)
+    threading.Thread(target=lambda: nameless.write_bytes(payload)).start()
+    assert load_dataset(str(nameless)).name == str(nameless)
+    # <(cat archive.tar.gz): said to be an archive, not "line 1: not valid JSON"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        member = tarfile.TarInfo("20news-bydate-train/alt.atheism/1")
+        member.size = 5
+        tar.addfile(member, io.BytesIO(b"hello"))
+    os.unlink(nameless)
+    os.mkfifo(nameless)
+    threading.Thread(target=lambda: nameless.write_bytes(buffer.getvalue())).start()
+    with pytest.raises(NashError, match="a tar archive; nash eval reads archives from a file"):
+        load_dataset(str(nameless))
     archive = tmp_path / "corpus.tar.gz"
     os.mkfifo(archive)
     with pytest.raises(NashError, match="an archive must be a file"):

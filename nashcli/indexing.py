@@ -187,7 +187,7 @@ def _new_hasher(bits: int, device: str, seed: int, options: dict | None):
 def _load_hasher(model_dir: Path, device: str):
     """The encoder of the files an update adds: torch-free for a linear model (the default),
     with the full hasher's TF-IDF rows and codes to the bit, so an update of a few files
-    imports neither torch nor scikit-learn (a re-index of 500 files, one edited: 2.5 → 0.38 s,
+    imports neither torch nor scikit-learn (a re-index of 500 files, one edited: 2.44 → 0.38 s,
     benchmarks/reindex.py --edited 1); the full hasher for other models."""
     from nashcli.features import TfidfFeatures
     from nashcli.model_files import model_problem

@@ -271,11 +271,17 @@ def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
     rules = []
     for name in IGNORE_FILES:
         try:
-            # utf-8-sig: Notepad starts the file with a byte-order mark, which git skips
             path = directory / name
-            lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+            if path.is_symlink():  # git reads no ignore file through a link (since 2.32)
+                continue
+            # utf-8-sig: Notepad starts the file with a byte-order mark, which git skips
+            # (bytes decoded, not read_text: its universal newlines make a lone CR a line end)
+            text = path.read_bytes().decode("utf-8-sig", errors="replace")
         except OSError:  # absent, unreadable or vanished: no rules from it
             continue
+        # Lines end at "\n" alone, as in git (a CR before it goes; a lone CR, a form feed or
+        # U+2028 end no line, where str.splitlines would end one)
+        lines = [line.removesuffix("\r") for line in text.split("\n")]
         spec = IgnoreFile(lines)
         if spec.patterns:
             rules.append(_IgnoreRules(base, spec))
@@ -541,22 +547,8 @@ def crawl(
     on a system filesystem. Never raises for a problem with one file or folder inside it.
     """
     root = Path(os.path.abspath(os.path.expanduser(root)))
-    if not _is_utf8(str(root)):
-        raise NashError(
-            f"{shown_path(root)}: the path is not valid UTF-8 and the index stores paths as "
-            "text; rename the folder with the \\x bytes to index it"
-        )
     wanted = frozenset(ext.lower() for ext in extensions)
-    try:
-        root_stat = os.stat(root)
-    except FileNotFoundError:
-        raise NashError(f"no such file or folder: {root}") from None
-    except OSError as error:
-        raise NashError(f"cannot read {root}: {_os_reason(error)}") from None
-    system = system_filesystems()
-    if root_stat.st_dev in system:
-        where = _system_folder(system[root_stat.st_dev])
-        raise NashError(f"{root} is in a {where}, which holds no documents")
+    root_stat, system = check_root(root)
     if not stat.S_ISDIR(root_stat.st_mode):
         yield _check_file(root, root.suffix.lower(), max_bytes, known)
         return
@@ -567,6 +559,28 @@ def crawl(
         raise NashError(f"cannot read the folder {root}: {reason}") from None
     walker = _Walker(root, wanted, max_bytes, follow_symlinks, known, system)
     yield from walker.walk(root, ((root_stat.st_dev, root_stat.st_ino),))
+
+
+def check_root(root: Path) -> tuple[os.stat_result, dict[int, str]]:
+    """``root``'s stat and the system filesystems mounted (:func:`system_filesystems`), or the
+    one-line :class:`NashError` for a root no crawl takes: missing, unreadable, not valid
+    UTF-8, or on a system filesystem (``nash watch`` asks before it starts watching)."""
+    if not _is_utf8(str(root)):
+        raise NashError(
+            f"{shown_path(root)}: the path is not valid UTF-8 and the index stores paths as "
+            "text; rename the folder with the \\x bytes to index it"
+        )
+    try:
+        root_stat = os.stat(root)
+    except FileNotFoundError:
+        raise NashError(f"no such file or folder: {root}") from None
+    except OSError as error:
+        raise NashError(f"cannot read {root}: {_os_reason(error)}") from None
+    system = system_filesystems()
+    if root_stat.st_dev in system:
+        where = _system_folder(system[root_stat.st_dev])
+        raise NashError(f"{root} is in a {where}, which holds no documents")
+    return root_stat, system
 
 
 class _Folder(NamedTuple):

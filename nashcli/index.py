@@ -784,6 +784,11 @@ class Snapshot:
         self.dead_rows = np.fromiter((r for (r,) in dead), dtype=np.int64)
 
     @property
+    def root(self) -> Path:
+        """The collection's folder, as recorded."""
+        return self._collection.root
+
+    @property
     def documents(self) -> int:
         """Live documents in this view."""
         return self.rows - len(self.dead_rows)

@@ -336,12 +336,13 @@ def index_folder(
         # Its folder was recorded in the lost metadata: a folder that merely shares the name
         # must not take it over. The message says to rebuild with --name.
         raise DamagedCollectionError(name, damage.what, damage.reason, root)
+    if collection is not None and collection.root != root and same_folder(collection.root, root):
+        # The path it was indexed at leads here (the folder moved, a link left in its place):
+        # it stays the collection's folder, so stored paths, a watcher's paths and the next
+        # move and link all keep meaning the same files.
+        root = collection.root
     moving = collection is not None and collection.root != root
-    if (
-        moving
-        and not same_folder(collection.root, root)
-        and (collection.root.exists() or not named)
-    ):
+    if moving and (collection.root.exists() or not named):
         # An unplugged drive must not hand its collection to another folder of the same name.
         raise NashError(
             f"collection {name!r} already indexes {collection.root}"
@@ -558,6 +559,38 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
     except Timeout:
         busy = f"another nash process keeps {lock} (it creates a collection)"
         raise IndexBusyError(busy) from None
+
+
+def _as_stored(root: Path, upserts, deletions, moves) -> tuple[list, list, list]:
+    """The changes as paths under the collection's folder as recorded, outside it left out.
+
+    A watcher reports the real paths of a folder reached through a link (macOS's FSEvents
+    always does), or the old path of one re-pointed since it started: each is taken back to
+    the recorded folder, so no document is ever stored twice under two names. A move out of
+    the folder is a deletion, one into it an upsert."""
+    real_root = root.resolve()
+
+    def stored(path) -> Path | None:
+        path = Path(os.path.abspath(path))
+        if path == root or root in path.parents:
+            return path
+        real = path.resolve()
+        if real_root in real.parents:
+            return root / real.relative_to(real_root)
+        return None
+
+    ups = [p for p in map(stored, upserts) if p is not None]
+    dels = [p for p in map(stored, deletions) if p is not None]
+    mvs = []
+    for old, new in moves:
+        old, new = stored(old), stored(new)
+        if old is not None and new is not None:
+            mvs.append((old, new))
+        elif old is not None:
+            dels.append(old)
+        elif new is not None:
+            ups.append(new)
+    return ups, dels, mvs
 
 
 def _found_at_their_paths(collection: Collection, root: Path, found) -> tuple[int, int]:
@@ -1024,7 +1057,7 @@ def apply_changes(
     collection = Collection.open(name)
     root = collection.root
     report = IndexReport(collection=name, root=root)
-    upserts, deletions, moves = list(upserts), list(deletions), list(moves)
+    upserts, deletions, moves = _as_stored(root, upserts, deletions, moves)
     # Every path looked up below: the stored documents of these are all it reads.
     involved = [*upserts, *deletions, *(path for move in moves for path in move)]
     with collection.writer(timeout=lock_timeout) as w:

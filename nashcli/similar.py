@@ -122,7 +122,12 @@ def choose_collection(name: str | None = None, path: Path | None = None) -> Coll
         raise NashError("no collections yet: index a folder first with: nash index FOLDER")
     if path is not None:
         places = {Path(os.path.abspath(path)), Path(path).resolve()}
-        holders = [c for c in collections if any(_within(p, c.root) for p in places)]
+        # (a collection's recorded folder may be a link now: its real place holds the file too)
+        holders = [
+            c
+            for c in collections
+            if any(_within(p, root) for p in places for root in {c.root, c.root.resolve()})
+        ]
         if holders:
             return max(holders, key=lambda c: len(c.root.parts))
     if len(collections) == 1:
@@ -362,7 +367,11 @@ def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) ->
     if isinstance(query, Path):
         path = query.expanduser()
         st = check_query_file(query)
-        for candidate in dict.fromkeys([str(Path(os.path.abspath(path))), str(path.resolve())]):
+        real, root = path.resolve(), snap.root
+        forms = [Path(os.path.abspath(path)), real]
+        if _within(real, root.resolve()):  # the stored name, under a folder that is a link now
+            forms.append(root / real.relative_to(root.resolve()))
+        for candidate in dict.fromkeys(map(str, forms)):
             own = snap.doc_by_path(candidate)
             if own is not None:
                 break

@@ -60,6 +60,9 @@ def crawled(root: Path) -> list[str]:
         (["sub/**", "!sub/deep/", "!sub/deep/*"], ["a.md", "b.txt", "sub/deep/e.md"]),
         # Notepad's byte-order mark before the first rule
         (["\ufeffa.md"], ["b.txt", "sub/c.md", "sub/deep/e.md"]),
+        # lines end at LF (a CR before it goes): a lone CR, as old Macs wrote, ends no line
+        (["a.md\r", "b.txt\r"], ["sub/c.md", "sub/deep/e.md"]),
+        (["a.md\rb.txt"], ["a.md", "b.txt", "sub/c.md", "sub/deep/e.md"]),
     ],
 )
 def test_ignore_rules_decide_as_git_does(tmp_path: Path, rules: list[str], kept: list[str]) -> None:
@@ -112,3 +115,14 @@ def test_crawl_keeps_the_files_git_keeps_for_random_rule_sets(tmp_path: Path) ->
         ).stdout.split("\0")
         by_git = sorted(p for p in listed if p and not p.startswith(".") and "/." not in p)
         assert crawled(root) == by_git, (rules, nested)
+
+
+def test_an_ignore_file_that_is_a_link_is_not_read(tmp_path: Path) -> None:
+    """As git (2.32 and later), which refuses in-tree ignore files that are symlinks."""
+    rules = tmp_path / "rules"
+    rules.write_text("*.md\n", encoding="utf-8")
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.md").write_text("words here\n", encoding="utf-8")
+    (folder / ".gitignore").symlink_to(rules)
+    assert crawled(folder) == ["a.md"]

@@ -481,26 +481,42 @@ def test_a_folder_moved_to_another_drive_and_linked_back_is_the_same_collection(
     indexed, tmp_path: Path
 ) -> None:
     """`mv ~/notes /mnt/big/notes && ln -s /mnt/big/notes ~/notes`: the link leads to the folder
-    the collection recorded, so it is still that collection (it was refused as "collection
-    'notes' already indexes ~/notes" under every command, --name included)."""
+    the collection recorded, so it is still that collection, at the path it was indexed at (it
+    was refused as "collection 'notes' already indexes ~/notes" under every command, --name
+    included). That path stays its folder: a second move and link, and a watcher that reports
+    the folder's real paths, all keep meaning the same documents."""
     from nashcli.index import collection_of
 
     folder, paths = indexed
-    moved = tmp_path / "big-drive" / "notes"
-    moved.parent.mkdir()
-    folder.rename(moved)
-    folder.symlink_to(moved)
-    assert collection_of(moved) == "notes"
-    report = index_folder(folder, hasher_options=FAST)  # the link, resolved to the new place
-    assert (report.collection, report.unchanged, report.added, report.retrained) == (
-        "notes",
-        len(paths),
-        0,
-        False,
-    )
-    assert Collection.open("notes").root == moved
-    assert live_paths("notes") == {str(moved / p.relative_to(folder)) for p in paths}
-    assert index_folder(moved, name="notes", hasher_options=FAST).unchanged == len(paths)
+    for move in ("big-drive", "bigger-drive"):
+        moved = tmp_path / move / "notes"
+        moved.parent.mkdir()
+        folder.resolve().rename(moved)
+        folder.unlink(missing_ok=True)
+        folder.symlink_to(moved)
+        assert collection_of(moved) == "notes"
+        for given in (folder, moved):  # the link, or the folder's new place
+            report = index_folder(given, hasher_options=FAST)
+            assert (report.collection, report.unchanged, report.added, report.retrained) == (
+                "notes",
+                len(paths),
+                0,
+                False,
+            )
+        assert index_folder(moved, name="notes", hasher_options=FAST).unchanged == len(paths)
+        assert Collection.open("notes").root == folder
+        assert live_paths("notes") == {str(p) for p in paths}
+    # A watcher reports the real paths (FSEvents does): stored under the recorded folder, once.
+    real = moved / paths[0].relative_to(folder)
+    real.write_text("rocket orbit moon, edited through the folder's real path")
+    new = moved / "space" / "new.txt"
+    new.write_text("rocket launch")
+    report = apply_changes("notes", upserts=[real, new], deletions=[moved / "elsewhere.txt"])
+    assert (report.updated, report.added) == (1, 1)
+    assert live_paths("notes") == {str(p) for p in paths} | {str(folder / "space" / "new.txt")}
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not in the folder")
+    assert apply_changes("notes", upserts=[outside]).added == 0
 
 
 class Notes:

@@ -514,3 +514,22 @@ def test_json_output_is_valid_utf8_whatever_the_file_names() -> None:
     assert os.fsencode(json.loads(text)["query"]) == os.fsencode(document["query"])
     assert json_document(document, "latin-1").isascii()
     assert json.loads(json_document(document, "latin-1")) == document
+
+
+def test_a_file_of_a_folder_moved_and_linked_back_is_found_by_its_real_path(
+    notes, tmp_path: Path
+) -> None:
+    """The collection's recorded folder is a link now: the file's real path still chooses the
+    collection (among several) and is the indexed document, never its own neighbour."""
+    folder, paths = notes
+    other = tmp_path / "other"
+    make_docs(other, per_topic=3, seed=9)
+    index_folder(other, hasher_options=FAST)
+    moved = tmp_path / "big" / "notes"
+    moved.parent.mkdir()
+    folder.rename(moved)
+    folder.symlink_to(moved)
+    real = moved / paths[0].relative_to(folder)
+    assert choose_collection(None, real).name == "notes"
+    hits = find_similar(real, "notes", top=5)
+    assert paths[0] not in [h.path for h in hits] and len(hits) == 5

@@ -497,3 +497,13 @@ def test_watching_a_collection_whose_folder_is_gone_says_how_to_move_it(
             f"nash: error: the folder of collection 'notes', {notes}, is gone; if it moved, "
             "run: nash index NEW-PLACE --name notes"
         ]
+
+
+@pytest.mark.skipif(not Path("/proc/self/mountinfo").exists(), reason="needs Linux's /proc")
+def test_watching_a_system_folder_is_refused_before_it_starts(tmp_path: Path) -> None:
+    """As `nash index /proc` is: it printed "watching /proc ... catching up" first."""
+    result = runner.invoke(app, ["watch", "/proc"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "nash: error: /proc is in a system folder (proc filesystem), which holds no documents"
+    ]

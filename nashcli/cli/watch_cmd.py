@@ -274,6 +274,10 @@ def watch_command(
     _, found = look_at(path)
     if found is not None and not stat.S_ISDIR(found.st_mode):
         raise NashError(f"{path}: is a file; nash watch keeps a folder indexed")
+    if found is not None:  # /proc, a path not valid UTF-8: before "watching ... catching up"
+        from nashcli.corpus import check_root
+
+        check_root(Path(os.path.abspath(Path(path).expanduser())))
     found_name, root = watching.collection_for(path)
     from nashcli.index import Collection, collection_of, same_folder, validate_name
 
@@ -306,7 +310,9 @@ def watch_command(
         from nashcli.methods import resolve_device
 
         resolve_device(device)
-    if not same_folder(recorded, root):  # (a link to it there: the first pass re-points it)
+    if same_folder(recorded, root):  # (its path, now a link here: watched as indexed)
+        root = recorded
+    else:
         if not recorded.exists():  # its folder moved here? nash index re-points it
             raise NashError(
                 f"collection {name!r} indexes {recorded}, which is not there now; to move it "

@@ -1057,22 +1057,22 @@ def apply_changes(
     collection = Collection.open(name)
     root = collection.root
     report = IndexReport(collection=name, root=root)
+    # Absolute paths under the recorded folder from here on.
     upserts, deletions, moves = _as_stored(root, upserts, deletions, moves)
     # Every path looked up below: the stored documents of these are all it reads.
     involved = [*upserts, *deletions, *(path for move in moves for path in move)]
     with collection.writer(timeout=lock_timeout) as w:
         if w.generation == 0:
             raise NashError(f"collection {name!r} has no model yet: run nash index {root}")
-        stored = w.live_docs_at(str(Path(path).absolute()) for path in involved)
+        stored = w.live_docs_at(str(path) for path in involved)
         drop: list[DocRow] = []
         for path in deletions:
-            doc = stored.get(str(Path(path).absolute()))
+            doc = stored.get(str(path))
             if doc is not None:
                 drop.append(doc)
-        pending = [Path(p).absolute() for p in upserts]
+        pending = list(upserts)
         for old_path, new_path in moves:
-            old = stored.get(str(Path(old_path).absolute()))
-            new_path = Path(new_path).absolute()
+            old = stored.get(str(old_path))
             st = corpus.regular_file_stat(new_path)
             if st is None:  # gone again, or no document (a folder, a symlink)
                 if old is not None:
@@ -1099,7 +1099,7 @@ def apply_changes(
         # A file written with its old size and mtime kept (`cp -p`, `rsync -t`, `touch -r`)
         # is no longer told apart by its stat, as a crawl tells it: the write is known here, so
         # it goes on to be hashed (the same bytes keep their code).
-        written = {Path(p).absolute() for p in upserts}
+        written = set(upserts)
         candidates: list[_Candidate] = []
         for path in dict.fromkeys(pending):
             st = corpus.regular_file_stat(path)

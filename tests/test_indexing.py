@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import random
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,6 +50,18 @@ def bump(path: Path) -> None:
     """Give ``path`` a new mtime (file systems with coarse timestamps need the nudge)."""
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+
+
+def run_fresh(code: str, watched: set[str]) -> tuple[str, list[str]]:
+    """Run ``code`` in a new interpreter: (what it printed, which of the ``watched`` top-level
+    packages it imported), for tests of what a command costs to start."""
+    probe = (
+        f"{code}\nimport sys; print(sorted({{m.split('.')[0] for m in sys.modules}} & {watched!r}))"
+    )
+    lines = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    return "\n".join(lines[:-1]).strip(), ast.literal_eval(lines[-1])
 
 
 @pytest.fixture
@@ -779,9 +794,6 @@ def test_apply_changes_loads_the_model_once_per_generation(indexed, model_loads)
 def test_an_update_imports_neither_torch_nor_scikit_learn(indexed) -> None:
     """The saved linear model encodes a few new and edited files (2.6 s of a re-index went to
     importing torch and scikit-learn), into the rows and codes the full hasher makes."""
-    import subprocess
-    import sys
-
     from nashcli import codes
     from nashcli.pipeline import SemanticHasher
 
@@ -791,13 +803,10 @@ def test_an_update_imports_neither_torch_nor_scikit_learn(indexed) -> None:
     bump(edited)
     new.write_text("rocket orbit launch nasa moon")
     code = (
-        "import sys; from nashcli.indexing import index_folder; "
-        f"r = index_folder({str(folder)!r}); "
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn'}); "
-        "print(r.added, r.updated, r.retrained, heavy)"
+        "from nashcli.indexing import index_folder; "
+        f"r = index_folder({str(folder)!r}); print(r.added, r.updated, r.retrained)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "1 1 False []"
+    assert run_fresh(code, {"torch", "sklearn"}) == ("1 1 False", [])
     with Collection.open("notes").snapshot() as snap:
         rows = [snap.doc_by_path(str(p)).row for p in (edited, new)]
         hasher = SemanticHasher.load(snap.model_dir, device="cpu")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_indexing import FAST, bump, make_docs
+from test_indexing import FAST, bump, make_docs, run_fresh
 
 from nashcli import codes, similar
 from nashcli.errors import NashError
@@ -345,21 +345,15 @@ def test_torch_free_query_encoder_matches_the_hasher(notes) -> None:
 def test_queries_import_neither_torch_nor_scipy(notes, tmp_path) -> None:
     """torch takes seconds to import and scipy.sparse about 0.18 s: a query by text, by an
     indexed file and by a file outside the collection needs neither (nor scikit-learn)."""
-    import subprocess
-    import sys
-
     folder, paths = notes
     outside = tmp_path / "outside.txt"
     outside.write_text("a rocket to the moon and its orbit")
     code = (
-        "import sys; from pathlib import Path; from nashcli.similar import find_similar; "
-        "hits = [len(find_similar(q, 'notes', top=3)) for q in "
-        f"('rocket orbit moon', Path({str(paths[0])!r}), Path({str(outside)!r}))]; "
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sklearn', "
-        "'scipy')); print(hits, heavy)"
+        "from pathlib import Path; from nashcli.similar import find_similar; "
+        "print([len(find_similar(q, 'notes', top=3)) for q in "
+        f"('rocket orbit moon', Path({str(paths[0])!r}), Path({str(outside)!r}))])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[3, 3, 3] []"
+    assert run_fresh(code, {"torch", "sklearn", "scipy"}) == ("[3, 3, 3]", [])
 
 
 def constant_codes(self, x) -> np.ndarray:

@@ -704,7 +704,8 @@ class Watcher:
                 self.retrains += 1
                 self._say("retrained: new documents are encoded with the new model")
             except NashError as error:
-                self._say(f"retrain failed: {error}")
+                if not self.stopping:  # (stopping ends the refit child: already said so)
+                    self._say(f"retrain failed: {error}")
             finally:
                 self._events.put(("wake", "", "", False))  # apply what queued up meanwhile
 

@@ -439,6 +439,25 @@ def test_a_refit_another_process_made_unnecessary_is_not_counted(folder, fake, r
     assert not any(m.startswith("retrained") for m in messages)
 
 
+def test_a_retrain_ended_by_the_watcher_stopping_is_not_reported_as_failed(
+    folder, fake, run_watcher
+):
+    messages: list[str] = []
+    stopped = threading.Event()
+
+    def retrain():  # the refit child, killed as the watcher exits (exit code -15)
+        stopped.wait(TIMEOUT)
+        raise NashError("the refit process ended with exit code -15")
+
+    running = run_watcher(retrain_due=lambda: True, retrain=retrain, on_message=messages.append)
+    wait_until(lambda: running.watcher.retraining, what="the retrain to start")
+    running.stop()
+    stopped.set()
+    assert running.watcher.wait_for_retrain(TIMEOUT)
+    assert "stopping during a background retrain: the current model stays" in messages
+    assert not any("retrain failed" in m for m in messages)
+
+
 def test_a_deleted_folder_stops_the_watcher_with_a_clear_message(folder, fake, run_watcher):
     running = run_watcher()
     shutil.rmtree(folder)

@@ -370,6 +370,23 @@ def test_a_reader_that_goes_away_is_not_an_error(monkeypatch) -> None:
     assert result.exit_code == 1 and result.stderr == ""
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["status"], ["similar", "--help"]])
+def test_a_full_output_is_one_line_also_for_nash_itself(argv: list[str], tmp_path: Path) -> None:
+    """`nash --help > /dev/full` as `nash status > /dev/full`: one line, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    code = "import sys; from nashcli.entry import main; sys.argv[0] = 'nash'; main()"
+    env = {**os.environ, "NASH_HOME": str(tmp_path)}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv], stdout=full, stderr=subprocess.PIPE, env=env
+        )
+    assert done.returncode == 2
+    assert done.stderr.decode() == "nash: error: No space left on device\n"
+
+
 @pytest.mark.parametrize("kind", [int, float])
 @pytest.mark.parametrize(
     "text",

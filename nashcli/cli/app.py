@@ -15,6 +15,7 @@ import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -54,6 +55,18 @@ def _system_error(error: OSError | sqlite3.Error) -> str:
         return f"the index's database: {error}"
     reason = error.strerror or str(error) or type(error).__name__
     return f"{error.filename}: {reason}" if error.filename else reason
+
+
+def _output_failed(error: OSError | sqlite3.Error) -> NoReturn:
+    """Exit on a system error: quietly with :data:`BROKEN_PIPE` when the reader of the output
+    went away (`nash status | head`), else with its one line on stderr and exit status 2."""
+    if isinstance(error, BrokenPipeError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            out = sys.stdout.fileno()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), out)  # no error at the exit's flush
+        raise SystemExit(BROKEN_PIPE)
+    typer.echo(f"nash: error: {_system_error(error)}", err=True)
+    raise SystemExit(NashError.exit_code)
 
 
 def _not_given_is_false(param) -> None:
@@ -197,6 +210,8 @@ class _NashGroup(TyperGroup):
             return super().make_context(info_name, args, parent=parent, **extra)
         except UsageError as error:  # e.g. an unknown option before the command
             _usage_error(error)
+        except OSError as error:  # `nash --help > /dev/full`, `nash --version | true`
+            _output_failed(error)
 
     def get_command(self, ctx: typer.Context, cmd_name: str):  # noqa: D102
         command = super().get_command(ctx, cmd_name)
@@ -223,14 +238,8 @@ class _NashGroup(TyperGroup):
             ctx.exit(error.exit_code)
         except UsageError as error:
             _usage_error(error)
-        except BrokenPipeError:  # `nash status | head`: the reader left, nothing to say
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                out = sys.stdout.fileno()
-                os.dup2(os.open(os.devnull, os.O_WRONLY), out)  # no error at the exit's flush
-            ctx.exit(BROKEN_PIPE)
         except (OSError, sqlite3.Error) as error:  # a full or read-only disk, a lost mount...
-            typer.echo(f"nash: error: {_system_error(error)}", err=True)
-            ctx.exit(NashError.exit_code)
+            _output_failed(error)
         except KeyboardInterrupt:
             typer.echo("nash: interrupted", err=True)
             ctx.exit(INTERRUPTED)

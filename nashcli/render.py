@@ -7,7 +7,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -25,11 +26,32 @@ PIPE_WIDTH = 1000
 
 def output_console() -> Console:
     """The console that commands print results on: the terminal's width, else (a pipe, a file)
-    ``$COLUMNS`` or :data:`PIPE_WIDTH`, so that nothing is folded at Rich's default 80."""
+    ``$COLUMNS`` or :data:`PIPE_WIDTH`, so that nothing is folded at Rich's default 80. A
+    ``$COLUMNS`` that is no width (``0``) counts as unset: Rich would print nothing in it."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) == 0:
+        columns = ""
+        os.environ.pop("COLUMNS")  # (before Rich reads it)
     console = Console(highlight=False)
-    if not console.is_terminal and not os.environ.get("COLUMNS"):
+    if not console.is_terminal and not columns:
         console.width = PIPE_WIDTH
     return console
+
+
+def show(console: Console, results: Group | Table | Text) -> None:
+    """Print a table, or the records that stand in for it on a narrow terminal, unfolded
+    (the terminal wraps a long line; Rich would cut a path in its middle)."""
+    console.print(results, soft_wrap=isinstance(results, Text))
+
+
+def _table_width(widths: Sequence[int]) -> int:
+    """Columns a Rich table with columns of these widths takes: a border, and a space of
+    padding on each side, around every cell."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _cells(texts: Sequence[str]) -> int:
+    return max(map(cell_len, texts), default=0)
 
 
 def json_document(document: object, encoding: str | None = "utf-8") -> str:
@@ -274,20 +296,54 @@ def skipped_by_reason(skipped: Sequence[tuple[object, str]]) -> list[tuple[str, 
     return summary
 
 
-def similar_table(hits: Sequence, root, query: str, width: int = 100) -> Table:
-    """Rank, Hamming distance, score, path relative to the collection root, title.
+#: The fewest columns a table gives a path (or a collection's folder) before the answer
+#: becomes one record per line instead: a path folded into narrower pieces cannot be read
+#: (or copied) as one, and the table's numbers would be cut short.
+MIN_PATH_COLUMNS = 24
 
-    ``width`` is the console's: paths keep up to 48 columns, titles get what is left.
-    """
+
+def similar_results(hits: Sequence, root, query: str, width: int = 100) -> Group | Text:
+    """A "similar to QUERY" line above :func:`similar_table` (not its title, which would be
+    folded to the table's width), or where ``width`` is too narrow for it, the same answers as one
+    record per hit (rank, path, distance and score; the title below), to print with
+    ``soft_wrap=True`` so that a path is never cut."""
+    shown = _relative_paths(hits, root)
+    numbers = [
+        _cells(["#", str(len(hits))]),
+        _cells(["dist", *(str(hit.distance) for hit in hits)]),
+        _cells(["score", *(f"{hit.score:.3f}" for hit in hits)]),
+    ]
+    path_need = min(max(8, _cells(shown)), MIN_PATH_COLUMNS)
+    if width >= _table_width([*numbers, path_need, 8]):
+        return Group(Text(f"similar to {plain(query)}"), similar_table(hits, root, width))
+    lines = [f"similar to {plain(query)}"]
+    for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
+        lines.append(f"{rank}. {path}  (distance {hit.distance}, score {hit.score:.3f})")
+        title = plain(hit.title)
+        room = max(20, width - 3)
+        lines.append("   " + (title if len(title) <= room else title[: room - 1] + "…"))
+    return Text("\n".join(lines))
+
+
+def _relative_paths(hits: Sequence, root) -> list[str]:
     from pathlib import Path
 
-    table = Table(title=Text(f"similar to {plain(query)}"), title_justify="left")
     shown = []
     for hit in hits:
         try:
             shown.append(plain(str(Path(hit.path).relative_to(root))))
         except ValueError:
             shown.append(plain(str(hit.path)))
+    return shown
+
+
+def similar_table(hits: Sequence, root, width: int = 100) -> Table:
+    """Rank, Hamming distance, score, path relative to the collection root, title.
+
+    ``width`` is the console's: paths keep up to 48 columns, titles get what is left.
+    """
+    table = Table()
+    shown = _relative_paths(hits, root)
     path_width = max(8, min(max(map(len, shown), default=4), 48, width - 34))
     title_width = max(8, width - path_width - 26)
     table.add_column("#", justify="right", no_wrap=True)
@@ -302,11 +358,46 @@ def similar_table(hits: Sequence, root, query: str, width: int = 100) -> Table:
     return table
 
 
+def status_results(collections: Sequence[dict], width: int = 100) -> Table | Text:
+    """:func:`status_table`, or where ``width`` is too narrow for it (its numbers would be cut
+    short), one record per collection, to print with ``soft_wrap=True``."""
+    rows = [_status_row(c) for c in collections]
+    fixed = [
+        _cells([header, *(row[i] for row in rows)])
+        for i, header in ((0, "name"), (2, "documents"), (3, "bits"), (4, "model"))
+    ]
+    root_need = min(max(4, _cells([row[1] for row in rows])), MIN_PATH_COLUMNS)
+    if width >= _table_width([*fixed, root_need, 10, len("watching")]):
+        return status_table(collections)
+    lines = ["collections"]
+    for name, root, documents, bits, model, updated, watching in rows:
+        watched = "watched" if watching == "yes" else "not watched"
+        lines.append(
+            f"{name}: {documents} documents, {bits} bits, {model}, updated {updated}, {watched}"
+        )
+        lines.append(f"  {root}")
+    return Text("\n".join(lines))
+
+
+def _status_row(c: dict) -> tuple[str, str, str, str, str, str, str]:
+    import datetime
+
+    updated = datetime.datetime.fromtimestamp(c["updated_at"]).strftime("%Y-%m-%d %H:%M")
+    root = plain(c["root"]) + ("" if os.path.isdir(c["root"]) else " (gone)")
+    return (
+        plain(c["name"]),
+        root,
+        f"{c['documents']:,}",
+        str(c["bits"]),
+        plain(c["model"] or "-"),
+        updated,
+        "yes" if c["watching"] else "no",
+    )
+
+
 def status_table(collections: Sequence[dict]) -> Table:
     """One row per collection: name, root (marked "(gone)" when no longer a folder: moved or
     deleted), documents, bits, model, updated, watching."""
-    import datetime
-
     table = Table(title="collections", title_justify="left")
     for column in ("name", "root", "documents", "bits", "model", "updated", "watching"):
         table.add_column(
@@ -315,16 +406,6 @@ def status_table(collections: Sequence[dict]) -> Table:
             no_wrap=column not in ("root", "updated"),
             overflow="fold",
         )
-    for c in collections:
-        updated = datetime.datetime.fromtimestamp(c["updated_at"]).strftime("%Y-%m-%d %H:%M")
-        root = plain(c["root"]) + ("" if os.path.isdir(c["root"]) else " (gone)")
-        table.add_row(
-            Text(plain(c["name"])),
-            Text(root),
-            f"{c['documents']:,}",
-            str(c["bits"]),
-            Text(plain(c["model"] or "-")),
-            updated,
-            "yes" if c["watching"] else "no",
-        )
+    for name, root, documents, bits, model, updated, watching in map(_status_row, collections):
+        table.add_row(Text(name), Text(root), documents, bits, Text(model), updated, watching)
     return table

@@ -136,6 +136,18 @@ def choose_collection(name: str | None = None, path: Path | None = None) -> Coll
     raise NashError(f"several collections ({names}): choose one with --collection NAME")
 
 
+def query_size_limit(collection: Collection) -> int:
+    """The most bytes of query text nash similar reads for ``collection``: 10 MB, or its own
+    limit where `nash index --max-size` raised it."""
+    return collection.read(_size_limit)
+
+
+def _size_limit(snap: Snapshot) -> int:
+    from nashcli import corpus
+
+    return max(corpus.DEFAULT_MAX_BYTES, snap.max_bytes or 0)
+
+
 def _load_hasher(model_dir: Path):
     """The query encoder: the torch-free one when the model allows it, else the full hasher."""
     fast = LinearQueryEncoder.load(model_dir)
@@ -377,8 +389,7 @@ def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) ->
                 break
         if own is not None and (own.size, own.mtime_ns) == (st.st_size, st.st_mtime_ns):
             return stored_query(snap, own.row, _stored_encoder(snap, on_note))
-        # The collection's own limit, when `nash index --max-size` raised it, else the default.
-        limit = max(corpus.DEFAULT_MAX_BYTES, snap.max_bytes or 0)
+        limit = _size_limit(snap)
         if st.st_size > limit:
             raise NashError(
                 f"{query}: larger than {corpus.format_size(limit)}, the most nash similar "

@@ -99,6 +99,26 @@ def test_similar_table_and_text(notes) -> None:
     assert json.loads(result.stdout)["query"] == "butter flour oven"
 
 
+@pytest.mark.parametrize("columns", ["40", "10", "0"])
+def test_a_narrow_terminal_gets_whole_paths_and_numbers(notes, monkeypatch, columns) -> None:
+    """Too narrow for the tables: one record per line, never a number or a path cut short."""
+    folder, paths = notes
+    monkeypatch.setenv("COLUMNS", columns)  # (0: no width, which counts as unset: a table)
+    result = run("similar", str(paths[0]), "--top", "3")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("similar to /")  # (its own line, not a folded title)
+    answers = json.loads(run("similar", str(paths[0]), "--top", "3", "--json").stdout)
+    for answer in answers["results"]:
+        path = str(Path(answer["path"]).relative_to(folder))
+        numbers = f"{path}  (distance {answer['distance']}, score {answer['score']:.3f})"
+        assert (numbers if columns != "0" else f"│ {path} │") in result.stdout
+    status = run("status").stdout
+    if columns != "0":
+        assert f"notes: {len(paths)} documents, 64 bits" in status and f"  {folder}\n" in status
+    else:
+        assert f"│ {folder} │" in status and "│   64 │" in status
+
+
 def test_status_and_forget(notes) -> None:
     folder, paths = notes
     doc = json.loads(run("status", "--json").stdout)

@@ -120,8 +120,9 @@ def similar_command(
 
     if (file is None) == (text is None):
         raise NashError('give a FILE or --text "..." (one of them)')
-    if file == "-":
-        text, file = _read_stdin(), None
+    piped = file == "-"
+    if piped:
+        text, file = _read_stdin(collection), None
     # The query's and the options' mistakes first, not "choose a collection".
     if text is not None and not text.strip():
         raise NashError("the query has no text")
@@ -145,7 +146,7 @@ def similar_command(
     label = str(file) if file is not None else text.rstrip("\r\n")  # piped text's last newline
     if as_json:
         document = {
-            "query": label,
+            "query": "-" if piped else label,  # (not the piped text back: it may be megabytes)
             "collection": chosen.name,
             "results": [
                 {"path": str(h.path), "distance": h.distance, "score": h.score} for h in hits
@@ -162,18 +163,24 @@ def similar_command(
         typer.echo(f"no similar documents: collection {chosen.name!r} holds no other document")
         return
     console = render.output_console()
-    console.print(render.similar_table(hits, chosen.root, short, width=console.width))
+    render.show(console, render.similar_results(hits, chosen.root, short, width=console.width))
 
 
-def _read_stdin() -> str:
-    """The query text piped to ``nash similar -``, at most what a query file may hold."""
+def _read_stdin(collection: str | None) -> str:
+    """The query text piped to ``nash similar -``, at most what a query file may hold: 10 MB,
+    or the collection's own ``--max-size`` if larger (asked only of longer text)."""
     import sys
 
     from nashcli.corpus import DEFAULT_MAX_BYTES, UnreadableFile, decode_text, format_size
+    from nashcli.similar import choose_collection, query_size_limit
 
     data = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1)
-    if len(data) > DEFAULT_MAX_BYTES:
-        raise NashError(f"stdin: more than {format_size(DEFAULT_MAX_BYTES)} of query text")
+    limit = DEFAULT_MAX_BYTES
+    if len(data) > limit:
+        limit = query_size_limit(choose_collection(collection))
+        data += sys.stdin.buffer.read(limit + 1 - len(data))
+    if len(data) > limit:
+        raise NashError(f"stdin: more than {format_size(limit)} of query text")
     try:
         return decode_text(data)
     except UnreadableFile as error:  # what nash index would skip is no query either
@@ -255,7 +262,8 @@ def status_command(
     if rows:
         from nashcli import render
 
-        render.output_console().print(render.status_table(rows))
+        console = render.output_console()
+        render.show(console, render.status_results(rows, width=console.width))
     for row, label in zip(damaged, labels, strict=True):
         typer.echo(f"{row['name']}: {label}: {row['damaged']}")
     for line in unindexed:

@@ -76,9 +76,27 @@ def plain(text: str) -> str:
     """``text`` with control characters (terminal escapes, CR, tabs) and bidirectional overrides
     as spaces: file names and titles come from the user's files and must not drive the terminal.
     Other invisible characters (no-break spaces, joiners in emoji) stay, as in the file name."""
-    return "".join(
-        " " if unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS else ch for ch in text
-    )
+    return "".join(" " if _is_control(ch) else ch for ch in text)
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters and bidirectional overrides as escapes (``\\n``,
+    ``\\x1b``, ``\\u202e``): a file name or a message that names one, shown so that it can
+    be told apart from others (``new\\nline.txt`` is not ``new line.txt``) and cannot drive
+    the terminal. Titles, which are prose, take :func:`plain` instead."""
+    return "".join(_escaped(ch) if _is_control(ch) else ch for ch in text)
+
+
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    return _ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
 
 def _documents(n: int) -> str:
@@ -241,7 +259,7 @@ class IndexProgress:
         """One line on stderr above the bars (also where there are none), unless quiet."""
         if not self._quiet:
             self.console.print(
-                f"nash: note: {escape(plain(message))}", highlight=False, soft_wrap=True
+                f"nash: note: {escape(visible(message))}", highlight=False, soft_wrap=True
             )
 
     def progress(self, phase: str, completed: int, total: int | None) -> None:
@@ -256,7 +274,7 @@ def index_summary(report) -> str:
     in it are escaped, so ``[`` in them is shown, not read as markup)."""
     parts = [
         f"[bold]{_documents(report.documents)}[/bold] in "
-        f"[bold]{escape(plain(report.collection))}[/bold] ({report.seconds:.1f} s)"
+        f"[bold]{escape(visible(report.collection))}[/bold] ({report.seconds:.1f} s)"
     ]
     done = [
         f"{n:,} {what}"
@@ -279,7 +297,7 @@ def index_summary(report) -> str:
     if report.skipped:
         lines.append(f"{len(report.skipped):,} skipped:")
         for reason, count, shown in skipped_by_reason(report.skipped):
-            lines.append(f"  {escape(plain(reason))} ({count:,}): {escape(plain(shown))}")
+            lines.append(f"  {escape(visible(reason))} ({count:,}): {escape(visible(shown))}")
     return "\n".join(lines)
 
 
@@ -331,9 +349,9 @@ def _relative_paths(hits: Sequence, root) -> list[str]:
     shown = []
     for hit in hits:
         try:
-            shown.append(plain(str(Path(hit.path).relative_to(root))))
+            shown.append(visible(str(Path(hit.path).relative_to(root))))
         except ValueError:
-            shown.append(plain(str(hit.path)))
+            shown.append(visible(str(hit.path)))
     return shown
 
 
@@ -383,9 +401,9 @@ def _status_row(c: dict) -> tuple[str, str, str, str, str, str, str]:
     import datetime
 
     updated = datetime.datetime.fromtimestamp(c["updated_at"]).strftime("%Y-%m-%d %H:%M")
-    root = plain(c["root"]) + ("" if os.path.isdir(c["root"]) else " (gone)")
+    root = visible(c["root"]) + ("" if os.path.isdir(c["root"]) else " (gone)")
     return (
-        plain(c["name"]),
+        visible(c["name"]),
         root,
         f"{c['documents']:,}",
         str(c["bits"]),

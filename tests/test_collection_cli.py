@@ -245,6 +245,23 @@ def test_shown_names_keep_their_characters_but_not_controls() -> None:
     assert plain("report\u202etxt.exe") == "report txt.exe"  # no right-to-left override
 
 
+def test_control_characters_in_names_are_shown_as_escapes(tmp_path: Path) -> None:
+    """A file named "new<LF>line.txt" is not shown as "new line.txt" (another file's name), and
+    an escape in a name reaches neither the table nor an error line."""
+    from nashcli.render import visible
+
+    assert visible("new\nline\t\x1b[31m\u202etxt.exe é") == "new\\nline\\t\\x1b[31m\\u202etxt.exe é"
+    folder = tmp_path / "notes"
+    make_docs(folder, per_topic=4)
+    (folder / "space" / "new\nline.txt").write_text("rocket orbit launch nasa moon " * 8)
+    (folder / "space" / "new line.txt").write_text("rocket orbit launch nasa shuttle " * 8)
+    assert run("index", str(folder)).exit_code == 0
+    similar = run("similar", "--text", "rocket orbit launch nasa", "--top", "14")
+    assert "space/new\\nline.txt" in similar.stdout and "space/new line.txt" in similar.stdout
+    missing = one_error_line(run("similar", str(folder / "gone\n\x1b[2Jx.txt")))
+    assert missing.endswith("gone\\n\\x1b[2Jx.txt: no such file")
+
+
 def test_a_collection_without_a_model_says_what_to_do(tmp_path: Path, monkeypatch) -> None:
     """Its first index was cut short (run nash index) or a watcher is building it (wait)."""
     from nashcli import watching

@@ -40,7 +40,7 @@ def _usage_error(error: UsageError) -> None:
         raise SystemExit(0)
     where = error.ctx.command_path if error.ctx is not None else "nash"
     message = error.format_message().rstrip(".")
-    typer.echo(f"nash: error: {message} (see '{where} --help')", err=True)
+    _error_line(f"{message} (see '{where} --help')")
     raise SystemExit(error.exit_code)
 
 
@@ -57,6 +57,14 @@ def _system_error(error: OSError | sqlite3.Error) -> str:
     return f"{error.filename}: {reason}" if error.filename else reason
 
 
+def _error_line(message: str) -> None:
+    """``nash: error: MESSAGE`` on stderr, one line whatever file names it holds (a newline or
+    a terminal escape in one is shown as an escape)."""
+    from nashcli.render import visible
+
+    typer.echo(f"nash: error: {visible(message)}", err=True)
+
+
 def _output_failed(error: OSError | sqlite3.Error) -> NoReturn:
     """Exit on a system error: quietly with :data:`BROKEN_PIPE` when the reader of the output
     went away (`nash status | head`), else with its one line on stderr and exit status 2."""
@@ -65,7 +73,7 @@ def _output_failed(error: OSError | sqlite3.Error) -> NoReturn:
             out = sys.stdout.fileno()
             os.dup2(os.open(os.devnull, os.O_WRONLY), out)  # no error at the exit's flush
         raise SystemExit(BROKEN_PIPE)
-    typer.echo(f"nash: error: {_system_error(error)}", err=True)
+    _error_line(_system_error(error))
     raise SystemExit(NashError.exit_code)
 
 
@@ -234,7 +242,7 @@ class _NashGroup(TyperGroup):
             _check_working_folder()
             return super().invoke(ctx)
         except NashError as error:
-            typer.echo(f"nash: error: {error}", err=True)
+            _error_line(str(error))
             ctx.exit(error.exit_code)
         except UsageError as error:
             _usage_error(error)

@@ -72,7 +72,9 @@ def index_command(
 
 def _note(message: str) -> None:
     """A line on stderr about an answer that is still given."""
-    typer.echo(f"nash: note: {message}", err=True)
+    from nashcli.render import visible
+
+    typer.echo(f"nash: note: {visible(message)}", err=True)
 
 
 @app.command("similar")

@@ -22,16 +22,16 @@ _SHOWN_PATHS = 10  # a batch lists its files up to this many, then only counts
 
 
 def _say(message: str) -> None:
-    typer.echo(f"{time.strftime('%H:%M:%S')} {message}")
+    from nashcli.render import visible
+
+    typer.echo(f"{time.strftime('%H:%M:%S')} {visible(message)}")
 
 
 def _rel(path: Path, root: Path) -> str:
-    from nashcli.render import plain
-
     try:
-        return plain(str(Path(path).relative_to(root)))
+        return str(Path(path).relative_to(root))
     except ValueError:
-        return plain(str(path))
+        return str(path)
 
 
 def _retrained(report) -> str:

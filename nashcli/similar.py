@@ -327,12 +327,13 @@ def check_query_file(query: Path | str) -> os.stat_result:
 
     _, st = look_at(query)
     if st is None:
-        raise NashError(f"{query}: no such file")
+        what = "dangling symlink" if os.path.islink(query) else "no such file"
+        raise NashError(f"{query}: {what}")
     if stat.S_ISDIR(st.st_mode):
         raise NashError(f"{query}: is a folder; nash similar takes a file (or --text)")
     if not stat.S_ISREG(st.st_mode):  # a pipe with no writer blocks, /dev/zero never ends
         raise NashError(
-            f"{query}: not a regular file (a pipe or a device); "
+            f"{query}: not a regular file (a pipe, a socket or a device); "
             "to search with piped text: ... | nash similar -"
         )
     return st

@@ -155,6 +155,7 @@ def test_status_and_forget(notes) -> None:
         (("index", "{tmp}/empty", "--max-size", "1KB"), "nothing to index"),  # 1 KB is taken
         (("index", "{tmp}/empty", "--device", "tpu"), "--device"),
         (("similar", "{tmp}/missing.txt"), "no such file"),
+        (("similar", "{tmp}/dangling"), "dangling: dangling symlink"),
         (("similar", "--text", "orbit", "--top", "0"), "'--top' / '-n': Input should be greater"),
         (("similar", "--text", "orbit", "--pool", "0"), "'--pool': Input should be greater"),
         (("similar", "{tmp}/empty"), "is a folder"),
@@ -165,6 +166,7 @@ def test_status_and_forget(notes) -> None:
 )
 def test_one_line_errors(notes, tmp_path: Path, args, message) -> None:
     (tmp_path / "empty").mkdir()
+    (tmp_path / "dangling").symlink_to(tmp_path / "missing.txt")
     result = run(*(a.format(tmp=tmp_path) for a in args))
     assert message in one_error_line(result)
 

@@ -388,6 +388,11 @@ def index_folder(
     if (collection is None or moving) and not found:
         why = f" ({_skip_summary(skipped)})" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
+    if collection is None and len(found) < _min_documents():
+        raise NashError(
+            f"{root}: only {len(found)} text document found; nash learns its codes from at "
+            f"least {_min_documents()}"
+        )
     if moving:  # the user says the collection's folder went here (moved or renamed)
         _move_root(collection, root, found, lock_timeout)
     elif collection is None and not named:  # a new folder, or a collection's folder moved here?

@@ -154,6 +154,7 @@ def test_status_and_forget(notes) -> None:
         (("index", "{tmp}/empty", "--max-size", "50"), "is 50 bytes"),
         (("index", "{tmp}/empty", "--max-size", "1KB"), "nothing to index"),  # 1 KB is taken
         (("index", "{tmp}/empty", "--device", "tpu"), "--device"),
+        (("index", "{tmp}/one"), "one: only 1 text document found; nash learns its codes from"),
         (("similar", "{tmp}/missing.txt"), "no such file"),
         (("similar", "{tmp}/dangling"), "dangling: dangling symlink"),
         (("similar", "--text", "orbit", "--top", "0"), "'--top' / '-n': Input should be greater"),
@@ -167,6 +168,8 @@ def test_status_and_forget(notes) -> None:
 def test_one_line_errors(notes, tmp_path: Path, args, message) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "dangling").symlink_to(tmp_path / "missing.txt")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "note.txt").write_text("a lonely note about rockets")
     result = run(*(a.format(tmp=tmp_path) for a in args))
     assert message in one_error_line(result)
 

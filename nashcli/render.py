@@ -320,7 +320,9 @@ def skipped_by_reason(skipped: Sequence[tuple[object, str]]) -> list[tuple[str, 
 MIN_PATH_COLUMNS = 24
 
 
-def similar_results(hits: Sequence, root, query: str, width: int = 100) -> Group | Text:
+def similar_results(
+    hits: Sequence, root, query: str, width: int = 100, collection: str | None = None
+) -> Group | Text:
     """A "similar to QUERY" line above :func:`similar_table` (not its title, which would be
     folded to the table's width), or where ``width`` is too narrow for it, the same answers as one
     record per hit (rank, path, distance and score; the title below), to print with
@@ -332,9 +334,12 @@ def similar_results(hits: Sequence, root, query: str, width: int = 100) -> Group
         _cells(["score", *(f"{hit.score:.3f}" for hit in hits)]),
     ]
     path_need = min(max(8, _cells(shown)), MIN_PATH_COLUMNS)
+    heading = f"similar to {plain(query)}"
+    if collection is not None:  # (nested collections: which one answered)
+        heading += f" in collection {visible(collection)}"
     if width >= _table_width([*numbers, path_need, 8]):
-        return Group(Text(f"similar to {plain(query)}"), similar_table(hits, root, width))
-    lines = [f"similar to {plain(query)}"]
+        return Group(Text(heading), similar_table(hits, root, width))
+    lines = [heading]
     for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
         lines.append(f"{rank}. {path}  (distance {hit.distance}, score {hit.score:.3f})")
         title = plain(hit.title)

@@ -107,6 +107,7 @@ def test_a_narrow_terminal_gets_whole_paths_and_numbers(notes, monkeypatch, colu
     result = run("similar", str(paths[0]), "--top", "3")
     assert result.exit_code == 0
     assert result.stdout.startswith("similar to /")  # (its own line, not a folded title)
+    assert result.stdout.splitlines()[0].endswith(" in collection notes")
     answers = json.loads(run("similar", str(paths[0]), "--top", "3", "--json").stdout)
     for answer in answers["results"]:
         path = str(Path(answer["path"]).relative_to(folder))

@@ -165,7 +165,8 @@ def similar_command(
         typer.echo(f"no similar documents: collection {chosen.name!r} holds no other document")
         return
     console = render.output_console()
-    render.show(console, render.similar_results(hits, chosen.root, short, width=console.width))
+    results = render.similar_results(hits, chosen.root, short, console.width, chosen.name)
+    render.show(console, results)
 
 
 def _read_stdin(collection: str | None) -> str:

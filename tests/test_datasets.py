@@ -559,6 +559,9 @@ def test_vdsh_release_relabels_filters_and_halves_the_test_split() -> None:
     # the 5 good ones are shuffled into 3 validation and 2 test documents.
     assert release.counts() == {"train": 60, "validation": 3, "test": 2}
     assert all(len(t.split()) > 5 for t in release.texts)
+    # The 20 Newsgroups notebook's rule: only empty documents go (the short and long stay).
+    notebook = vdsh_release(corpus, label_tokens=4, words=(1, None))
+    assert notebook.counts() == {"train": 60, "validation": 8, "test": 7}
 
 
 def test_vdsh_release_strips_newsgroup_headers_quotes_and_signatures() -> None:

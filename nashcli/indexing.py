@@ -388,15 +388,12 @@ def index_folder(
     if (collection is None or moving) and not found:
         why = f" ({_skip_summary(skipped)})" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
-    if collection is None and len(found) < _min_documents():
-        raise NashError(
-            f"{root}: only {len(found)} text document found; nash learns its codes from at "
-            f"least {_min_documents()}"
-        )
     if moving:  # the user says the collection's folder went here (moved or renamed)
         _move_root(collection, root, found, lock_timeout)
     elif collection is None and not named:  # a new folder, or a collection's folder moved here?
         _say_if_moved_here(root, found, reporter)
+    if collection is None:  # (before the trainer loads; _check_readable counts what is read)
+        _check_enough(found, root, "text document")
 
     index_into = functools.partial(
         _index,
@@ -919,6 +916,17 @@ def _read_documents(
 def _check_readable(documents: Sequence, root: Path) -> None:
     if not documents:
         raise NashError(f"{root}: nothing to index, no readable text documents")
+    _check_enough(documents, root, "readable text document")
+
+
+def _check_enough(documents: Sequence, root: Path, what: str) -> None:
+    """A model is fitted on at least ``MIN_DOCUMENTS``: fewer is one line naming the folder."""
+    if len(documents) < _min_documents():
+        n = len(documents)
+        raise NashError(
+            f"{root}: only {n} {what}{'' if n == 1 else 's'}; nash learns its codes from at "
+            f"least {_min_documents()}"
+        )
 
 
 def _batches(texts: Iterable[str]) -> Iterator[list[str]]:

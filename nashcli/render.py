@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -26,14 +27,9 @@ PIPE_WIDTH = 1000
 
 def output_console() -> Console:
     """The console that commands print results on: the terminal's width, else (a pipe, a file)
-    ``$COLUMNS`` or :data:`PIPE_WIDTH`, so that nothing is folded at Rich's default 80. A
-    ``$COLUMNS`` that is no width (``0``) counts as unset: Rich would print nothing in it."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) == 0:
-        columns = ""
-        os.environ.pop("COLUMNS")  # (before Rich reads it)
+    ``$COLUMNS`` or :data:`PIPE_WIDTH`, so that nothing is folded at Rich's default 80."""
     console = Console(highlight=False)
-    if not console.is_terminal and not columns:
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
         console.width = PIPE_WIDTH
     return console
 
@@ -79,15 +75,31 @@ def plain(text: str) -> str:
     return "".join(" " if _is_control(ch) else ch for ch in text)
 
 
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
 def visible(text: str) -> str:
     """``text`` with control characters and bidirectional overrides as escapes (``\\n``,
-    ``\\x1b``, ``\\u202e``): a file name or a message that names one, shown so that it can
-    be told apart from others (``new\\nline.txt`` is not ``new line.txt``) and cannot drive
-    the terminal. Titles, which are prose, take :func:`plain` instead."""
-    return "".join(_escaped(ch) if _is_control(ch) else ch for ch in text)
+    ``\\x1b``, ``\\u202e``; a backslash doubled, as ``ls -b`` shows names): a file name or a
+    message that names one, shown so that it can be told apart from others
+    (``new\\nline.txt`` is not ``new line.txt``) and cannot drive the terminal. Titles, which
+    are prose, take :func:`plain` instead. :func:`from_visible` reverses it."""
+    return "".join(_escaped(ch) if ch == "\\" or _is_control(ch) else ch for ch in text)
+
+
+_VISIBLE_ESCAPE = re.compile(r"\\(\\|n|r|t|x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+def from_visible(text: str) -> str:
+    """The text :func:`visible` showed as ``text`` (a line read back from a watcher's log)."""
+
+    def original(match: re.Match) -> str:
+        escape = match.group(1)
+        if escape[0] in "xu":
+            return chr(int(escape[1:], 16))
+        return {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}[escape]
+
+    return _VISIBLE_ESCAPE.sub(original, text)
 
 
 def _is_control(ch: str) -> bool:
@@ -321,31 +333,46 @@ MIN_PATH_COLUMNS = 24
 
 
 def similar_results(
-    hits: Sequence, root, query: str, width: int = 100, collection: str | None = None
+    hits: Sequence,
+    root,
+    query: str,
+    width: int = 100,
+    collection: str | None = None,
+    query_is_file: bool = False,
 ) -> Group | Text:
     """A "similar to QUERY" line above :func:`similar_table` (not its title, which would be
     folded to the table's width), or where ``width`` is too narrow for it, the same answers as one
     record per hit (rank, path, distance and score; the title below), to print with
     ``soft_wrap=True`` so that a path is never cut."""
     shown = _relative_paths(hits, root)
-    numbers = [
-        _cells(["#", str(len(hits))]),
-        _cells(["dist", *(str(hit.distance) for hit in hits)]),
-        _cells(["score", *(f"{hit.score:.3f}" for hit in hits)]),
-    ]
     path_need = min(max(8, _cells(shown)), MIN_PATH_COLUMNS)
-    heading = f"similar to {plain(query)}"
+    heading = f"similar to {visible(query) if query_is_file else plain(query)}"
     if collection is not None:  # (nested collections: which one answered)
         heading += f" in collection {visible(collection)}"
-    if width >= _table_width([*numbers, path_need, 8]):
+    if width >= _table_width([*_number_widths(hits), path_need, 8]):
         return Group(Text(heading), similar_table(hits, root, width))
     lines = [heading]
     for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
         lines.append(f"{rank}. {path}  (distance {hit.distance}, score {hit.score:.3f})")
-        title = plain(hit.title)
-        room = max(20, width - 3)
-        lines.append("   " + (title if len(title) <= room else title[: room - 1] + "…"))
+        lines.append("   " + _cut(plain(hit.title), max(20, width - 3)))
     return Text("\n".join(lines))
+
+
+def _number_widths(hits: Sequence) -> list[int]:
+    """Widths of the table's rank, distance and score columns."""
+    return [
+        _cells(["#", str(len(hits))]),
+        _cells(["dist", *(str(hit.distance) for hit in hits)]),
+        _cells(["score", *(f"{hit.score:.3f}" for hit in hits)]),
+    ]
+
+
+def _cut(text: str, cells: int) -> str:
+    """``text`` in at most ``cells`` terminal columns, "…" where it was cut (wide characters
+    take two)."""
+    shown = Text(text)
+    shown.truncate(cells, overflow="ellipsis")
+    return shown.plain
 
 
 def _relative_paths(hits: Sequence, root) -> list[str]:
@@ -367,16 +394,16 @@ def similar_table(hits: Sequence, root, width: int = 100) -> Table:
     """
     table = Table()
     shown = _relative_paths(hits, root)
-    path_width = max(8, min(max(map(len, shown), default=4), 48, width - 34))
-    title_width = max(8, width - path_width - 26)
+    room = width - _table_width([*_number_widths(hits), 0, 0])  # for the path and the title
+    path_width = max(8, min(_cells(shown) or 4, 48, room - 8))
+    title_width = max(8, room - path_width)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("dist", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("path", overflow="fold", min_width=path_width)
     table.add_column("title", overflow="fold", max_width=title_width)
     for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
-        title = plain(hit.title)
-        title = title if len(title) <= title_width else title[: title_width - 1] + "…"
+        title = _cut(plain(hit.title), title_width)
         table.add_row(str(rank), str(hit.distance), f"{hit.score:.3f}", Text(path), Text(title))
     return table
 
@@ -391,14 +418,12 @@ def status_results(collections: Sequence[dict], width: int = 100) -> Table | Tex
     ]
     root_need = min(max(4, _cells([row[1] for row in rows])), MIN_PATH_COLUMNS)
     if width >= _table_width([*fixed, root_need, 10, len("watching")]):
-        return status_table(collections)
+        return status_table(collections, root_width=root_need)
     lines = ["collections"]
-    for name, root, documents, bits, model, updated, watching in rows:
+    for c, (name, root, _, bits, model, updated, watching) in zip(collections, rows, strict=True):
         watched = "watched" if watching == "yes" else "not watched"
-        lines.append(
-            f"{name}: {documents} documents, {bits} bits, {model}, updated {updated}, {watched}"
-        )
-        lines.append(f"  {root}")
+        about = f"{_documents(c['documents'])}, {bits} bits, {model}, updated {updated}, {watched}"
+        lines += [f"{name}: {about}", f"  {root}"]
     return Text("\n".join(lines))
 
 
@@ -418,9 +443,10 @@ def _status_row(c: dict) -> tuple[str, str, str, str, str, str, str]:
     )
 
 
-def status_table(collections: Sequence[dict]) -> Table:
+def status_table(collections: Sequence[dict], root_width: int | None = None) -> Table:
     """One row per collection: name, root (marked "(gone)" when no longer a folder: moved or
-    deleted), documents, bits, model, updated, watching."""
+    deleted; at least ``root_width`` columns before it folds), documents, bits, model,
+    updated, watching."""
     table = Table(title="collections", title_justify="left")
     for column in ("name", "root", "documents", "bits", "model", "updated", "watching"):
         table.add_column(
@@ -428,6 +454,7 @@ def status_table(collections: Sequence[dict]) -> Table:
             justify="right" if column in ("documents", "bits") else "left",
             no_wrap=column not in ("root", "updated"),
             overflow="fold",
+            min_width=root_width if column == "root" else None,
         )
     for name, root, documents, bits, model, updated, watching in map(_status_row, collections):
         table.add_row(Text(name), Text(root), documents, bits, Text(model), updated, watching)

@@ -25,12 +25,13 @@ only the linear encoder's arrays are read (no torch import): that is what keeps
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -140,6 +141,26 @@ def query_size_limit(collection: Collection) -> int:
     """The most bytes of query text nash similar reads for ``collection``: 10 MB, or its own
     limit where `nash index --max-size` raised it."""
     return collection.read(_size_limit)
+
+
+def read_piped_query(stream: BinaryIO, collection: str | None = None) -> str:
+    """The query text piped to ``nash similar -``: at most what a query file may hold, 10 MB
+    or the collection's own ``--max-size`` where larger (asked only of longer text, and only
+    where one collection can be chosen)."""
+    from nashcli import corpus
+
+    data = stream.read(corpus.DEFAULT_MAX_BYTES + 1)
+    limit = corpus.DEFAULT_MAX_BYTES
+    if len(data) > limit:
+        with contextlib.suppress(NashError):  # (no collection, several: the default stands)
+            limit = query_size_limit(choose_collection(collection))
+        data += stream.read(limit + 1 - len(data))
+    if len(data) > limit:
+        raise NashError(f"stdin: more than {corpus.format_size(limit)} of query text")
+    try:
+        return corpus.decode_text(data)
+    except corpus.UnreadableFile as error:  # what nash index would skip is no query either
+        raise NashError(f"stdin: {error.reason}") from None
 
 
 def _size_limit(snap: Snapshot) -> int:

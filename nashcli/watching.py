@@ -703,9 +703,11 @@ class Watcher:
                     return
                 self.retrains += 1
                 self._say("retrained: new documents are encoded with the new model")
-            except NashError as error:
+            except RefitKilled as error:
                 if not self.stopping:  # (stopping ends the refit child: already said so)
                     self._say(f"retrain failed: {error}")
+            except NashError as error:
+                self._say(f"retrain failed: {error}")
             finally:
                 self._events.put(("wake", "", "", False))  # apply what queued up meanwhile
 
@@ -954,6 +956,11 @@ def _refit(
         conn.close()
 
 
+class RefitKilled(NashError):
+    """The refit child ended by a signal: the watcher's own stop (SIGTERM as it exits), or
+    someone else's kill, or the system's out-of-memory killer."""
+
+
 def refit_in_subprocess(
     root: Path, name: str, device: str = "auto", hasher_options: dict | None = None
 ) -> bool:
@@ -982,6 +989,8 @@ def refit_in_subprocess(
         outcome = receive.recv()
     except EOFError:  # it died without a word (killed, out of memory)
         child.join()
+        if child.exitcode is not None and child.exitcode < 0:
+            raise RefitKilled(f"the refit process was ended by signal {-child.exitcode}") from None
         outcome = ("error", f"the refit process ended with exit code {child.exitcode}")
     finally:
         receive.close()
@@ -1425,7 +1434,9 @@ def start_detached(
     while time.monotonic() < deadline:
         info = read_pid_file(name)
         if child.poll() is not None:
-            reason = _last_line(log_path).removeprefix("nash: error: ")
+            from nashcli.render import from_visible  # (the log shows names escaped)
+
+            reason = from_visible(_last_line(log_path).removeprefix("nash: error: "))
             raise NashError(f"the background watcher exited: {reason}")
         if info and info.get("pid") == child.pid and is_watching(name):
             if info.get("ready"):

@@ -99,11 +99,11 @@ def test_similar_table_and_text(notes) -> None:
     assert json.loads(result.stdout)["query"] == "butter flour oven"
 
 
-@pytest.mark.parametrize("columns", ["40", "10", "0"])
+@pytest.mark.parametrize("columns", ["40", "10", "0", "abc"])
 def test_a_narrow_terminal_gets_whole_paths_and_numbers(notes, monkeypatch, columns) -> None:
     """Too narrow for the tables: one record per line, never a number or a path cut short."""
     folder, paths = notes
-    monkeypatch.setenv("COLUMNS", columns)  # (0: no width, which counts as unset: a table)
+    monkeypatch.setenv("COLUMNS", columns)  # (0, abc: no width, which counts as unset: a table)
     result = run("similar", str(paths[0]), "--top", "3")
     assert result.exit_code == 0
     assert result.stdout.startswith("similar to /")  # (its own line, not a folded title)
@@ -112,12 +112,42 @@ def test_a_narrow_terminal_gets_whole_paths_and_numbers(notes, monkeypatch, colu
     for answer in answers["results"]:
         path = str(Path(answer["path"]).relative_to(folder))
         numbers = f"{path}  (distance {answer['distance']}, score {answer['score']:.3f})"
-        assert (numbers if columns != "0" else f"│ {path} │") in result.stdout
+        assert (numbers if columns.isdigit() and columns != "0" else f"│ {path} │") in result.stdout
     status = run("status").stdout
-    if columns != "0":
+    if columns.isdigit() and columns != "0":
         assert f"notes: {len(paths)} documents, 64 bits" in status and f"  {folder}\n" in status
     else:
         assert f"│ {folder} │" in status and "│   64 │" in status
+
+
+@pytest.mark.parametrize("path_length", [10, 24, 60])
+def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int) -> None:
+    """Ten hits (a two-digit rank), negative scores, wide-character titles: a table, where one
+    is drawn, never runs past the width or loses its right border."""
+    import io
+    from collections import namedtuple
+
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    from nashcli import render
+
+    hit = namedtuple("hit", "path distance score title")
+    name = "p" * (path_length - 7)
+    hits = [
+        hit(f"/r/{name}/{i:02d}.txt", 37, -1e-4 if i % 2 else 12.5, "漢字 " * 20) for i in range(10)
+    ]
+    tables = 0
+    for width in range(30, 130):
+        console = Console(width=width, file=io.StringIO(), highlight=False)
+        results = render.similar_results(hits, "/r", "a query", width, "notes")
+        render.show(console, results)
+        if isinstance(results, render.Text):
+            continue  # one record per line (terminals wrap them)
+        tables += 1
+        lines = console.file.getvalue().splitlines()[1:]
+        assert all(cell_len(line) <= width and line[-1] in "┓┃┩│┘" for line in lines), width
+    assert tables > 50
 
 
 def test_status_and_forget(notes) -> None:
@@ -155,7 +185,8 @@ def test_status_and_forget(notes) -> None:
         (("index", "{tmp}/empty", "--max-size", "50"), "is 50 bytes"),
         (("index", "{tmp}/empty", "--max-size", "1KB"), "nothing to index"),  # 1 KB is taken
         (("index", "{tmp}/empty", "--device", "tpu"), "--device"),
-        (("index", "{tmp}/one"), "one: only 1 text document found; nash learns its codes from"),
+        (("index", "{tmp}/one"), "one: only 1 text document; nash learns its codes from at least"),
+        (("index", "{tmp}/blank"), "blank: only 1 readable text document; nash learns its codes"),
         (("similar", "{tmp}/missing.txt"), "no such file"),
         (("similar", "{tmp}/dangling"), "dangling: dangling symlink"),
         (("similar", "--text", "orbit", "--top", "0"), "'--top' / '-n': Input should be greater"),
@@ -171,6 +202,9 @@ def test_one_line_errors(notes, tmp_path: Path, args, message) -> None:
     (tmp_path / "dangling").symlink_to(tmp_path / "missing.txt")
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "note.txt").write_text("a lonely note about rockets")
+    (tmp_path / "blank").mkdir()  # two files, one of them with no text to read
+    (tmp_path / "blank" / "note.txt").write_text("a lonely note about rockets")
+    (tmp_path / "blank" / "page.html").write_text("<html><script>var x = 1;</script></html>")
     result = run(*(a.format(tmp=tmp_path) for a in args))
     assert message in one_error_line(result)
 
@@ -252,8 +286,8 @@ def test_shown_names_keep_their_characters_but_not_controls() -> None:
 
 
 def test_control_characters_in_names_are_shown_as_escapes(tmp_path: Path) -> None:
-    """A file named "new<LF>line.txt" is not shown as "new line.txt" (another file's name), and
-    an escape in a name reaches neither the table nor an error line."""
+    """A file named "new<LF>line.txt" is not shown as "new line.txt" or "new\\nline.txt" (other
+    files' names), and an escape in a name reaches neither the table nor an error line."""
     from nashcli.render import visible
 
     assert visible("new\nline\t\x1b[31m\u202etxt.exe é") == "new\\nline\\t\\x1b[31m\\u202etxt.exe é"
@@ -261,9 +295,11 @@ def test_control_characters_in_names_are_shown_as_escapes(tmp_path: Path) -> Non
     make_docs(folder, per_topic=4)
     (folder / "space" / "new\nline.txt").write_text("rocket orbit launch nasa moon " * 8)
     (folder / "space" / "new line.txt").write_text("rocket orbit launch nasa shuttle " * 8)
+    (folder / "space" / "new\\nline.txt").write_text("rocket orbit launch nasa station " * 8)
     assert run("index", str(folder)).exit_code == 0
-    similar = run("similar", "--text", "rocket orbit launch nasa", "--top", "14")
-    assert "space/new\\nline.txt" in similar.stdout and "space/new line.txt" in similar.stdout
+    similar = run("similar", "--text", "rocket orbit launch nasa", "--top", "15").stdout
+    assert "space/new\\nline.txt" in similar and "space/new line.txt" in similar
+    assert "space/new\\\\nline.txt" in similar  # a backslash of the name's own is doubled
     missing = one_error_line(run("similar", str(folder / "gone\n\x1b[2Jx.txt")))
     assert missing.endswith("gone\\n\\x1b[2Jx.txt: no such file")
 

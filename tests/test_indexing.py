@@ -425,7 +425,9 @@ def test_folder_errors(tmp_path: Path) -> None:
         index_folder(tmp_path / "empty")
     (tmp_path / "one").mkdir()
     (tmp_path / "one" / "only.txt").write_text("a single note")
-    with pytest.raises(NashError, match="at least 2 documents"):
+    with pytest.raises(
+        NashError, match="one: only 1 text document; nash learns its codes from at least 2"
+    ):
         index_folder(tmp_path / "one", hasher_options=FAST)
     assert not Collection.exists("one")  # a failed first index leaves no collection behind
 
@@ -566,6 +568,23 @@ def test_a_moved_folder_indexed_without_its_name_is_pointed_out(indexed, tmp_pat
     reporter = Notes()
     index_folder(other, reporter=reporter, hasher_options=FAST)
     assert reporter.notes == []
+
+
+def test_a_moved_folder_left_with_one_document_is_pointed_out_too(tmp_path: Path) -> None:
+    """Too few documents for a new model: the note on the move comes before that error, since
+    `nash index NEW --name NAME` (no training) does take the one document."""
+    folder = tmp_path / "pair"
+    paths = make_docs(folder, per_topic=1)[:2]
+    for extra in set(folder.rglob("*.txt")) - set(paths):
+        extra.unlink()
+    index_folder(folder, hasher_options=FAST)
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)
+    (moved / paths[1].relative_to(folder)).unlink()
+    reporter = Notes()
+    with pytest.raises(NashError, match="elsewhere: only 1 text document; nash learns"):
+        index_folder(moved, reporter=reporter, hasher_options=FAST)
+    assert reporter.notes and "--name pair" in reporter.notes[0]
 
 
 def test_busy_writer(indexed) -> None:

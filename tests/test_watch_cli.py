@@ -460,6 +460,23 @@ def test_a_catch_up_sums_up_its_skipped_files_by_reason(capsys, tmp_path):
     assert capsys.readouterr().out.splitlines()[-1].endswith("skipped new.bin: binary file")
 
 
+def test_the_watch_log_shows_control_characters_in_names_as_escapes(capsys, tmp_path):
+    """Its list of changed files too: an ESC in a name must not reach the terminal, a newline
+    must not split the line (and the name read back from the log is the name)."""
+    from nashcli.cli.watch_cmd import _BatchLog
+    from nashcli.indexing import IndexReport
+    from nashcli.render import from_visible
+
+    report = IndexReport(collection="notes", root=tmp_path, documents=2)
+    report.note("+", tmp_path / "evil\x1b[2Jname.txt")
+    report.note("+", tmp_path / "new\nline\\n.txt")
+    report.added = 2
+    _BatchLog(tmp_path)(watching.BatchResult(watching.Batch(), 0.1, report))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:] == ["  + evil\\x1b[2Jname.txt", "  + new\\nline\\\\n.txt"]
+    assert from_visible(lines[2]) == "  + new\nline\\n.txt"
+
+
 def test_a_catch_up_that_rebuilt_a_damaged_index_says_why(capsys, tmp_path):
     """As `nash index` does: a rebuild is news, a routine retrain is not."""
     from nashcli.cli.watch_cmd import _BatchLog

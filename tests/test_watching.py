@@ -445,9 +445,9 @@ def test_a_retrain_ended_by_the_watcher_stopping_is_not_reported_as_failed(
     messages: list[str] = []
     stopped = threading.Event()
 
-    def retrain():  # the refit child, killed as the watcher exits (exit code -15)
+    def retrain():  # the refit child, killed as the watcher exits (SIGTERM)
         stopped.wait(TIMEOUT)
-        raise NashError("the refit process ended with exit code -15")
+        raise watching.RefitKilled("the refit process was ended by signal 15")
 
     running = run_watcher(retrain_due=lambda: True, retrain=retrain, on_message=messages.append)
     wait_until(lambda: running.watcher.retraining, what="the retrain to start")
@@ -456,6 +456,22 @@ def test_a_retrain_ended_by_the_watcher_stopping_is_not_reported_as_failed(
     assert running.watcher.wait_for_retrain(TIMEOUT)
     assert "stopping during a background retrain: the current model stays" in messages
     assert not any("retrain failed" in m for m in messages)
+
+
+def test_a_retrain_that_fails_while_the_watcher_stops_is_still_reported(folder, fake, run_watcher):
+    messages: list[str] = []
+    stopped = threading.Event()
+
+    def retrain():  # a real failure (a full disk), not the stop's signal
+        stopped.wait(TIMEOUT)
+        raise NashError("cannot write the model: No space left on device")
+
+    running = run_watcher(retrain_due=lambda: True, retrain=retrain, on_message=messages.append)
+    wait_until(lambda: running.watcher.retraining, what="the retrain to start")
+    running.stop()
+    stopped.set()
+    assert running.watcher.wait_for_retrain(TIMEOUT)
+    assert "retrain failed: cannot write the model: No space left on device" in messages
 
 
 def test_a_deleted_folder_stops_the_watcher_with_a_clear_message(folder, fake, run_watcher):

@@ -207,6 +207,15 @@ def _check_working_folder() -> None:
         ) from None
 
 
+def _drop_unusable_columns() -> None:
+    """Unset a ``$COLUMNS`` that is no width (``0``, ``abc``): Rich prints nothing at all in
+    ``0`` (results, notes and progress alike), and in a pipe nash takes its own width where
+    ``$COLUMNS`` says nothing."""
+    columns = os.environ.get("COLUMNS")
+    if columns is not None and not (columns.isdigit() and int(columns) > 0):
+        del os.environ["COLUMNS"]
+
+
 class _NashGroup(TyperGroup):
     """Turns a :class:`NashError` or a usage error from any command into one stderr line and a
     non-zero exit, and Ctrl-C into one line and exit status 130 (no traceback, no 'Aborted!')."""
@@ -240,6 +249,7 @@ class _NashGroup(TyperGroup):
     def invoke(self, ctx: typer.Context):  # noqa: D102
         try:
             _check_working_folder()
+            _drop_unusable_columns()
             return super().invoke(ctx)
         except NashError as error:
             _error_line(str(error))

@@ -118,20 +118,21 @@ def similar_command(
         check_query_file,
         choose_collection,
         find_similar,
+        read_piped_query,
     )
 
     if (file is None) == (text is None):
         raise NashError('give a FILE or --text "..." (one of them)')
-    piped = file == "-"
-    if piped:
-        text, file = _read_stdin(collection), None
     # The query's and the options' mistakes first, not "choose a collection".
-    if text is not None and not text.strip():
-        raise NashError("the query has no text")
     if rank is not None and rank not in RANKINGS:
         raise NashError(f"unknown ranking {rank!r}: choose one of {', '.join(RANKINGS)}")
     if not rerank and rank not in (None, "hamming"):
         raise NashError(f"--no-rerank is --rank hamming: it cannot go with --rank {rank}")
+    piped = file == "-"
+    if piped:
+        text, file = read_piped_query(sys.stdin.buffer, collection), None
+    if text is not None and not text.strip():
+        raise NashError("the query has no text")
     ranking = (rank or DEFAULT_RANKING) if rerank else "hamming"
     path = None
     if file is not None:
@@ -165,29 +166,10 @@ def similar_command(
         typer.echo(f"no similar documents: collection {chosen.name!r} holds no other document")
         return
     console = render.output_console()
-    results = render.similar_results(hits, chosen.root, short, console.width, chosen.name)
+    results = render.similar_results(
+        hits, chosen.root, short, console.width, chosen.name, query_is_file=file is not None
+    )
     render.show(console, results)
-
-
-def _read_stdin(collection: str | None) -> str:
-    """The query text piped to ``nash similar -``, at most what a query file may hold: 10 MB,
-    or the collection's own ``--max-size`` if larger (asked only of longer text)."""
-    import sys
-
-    from nashcli.corpus import DEFAULT_MAX_BYTES, UnreadableFile, decode_text, format_size
-    from nashcli.similar import choose_collection, query_size_limit
-
-    data = sys.stdin.buffer.read(DEFAULT_MAX_BYTES + 1)
-    limit = DEFAULT_MAX_BYTES
-    if len(data) > limit:
-        limit = query_size_limit(choose_collection(collection))
-        data += sys.stdin.buffer.read(limit + 1 - len(data))
-    if len(data) > limit:
-        raise NashError(f"stdin: more than {format_size(limit)} of query text")
-    try:
-        return decode_text(data)
-    except UnreadableFile as error:  # what nash index would skip is no query either
-        raise NashError(f"stdin: {error.reason}") from None
 
 
 @app.command("status")

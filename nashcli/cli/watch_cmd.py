@@ -22,6 +22,7 @@ _SHOWN_PATHS = 10  # a batch lists its files up to this many, then only counts
 
 
 def _say(message: str) -> None:
+    """One line of the watcher's log (names in it escaped: :func:`render.visible`)."""
     from nashcli.render import visible
 
     typer.echo(f"{time.strftime('%H:%M:%S')} {visible(message)}")
@@ -88,7 +89,9 @@ class _BatchLog:
             )
         if changed <= _SHOWN_PATHS and not report.retrained:  # + added, ~ changed, - removed
             for kind, paths in report.changes:  # → moved
-                typer.echo(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths))
+                from nashcli.render import visible
+
+                typer.echo(visible(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths)))
         skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
         if result.batch.rescan:  # (one that came and went before it was read: no news)
             # News: what the last pass did not skip (a file fixed and broken again is news).

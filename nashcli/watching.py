@@ -1418,7 +1418,10 @@ def start_detached(
             subprocess, "CREATE_NEW_PROCESS_GROUP", 0
         )
     with open(log_path, "ab") as out:
-        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} nash {' '.join(argv)}\n".encode())
+        from nashcli.render import visible  # (a folder's name may hold a newline)
+
+        header = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} nash {' '.join(argv)}"
+        out.write(f"{visible(header)}\n".encode())
         out.flush()
         child = subprocess.Popen(
             [sys.executable, "-c", code, *argv],

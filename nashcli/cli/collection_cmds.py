@@ -249,10 +249,12 @@ def status_command(
 
         console = render.output_console()
         render.show(console, render.status_results(rows, width=console.width))
+    from nashcli.render import visible
+
     for row, label in zip(damaged, labels, strict=True):
-        typer.echo(f"{row['name']}: {label}: {row['damaged']}")
+        typer.echo(visible(f"{row['name']}: {label}: {row['damaged']}"))
     for line in unindexed:
-        typer.echo(line)
+        typer.echo(visible(line))
 
 
 def _refuse_if_watched(name: str) -> None:
@@ -292,4 +294,6 @@ def forget_command(
         _refuse_if_watched(name)  # damaged ones too: a watcher may still be keeping them
     root = forget_collection(name)
     where = f" ({root})" if root else ""
-    typer.echo(f"forgot {name}{where}; your files are untouched")
+    from nashcli.render import visible
+
+    typer.echo(visible(f"forgot {name}{where}; your files are untouched"))

@@ -195,7 +195,9 @@ def _stop(target: str | None, name: str | None) -> None:
             name, folder = watching.collection_for(target)
             if folder is not None and collection_of(folder) is None:
                 # No collection's folder: nothing of it to stop, whoever has its name
-                typer.echo(f"no watcher is running for {folder}")
+                from nashcli.render import visible
+
+                typer.echo(visible(f"no watcher is running for {folder}"))
                 return
     pid = watching.stop_watching(name)
     if pid is None:
@@ -333,10 +335,14 @@ def watch_command(
         argv += ["--batch-size", str(batch_size)]
         pid, log, ready = watching.start_detached(name, argv)
         state = "up to date" if ready else "catching up"
-        typer.echo(
-            f"watching {root} in the background (collection {name!r}, pid {pid}, {state})\n"
-            f"log: {log}\nstop it with: nash watch --stop {root}"
-        )
+        from nashcli.render import visible
+
+        for line in (
+            f"watching {root} in the background (collection {name!r}, pid {pid}, {state})",
+            f"log: {log}",
+            f"stop it with: nash watch --stop {shlex.quote(str(root))}",
+        ):
+            typer.echo(visible(line))
         return
     log = watching.log_file(name)
     try:  # record the log only when our output goes there (a --detach child)

@@ -501,8 +501,20 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         raise CollectionGoneError(name)
     try:
         yield
+    except OSError as error:  # a write's error names no file ("File too large"): name the index
+        if error.filename is not None or error.errno not in _WRITE_ERRNOS:
+            raise
+        raise _unchangeable(name, error.strerror or str(error), directory) from error
     finally:
         lock.release()
+
+
+#: Errors of a write that cannot go on (full disk or quota, file size limit, read-only, I/O).
+_WRITE_ERRNOS = frozenset(
+    getattr(errno, code)
+    for code in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO")
+    if hasattr(errno, code)
+)
 
 
 def _unchangeable(name: str, reason: str, directory: Path) -> NashError:

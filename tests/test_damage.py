@@ -482,6 +482,25 @@ def test_a_full_disk_during_a_retrain_is_one_line_and_keeps_the_index(notes, mon
     assert after.exit_code == 0 and json.loads(after.stdout) == json.loads(before.stdout)
 
 
+def test_a_write_error_that_names_no_file_names_the_collection(notes, monkeypatch):
+    """`ulimit -f` or a full disk while codes are written: os.write's error has no file name,
+    and "nash: error: File too large" alone did not say what could not be written."""
+    import errno
+
+    from nashcli import index
+
+    folder, paths = notes
+
+    def too_large(*args, **kwargs):
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    monkeypatch.setattr(index.Writer, "new_generation", too_large)
+    line = one_error_line(run("index", str(folder), "--retrain"))
+    assert line.startswith("nash: error: cannot change collection 'c': File too large (")
+    monkeypatch.undo()
+    assert run("similar", str(paths[0]), "--json").exit_code == 0  # the last good index
+
+
 def test_an_unreadable_disk_is_not_called_damage(notes, monkeypatch) -> None:
     import sqlite3
 

@@ -439,15 +439,22 @@ def test_a_refit_another_process_made_unnecessary_is_not_counted(folder, fake, r
     assert not any(m.startswith("retrained") for m in messages)
 
 
-def test_a_retrain_ended_by_the_watcher_stopping_is_not_reported_as_failed(
-    folder, fake, run_watcher
+@pytest.mark.parametrize(
+    ("error", "reported"),
+    [  # the refit child killed as the watcher exits (SIGTERM): the log already says so
+        (watching.RefitKilled("the refit process was ended by signal 15"), False),
+        (NashError("cannot write the model: No space left on device"), True),  # a real failure
+    ],
+)
+def test_a_retrain_failing_as_the_watcher_stops_is_reported_unless_the_stop_ended_it(
+    folder, fake, run_watcher, error, reported
 ):
     messages: list[str] = []
     stopped = threading.Event()
 
-    def retrain():  # the refit child, killed as the watcher exits (SIGTERM)
+    def retrain():
         stopped.wait(TIMEOUT)
-        raise watching.RefitKilled("the refit process was ended by signal 15")
+        raise error
 
     running = run_watcher(retrain_due=lambda: True, retrain=retrain, on_message=messages.append)
     wait_until(lambda: running.watcher.retraining, what="the retrain to start")
@@ -455,23 +462,8 @@ def test_a_retrain_ended_by_the_watcher_stopping_is_not_reported_as_failed(
     stopped.set()
     assert running.watcher.wait_for_retrain(TIMEOUT)
     assert "stopping during a background retrain: the current model stays" in messages
-    assert not any("retrain failed" in m for m in messages)
-
-
-def test_a_retrain_that_fails_while_the_watcher_stops_is_still_reported(folder, fake, run_watcher):
-    messages: list[str] = []
-    stopped = threading.Event()
-
-    def retrain():  # a real failure (a full disk), not the stop's signal
-        stopped.wait(TIMEOUT)
-        raise NashError("cannot write the model: No space left on device")
-
-    running = run_watcher(retrain_due=lambda: True, retrain=retrain, on_message=messages.append)
-    wait_until(lambda: running.watcher.retraining, what="the retrain to start")
-    running.stop()
-    stopped.set()
-    assert running.watcher.wait_for_retrain(TIMEOUT)
-    assert "retrain failed: cannot write the model: No space left on device" in messages
+    assert (f"retrain failed: {error}" in messages) == reported
+    assert sum("retrain failed" in m for m in messages) == reported
 
 
 def test_a_deleted_folder_stops_the_watcher_with_a_clear_message(folder, fake, run_watcher):

@@ -321,7 +321,7 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str]
     if isinstance(doc_labels, str):
         doc_labels = [doc_labels]
     if not isinstance(doc_labels, list) or not all(isinstance(x, str) for x in doc_labels):
-        raise NashError(f"{where}: 'labels' must be a list of strings")
+        raise NashError(f"{where}: 'labels' must be a list of strings (or one string)")
     if doc_split == "val":
         doc_split = "validation"
     if doc_split not in (*SPLITS, ""):

@@ -158,7 +158,8 @@ def caveats(problem: Problem, k: int = TOP_K) -> list[str]:
     n_train, n_test = y_train.shape[0], y_test.shape[0]
     if n_train < k:
         notes.append(
-            f"the database holds {n_train:,} documents, fewer than {k}: precision@{k} is the "
+            f"the database holds {n_train:,} document{'' if n_train == 1 else 's'}, fewer "
+            f"than {k}: precision@{k} is the "
             f"precision of all {n_train:,}, the same for every method"
         )
     orphans = int((~(y_test & y_train.any(axis=0)).any(axis=1)).sum())
@@ -217,6 +218,8 @@ def run_method(
     if method == EXACT:
         positional, tie_aware = score_exact(problem, k=k)
         return EvalResult(EXACT, 0, False, positional, tie_aware, 0.0, seed)
+    import torch  # noqa: F401 - imported before the clock starts: ~1 s of the first run's time
+
     from nashcli.methods import fit_encode
 
     supervised = supervised and uses_labels(method)

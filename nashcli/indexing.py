@@ -313,6 +313,8 @@ def index_folder(
 
     started = time.perf_counter()
     reporter = reporter or _Silent()
+    if bits is not None and not 1 <= bits <= 1024:  # (0 is not "the default": say so)
+        raise NashError(f"the number of bits must be between 1 and 1024, not {bits}")
     root, found = look_at(root)
     if found is None:
         raise NashError(f"{root}: no such folder")

@@ -90,7 +90,7 @@ def test_plain_jsonl_and_lenient_fields(tmp_path: Path) -> None:
         ([_doc(1), "[1, 2]"], "line 2: expected a JSON object"),
         ([{"id": "1", "text": "x", "split": "train"}], "missing field(s) labels"),
         ([{**_doc(1), "text": 5}], "'text' must be a string"),
-        ([{**_doc(1), "labels": [1]}], "'labels' must be a list of strings"),
+        ([{**_doc(1), "labels": [1]}], "'labels' must be a list of strings (or one string)"),
         ([{**_doc(1), "split": "dev"}], "'split' must be train, validation or test"),
         ([_doc(1), _doc(1, "test")], "duplicate document id '1'"),
         ([_doc(1, labels=()), _doc(2, "test", labels=())], "no document has a label"),

@@ -301,9 +301,14 @@ def test_methods_list_describes_every_method(fake_engine: list) -> None:
     starts = {line.index(line.split()[1]) for line in result.stdout.strip().splitlines()}
     assert len(starts) == 1  # the descriptions line up
     assert fake_engine == []
-    for argv in (["eval", "--methods", "LIST"], ["eval", "--methods", "list", "--json"]):
-        listed = runner.invoke(app, argv)  # no dataset needed to list the methods
-        assert listed.exit_code == 0 and listed.stdout == result.stdout
+    listed = runner.invoke(app, ["eval", "--methods", "LIST"])  # no dataset needed to list
+    assert listed.exit_code == 0 and listed.stdout == result.stdout
+    as_json = json.loads(runner.invoke(app, ["eval", "--methods", "list", "--json"]).stdout)
+    assert [m["method"] for m in as_json["methods"]] == names  # one JSON document, as --json says
+    assert all(
+        line.endswith(m["description"])
+        for line, m in zip(result.stdout.strip().splitlines(), as_json["methods"], strict=True)
+    )
     assert "give a DATASET" in _error_line(runner.invoke(app, ["eval"]))
 
 

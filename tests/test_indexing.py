@@ -411,6 +411,9 @@ def test_read_errors_and_vanishing_files_lose_nothing(tmp_path: Path, monkeypatc
 def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(NashError, match="no such folder"):
         index_folder(tmp_path / "missing")
+    for bits in (0, -5, 2048):  # 0 is no "default" (the CLI's --bits refuses it too)
+        with pytest.raises(NashError, match=f"between 1 and 1024, not {bits}"):
+            index_folder(tmp_path, bits=bits)
     (tmp_path / "file.txt").write_text("words")
     with pytest.raises(NashError, match="not a folder"):
         index_folder(tmp_path / "file.txt")

@@ -75,6 +75,12 @@ def eval_command(
         from nashcli.methods import describe
 
         names = evaluation.available_methods()
+        if as_json:
+            import json
+
+            listed = [{"method": name, "description": describe(name)} for name in names]
+            typer.echo(json.dumps({"methods": listed}))
+            return
         width = max(map(len, names))
         for name in names:
             typer.echo(f"{name:{width}}  {describe(name)}")

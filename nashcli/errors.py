@@ -13,3 +13,8 @@ class IndexBusyError(NashError):
     """Another process holds the collection's writer lock."""
 
     exit_code = 3
+
+
+class IndexWriteError(NashError):
+    """A write of the index failed for a reason that may pass (a full disk or quota, a file size
+    limit): a command stops with it, a watcher says so and tries again later."""

@@ -51,8 +51,9 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from nashcli import codes, paths
-from nashcli.errors import IndexBusyError, NashError
+from nashcli.errors import IndexBusyError, IndexWriteError, NashError
 from nashcli.model_files import model_problem
+from nashcli.names import shell_quote
 from nashcli.vectors import CsrRows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,7 +121,7 @@ class DamagedCollectionError(NashError):
 
     def __init__(self, name: str, what: str, reason: str, root: Path | None = None) -> None:
         self.name, self.what, self.reason = name, what, reason
-        folder = shlex.quote(str(root)) if root else "FOLDER"
+        folder = shell_quote(str(root)) if root else "FOLDER"
         rebuild = f"nash index {folder} --name {name} --retrain"
         # Intact, perhaps, but not this user's to read: say so rather than "damaged".
         self.denied = _denied(reason)
@@ -504,7 +505,8 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
     except OSError as error:  # a write's error names no file ("File too large"): name the index
         if error.filename is not None or error.errno not in _WRITE_ERRNOS:
             raise
-        raise _unchangeable(name, error.strerror or str(error), directory) from error
+        reason = f"{error.strerror or error} ({directory})"
+        raise IndexWriteError(f"cannot change collection {name!r}: {reason}") from error
     finally:
         lock.release()
 

@@ -20,7 +20,6 @@ import functools
 import gc
 import itertools
 import os
-import shlex
 import stat
 import time
 from collections import Counter
@@ -48,6 +47,7 @@ from nashcli.index import (
     same_folder,
     training_turn,
 )
+from nashcli.names import shell_quote
 from nashcli.paths import look_at
 
 #: A model is retrained on its own once the rows encoded since it was fitted (new and changed
@@ -552,7 +552,7 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
             if holder is not None:
                 raise NashError(
                     f"{root} was just indexed as collection {holder!r} by another nash process: "
-                    f"nash index {shlex.quote(str(root))} updates it"
+                    f"nash index {shell_quote(str(root))} updates it"
                 )
             if Collection.exists(name):
                 raise NashError(
@@ -621,7 +621,7 @@ def _say_if_moved_here(root: Path, found, reporter: Reporter) -> None:
                     f"{kept:,} of the {stored:,} documents of collection {collection.name!r} "
                     f"are here at their paths, and its folder {collection.root} is gone; if "
                     f"this is it moved, stop (Ctrl-C) and run: nash index "
-                    f"{shlex.quote(str(root))} --name {collection.name} (nothing retrained)"
+                    f"{shell_quote(str(root))} --name {collection.name} (nothing retrained)"
                 )
 
 

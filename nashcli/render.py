@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
-import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -13,6 +11,8 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+from nashcli.names import is_control, visible
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.progress import Progress
@@ -64,51 +64,11 @@ def json_document(document: object, encoding: str | None = "utf-8") -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8") if utf8 else text
 
 
-#: Bidirectional overrides and isolates: they could show a name reversed ("txt.exe" as "exe.txt").
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def plain(text: str) -> str:
     """``text`` with control characters (terminal escapes, CR, tabs) and bidirectional overrides
     as spaces: file names and titles come from the user's files and must not drive the terminal.
     Other invisible characters (no-break spaces, joiners in emoji) stay, as in the file name."""
-    return "".join(" " if _is_control(ch) else ch for ch in text)
-
-
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
-
-
-def visible(text: str) -> str:
-    """``text`` with control characters and bidirectional overrides as escapes (``\\n``,
-    ``\\x1b``, ``\\u202e``; a backslash doubled, as ``ls -b`` shows names): a file name or a
-    message that names one, shown so that it can be told apart from others
-    (``new\\nline.txt`` is not ``new line.txt``) and cannot drive the terminal. Titles, which
-    are prose, take :func:`plain` instead. :func:`from_visible` reverses it."""
-    return "".join(_escaped(ch) if ch == "\\" or _is_control(ch) else ch for ch in text)
-
-
-_VISIBLE_ESCAPE = re.compile(r"\\(\\|n|r|t|x[0-9a-f]{2}|u[0-9a-f]{4})")
-
-
-def from_visible(text: str) -> str:
-    """The text :func:`visible` showed as ``text`` (a line read back from a watcher's log)."""
-
-    def original(match: re.Match) -> str:
-        escape = match.group(1)
-        if escape[0] in "xu":
-            return chr(int(escape[1:], 16))
-        return {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}[escape]
-
-    return _VISIBLE_ESCAPE.sub(original, text)
-
-
-def _is_control(ch: str) -> bool:
-    return unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS
-
-
-def _escaped(ch: str) -> str:
-    code = ord(ch)
-    return _ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(" " if is_control(ch) else ch for ch in text)
 
 
 def _documents(n: int) -> str:
@@ -400,7 +360,7 @@ def similar_table(hits: Sequence, root, width: int = 100) -> Table:
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("dist", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("path", overflow="fold", min_width=path_width)
+    table.add_column("path", overflow="fold", min_width=path_width, max_width=path_width)
     table.add_column("title", overflow="fold", max_width=title_width)
     for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
         title = _cut(plain(hit.title), title_width)

@@ -25,7 +25,6 @@ only the linear encoder's arrays are read (no torch import): that is what keeps
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -145,15 +144,14 @@ def query_size_limit(collection: Collection) -> int:
 
 def read_piped_query(stream: BinaryIO, collection: str | None = None) -> str:
     """The query text piped to ``nash similar -``: at most what a query file may hold, 10 MB
-    or the collection's own ``--max-size`` where larger (asked only of longer text, and only
-    where one collection can be chosen)."""
+    or the collection's own ``--max-size`` where larger (asked only of longer text: then the
+    collection must be known, and not knowing it is the error)."""
     from nashcli import corpus
 
     data = stream.read(corpus.DEFAULT_MAX_BYTES + 1)
     limit = corpus.DEFAULT_MAX_BYTES
     if len(data) > limit:
-        with contextlib.suppress(NashError):  # (no collection, several: the default stands)
-            limit = query_size_limit(choose_collection(collection))
+        limit = query_size_limit(choose_collection(collection))
         data += stream.read(limit + 1 - len(data))
     if len(data) > limit:
         raise NashError(f"stdin: more than {corpus.format_size(limit)} of query text")

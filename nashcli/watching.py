@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from nashcli import corpus, paths
-from nashcli.errors import IndexBusyError, NashError
+from nashcli.errors import IndexBusyError, IndexWriteError, NashError
 
 log = logging.getLogger(__name__)
 
@@ -605,8 +605,9 @@ class Watcher:
     def _trouble(self, coalescer: Coalescer, batch: Batch, error: Exception) -> None:
         """An unexpected failure (a full disk, a damaged file): say so, retry later, in full."""
         self._backoff = min(60.0, max(self.retry_delay, 2 * self._backoff))
+        what = str(error) if isinstance(error, NashError) else f"{type(error).__name__}: {error}"
         self._say(
-            f"could not update the index ({type(error).__name__}: {error}); "
+            f"could not update the index ({what}); "
             f"trying again with a full pass in {self._backoff:g} s"
         )
         self._requeue(coalescer, batch)
@@ -630,6 +631,9 @@ class Watcher:
                 self._run_catch_up()  # (it stops with the reason if the folder went meanwhile)
             except IndexBusyError:
                 self._requeue(coalescer, batch)
+                return
+            except IndexWriteError as error:  # a full disk: it may pass
+                self._trouble(coalescer, batch, error)
                 return
             except NashError:
                 raise
@@ -660,6 +664,9 @@ class Watcher:
                 self._say(f"{error}; retrying in {self.retry_delay:g} s")
                 self._requeue(coalescer, chunk)
                 continue
+            except IndexWriteError as error:  # a full disk: it may pass
+                self._trouble(coalescer, chunk, error)
+                return
             except NashError:
                 raise
             except Exception as error:  # noqa: BLE001 - a daemon reports and carries on
@@ -932,6 +939,9 @@ def _refit(
     """In a child process: refit the model on the whole folder where that is still due; send
     back the outcome (whether it retrained)."""
     exit_when_orphaned(parent)  # first: the watcher may be killed while this starts up
+    # A Ctrl-C at the terminal reaches the whole process group: the watcher, which then stops
+    # and ends this child itself, decides (here it printed a KeyboardInterrupt traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from nashcli import indexing
 
     with contextlib.suppress(OSError, AttributeError):
@@ -1418,7 +1428,7 @@ def start_detached(
             subprocess, "CREATE_NEW_PROCESS_GROUP", 0
         )
     with open(log_path, "ab") as out:
-        from nashcli.render import visible  # (a folder's name may hold a newline)
+        from nashcli.names import visible  # (a folder's name may hold a newline)
 
         header = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} nash {' '.join(argv)}"
         out.write(f"{visible(header)}\n".encode())
@@ -1437,7 +1447,7 @@ def start_detached(
     while time.monotonic() < deadline:
         info = read_pid_file(name)
         if child.poll() is not None:
-            from nashcli.render import from_visible  # (the log shows names escaped)
+            from nashcli.names import from_visible  # (the log shows names escaped)
 
             reason = from_visible(_last_line(log_path).removeprefix("nash: error: "))
             raise NashError(f"the background watcher exited: {reason}")

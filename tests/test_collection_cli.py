@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -288,7 +290,7 @@ def test_shown_names_keep_their_characters_but_not_controls() -> None:
 def test_control_characters_in_names_are_shown_as_escapes(tmp_path: Path) -> None:
     """A file named "new<LF>line.txt" is not shown as "new line.txt" or "new\\nline.txt" (other
     files' names), and an escape in a name reaches neither the table nor an error line."""
-    from nashcli.render import visible
+    from nashcli.names import visible
 
     assert visible("new\nline\t\x1b[31m\u202etxt.exe é") == "new\\nline\\t\\x1b[31m\\u202etxt.exe é"
     folder = tmp_path / "notes"
@@ -302,6 +304,24 @@ def test_control_characters_in_names_are_shown_as_escapes(tmp_path: Path) -> Non
     assert "space/new\\\\nline.txt" in similar  # a backslash of the name's own is doubled
     missing = one_error_line(run("similar", str(folder / "gone\n\x1b[2Jx.txt")))
     assert missing.endswith("gone\\n\\x1b[2Jx.txt: no such file")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize(
+    "name",
+    ["plain", "with space", "it's", "back\\slash", "new\nline", "esc\x1b[31m", "a\\n'b\tc"],
+)
+def test_a_suggested_command_pastes_back_as_the_folder_it_names(name: str) -> None:
+    """The folder in a command nash suggests ("run: nash index FOLDER --name ..."), as printed
+    (every line goes through visible), is that folder again when a shell reads it."""
+    from nashcli.names import shell_quote, visible
+
+    shown = visible(f"/tmp/{name}")  # a plain path is shown as it is
+    printed = visible(f"run: nash index {shell_quote(f'/tmp/{name}')} --name notes")
+    argument = printed.removeprefix("run: nash index ").removesuffix(" --name notes")
+    read = subprocess.run(["bash", "-c", f"printf %s {argument}"], capture_output=True)
+    assert read.stdout.decode() == f"/tmp/{name}"
+    assert (argument == shown) == (name in ("plain",))
 
 
 def test_a_collection_without_a_model_says_what_to_do(tmp_path: Path, monkeypatch) -> None:

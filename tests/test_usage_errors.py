@@ -119,6 +119,26 @@ def test_a_changed_indexed_file_is_read_up_to_the_collections_own_limit(
     assert _one_error_line(too_long).endswith("stdin: more than 1 MB of query text")
 
 
+def test_long_piped_text_needs_its_collection_known(indexed: Path, tmp_path: Path, monkeypatch):
+    """Its limit is the collection's: with several collections and none chosen, that is what is
+    wrong (not "more than 10 MB", which a larger --max-size may allow)."""
+    from test_indexing import FAST, make_docs
+
+    from nashcli import corpus
+    from nashcli.indexing import index_folder
+
+    make_docs(tmp_path / "other", per_topic=2)
+    index_folder(tmp_path / "other", hasher_options=FAST)
+    monkeypatch.setattr(corpus, "DEFAULT_MAX_BYTES", 1_000)
+    text = "orbit rocket launch " * 100  # 2 KB
+    several = runner.invoke(app, ["similar", "-"], input=text)
+    assert "several collections" in _one_error_line(several)
+    unknown = runner.invoke(app, ["similar", "-", "-c", "nope"], input=text)
+    assert "no collection named 'nope'" in _one_error_line(unknown)
+    chosen = runner.invoke(app, ["similar", "-", "-c", "other"], input=text)
+    assert _one_error_line(chosen).endswith("stdin: more than 1 KB of query text")
+
+
 def test_watch_argument_errors_come_before_watching(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("a note")
     line = _one_error_line(runner.invoke(app, ["watch", str(tmp_path / "a.txt")]))

@@ -465,7 +465,7 @@ def test_the_watch_log_shows_control_characters_in_names_as_escapes(capsys, tmp_
     must not split the line (and the name read back from the log is the name)."""
     from nashcli.cli.watch_cmd import _BatchLog
     from nashcli.indexing import IndexReport
-    from nashcli.render import from_visible
+    from nashcli.names import from_visible
 
     report = IndexReport(collection="notes", root=tmp_path, documents=2)
     report.note("+", tmp_path / "evil\x1b[2Jname.txt")

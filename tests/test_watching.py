@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from nashcli import watching
-from nashcli.errors import IndexBusyError, NashError
+from nashcli.errors import IndexBusyError, IndexWriteError, NashError
 from nashcli.watching import Batch, Coalescer, Registration, Watcher
 
 TIMEOUT = 15.0
@@ -232,6 +232,7 @@ class FakeIndex:
         self.calls: list[Batch] = []
         self.catch_ups = 0
         self.busy = 0
+        self.full = 0  # how many applies find the disk full
         self.lock = threading.Lock()
 
     def apply(self, upserts, deletions, moves):
@@ -239,6 +240,9 @@ class FakeIndex:
             if self.busy:
                 self.busy -= 1
                 raise IndexBusyError("index 'x' is busy")
+            if self.full:
+                self.full -= 1
+                raise IndexWriteError("cannot change collection 'x': No space left on device (/x)")
             self.calls.append(Batch(list(upserts), list(deletions), list(moves)))
         return None
 
@@ -400,6 +404,19 @@ def test_a_busy_index_is_retried(folder, fake, run_watcher):
     (folder / "late.txt").write_text("x")
     wait_until(lambda: folder / "late.txt" in fake.upserts(), what="the retried upsert")
     assert any("busy" in m for m in messages)
+
+
+def test_a_full_disk_is_retried_not_the_end_of_the_watch(folder, fake, run_watcher):
+    messages = []
+    running = run_watcher(on_message=messages.append)
+    fake.full = 1
+    (folder / "late.txt").write_text("x")
+    wait_until(lambda: fake.catch_ups >= 2, what="the full pass after the failure")
+    assert running.error is None and running.thread.is_alive()
+    assert any(
+        m.startswith("could not update the index (cannot change collection 'x': No space left")
+        for m in messages
+    )
 
 
 def test_retrain_runs_in_the_background_and_changes_wait_for_it(folder, fake, run_watcher):

@@ -21,6 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from nashcli.errors import NashError
+from nashcli.names import visible
 
 try:  # Typer 0.2x carries its own copy of Click; older releases use Click itself
     from typer._click.exceptions import UsageError
@@ -60,8 +61,6 @@ def _system_error(error: OSError | sqlite3.Error) -> str:
 def _error_line(message: str) -> None:
     """``nash: error: MESSAGE`` on stderr, one line whatever file names it holds (a newline or
     a terminal escape in one is shown as an escape)."""
-    from nashcli.render import visible
-
     typer.echo(f"nash: error: {visible(message)}", err=True)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import typer
 
 from nashcli.cli.app import app
 from nashcli.errors import NashError
+from nashcli.names import shell_quote, visible
 
 #: The smallest --max-size taken: a slip (0, or 50 meaning 50 MB) must not empty a collection.
 MIN_MAX_SIZE = 1000
@@ -72,7 +72,6 @@ def index_command(
 
 def _note(message: str) -> None:
     """A line on stderr about an answer that is still given."""
-    from nashcli.render import visible
 
     typer.echo(f"nash: note: {visible(message)}", err=True)
 
@@ -249,7 +248,6 @@ def status_command(
 
         console = render.output_console()
         render.show(console, render.status_results(rows, width=console.width))
-    from nashcli.render import visible
 
     for row, label in zip(damaged, labels, strict=True):
         typer.echo(visible(f"{row['name']}: {label}: {row['damaged']}"))
@@ -269,7 +267,7 @@ def _refuse_if_watched(name: str) -> None:
     if info.get("root"):
         with contextlib.suppress(NashError):
             if watching.collection_for(info["root"])[0] == name:
-                target = shlex.quote(str(info["root"]))
+                target = shell_quote(str(info["root"]))
     raise NashError(
         f"collection {name!r} is being watched{pid}; stop the watcher first with: "
         f"nash watch --stop {target}, then run: nash forget {name}"
@@ -294,6 +292,5 @@ def forget_command(
         _refuse_if_watched(name)  # damaged ones too: a watcher may still be keeping them
     root = forget_collection(name)
     where = f" ({root})" if root else ""
-    from nashcli.render import visible
 
     typer.echo(visible(f"forgot {name}{where}; your files are untouched"))

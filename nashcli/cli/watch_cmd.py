@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import stat
 import sys
@@ -15,6 +14,7 @@ import typer
 
 from nashcli.cli.app import app
 from nashcli.errors import NashError
+from nashcli.names import shell_quote, visible
 from nashcli.paths import look_at
 
 _DEVICES = ("auto", "cpu", "cuda")
@@ -22,8 +22,7 @@ _SHOWN_PATHS = 10  # a batch lists its files up to this many, then only counts
 
 
 def _say(message: str) -> None:
-    """One line of the watcher's log (names in it escaped: :func:`render.visible`)."""
-    from nashcli.render import visible
+    """One line of the watcher's log (names in it escaped: :func:`names.visible`)."""
 
     typer.echo(f"{time.strftime('%H:%M:%S')} {visible(message)}")
 
@@ -89,8 +88,6 @@ class _BatchLog:
             )
         if changed <= _SHOWN_PATHS and not report.retrained:  # + added, ~ changed, - removed
             for kind, paths in report.changes:  # → moved
-                from nashcli.render import visible
-
                 typer.echo(visible(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths)))
         skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
         if result.batch.rescan:  # (one that came and went before it was read: no news)
@@ -195,8 +192,6 @@ def _stop(target: str | None, name: str | None) -> None:
             name, folder = watching.collection_for(target)
             if folder is not None and collection_of(folder) is None:
                 # No collection's folder: nothing of it to stop, whoever has its name
-                from nashcli.render import visible
-
                 typer.echo(visible(f"no watcher is running for {folder}"))
                 return
     pid = watching.stop_watching(name)
@@ -298,7 +293,7 @@ def watch_command(
     if name is not None and holder is not None and name != holder:  # as nash index refuses it
         raise NashError(
             f"{root} is already indexed as collection {holder!r}: nash watch "
-            f"{shlex.quote(str(root))} keeps it current (to index it under another name, "
+            f"{shell_quote(str(root))} keeps it current (to index it under another name, "
             f"first: nash forget {holder})"
         )
     name = name or found_name
@@ -309,7 +304,7 @@ def watch_command(
     if existing is not None and bits is not None and bits != existing.bits:
         raise NashError(
             f"collection {name!r} uses {existing.bits}-bit codes; to re-encode it with {bits} "
-            f"bits, first run: nash index {shlex.quote(str(root))} --bits {bits} --retrain"
+            f"bits, first run: nash index {shell_quote(str(root))} --bits {bits} --retrain"
         )
     if device.startswith("cuda"):  # no GPU: say so now, not in the log at the first change
         from nashcli.methods import resolve_device
@@ -321,7 +316,7 @@ def watch_command(
         if not recorded.exists():  # its folder moved here? nash index re-points it
             raise NashError(
                 f"collection {name!r} indexes {recorded}, which is not there now; to move it "
-                f"here, first run: nash index {shlex.quote(str(root))} --name {name}"
+                f"here, first run: nash index {shell_quote(str(root))} --name {name}"
             )
         raise NashError(
             f"collection {name!r} already indexes {recorded}; choose another name with --name"
@@ -335,12 +330,10 @@ def watch_command(
         argv += ["--batch-size", str(batch_size)]
         pid, log, ready = watching.start_detached(name, argv)
         state = "up to date" if ready else "catching up"
-        from nashcli.render import visible
-
         for line in (
             f"watching {root} in the background (collection {name!r}, pid {pid}, {state})",
             f"log: {log}",
-            f"stop it with: nash watch --stop {shlex.quote(str(root))}",
+            f"stop it with: nash watch --stop {shell_quote(str(root))}",
         ):
             typer.echo(visible(line))
         return

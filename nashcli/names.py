@@ -1,0 +1,59 @@
+"""How file and folder names are shown to a person: control characters as escapes, so that a
+name cannot drive the terminal or pass for another, and quoted for a shell in the commands nash
+suggests. Plain strings in and out (no Rich: error lines use it before anything is drawn)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import unicodedata
+
+#: Bidirectional overrides and isolates: they could show a name reversed ("txt.exe" as "exe.txt").
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def is_control(ch: str) -> bool:
+    """A control character (terminal escapes, CR, tabs) or a bidirectional override."""
+    return unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters and bidirectional overrides as escapes (``\\n``,
+    ``\\x1b``, ``\\u202e``; a backslash doubled, as ``ls -b`` shows names): a file name or a
+    message that names one, shown so that it can be told apart from others
+    (``new\\nline.txt`` is not ``new line.txt``) and cannot drive the terminal. Titles, which
+    are prose, take ``render.plain`` instead. :func:`from_visible` reverses it."""
+    return "".join(_escaped(ch) if ch == "\\" or is_control(ch) else ch for ch in text)
+
+
+_VISIBLE_ESCAPE = re.compile(r"\\(\\|n|r|t|x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+def from_visible(text: str) -> str:
+    """The text :func:`visible` showed as ``text`` (a line read back from a watcher's log)."""
+
+    def original(match: re.Match) -> str:
+        escape = match.group(1)
+        if escape[0] in "xu":
+            return chr(int(escape[1:], 16))
+        return {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}[escape]
+
+    return _VISIBLE_ESCAPE.sub(original, text)
+
+
+def shell_quote(path: object) -> str:
+    """``path`` for a command nash suggests, to paste into a shell as it is shown: quoted by
+    ``shlex``, or where it holds a backslash or a control character, as ``$'...'`` pieces
+    (bash, zsh) whose text :func:`visible`, which every line nash prints goes through, turns
+    into exactly the escapes ``$'...'`` reads back (``$'new\\nline'``)."""
+    text = str(path)
+    if "\\" not in text and not any(map(is_control, text)):
+        return shlex.quote(text)
+    return '"\'"'.join(f"$'{piece}'" for piece in text.split("'"))
+
+
+def _escaped(ch: str) -> str:
+    code = ord(ch)
+    return _ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")

@@ -355,7 +355,8 @@ def index_folder(
     holder = collection_of(root) if moving or collection is None else None
     if holder is not None and holder != name:  # one folder, one collection
         raise NashError(
-            f"{root} is already indexed as collection {holder!r}: nash index {root} updates "
+            f"{root} is already indexed as collection {holder!r}: nash index "
+            f"{shell_quote(root)} updates "
             f"it (to index it under another name, first: nash forget {holder})"
         )
     if collection is not None and bits is not None and bits != collection.bits and not retrain:
@@ -1078,7 +1079,9 @@ def apply_changes(
     involved = [*upserts, *deletions, *(path for move in moves for path in move)]
     with collection.writer(timeout=lock_timeout) as w:
         if w.generation == 0:
-            raise NashError(f"collection {name!r} has no model yet: run nash index {root}")
+            raise NashError(
+                f"collection {name!r} has no model yet: run nash index {shell_quote(root)}"
+            )
         stored = w.live_docs_at(str(path) for path in involved)
         drop: list[DocRow] = []
         for path in deletions:

@@ -56,4 +56,5 @@ def shell_quote(path: object) -> str:
 
 def _escaped(ch: str) -> str:
     code = ord(ch)
-    return _ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    # (\\u beyond ASCII: bash reads $'\\x85' as the byte 0x85, $'\\u0085' as the character)
+    return _ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")

@@ -350,21 +350,24 @@ def _relative_paths(hits: Sequence, root) -> list[str]:
 def similar_table(hits: Sequence, root, width: int = 100) -> Table:
     """Rank, Hamming distance, score, path relative to the collection root, title.
 
-    ``width`` is the console's: paths keep up to 48 columns, titles get what is left.
+    ``width`` is the console's: paths get what the titles leave them, at least 48 columns
+    where their longest needs it (folded beyond), titles get the rest, at least 8.
     """
     table = Table()
     shown = _relative_paths(hits, root)
+    titles = [plain(hit.title) for hit in hits]
     room = width - _table_width([*_number_widths(hits), 0, 0])  # for the path and the title
-    path_width = max(8, min(_cells(shown) or 4, 48, room - 8))
+    longest = _cells(shown) or 4
+    path_width = max(8, min(longest, room - 8, max(min(longest, 48), room - _cells(titles))))
     title_width = max(8, room - path_width)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("dist", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
     table.add_column("path", overflow="fold", min_width=path_width, max_width=path_width)
     table.add_column("title", overflow="fold", max_width=title_width)
-    for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
-        title = _cut(plain(hit.title), title_width)
-        table.add_row(str(rank), str(hit.distance), f"{hit.score:.3f}", Text(path), Text(title))
+    for rank, (hit, path, title) in enumerate(zip(hits, shown, titles, strict=True), 1):
+        cut = _cut(title, title_width)
+        table.add_row(str(rank), str(hit.distance), f"{hit.score:.3f}", Text(path), Text(cut))
     return table
 
 

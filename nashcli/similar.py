@@ -42,6 +42,7 @@ from nashcli.index import (
     list_collections,
     survey_collections,
 )
+from nashcli.names import shell_quote
 from nashcli.vectors import CsrRows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -337,7 +338,10 @@ def no_index_yet(collection: Collection) -> str:
             f"collection {collection.name!r} has no index yet: its watcher (nash watch) is "
             "building it; ask again when it is done"
         )
-    return f"collection {collection.name!r} has no index yet: run nash index {collection.root}"
+    return (
+        f"collection {collection.name!r} has no index yet: "
+        f"run nash index {shell_quote(collection.root)}"
+    )
 
 
 def check_query_file(query: Path | str) -> os.stat_result:

@@ -125,7 +125,8 @@ def test_a_narrow_terminal_gets_whole_paths_and_numbers(notes, monkeypatch, colu
 @pytest.mark.parametrize("path_length", [10, 24, 60])
 def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int) -> None:
     """Ten hits (a two-digit rank), negative scores, wide-character titles: a table, where one
-    is drawn, never runs past the width or loses its right border."""
+    is drawn, never runs past the width or loses its right border; and where a path and its
+    title fit side by side, neither is folded (a row is one line)."""
     import io
     from collections import namedtuple
 
@@ -140,7 +141,8 @@ def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int) -> No
         hit(f"/r/{name}/{i:02d}.txt", 37, -1e-4 if i % 2 else 12.5, "漢字 " * 20) for i in range(10)
     ]
     tables = 0
-    for width in range(30, 130):
+    whole = 2 + 4 + 6 + path_length + 100 + 16  # rank, dist, score, path, title, the borders
+    for width in range(30, 200):
         console = Console(width=width, file=io.StringIO(), highlight=False)
         results = render.similar_results(hits, "/r", "a query", width, "notes")
         render.show(console, results)
@@ -149,7 +151,9 @@ def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int) -> No
         tables += 1
         lines = console.file.getvalue().splitlines()[1:]
         assert all(cell_len(line) <= width and line[-1] in "┓┃┩│┘" for line in lines), width
-    assert tables > 50
+        if width >= whole:
+            assert len(lines) == len(hits) + 4, width
+    assert tables > 100
 
 
 def test_status_and_forget(notes) -> None:
@@ -309,7 +313,16 @@ def test_control_characters_in_names_are_shown_as_escapes(tmp_path: Path) -> Non
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 @pytest.mark.parametrize(
     "name",
-    ["plain", "with space", "it's", "back\\slash", "new\nline", "esc\x1b[31m", "a\\n'b\tc"],
+    [
+        "plain",
+        "with space",
+        "it's",
+        "back\\slash",
+        "new\nline",
+        "esc\x1b[31m",
+        "a\\n'b\tc",
+        "c1\u0085x",
+    ],
 )
 def test_a_suggested_command_pastes_back_as_the_folder_it_names(name: str) -> None:
     """The folder in a command nash suggests ("run: nash index FOLDER --name ..."), as printed

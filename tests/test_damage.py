@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -480,6 +481,21 @@ def test_a_full_disk_during_a_retrain_is_one_line_and_keeps_the_index(notes, mon
     monkeypatch.setattr(SemanticHasher, "save", save)
     after = run("similar", str(paths[0]), "--json")
     assert after.exit_code == 0 and json.loads(after.stdout) == json.loads(before.stdout)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_rebuild_command_of_a_damaged_collection_pastes_back(tmp_path: Path) -> None:
+    """Its folder named with a backslash and a newline: the command nash status gives, as text
+    and in --json, is that folder when a shell reads it."""
+    folder = tmp_path / "a\\n'b\nc"
+    make_docs(folder, per_topic=4)
+    indexing.index_folder(folder, name="c", bits=8, hasher_options=FAST)
+    damage("gen-dir")
+    text = run("status").stdout
+    for shown in (status_entry()["damaged"], text):
+        command = shown.split("nash index ", 1)[1].split(" --name c", 1)[0]
+        read = subprocess.run(["bash", "-c", f"printf %s {command}"], capture_output=True)
+        assert read.stdout.decode() == str(folder), shown
 
 
 def test_a_write_error_that_names_no_file_names_the_collection(notes, monkeypatch):

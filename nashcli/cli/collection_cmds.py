@@ -215,7 +215,7 @@ def status_command(
                     "updated_at": None,
                     "watching": is_watching(entry.name),
                     "state": state,
-                    "damaged": str(problem),
+                    "damaged": visible(str(problem)),  # (as shown: its command pastes back)
                 }
             )
             labels.append(state.upper())
@@ -250,7 +250,7 @@ def status_command(
         render.show(console, render.status_results(rows, width=console.width))
 
     for row, label in zip(damaged, labels, strict=True):
-        typer.echo(visible(f"{row['name']}: {label}: {row['damaged']}"))
+        typer.echo(f"{row['name']}: {label}: {row['damaged']}")  # (names are plain; shown)
     for line in unindexed:
         typer.echo(visible(line))
 

@@ -357,9 +357,11 @@ def similar_table(hits: Sequence, root, width: int = 100) -> Table:
     shown = _relative_paths(hits, root)
     titles = [plain(hit.title) for hit in hits]
     room = width - _table_width([*_number_widths(hits), 0, 0])  # for the path and the title
-    longest = _cells(shown) or 4
-    path_width = max(8, min(longest, room - 8, max(min(longest, 48), room - _cells(titles))))
-    title_width = max(8, room - path_width)
+    longest, longest_title = _cells(shown) or 4, _cells(titles)
+    title_least = max(len("title"), min(8, longest_title))  # (a header's width at the least)
+    path_width = min(longest, room - title_least, max(min(longest, 48), room - longest_title))
+    path_width = max(len("path"), min(8, longest), path_width)
+    title_width = max(title_least, room - path_width)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("dist", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)

@@ -122,8 +122,9 @@ def test_a_narrow_terminal_gets_whole_paths_and_numbers(notes, monkeypatch, colu
         assert f"│ {folder} │" in status and "│   64 │" in status
 
 
+@pytest.mark.parametrize("title", ["漢字 " * 20, "abc"])
 @pytest.mark.parametrize("path_length", [10, 24, 60])
-def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int) -> None:
+def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int, title: str) -> None:
     """Ten hits (a two-digit rank), negative scores, wide-character titles: a table, where one
     is drawn, never runs past the width or loses its right border; and where a path and its
     title fit side by side, neither is folded (a row is one line)."""
@@ -137,11 +138,9 @@ def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int) -> No
 
     hit = namedtuple("hit", "path distance score title")
     name = "p" * (path_length - 7)
-    hits = [
-        hit(f"/r/{name}/{i:02d}.txt", 37, -1e-4 if i % 2 else 12.5, "漢字 " * 20) for i in range(10)
-    ]
+    hits = [hit(f"/r/{name}/{i:02d}.txt", 37, -1e-4 if i % 2 else 12.5, title) for i in range(10)]
     tables = 0
-    whole = 2 + 4 + 6 + path_length + 100 + 16  # rank, dist, score, path, title, the borders
+    whole = 2 + 4 + 6 + path_length + max(5, cell_len(title)) + 16  # the columns, the borders
     for width in range(30, 200):
         console = Console(width=width, file=io.StringIO(), highlight=False)
         results = render.similar_results(hits, "/r", "a query", width, "notes")

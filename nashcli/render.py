@@ -310,7 +310,7 @@ def similar_results(
     if collection is not None:  # (nested collections: which one answered)
         heading += f" in collection {visible(collection)}"
     if width >= _table_width([*_number_widths(hits), path_need, 8]):
-        return Group(Text(heading), similar_table(hits, root, width))
+        return Group(Text(heading), similar_table(hits, shown, width))
     lines = [heading]
     for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
         lines.append(f"{rank}. {path}  (distance {hit.distance}, score {hit.score:.3f})")
@@ -347,14 +347,14 @@ def _relative_paths(hits: Sequence, root) -> list[str]:
     return shown
 
 
-def similar_table(hits: Sequence, root, width: int = 100) -> Table:
-    """Rank, Hamming distance, score, path relative to the collection root, title.
+def similar_table(hits: Sequence, shown: Sequence[str], width: int = 100) -> Table:
+    """Rank, Hamming distance, score, path relative to the collection root (``shown``, from
+    :func:`_relative_paths`), title.
 
     ``width`` is the console's: paths get what the titles leave them, at least 48 columns
     where their longest needs it (folded beyond), titles get the rest, at least 8.
     """
     table = Table()
-    shown = _relative_paths(hits, root)
     titles = [plain(hit.title) for hit in hits]
     room = width - _table_width([*_number_widths(hits), 0, 0])  # for the path and the title
     longest, longest_title = _cells(shown) or 4, _cells(titles)
@@ -383,7 +383,7 @@ def status_results(collections: Sequence[dict], width: int = 100) -> Table | Tex
     ]
     root_need = min(max(4, _cells([row[1] for row in rows])), MIN_PATH_COLUMNS)
     if width >= _table_width([*fixed, root_need, 10, len("watching")]):
-        return status_table(collections, root_width=root_need)
+        return status_table(rows, root_width=root_need)
     lines = ["collections"]
     for c, (name, root, _, bits, model, updated, watching) in zip(collections, rows, strict=True):
         watched = "watched" if watching == "yes" else "not watched"
@@ -408,10 +408,10 @@ def _status_row(c: dict) -> tuple[str, str, str, str, str, str, str]:
     )
 
 
-def status_table(collections: Sequence[dict], root_width: int | None = None) -> Table:
-    """One row per collection: name, root (marked "(gone)" when no longer a folder: moved or
-    deleted; at least ``root_width`` columns before it folds), documents, bits, model,
-    updated, watching."""
+def status_table(rows: Sequence[tuple[str, ...]], root_width: int | None = None) -> Table:
+    """One row per collection (:func:`_status_row`): name, root (marked "(gone)" when no longer
+    a folder: moved or deleted; at least ``root_width`` columns before it folds), documents,
+    bits, model, updated, watching."""
     table = Table(title="collections", title_justify="left")
     for column in ("name", "root", "documents", "bits", "model", "updated", "watching"):
         table.add_column(
@@ -421,6 +421,6 @@ def status_table(collections: Sequence[dict], root_width: int | None = None) -> 
             overflow="fold",
             min_width=root_width if column == "root" else None,
         )
-    for name, root, documents, bits, model, updated, watching in map(_status_row, collections):
+    for name, root, documents, bits, model, updated, watching in rows:
         table.add_row(Text(name), Text(root), documents, bits, Text(model), updated, watching)
     return table

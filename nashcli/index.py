@@ -121,7 +121,7 @@ class DamagedCollectionError(NashError):
 
     def __init__(self, name: str, what: str, reason: str, root: Path | None = None) -> None:
         self.name, self.what, self.reason = name, what, reason
-        folder = shell_quote(str(root)) if root else "FOLDER"
+        folder = shell_quote(root) if root else "FOLDER"
         rebuild = f"nash index {folder} --name {name} --retrain"
         # Intact, perhaps, but not this user's to read: say so rather than "damaged".
         self.denied = _denied(reason)

@@ -553,7 +553,7 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
             if holder is not None:
                 raise NashError(
                     f"{root} was just indexed as collection {holder!r} by another nash process: "
-                    f"nash index {shell_quote(str(root))} updates it"
+                    f"nash index {shell_quote(root)} updates it"
                 )
             if Collection.exists(name):
                 raise NashError(
@@ -622,7 +622,7 @@ def _say_if_moved_here(root: Path, found, reporter: Reporter) -> None:
                     f"{kept:,} of the {stored:,} documents of collection {collection.name!r} "
                     f"are here at their paths, and its folder {collection.root} is gone; if "
                     f"this is it moved, stop (Ctrl-C) and run: nash index "
-                    f"{shell_quote(str(root))} --name {collection.name} (nothing retrained)"
+                    f"{shell_quote(root)} --name {collection.name} (nothing retrained)"
                 )
 
 

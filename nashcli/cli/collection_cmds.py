@@ -72,7 +72,6 @@ def index_command(
 
 def _note(message: str) -> None:
     """A line on stderr about an answer that is still given."""
-
     typer.echo(f"nash: note: {visible(message)}", err=True)
 
 
@@ -267,7 +266,7 @@ def _refuse_if_watched(name: str) -> None:
     if info.get("root"):
         with contextlib.suppress(NashError):
             if watching.collection_for(info["root"])[0] == name:
-                target = shell_quote(str(info["root"]))
+                target = shell_quote(info["root"])
     raise NashError(
         f"collection {name!r} is being watched{pid}; stop the watcher first with: "
         f"nash watch --stop {target}, then run: nash forget {name}"
@@ -292,5 +291,4 @@ def forget_command(
         _refuse_if_watched(name)  # damaged ones too: a watcher may still be keeping them
     root = forget_collection(name)
     where = f" ({root})" if root else ""
-
     typer.echo(visible(f"forgot {name}{where}; your files are untouched"))

@@ -23,7 +23,6 @@ _SHOWN_PATHS = 10  # a batch lists its files up to this many, then only counts
 
 def _say(message: str) -> None:
     """One line of the watcher's log (names in it escaped: :func:`names.visible`)."""
-
     typer.echo(f"{time.strftime('%H:%M:%S')} {visible(message)}")
 
 
@@ -293,7 +292,7 @@ def watch_command(
     if name is not None and holder is not None and name != holder:  # as nash index refuses it
         raise NashError(
             f"{root} is already indexed as collection {holder!r}: nash watch "
-            f"{shell_quote(str(root))} keeps it current (to index it under another name, "
+            f"{shell_quote(root)} keeps it current (to index it under another name, "
             f"first: nash forget {holder})"
         )
     name = name or found_name
@@ -304,7 +303,7 @@ def watch_command(
     if existing is not None and bits is not None and bits != existing.bits:
         raise NashError(
             f"collection {name!r} uses {existing.bits}-bit codes; to re-encode it with {bits} "
-            f"bits, first run: nash index {shell_quote(str(root))} --bits {bits} --retrain"
+            f"bits, first run: nash index {shell_quote(root)} --bits {bits} --retrain"
         )
     if device.startswith("cuda"):  # no GPU: say so now, not in the log at the first change
         from nashcli.methods import resolve_device
@@ -316,7 +315,7 @@ def watch_command(
         if not recorded.exists():  # its folder moved here? nash index re-points it
             raise NashError(
                 f"collection {name!r} indexes {recorded}, which is not there now; to move it "
-                f"here, first run: nash index {shell_quote(str(root))} --name {name}"
+                f"here, first run: nash index {shell_quote(root)} --name {name}"
             )
         raise NashError(
             f"collection {name!r} already indexes {recorded}; choose another name with --name"
@@ -333,7 +332,7 @@ def watch_command(
         for line in (
             f"watching {root} in the background (collection {name!r}, pid {pid}, {state})",
             f"log: {log}",
-            f"stop it with: nash watch --stop {shell_quote(str(root))}",
+            f"stop it with: nash watch --stop {shell_quote(root)}",
         ):
             typer.echo(visible(line))
         return

@@ -277,6 +277,13 @@ def _is_folder(path: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+def _passing(error: Exception) -> bool:
+    """Whether a watcher logs ``error`` and tries again later: a write that failed (a full disk
+    may clear) or anything unexpected. Any other ``NashError`` is one waiting does not mend (the
+    collection forgotten or damaged): it ends the watch with its one line."""
+    return isinstance(error, IndexWriteError) or not isinstance(error, NashError)
+
+
 @dataclass
 class BatchResult:
     """What one applied chunk did, for the caller to print."""
@@ -632,12 +639,9 @@ class Watcher:
             except IndexBusyError:
                 self._requeue(coalescer, batch)
                 return
-            except IndexWriteError as error:  # a full disk: it may pass
-                self._trouble(coalescer, batch, error)
-                return
-            except NashError:
-                raise
-            except Exception as error:  # noqa: BLE001 - a daemon reports and carries on
+            except Exception as error:  # noqa: BLE001 - a daemon reports and carries on...
+                if not _passing(error):  # ...unless the watch itself cannot go on
+                    raise
                 self._trouble(coalescer, batch, error)
                 return
             self._backoff = 0.0
@@ -664,12 +668,9 @@ class Watcher:
                 self._say(f"{error}; retrying in {self.retry_delay:g} s")
                 self._requeue(coalescer, chunk)
                 continue
-            except IndexWriteError as error:  # a full disk: it may pass
-                self._trouble(coalescer, chunk, error)
-                return
-            except NashError:
-                raise
-            except Exception as error:  # noqa: BLE001 - a daemon reports and carries on
+            except Exception as error:  # noqa: BLE001 - as above
+                if not _passing(error):
+                    raise
                 self._trouble(coalescer, chunk, error)
                 return
             self._backoff = 0.0

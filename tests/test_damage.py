@@ -510,10 +510,10 @@ def test_a_write_error_that_names_no_file_names_the_collection(notes, monkeypatc
     def too_large(*args, **kwargs):
         raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
 
-    monkeypatch.setattr(index.Writer, "new_generation", too_large)
-    line = one_error_line(run("index", str(folder), "--retrain"))
+    with monkeypatch.context() as patched:  # (undo() would also undo the test's NASH_HOME)
+        patched.setattr(index.Writer, "new_generation", too_large)
+        line = one_error_line(run("index", str(folder), "--retrain"))
     assert line.startswith("nash: error: cannot change collection 'c': File too large (")
-    monkeypatch.undo()
     assert run("similar", str(paths[0]), "--json").exit_code == 0  # the last good index
 
 

@@ -46,6 +46,23 @@ def _stop_words(stop_words: str | Sequence[str] | None) -> frozenset[str]:
     return frozenset(stop_words)
 
 
+def most_frequent_columns(counts: sp.spmatrix, limit: int) -> np.ndarray:
+    """The ``limit`` columns of ``counts`` with the largest totals, in column order; among equal
+    totals the earlier column (a vectorizer's columns are alphabetical: the word that sorts first).
+
+    scikit-learn's ``max_features`` takes them by an unstable ``argsort``, whose order among
+    equal totals is that of numpy's SIMD sort for the CPU at hand. In canonical Reuters' training
+    split 2,060 words share the 10,000th word's total and 83 of them get in: scikit-learn's 83
+    and these differed in 80, and its vocabulary of the same documents changed when numpy was
+    told not to use AVX2 (``NPY_DISABLE_CPU_FEATURES=X86_V3``). A corpus must give one vocabulary
+    on every machine, or its figures (and the VDSH release's sizes) follow the CPU.
+    """
+    totals = np.asarray(counts.sum(axis=0, dtype=np.float64)).ravel()
+    if limit >= len(totals):
+        return np.arange(len(totals))
+    return np.sort(np.argsort(-totals, kind="stable")[:limit])
+
+
 class TfidfFeatures:
     """Vocabulary + idf learned from documents; transforms texts to L2-normalised TF-IDF.
 
@@ -75,12 +92,8 @@ class TfidfFeatures:
         from sklearn.feature_extraction.text import CountVectorizer
 
         analyzer = partial(_analyze, stop_words=_stop_words(self.stop_words))
-        return CountVectorizer(
-            analyzer=analyzer,
-            max_features=self.max_features,
-            min_df=self.min_df,
-            max_df=self.max_df,
-            dtype=np.float32,
+        return CountVectorizer(  # (max_features: applied by fit_counts, ties decided)
+            analyzer=analyzer, min_df=self.min_df, max_df=self.max_df, dtype=np.float32
         )
 
     def fit(self, texts: Sequence[str]) -> TfidfFeatures:
@@ -94,12 +107,23 @@ class TfidfFeatures:
         texts = list(texts)
         if not texts:
             raise NashError("no documents to learn a vocabulary from")
+        limit = self.max_features
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise NashError(
+                f"max_features must be a whole number of at least 1 or None, not {limit!r}"
+            )
         vectorizer = self._make_vectorizer()
         try:
             counts = vectorizer.fit_transform(texts)
         except ValueError as error:  # empty vocabulary, or min_df/max_df exclude every word
             raise NashError(f"no usable words in the documents ({error})") from None
-        vocabulary = vectorizer.get_feature_names_out().tolist()
+        vocabulary = vectorizer.get_feature_names_out()
+        if limit is not None and len(vocabulary) > limit:
+            keep = most_frequent_columns(counts, limit)
+            counts, vocabulary = counts[:, keep], vocabulary[keep]
+        vocabulary = vocabulary.tolist()
         df = np.bincount(counts.indices, minlength=len(vocabulary)).astype(np.float64)
         n = counts.shape[0]
         self.vocabulary_ = vocabulary

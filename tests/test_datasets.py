@@ -564,6 +564,26 @@ def test_vdsh_release_relabels_filters_and_halves_the_test_split() -> None:
     assert notebook.counts() == {"train": 60, "validation": 8, "test": 7}
 
 
+def test_vdsh_release_sizes_do_not_depend_on_the_cpu() -> None:
+    # 200 words of the release's 10,000-word vocabulary are more frequent than the rest, then
+    # 10,500 tie (3 documents each) for the other 9,800: the first by name get in on every
+    # machine, so a query made of the last 60 has no word of it and is dropped. (With
+    # scikit-learn's max_features the CPU's sort chose them, and such a query kept most words.)
+    from nashcli.datasets import vdsh_release
+
+    words = [f"w{i:05d}" for i in range(10_500)]
+    texts = [" ".join(words[d % 10 :: 10]) for d in range(30)]
+    for d in range(3):
+        texts[d] += "".join(f" f{k:03d}" * (k + 2) for k in range(200))
+    texts += [" ".join(words[-60:]), " ".join(words[:60])]
+    corpus = Dataset(
+        "toy", [str(i) for i in range(32)], texts, [["a"]] * 32, ["train"] * 30 + ["test"] * 2
+    )
+    release = vdsh_release(corpus, words=(1, None))
+    assert release.counts() == {"train": 30, "validation": 1}  # (no test document left)
+    assert release.texts[-1] == texts[-1]
+
+
 def test_vdsh_release_strips_newsgroup_headers_quotes_and_signatures() -> None:
     from nashcli.datasets import _strip_newsgroup
 

@@ -110,6 +110,23 @@ def test_features_max_features_keeps_frequent_words():
     assert "cat" in f.vocabulary_
 
 
+def test_words_tied_at_the_vocabulary_limit_are_chosen_by_name_not_by_the_sort():
+    # 2,000 words once each and 5 in every document: the 5 get in, then 995 of the tied ones,
+    # the same 995 on every machine (scikit-learn's max_features let numpy's SIMD sort choose).
+    rng = np.random.default_rng(0)
+    tied = [f"w{i:04d}" for i in rng.permutation(2000)]
+    frequent = ["zebra", "yak", "xerus", "wolf", "vole"]
+    texts = [" ".join(frequent + tied[i : i + 100]) for i in range(0, 2000, 100)]
+    f = TfidfFeatures(max_features=1000, stop_words=None).fit(texts)
+    assert f.vocabulary_ == sorted(sorted(tied)[:995] + frequent)
+
+
+@pytest.mark.parametrize("limit", [0, -3, 2.5, True, "100"])
+def test_a_max_features_that_is_no_count_is_one_clear_error(limit):
+    with pytest.raises(NashError, match="max_features must be a whole number"):
+        TfidfFeatures(max_features=limit).fit(DOCS)
+
+
 def test_features_save_load_round_trip(tmp_path):
     f = TfidfFeatures(max_features=100).fit(DOCS)
     f.save(tmp_path)

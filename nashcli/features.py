@@ -10,6 +10,7 @@ a third view, TF-IDF over the training documents' whole vocabulary (``Problem.G_
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -109,7 +110,7 @@ class TfidfFeatures:
             raise NashError("no documents to learn a vocabulary from")
         limit = self.max_features
         if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+            isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1
         ):
             raise NashError(
                 f"max_features must be a whole number of at least 1 or None, not {limit!r}"

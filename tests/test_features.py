@@ -121,6 +121,10 @@ def test_words_tied_at_the_vocabulary_limit_are_chosen_by_name_not_by_the_sort()
     assert f.vocabulary_ == sorted(sorted(tied)[:995] + frequent)
 
 
+def test_max_features_may_be_a_numpy_integer():
+    assert TfidfFeatures(max_features=np.int64(2)).fit(DOCS).vocabulary_size == 2
+
+
 @pytest.mark.parametrize("limit", [0, -3, 2.5, True, "100"])
 def test_a_max_features_that_is_no_count_is_one_clear_error(limit):
     with pytest.raises(NashError, match="max_features must be a whole number"):

@@ -374,7 +374,7 @@ def spectral_embedding(
     else:
         start = np.random.default_rng(seed).random(n)
         values, vectors = eigsh(adjacency, k=k, which="LA", tol=1e-4, v0=start)
-    order = np.argsort(-values)[:k]
+    order = np.argsort(-values, kind="stable")[:k]  # (equal eigenvalues: the same on every CPU)
     return normalize(vectors[:, order]).astype(np.float32)
 
 

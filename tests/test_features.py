@@ -175,6 +175,22 @@ def test_knn_graph_matches_brute_force():
         np.testing.assert_allclose(sims[i], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_knn_graph_takes_tied_neighbours_by_row_not_by_the_sort():
+    # 400 copies of one document and 100 others: every copy's 50 nearest tie at similarity 1,
+    # and the graph must be the same on every CPU: the earliest other copies, in row order.
+    rng = np.random.default_rng(0)
+    copies = np.zeros((400, 20), np.float32)
+    copies[:, 0] = 1.0  # (one word: every product exact, so the ties are exact too)
+    others = rng.random((100, 20)).astype(np.float32)
+    others /= np.linalg.norm(others, axis=1, keepdims=True)
+    x = np.vstack([copies, others])
+    idx, sims = knn_graph(x, 50, chunk=128)
+    assert idx[0].tolist() == list(range(1, 51))
+    assert idx[399].tolist() == list(range(50))
+    assert idx[200].tolist() == list(range(50))
+    np.testing.assert_allclose(sims[:400], 1.0, rtol=1e-6)
+
+
 def test_knn_graph_rows_see_words_beyond_the_model_vocabulary():
     # The model keeps the 2 most frequent words; rarer shared words pair documents 0-3 and 1-2.
     docs = [

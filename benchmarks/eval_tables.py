@@ -22,7 +22,8 @@ An engine edit makes every method's runs stale by hash, even a method it does no
 supervised cell where there are any) in its recorded number of threads; a method whose figures
 come out identical to the last digit keeps its runs (``results/engine_equivalences.jsonl``), any
 other is reported and re-run as usual. A recorded figure can also differ because the machine
-did (another CPU's float kernels: a change at the 6th decimal that grows through training):
+did (another CPU's float kernels: a change at the 6th decimal that grows through training;
+and before 65177cc its sort, which chose the vocabulary among words of equal count):
 ``--carry-over --reference REV`` then re-runs each differing cell with the engine of git
 revision REV as well, by REV's own copy of this script (its hash of REV's engine must be the
 recorded engine's, so REV must be 1c41086 or later), here; where the edited engine

@@ -439,6 +439,14 @@ def over_seeds(
     return (method + (" supervised" if supervised else ""), cells)
 
 
+def counted(runs: list[dict], field: str) -> str:
+    """How many documents ``field`` counts in ``runs``: one number, or the range where the rows
+    were measured on preparations of different sizes (before 65177cc some CPUs chose another
+    vocabulary, and so another VDSH release)."""
+    low, high = min(r[field] for r in runs), max(r[field] for r in runs)
+    return f"{low:,}" if low == high else f"{low:,}–{high:,}"
+
+
 def table_section(table_id: str, runs: list[dict], bits: list[int]) -> list[str]:
     seed0 = [r for r in runs if r["seed"] == 0]
     unsup = [r for r in seed0 if not r["supervised"]]
@@ -452,8 +460,8 @@ def table_section(table_id: str, runs: list[dict], bits: list[int]) -> list[str]
     out = [
         f"## {title(table_id)}",
         "",
-        f"Database = {first['n_train']:,} training documents ({held_out}), queries = "
-        f"{first['n_test']:,} test documents; "
+        f"Database = {counted(runs, 'n_train')} training documents ({held_out}), queries = "
+        f"{counted(runs, 'n_test')} test documents; "
         f"features: {first.get('vocabulary', '?')} TF-IDF terms, built in "
         f"{fmt(first.get('feature_seconds'), 1)} s.",
         "",
@@ -544,10 +552,9 @@ def readme_snippet(runs: list[dict], bits: list[int]) -> str:
     lines: list[str] = []
     for table_id in table_order(runs):
         mine = [r for r in runs if table_name(r) == table_id]
-        first = mine[0]
         lines += [
-            f"**{title(table_id)}**: {first['n_train']:,} database documents, "
-            f"{first['n_test']:,} queries; tie-aware precision@100.",
+            f"**{title(table_id)}**: {counted(mine, 'n_train')} database documents, "
+            f"{counted(mine, 'n_test')} queries; tie-aware precision@100.",
             "",
         ]
         rows: list[tuple[str, list[str]]] = []

@@ -194,11 +194,16 @@ class TfidfFeatures:
 
     # -- persistence (JSON + npz, never pickle) --------------------------------------------------
     def get_params(self) -> dict:
+        """The settings, as plain JSON values (a numpy number given for one becomes Python's)."""
+
+        def plain(value):
+            return value.item() if isinstance(value, np.generic) else value
+
         return {
-            "max_features": self.max_features,
-            "min_df": self.min_df,
-            "max_df": self.max_df,
-            "sublinear_tf": self.sublinear_tf,
+            "max_features": plain(self.max_features),
+            "min_df": plain(self.min_df),
+            "max_df": plain(self.max_df),
+            "sublinear_tf": plain(self.sublinear_tf),
             "stop_words": self.stop_words
             if self.stop_words is None or isinstance(self.stop_words, str)
             else sorted(self.stop_words),
@@ -375,11 +380,13 @@ def knn_graph(
     itself excluded.
 
     Returns ``(indices int64 (n, k), similarities float32 (n, k))``, nearest first, and among
-    equal similarities the earlier row first (and in, where they tie for the last places), so the
-    graph is the same on every CPU: ``argpartition``'s order among ties is numpy's SIMD code's,
-    and on the 20 Newsgroups VDSH release, where 1,587 rows have ties among their 50 nearest, it
-    gave another graph when numpy was told not to use AVX2. ``k`` is capped at ``n - 1``. Exact,
-    in row chunks (memory ``chunk × n``).
+    equal similarities the earlier row first (and in, where they tie for the last places), so
+    the same similarities give the same graph on every CPU: ``argpartition``'s order among ties
+    is numpy's SIMD code's, and on the 20 Newsgroups VDSH release, where 1,587 rows have ties
+    among their 50 nearest, it gave another graph when numpy was told not to use AVX2. (Sparse
+    rows' similarities are the same everywhere; dense rows' come from BLAS, whose sums can
+    differ in the last bit between CPUs, chunk sizes and threads.) ``k`` is capped at ``n - 1``.
+    Exact, in row chunks (memory ``chunk × n``).
     """
     n = x.shape[0]
     k = max(0, min(k, n - 1))

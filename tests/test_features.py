@@ -121,8 +121,11 @@ def test_words_tied_at_the_vocabulary_limit_are_chosen_by_name_not_by_the_sort()
     assert f.vocabulary_ == sorted(sorted(tied)[:995] + frequent)
 
 
-def test_max_features_may_be_a_numpy_integer():
-    assert TfidfFeatures(max_features=np.int64(2)).fit(DOCS).vocabulary_size == 2
+def test_settings_given_as_numpy_numbers_fit_and_save(tmp_path):
+    f = TfidfFeatures(max_features=np.int64(2), min_df=np.int64(1), max_df=np.float64(1.0))
+    assert f.fit(DOCS).vocabulary_size == 2
+    f.save(tmp_path)  # (json.dumps refused numpy's int64)
+    assert TfidfFeatures.load(tmp_path).vocabulary_ == f.vocabulary_
 
 
 @pytest.mark.parametrize("limit", [0, -3, 2.5, True, "100"])

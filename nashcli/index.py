@@ -505,8 +505,9 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
     except OSError as error:  # a write's error names no file ("File too large"): name the index
         if error.filename is not None or error.errno not in _WRITE_ERRNOS:
             raise
-        reason = f"{error.strerror or error} ({directory})"
-        raise IndexWriteError(f"cannot change collection {name!r}: {reason}") from error
+        raise _unchangeable(
+            name, str(error.strerror or error), directory, IndexWriteError
+        ) from error
     finally:
         lock.release()
 
@@ -519,9 +520,12 @@ _WRITE_ERRNOS = frozenset(
 )
 
 
-def _unchangeable(name: str, reason: str, directory: Path) -> NashError:
-    """The one line for a collection whose folder cannot be written (``reason``: the OS's)."""
-    return NashError(f"cannot change collection {name!r}: {reason} ({directory})")
+def _unchangeable(
+    name: str, reason: str, directory: Path, kind: type[NashError] = NashError
+) -> NashError:
+    """The one line for a collection whose folder cannot be written (``reason``: the OS's), as
+    ``kind`` (``IndexWriteError`` for a write that may succeed later)."""
+    return kind(f"cannot change collection {name!r}: {reason} ({directory})")
 
 
 def _remove_directory(name: str, directory: Path, timeout: float) -> None:

@@ -45,6 +45,7 @@ from typing import Any
 
 from nashcli import corpus, paths
 from nashcli.errors import IndexBusyError, IndexWriteError, NashError
+from nashcli.names import from_visible, visible
 
 log = logging.getLogger(__name__)
 
@@ -1429,10 +1430,8 @@ def start_detached(
             subprocess, "CREATE_NEW_PROCESS_GROUP", 0
         )
     with open(log_path, "ab") as out:
-        from nashcli.names import visible  # (a folder's name may hold a newline)
-
         header = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} nash {' '.join(argv)}"
-        out.write(f"{visible(header)}\n".encode())
+        out.write(f"{visible(header)}\n".encode())  # (a folder's name may hold a newline)
         out.flush()
         child = subprocess.Popen(
             [sys.executable, "-c", code, *argv],
@@ -1448,8 +1447,7 @@ def start_detached(
     while time.monotonic() < deadline:
         info = read_pid_file(name)
         if child.poll() is not None:
-            from nashcli.names import from_visible  # (the log shows names escaped)
-
+            # (the log shows names escaped)
             reason = from_visible(_last_line(log_path).removeprefix("nash: error: "))
             raise NashError(f"the background watcher exited: {reason}")
         if info and info.get("pid") == child.pid and is_watching(name):

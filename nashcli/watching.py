@@ -26,6 +26,7 @@ The pieces, top to bottom:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import json
@@ -935,37 +936,34 @@ def exit_when_orphaned(parent: int | None = None, interval: float = 1.0) -> thre
     return thread
 
 
-def _refit(
-    root: Path, name: str, device: str, hasher_options: dict | None, conn: Any, parent: int
-) -> None:
-    """In a child process: refit the model on the whole folder where that is still due; send
-    back the outcome (whether it retrained)."""
-    exit_when_orphaned(parent)  # first: the watcher may be killed while this starts up
-    # A Ctrl-C at the terminal reaches the whole process group: the watcher, which then stops
-    # and ends this child itself, decides (here it printed a KeyboardInterrupt traceback).
+def _refit_main() -> None:
+    """The refit child's entry point: read its request (JSON) on stdin, refit the model on the
+    whole folder where that is still due, print the outcome (JSON: whether it retrained)."""
+    # Ignored from the first line on, though a terminal's Ctrl-C no longer reaches this process
+    # (its own process group): a `kill -INT` of it would otherwise print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    request = json.loads(sys.stdin.readline())
+    exit_when_orphaned(request["parent"])  # first: the watcher may be killed while this starts
+    out, sys.stdout = sys.stdout, sys.stderr  # the outcome is the only line on the pipe
     from nashcli import indexing
 
     with contextlib.suppress(OSError, AttributeError):
         os.nice(5)  # a background job: queries and the watcher come first
     try:
         report = indexing.index_folder(
-            root,
-            name=name,
-            device=device,
-            hasher_options=hasher_options,
+            Path(request["root"]),
+            name=request["name"],
+            device=request["device"],
+            hasher_options=request["hasher_options"],
             lock_timeout=60.0,
             create=False,
         )
-        outcome = ("ok", report.retrained)
+        outcome = {"retrained": report.retrained}
     except Exception as error:  # noqa: BLE001 - reported by the parent
-        outcome = ("error", str(error) if isinstance(error, NashError) else repr(error))
-    try:
-        conn.send(outcome)
-    except OSError:  # the watcher is gone (a broken pipe): no one to tell
-        pass
-    finally:
-        conn.close()
+        outcome = {"error": str(error) if isinstance(error, NashError) else repr(error)}
+    with contextlib.suppress(OSError):  # (a broken pipe: the watcher is gone, no one to tell)
+        out.write(json.dumps(outcome) + "\n")
+        out.flush()
 
 
 class RefitKilled(NashError):
@@ -984,32 +982,52 @@ def refit_in_subprocess(
 
     A child, not a thread: the fit's memory (hundreds of MB of activations and allocator arenas)
     goes back to the system when it exits, so a long-running watcher stays small, and the fit
-    does not compete with the watch loop for the interpreter. Raises NashError if it fails.
+    does not compete with the watch loop for the interpreter. The child runs in a process group
+    of its own, so a Ctrl-C at the terminal stops the watcher, which then ends the child, and
+    never the child itself (a `multiprocessing` child, in the terminal's group, printed a
+    KeyboardInterrupt traceback when the Ctrl-C came in the first few tenths of a second, before
+    it could ignore it). Raises NashError if it fails.
     """
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(
-        target=_refit,
-        args=(Path(root), name, device, hasher_options, send, os.getpid()),
-        daemon=True,
+    request = {
+        "root": str(root),
+        "name": name,
+        "device": device,
+        "hasher_options": hasher_options,
+        "parent": os.getpid(),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from nashcli.watching import _refit_main; _refit_main()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        close_fds=True,
+        **apart_from_terminal(),
     )
-    child.start()
-    send.close()
+    # The watcher exiting (Ctrl-C, `nash watch --stop`) ends the refit: its thread is a daemon.
+    atexit.register(_end, child)
     try:
-        outcome = receive.recv()
-    except EOFError:  # it died without a word (killed, out of memory)
-        child.join()
-        if child.exitcode is not None and child.exitcode < 0:
-            raise RefitKilled(f"the refit process was ended by signal {-child.exitcode}") from None
-        outcome = ("error", f"the refit process ended with exit code {child.exitcode}")
+        answer, _ = child.communicate(json.dumps(request).encode() + b"\n")
     finally:
-        receive.close()
-    child.join()
-    if outcome[0] != "ok":
-        raise NashError(str(outcome[1]))
-    return bool(outcome[1])
+        atexit.unregister(_end)
+    if child.returncode < 0:
+        raise RefitKilled(f"the refit process was ended by signal {-child.returncode}")
+    try:
+        outcome = json.loads(answer)
+    except ValueError:  # it died without a word (out of memory, the orphan guard)
+        raise NashError(f"the refit process ended with exit code {child.returncode}") from None
+    if "error" in outcome:
+        raise NashError(str(outcome["error"]))
+    return bool(outcome["retrained"])
+
+
+def _end(child: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Terminate ``child`` and wait for it (kill it if it lingers)."""
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _warm_up(name: str, hashers: Any, device: str = "auto") -> None:
@@ -1402,6 +1420,17 @@ class Registration:
 # --------------------------------------------------------------------------------------------
 
 
+def apart_from_terminal(detached: bool = False) -> dict[str, Any]:
+    """``subprocess.Popen`` arguments that keep a child out of the terminal's process group,
+    which a Ctrl-C there signals; ``detached``: without a console too (Windows)."""
+    if os.name == "posix":
+        return {"start_new_session": True}
+    flags = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)  # pragma: no cover - Windows
+    if detached:  # pragma: no cover - Windows
+        flags |= getattr(subprocess, "DETACHED_PROCESS", 0)
+    return {"creationflags": flags}  # pragma: no cover - Windows
+
+
 def start_detached(
     name: str, argv: Sequence[str], *, timeout: float = 60.0, settle: float = 3.0
 ) -> tuple[int, Path, bool]:
@@ -1422,13 +1451,6 @@ def start_detached(
     if log_path.exists() and not log_path.is_file():
         raise NashError(f"{log_path}: is in the way of the watcher's log (not a file)")
     code = "from nashcli.cli import main; main()"
-    kwargs: dict[str, Any] = {}
-    if os.name == "posix":
-        kwargs["start_new_session"] = True
-    else:  # pragma: no cover - Windows
-        kwargs["creationflags"] = getattr(subprocess, "DETACHED_PROCESS", 0) | getattr(
-            subprocess, "CREATE_NEW_PROCESS_GROUP", 0
-        )
     with open(log_path, "ab") as out:
         header = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} nash {' '.join(argv)}"
         out.write(f"{visible(header)}\n".encode())  # (a folder's name may hold a newline)
@@ -1440,7 +1462,7 @@ def start_detached(
             stderr=subprocess.STDOUT,
             close_fds=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            **kwargs,
+            **apart_from_terminal(detached=True),
         )
     deadline = time.monotonic() + timeout
     registered = None

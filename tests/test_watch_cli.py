@@ -73,7 +73,11 @@ def indexed(path: Path, name: str = "notes") -> bool:
 class Watch:
     """`nash watch` in a child process; its output goes to a file the test can poll."""
 
-    def __init__(self, root: Path, tmp: Path, *args: str, epochs: int = 2) -> None:
+    def __init__(
+        self, root: Path, tmp: Path, *args: str, epochs: int = 2, terminal: bool = False
+    ) -> None:
+        """``terminal``: in a process group of its own, as a shell's foreground job, so that
+        :meth:`ctrl_c` can signal the whole group as a terminal's Ctrl-C does."""
         self.out = tmp / f"watch-{time.monotonic_ns()}.log"
         self.handle = open(self.out, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -81,6 +85,7 @@ class Watch:
             stdout=self.handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=terminal,  # (its own process group)
         )
 
     def output(self) -> str:
@@ -90,8 +95,13 @@ class Watch:
         wait_until(lambda: text in self.output() or self.proc.poll() is not None, what=repr(text))
         assert text in self.output(), self.output()
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
+    def ctrl_c(self) -> int:
+        """SIGINT to the watcher's process group (it must have been started with ``terminal``)."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        return self.stop(sig=None)
+
+    def stop(self, sig: int | None = signal.SIGTERM) -> int:
+        if sig is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(TIMEOUT)
@@ -169,6 +179,41 @@ def test_the_model_is_refit_in_the_background_once_the_collection_grew(notes, tm
             assert all(snap.doc_by_path(str(p)) is not None for p in grown)
     finally:
         assert watch.stop() == 0, watch.output()
+
+
+def _refit_children() -> list[int]:
+    """Pids of refit processes of this test's NASH_HOME still running."""
+    home = f"NASH_HOME={os.environ['NASH_HOME']}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            mine = b"_refit_main" in (proc / "cmdline").read_bytes()
+            if mine and home in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_ctrl_c_during_a_background_retrain_stops_the_watcher_and_ends_the_refit(notes, tmp_path):
+    """The terminal signals its whole foreground group. The refit child used to be in it and,
+    signalled while it started, printed a KeyboardInterrupt traceback."""
+    watch = Watch(notes, tmp_path, epochs=2000, terminal=True)  # a refit that outlasts Ctrl-C
+    try:
+        watch.wait_for("up to date: 24 documents")
+        for i in range(8):  # past a quarter of 24: a retrain is due
+            (notes / f"grown-{i}.txt").write_text(text_about(list(TOPICS)[i % 3], 3000 + i))
+        watch.wait_for("retraining the model in the background")
+    finally:
+        code = watch.ctrl_c()
+    out = watch.output()
+    assert code == 0 and "stopped watching 'notes'" in out, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert "stopping during a background retrain: the current model stays" in out
+    wait_until(lambda: not _refit_children(), timeout=10, what="the refit child to end")
+    with Collection.open("notes").snapshot() as snap:
+        assert snap.generation == 1  # the current model stayed
 
 
 def test_detach_status_and_stop(notes):

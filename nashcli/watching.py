@@ -29,6 +29,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -942,8 +943,11 @@ def _refit_main() -> None:
     # Ignored from the first line on, though a terminal's Ctrl-C no longer reaches this process
     # (its own process group): a `kill -INT` of it would otherwise print a traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    request = json.loads(sys.stdin.readline())
-    exit_when_orphaned(request["parent"])  # first: the watcher may be killed while this starts
+    line = sys.stdin.readline()
+    if not line:  # the watcher is gone before it said what to do
+        return
+    request = json.loads(line)
+    exit_when_orphaned(request["parent"])  # the watcher may be killed while this starts up
     out, sys.stdout = sys.stdout, sys.stderr  # the outcome is the only line on the pipe
     from nashcli import indexing
 
@@ -995,6 +999,7 @@ def refit_in_subprocess(
         "hasher_options": hasher_options,
         "parent": os.getpid(),
     }
+    line = json.dumps(request).encode() + b"\n"
     child = subprocess.Popen(
         [sys.executable, "-c", "from nashcli.watching import _refit_main; _refit_main()"],
         stdin=subprocess.PIPE,
@@ -1003,11 +1008,12 @@ def refit_in_subprocess(
         **apart_from_terminal(),
     )
     # The watcher exiting (Ctrl-C, `nash watch --stop`) ends the refit: its thread is a daemon.
-    atexit.register(_end, child)
+    end_child = functools.partial(_end, child)
+    atexit.register(end_child)
     try:
-        answer, _ = child.communicate(json.dumps(request).encode() + b"\n")
+        answer, _ = child.communicate(line)
     finally:
-        atexit.unregister(_end)
+        atexit.unregister(end_child)
     if child.returncode < 0:
         raise RefitKilled(f"the refit process was ended by signal {-child.returncode}")
     try:

@@ -43,7 +43,11 @@ DATASETS = ROOT.parent / "shared" / "datasets"
 
 
 def neighbour_precision(neighbors: np.ndarray, labels: np.ndarray, k: int) -> float:
-    return float((labels[neighbors[:, :k]] & labels[:, None, :]).any(axis=2).mean())
+    """Share of each row's ``k`` nearest that share a label with it; a row's own index (the
+    graph's padding where fewer than ``k`` documents share a word with it) counts as a miss."""
+    near = neighbors[:, :k]
+    hit = (labels[near] & labels[:, None, :]).any(axis=2)
+    return float((hit & (near != np.arange(len(near))[:, None])).mean())
 
 
 def cluster_precision(one_hot: np.ndarray, labels: np.ndarray) -> float:

@@ -362,11 +362,15 @@ def spectral_embedding(
     from sklearn.preprocessing import normalize
 
     n, width = neighbors.shape
-    rows = np.repeat(np.arange(n), width)
-    weights = np.maximum(similarities.ravel(), 1e-6).astype(np.float64)
-    graph = sp.csr_matrix((weights, (rows, neighbors.ravel())), shape=(n, n))
+    rows, cols = np.repeat(np.arange(n), width), neighbors.ravel()
+    edge = cols != rows  # a row's own index pads a row short of neighbours: no edge (a self-loop
+    # would make a document with no neighbours a component of its own, worth an eigenvector)
+    weights = np.maximum(similarities.ravel()[edge], 1e-6).astype(np.float64)
+    graph = sp.csr_matrix((weights, (rows[edge], cols[edge])), shape=(n, n))
     graph = (graph + graph.T).tocsr()
-    scale = sp.diags(1.0 / np.sqrt(np.asarray(graph.sum(axis=1)).ravel()))
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    with np.errstate(divide="ignore"):
+        scale = sp.diags(np.where(degree > 0, 1.0 / np.sqrt(degree), 0.0))
     adjacency = scale @ graph @ scale
     k = max(1, min(dims, n - 1))
     if n <= 4 * k + 2:  # too small for ARPACK: a dense solve
@@ -419,12 +423,17 @@ def neighbour_mix(neighbors: np.ndarray, weight: float) -> sp.csr_matrix:
 
     ``mix @ counts`` is each document's own counts plus ``weight`` × its neighbours' mean counts:
     the words its neighbourhood uses (NbrReg/SNUH-style smoothing of the reconstruction target).
+    A row's own index among its neighbours is no neighbour (``knn_graph``'s padding): the mean
+    is over the others, and a document with none reconstructs its own words alone.
     """
     n, k = neighbors.shape
-    rows = np.concatenate([np.arange(n), np.repeat(np.arange(n), k)])
-    cols = np.concatenate([np.arange(n), neighbors.ravel()])
-    vals = np.concatenate([np.ones(n, np.float32), np.full(n * k, weight / k, np.float32)])
-    return sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    own = np.arange(n)
+    edge = neighbors != own[:, None]
+    share = weight / np.maximum(edge.sum(axis=1), 1)
+    rows = np.concatenate([own, np.repeat(own, k)[edge.ravel()]])
+    cols = np.concatenate([own, neighbors[edge]])
+    vals = np.concatenate([np.ones(n, np.float32), np.repeat(share, edge.sum(axis=1))])
+    return sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n, n))
 
 
 def encode_rows(model, x: sp.csr_matrix, device: str = "auto") -> np.ndarray:

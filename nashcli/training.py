@@ -544,7 +544,7 @@ def pair_loss(
     "pull": mean squared distance. "nce": InfoNCE, the neighbour must be the most similar code
     among the batch's neighbours (the others act as negatives), similarity = cosine of 2h − 1.
     """
-    nbrs = data.neighbors[rows, rng.integers(0, data.neighbors.shape[1], size=len(rows))]
+    nbrs = pair_partners(data.neighbors, rows, rng)
     h_nbr = model.probabilities(input_rows(model, data.X, nbrs, device))
     if config.pair_mode == "pull":
         return ((h - h_nbr) ** 2).sum(dim=1).mean()
@@ -552,3 +552,14 @@ def pair_loss(
     logits = (a @ b.T) / (a.shape[1] * config.temperature)
     target = torch.arange(len(rows), device=device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def pair_partners(neighbors: np.ndarray, rows: np.ndarray, rng) -> np.ndarray:
+    """One random neighbour of each of ``rows``: uniform over the row's real neighbours, where
+    ``knn_graph`` padded it with its own index; a document with none is its own partner."""
+    partners = neighbors[rows, rng.integers(0, neighbors.shape[1], size=len(rows))]
+    for i in np.flatnonzero(partners == rows):  # (rare: drawn only where there is padding)
+        others = neighbors[rows[i]][neighbors[rows[i]] != rows[i]]
+        if len(others):
+            partners[i] = others[rng.integers(0, len(others))]
+    return partners

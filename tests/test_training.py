@@ -184,6 +184,57 @@ def test_spectral_clusters_recover_topics(per_topic):
     assert len(pairs) == 3 and len({c for _, c in pairs}) == 3
 
 
+def test_documents_that_share_no_word_take_no_eigenvector_and_no_topic():
+    # Three topics and three documents of words no other uses: the graph pads those with their
+    # own index, which must not become self-loops (each a component of its own, worth one of
+    # the three eigenvectors) nor edges to the first rows.
+    from nashcli.features import TfidfFeatures, knn_graph
+
+    rng = np.random.default_rng(0)
+    names = list(TOPICS)
+    texts, topic_of = [], []
+    for t, name in enumerate(names):  # (a few words of the next topic: a connected graph)
+        other = TOPICS[names[(t + 1) % len(names)]]
+        for _ in range(40):
+            words = list(rng.choice(TOPICS[name], size=10)) + list(rng.choice(other, size=2))
+            texts.append(" ".join(words))
+            topic_of.append(t)
+    texts += ["zyx wvu", "qpo nml", "kji hgf"]
+    x = TfidfFeatures().fit(texts).transform(texts)
+    neighbors, similarities = knn_graph(x, 50)
+    assert (neighbors[-3:] == np.arange(120, 123)[:, None]).all()
+    embedding = methods.spectral_embedding(neighbors, similarities, 3)
+    clusters = methods.spectral_clusters(embedding, 3).argmax(axis=1)[:120]
+    pairs = set(zip(topic_of, clusters, strict=True))
+    assert len(pairs) == 3 and len({c for _, c in pairs}) == 3
+
+
+def test_a_document_without_neighbours_reconstructs_its_own_words():
+    # Rows padded with their own index: the mean is over the real neighbours only, and a row
+    # with none keeps its own counts (before, the padding was rows 0, 1, ...: their words).
+    neighbours = np.array([[1, 2, 0], [0, 1, 1], [2, 2, 2]])
+    mix = methods.neighbour_mix(neighbours, 8.0).toarray()
+    np.testing.assert_allclose(mix[0], [1, 4, 4])
+    np.testing.assert_allclose(mix[1], [8, 1, 0])
+    np.testing.assert_allclose(mix[2], [0, 0, 1])
+    full = np.array([[1, 2], [0, 2], [0, 1]])
+    np.testing.assert_allclose(
+        methods.neighbour_mix(full, 8.0).toarray(), np.eye(3) + 4 * (1 - np.eye(3))
+    )
+
+
+def test_contrastive_partners_are_real_neighbours_where_there_are_any():
+    from nashcli.training import pair_partners
+
+    neighbours = np.array([[1, 0, 0, 0], [0, 2, 3, 1], [2, 2, 2, 2], [2, 3, 3, 3]])
+    rows = np.array([0, 1, 2, 3] * 50)
+    partners = pair_partners(neighbours, rows, np.random.default_rng(0))
+    assert set(partners[rows == 0]) == {1}
+    assert set(partners[rows == 1]) == {0, 2, 3}
+    assert set(partners[rows == 2]) == {2}  # none: its own partner
+    assert set(partners[rows == 3]) == {2}
+
+
 def test_pseudo_labels_of_duplicate_documents_print_no_warning():
     # A small folder of copies has fewer distinct rows than clusters: no warning in the output.
     import warnings

@@ -55,7 +55,7 @@ ENGINE_ROOT = Path(os.environ.get("NASH_ENGINE_ROOT") or ROOT)
 sys.path.insert(0, str(ENGINE_ROOT))
 sys.path.append(str(Path(__file__).resolve().parent))  # its neighbours, however it is loaded
 
-from revisions import cpu_name, reference_worktree  # noqa: E402
+from revisions import cpu_model, cpu_name, reference_worktree  # noqa: E402
 
 from nashcli import evaluation  # noqa: E402
 from nashcli.datasets import load_dataset  # noqa: E402
@@ -198,6 +198,8 @@ def machine(device: str) -> dict:
     resolved = resolve_device(device)
     info = {
         "cpu": cpu,
+        "cpu_model": cpu_model(),  # (recorded from 2026-12-06 17:30 UTC on)
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),  # its kernels' SIMD
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch": torch.__version__,

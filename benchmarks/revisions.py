@@ -79,6 +79,26 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_model() -> str | None:
+    """The CPU's family, model and stepping (from /proc/cpuinfo where there is one): one model
+    name ("AMD EPYC") can cover several generations, whose float kernels differ."""
+    try:
+        fields = dict(
+            (key.strip(), value.strip())
+            for key, _, value in (
+                line.partition(":") for line in Path("/proc/cpuinfo").read_text().splitlines()
+            )
+            if key.strip() in ("cpu family", "model", "stepping")
+        )
+    except OSError:
+        return None
+    if not fields:
+        return None
+    return " ".join(
+        f"{key} {fields[key]}" for key in ("cpu family", "model", "stepping") if key in fields
+    )
+
+
 def indexed_folder(scratch: Path, docs: int, epochs: int) -> tuple[Path, dict[str, str], int]:
     """``docs`` files (``large_folder.write_folder``) under ``scratch``, indexed once by this
     tree with a model trained ``epochs`` epochs: ``(folder, environment, documents indexed)``,

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from nashcli.datasets import load_dataset  # noqa: E402
 from nashcli.evaluation import prepare, score_exact  # noqa: E402
-from nashcli.features import knn_graph  # noqa: E402
+from nashcli.features import knn_graph, real_neighbours  # noqa: E402
 from nashcli.methods import cluster_labels, spectral_clusters, spectral_embedding  # noqa: E402
 from nashcli.metrics import precision_at_k  # noqa: E402
 
@@ -47,7 +47,7 @@ def neighbour_precision(neighbors: np.ndarray, labels: np.ndarray, k: int) -> fl
     graph's padding where fewer than ``k`` documents share a word with it) counts as a miss."""
     near = neighbors[:, :k]
     hit = (labels[near] & labels[:, None, :]).any(axis=2)
-    return float((hit & (near != np.arange(len(near))[:, None])).mean())
+    return float((hit & real_neighbours(near)).mean())
 
 
 def cluster_precision(one_hot: np.ndarray, labels: np.ndarray) -> float:

@@ -393,7 +393,8 @@ def knn_graph(
     read a row's own index as "no neighbour": the padding used to be whichever dissimilar rows
     came first, the lowest row numbers, and a document with no neighbours learnt its
     neighbourhood's words from documents 0-49 (13 of TMC's 19,367 training documents; in
-    folders of 200 Reuters articles, 12 with 15 such slots on average).
+    folders of random single-label Reuters articles, 95 % of the documents at 50 articles,
+    12 % at 100, 1 % at 200). :func:`real_neighbours` tells the padding apart.
     """
     n = x.shape[0]
     k = max(0, min(k, n - 1))
@@ -421,6 +422,12 @@ def knn_graph(
             part_s[alone] = 0.0
         indices[start:stop], sims[start:stop] = part, part_s
     return indices, sims
+
+
+def real_neighbours(neighbors: np.ndarray) -> np.ndarray:
+    """bool (n, k): which entries of a :func:`knn_graph` index matrix are real neighbours,
+    not the padding (a row's own index) of a row short of documents sharing a word with it."""
+    return neighbors != np.arange(len(neighbors))[:, None]
 
 
 def _take_ties_in_order(s: np.ndarray, part: np.ndarray, part_s: np.ndarray) -> None:

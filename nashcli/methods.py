@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from nashcli.errors import NashError
-from nashcli.features import Problem, knn_graph
+from nashcli.features import Problem, knn_graph, real_neighbours
 
 
 @dataclass(frozen=True)
@@ -363,8 +363,8 @@ def spectral_embedding(
 
     n, width = neighbors.shape
     rows, cols = np.repeat(np.arange(n), width), neighbors.ravel()
-    edge = cols != rows  # a row's own index pads a row short of neighbours: no edge (a self-loop
-    # would make a document with no neighbours a component of its own, worth an eigenvector)
+    edge = real_neighbours(neighbors).ravel()  # the padding makes no edge (a self-loop would
+    # make a document with no neighbours a component of its own, worth an eigenvector)
     weights = np.maximum(similarities.ravel()[edge], 1e-6).astype(np.float64)
     graph = sp.csr_matrix((weights, (rows[edge], cols[edge])), shape=(n, n))
     graph = (graph + graph.T).tocsr()
@@ -428,11 +428,12 @@ def neighbour_mix(neighbors: np.ndarray, weight: float) -> sp.csr_matrix:
     """
     n, k = neighbors.shape
     own = np.arange(n)
-    edge = neighbors != own[:, None]
-    share = weight / np.maximum(edge.sum(axis=1), 1)
+    edge = real_neighbours(neighbors)
+    counts = edge.sum(axis=1)
+    share = weight / np.maximum(counts, 1)
     rows = np.concatenate([own, np.repeat(own, k)[edge.ravel()]])
     cols = np.concatenate([own, neighbors[edge]])
-    vals = np.concatenate([np.ones(n, np.float32), np.repeat(share, edge.sum(axis=1))])
+    vals = np.concatenate([np.ones(n, np.float32), np.repeat(share, counts)])
     return sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n, n))
 
 

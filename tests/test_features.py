@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from nashcli.errors import NashError
-from nashcli.features import TfidfFeatures, carve_validation, knn_graph, make_problem
+from nashcli.features import (
+    TfidfFeatures,
+    carve_validation,
+    knn_graph,
+    make_problem,
+    real_neighbours,
+)
 from nashcli.tokens import tokenize
 
 DOCS = [
@@ -179,6 +185,7 @@ def test_knn_graph_matches_brute_force():
         np.testing.assert_allclose(sims[i, :real], expected, rtol=1e-5, atol=1e-6)
         # documents sharing no word with it are no neighbours: its own index pads the row
         assert (idx[i, real:] == i).all() and (sims[i, real:] == 0).all()
+        assert real_neighbours(idx)[i].tolist() == [True] * real + [False] * (4 - real)
     assert (idx == np.arange(5)[:, None]).any()  # (the test needs a row short of neighbours)
 
 

@@ -75,7 +75,8 @@ def test_time_budget_never_cuts_training_below_min_epochs():
         ["stock", "market", "shares", "bank", "bond", "trader", "profit", "dividend"],
         ["rocket", "orbit", "planet", "moon", "astronaut", "launch", "galaxy", "telescope"],
     ]
-    texts = [" ".join(rng.choice(words, size=12)) for words in topics for _ in range(40)]
+    per_topic = 40
+    texts = [" ".join(rng.choice(words, size=12)) for words in topics for _ in range(per_topic)]
     hasher = SemanticHasher(n_bits=64, time_budget=0.0).fit(texts)
     assert hasher.train_info_["epochs"] >= TrainConfig().min_epochs
     codes = hasher.encode(texts)
@@ -83,7 +84,7 @@ def test_time_budget_never_cuts_training_below_min_epochs():
     # and they rank: every document's nearest other document is of its own topic
     distance = (codes[:, None, :] != codes[None, :, :]).sum(axis=2)
     np.fill_diagonal(distance, codes.shape[1] + 1)
-    topic = np.repeat(np.arange(len(topics)), 40)
+    topic = np.repeat(np.arange(len(topics)), per_topic)
     assert (topic[distance.argmin(axis=1)] == topic).all()
 
 

@@ -231,6 +231,39 @@ def run_key(run: dict) -> tuple:
     return tuple(run[field] for field in PLAN_FIELDS)
 
 
+def searched_whole_training_split(run: dict) -> bool:
+    """Whether ``run``'s database was the corpus's whole training split, as it is since the
+    validation part carved from the training split is searched too (runs record
+    ``val_searched``). Earlier runs of a canonical split whose validation part was carved (a
+    tenth of the training split) searched the training part without it: their figures are of
+    another protocol, so they count as not done."""
+    if "val_searched" in run:
+        return True
+    carved = run["split"] == "canonical" and run["n_val"] == round(
+        0.1 * (run["n_train"] + run["n_val"])
+    )
+    return not carved
+
+
+def database_note(runs: list[dict]) -> str:
+    """What a table's database is, from its runs (a table being re-run may mix both)."""
+    old = [r for r in runs if not searched_whole_training_split(r)]
+    if not old:
+        if any(r.get("val_searched") for r in runs):
+            return "the whole training split; a fixed 10% of it also guides early stopping"
+        first = runs[0]
+        return f"{first['n_val']:,} validation documents held out for early stopping"
+    if len(old) == len(runs):
+        return (
+            "the training split without the fixed 10% of it held out for early stopping, "
+            "the protocol before 2026-12-07"
+        )
+    return (
+        f"{len(runs) - len(old)} of {len(runs)} runs searched the whole training split, "
+        f"{len(old)} (before 2026-12-07) the training split without its validation tenth"
+    )
+
+
 def coverage(dataset: str, methods: list[str], bits: list[int], split: str) -> list[dict]:
     return [
         dict(dataset=dataset, split=split, method=m, bits=b, supervised=False, seed=0)
@@ -454,15 +487,11 @@ def table_section(table_id: str, runs: list[dict], bits: list[int]) -> list[str]
     unsup = [r for r in seed0 if not r["supervised"]]
     sup = [r for r in seed0 if r["supervised"]]
     first = runs[0]
-    held_out = (
-        f"{first['n_val']:,} validation documents held out for early stopping"
-        if first["split"] == "random"
-        else "a fixed 10% of the training split is held out for early stopping"
-    )
     out = [
         f"## {title(table_id)}",
         "",
-        f"Database = {counted(runs, 'n_train')} training documents ({held_out}), queries = "
+        f"Database = {counted(runs, 'n_train')} training documents ({database_note(runs)}), "
+        "queries = "
         f"{counted(runs, 'n_test')} test documents; "
         f"features: {first.get('vocabulary', '?')} TF-IDF terms, built in "
         f"{fmt(first.get('feature_seconds'), 1)} s.",
@@ -555,8 +584,9 @@ def readme_snippet(runs: list[dict], bits: list[int]) -> str:
     for table_id in table_order(runs):
         mine = [r for r in runs if table_name(r) == table_id]
         lines += [
-            f"**{title(table_id)}**: {counted(mine, 'n_train')} database documents, "
-            f"{counted(mine, 'n_test')} queries; tie-aware precision@100.",
+            f"**{title(table_id)}**: {counted(mine, 'n_train')} database documents "
+            f"({database_note(mine)}), {counted(mine, 'n_test')} queries; tie-aware "
+            "precision@100.",
             "",
         ]
         rows: list[tuple[str, list[str]]] = []
@@ -675,10 +705,10 @@ def execute(run: dict, args: argparse.Namespace, problems: dict, prints: dict, m
     if key not in problems:
         t0 = time.perf_counter()
         corpus = load_dataset(run["dataset"], args.data_dir)
-        problem, _ = evaluation.prepare(corpus, run["split"], seed=key[2])
+        problem, splits = evaluation.prepare(corpus, run["split"], seed=key[2])
         problems.clear()  # one corpus in memory at a time
-        problems[key] = (problem, time.perf_counter() - t0)
-    problem, feature_seconds = problems[key]
+        problems[key] = (problem, splits.val_from_train, time.perf_counter() - t0)
+    problem, val_searched, feature_seconds = problems[key]
     result = evaluation.run_method(
         problem,
         run["method"],
@@ -686,6 +716,7 @@ def execute(run: dict, args: argparse.Namespace, problems: dict, prints: dict, m
         supervised=run["supervised"],
         seed=run["seed"],
         device=args.device,
+        include_val=val_searched,
     )
     return {
         **{field: run[field] for field in PLAN_FIELDS},
@@ -693,8 +724,9 @@ def execute(run: dict, args: argparse.Namespace, problems: dict, prints: dict, m
         "precision_at_100": result.precision_at_100,
         "precision_at_100_tie_aware": result.precision_at_100_tie_aware,
         "train_seconds": round(result.train_seconds, 3),
-        "n_train": problem.X_train.shape[0],
+        "n_train": problem.X_train.shape[0] + (problem.X_val.shape[0] if val_searched else 0),
         "n_val": problem.X_val.shape[0],
+        "val_searched": val_searched,  # the validation part is in the database (n_train)
         "n_test": problem.X_test.shape[0],
         "vocabulary": problem.X_train.shape[1],
         "feature_seconds": round(feature_seconds, 3),
@@ -921,7 +953,13 @@ def main(argv: list[str] | None = None) -> int:
     prints = fingerprints(args.methods)
     recorded = read_log(args.out)
     current = (
-        [] if args.rerun else [r for r in recorded if r.get("engine") == prints.get(r["method"])]
+        []
+        if args.rerun
+        else [
+            r
+            for r in recorded
+            if r.get("engine") == prints.get(r["method"]) and searched_whole_training_split(r)
+        ]
     )
     done_keys = {run_key(r) for r in current}
     meta = {"commit": git_commit(), "machine": machine(args.device), "updated": None}
@@ -945,7 +983,11 @@ def main(argv: list[str] | None = None) -> int:
     while True:
         if not args.rerun:  # workers started side by side share the log: pick up their runs
             for r in read_log(args.out):
-                if r.get("engine") == prints.get(r["method"]) and run_key(r) not in done_keys:
+                if (
+                    r.get("engine") == prints.get(r["method"])
+                    and searched_whole_training_split(r)
+                    and run_key(r) not in done_keys
+                ):
                     current.append(r)
                     done_keys.add(run_key(r))
         busy = claimed_by_others(claims)

@@ -60,11 +60,20 @@ def warm_up(device: str) -> float:
     return time.perf_counter() - start
 
 
-def measure(problem, method: str, bits: int, supervised: bool, device: str) -> dict:
-    """One ``nash eval`` cell on ``device``: precision and train seconds."""
+def measure(prepared, method: str, bits: int, supervised: bool, device: str) -> dict:
+    """One ``nash eval`` cell on ``device`` (``prepared``: ``prepare``'s problem and splits):
+    precision and train seconds."""
     from nashcli.evaluation import run_method
 
-    result = run_method(problem, method, bits, supervised=supervised, device=device)
+    problem, splits = prepared
+    result = run_method(
+        problem,
+        method,
+        bits,
+        supervised=supervised,
+        device=device,
+        include_val=splits.val_from_train,  # the database is the whole training split
+    )
     return {
         "precision_at_100_tie_aware": round(result.precision_at_100_tie_aware, 4),
         "train_seconds": round(result.train_seconds, 2),
@@ -111,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         supervised = bits_text.endswith("+sup")
         bits = int(bits_text.removesuffix("+sup"))
         if name not in problems:
-            problems[name] = prepare(load_dataset(name, data_dir=args.data_dir))[0]
+            problems[name] = prepare(load_dataset(name, data_dir=args.data_dir))
         row = {"dataset": name, "method": method, "bits": bits, "supervised": supervised}
         row["cuda"] = measure(problems[name], method, bits, supervised, args.device)
         if run in cpu_reference:

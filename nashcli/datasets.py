@@ -98,13 +98,16 @@ class Dataset:
 class Splits:
     """Document indices (into a :class:`Dataset`) of the three evaluation parts.
 
-    ``train`` is the database and what a model learns from, ``val`` guides early stopping and is
-    never searched, ``test`` holds the queries.
+    ``train`` is what a model learns from, ``val`` guides early stopping, ``test`` holds the
+    queries. The database is the corpus's training split: ``train`` alone where validation is a
+    part of its own (a random split, the VDSH release), ``train`` and ``val`` together where
+    ``val`` was carved from the training split (``val_from_train``).
     """
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    val_from_train: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,7 +710,7 @@ def make_splits(
 
     ``canonical``: the corpus's own split; validation = the file's ``validation`` documents if
     any, else ``val_fraction`` of the training split chosen by a fixed permutation (the same for
-    every seed, so every run searches the same database). ``random``: a ``seed``-ed shuffle of all
+    every seed), which stays in the database. ``random``: a ``seed``-ed shuffle of all
     documents into 60/20/20 train/validation/test (the VDSH release's own layout is
     :func:`vdsh_release`).
     """
@@ -732,6 +735,7 @@ def make_splits(
             n_val = int(round(val_fraction * len(train)))
             val = np.sort(train[order[:n_val]])
             train = np.sort(train[order[n_val:]])
+            return Splits(train, val, test, val_from_train=True)
         return Splits(train, val, test)
     if mode == "random":
         n = len(dataset)

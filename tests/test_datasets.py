@@ -497,12 +497,13 @@ def test_canonical_split_carves_validation_from_train_the_same_for_every_seed() 
     assert not set(first.train) & set(first.val)
     assert np.array_equal(first.val, other.val)  # the database does not depend on --seed
     assert not np.array_equal(first.val, np.arange(20))  # not simply the first documents
+    assert first.val_from_train  # so the database (the training split) includes it
 
 
 def test_canonical_split_uses_a_files_own_validation_documents() -> None:
     splits = make_splits(_corpus(30, 10, validation=5), "canonical")
     assert np.array_equal(splits.val, np.arange(30, 35))
-    assert len(splits.train) == 30
+    assert len(splits.train) == 30 and not splits.val_from_train
 
 
 def test_canonical_split_needs_train_and_test() -> None:
@@ -517,6 +518,7 @@ def test_random_split_is_a_seeded_60_20_20_shuffle() -> None:
     assert sorted(np.concatenate([a.train, a.val, a.test])) == list(range(100))
     assert np.array_equal(a.test, b.test)
     assert not np.array_equal(a.test, c.test)
+    assert not a.val_from_train  # a part of its own, never searched
     with pytest.raises(NashError, match="unknown split"):
         make_splits(dataset, "kfold")
 

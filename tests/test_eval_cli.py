@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from nashcli.cli import app
 from nashcli.datasets import write_jsonl
-from tests.test_evaluation import _fake_fit_encode, topic_corpus
+from tests.test_evaluation import install_fake_engine, topic_corpus
 
 runner = CliRunner()
 
@@ -28,7 +28,7 @@ def corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_engine(monkeypatch) -> list:
     calls: list = []
-    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode(calls))
+    install_fake_engine(monkeypatch, calls)
     return calls
 
 
@@ -48,7 +48,9 @@ def test_json_output_is_one_document(corpus: Path, fake_engine: list) -> None:
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)  # nothing else on stdout
     assert document["dataset"] == "tiny"
-    assert (document["n_train"], document["n_test"]) == (32, 12)  # 4 carved for validation
+    # The database is the whole training split: the 4 documents carved from it for early
+    # stopping are searched too.
+    assert (document["n_train"], document["n_test"]) == (36, 12)
     rows = [(r["method"], r["bits"]) for r in document["results"]]
     assert rows == [("nash-dn", 8), ("nash-dn", 16), ("lsh", 8), ("lsh", 16), ("tfidf", 0)]
     for row in document["results"]:
@@ -67,11 +69,11 @@ def test_table_lists_methods_and_bit_lengths(corpus: Path, fake_engine: list) ->
     # Progress stays off when stderr is not a terminal; what is left is the note on this tiny
     # database (32 documents: "precision@100" is the precision of all of them).
     assert result.stderr.splitlines() == [
-        "nash: note: the database holds 32 documents, fewer than 100: precision@100 is the "
-        "precision of all 32, the same for every method"
+        "nash: note: the database holds 36 documents, fewer than 100: precision@100 is the "
+        "precision of all 36, the same for every method"
     ]
     first = result.stdout.splitlines()[0]  # whole on the first line, for `| head -1`
-    assert first == "precision@100 on tiny: 32 database documents, 12 queries"
+    assert first == "precision@100 on tiny: 36 database documents, 12 queries"
     exact = runner.invoke(app, ["eval", str(corpus), "--bits", "8,16", "--methods", "tfidf"])
     assert exact.exit_code == 0 and "no hashing" in exact.stdout
     assert "8 bits" not in exact.stdout  # no empty columns for a method without codes
@@ -123,7 +125,8 @@ def test_save_codes_writes_packed_codes(corpus: Path, fake_engine: list, tmp_pat
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["lsh-16.npz", "lsh-8.npz"]
     with np.load(out / "lsh-16.npz") as saved:
-        assert saved["train_codes"].shape == (32, 2) and saved["train_codes"].dtype == np.uint8
+        assert saved["train_codes"].shape == (36, 2) and saved["train_codes"].dtype == np.uint8
+        assert saved["train_labels"].shape == (36, 3)  # the database's labels, row for row
         assert saved["test_labels"].shape == (12, 3) and saved["test_labels"].dtype == bool
 
 

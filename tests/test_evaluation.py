@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from nashcli import evaluation
 from nashcli.datasets import Dataset
@@ -62,12 +63,17 @@ def test_parse_methods() -> None:
         evaluation.parse_methods("nash,bert")
 
 
-def test_exact_tfidf_matches_brute_force_cosine() -> None:
-    problem, _ = evaluation.prepare(topic_corpus(120, test_every=4))
+@pytest.mark.parametrize("include_val", [False, True])
+def test_exact_tfidf_matches_brute_force_cosine(include_val: bool) -> None:
+    problem, splits = evaluation.prepare(topic_corpus(120, test_every=4))
+    assert splits.val_from_train  # the canonical split carved validation from training
     k = 5
-    positional, tie_aware = evaluation.score_exact(problem, k=k)
-    sims = (problem.X_test @ problem.X_train.T).toarray()
-    hits = (problem.Y_test.astype(int) @ problem.Y_train.T.astype(int)) > 0
+    positional, tie_aware = evaluation.score_exact(problem, k=k, include_val=include_val)
+    x_db, y_db = problem.X_train, problem.Y_train
+    if include_val:  # the database: the training part, then the validation part
+        x_db, y_db = sp.vstack([x_db, problem.X_val]), np.vstack([y_db, problem.Y_val])
+    sims = (problem.X_test @ x_db.T).toarray()
+    hits = (problem.Y_test.astype(int) @ y_db.T.astype(int)) > 0
     expected = []
     for q in range(sims.shape[0]):
         order = np.lexsort((np.arange(sims.shape[1]), -sims[q]))[:k]  # ties by database position
@@ -76,25 +82,27 @@ def test_exact_tfidf_matches_brute_force_cosine() -> None:
     assert 0.9 < tie_aware <= 1.0  # disjoint topic vocabularies: nearly every neighbour is a hit
 
 
-def _fake_fit_encode(calls: list):
+def install_fake_engine(monkeypatch, calls: list) -> None:
     """A stand-in engine whose codes are the label one-hot (perfect) padded with zeros."""
 
-    def fit_encode(
-        method, bits, problem, *, supervised=False, seed=0, device="auto", on_epoch=None
-    ):
+    def fit_model(method, bits, problem, *, supervised=False, seed=0, device="auto", on_epoch=None):
         calls.append((method, bits, supervised, seed, device))
         if on_epoch is not None:
             on_epoch(1, 2, {"val_precision": 0.5})
             on_epoch(2, 2, {})
+        parts = ((problem.X_train, problem.Y_train), (problem.X_val, problem.Y_val))
+        labels = {id(x): y for x, y in (*parts, (problem.X_test, problem.Y_test))}
+        return (bits, labels), None
 
-        def codes(y):
-            out = np.zeros((y.shape[0], bits), dtype=bool)
-            out[:, : y.shape[1]] = y
-            return out
+    def encode_rows(model, x):
+        bits, labels = model
+        y = labels[id(x)]
+        out = np.zeros((y.shape[0], bits), dtype=bool)
+        out[:, : y.shape[1]] = y
+        return out
 
-        return codes(problem.Y_train), codes(problem.Y_test)
-
-    return fit_encode
+    monkeypatch.setattr("nashcli.methods.fit_model", fit_model)
+    monkeypatch.setattr("nashcli.methods.encode_rows", encode_rows)
 
 
 class Recorder(evaluation.Reporter):
@@ -113,7 +121,7 @@ class Recorder(evaluation.Reporter):
 
 def test_evaluate_plans_runs_and_scores(monkeypatch) -> None:
     calls: list = []
-    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode(calls))
+    install_fake_engine(monkeypatch, calls)
     problem, _ = evaluation.prepare(topic_corpus(60))
     recorder = Recorder()
     results = evaluation.evaluate(
@@ -163,17 +171,34 @@ def test_evaluate_plans_runs_and_scores(monkeypatch) -> None:
 
 
 def test_codes_of_the_wrong_shape_are_caught(monkeypatch) -> None:
-    monkeypatch.setattr(
-        "nashcli.methods.fit_encode",
-        lambda method, bits, problem, **kw: (np.zeros((3, bits), bool), np.zeros((3, bits), bool)),
-    )
+    monkeypatch.setattr("nashcli.methods.fit_model", lambda method, bits, problem, **kw: (0, None))
+    monkeypatch.setattr("nashcli.methods.encode_rows", lambda model, x: np.zeros((3, 8), bool))
     problem, _ = evaluation.prepare(topic_corpus(30))
     with pytest.raises(RuntimeError, match="expected"):
         evaluation.run_method(problem, "nash", 8)
 
 
+def test_validation_carved_from_training_is_searched_with_it(monkeypatch) -> None:
+    """The database is the whole training split: a query whose only same-label documents sit
+    in the validation part finds them there, with perfect codes, and only with ``include_val``."""
+    install_fake_engine(monkeypatch, [])
+    problem, _ = evaluation.prepare(topic_corpus(60))
+    problem.Y_train[:] = False  # no training-part document shares a label with any query
+    alone = evaluation.run_method(problem, "nash", 16, keep_codes=True)
+    searched = evaluation.run_method(problem, "nash", 16, keep_codes=True, include_val=True)
+    assert alone.precision_at_100_tie_aware == 0.0
+    assert alone.train_codes.shape == (problem.X_train.shape[0], 16)
+    n_val = problem.X_val.shape[0]
+    assert searched.train_codes.shape == (problem.X_train.shape[0] + n_val, 16)
+    # k = 100 is capped at the 45 training-split documents; only the validation part's hit.
+    per_topic = problem.Y_val.sum(axis=0)
+    expected = np.mean([per_topic[y.argmax()] for y in problem.Y_test]) / 45
+    assert problem.X_train.shape[0] + n_val == 45 and expected > 0
+    assert searched.precision_at_100_tie_aware == pytest.approx(expected)
+
+
 def test_save_codes_packs_bits_and_labels(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr("nashcli.methods.fit_encode", _fake_fit_encode([]))
+    install_fake_engine(monkeypatch, [])
     problem, _ = evaluation.prepare(topic_corpus(60))
     results = evaluation.evaluate(problem, ["nash", "tfidf"], [16], keep_codes=True)
     written = evaluation.save_codes(results, problem, tmp_path / "codes")
@@ -211,9 +236,7 @@ def _bench_on_corpus(monkeypatch, tmp_path: Path, docs: int, calls: list | None 
     Reuters-named corpus on disk and the arguments that point it there and at an output dir."""
     from nashcli.datasets import write_jsonl
 
-    monkeypatch.setattr(
-        "nashcli.methods.fit_encode", _fake_fit_encode([] if calls is None else calls)
-    )
+    install_fake_engine(monkeypatch, [] if calls is None else calls)
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
     write_jsonl(topic_corpus(docs), data / "reuters21578_modapte.jsonl.gz")
@@ -323,13 +346,21 @@ def test_benchmark_tables_carry_runs_over_an_edit_that_changes_nothing(
 
     # An edit that changes a method's codes: its runs stay stale, the command says so.
     monkeypatch.setattr(bench, "engine_fingerprint", lambda m: "again-" + fingerprint(m))
-    perfect = _fake_fit_encode([])
+    import nashcli.methods as engine
 
-    def worse(method, bits, problem, **kw):
-        train, test = perfect(method, bits, problem, **kw)
-        return train, np.roll(test, 1, axis=1) if method == "nash" else test  # wrong topics
+    fit, encode = engine.fit_model, engine.encode_rows  # the fake engine's
 
-    monkeypatch.setattr("nashcli.methods.fit_encode", worse)
+    def worse_fit(method, bits, problem, **kw):
+        model, result = fit(method, bits, problem, **kw)
+        return (model, method == "nash", problem.X_test), result
+
+    def worse_encode(model, x):
+        inner, is_nash, x_test = model
+        codes = encode(inner, x)
+        return np.roll(codes, 1, axis=1) if is_nash and x is x_test else codes  # wrong topics
+
+    monkeypatch.setattr("nashcli.methods.fit_model", worse_fit)
+    monkeypatch.setattr("nashcli.methods.encode_rows", worse_encode)
     capsys.readouterr()
     assert bench.main([*argv, "--carry-over"]) == 1
     said = capsys.readouterr().out
@@ -348,3 +379,23 @@ def _plan(bench, argv: list[str], capsys) -> str:
     capsys.readouterr()
     assert bench.main([*argv, "--plan"]) == 0
     return capsys.readouterr().out
+
+
+def test_benchmark_tables_rerun_runs_that_left_validation_out_of_the_database(
+    monkeypatch, tmp_path: Path, capsys
+) -> None:
+    """A canonical run recorded before the database became the whole training split (no
+    ``val_searched``, a carved tenth left out) is planned again; the new run records the
+    database it searched."""
+    bench, out, argv = _bench_on_corpus(monkeypatch, tmp_path, 60)
+    argv += ["--bits", "8", "--methods", "nash-dn", "--seeds", "0", "--supervised-datasets", "none"]
+    assert bench.main(argv) == 0
+    (new,) = _recorded_runs(out)
+    assert new["val_searched"] is True and (new["n_train"], new["n_val"]) == (45, 4)
+    assert "0 runs to do" in _plan(bench, argv, capsys)
+    old = {k: v for k, v in new.items() if k != "val_searched"} | {"n_train": 41}
+    (out / "eval_runs.jsonl").write_text(json.dumps(old) + "\n")
+    plan = _plan(bench, argv, capsys)
+    assert "1 runs to do" in plan and '"method": "nash-dn"' in plan
+    assert bench.main([*argv, "--report"]) == 0
+    assert "without the fixed 10% of it held out" in (out / "eval_tables.md").read_text()

@@ -112,8 +112,9 @@ def eval_command(
         progress.status(f"loading {dataset}")
         corpus = load_dataset(dataset, data_dir)
         progress.status(f"TF-IDF features of {len(corpus):,} documents")
-        problem, _ = evaluation.prepare(corpus, split, seed=seed)
-        for problem_note in evaluation.caveats(problem):
+        problem, splits = evaluation.prepare(corpus, split, seed=seed)
+        include_val = splits.val_from_train  # the database is the whole training split
+        for problem_note in evaluation.caveats(problem, include_val=include_val):
             progress.console.print(f"nash: note: {problem_note}", soft_wrap=True, markup=False)
         results = evaluation.evaluate(
             problem,
@@ -124,8 +125,10 @@ def eval_command(
             device=device,
             reporter=progress,
             keep_codes=save_codes is not None,
+            include_val=include_val,
         )
-    n_train, n_test = problem.X_train.shape[0], problem.X_test.shape[0]
+    n_train = len(splits.train) + (len(splits.val) if include_val else 0)  # database documents
+    n_test = problem.X_test.shape[0]
     # The figures first: a --save-codes that fails now (a full disk) must not lose them.
     if as_json:
         import json
@@ -143,4 +146,4 @@ def eval_command(
         console.print(eval_table(results, bit_list))
         console.print(EVAL_CAPTION, style="dim", soft_wrap=True)
     if save_codes is not None:
-        evaluation.save_codes(results, problem, save_codes)
+        evaluation.save_codes(results, problem, save_codes, include_val=include_val)

@@ -256,11 +256,11 @@ def database_note(runs: list[dict]) -> str:
     if len(old) == len(runs):
         return (
             "the training split without the fixed 10% of it held out for early stopping, "
-            "the protocol before 2026-12-07"
+            "as eval searched before 4152907"
         )
     return (
         f"{len(runs) - len(old)} of {len(runs)} runs searched the whole training split, "
-        f"{len(old)} (before 2026-12-07) the training split without its validation tenth"
+        f"{len(old)} (before 4152907) the training split without its validation tenth"
     )
 
 

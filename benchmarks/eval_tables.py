@@ -764,11 +764,16 @@ def carry_over(args: argparse.Namespace, prints: dict[str, str], meta: dict) -> 
             continue
         engine = max(older, key=lambda r: r["date"])["engine"]
         mine = [r for r in older if r["engine"] == engine]
+        # A cell that searched the training part alone would differ for that reason alone (and
+        # such runs are planned again whatever the engine), so only the whole split's compare.
+        comparable = [r for r in mine if searched_whole_training_split(r)]
         checks = [
             min(rows, key=itemgetter("train_seconds"))
-            for rows in ([r for r in mine if r["supervised"] == s] for s in (False, True))
+            for rows in ([r for r in comparable if r["supervised"] == s] for s in (False, True))
             if rows
         ]
+        if not checks:
+            continue
         same, here = True, []
         for old in checks:
             threads = old.get("machine", {}).get("torch_threads") or 1

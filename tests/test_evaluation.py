@@ -399,3 +399,24 @@ def test_benchmark_tables_rerun_runs_that_left_validation_out_of_the_database(
     assert "1 runs to do" in plan and '"method": "nash-dn"' in plan
     assert bench.main([*argv, "--report"]) == 0
     assert "without the fixed 10% of it held out" in (out / "eval_tables.md").read_text()
+
+
+def test_carry_over_compares_only_runs_of_the_whole_training_split(
+    monkeypatch, tmp_path: Path
+) -> None:
+    """A cell that searched the training part alone would differ for that reason alone, so
+    --carry-over re-runs a cell of the current database instead, however cheap the other."""
+    calls: list = []
+    bench, out, argv = _bench_on_corpus(monkeypatch, tmp_path, 60, calls)
+    argv += ["--bits", "8", "--methods", "nash-dn", "--seeds", "0", "--supervised-datasets", "none"]
+    assert bench.main(argv) == 0
+    (new,) = _recorded_runs(out)
+    older = {k: v for k, v in new.items() if k != "val_searched"}
+    older |= {"seed": 7, "n_train": 41, "train_seconds": 0.0}  # the cheapest cell on record
+    new["train_seconds"] = 1.0
+    (out / "eval_runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (older, new)))
+    fingerprint = bench.engine_fingerprint
+    monkeypatch.setattr(bench, "engine_fingerprint", lambda m: "edited-" + fingerprint(m))
+    calls.clear()
+    assert bench.main([*argv, "--carry-over"]) == 0
+    assert [c[3] for c in calls] == [0]  # seed 0's cell, not the older database's seed 7

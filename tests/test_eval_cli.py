@@ -67,7 +67,7 @@ def test_table_lists_methods_and_bit_lengths(corpus: Path, fake_engine: list) ->
     for text in ("nash", "tfidf", "8 bits", "16 bits", "no hashing", "0.3333"):
         assert text in result.stdout
     # Progress stays off when stderr is not a terminal; what is left is the note on this tiny
-    # database (32 documents: "precision@100" is the precision of all of them).
+    # database (36 documents: "precision@100" is the precision of all of them).
     assert result.stderr.splitlines() == [
         "nash: note: the database holds 36 documents, fewer than 100: precision@100 is the "
         "precision of all 36, the same for every method"

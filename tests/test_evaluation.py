@@ -190,7 +190,7 @@ def test_validation_carved_from_training_is_searched_with_it(monkeypatch) -> Non
     assert alone.train_codes.shape == (problem.X_train.shape[0], 16)
     n_val = problem.X_val.shape[0]
     assert searched.train_codes.shape == (problem.X_train.shape[0] + n_val, 16)
-    # k = 100 is capped at the 45 training-split documents; only the validation part's hit.
+    # k = 100 is capped at the 45 training-split documents; only the validation part's are hits.
     per_topic = problem.Y_val.sum(axis=0)
     expected = np.mean([per_topic[y.argmax()] for y in problem.Y_test]) / 45
     assert problem.X_train.shape[0] + n_val == 45 and expected > 0

@@ -724,7 +724,7 @@ def execute(run: dict, args: argparse.Namespace, problems: dict, prints: dict, m
         "precision_at_100": result.precision_at_100,
         "precision_at_100_tie_aware": result.precision_at_100_tie_aware,
         "train_seconds": round(result.train_seconds, 3),
-        "n_train": problem.X_train.shape[0] + (problem.X_val.shape[0] if val_searched else 0),
+        "n_train": len(evaluation.database_labels(problem, val_searched)),
         "n_val": problem.X_val.shape[0],
         "val_searched": val_searched,  # the validation part is in the database (n_train)
         "n_test": problem.X_test.shape[0],

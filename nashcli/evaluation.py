@@ -255,14 +255,13 @@ def run_method(
     train_bits = np.vstack([np.asarray(encode_rows(model, x), dtype=bool) for x in parts])
     test_bits = np.asarray(encode_rows(model, problem.X_test), dtype=bool)
     seconds = time.perf_counter() - start
-    n_database = sum(x.shape[0] for x in parts)
-    expected = ((n_database, bits), (problem.X_test.shape[0], bits))
+    labels = database_labels(problem, include_val)
+    expected = ((len(labels), bits), (problem.X_test.shape[0], bits))
     if (train_bits.shape, test_bits.shape) != expected:  # an engine bug, not a user error
         raise RuntimeError(
             f"{method} returned codes of shape {train_bits.shape}/{test_bits.shape}, "
             f"expected {expected[0]}/{expected[1]}"
         )
-    labels = database_labels(problem, include_val)
     positional, tie_aware = score_codes(train_bits, labels, test_bits, problem.Y_test, k)
     return EvalResult(
         method,

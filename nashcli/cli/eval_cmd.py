@@ -127,7 +127,7 @@ def eval_command(
             keep_codes=save_codes is not None,
             include_val=include_val,
         )
-    n_train = len(splits.train) + (len(splits.val) if include_val else 0)  # database documents
+    n_train = len(evaluation.database_labels(problem, include_val))  # database documents
     n_test = problem.X_test.shape[0]
     # The figures first: a --save-codes that fails now (a full disk) must not lose them.
     if as_json:

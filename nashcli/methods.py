@@ -1,7 +1,9 @@
 """Every hashing method by name, and one call that trains it and returns codes.
 
-``fit_encode(method, bits, problem)`` is what the evaluation harness calls; ``fit_model`` and
-``encode_rows`` are what the pipeline uses to keep a trained model and encode new documents.
+``fit_model`` trains a method and ``encode_rows`` encodes any TF-IDF rows with it: the
+evaluation harness calls them (to encode the validation part as well), and so does the pipeline,
+which keeps the trained model to encode new documents. ``fit_encode(method, bits, problem)`` is
+the one call that returns a problem's training and test codes.
 """
 
 from __future__ import annotations

@@ -193,7 +193,8 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Document:
-    """A file's text and a title to show for it (HTML ``<title>``, PDF title, or first line)."""
+    """A file's text and a title to show for it (HTML ``<title>``, PDF title, or
+    :func:`title_of` the text)."""
 
     text: str
     title: str
@@ -920,15 +921,104 @@ def _trim(line: str) -> str:
 #: A line (or its first 10,000 characters) for :func:`title_of`; old Macs end lines with "\r".
 _LINE = re.compile(r"[^\r\n]{1,10000}")
 
+#: How much of a text's start :func:`title_of` searches for front matter, headers and keywords.
+_TITLE_HEAD = 20_000
+
+#: YAML (``---``) or TOML (``+++``) front matter, as Jekyll, Hugo and Obsidian notes begin.
+_FRONT_MATTER = re.compile(
+    r"\A(?P<fence>---|\+\+\+)[ \t]*\r?\n(?P<body>(?:.*?\r?\n)?)(?P=fence)[ \t]*(?:\r?\n|\Z)",
+    re.DOTALL,
+)
+#: A top-level ``title: ...`` (YAML) or ``title = ...`` (TOML) key of the front matter.
+_FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(?P<value>.*?)[ \t\r]*$", re.I | re.M)
+#: One line of a mail or news header block (``From: ...``); mbox files begin with ``From ``.
+_HEADER_LINE = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9-]*):(?:[ \t]+(?P<value>.*))?\Z")
+#: Org mode's ``#+TITLE:`` keyword.
+_ORG_TITLE = re.compile(r"^#\+title:[ \t]*(?P<value>\S.*?)[ \t\r]*$", re.I | re.M)
+#: LaTeX's ``\title[short]{`` (its argument is read up to the matching brace).
+_LATEX_TITLE = re.compile(r"\\title[ \t]*(?:\[[^\]]*\])?[ \t]*\{")
+_LATEX_COMMAND = re.compile(r"\\(?:thanks|footnote)\{[^{}]*\}|\\[A-Za-z]+\*?|\\\\|[{}~]")
+#: Markdown's heading mark (``##``) or AsciiDoc's (``== ``, with its space).
+_HEADING_MARK = re.compile(r"\A(?:#+|=+(?=\s))\s*")
+#: A line of one repeated mark (``=====``, ``----``, ``* * *``): reStructuredText over- and
+#: underlines and horizontal rules, never a title.
+_RULE = re.compile(r"([^\w\s])(?:\s*\1)*")
+
 
 def title_of(text: str) -> str:
-    """The first non-empty line, whitespace collapsed, Markdown heading marks dropped, cut to 80
-    characters (with ``…``); ``""`` for a text without one."""
-    for match in _LINE.finditer(text):  # lazily: a huge text is not split whole
-        line = match.group().strip().lstrip("#").strip()
-        if line:
+    """The title a person would give a text, cut to 80 characters (with ``…``); ``""`` for a
+    text without one.
+
+    The ``title`` of YAML or TOML front matter (otherwise the first line after it); the
+    ``Subject`` of a mail or news header block; Org's ``#+TITLE:``; LaTeX's ``\\title{...}``;
+    else the first non-empty line that is not a rule or an underline, whitespace collapsed and
+    Markdown or AsciiDoc heading marks dropped.
+    """
+    start = 1 if text.startswith("\ufeff") else 0  # a byte-order mark read as text
+    head = text[start : start + _TITLE_HEAD]
+    front = _FRONT_MATTER.match(head)
+    if front:
+        title = _front_matter_title(front.group("body"))
+        start += front.end()
+    else:
+        title = _mail_subject(head) or _org_title(head) or _latex_title(head)
+    if title:
+        return _trim(title)
+    for match in _LINE.finditer(text, start):  # lazily: a huge text is not split whole
+        line = _HEADING_MARK.sub("", match.group().strip())
+        if line and not _RULE.fullmatch(line):
             return _trim(line)
     return ""
+
+
+def _front_matter_title(body: str) -> str:
+    """The ``title`` value of a front matter block, unquoted; ``""`` without one."""
+    match = _FRONT_MATTER_TITLE.search(body)
+    value = match.group("value") if match else ""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        quote, value = value[0], value[1:-1]
+        value = value.replace("''", "'") if quote == "'" else value.replace('\\"', '"')
+    return "" if value in ("|", ">", "|-", ">-") else value
+
+
+def _mail_subject(head: str) -> str:
+    """The ``Subject`` of a text that begins with a mail or news header block (two or more
+    ``Name: value`` lines up to the first blank line); ``""`` otherwise."""
+    lines = head.lstrip("\r\n").splitlines()
+    if lines and lines[0].startswith("From "):  # an mbox separator line
+        lines = lines[1:]
+    headers: list[list[str]] = []
+    for line in lines:
+        if not line.strip():
+            break
+        if line[0] in " \t" and headers:  # a folded header goes on
+            headers[-1][1] += " " + line.strip()
+            continue
+        match = _HEADER_LINE.match(line)
+        if not match:
+            return ""
+        headers.append([match.group("name").lower(), match.group("value") or ""])
+    subjects = [value for name, value in headers if name == "subject"]
+    return subjects[0].strip() if len(headers) >= 2 and subjects else ""
+
+
+def _org_title(head: str) -> str:
+    match = _ORG_TITLE.search(head)
+    return match.group("value") if match else ""
+
+
+def _latex_title(head: str) -> str:
+    """The argument of ``\\title`` in a text that starts like LaTeX (``\\`` or ``%``)."""
+    if not head.lstrip().startswith(("\\", "%")):
+        return ""
+    match = _LATEX_TITLE.search(head)
+    if not match:
+        return ""
+    depth, end = 1, match.end()
+    while end < len(head) and depth:
+        depth += {"{": 1, "}": -1}.get(head[end], 0)
+        end += 1
+    return _LATEX_COMMAND.sub(" ", head[match.end() : end - 1]) if not depth else ""
 
 
 def content_hash(source: Path | str | bytes | bytearray | memoryview) -> str:

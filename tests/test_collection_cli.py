@@ -231,6 +231,19 @@ def test_several_collections_need_a_choice(notes, tmp_path: Path) -> None:
     assert json.loads(ok.stdout)["collection"] == "other"
 
 
+def test_a_note_is_listed_by_its_front_matter_title(tmp_path: Path) -> None:
+    """Not by its first line, ``---``, as every Obsidian or Jekyll note would be."""
+    folder = tmp_path / "notes"
+    make_docs(folder, per_topic=4)
+    (folder / "space" / "launch.md").write_text(
+        "---\ntitle: Launch checklist\ntags: [space]\n---\n" + "rocket orbit launch nasa " * 8
+    )
+    assert run("index", str(folder), "--quiet").exit_code == 0
+    result = run("similar", "--text", "rocket orbit launch nasa", "--top", "13")
+    row = next(line for line in result.stdout.splitlines() if "launch.md" in line)
+    assert "Launch checklist" in row and "---" not in row
+
+
 def test_brackets_and_escapes_in_names_titles_and_queries_are_shown_as_they_are(
     tmp_path: Path,
 ) -> None:

@@ -627,6 +627,41 @@ def test_title_is_first_nonempty_line_trimmed() -> None:
     assert title_of("\r\n\r\n# Windows title\r\nbody") == "Windows title"
 
 
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("---\ntitle: Weekly sync\ntags: [work]\n---\n# Agenda\n", "Weekly sync"),  # Obsidian
+        ('---\r\ntitle: "Plans: 2027"\r\n---\r\nbody', "Plans: 2027"),
+        ("---\ntitle: 'It''s done'\n---\n", "It's done"),
+        ('+++\ntitle = "A Hugo post"\ndate = 2026-01-01\n+++\nbody', "A Hugo post"),
+        ("---\ntags: [x]\n---\n\n## After the front matter\n", "After the front matter"),
+        ("\ufeff---\ntitle: With a BOM\n---\n", "With a BOM"),
+        (  # a news post (20 Newsgroups) or a saved mail: the Subject, folded lines joined
+            "From: ann@example.org (Ann)\nSubject: Re: orbital\n  mechanics\nLines: 2\n\nbody",
+            "Re: orbital mechanics",
+        ),
+        ("From ann@example.org Mon Jan  1 00:00:00 2026\nFrom: ann\nSubject: Hi\n\nx", "Hi"),
+        ("Note: buy milk\nand eggs", "Note: buy milk"),  # one "Name: value" line is no header
+        ("From: ann\nTo: bob\n\nno subject", "From: ann"),
+        ("#+TITLE: An Org file\n#+AUTHOR: me\n* First heading\n", "An Org file"),
+        (
+            "\\documentclass{article}\n\\title{Semantic \\emph{hashing}\\thanks{Draft.}}\n",
+            "Semantic hashing",
+        ),
+        ("% a comment\n\\title[Short]{Long \\\\ title}\n", "Long title"),
+        ("=====\nAn RST title\n=====\n\nbody", "An RST title"),  # over- and underline
+        ("= An AsciiDoc title\n\nbody", "An AsciiDoc title"),
+        ("----\n* * *\nAfter two rules", "After two rules"),
+        ("==> arrows are text", "==> arrows are text"),
+        ("A note about \\title{x}\n", "A note about \\title{x}"),  # not LaTeX: first line
+    ],
+)
+def test_title_is_what_the_format_names_as_title(text: str, title: str) -> None:
+    """Front matter, mail headers, Org and LaTeX say what the title is; their first line
+    (``---``, ``From: ...``, ``\\documentclass``) is not it, nor is a rule or an underline."""
+    assert title_of(text) == title
+
+
 def test_content_hash_streams_files_and_matches_bytes(tmp_path: Path) -> None:
     data = os.urandom(3 * (1 << 20) + 17)  # spans several read chunks
     path = write(tmp_path / "blob.txt", data)

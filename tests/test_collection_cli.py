@@ -65,7 +65,8 @@ def test_similar_json(notes) -> None:
     assert doc["query"] == str(paths[0]) and doc["collection"] == "notes"
     assert len(doc["results"]) == 3
     for hit in doc["results"]:
-        assert set(hit) == {"path", "distance", "score"}
+        assert set(hit) == {"path", "distance", "score", "title"}
+        assert hit["title"] == Path(hit["path"]).read_text().splitlines()[0]  # make_docs' lines
         assert Path(hit["path"]).is_absolute() and hit["path"] != str(paths[0])
         assert isinstance(hit["distance"], int) and isinstance(hit["score"], float)
     plain = json.loads(run("similar", str(paths[0]), "--json", "--no-rerank").stdout)
@@ -242,6 +243,9 @@ def test_a_note_is_listed_by_its_front_matter_title(tmp_path: Path) -> None:
     result = run("similar", "--text", "rocket orbit launch nasa", "--top", "13")
     row = next(line for line in result.stdout.splitlines() if "launch.md" in line)
     assert "Launch checklist" in row and "---" not in row
+    result = run("similar", "--text", "rocket orbit launch nasa", "--top", "13", "--json")
+    titles = {hit["path"]: hit["title"] for hit in json.loads(result.stdout)["results"]}
+    assert titles[str(folder / "space" / "launch.md")] == "Launch checklist"
 
 
 def test_brackets_and_escapes_in_names_titles_and_queries_are_shown_as_they_are(

@@ -150,7 +150,8 @@ def similar_command(
             "query": "-" if piped else label,  # (not the piped text back: it may be megabytes)
             "collection": chosen.name,
             "results": [
-                {"path": str(h.path), "distance": h.distance, "score": h.score} for h in hits
+                {"path": str(h.path), "distance": h.distance, "score": h.score, "title": h.title}
+                for h in hits
             ],
         }
         from nashcli.render import json_document

@@ -950,9 +950,9 @@ def title_of(text: str) -> str:
     text without one.
 
     The ``title`` of YAML or TOML front matter (otherwise the first line after it); the
-    ``Subject`` of a mail or news header block; Org's ``#+TITLE:``; LaTeX's ``\\title{...}``;
-    else the first non-empty line that is not a rule or an underline, whitespace collapsed and
-    Markdown or AsciiDoc heading marks dropped.
+    ``Subject`` of a mail or news header block (or its ``Title``: MultiMarkdown metadata);
+    Org's ``#+TITLE:``; LaTeX's ``\\title{...}``; else the first non-empty line that is not a
+    rule or an underline, whitespace collapsed and Markdown or AsciiDoc heading marks dropped.
     """
     start = 1 if text.startswith("\ufeff") else 0  # a byte-order mark read as text
     head = text[start : start + _TITLE_HEAD]
@@ -961,7 +961,7 @@ def title_of(text: str) -> str:
         title = _front_matter_title(front.group("body"))
         start += front.end()
     else:
-        title = _mail_subject(head) or _org_title(head) or _latex_title(head)
+        title = _header_title(head) or _org_title(head) or _latex_title(head)
     if title:
         return _trim(title)
     for match in _LINE.finditer(text, start):  # lazily: a huge text is not split whole
@@ -981,9 +981,10 @@ def _front_matter_title(body: str) -> str:
     return "" if value in ("|", ">", "|-", ">-") else value
 
 
-def _mail_subject(head: str) -> str:
-    """The ``Subject`` of a text that begins with a mail or news header block (two or more
-    ``Name: value`` lines up to the first blank line); ``""`` otherwise."""
+def _header_title(head: str) -> str:
+    """The ``Subject`` (or ``Title``, as MultiMarkdown metadata says it) of a text that begins
+    with a mail or news header block (two or more ``Name: value`` lines up to the first blank
+    line); ``""`` otherwise."""
     lines = head.lstrip("\r\n").splitlines()
     if lines and lines[0].startswith("From "):  # an mbox separator line
         lines = lines[1:]
@@ -998,8 +999,8 @@ def _mail_subject(head: str) -> str:
         if not match:
             return ""
         headers.append([match.group("name").lower(), match.group("value") or ""])
-    subjects = [value for name, value in headers if name == "subject"]
-    return subjects[0].strip() if len(headers) >= 2 and subjects else ""
+    titles = [value for name, value in headers if name in ("subject", "title")]
+    return titles[0].strip() if len(headers) >= 2 and titles else ""
 
 
 def _org_title(head: str) -> str:

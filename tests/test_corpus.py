@@ -641,6 +641,7 @@ def test_title_is_first_nonempty_line_trimmed() -> None:
             "Re: orbital mechanics",
         ),
         ("From ann@example.org Mon Jan  1 00:00:00 2026\nFrom: ann\nSubject: Hi\n\nx", "Hi"),
+        ("Title: An essay\nAuthor: Ann\n\nBody", "An essay"),  # MultiMarkdown metadata
         ("Note: buy milk\nand eggs", "Note: buy milk"),  # one "Name: value" line is no header
         ("From: ann\nTo: bob\n\nno subject", "From: ann"),
         ("#+TITLE: An Org file\n#+AUTHOR: me\n* First heading\n", "An Org file"),

@@ -271,8 +271,12 @@ def coverage(dataset: str, methods: list[str], bits: list[int], split: str) -> l
     ]
 
 
-def best_method(done: list[dict], dataset: str, bits: list[int], split: str) -> str | None:
-    """The hashing method with the highest mean tie-aware precision over ``bits`` at seed 0."""
+def best_method(
+    done: list[dict], dataset: str, bits: list[int], split: str, among: list[str]
+) -> str | None:
+    """The hashing method with the highest mean tie-aware precision over ``bits`` at seed 0;
+    ``None`` until each hashing method of ``among`` has its whole seed-0 row (workers side by
+    side would otherwise crown the first row done: LSH, seconds a run, before NASH-DN)."""
     scores: dict[str, list[float]] = defaultdict(list)
     for run in done:
         if (
@@ -285,7 +289,9 @@ def best_method(done: list[dict], dataset: str, bits: list[int], split: str) -> 
         ):
             scores[run["method"]].append(run["precision_at_100_tie_aware"])
     complete = {m: statistics.mean(v) for m, v in scores.items() if len(v) == len(bits)}
-    return max(complete, key=complete.get) if complete else None
+    if not complete or any(m not in complete for m in among if m != evaluation.EXACT):
+        return None
+    return max(complete, key=complete.get)
 
 
 def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
@@ -309,7 +315,7 @@ def full_plan(args: argparse.Namespace, done: list[dict]) -> list[dict]:
         if dataset not in args.datasets or args.supervised_only:
             continue
         headline = [m for m in args.headline_methods if m in args.methods]
-        best = best_method(done, dataset, args.bits, args.split)
+        best = best_method(done, dataset, args.bits, args.split, args.methods)
         if best and best not in headline and best in args.methods:
             headline.insert(0, best)
         for method in headline:

@@ -278,6 +278,32 @@ def test_benchmark_tables_are_resumable(monkeypatch, tmp_path: Path) -> None:
     assert calls == []
 
 
+def test_benchmark_tables_crown_no_best_method_before_every_row_is_done() -> None:
+    """Two workers side by side: LSH's row (seconds a run) was done before NASH-DN's, became
+    "the best at seed 0", and got four more seeds planned."""
+    bench = _load_bench()
+
+    def row(method: str, precision: float, bits=(8, 16)) -> list[dict]:
+        return [
+            dict(
+                dataset="20ng",
+                split="canonical",
+                method=method,
+                bits=b,
+                supervised=False,
+                seed=0,
+                precision_at_100_tie_aware=precision,
+            )
+            for b in bits
+        ]
+
+    done = row("lsh", 0.06) + row("tfidf", 0.4, bits=(0,)) + row("nash-dn", 0.45, bits=(8,))
+    among = ["nash-dn", "tfidf", "lsh"]
+    assert bench.best_method(done, "20ng", [8, 16], "canonical", among) is None
+    done += row("nash-dn", 0.45, bits=(16,))
+    assert bench.best_method(done, "20ng", [8, 16], "canonical", among) == "nash-dn"
+
+
 def test_benchmark_tables_keep_a_random_split_apart(monkeypatch, tmp_path: Path, capsys) -> None:
     """A corpus's random-split runs get their own table instead of replacing canonical cells."""
     bench, out, argv = _bench_on_corpus(monkeypatch, tmp_path, 90)

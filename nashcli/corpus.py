@@ -932,7 +932,7 @@ _FRONT_MATTER = re.compile(
 #: A top-level ``title: ...`` (YAML) or ``title = ...`` (TOML) key of the front matter.
 _FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(?P<value>.*?)[ \t\r]*$", re.I | re.M)
 #: One line of a mail or news header block (``From: ...``); mbox files begin with ``From ``.
-_HEADER_LINE = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9-]*):(?:[ \t]+(?P<value>.*))?\Z")
+_HEADER_LINE = re.compile(r"(?P<name>[!-9;-~]+):[ \t]*(?P<value>.*)\Z")  # RFC 5322's names
 #: Org mode's ``#+TITLE:`` keyword.
 _ORG_TITLE = re.compile(r"^#\+title:[ \t]*(?P<value>\S.*?)[ \t\r]*$", re.I | re.M)
 #: LaTeX's ``\title[short]{`` (its argument is read up to the matching brace).
@@ -998,7 +998,7 @@ def _header_title(head: str) -> str:
         match = _HEADER_LINE.match(line)
         if not match:
             return ""
-        headers.append([match.group("name").lower(), match.group("value") or ""])
+        headers.append([match.group("name").lower(), match.group("value")])
     titles = [value for name, value in headers if name in ("subject", "title")]
     return titles[0].strip() if len(headers) >= 2 and titles else ""
 

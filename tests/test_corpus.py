@@ -637,7 +637,8 @@ def test_title_is_first_nonempty_line_trimmed() -> None:
         ("---\ntags: [x]\n---\n\n## After the front matter\n", "After the front matter"),
         ("\ufeff---\ntitle: With a BOM\n---\n", "With a BOM"),
         (  # a news post (20 Newsgroups) or a saved mail: the Subject, folded lines joined
-            "From: ann@example.org (Ann)\nSubject: Re: orbital\n  mechanics\nLines: 2\n\nbody",
+            "From: ann@example.org (Ann)\nSubject: Re: orbital\n  mechanics\nArticle-I.D.: x.1"
+            "\nKeywords:\nLines: 2\n\nbody",
             "Re: orbital mechanics",
         ),
         ("From ann@example.org Mon Jan  1 00:00:00 2026\nFrom: ann\nSubject: Hi\n\nx", "Hi"),

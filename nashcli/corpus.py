@@ -902,7 +902,22 @@ def _read_pdf(path: Path) -> Document:
         raise UnreadableFile(f"unreadable PDF ({type(error).__name__})", path) from None
     if not text.strip():
         raise UnreadableFile("PDF without a text layer (scanned?)", path)
-    return Document(text, _trim(str(meta_title)) or title_of(text))
+    return Document(text, _pdf_title(str(meta_title)) or title_of(text))
+
+
+#: PDF metadata titles that name no document: the file a PDF was printed from
+#: ("Microsoft Word - report.docx", "paper.dvi") or a program's placeholder ("Untitled-1").
+_NO_PDF_TITLE = re.compile(
+    r"microsoft \w+ - .*|.*\.(?:docx?|odt|rtf|pptx?|xlsx?|tex|dvi|ps|pdf|indd|pages)"
+    r"|untitled\b.*|no title|title|powerpoint presentation",
+    re.I,
+)
+
+
+def _pdf_title(meta_title: str) -> str:
+    """A PDF's metadata title, or ``""`` where it names no document (:data:`_NO_PDF_TITLE`)."""
+    title = _trim(meta_title)
+    return "" if _NO_PDF_TITLE.fullmatch(title) else title
 
 
 # --------------------------------------------------------------------------------------------

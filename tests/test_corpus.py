@@ -59,8 +59,9 @@ def skipped(root: Path, **kw) -> dict[str, str]:
     }
 
 
-def minimal_pdf(text: str) -> bytes:
-    """A one-page PDF whose page draws ``text`` in Helvetica (xref offsets computed)."""
+def minimal_pdf(text: str, title: str | None = None) -> bytes:
+    """A one-page PDF whose page draws ``text`` in Helvetica (xref offsets computed), with
+    ``title`` in its metadata if given."""
     stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -70,6 +71,10 @@ def minimal_pdf(text: str) -> bytes:
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
     ]
+    info = b""
+    if title is not None:
+        objects.append(b"<< /Title (%s) >>" % title.encode())
+        info = b" /Info %d 0 R" % len(objects)
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
@@ -78,8 +83,9 @@ def minimal_pdf(text: str) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
         len(objects) + 1,
+        info,
         xref,
     )
     return bytes(out)
@@ -601,6 +607,24 @@ def test_pdf_text_is_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
         read_text(broken)
     # pypdf's complaints about the damaged file do not reach the terminal
     assert [r for r in caplog.records if r.name.startswith("pypdf")] == []
+
+
+@pytest.mark.parametrize(
+    ("meta_title", "title"),
+    [
+        ("Semantic Hashing, a Survey", "Semantic Hashing, a Survey"),
+        (None, "Binary codes for documents"),
+        ("Microsoft Word - draft3.docx", "Binary codes for documents"),
+        ("paper.dvi", "Binary codes for documents"),
+        ("Untitled-1", "Binary codes for documents"),
+    ],
+)
+def test_pdf_title_is_its_metadata_title_unless_that_names_no_document(
+    tmp_path: Path, meta_title: str | None, title: str
+) -> None:
+    pytest.importorskip("pypdf")
+    path = write(tmp_path / "p.pdf", minimal_pdf("Binary codes for documents", meta_title))
+    assert read_document(path).title == title
 
 
 def test_pdf_skipped_with_install_hint_without_pypdf(

@@ -953,8 +953,10 @@ _ORG_TITLE = re.compile(r"^#\+title:[ \t]*(?P<value>\S.*?)[ \t\r]*$", re.I | re.
 #: LaTeX's ``\title[short]{`` (its argument is read up to the matching brace).
 _LATEX_TITLE = re.compile(r"\\title[ \t]*(?:\[[^\]]*\])?[ \t]*\{")
 _LATEX_COMMAND = re.compile(r"\\(?:thanks|footnote)\{[^{}]*\}|\\[A-Za-z]+\*?|\\\\|[{}~]")
-#: Markdown's heading mark (``##``) or AsciiDoc's (``== ``, with its space).
-_HEADING_MARK = re.compile(r"\A(?:#+|=+(?=\s))\s*")
+#: Markdown's heading mark (``##``), AsciiDoc's or Org's (``== ``, ``** ``, with a space).
+_HEADING_MARK = re.compile(r"\A(?:#+|[=*]+(?=\s))\s*")
+#: An Org keyword line (``#+STARTUP: overview``): a setting, not a title.
+_ORG_KEYWORD = re.compile(r"#\+\w+:")
 #: A line of one repeated mark (``=====``, ``----``, ``* * *``): reStructuredText over- and
 #: underlines and horizontal rules, never a title.
 _RULE = re.compile(r"([^\w\s])(?:\s*\1)*")
@@ -967,7 +969,8 @@ def title_of(text: str) -> str:
     The ``title`` of YAML or TOML front matter (otherwise the first line after it); the
     ``Subject`` of a mail or news header block (or its ``Title``: MultiMarkdown metadata);
     Org's ``#+TITLE:``; LaTeX's ``\\title{...}``; else the first non-empty line that is not a
-    rule or an underline, whitespace collapsed and Markdown or AsciiDoc heading marks dropped.
+    rule, an underline or an Org setting, whitespace collapsed and Markdown, AsciiDoc or Org
+    heading marks dropped.
     """
     start = 1 if text.startswith("\ufeff") else 0  # a byte-order mark read as text
     head = text[start : start + _TITLE_HEAD]
@@ -980,7 +983,10 @@ def title_of(text: str) -> str:
     if title:
         return _trim(title)
     for match in _LINE.finditer(text, start):  # lazily: a huge text is not split whole
-        line = _HEADING_MARK.sub("", match.group().strip())
+        line = match.group().strip()
+        if _ORG_KEYWORD.match(line):
+            continue
+        line = _HEADING_MARK.sub("", line)
         if line and not _RULE.fullmatch(line):
             return _trim(line)
     return ""

@@ -670,6 +670,8 @@ def test_title_is_first_nonempty_line_trimmed() -> None:
         ("Note: buy milk\nand eggs", "Note: buy milk"),  # one "Name: value" line is no header
         ("From: ann\nTo: bob\n\nno subject", "From: ann"),
         ("#+TITLE: An Org file\n#+AUTHOR: me\n* First heading\n", "An Org file"),
+        ("#+STARTUP: overview\n#+OPTIONS: toc:nil\n** Tasks  :work:\n", "Tasks :work:"),
+        ("* shopping list\n- eggs", "shopping list"),  # a Markdown bullet, the same mark
         (
             "\\documentclass{article}\n\\title{Semantic \\emph{hashing}\\thanks{Draft.}}\n",
             "Semantic hashing",

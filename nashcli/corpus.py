@@ -955,8 +955,12 @@ _LATEX_TITLE = re.compile(r"\\title[ \t]*(?:\[[^\]]*\])?[ \t]*\{")
 _LATEX_COMMAND = re.compile(r"\\(?:thanks|footnote)\{[^{}]*\}|\\[A-Za-z]+\*?|\\\\|[{}~]")
 #: Markdown's heading mark (``##``), AsciiDoc's or Org's (``== ``, ``** ``, with a space).
 _HEADING_MARK = re.compile(r"\A(?:#+|[=*]+(?=\s))\s*")
-#: An Org keyword line (``#+STARTUP: overview``): a setting, not a title.
-_ORG_KEYWORD = re.compile(r"#\+\w+:")
+#: Markup lines that set things rather than say them: an Org keyword (``#+STARTUP: overview``),
+#: reStructuredText's comments, directives and targets (``.. _label:``) and its file-wide
+#: fields (``:orphan:``, ``:tocdepth: 2``).
+_SETTING = re.compile(r"#\+\w+:|\.\.(?:\s|\Z)|:[^:\s]+:(?:\s|\Z)")
+#: A line wrapped whole in emphasis (``**To restore a backup**``), the marks dropped.
+_EMPHASIS = re.compile(r"(\*\*?|__?)(?=\S)(?P<inner>(?:(?!\1).)+)(?<=\S)\1")
 #: A line of one repeated mark (``=====``, ``----``, ``* * *``): reStructuredText over- and
 #: underlines and horizontal rules, never a title.
 _RULE = re.compile(r"([^\w\s])(?:\s*\1)*")
@@ -969,8 +973,8 @@ def title_of(text: str) -> str:
     The ``title`` of YAML or TOML front matter (otherwise the first line after it); the
     ``Subject`` of a mail or news header block (or its ``Title``: MultiMarkdown metadata);
     Org's ``#+TITLE:``; LaTeX's ``\\title{...}``; else the first non-empty line that is not a
-    rule, an underline or an Org setting, whitespace collapsed and Markdown, AsciiDoc or Org
-    heading marks dropped.
+    rule, an underline or a setting (Org's or reStructuredText's), whitespace collapsed and
+    heading marks (Markdown's, AsciiDoc's, Org's) and whole-line emphasis dropped.
     """
     start = 1 if text.startswith("\ufeff") else 0  # a byte-order mark read as text
     head = text[start : start + _TITLE_HEAD]
@@ -984,11 +988,12 @@ def title_of(text: str) -> str:
         return _trim(title)
     for match in _LINE.finditer(text, start):  # lazily: a huge text is not split whole
         line = match.group().strip()
-        if _ORG_KEYWORD.match(line):
+        if _SETTING.match(line):
             continue
         line = _HEADING_MARK.sub("", line)
         if line and not _RULE.fullmatch(line):
-            return _trim(line)
+            emphasis = _EMPHASIS.fullmatch(line)
+            return _trim(emphasis.group("inner") if emphasis else line)
     return ""
 
 

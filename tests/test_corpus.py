@@ -672,6 +672,10 @@ def test_title_is_first_nonempty_line_trimmed() -> None:
         ("#+TITLE: An Org file\n#+AUTHOR: me\n* First heading\n", "An Org file"),
         ("#+STARTUP: overview\n#+OPTIONS: toc:nil\n** Tasks  :work:\n", "Tasks :work:"),
         ("* shopping list\n- eggs", "shopping list"),  # a Markdown bullet, the same mark
+        (":orphan:\n:tocdepth: 2\n\n.. _inspect:\n\n.. note\n\npip inspect\n===", "pip inspect"),
+        ("**To restore a backup**\n\nThe following example", "To restore a backup"),
+        ("**Bold** start, plain end", "**Bold** start, plain end"),
+        ("**One** and **two**", "**One** and **two**"),
         (
             "\\documentclass{article}\n\\title{Semantic \\emph{hashing}\\thanks{Draft.}}\n",
             "Semantic hashing",

@@ -971,7 +971,8 @@ def title_of(text: str) -> str:
     text without one.
 
     The ``title`` of YAML or TOML front matter (otherwise the first line after it); the
-    ``Subject`` of a mail or news header block (or its ``Title``: MultiMarkdown metadata);
+    ``Subject`` of a mail or news header block, RFC 2047 encoded words decoded (or its
+    ``Title``: MultiMarkdown metadata);
     Org's ``#+TITLE:``; LaTeX's ``\\title{...}``; else the first non-empty line that is not a
     rule, an underline or a setting (Org's or reStructuredText's), whitespace collapsed and
     heading marks (Markdown's, AsciiDoc's, Org's) and whole-line emphasis dropped.
@@ -1026,7 +1027,21 @@ def _header_title(head: str) -> str:
             return ""
         headers.append([match.group("name").lower(), match.group("value")])
     titles = [value for name, value in headers if name in ("subject", "title")]
-    return titles[0].strip() if len(headers) >= 2 and titles else ""
+    return _decoded_header(titles[0].strip()) if len(headers) >= 2 and titles else ""
+
+
+def _decoded_header(value: str) -> str:
+    """A header value with its RFC 2047 encoded words (``=?utf-8?q?caf=C3=A9?=``) decoded, as
+    mail programs show them; the value as written when it has none or they do not decode."""
+    if "=?" not in value:
+        return value
+    import email.policy  # only for the few texts that need it
+
+    try:
+        decoded = str(email.policy.default.header_fetch_parse("Subject", value)).strip()
+    except Exception:  # noqa: BLE001 - a malformed header must not stop indexing
+        return value
+    return decoded or value
 
 
 def _org_title(head: str) -> str:

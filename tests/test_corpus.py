@@ -666,6 +666,13 @@ def test_title_is_first_nonempty_line_trimmed() -> None:
             "Re: orbital mechanics",
         ),
         ("From ann@example.org Mon Jan  1 00:00:00 2026\nFrom: ann\nSubject: Hi\n\nx", "Hi"),
+        (  # a saved mail's Subject in RFC 2047 encoded words, as mail programs show it
+            "From: ann\nSubject: =?utf-8?q?caf=C3=A9_notes_?=\n =?ISO-8859-1?B?bmHvdmU=?=\n\nx",
+            "café notes naïve",
+        ),
+        ("From: ann\nSubject: is a =? b\n\nx", "is a =? b"),  # no encoded word
+        ("From: ann\nSubject: =?utf-8?q?unfinished\n\nx", "=?utf-8?q?unfinished"),
+        ("=?utf-8?q?caf=C3=A9?= is not a header\nx", "=?utf-8?q?caf=C3=A9?= is not a header"),
         ("Title: An essay\nAuthor: Ann\n\nBody", "An essay"),  # MultiMarkdown metadata
         ("Note: buy milk\nand eggs", "Note: buy milk"),  # one "Name: value" line is no header
         ("From: ann\nTo: bob\n\nno subject", "From: ann"),

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from nashcli.errors import NashError
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from nashcli.ignore import IgnoreFile
 
 __all__ = [
@@ -73,6 +75,7 @@ TEXT_EXTENSIONS: frozenset[str] = frozenset(
         ".adoc",
         ".html",
         ".htm",
+        ".eml",
         ".pdf",
     }
 )
@@ -83,6 +86,7 @@ numbers or a program has a vocabulary unlike prose and would crowd the results. 
 ``extensions=TEXT_EXTENSIONS | {".csv"}`` to index them anyway (read as plain text)."""
 
 HTML_EXTENSIONS = frozenset({".html", ".htm"})
+MAIL_EXTENSIONS = frozenset({".eml"})
 IGNORE_FILES = (".gitignore", ".nashignore")
 """Ignore files read in every folder, in this order (a ``.nashignore`` rule wins over a
 ``.gitignore`` rule in the same folder; rules of a deeper folder win over shallower ones)."""
@@ -761,7 +765,8 @@ def read_document(path: Path | str) -> Document:
     Plain text is decoded as UTF-8 (a byte-order mark selects UTF-8/16/32), else with the
     encoding ``charset-normalizer`` detects (cp1252 preferred when it fits as well: see
     ``_CP1252_TOLERANCE``). HTML is reduced to its visible text (scripts and styles dropped), its
-    ``<title>`` becomes the title. PDF text comes from ``pypdf``. Raises :class:`UnreadableFile`
+    ``<title>`` becomes the title. A saved mail (``.eml``) is its Subject and body text (see
+    :func:`_read_mail`). PDF text comes from ``pypdf``. Raises :class:`UnreadableFile`
     for binary content, bytes no encoding explains, a file that has no text, cannot be read or
     has vanished.
     """
@@ -778,6 +783,8 @@ def read_document(path: Path | str) -> Document:
         raise UnreadableFile(_os_reason(error), path) from None
     if not data:
         raise UnreadableFile("empty file", path, excluded=True)
+    if suffix in MAIL_EXTENSIONS:
+        return _read_mail(data, path)
     text = decode_text(data, path)
     del data
     if suffix in HTML_EXTENSIONS:
@@ -864,6 +871,42 @@ def _html_to_text(html: str) -> tuple[str, str]:
     if title and not text.startswith(title):
         text = f"{title}\n{text}"
     return text, _trim(title)
+
+
+def _read_mail(data: bytes, path: Path) -> Document:
+    """A saved mail (``.eml``): its Subject, then the text of its body (the plain-text part, else
+    the HTML one's visible text); headers, quoted-printable or base64 transfer encodings and
+    attachments are not the text. The Subject, RFC 2047 words decoded, is the title."""
+    import email
+    import email.policy
+
+    if _sniff(data[:SNIFF_BYTES]) is not None:
+        raise UnreadableFile("binary file", path)
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    subject = " ".join(str(message.get("subject") or "").split())
+    body = message.get_body(preferencelist=("plain", "html"))
+    text = _mail_part_text(body) if body is not None else ""
+    if body is not None and body.get_content_subtype() == "html":
+        text = _html_to_text(text)[0]
+    text = "\n\n".join(part for part in (subject, text) if part and not part.isspace())
+    if not text:
+        raise UnreadableFile("no text in file", path, excluded=True)
+    text = text.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates from odd bytes
+    return Document(text, _trim(subject) if subject else title_of(text))
+
+
+def _mail_part_text(part: EmailMessage) -> str:
+    """A mail part's text in the charset it names, else as a document file's bytes are read;
+    ``""`` for a part that is no text."""
+    payload = part.get_payload(decode=True) or b""
+    charset = part.get_content_charset()
+    if charset:
+        with contextlib.suppress(LookupError, UnicodeDecodeError):
+            return payload.decode(charset)
+    try:
+        return decode_text(payload)
+    except UnreadableFile:
+        return ""
 
 
 @contextlib.contextmanager

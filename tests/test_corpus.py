@@ -588,6 +588,45 @@ def test_html_reduced_to_visible_text(tmp_path: Path) -> None:
     assert read_text(path) == document.text
 
 
+def test_saved_mail_is_its_subject_and_body_not_its_encodings(tmp_path: Path) -> None:
+    """A ``.eml`` file is read as a mail: quoted-printable and base64 decoded, the plain part
+    preferred to the HTML one, attachments and headers left out, the Subject its title."""
+    from email.message import EmailMessage
+
+    mail = EmailMessage()
+    mail["From"] = "Ann <ann@example.org>"
+    mail["Subject"] = "Café notes for the Kyoto trip"  # RFC 2047-encoded when sent
+    mail.set_content("Temples and gardens — day one.\n" * 3, cte="quoted-printable")
+    mail.add_alternative("<p>HTML twin of the <b>plain</b> part</p>", subtype="html")
+    mail.add_attachment(b"\x89PNG zebra", maintype="image", subtype="png", filename="z.png")
+    path = write(tmp_path / "trip.eml", bytes(mail))
+    assert b"=?utf-8?" in path.read_bytes() and indexed(tmp_path) == ["trip.eml"]
+    document = read_document(path)
+    assert document.title == "Café notes for the Kyoto trip"
+    assert document.text.splitlines()[:3] == [
+        "Café notes for the Kyoto trip",
+        "",
+        "Temples and gardens — day one.",
+    ]
+    for absent in ("HTML twin", "zebra", "ann@example.org", "=E2=80=94"):
+        assert absent not in document.text
+
+    html_only = EmailMessage()
+    html_only["To"] = "bob@example.org"  # no Subject: the body's first line is the title
+    html_only.set_content(
+        "<html><head><style>p{}</style></head><body><p>Invoice 42</p><p>Due Friday</p></body>",
+        subtype="html",
+        cte="base64",
+    )
+    document = read_document(write(tmp_path / "invoice.eml", bytes(html_only)))
+    assert (document.title, document.text) == ("Invoice 42", "Invoice 42\nDue Friday")
+
+    odd_charset = b"Subject: menu\nContent-Type: text/plain; charset=x-no\n\ncr\xe8me br\xfbl\xe9e"
+    assert read_text(write(tmp_path / "menu.eml", odd_charset)) == "menu\n\ncrème brûlée"
+    with pytest.raises(UnreadableFile, match="no text"):
+        read_text(write(tmp_path / "headers-only.eml", "From: ann@example.org\n\n \n"))
+
+
 def test_whitespace_only_and_script_only_files_have_no_text(tmp_path: Path) -> None:
     with pytest.raises(UnreadableFile, match="no text"):
         read_text(write(tmp_path / "blank.txt", " \n\t\n"))

@@ -68,8 +68,10 @@ def label_scores(x_db, db_labels: np.ndarray, x_queries, c: float) -> np.ndarray
     return scores
 
 
-def classify_then_retrieve(scores: np.ndarray, db_labels: np.ndarray, query_labels: np.ndarray):
-    """Tie-aware precision@K of ranking each query's database by its SVM's best score among each
+def classify_then_retrieve(
+    scores: np.ndarray, db_labels: np.ndarray, query_labels: np.ndarray, k: int = K
+) -> float:
+    """Tie-aware precision@k of ranking each query's database by its SVM's best score among each
     document's true labels (documents without a label last)."""
     distances = np.empty((scores.shape[0], db_labels.shape[0]), dtype=np.float64)
     for start in range(0, scores.shape[0], 32):
@@ -83,7 +85,7 @@ def classify_then_retrieve(scores: np.ndarray, db_labels: np.ndarray, query_labe
 
     database = np.arange(db_labels.shape[0])[:, None]
     queries = np.arange(scores.shape[0])[:, None]
-    return precision_at_k(database, db_labels, queries, query_labels, k=K, distance=lookup)[1]
+    return precision_at_k(database, db_labels, queries, query_labels, k=k, distance=lookup)[1]
 
 
 def measure(name: str, data_dir: Path, c: float) -> dict:

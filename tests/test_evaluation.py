@@ -221,14 +221,29 @@ def test_real_engine_beats_chance_on_separable_topics() -> None:
     assert result.precision_at_100_tie_aware > 0.5  # chance is 1/3
 
 
-def _load_bench():
+def _load_bench(name: str = "eval_tables"):
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "eval_tables.py"
-    spec = importlib.util.spec_from_file_location("eval_tables", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_supervised_reference_retrieves_by_the_best_predicted_label() -> None:
+    """benchmarks/supervised_reference.py: a document scores its labels' best query score, the
+    documents of one label tie, and the ceiling counts the documents that share a label."""
+    reference = _load_bench("supervised_reference")
+    db = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, 0]], dtype=bool)  # d3: no label
+    queries = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]], dtype=bool)
+    scores = np.array([[2.0, 1.0, -1.0], [3.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    # q0: d0 and d2 tie first, both hits; q1: d0 and d2 (score 3) are misses, d1 its only
+    # hit comes third; q2: d0, d1, d2 tie for two places, two of them hits.
+    assert reference.classify_then_retrieve(scores, db, queries, k=2) == pytest.approx(
+        (1.0 + 0.0 + 2 / 3) / 3
+    )
+    assert reference.best_possible(db, queries, k=2) == pytest.approx((1.0 + 0.5 + 1.0) / 3)
 
 
 def _bench_on_corpus(monkeypatch, tmp_path: Path, docs: int, calls: list | None = None):

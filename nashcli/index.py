@@ -1627,7 +1627,9 @@ def _failpoint(name: str) -> None:
     if os.environ.get("NASH_TEST_PAUSE_AT") != name:
         return
     flag = os.environ.get("NASH_TEST_PAUSE_FILE")
-    if flag:
-        Path(flag).write_text(str(os.getpid()))
+    if flag:  # written, then renamed: the test may read the file as soon as it exists
+        written = Path(f"{flag}.tmp")
+        written.write_text(str(os.getpid()))
+        os.replace(written, flag)
     while True:
         time.sleep(1)

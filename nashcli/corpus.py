@@ -873,21 +873,28 @@ def _html_to_text(html: str) -> tuple[str, str]:
     return text, _trim(title)
 
 
+#: How much of a mail's Subject is read: the standard library's header parser takes time
+#: quadratic in a header's length (a 660 KB Subject: 25 s), and a title is 80 characters.
+_MAIL_SUBJECT_CHARS = 2_000
+
+
 def _read_mail(data: bytes, path: Path) -> Document:
-    """A saved mail (``.eml``): its Subject, then the text of its body (the plain-text part, else
-    the HTML one's visible text); headers, quoted-printable or base64 transfer encodings and
-    attachments are not the text. The Subject, RFC 2047 words decoded, is the title."""
+    """A saved mail (``.eml``): its Subject, then the text of its body (see :func:`_mail_body`);
+    headers, quoted-printable or base64 transfer encodings and attachments are not the text. The
+    Subject, RFC 2047 words decoded, is the title."""
     import email
     import email.policy
 
     if _sniff(data[:SNIFF_BYTES]) is not None:
         raise UnreadableFile("binary file", path)
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    subject = " ".join(str(message.get("subject") or "").split())
-    body = message.get_body(preferencelist=("plain", "html"))
-    text = _mail_part_text(body) if body is not None else ""
-    if body is not None and body.get_content_subtype() == "html":
-        text = _html_to_text(text)[0]
+    if data.startswith(codecs.BOM_UTF8):  # an editor's BOM would hide the headers
+        data = data[len(codecs.BOM_UTF8) :]
+    try:
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        subject = _mail_subject(message)
+        text = _mail_body(message)
+    except Exception as error:  # noqa: BLE001 - the email package's rare failures on damaged mail
+        raise UnreadableFile(f"unreadable mail ({type(error).__name__})", path) from None
     text = "\n\n".join(part for part in (subject, text) if part and not part.isspace())
     if not text:
         raise UnreadableFile("no text in file", path, excluded=True)
@@ -895,16 +902,57 @@ def _read_mail(data: bytes, path: Path) -> Document:
     return Document(text, _trim(subject) if subject else title_of(text))
 
 
-def _mail_part_text(part: EmailMessage) -> str:
-    """A mail part's text in the charset it names, else as a document file's bytes are read;
-    ``""`` for a part that is no text."""
-    payload = part.get_payload(decode=True) or b""
-    charset = part.get_content_charset()
+def _mail_subject(message: EmailMessage) -> str:
+    """The Subject, whitespace collapsed: raw 8-bit bytes (older mail writes them unencoded)
+    read as UTF-8, else in the charset the mail names, else as a document's bytes are; then
+    RFC 2047 words decoded."""
+    raw = next((value for name, value in message.raw_items() if name.lower() == "subject"), "")
+    raw = raw[:_MAIL_SUBJECT_CHARS]
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):  # bytes the parser could not decode
+        data = raw.encode("utf-8", "surrogateescape")
+        try:
+            raw = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raw = _decode_with_charset(data, message.get_content_charset())
+    return " ".join(_decoded_header(raw).split())
+
+
+def _mail_body(message: EmailMessage) -> str:
+    """The text of a mail's body: its plain-text part, else the visible text of its HTML part
+    (an empty plain twin gives way); failing both, the first text part anywhere (a forwarded
+    message, a body sent as an attachment, a ``text/markdown`` one), or the raw body of a
+    multipart whose boundaries are broken, as mail programs show it."""
+    for subtype in ("plain", "html"):
+        text = _mail_part_text(message.get_body(preferencelist=(subtype,)))
+        if text and not text.isspace():
+            return text
+    for wanted in ("text/plain", "text/html", "text/"):  # then any text: text/markdown, ...
+        for part in message.walk():
+            if part.get_content_type().startswith(wanted):
+                text = _mail_part_text(part)
+                if text and not text.isspace():
+                    return text
+    if message.get_content_maintype() == "multipart" and not message.is_multipart():
+        return _decode_with_charset(message.get_payload(decode=True) or b"", None)
+    return ""
+
+
+def _mail_part_text(part: EmailMessage | None) -> str:
+    """A text part's text, an HTML one's visible text; ``""`` for none."""
+    if part is None:
+        return ""
+    text = _decode_with_charset(part.get_payload(decode=True) or b"", part.get_content_charset())
+    return _html_to_text(text)[0] if part.get_content_subtype() == "html" else text
+
+
+def _decode_with_charset(data: bytes, charset: str | None) -> str:
+    """``data`` in the charset a mail names, else as a document file's bytes are read; ``""``
+    for bytes that are no text."""
     if charset:
-        with contextlib.suppress(LookupError, UnicodeDecodeError):
-            return payload.decode(charset)
+        with contextlib.suppress(LookupError, ValueError):  # unknown or broken codecs
+            return data.decode(charset)
     try:
-        return decode_text(payload)
+        return decode_text(data)
     except UnreadableFile:
         return ""
 
@@ -995,6 +1043,7 @@ _HEADER_LINE = re.compile(r"(?P<name>[!-9;-~]+):[ \t]*(?P<value>.*)\Z")  # RFC 5
 _ORG_TITLE = re.compile(r"^#\+title:[ \t]*(?P<value>\S.*?)[ \t\r]*$", re.I | re.M)
 #: LaTeX's ``\title[short]{`` (its argument is read up to the matching brace).
 _LATEX_TITLE = re.compile(r"\\title[ \t]*(?:\[[^\]]*\])?[ \t]*\{")
+_LATEX_COMMENT = re.compile(r"(?<!\\)%[^\r\n]*")
 _LATEX_COMMAND = re.compile(r"\\(?:thanks|footnote)\{[^{}]*\}|\\[A-Za-z]+\*?|\\\\|[{}~]")
 #: Markdown's heading mark (``##``), AsciiDoc's or Org's (``== ``, ``** ``, with a space).
 _HEADING_MARK = re.compile(r"\A(?:#+|[=*]+(?=\s))\s*")
@@ -1015,10 +1064,10 @@ def title_of(text: str) -> str:
 
     The ``title`` of YAML or TOML front matter (otherwise the first line after it); the
     ``Subject`` of a mail or news header block, RFC 2047 encoded words decoded (or its
-    ``Title``: MultiMarkdown metadata);
-    Org's ``#+TITLE:``; LaTeX's ``\\title{...}``; else the first non-empty line that is not a
-    rule, an underline or a setting (Org's or reStructuredText's), whitespace collapsed and
-    heading marks (Markdown's, AsciiDoc's, Org's) and whole-line emphasis dropped.
+    ``Title``: MultiMarkdown metadata); Org's leading ``#+TITLE:``; LaTeX's ``\\title{...}``
+    (not in a comment); else the first non-empty line that is not a rule, an underline or a
+    setting (Org's or reStructuredText's), whitespace collapsed and heading marks (Markdown's,
+    AsciiDoc's, Org's) and whole-line emphasis dropped.
     """
     start = 1 if text.startswith("\ufeff") else 0  # a byte-order mark read as text
     head = text[start : start + _TITLE_HEAD]
@@ -1088,14 +1137,24 @@ def _decoded_header(value: str) -> str:
 
 
 def _org_title(head: str) -> str:
-    match = _ORG_TITLE.search(head)
-    return match.group("value") if match else ""
+    """Org's ``#+TITLE:`` among the lines an Org file starts with: keywords (``#+KEY: ...``),
+    comments (``# ...``) and property drawers (``:ID: ...``, as org-roam writes); one further
+    down (a code block of a Markdown file) is text."""
+    for match in _LINE.finditer(head):
+        line = match.group().strip()
+        title = _ORG_TITLE.match(line)
+        if title:
+            return title.group("value")
+        if line and not line.startswith(("#+", "# ", ":")) and line != "#":
+            return ""
+    return ""
 
 
 def _latex_title(head: str) -> str:
     """The argument of ``\\title`` in a text that starts like LaTeX (``\\`` or ``%``)."""
     if not head.lstrip().startswith(("\\", "%")):
         return ""
+    head = _LATEX_COMMENT.sub("", head)  # a commented-out \title is no title
     match = _LATEX_TITLE.search(head)
     if not match:
         return ""

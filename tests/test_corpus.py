@@ -627,6 +627,64 @@ def test_saved_mail_is_its_subject_and_body_not_its_encodings(tmp_path: Path) ->
         read_text(write(tmp_path / "headers-only.eml", "From: ann@example.org\n\n \n"))
 
 
+@pytest.mark.parametrize(
+    ("mail", "title", "text"),
+    [
+        (  # a codec that is no text codec: read as any document's bytes are
+            b"Subject: s\nContent-Type: text/plain; charset=undefined\n\nrocket orbit",
+            "s",
+            "s\n\nrocket orbit",
+        ),
+        (  # older mail writes 8-bit Subjects unencoded, in the body's charset
+            b"Subject: \x93Quoted\x94 caf\xe9\nContent-Type: text/plain; charset=windows-1252"
+            b"\n\n\x93body\x94",
+            "\u201cQuoted\u201d café",
+            "\u201cQuoted\u201d café\n\n\u201cbody\u201d",
+        ),
+        (  # a UTF-8 Subject beside a Latin-1 body
+            b"Subject: caf\xc3\xa9\nContent-Type: text/plain; charset=iso-8859-1\n\nna\xefve",
+            "café",
+            "café\n\nnaïve",
+        ),
+        (  # an empty plain twin gives way to the HTML part
+            b'Subject: a\nContent-Type: multipart/alternative; boundary="B"\n\n--B\n'
+            b"Content-Type: text/plain\n\n\n--B\nContent-Type: text/html\n\n<p>in html</p>\n"
+            b"--B--\n",
+            "a",
+            "a\n\nin html",
+        ),
+        (  # boundaries that do not match: the raw body, as mail programs show it
+            b'Subject: b\nContent-Type: multipart/mixed; boundary="A"\n\n--C\n\nhello world\n',
+            "b",
+            "b\n\n--C\n\nhello world\n",
+        ),
+        (  # a forwarded message
+            b"Subject: fwd\nContent-Type: message/rfc822\n\nSubject: inner\n\ninner text\n",
+            "fwd",
+            "fwd\n\ninner text\n",
+        ),
+        (  # the only text, sent as an attachment
+            b"Subject: log\nContent-Disposition: attachment; filename=a.txt\n\nthe text\n",
+            "log",
+            "log\n\nthe text\n",
+        ),
+        (b"\xef\xbb\xbfFrom: a\nSubject: bom\n\nbody\n", "bom", "bom\n\nbody\n"),  # an editor's BOM
+    ],
+)
+def test_odd_mails_give_their_text(tmp_path: Path, mail: bytes, title: str, text: str) -> None:
+    document = read_document(write(tmp_path / "m.eml", mail))
+    assert (document.title, document.text) == (title, text)
+
+
+def test_a_huge_mail_subject_is_read_in_part(tmp_path: Path) -> None:
+    """The header parser's time grows with the square of a header's length: 2,000 characters
+    of a Subject are read, enough for any title."""
+    document = read_document(
+        write(tmp_path / "m.eml", b"Subject: " + b"orbit " * 50_000 + b"\n\nx")
+    )
+    assert document.title.startswith("orbit orbit") and len(document.text) < 2_100
+
+
 def test_whitespace_only_and_script_only_files_have_no_text(tmp_path: Path) -> None:
     with pytest.raises(UnreadableFile, match="no text"):
         read_text(write(tmp_path / "blank.txt", " \n\t\n"))
@@ -732,6 +790,9 @@ def test_title_is_first_nonempty_line_trimmed() -> None:
         ("----\n* * *\nAfter two rules", "After two rules"),
         ("==> arrows are text", "==> arrows are text"),
         ("A note about \\title{x}\n", "A note about \\title{x}"),  # not LaTeX: first line
+        ("% \\title{Draft}\n\\documentclass{article}\n\\title{Final}\n", "Final"),  # a comment
+        ("# Using Org\n\n```\n#+TITLE: Example\n```\n", "Using Org"),  # Org in a code block
+        (":PROPERTIES:\n:ID: 1a2b\n:END:\n#+title: A roam note\n\nbody", "A roam note"),
     ],
 )
 def test_title_is_what_the_format_names_as_title(text: str, title: str) -> None:

@@ -133,7 +133,7 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
         if "/" in text or text.endswith((".gz", ".jsonl")):
             raise NashError(f"dataset file not found: {path}")
         known = ", ".join([*DATASET_FILES, *VDSH_VARIANTS])
-        raise NashError(f"unknown dataset {text!r}: use one of {known}, or a path to a .jsonl.gz")
+        raise NashError(f"unknown dataset {text!r}: use one of {known}, or a path to a .jsonl(.gz)")
     return _load_path(path)
 
 

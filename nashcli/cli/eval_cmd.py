@@ -27,7 +27,11 @@ def eval_command(
         "--data-dir",
         help="Where reuters/20ng/tmc files are found (default: $NASH_DATA, else the user cache).",
     ),
-    bits: str = typer.Option("8,16,32,64,128", "--bits", help="Code lengths, comma-separated."),
+    bits: str = typer.Option(
+        "8,16,32,64,128",
+        "--bits",
+        help="Code lengths in bits, comma-separated: multiples of 8 from 8 to 256.",
+    ),
     methods: str | None = typer.Option(
         None,
         "--methods",

@@ -1041,10 +1041,14 @@ _FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(?P<value>.*?)[ \t\r]*$
 _HEADER_LINE = re.compile(r"(?P<name>[!-9;-~]+):[ \t]*(?P<value>.*)\Z")  # RFC 5322's names
 #: Org mode's ``#+TITLE:`` keyword.
 _ORG_TITLE = re.compile(r"^#\+title:[ \t]*(?P<value>\S.*?)[ \t\r]*$", re.I | re.M)
-#: LaTeX's ``\title[short]{`` (its argument is read up to the matching brace).
+#: LaTeX's ``\title[short]{`` (its argument is read up to the matching brace), else the first
+#: ``\section{`` or ``\chapter{``.
 _LATEX_TITLE = re.compile(r"\\title[ \t]*(?:\[[^\]]*\])?[ \t]*\{")
+_LATEX_HEADING = re.compile(r"\\(?:chapter|section)\*?[ \t]*(?:\[[^\]]*\])?[ \t]*\{")
+#: ``\TeX``, ``\LaTeX{}``, ``\LaTeXe``: commands that are words (kept as ``TeX``, ``LaTeX2e``).
+_LATEX_LOGO = re.compile(r"\\(LaTeXe|LaTeX|TeX)(?![A-Za-z])(?:\{\})?")
 _LATEX_COMMENT = re.compile(r"(?<!\\)%[^\r\n]*")
-_LATEX_COMMAND = re.compile(r"\\(?:thanks|footnote)\{[^{}]*\}|\\[A-Za-z]+\*?|\\\\|[{}~]")
+_LATEX_COMMAND = re.compile(r"\\(?:thanks|footnote)\{[^{}]*\}|\\[A-Za-z]+\*?|\\[\\ ,;!]|[{}~]")
 #: Markdown's heading mark (``##``), AsciiDoc's or Org's (``== ``, ``** ``, with a space).
 _HEADING_MARK = re.compile(r"\A(?:#+|[=*]+(?=\s))\s*")
 #: Markup lines that set things rather than say them: an Org keyword (``#+STARTUP: overview``),
@@ -1097,13 +1101,20 @@ def _front_matter_title(body: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         quote, value = value[0], value[1:-1]
         value = value.replace("''", "'") if quote == "'" else value.replace('\\"', '"')
-    return "" if value in ("|", ">", "|-", ">-") else value
+    if match and value in ("|", ">", "|-", ">-", "|+", ">+"):  # a block: the indented lines
+        block = []
+        for line in body[match.end() :].splitlines()[1:]:
+            if not line.startswith((" ", "\t")):
+                break
+            block.append(line.strip())
+        value = " ".join(block)
+    return value
 
 
 def _header_title(head: str) -> str:
     """The ``Subject`` (or ``Title``, as MultiMarkdown metadata says it) of a text that begins
     with a mail or news header block (two or more ``Name: value`` lines up to the first blank
-    line); ``""`` otherwise."""
+    line, or a ``Title:`` line alone); ``""`` otherwise."""
     lines = head.lstrip("\r\n").splitlines()
     if lines and lines[0].startswith("From "):  # an mbox separator line
         lines = lines[1:]
@@ -1119,7 +1130,9 @@ def _header_title(head: str) -> str:
             return ""
         headers.append([match.group("name").lower(), match.group("value")])
     titles = [value for name, value in headers if name in ("subject", "title")]
-    return _decoded_header(titles[0].strip()) if len(headers) >= 2 and titles else ""
+    if not titles or (len(headers) < 2 and headers[0][0] != "title"):  # one line: "Note: ..."
+        return ""
+    return _decoded_header(titles[0].strip())
 
 
 def _decoded_header(value: str) -> str:
@@ -1151,18 +1164,24 @@ def _org_title(head: str) -> str:
 
 
 def _latex_title(head: str) -> str:
-    """The argument of ``\\title`` in a text that starts like LaTeX (``\\`` or ``%``)."""
+    """The argument of ``\\title`` (else of the first ``\\chapter`` or ``\\section``) in a text that
+    starts like LaTeX (``\\`` or ``%``)."""
     if not head.lstrip().startswith(("\\", "%")):
         return ""
     head = _LATEX_COMMENT.sub("", head)  # a commented-out \title is no title
-    match = _LATEX_TITLE.search(head)
+    match = _LATEX_TITLE.search(head) or _LATEX_HEADING.search(head)
     if not match:
         return ""
     depth, end = 1, match.end()
     while end < len(head) and depth:
         depth += {"{": 1, "}": -1}.get(head[end], 0)
         end += 1
-    return _LATEX_COMMAND.sub(" ", head[match.end() : end - 1]) if not depth else ""
+    if depth:
+        return ""
+    logos = _LATEX_LOGO.sub(
+        lambda m: m.group(1).replace("LaTeXe", "LaTeX2e"), head[match.end() : end - 1]
+    )
+    return _LATEX_COMMAND.sub(" ", logos)
 
 
 def content_hash(source: Path | str | bytes | bytearray | memoryview) -> str:

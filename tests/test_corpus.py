@@ -793,6 +793,13 @@ def test_title_is_first_nonempty_line_trimmed() -> None:
         ("% \\title{Draft}\n\\documentclass{article}\n\\title{Final}\n", "Final"),  # a comment
         ("# Using Org\n\n```\n#+TITLE: Example\n```\n", "Using Org"),  # Org in a code block
         (":PROPERTIES:\n:ID: 1a2b\n:END:\n#+title: A roam note\n\nbody", "A roam note"),
+        (  # no \title: the first section; \LaTeX{} is a word
+            "\\documentclass{article}\n\\begin{document}\n\\section*{Using \\LaTeX{} well}\n",
+            "Using LaTeX well",
+        ),
+        ("---\ntitle: >\n  A folded\n  long title\ntags: [a]\n---\nbody", "A folded long title"),
+        ("Title: My Blog Post\n\nBody", "My Blog Post"),  # MultiMarkdown, one key
+        ("Note: buy milk\n\nand eggs", "Note: buy milk"),
     ],
 )
 def test_title_is_what_the_format_names_as_title(text: str, title: str) -> None:

@@ -710,8 +710,10 @@ def _index(
             why = f"{REBUILT}: {found_damage.what} {state}, {found_damage.reason}"
         elif generation == 0:
             why = FIRST_INDEX
-        elif retrain:
+        elif retrain and len(found) >= _min_documents():
             why = "--retrain"
+        elif retrain:  # too few to fit on: bring the index up to date with the model it has
+            pass
         elif not due_for_retrain(trained, rows - trained + len(fresh) + len(changed)):
             pass  # not due even if every new and changed file is to encode (asked first: the
             # update of an unchanged folder then never imports the trainer, 0.1 s)
@@ -728,6 +730,12 @@ def _index(
         return why, stored
 
     why, stored = decide()
+    if retrain and not why:
+        n = len(found)
+        reporter.note(
+            f"not retrained: {n} text document{'' if n == 1 else 's'} here, and nash learns its "
+            f"codes from at least {_min_documents()}; the index was updated with the model it has"
+        )
     with contextlib.ExitStack() as turn:
         # One fit per collection at a time; after waiting for another's, decide again.
         if why and turn.enter_context(training_turn(collection.name, reporter.note)):

@@ -57,6 +57,20 @@ def test_index_summary_and_reindex(notes) -> None:
     assert run("index", str(folder), "--quiet").stdout == ""
 
 
+def test_retrain_with_too_few_documents_still_removes_the_deleted_ones(notes) -> None:
+    """--retrain on a folder left with one document cannot fit a model; it used to refuse and
+    keep every deleted file in the index."""
+    folder, paths = notes
+    for path in paths[1:]:
+        path.unlink()
+    result = run("index", str(folder), "--retrain")
+    assert result.exit_code == 0, result.output
+    assert f"{len(paths) - 1} removed" in result.stdout
+    assert "not retrained: 1 text document here" in result.stderr
+    status = json.loads(run("status", "--json").stdout)
+    assert [c["documents"] for c in status["collections"]] == [1]
+
+
 def test_similar_json(notes) -> None:
     folder, paths = notes
     result = run("similar", str(paths[0]), "--json", "--top", "3")

@@ -178,6 +178,8 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0, plain: bool = Fal
         for lam in (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
         for m, beta in ((0, 0.0), (3, 1.0), (3, 2.0), (5, 1.0), (5, 2.0), (10, 2.0))
     ]
+    # the feedback documents' least cosine, as a share of the best's (0: any shared word)
+    grid += [(1.0, 5, 2.0, share) for share in (0.0, 0.05, 0.1, 0.25, 0.5)]
     col = Collection.open(collection_name)
     with col.snapshot() as snap:
         docs = snap.live_docs()
@@ -197,8 +199,9 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0, plain: bool = Fal
             for key, h in found.items():
                 hits[key] += h
     return {
-        f"weight {lam} feedback {m} x {beta}": h / (10 * len(queries))
-        for (lam, m, beta), h in hits.items()
+        f"weight {p[0]} feedback {p[1]} x {p[2]}" + (f" share {p[3]}" if len(p) > 3 else ""): h
+        / (10 * len(queries))
+        for p, h in hits.items()
     }
 
 

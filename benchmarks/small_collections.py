@@ -32,7 +32,7 @@ DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 FILES = {"20ng": "20newsgroups_bydate.jsonl.gz", "reuters": "reuters21578_modapte.jsonl.gz"}
 GRID = [
     (lam, m, beta) for lam in (0.0, 0.25, 0.5, 1.0) for m, beta in ((0, 0.0), (5, 1.0), (5, 2.0))
-]
+] + [(lam, 5, 2.0, 0.0) for lam in (0.0, 0.25, 0.5, 1.0)]  # feedback from any shared word
 
 
 def single_label_docs(dataset: str) -> list[dict]:
@@ -81,16 +81,31 @@ def fused_grid_hits(
 ) -> dict[tuple, int]:
     """Same-topic documents among the ``k`` first of the fused ranking of one query's pool
     (candidates ``rows`` with tf-idf ``x`` and (weighted) distances ``dists``), for each
-    (λ, m, β)."""
+    (λ, m, β) or (λ, m, β, feedback share)."""
     from nashcli.similar import rank_pool
 
     hits = {}
-    for lam, m, beta in grid:
+    for point in grid:  # (λ, m, β) or (λ, m, β, share of the best cosine a feedback doc needs)
+        lam, m, beta, *share = point
+        extra = {"feedback_share": share[0]} if share else {}
         s = rank_pool(
-            x, qvec, dists, bits, "fused", weight=lam, feedback_docs=m, feedback_weight=beta
+            x,
+            qvec,
+            dists,
+            bits,
+            "fused",
+            weight=lam,
+            feedback_docs=m,
+            feedback_weight=beta,
+            **extra,
         )
-        hits[lam, m, beta] = int(same[np.lexsort((rows, dists, -s))[:k]].sum())
+        hits[point] = int(same[np.lexsort((rows, dists, -s))[:k]].sum())
     return hits
+
+
+def _grid_key(point: tuple) -> str:
+    lam, m, beta, *share = point
+    return f"fused λ={lam} m={m} β={beta}" + (f" share={share[0]}" if share else "")
 
 
 def measure(collection: str, k: int) -> dict[str, float]:
@@ -117,7 +132,7 @@ def measure(collection: str, k: int) -> dict[str, float]:
         encoder = LinearQueryEncoder.load(snap.model_dir)
         keys = {"hamming": "hamming", "cosine": "cosine", "fused": "fused (default)"}
         hits: dict[str, int] = dict.fromkeys([*keys.values(), "fused, plain distance"], 0)
-        hits.update({f"fused λ={lam} m={m} β={beta}": 0 for lam, m, beta in GRID})
+        hits.update({_grid_key(point): 0 for point in GRID})
         queries = [d.row for d in docs]
         for q in queries:
             query = stored_query(snap, q, encoder)
@@ -131,8 +146,8 @@ def measure(collection: str, k: int) -> dict[str, float]:
             same = np.array([label[int(r)] == label[q] for r in rows])
             x, qvec = snap.tfidf_of(rows), query.vector
             grid = fused_grid_hits(x, qvec, rows, weighted, snap.bits, same, k)
-            for (lam, m, beta), h in grid.items():
-                hits[f"fused λ={lam} m={m} β={beta}"] += h
+            for point, h in grid.items():
+                hits[_grid_key(point)] += h
     return {key: h / (k * len(queries)) for key, h in hits.items()}
 
 

@@ -70,6 +70,11 @@ DEFAULT_RANKING = "fused"
 HAMMING_WEIGHT = 1.0
 FEEDBACK_DOCS = 5
 FEEDBACK_WEIGHT = 2.0
+#: A feedback document's cosine with the query must reach this share of the best one's: a query
+#: whose topic has one or two documents in the folder would otherwise take the rest of its
+#: feedback from documents that share only a common word with it (cosine ~0.001), whose topic
+#: then outranks its one true match.
+FEEDBACK_SHARE = 0.1
 #: Below this many documents λ shrinks in proportion (:func:`hamming_weight`): a model fitted on
 #: a few hundred documents knows less than their words do (folders of 50-800 documents of 5
 #: topics, benchmarks/small_collections.py: precision@10 best at λ 0-0.25 up to 400 documents,
@@ -587,6 +592,7 @@ def rank_pool(
     weight: float = HAMMING_WEIGHT,
     feedback_docs: int = FEEDBACK_DOCS,
     feedback_weight: float = FEEDBACK_WEIGHT,
+    feedback_share: float = FEEDBACK_SHARE,
 ) -> np.ndarray:
     """Scores (higher is closer) of a pool of candidates: tf-idf rows ``x`` (L2-normalised), the
     query's tf-idf row ``qvec`` (1, V) and the candidates' (weighted) Hamming distances
@@ -604,9 +610,9 @@ def rank_pool(
     if m == 0 or feedback_weight == 0:
         return first
     best = np.lexsort((np.arange(len(first)), -first))[:m]
-    # Feedback only from candidates that share a word with the query: in a small folder a rare
-    # query word has fewer than m documents, and the rest of the m would be random ones.
-    best = best[cos[best] > 0]
+    # Feedback only from candidates about as close to the query as its best: in a small folder a
+    # rare topic has fewer than m documents, and the rest of the m would be random ones.
+    best = best[(cos[best] > 0) & (cos[best] >= feedback_share * cos[best].max())]
     if len(best) == 0:
         return first
     feedback = x.dot(x.mean_row(best))  # the mean of x · x[b] over the feedback rows b

@@ -69,7 +69,7 @@ def brute_force(snap, q: int, ranking: str) -> tuple[list[int], list[float]]:
         first = cos - weight * weighted / snap.bits
         first[q] = -np.inf
         best = np.argsort(-first, kind="stable")[: similar.FEEDBACK_DOCS]
-        best = best[cos[best] > 0]
+        best = best[(cos[best] > 0) & (cos[best] >= similar.FEEDBACK_SHARE * cos[best].max())]
         feedback = (x @ x[best].T).mean(axis=1)
         score = cos + similar.FEEDBACK_WEIGHT * feedback - weight * weighted / snap.bits
     order = [r for r in np.lexsort((rows, weighted, -score)) if r != q][:5]
@@ -262,6 +262,25 @@ def test_feedback_comes_only_from_documents_that_share_a_word(notes, tmp_path: P
     hits = find_similar("banneton", "notes", top=5)
     assert {h.path for h in hits[:2]} == set(rare)
     assert all(h.score <= 0 for h in hits[2:])  # nothing else shares a word with the query
+
+
+def test_a_topic_with_one_document_keeps_it_first() -> None:
+    """The query's one true match among a cluster of documents that share only a common word
+    with it: feedback from that cluster (cosine ~0.01) used to lift the whole cluster above the
+    match, which is best by cosine and by distance alike."""
+    import scipy.sparse as sp
+
+    match = [0.6, 0.6, 0.5, 0.0, 0.0, 0.05]  # words: three rare ones, two of the cluster's, "the"
+    cluster = [[0.0, 0.0, 0.0, 0.7, 0.7, 0.05 + 0.01 * i] for i in range(6)]
+    x = np.array([match, *cluster])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    query = np.array([[0.6, 0.5, 0.6, 0.0, 0.0, 0.05]])
+    query /= np.linalg.norm(query)
+    dists = np.full(len(x), 10.0)
+    scores = similar.rank_pool(sp.csr_matrix(x), sp.csr_matrix(query), dists, 64)
+    assert np.argmax(scores) == 0
+    before = similar.rank_pool(sp.csr_matrix(x), sp.csr_matrix(query), dists, 64, feedback_share=0)
+    assert np.argmax(before) != 0  # what any shared word let in
 
 
 def test_changed_indexed_file_is_encoded_fresh(notes) -> None:

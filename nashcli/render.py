@@ -313,9 +313,15 @@ def similar_results(
         return Group(Text(heading), similar_table(hits, shown, width))
     lines = [heading]
     for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
-        lines.append(f"{rank}. {path}  (distance {hit.distance}, score {hit.score:.3f})")
+        lines.append(f"{rank}. {path}  (distance {hit.distance}, score {score_text(hit.score)})")
         lines.append("   " + _cut(plain(hit.title), max(20, width - 3)))
     return Text("\n".join(lines))
+
+
+def score_text(score: float) -> str:
+    """A score to three places; a score that rounds to zero is ``0.000``, never ``-0.000``."""
+    text = f"{score:.3f}"
+    return "0.000" if text == "-0.000" else text
 
 
 def _number_widths(hits: Sequence) -> list[int]:
@@ -323,7 +329,7 @@ def _number_widths(hits: Sequence) -> list[int]:
     return [
         _cells(["#", str(len(hits))]),
         _cells(["dist", *(str(hit.distance) for hit in hits)]),
-        _cells(["score", *(f"{hit.score:.3f}" for hit in hits)]),
+        _cells(["score", *(score_text(hit.score) for hit in hits)]),
     ]
 
 
@@ -369,7 +375,7 @@ def similar_table(hits: Sequence, shown: Sequence[str], width: int = 100) -> Tab
     table.add_column("title", overflow="fold", max_width=title_width)
     for rank, (hit, path, title) in enumerate(zip(hits, shown, titles, strict=True), 1):
         cut = _cut(title, title_width)
-        table.add_row(str(rank), str(hit.distance), f"{hit.score:.3f}", Text(path), Text(cut))
+        table.add_row(str(rank), str(hit.distance), score_text(hit.score), Text(path), Text(cut))
     return table
 
 

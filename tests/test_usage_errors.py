@@ -369,6 +369,23 @@ def test_similar_says_when_there_is_nothing_else_to_show(tmp_path: Path) -> None
     result = runner.invoke(app, ["similar", str(paths[0])])
     assert result.exit_code == 0, result.output
     assert "holds no other document" in result.stdout
+    paths[0].unlink()
+    index_folder(tmp_path / "pair", hasher_options={"max_epochs": 1})
+    result = runner.invoke(app, ["similar", "--text", "rocket orbit"])  # no file: no "other"
+    assert result.exit_code == 0, result.output
+    assert "holds no document" in result.stdout
+
+
+def test_a_score_that_rounds_to_zero_has_no_sign() -> None:
+    from nashcli.render import score_text
+
+    assert [score_text(s) for s in (-0.0, -0.0004, 0.0, 0.5, -0.25)] == [
+        "0.000",
+        "0.000",
+        "0.000",
+        "0.500",
+        "-0.250",
+    ]
 
 
 @pytest.mark.parametrize("command", ["index", "similar", "watch"])

@@ -162,7 +162,8 @@ def similar_command(
 
     short = label if len(label) <= 60 else label[:59] + "…"
     if not hits:
-        typer.echo(f"no similar documents: collection {chosen.name!r} holds no other document")
+        other = "no other document" if file is not None else "no document"
+        typer.echo(f"no similar documents: collection {chosen.name!r} holds {other}")
         return
     console = render.output_console()
     results = render.similar_results(

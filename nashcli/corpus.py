@@ -876,6 +876,12 @@ def _html_to_text(html: str) -> tuple[str, str]:
 #: How much of a mail's Subject is read: the standard library's header parser takes time
 #: quadratic in a header's length (a 660 KB Subject: 25 s), and a title is 80 characters.
 _MAIL_SUBJECT_CHARS = 2_000
+#: Headers every saved mail has one of; a ``.eml`` file with none is read as plain text (its
+#: ``Note: ...`` lines are no headers).
+_MAIL_HEADERS = frozenset(
+    {"from", "to", "cc", "subject", "date", "message-id", "received", "mime-version",
+     "content-type", "return-path", "sender", "reply-to", "newsgroups"}
+)  # fmt: skip
 
 
 def _read_mail(data: bytes, path: Path) -> Document:
@@ -891,8 +897,15 @@ def _read_mail(data: bytes, path: Path) -> Document:
         data = data[len(codecs.BOM_UTF8) :]
     try:
         message = email.message_from_bytes(data, policy=email.policy.default)
+        if not any(name.lower() in _MAIL_HEADERS for name, _ in message.raw_items()):
+            text = decode_text(data, path)  # no mail header: a text file named .eml
+            if text.isspace():
+                raise UnreadableFile("no text in file", path, excluded=True)
+            return Document(text, title_of(text))
         subject = _mail_subject(message)
         text = _mail_body(message)
+    except UnreadableFile:
+        raise
     except Exception as error:  # noqa: BLE001 - the email package's rare failures on damaged mail
         raise UnreadableFile(f"unreadable mail ({type(error).__name__})", path) from None
     text = "\n\n".join(part for part in (subject, text) if part and not part.isspace())

@@ -669,6 +669,11 @@ def test_saved_mail_is_its_subject_and_body_not_its_encodings(tmp_path: Path) ->
             "log\n\nthe text\n",
         ),
         (b"\xef\xbb\xbfFrom: a\nSubject: bom\n\nbody\n", "bom", "bom\n\nbody\n"),  # an editor's BOM
+        (  # no mail header at all: a text file named .eml, its "Word: value" lines its text
+            b"Note: remember this\nTodo: buy milk\n\nbody\n",
+            "Note: remember this",
+            "Note: remember this\nTodo: buy milk\n\nbody\n",
+        ),
     ],
 )
 def test_odd_mails_give_their_text(tmp_path: Path, mail: bytes, title: str, text: str) -> None:

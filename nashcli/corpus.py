@@ -931,14 +931,16 @@ def _mail_subject(message: EmailMessage) -> str:
 
 
 def _mail_body(message: EmailMessage) -> str:
-    """The text of a mail's body: its plain-text part, else the visible text of its HTML part
-    (an empty plain twin gives way); failing both, the first text part anywhere (a forwarded
-    message, a body sent as an attachment, a ``text/markdown`` one), or the raw body of a
-    multipart whose boundaries are broken, as mail programs show it."""
-    for subtype in ("plain", "html"):
-        text = _mail_part_text(message.get_body(preferencelist=(subtype,)))
-        if text and not text.isspace():
-            return text
+    """The text of a mail's body: its plain-text part (with the inline plain-text parts beside
+    it), else the visible text of its HTML part (an empty plain twin gives way); failing both,
+    the first text part anywhere (a forwarded message, a body sent as an attachment, a
+    ``text/markdown`` one), or the raw body of a multipart whose boundaries are broken, as mail
+    programs show it."""
+    text = _with_inline_siblings(message, message.get_body(preferencelist=("plain",)))
+    if not text or text.isspace():
+        text = _mail_part_text(message.get_body(preferencelist=("html",)))
+    if text and not text.isspace():
+        return text
     for wanted in ("text/plain", "text/html", "text/"):  # then any text: text/markdown, ...
         for part in message.walk():
             if part.get_content_type().startswith(wanted):
@@ -948,6 +950,23 @@ def _mail_body(message: EmailMessage) -> str:
     if message.get_content_maintype() == "multipart" and not message.is_multipart():
         return _decode_with_charset(message.get_payload(decode=True) or b"", None)
     return ""
+
+
+def _with_inline_siblings(message: EmailMessage, body: EmailMessage | None) -> str:
+    """The text of a plain-text ``body`` and of the inline plain-text parts beside it in its
+    ``multipart/mixed``: a body split around an inline picture (as Apple Mail sends one)."""
+    for part in message.walk():
+        if part.get_content_type() == "multipart/mixed":
+            children = list(part.iter_parts())
+            if any(child is body for child in children):
+                texts = (
+                    _mail_part_text(child)
+                    for child in children
+                    if child.get_content_type() == "text/plain"
+                    and child.get_content_disposition() != "attachment"
+                )
+                return "\n\n".join(text for text in texts if text and not text.isspace())
+    return _mail_part_text(body)
 
 
 def _mail_part_text(part: EmailMessage | None) -> str:

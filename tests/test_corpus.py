@@ -669,6 +669,15 @@ def test_saved_mail_is_its_subject_and_body_not_its_encodings(tmp_path: Path) ->
             "log\n\nthe text\n",
         ),
         (b"\xef\xbb\xbfFrom: a\nSubject: bom\n\nbody\n", "bom", "bom\n\nbody\n"),  # an editor's BOM
+        (  # a body split around an inline picture; a text file attached is not body
+            b'Subject: c\nContent-Type: multipart/mixed; boundary="M"\n\n--M\n'
+            b"Content-Type: text/plain\n\nbefore\n--M\nContent-Type: image/png\n"
+            b"Content-Disposition: inline\n\nPNG\n--M\nContent-Type: text/plain\n\nafter\n--M\n"
+            b"Content-Type: text/plain\nContent-Disposition: attachment; filename=x.txt\n\n"
+            b"attached\n--M--\n",
+            "c",
+            "c\n\nbefore\n\nafter",
+        ),
         (  # no mail header at all: a text file named .eml, its "Word: value" lines its text
             b"Note: remember this\nTodo: buy milk\n\nbody\n",
             "Note: remember this",

@@ -80,6 +80,14 @@ class _FirstIndexAbandoned(CollectionGoneError):
     an error): :func:`index_folder` creates it again and indexes it itself."""
 
 
+class _TooFewDocuments(NashError):
+    """Fewer documents than a model is fitted on (``count`` of them)."""
+
+    def __init__(self, message: str, count: int) -> None:
+        super().__init__(message)
+        self.count = count
+
+
 class Reporter(Protocol):
     """Progress sink: the CLI shows bars, library users pass nothing."""
 
@@ -729,13 +737,15 @@ def _index(
                 )
         return why, stored
 
+    def not_retrained(n: int, what: str) -> None:
+        reporter.note(
+            f"not retrained: {n} {what}{'' if n == 1 else 's'} here, and nash learns its codes "
+            f"from at least {_min_documents()}; the index was updated with the model it has"
+        )
+
     why, stored = decide()
     if retrain and not why:
-        n = len(found)
-        reporter.note(
-            f"not retrained: {n} text document{'' if n == 1 else 's'} here, and nash learns its "
-            f"codes from at least {_min_documents()}; the index was updated with the model it has"
-        )
+        not_retrained(len(found), "text document")
     with contextlib.ExitStack() as turn:
         # One fit per collection at a time; after waiting for another's, decide again.
         if why and turn.enter_context(training_turn(collection.name, reporter.note)):
@@ -751,9 +761,20 @@ def _index(
             report.retrained, report.retrain_reason = True, why
             collection.check_writable()
             target_bits = bits or collection.bits
-            hasher, words, tfidf, metas = _retrain(
-                found, stored, target_bits, device, seed, hasher_options, report, reporter
-            )
+            counted = (report.added, report.updated, report.unchanged, len(report.skipped))
+            try:
+                hasher, words, tfidf, metas = _retrain(
+                    found, stored, target_bits, device, seed, hasher_options, report, reporter
+                )
+            except _TooFewDocuments as error:
+                if why == FIRST_INDEX or why.startswith(REBUILT):  # no model to fall back on
+                    raise
+                not_retrained(error.count, "readable text document")  # the others unreadable
+                report.retrained, report.retrain_reason = False, ""
+                report.added, report.updated, report.unchanged, kept = counted
+                del report.skipped[kept:]
+                why = ""
+        if why:
             with collection.writer(timeout=max(lock_timeout, SWITCH_TIMEOUT)) as w:
                 w.remember_max_bytes(max_bytes)
                 current = w.live_docs()
@@ -934,9 +955,10 @@ def _check_enough(documents: Sequence, root: Path, what: str) -> None:
     """A model is fitted on at least ``MIN_DOCUMENTS``: fewer is one line naming the folder."""
     if len(documents) < _min_documents():
         n = len(documents)
-        raise NashError(
+        raise _TooFewDocuments(
             f"{root}: only {n} {what}{'' if n == 1 else 's'}; nash learns its codes from at "
-            f"least {_min_documents()}"
+            f"least {_min_documents()}",
+            n,
         )
 
 

@@ -71,6 +71,21 @@ def test_retrain_with_too_few_documents_still_removes_the_deleted_ones(notes) ->
     assert [c["documents"] for c in status["collections"]] == [1]
 
 
+def test_retrain_with_too_few_readable_documents_updates_the_index(notes) -> None:
+    """Two files found, one of them unreadable: the retrain cannot fit, the update still runs."""
+    folder, paths = notes
+    for path in paths[2:]:
+        path.unlink()
+    paths[1].write_text("From: ann@example.org\n\n \n")  # no text: skipped when read
+    paths[1].rename(paths[1].with_suffix(".eml"))
+    result = run("index", str(folder), "--retrain")
+    assert result.exit_code == 0, result.output
+    assert "not retrained: 1 readable text document here" in result.stderr
+    assert f"{len(paths) - 1} removed" in result.stdout and "1 skipped" in result.stdout
+    status = json.loads(run("status", "--json").stdout)
+    assert [c["documents"] for c in status["collections"]] == [1]
+
+
 def test_similar_json(notes) -> None:
     folder, paths = notes
     result = run("similar", str(paths[0]), "--json", "--top", "3")

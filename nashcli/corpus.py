@@ -5,7 +5,8 @@ folders (``.git`` among them) and whatever ``.gitignore`` / ``.nashignore`` file
 text-like files (:data:`TEXT_EXTENSIONS`, plus extension-less files that sniff as text), and
 reports every file it skips on purpose with a reason a person can act on, instead of failing on it.
 :func:`read_text` turns one such file into text (UTF-8, else charset detection; HTML reduced to its
-visible text; PDF through the optional ``pypdf``) or raises :class:`UnreadableFile`.
+visible text; a saved mail to its Subject and body; PDF through the optional ``pypdf``) or raises
+:class:`UnreadableFile`.
 
 Only the standard library is imported at module level: ``charset_normalizer``,
 ``bs4`` and ``pypdf`` are imported by the functions that need them, so importing this module
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from nashcli.errors import NashError
 
 if TYPE_CHECKING:
-    from email.message import EmailMessage
+    from email.message import EmailMessage, Message
 
     from nashcli.ignore import IgnoreFile
 
@@ -876,6 +877,16 @@ def _html_to_text(html: str) -> tuple[str, str]:
 #: How much of a mail's Subject is read: the standard library's header parser takes time
 #: quadratic in a header's length (a 660 KB Subject: 25 s), and a title is 80 characters.
 _MAIL_SUBJECT_CHARS = 2_000
+#: A mail's shape past which it is not read: the header parser's time grows faster than the
+#: length of a ``Content-Type`` (100 KB of parameters: 18 s) and with the number of parts
+#: (20,000: 22 s); real mail stays far below both.
+_MAIL_PARTS = 1_000
+_MAIL_CONTENT_HEADER_CHARS = 4_000
+#: Charset labels that mean Windows-1252 in practice: its curly quotes (0x93, 0x94) are
+#: control characters in ISO 8859-1 proper.
+_READ_AS_CP1252 = frozenset({"iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1"})
+#: Text types of a mail part that are prose, read when no plain or HTML part has text.
+_PROSE_TYPES = ("text/markdown", "text/x-markdown", "text/enriched", "text/richtext", "text/x-rst")
 #: Headers every saved mail has one of; a ``.eml`` file with none is read as plain text (its
 #: ``Note: ...`` lines are no headers).
 _MAIL_HEADERS = frozenset(
@@ -896,6 +907,7 @@ def _read_mail(data: bytes, path: Path) -> Document:
     if data.startswith(codecs.BOM_UTF8):  # an editor's BOM would hide the headers
         data = data[len(codecs.BOM_UTF8) :]
     try:
+        _check_mail_shape(email.message_from_bytes(data, policy=email.policy.compat32), path)
         message = email.message_from_bytes(data, policy=email.policy.default)
         if not any(name.lower() in _MAIL_HEADERS for name, _ in message.raw_items()):
             text = decode_text(data, path)  # no mail header: a text file named .eml
@@ -913,6 +925,18 @@ def _read_mail(data: bytes, path: Path) -> Document:
         raise UnreadableFile("no text in file", path, excluded=True)
     text = text.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates from odd bytes
     return Document(text, _trim(subject) if subject else title_of(text))
+
+
+def _check_mail_shape(rough: Message, path: Path) -> None:
+    """Refuse a mail too intricate to parse in good time (:data:`_MAIL_PARTS`), judged on its
+    ``compat32`` parse, which takes headers as they are (milliseconds where the modern parser
+    takes minutes)."""
+    for n, part in enumerate(rough.walk(), 1):
+        if n > _MAIL_PARTS:
+            raise UnreadableFile(f"mail of more than {_MAIL_PARTS:,} parts", path)
+        for name, value in part.raw_items():
+            if len(value) > _MAIL_CONTENT_HEADER_CHARS and name.lower().startswith("content-"):
+                raise UnreadableFile(f"mail with a {len(value):,}-character {name} header", path)
 
 
 def _mail_subject(message: EmailMessage) -> str:
@@ -933,17 +957,17 @@ def _mail_subject(message: EmailMessage) -> str:
 def _mail_body(message: EmailMessage) -> str:
     """The text of a mail's body: its plain-text part (with the inline plain-text parts beside
     it), else the visible text of its HTML part (an empty plain twin gives way); failing both,
-    the first text part anywhere (a forwarded message, a body sent as an attachment, a
-    ``text/markdown`` one), or the raw body of a multipart whose boundaries are broken, as mail
-    programs show it."""
+    the first such part anywhere (a forwarded message, a body sent as an attachment) or a prose
+    one (``text/markdown``; not ``text/csv`` or ``text/calendar``), or the raw body of a
+    multipart whose boundaries are broken, as mail programs show it."""
     text = _with_inline_siblings(message, message.get_body(preferencelist=("plain",)))
     if not text or text.isspace():
         text = _mail_part_text(message.get_body(preferencelist=("html",)))
     if text and not text.isspace():
         return text
-    for wanted in ("text/plain", "text/html", "text/"):  # then any text: text/markdown, ...
+    for wanted in ("text/plain", "text/html", *_PROSE_TYPES):
         for part in message.walk():
-            if part.get_content_type().startswith(wanted):
+            if part.get_content_type() == wanted:
                 text = _mail_part_text(part)
                 if text and not text.isspace():
                     return text
@@ -981,6 +1005,9 @@ def _decode_with_charset(data: bytes, charset: str | None) -> str:
     """``data`` in the charset a mail names, else as a document file's bytes are read; ``""``
     for bytes that are no text."""
     if charset:
+        if charset.lower() in _READ_AS_CP1252:  # as mail programs and browsers read them
+            with contextlib.suppress(UnicodeDecodeError):
+                return data.decode("cp1252")
         with contextlib.suppress(LookupError, ValueError):  # unknown or broken codecs
             return data.decode(charset)
     try:
@@ -1080,7 +1107,9 @@ _LATEX_HEADING = re.compile(r"\\(?:chapter|section)\*?[ \t]*(?:\[[^\]]*\])?[ \t]
 #: ``\TeX``, ``\LaTeX{}``, ``\LaTeXe``: commands that are words (kept as ``TeX``, ``LaTeX2e``).
 _LATEX_LOGO = re.compile(r"\\(LaTeXe|LaTeX|TeX)(?![A-Za-z])(?:\{\})?")
 _LATEX_COMMENT = re.compile(r"(?<!\\)%[^\r\n]*")
-_LATEX_COMMAND = re.compile(r"\\(?:thanks|footnote)\{[^{}]*\}|\\[A-Za-z]+\*?|\\[\\ ,;!]|[{}~]")
+_LATEX_COMMAND = re.compile(
+    r"\\(?:thanks|footnote|label|ref|cite)\{[^{}]*\}|\\[A-Za-z]+\*?|\\[\\ ,;!]|[{}~]"
+)
 #: Markdown's heading mark (``##``), AsciiDoc's or Org's (``== ``, ``** ``, with a space).
 _HEADING_MARK = re.compile(r"\A(?:#+|[=*]+(?=\s))\s*")
 #: Markup lines that set things rather than say them: an Org keyword (``#+STARTUP: overview``),
@@ -1133,7 +1162,7 @@ def _front_matter_title(body: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         quote, value = value[0], value[1:-1]
         value = value.replace("''", "'") if quote == "'" else value.replace('\\"', '"')
-    if match and value in ("|", ">", "|-", ">-", "|+", ">+"):  # a block: the indented lines
+    if match and match.group("value") in ("|", ">", "|-", ">-", "|+", ">+"):  # a block
         block = []
         for line in body[match.end() :].splitlines()[1:]:
             if not line.startswith((" ", "\t")):
@@ -1177,6 +1206,8 @@ def _decoded_header(value: str) -> str:
     try:
         decoded = str(email.policy.default.header_fetch_parse("Subject", value)).strip()
     except Exception:  # noqa: BLE001 - a malformed header must not stop indexing
+        return value
+    if "\ufffd" in decoded and "\ufffd" not in value:  # bytes its charset does not explain
         return value
     return decoded or value
 

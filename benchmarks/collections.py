@@ -178,7 +178,8 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0, plain: bool = Fal
         for lam in (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
         for m, beta in ((0, 0.0), (3, 1.0), (3, 2.0), (5, 1.0), (5, 2.0), (10, 2.0))
     ]
-    # the feedback documents' least cosine, as a share of the best's (0: any shared word)
+    # the feedback documents' least cosine, as a share of the best's (0: any shared word); the
+    # 3-tuples above use the default share (0.1 since 2026-12-07; result files before: 0)
     grid += [(1.0, 5, 2.0, share) for share in (0.0, 0.05, 0.1, 0.25, 0.5)]
     col = Collection.open(collection_name)
     with col.snapshot() as snap:

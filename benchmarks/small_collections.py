@@ -33,6 +33,7 @@ FILES = {"20ng": "20newsgroups_bydate.jsonl.gz", "reuters": "reuters21578_modapt
 GRID = [
     (lam, m, beta) for lam in (0.0, 0.25, 0.5, 1.0) for m, beta in ((0, 0.0), (5, 1.0), (5, 2.0))
 ] + [(lam, 5, 2.0, 0.0) for lam in (0.0, 0.25, 0.5, 1.0)]  # feedback from any shared word
+# (the 3-tuples use similar.FEEDBACK_SHARE: 0.1 since 2026-12-07, 0 in the result files before)
 
 
 def single_label_docs(dataset: str) -> list[dict]:

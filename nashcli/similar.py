@@ -577,7 +577,7 @@ def search_snapshot(
         rows, dists, scores = rows[order], dists[order], scores[order]
     docs = snap.docs_by_rows(rows)
     return [
-        Hit(Path(docs[r].path), int(d), round(float(s), 6), docs[r].title, int(r))
+        Hit(Path(docs[r].path), int(d), round(float(s), 6) + 0.0, docs[r].title, int(r))  # no -0.0
         for r, d, s in zip(rows.tolist(), dists.tolist(), scores.tolist(), strict=True)
     ]
 
@@ -610,8 +610,9 @@ def rank_pool(
     if m == 0 or feedback_weight == 0:
         return first
     best = np.lexsort((np.arange(len(first)), -first))[:m]
-    # Feedback only from candidates about as close to the query as its best: in a small folder a
-    # rare topic has fewer than m documents, and the rest of the m would be random ones.
+    # Feedback only from those of the m whose cosine with the query is at least a tenth of the
+    # highest among them: in a small folder a rare topic has fewer than m documents, and the
+    # rest of the m would be documents that share only a common word with the query.
     best = best[(cos[best] > 0) & (cos[best] >= feedback_share * cos[best].max())]
     if len(best) == 0:
         return first

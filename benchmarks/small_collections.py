@@ -19,6 +19,7 @@ import gzip
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -184,31 +185,34 @@ def main() -> None:
         "cores": os.cpu_count(),
         "runs": [],
     }
-    for size in [int(s) for s in args.sizes.split(",")]:
-        per_seed = []
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            folder = work / f"{args.dataset}-{size}-{seed}"
-            n = build_folder(folder, docs, size, args.topics, seed)
-            start = time.perf_counter()
-            report = index_folder(folder, name=folder.name, bits=args.bits)
-            seconds = time.perf_counter() - start
-            row = measure(folder.name, args.k)
-            per_seed.append(row)
-            figures["runs"].append(
-                {"size": n, "seed": seed, "index_seconds": round(seconds, 1), **row}
-            )
-            print(
-                f"size {n} seed {seed} ({seconds:.0f} s, {report.documents} documents): "
-                + "  ".join(f"{key} {v:.3f}" for key, v in row.items() if "λ" not in key),
-                flush=True,
-            )
-        means = {key: statistics.mean(r[key] for r in per_seed) for key in per_seed[0]}
-        print(f"\nsize {size}, mean over {len(per_seed)} seeds, precision@{args.k}:")
-        for key, v in sorted(means.items(), key=lambda kv: -kv[1]):
-            print(f"  {key:28s} {v:.4f}")
-        print(flush=True)
-        if args.json:  # after every size: a long run that fails later keeps what it measured
-            args.json.write_text(json.dumps(figures, indent=1) + "\n")
+    try:
+        for size in [int(s) for s in args.sizes.split(",")]:
+            per_seed = []
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                folder = work / f"{args.dataset}-{size}-{seed}"
+                n = build_folder(folder, docs, size, args.topics, seed)
+                start = time.perf_counter()
+                report = index_folder(folder, name=folder.name, bits=args.bits)
+                seconds = time.perf_counter() - start
+                row = measure(folder.name, args.k)
+                per_seed.append(row)
+                figures["runs"].append(
+                    {"size": n, "seed": seed, "index_seconds": round(seconds, 1), **row}
+                )
+                print(
+                    f"size {n} seed {seed} ({seconds:.0f} s, {report.documents} documents): "
+                    + "  ".join(f"{key} {v:.3f}" for key, v in row.items() if "λ" not in key),
+                    flush=True,
+                )
+            means = {key: statistics.mean(r[key] for r in per_seed) for key in per_seed[0]}
+            print(f"\nsize {size}, mean over {len(per_seed)} seeds, precision@{args.k}:")
+            for key, v in sorted(means.items(), key=lambda kv: -kv[1]):
+                print(f"  {key:28s} {v:.4f}")
+            print(flush=True)
+            if args.json:  # after every size: a long run that fails later keeps what it measured
+                args.json.write_text(json.dumps(figures, indent=1) + "\n")
+    finally:  # the folders and indexes of every size (tens of MB)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

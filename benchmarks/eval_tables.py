@@ -55,7 +55,7 @@ ENGINE_ROOT = Path(os.environ.get("NASH_ENGINE_ROOT") or ROOT)
 sys.path.insert(0, str(ENGINE_ROOT))
 sys.path.append(str(Path(__file__).resolve().parent))  # its neighbours, however it is loaded
 
-from revisions import cpu_model, cpu_name, reference_worktree  # noqa: E402
+from revisions import cpu_model, cpu_name, git_commit, reference_worktree  # noqa: E402
 
 from nashcli import evaluation  # noqa: E402
 from nashcli.datasets import load_dataset  # noqa: E402
@@ -170,22 +170,6 @@ def fingerprints(method_names) -> dict[str, str]:
     import nashcli.training  # noqa: F401
 
     return {m: engine_fingerprint(m) for m in method_names}
-
-
-def git_commit() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "nashcli"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
 
 
 def machine(device: str) -> dict:

@@ -68,6 +68,23 @@ def timed_cli(tree: Path, env: dict, *args: str) -> tuple[float, str]:
     return time.perf_counter() - start, out.stdout
 
 
+def git_commit() -> str:
+    """This checkout's commit (12 hex digits), ``+dirty`` where ``nashcli/`` has changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "nashcli"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
 def cpu_name() -> str:
     """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(Path(__file__).resolve().parent))
 
-from revisions import cpu_name  # noqa: E402
+from revisions import cpu_name, git_commit  # noqa: E402
 
 from nashcli.datasets import load_dataset  # noqa: E402
 from nashcli.evaluation import database_labels, prepare  # noqa: E402
@@ -111,9 +110,7 @@ def measure(name: str, data_dir: Path, c: float) -> dict:
             classify_then_retrieve(scores, db_labels, query_labels), 4
         ),
         "seconds": round(time.perf_counter() - start, 1),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": git_commit(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu_name(),
     }

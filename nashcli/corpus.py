@@ -785,7 +785,9 @@ def read_document(path: Path | str) -> Document:
     if not data:
         raise UnreadableFile("empty file", path, excluded=True)
     if suffix in MAIL_EXTENSIONS:
-        return _read_mail(data, path)
+        mail = _read_mail(data, path)
+        if mail is not None:
+            return mail
     text = decode_text(data, path)
     del data
     if suffix in HTML_EXTENSIONS:
@@ -895,10 +897,11 @@ _MAIL_HEADERS = frozenset(
 )  # fmt: skip
 
 
-def _read_mail(data: bytes, path: Path) -> Document:
+def _read_mail(data: bytes, path: Path) -> Document | None:
     """A saved mail (``.eml``): its Subject, then the text of its body (see :func:`_mail_body`);
     headers, quoted-printable or base64 transfer encodings and attachments are not the text. The
-    Subject, RFC 2047 words decoded, is the title."""
+    Subject, RFC 2047 words decoded, is the title. None for a file without a single mail header:
+    a text file named ``.eml``, read as any other."""
     import email
     import email.policy
 
@@ -910,10 +913,7 @@ def _read_mail(data: bytes, path: Path) -> Document:
         _check_mail_shape(email.message_from_bytes(data, policy=email.policy.compat32), path)
         message = email.message_from_bytes(data, policy=email.policy.default)
         if not any(name.lower() in _MAIL_HEADERS for name, _ in message.raw_items()):
-            text = decode_text(data, path)  # no mail header: a text file named .eml
-            if text.isspace():
-                raise UnreadableFile("no text in file", path, excluded=True)
-            return Document(text, title_of(text))
+            return None
         subject = _mail_subject(message)
         text = _mail_body(message)
     except UnreadableFile:

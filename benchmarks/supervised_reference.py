@@ -41,7 +41,7 @@ sys.path.append(str(Path(__file__).resolve().parent))
 from revisions import cpu_name, git_commit  # noqa: E402
 
 from nashcli.datasets import load_dataset  # noqa: E402
-from nashcli.evaluation import database_labels, prepare  # noqa: E402
+from nashcli.evaluation import database_labels, database_rows, prepare  # noqa: E402
 from nashcli.metrics import precision_at_k  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
@@ -88,13 +88,11 @@ def classify_then_retrieve(
 
 
 def measure(name: str, data_dir: Path, c: float) -> dict:
-    import scipy.sparse as sp
-
     start = time.perf_counter()
     problem, splits = prepare(load_dataset(name, data_dir), "canonical", seed=0)
     include_val = splits.val_from_train
     db_labels = database_labels(problem, include_val)
-    x_db = sp.vstack([problem.X_train, problem.X_val]).tocsr() if include_val else problem.X_train
+    x_db = database_rows(problem, include_val)
     query_labels = np.asarray(problem.Y_test, dtype=bool)
     scores = label_scores(x_db, db_labels, problem.X_test, c)
     top = scores.argmax(axis=1)

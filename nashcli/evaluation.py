@@ -29,6 +29,8 @@ from nashcli.datasets import Dataset, Splits, make_splits
 from nashcli.errors import NashError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import scipy.sparse as sp
+
     from nashcli.features import Problem
 
 #: The no-hashing reference method (exact TF-IDF cosine); reported with ``bits = 0``.
@@ -158,6 +160,14 @@ def database_labels(problem: Problem, include_val: bool = False) -> np.ndarray:
     return np.vstack([y_train, np.asarray(problem.Y_val, dtype=bool)]) if include_val else y_train
 
 
+def database_rows(problem: Problem, include_val: bool = False) -> sp.csr_matrix:
+    """TF-IDF rows (CSR) of the database, in :func:`database_labels`' order."""
+    import scipy.sparse as sp
+
+    x_train = problem.X_train.tocsr()
+    return sp.vstack([x_train, problem.X_val.tocsr()], format="csr") if include_val else x_train
+
+
 def caveats(problem: Problem, k: int = TOP_K, include_val: bool = False) -> list[str]:
     """What makes the figures of ``problem`` mean less than they seem, one line each; raises
     :class:`NashError` when no training document has a label (every precision would be 0)."""
@@ -197,13 +207,9 @@ def score_codes(
 
 def score_exact(problem: Problem, k: int = TOP_K, include_val: bool = False) -> tuple[float, float]:
     """(positional, tie-aware) precision@k of exact TF-IDF cosine retrieval (no hashing)."""
-    import scipy.sparse as sp
-
     from nashcli.metrics import precision_at_k
 
-    x_train, x_test = problem.X_train.tocsr(), problem.X_test.tocsr()
-    if include_val:
-        x_train = sp.vstack([x_train, problem.X_val.tocsr()], format="csr")
+    x_train, x_test = database_rows(problem, include_val), problem.X_test.tocsr()
 
     def neg_cosine(query_rows: np.ndarray, db_rows: np.ndarray) -> np.ndarray:
         # rows are L2-normalised, so the dot product is the cosine.

@@ -303,8 +303,10 @@ def find_similar(
     of them (:func:`candidate_pool`), are re-ordered (default pool: :func:`default_pool` of the
     collection's size; ``"hamming"`` orders by plain distance). Raises
     :class:`NashError` for a missing file, a folder, a file without text, or a collection
-    without an index yet. ``on_note`` hears what the user should know about an answer that is
-    not the usual one (an indexed file answered with plain distances: the model is damaged).
+    without an index yet. A file deleted since the collection's last update is left out (the
+    next hits take its place). ``on_note`` hears what the user should know about an answer
+    that is not the usual one (files left out as deleted; an indexed file answered with plain
+    distances: the model is damaged).
     """
     if top < 1:
         raise NashError(f"--top must be at least 1, got {top}")
@@ -314,17 +316,51 @@ def find_similar(
         collection = Collection.open(collection)
 
     heard: list[str] = []  # told once the answer stands (a retried snapshot says it again)
+    wanted = top
 
     def search(snap: Snapshot) -> list[Hit]:
         heard.clear()
         if snap.generation == 0:
             raise NashError(no_index_yet(collection))
-        return search_snapshot(snap, _query(query, snap, heard.append), top, ranking, pool)
+        return search_snapshot(snap, _query(query, snap, heard.append), wanted, ranking, pool)
 
-    hits = collection.read(search)  # again, if a retrain removes the model it is loading
+    while True:
+        hits = collection.read(search)  # again, if a retrain removes the model it is loading
+        if not os.path.isdir(collection.root):  # the whole folder is gone: the CLI says so
+            break
+        # A file deleted since the last update (no watcher running) is left out, and the next
+        # hits take its place: asking again for more until ``top`` are there or none are left.
+        present = [hit for hit in hits if os.path.exists(hit.path)]
+        if len(present) >= top or len(hits) < wanted or wanted >= top + MAX_DELETED_LOOKAHEAD:
+            gone = sum(not os.path.exists(hit.path) for hit in hits[: _cut(hits, present, top)])
+            hits = present[:top]
+            if gone:
+                heard.append(_deleted_note(gone, collection))
+            break
+        wanted = min(2 * wanted + (len(hits) - len(present)), top + MAX_DELETED_LOOKAHEAD)
     for note in heard if on_note is not None else ():
         on_note(note)
     return hits
+
+
+#: :func:`find_similar` looks this many hits past ``top`` for files that are still there.
+MAX_DELETED_LOOKAHEAD = 4096
+
+
+def _cut(hits: list[Hit], present: list[Hit], top: int) -> int:
+    """How many of ``hits`` were looked at to find the first ``top`` of ``present``."""
+    if len(present) < top:
+        return len(hits)
+    last = present[top - 1]
+    return next(i for i, hit in enumerate(hits) if hit is last) + 1
+
+
+def _deleted_note(gone: int, collection: Collection) -> str:
+    files = "1 file" if gone == 1 else f"{gone:,} files"
+    return (
+        f"left out {files} deleted since collection {collection.name!r} was last updated; "
+        f"nash index {shell_quote(str(collection.root))} removes them from the index"
+    )
 
 
 def no_index_yet(collection: Collection) -> str:

@@ -328,6 +328,20 @@ def test_a_collection_whose_folder_is_gone_says_so(notes, tmp_path: Path) -> Non
     assert "gone" not in run("similar", "--text", "rocket orbit", "--json").stdout
 
 
+def test_similar_leaves_out_a_file_deleted_since_the_last_update(notes) -> None:
+    folder, paths = notes
+    first = json.loads(run("similar", str(paths[0]), "--json", "-n", "3").stdout)["results"]
+    Path(first[0]["path"]).unlink()
+    result = run("similar", str(paths[0]), "--json", "-n", "3")
+    assert result.exit_code == 0, result.output
+    listed = [r["path"] for r in json.loads(result.stdout)["results"]]
+    assert listed[:2] == [r["path"] for r in first[1:]] and len(listed) == 3
+    assert result.stderr == (
+        "nash: note: left out 1 file deleted since collection 'notes' was last updated; "
+        f"nash index {folder} removes them from the index\n"
+    )
+
+
 def test_shown_names_keep_their_characters_but_not_controls() -> None:
     from nashcli.render import plain
 

@@ -293,6 +293,38 @@ def test_changed_indexed_file_is_encoded_fresh(notes) -> None:
     assert all(topic(h.path) == "cooking" for h in hits)
 
 
+def test_files_deleted_since_the_last_update_are_left_out(notes) -> None:
+    folder, paths = notes
+    query = paths[0]
+    before = find_similar(query, "notes", top=5)
+    for hit in before[:3]:  # deleted, the index not updated (no watcher)
+        hit.path.unlink()
+    heard: list[str] = []
+    hits = find_similar(query, "notes", top=5, on_note=heard.append)
+    assert len(hits) == 5 and all(h.path.exists() for h in hits)
+    assert [h.path for h in hits[:2]] == [h.path for h in before[3:]]  # the rest move up
+    assert all(topic(h.path) == topic(query) for h in hits)
+    assert heard == [
+        "left out 3 files deleted since collection 'notes' was last updated; "
+        f"nash index {folder} removes them from the index"
+    ]
+    index_folder(folder)  # as the note says: then nothing is left out
+    heard.clear()
+    assert len(find_similar(query, "notes", top=5, on_note=heard.append)) == 5 and heard == []
+
+
+def test_only_deleted_files_that_would_be_listed_are_counted(notes) -> None:
+    folder, paths = notes
+    gone = [p for p in paths if topic(p) != topic(paths[0])][-1]  # far from the query
+    gone.unlink()
+    heard: list[str] = []
+    assert len(find_similar(paths[0], "notes", top=3, on_note=heard.append)) == 3
+    assert heard == []
+    hits = find_similar(paths[0], "notes", top=100, on_note=heard.append)
+    assert len(hits) == len(paths) - 2  # neither the query nor the deleted file
+    assert heard and heard[0].startswith("left out 1 file deleted since")
+
+
 def test_top_larger_than_collection(notes) -> None:
     folder, paths = notes
     hits = find_similar(paths[0], "notes", top=100)

@@ -208,7 +208,7 @@ def sweep(collection_name: str, n_queries: int, seed: int = 0, plain: bool = Fal
 
 def tfidf_source_cost(collection_name: str, pool: int = 100, repeat: int = 5) -> dict:
     """Seconds to get ``pool`` candidates' tf-idf: stored vectors vs re-reading the files."""
-    from nashcli import corpus
+    from nashcli import documents
     from nashcli.index import Collection
     from nashcli.pipeline import SemanticHasher
 
@@ -223,7 +223,7 @@ def tfidf_source_cost(collection_name: str, pool: int = 100, repeat: int = 5) ->
             snap.tfidf_of(rows)
             stored.append(time.perf_counter() - t)
             t = time.perf_counter()
-            hasher.vectorize([corpus.read_text(Path(d.path)) for d in docs])
+            hasher.vectorize([documents.read_text(Path(d.path)) for d in docs])
             reread.append(time.perf_counter() - t)
     return {"stored_s": statistics.median(stored), "reread_s": statistics.median(reread)}
 
@@ -247,10 +247,10 @@ def retrain_study(
     paths: list[Path], fractions: list[float], n_queries: int, method: str | None, seed: int = 0
 ) -> dict:
     """Precision@10 (Hamming, and re-ranked pool 100) when the model saw only a fraction."""
-    from nashcli import codes, corpus, search
+    from nashcli import codes, documents, search
     from nashcli.pipeline import SemanticHasher
 
-    texts = [corpus.read_text(p) for p in paths]
+    texts = [documents.read_text(p) for p in paths]
     labels = np.array([p.parent.name for p in paths])
     rng = np.random.default_rng(seed)
     queries = rng.choice(len(texts), size=min(n_queries, len(texts)), replace=False)
@@ -290,10 +290,10 @@ def drift_study(paths: list[Path], method: str, n_queries: int = 500, seed: int 
     and measures precision@10 (Hamming, re-ranked pool of 1,000, exact cosine on that fit's
     tf-idf) for queries from the new folders and from the old ones.
     """
-    from nashcli import codes, corpus, search
+    from nashcli import codes, documents, search
     from nashcli.pipeline import SemanticHasher
 
-    texts = [corpus.read_text(p) for p in paths]
+    texts = [documents.read_text(p) for p in paths]
     labels = np.array([p.parent.name for p in paths])
     old = set(sorted(set(labels))[::2])
     in_old = np.array([label in old for label in labels])

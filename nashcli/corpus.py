@@ -1,63 +1,51 @@
-"""Which files of a folder are documents, and their text.
+"""Which files of a folder are documents.
 
 :func:`crawl` walks a folder the way a person expects an indexer to: it skips hidden files and
 folders (``.git`` among them) and whatever ``.gitignore`` / ``.nashignore`` files say, keeps the
 text-like files (:data:`TEXT_EXTENSIONS`, plus extension-less files that sniff as text), and
 reports every file it skips on purpose with a reason a person can act on, instead of failing on it.
-:func:`read_text` turns one such file into text (UTF-8, else charset detection; HTML reduced to its
-visible text; a saved mail to its Subject and body; PDF through the optional ``pypdf``) or raises
-:class:`UnreadableFile`.
+Reading a file it found is :mod:`nashcli.documents`' part.
 
-Only the standard library is imported at module level: ``charset_normalizer``,
-``bs4`` and ``pypdf`` are imported by the functions that need them, so importing this module
-costs nothing to ``nash --help`` and shell completion.
+Only the standard library is imported at module level, so importing this module costs nothing to
+``nash --help`` and shell completion.
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import errno
-import hashlib
-import importlib.util
-import logging
 import math
 import os
 import re
 import stat
-import unicodedata
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
+from nashcli.documents import (
+    PDF_MISSING,
+    SNIFF_BYTES,
+    looks_decodable,
+    os_reason,
+    pdf_supported,
+    sniff,
+)
 from nashcli.errors import NashError
 
 if TYPE_CHECKING:
-    from email.message import EmailMessage, Message
-
     from nashcli.ignore import IgnoreFile
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "IGNORE_FILES",
-    "PDF_MISSING",
     "TEXT_EXTENSIONS",
-    "Document",
     "FileEntry",
     "IgnoreMatcher",
     "Skipped",
-    "UnreadableFile",
     "check_file",
-    "content_hash",
     "crawl",
     "format_size",
     "parse_size",
-    "pdf_supported",
-    "read_document",
-    "read_text",
-    "title_of",
 ]
 
 DEFAULT_MAX_BYTES = 10_000_000
@@ -86,18 +74,13 @@ Source code, data (``.csv``, ``.json``) and office formats are left out on purpo
 numbers or a program has a vocabulary unlike prose and would crowd the results. Pass
 ``extensions=TEXT_EXTENSIONS | {".csv"}`` to index them anyway (read as plain text)."""
 
-HTML_EXTENSIONS = frozenset({".html", ".htm"})
-MAIL_EXTENSIONS = frozenset({".eml"})
 IGNORE_FILES = (".gitignore", ".nashignore")
 """Ignore files read in every folder, in this order (a ``.nashignore`` rule wins over a
 ``.gitignore`` rule in the same folder; rules of a deeper folder win over shallower ones)."""
 
-PDF_MISSING = "PDF support not installed: pip install 'nashcli[pdf]'"
 #: How a sub-folder that cannot be listed is reported: the documents indexed under it keep
 #: their entries (they are not known to be gone).
 UNREADABLE_FOLDER = "unreadable folder"
-SNIFF_BYTES = 8192
-_CHUNK = 1 << 20
 
 #: Kernel and device filesystems (Linux names): what a crawl of ``/`` meets at /proc, /sys and
 #: /dev. They hold no documents, only files that describe the running system, some of which
@@ -129,49 +112,6 @@ SYSTEM_FILESYSTEMS = frozenset(
 )
 _MOUNTINFO = "/proc/self/mountinfo"
 
-_BOMS = (  # longest first: the UTF-32-LE BOM starts with the UTF-16-LE one
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
-# Encodings charset detection may not propose: without a BOM, UTF-16/32 text of any script has
-# NUL bytes (which the sniff already calls binary), and UTF-7 or EBCDIC "match" short Latin text.
-_NOT_DETECTED = [
-    "utf_16",
-    "utf_16_be",
-    "utf_16_le",
-    "utf_32",
-    "utf_32_be",
-    "utf_32_le",
-    "utf_7",
-    "cp037",
-    "cp500",
-    "cp1026",
-    "cp1140",
-]
-# charset-normalizer often ranks a Baltic or Central European code page first for Western text
-# (their letters overlap); cp1252 is the legacy encoding most such files really use, so it wins
-# when its decoding is (nearly) as coherent as the top guess. Measured on French, German and
-# English samples; Polish, Russian, Greek, Japanese and Chinese samples keep their own encoding.
-_CP1252_TOLERANCE = 0.1
-
-
-class UnreadableFile(NashError):
-    """A file that cannot be turned into text; ``reason`` says why, in a few words.
-
-    The indexer catches it per file and reports the file as skipped; ``str(error)`` is the reason
-    alone (the path is in ``error.path`` when known). ``excluded``: the file was read and holds
-    no text (as :attr:`Skipped.excluded`: an old entry of it leaves the index).
-    """
-
-    def __init__(self, reason: str, path: Path | None = None, *, excluded: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.path = path
-        self.excluded = excluded
-
 
 @dataclass(frozen=True)
 class FileEntry:
@@ -194,15 +134,6 @@ class Skipped:
     path: Path
     reason: str
     excluded: bool = False
-
-
-@dataclass(frozen=True)
-class Document:
-    """A file's text and a title to show for it (HTML ``<title>``, PDF title, or
-    :func:`title_of` the text)."""
-
-    text: str
-    title: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,7 +257,7 @@ def _symlink_problem(path: Path) -> str | None:
     except OSError as error:
         if error.errno == errno.ELOOP:
             return "symlink loop"
-        return _os_reason(error)
+        return os_reason(error)
     return None
 
 
@@ -356,41 +287,6 @@ def _system_folder(fs_type: str) -> str:
     return f"system folder ({fs_type} filesystem)"
 
 
-def _os_reason(error: OSError) -> str:
-    if isinstance(error, FileNotFoundError):
-        return "vanished during crawl"
-    if isinstance(error, PermissionError):
-        return "unreadable: permission denied"
-    if error.errno == errno.ELOOP:
-        return "symlink loop"
-    return f"unreadable: {error.strerror or error}".lower()
-
-
-def _sniff(head: bytes) -> str | None:
-    """Why ``head`` (a file's first bytes) is not text, or None when it looks like text."""
-    if any(head.startswith(bom) for bom, _ in _BOMS):
-        return None
-    if b"\x00" in head:
-        return "binary file"
-    return None
-
-
-def _looks_decodable(head: bytes, complete: bool) -> bool:
-    """Whether ``head`` decodes as UTF-8 or as some encoding detection trusts."""
-    encoding = next((enc for bom, enc in _BOMS if head.startswith(bom)), "utf-8")
-    try:
-        codecs.getincrementaldecoder(encoding)().decode(head, final=complete)
-        return True
-    except UnicodeDecodeError:
-        if encoding != "utf-8":
-            return False
-    try:
-        _decode_legacy(head)
-        return True
-    except UnreadableFile:
-        return False
-
-
 def _is_utf8(text: str) -> bool:
     """False for a name with bytes the file system encoding could not decode (surrogates)."""
     try:
@@ -415,7 +311,7 @@ def _check_file(
     try:
         st = os.stat(path)
     except OSError as error:
-        return Skipped(path, _os_reason(error))
+        return Skipped(path, os_reason(error))
     if not stat.S_ISREG(st.st_mode):  # FIFOs, sockets, devices: reading could block forever
         return Skipped(path, "not a regular file", excluded=True)
     if st.st_size == 0:
@@ -434,18 +330,13 @@ def _check_file(
         with open(path, "rb") as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError as error:
-        return Skipped(path, _os_reason(error))
-    reason = _sniff(head)
-    if reason is None and suffix == "" and not _looks_decodable(head, len(head) >= st.st_size):
+        return Skipped(path, os_reason(error))
+    reason = sniff(head)
+    if reason is None and suffix == "" and not looks_decodable(head, len(head) >= st.st_size):
         reason = "binary file"
     if reason is not None:
         return Skipped(path, reason, excluded=True)
     return FileEntry(path, st.st_size, st.st_mtime_ns)
-
-
-def pdf_supported() -> bool:
-    """Whether the optional ``pypdf`` (extra ``nashcli[pdf]``) is installed; imports nothing."""
-    return importlib.util.find_spec("pypdf") is not None
 
 
 def regular_file_stat(path: Path | str) -> os.stat_result | None:
@@ -468,7 +359,7 @@ def check_file(path: Path | str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> FileE
         try:
             target_is_dir = problem is None and os.path.isdir(path)
         except OSError as error:
-            problem = _os_reason(error)
+            problem = os_reason(error)
         return _unfollowed_link(path, problem, target_is_dir)
     return _check_file(path, _suffix(path.name), max_bytes)
 
@@ -561,7 +452,7 @@ def crawl(
     try:
         os.scandir(root).close()
     except OSError as error:
-        reason = _os_reason(error).removeprefix("unreadable: ")
+        reason = os_reason(error).removeprefix("unreadable: ")
         raise NashError(f"cannot read the folder {root}: {reason}") from None
     walker = _Walker(root, wanted, max_bytes, follow_symlinks, known, system)
     yield from walker.walk(root, ((root_stat.st_dev, root_stat.st_ino),))
@@ -581,7 +472,7 @@ def check_root(root: Path) -> tuple[os.stat_result, dict[int, str]]:
     except FileNotFoundError:
         raise NashError(f"no such file or folder: {root}") from None
     except OSError as error:
-        raise NashError(f"cannot read {root}: {_os_reason(error)}") from None
+        raise NashError(f"cannot read {root}: {os_reason(error)}") from None
     system = system_filesystems()
     if root_stat.st_dev in system:
         where = _system_folder(system[root_stat.st_dev])
@@ -650,7 +541,7 @@ class _Walker:
             with os.scandir(folder.path) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as error:
-            reason = _os_reason(error)
+            reason = os_reason(error)
             if reason.startswith("unreadable"):
                 reason = UNREADABLE_FOLDER + reason[len("unreadable") :]
             yield Skipped(folder.path, reason)
@@ -668,7 +559,7 @@ class _Walker:
             # git never follows symlinks: a link is matched by ignore rules as a file
             is_dir = entry.is_dir(follow_symlinks=False)
         except OSError as error:
-            yield Skipped(path, _os_reason(error))
+            yield Skipped(path, os_reason(error))
             return
         if _is_ignored(rules, rel, is_dir):
             return
@@ -676,7 +567,7 @@ class _Walker:
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError as error:
-                yield Skipped(path, _os_reason(error))
+                yield Skipped(path, os_reason(error))
                 return
             key = (st.st_dev, st.st_ino)
             if key in ancestors:  # reached the crawl's own root through a followed link
@@ -695,7 +586,7 @@ class _Walker:
         try:
             target_is_dir = problem is None and entry.is_dir(follow_symlinks=True)
         except OSError as error:
-            problem = _os_reason(error)
+            problem = os_reason(error)
         if not target_is_dir and suffix not in self.wanted:
             return
         if problem is not None or not self.follow_symlinks:
@@ -716,7 +607,7 @@ class _Walker:
             st = os.stat(path)
             real = os.path.realpath(path)
         except OSError as error:
-            yield Skipped(path, _os_reason(error))
+            yield Skipped(path, os_reason(error))
             return
         key = (st.st_dev, st.st_ino)
         if key in ancestors:
@@ -752,515 +643,3 @@ def _suffix(name: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading
-
-
-def read_text(path: Path | str) -> str:
-    """The text of a document file (see :func:`read_document`); raises :class:`UnreadableFile`."""
-    return read_document(path).text
-
-
-def read_document(path: Path | str) -> Document:
-    """Read a file found by :func:`crawl` as a :class:`Document`.
-
-    Plain text is decoded as UTF-8 (a byte-order mark selects UTF-8/16/32), else with the
-    encoding ``charset-normalizer`` detects (cp1252 preferred when it fits as well: see
-    ``_CP1252_TOLERANCE``). HTML is reduced to its visible text (scripts and styles dropped), its
-    ``<title>`` becomes the title. A saved mail (``.eml``) is its Subject and body text (see
-    :func:`_read_mail`). PDF text comes from ``pypdf``. Raises :class:`UnreadableFile`
-    for binary content, bytes no encoding explains, a file that has no text, cannot be read or
-    has vanished.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".pdf":
-        return _read_pdf(path)
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except IsADirectoryError:
-        raise UnreadableFile("is a folder", path) from None
-    except OSError as error:
-        raise UnreadableFile(_os_reason(error), path) from None
-    if not data:
-        raise UnreadableFile("empty file", path, excluded=True)
-    if suffix in MAIL_EXTENSIONS:
-        mail = _read_mail(data, path)
-        if mail is not None:
-            return mail
-    text = decode_text(data, path)
-    del data
-    if suffix in HTML_EXTENSIONS:
-        text, title = _html_to_text(text)
-    else:
-        title = ""
-    if not text or text.isspace():  # (no .strip(): that would copy a big text)
-        raise UnreadableFile("no text in file", path, excluded=True)
-    return Document(text, title or title_of(text))
-
-
-def decode_text(data: bytes, path: Path | None = None) -> str:
-    """Text of ``data`` the way a document file's bytes are read (BOM, UTF-8, else the detected
-    encoding); :class:`UnreadableFile` for binary data or bytes no encoding explains."""
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                raise UnreadableFile(f"undecodable bytes (bad {encoding})", path) from None
-    if _sniff(data[:SNIFF_BYTES]) is not None:
-        raise UnreadableFile("binary file", path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    return _decode_legacy(data, path)
-
-
-def _decode_legacy(data: bytes, path: Path | None = None) -> str:
-    """Decode non-UTF-8 bytes with the encoding detection finds, or raise UnreadableFile."""
-    from charset_normalizer import from_bytes
-
-    matches = from_bytes(data, cp_exclusion=_NOT_DETECTED)
-    best = matches.best()
-    if best is None:
-        raise UnreadableFile("undecodable bytes (not text in any known encoding)", path)
-    encoding = best.encoding
-    for match in matches:
-        if "cp1252" in (match.encoding, *match.could_be_from_charset) and (
-            match.chaos <= best.chaos + _CP1252_TOLERANCE
-        ):
-            encoding = "cp1252"
-            break
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError:
-        text = str(best)
-    if _control_ratio(text) > 0.01:
-        raise UnreadableFile("undecodable bytes (not text in any known encoding)", path)
-    return text
-
-
-def _control_ratio(text: str, sample: int = 100_000) -> float:
-    """The share of control characters (other than whitespace) among the first characters."""
-    head = text[:sample]
-    if not head:
-        return 0.0
-    bad = sum(
-        1 for ch in head if ch not in "\t\n\r\f\v" and unicodedata.category(ch) in ("Cc", "Co")
-    )
-    return bad / len(head)
-
-
-_BLOCK_TAGS = [
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
-    "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
-    "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
-]  # fmt: skip
-
-
-def _html_to_text(html: str) -> tuple[str, str]:
-    """Visible text of an HTML page, one line per block element, and its ``<title>``."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
-    for tag in soup(["script", "style", "noscript", "template", "head", "title"]):
-        tag.decompose()
-    for tag in soup(_BLOCK_TAGS):
-        tag.append("\n")
-    lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
-    text = "\n".join(line for line in lines if line)
-    if title and not text.startswith(title):
-        text = f"{title}\n{text}"
-    return text, _trim(title)
-
-
-#: How much of a mail's Subject is read: the standard library's header parser takes time
-#: quadratic in a header's length (a 660 KB Subject: 25 s), and a title is 80 characters.
-_MAIL_SUBJECT_CHARS = 2_000
-#: A mail's shape past which it is not read: the header parser's time grows faster than the
-#: length of a ``Content-Type`` (100 KB of parameters: 18 s) and with the number of parts
-#: (20,000: 22 s); real mail stays far below both.
-_MAIL_PARTS = 1_000
-_MAIL_CONTENT_HEADER_CHARS = 4_000
-#: Charset labels that mean Windows-1252 in practice: its curly quotes (0x93, 0x94) are
-#: control characters in ISO 8859-1 proper.
-_READ_AS_CP1252 = frozenset({"iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1"})
-#: Text types of a mail part that are prose, read when no plain or HTML part has text.
-_PROSE_TYPES = ("text/markdown", "text/x-markdown", "text/enriched", "text/richtext", "text/x-rst")
-#: Headers every saved mail has one of; a ``.eml`` file with none is read as plain text (its
-#: ``Note: ...`` lines are no headers).
-_MAIL_HEADERS = frozenset(
-    {"from", "to", "cc", "subject", "date", "message-id", "received", "mime-version",
-     "content-type", "return-path", "sender", "reply-to", "newsgroups"}
-)  # fmt: skip
-
-
-def _read_mail(data: bytes, path: Path) -> Document | None:
-    """A saved mail (``.eml``): its Subject, then the text of its body (see :func:`_mail_body`);
-    headers, quoted-printable or base64 transfer encodings and attachments are not the text. The
-    Subject, RFC 2047 words decoded, is the title. None for a file without a single mail header:
-    a text file named ``.eml``, read as any other."""
-    import email
-    import email.policy
-
-    if _sniff(data[:SNIFF_BYTES]) is not None:
-        raise UnreadableFile("binary file", path)
-    if data.startswith(codecs.BOM_UTF8):  # an editor's BOM would hide the headers
-        data = data[len(codecs.BOM_UTF8) :]
-    try:
-        _check_mail_shape(email.message_from_bytes(data, policy=email.policy.compat32), path)
-        message = email.message_from_bytes(data, policy=email.policy.default)
-        if not any(name.lower() in _MAIL_HEADERS for name, _ in message.raw_items()):
-            return None
-        subject = _mail_subject(message)
-        text = _mail_body(message)
-    except UnreadableFile:
-        raise
-    except Exception as error:  # noqa: BLE001 - the email package's rare failures on damaged mail
-        raise UnreadableFile(f"unreadable mail ({type(error).__name__})", path) from None
-    text = "\n\n".join(part for part in (subject, text) if part and not part.isspace())
-    if not text:
-        raise UnreadableFile("no text in file", path, excluded=True)
-    text = text.encode("utf-8", "replace").decode("utf-8")  # no lone surrogates from odd bytes
-    return Document(text, _trim(subject) if subject else title_of(text))
-
-
-def _check_mail_shape(rough: Message, path: Path) -> None:
-    """Refuse a mail too intricate to parse in good time (:data:`_MAIL_PARTS`), judged on its
-    ``compat32`` parse, which takes headers as they are (milliseconds where the modern parser
-    takes minutes)."""
-    for n, part in enumerate(rough.walk(), 1):
-        if n > _MAIL_PARTS:
-            raise UnreadableFile(f"mail of more than {_MAIL_PARTS:,} parts", path)
-        for name, value in part.raw_items():
-            if len(value) > _MAIL_CONTENT_HEADER_CHARS and name.lower().startswith("content-"):
-                raise UnreadableFile(f"mail with a {len(value):,}-character {name} header", path)
-
-
-def _mail_subject(message: EmailMessage) -> str:
-    """The Subject, whitespace collapsed: raw 8-bit bytes (older mail writes them unencoded)
-    read as UTF-8, else in the charset the mail names, else as a document's bytes are; then
-    RFC 2047 words decoded."""
-    raw = next((value for name, value in message.raw_items() if name.lower() == "subject"), "")
-    raw = raw[:_MAIL_SUBJECT_CHARS]
-    if any("\udc80" <= ch <= "\udcff" for ch in raw):  # bytes the parser could not decode
-        data = raw.encode("utf-8", "surrogateescape")
-        try:
-            raw = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raw = _decode_with_charset(data, message.get_content_charset())
-    return " ".join(_decoded_header(raw).split())
-
-
-def _mail_body(message: EmailMessage) -> str:
-    """The text of a mail's body: its plain-text part (with the inline plain-text parts beside
-    it), else the visible text of its HTML part (an empty plain twin gives way); failing both,
-    the first such part anywhere (a forwarded message, a body sent as an attachment) or a prose
-    one (``text/markdown``; not ``text/csv`` or ``text/calendar``), or the raw body of a
-    multipart whose boundaries are broken, as mail programs show it."""
-    text = _with_inline_siblings(message, message.get_body(preferencelist=("plain",)))
-    if not text or text.isspace():
-        text = _mail_part_text(message.get_body(preferencelist=("html",)))
-    if text and not text.isspace():
-        return text
-    for wanted in ("text/plain", "text/html", *_PROSE_TYPES):
-        for part in message.walk():
-            if part.get_content_type() == wanted:
-                text = _mail_part_text(part)
-                if text and not text.isspace():
-                    return text
-    if message.get_content_maintype() == "multipart" and not message.is_multipart():
-        return _decode_with_charset(message.get_payload(decode=True) or b"", None)
-    return ""
-
-
-def _with_inline_siblings(message: EmailMessage, body: EmailMessage | None) -> str:
-    """The text of a plain-text ``body`` and of the inline plain-text parts beside it in its
-    ``multipart/mixed``: a body split around an inline picture (as Apple Mail sends one)."""
-    for part in message.walk():
-        if part.get_content_type() == "multipart/mixed":
-            children = list(part.iter_parts())
-            if any(child is body for child in children):
-                texts = (
-                    _mail_part_text(child)
-                    for child in children
-                    if child.get_content_type() == "text/plain"
-                    and child.get_content_disposition() != "attachment"
-                )
-                return "\n\n".join(text for text in texts if text and not text.isspace())
-    return _mail_part_text(body)
-
-
-def _mail_part_text(part: EmailMessage | None) -> str:
-    """A text part's text, an HTML one's visible text; ``""`` for none."""
-    if part is None:
-        return ""
-    text = _decode_with_charset(part.get_payload(decode=True) or b"", part.get_content_charset())
-    return _html_to_text(text)[0] if part.get_content_subtype() == "html" else text
-
-
-def _decode_with_charset(data: bytes, charset: str | None) -> str:
-    """``data`` in the charset a mail names, else as a document file's bytes are read; ``""``
-    for bytes that are no text."""
-    if charset:
-        if charset.lower() in _READ_AS_CP1252:  # as mail programs and browsers read them
-            with contextlib.suppress(UnicodeDecodeError):
-                return data.decode("cp1252")
-        with contextlib.suppress(LookupError, ValueError):  # unknown or broken codecs
-            return data.decode(charset)
-    try:
-        return decode_text(data)
-    except UnreadableFile:
-        return ""
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    """Silence a library's log records and warnings for a moment (restored afterwards)."""
-    logger = logging.getLogger(logger_name)  # its child loggers inherit the level
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
-
-
-def _read_pdf(path: Path) -> Document:
-    if not pdf_supported():
-        raise UnreadableFile(PDF_MISSING, path)
-    try:
-        import pypdf
-    except ImportError:
-        raise UnreadableFile(PDF_MISSING, path) from None
-    try:
-        with _quiet("pypdf"):  # its warnings about damaged files would garble progress bars
-            reader = pypdf.PdfReader(path)
-            if reader.is_encrypted and not reader.decrypt(""):
-                raise UnreadableFile("encrypted PDF", path)
-            text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
-            meta_title = (reader.metadata.title if reader.metadata else None) or ""
-    except UnreadableFile:
-        raise
-    except OSError as error:
-        raise UnreadableFile(_os_reason(error), path) from None
-    except Exception as error:  # pypdf raises many types for damaged files
-        raise UnreadableFile(f"unreadable PDF ({type(error).__name__})", path) from None
-    if not text.strip():
-        raise UnreadableFile("PDF without a text layer (scanned?)", path)
-    return Document(text, _pdf_title(str(meta_title)) or title_of(text))
-
-
-#: PDF metadata titles that name no document: the file a PDF was printed from
-#: ("Microsoft Word - report.docx", "paper.dvi") or a program's placeholder ("Untitled-1").
-_NO_PDF_TITLE = re.compile(
-    r"microsoft \w+ - .*|.*\.(?:docx?|odt|rtf|pptx?|xlsx?|tex|dvi|ps|pdf|indd|pages)"
-    r"|untitled\b.*|no title|title|powerpoint presentation",
-    re.I,
-)
-
-
-def _pdf_title(meta_title: str) -> str:
-    """A PDF's metadata title, or ``""`` where it names no document (:data:`_NO_PDF_TITLE`)."""
-    title = _trim(meta_title)
-    return "" if _NO_PDF_TITLE.fullmatch(title) else title
-
-
-# --------------------------------------------------------------------------------------------
-# Titles and hashes
-
-_TITLE_CHARS = 80
-
-
-def _trim(line: str) -> str:
-    line = " ".join(line.split())
-    if len(line) > _TITLE_CHARS:
-        line = line[: _TITLE_CHARS - 1].rstrip() + "…"
-    return line
-
-
-#: A line (or its first 10,000 characters) for :func:`title_of`; old Macs end lines with "\r".
-_LINE = re.compile(r"[^\r\n]{1,10000}")
-
-#: How much of a text's start :func:`title_of` searches for front matter, headers and keywords.
-_TITLE_HEAD = 20_000
-
-#: YAML (``---``) or TOML (``+++``) front matter, as Jekyll, Hugo and Obsidian notes begin.
-_FRONT_MATTER = re.compile(
-    r"\A(?P<fence>---|\+\+\+)[ \t]*\r?\n(?P<body>(?:.*?\r?\n)?)(?P=fence)[ \t]*(?:\r?\n|\Z)",
-    re.DOTALL,
-)
-#: A top-level ``title: ...`` (YAML) or ``title = ...`` (TOML) key of the front matter.
-_FRONT_MATTER_TITLE = re.compile(r"^title[ \t]*[:=][ \t]*(?P<value>.*?)[ \t\r]*$", re.I | re.M)
-#: One line of a mail or news header block (``From: ...``); mbox files begin with ``From ``.
-_HEADER_LINE = re.compile(r"(?P<name>[!-9;-~]+):[ \t]*(?P<value>.*)\Z")  # RFC 5322's names
-#: Org mode's ``#+TITLE:`` keyword.
-_ORG_TITLE = re.compile(r"^#\+title:[ \t]*(?P<value>\S.*?)[ \t\r]*$", re.I | re.M)
-#: LaTeX's ``\title[short]{`` (its argument is read up to the matching brace), else the first
-#: ``\section{`` or ``\chapter{``.
-_LATEX_TITLE = re.compile(r"\\title[ \t]*(?:\[[^\]]*\])?[ \t]*\{")
-_LATEX_HEADING = re.compile(r"\\(?:chapter|section)\*?[ \t]*(?:\[[^\]]*\])?[ \t]*\{")
-#: ``\TeX``, ``\LaTeX{}``, ``\LaTeXe``: commands that are words (kept as ``TeX``, ``LaTeX2e``).
-_LATEX_LOGO = re.compile(r"\\(LaTeXe|LaTeX|TeX)(?![A-Za-z])(?:\{\})?")
-_LATEX_COMMENT = re.compile(r"(?<!\\)%[^\r\n]*")
-_LATEX_COMMAND = re.compile(
-    r"\\(?:thanks|footnote|label|ref|cite)\{[^{}]*\}|\\[A-Za-z]+\*?|\\[\\ ,;!]|[{}~]"
-)
-#: Markdown's heading mark (``##``), AsciiDoc's or Org's (``== ``, ``** ``, with a space).
-_HEADING_MARK = re.compile(r"\A(?:#+|[=*]+(?=\s))\s*")
-#: Markup lines that set things rather than say them: an Org keyword (``#+STARTUP: overview``),
-#: reStructuredText's comments, directives and targets (``.. _label:``) and its file-wide
-#: fields (``:orphan:``, ``:tocdepth: 2``).
-_SETTING = re.compile(r"#\+\w+:|\.\.(?:\s|\Z)|:[^:\s]+:(?:\s|\Z)")
-#: A line wrapped whole in emphasis (``**To restore a backup**``), the marks dropped.
-_EMPHASIS = re.compile(r"(\*\*?|__?)(?=\S)(?P<inner>(?:(?!\1).)+)(?<=\S)\1")
-#: A line of one repeated mark (``=====``, ``----``, ``* * *``): reStructuredText over- and
-#: underlines and horizontal rules, never a title.
-_RULE = re.compile(r"([^\w\s])(?:\s*\1)*")
-
-
-def title_of(text: str) -> str:
-    """The title a person would give a text, cut to 80 characters (with ``…``); ``""`` for a
-    text without one.
-
-    The ``title`` of YAML or TOML front matter (otherwise the first line after it); the
-    ``Subject`` of a mail or news header block, RFC 2047 encoded words decoded (or its
-    ``Title``: MultiMarkdown metadata); Org's leading ``#+TITLE:``; LaTeX's ``\\title{...}``
-    (not in a comment); else the first non-empty line that is not a rule, an underline or a
-    setting (Org's or reStructuredText's), whitespace collapsed and heading marks (Markdown's,
-    AsciiDoc's, Org's) and whole-line emphasis dropped.
-    """
-    start = 1 if text.startswith("\ufeff") else 0  # a byte-order mark read as text
-    head = text[start : start + _TITLE_HEAD]
-    front = _FRONT_MATTER.match(head)
-    if front:
-        title = _front_matter_title(front.group("body"))
-        start += front.end()
-    else:
-        title = _header_title(head) or _org_title(head) or _latex_title(head)
-    if title:
-        return _trim(title)
-    for match in _LINE.finditer(text, start):  # lazily: a huge text is not split whole
-        line = match.group().strip()
-        if _SETTING.match(line):
-            continue
-        line = _HEADING_MARK.sub("", line)
-        if line and not _RULE.fullmatch(line):
-            emphasis = _EMPHASIS.fullmatch(line)
-            return _trim(emphasis.group("inner") if emphasis else line)
-    return ""
-
-
-def _front_matter_title(body: str) -> str:
-    """The ``title`` value of a front matter block, unquoted; ``""`` without one."""
-    match = _FRONT_MATTER_TITLE.search(body)
-    value = match.group("value") if match else ""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        quote, value = value[0], value[1:-1]
-        value = value.replace("''", "'") if quote == "'" else value.replace('\\"', '"')
-    if match and match.group("value") in ("|", ">", "|-", ">-", "|+", ">+"):  # a block
-        block = []
-        for line in body[match.end() :].splitlines()[1:]:
-            if not line.startswith((" ", "\t")):
-                break
-            block.append(line.strip())
-        value = " ".join(block)
-    return value
-
-
-def _header_title(head: str) -> str:
-    """The ``Subject`` (or ``Title``, as MultiMarkdown metadata says it) of a text that begins
-    with a mail or news header block (two or more ``Name: value`` lines up to the first blank
-    line, or a ``Title:`` line alone); ``""`` otherwise."""
-    lines = head.lstrip("\r\n").splitlines()
-    if lines and lines[0].startswith("From "):  # an mbox separator line
-        lines = lines[1:]
-    headers: list[list[str]] = []
-    for line in lines:
-        if not line.strip():
-            break
-        if line[0] in " \t" and headers:  # a folded header goes on
-            headers[-1][1] += " " + line.strip()
-            continue
-        match = _HEADER_LINE.match(line)
-        if not match:
-            return ""
-        headers.append([match.group("name").lower(), match.group("value")])
-    titles = [value for name, value in headers if name in ("subject", "title")]
-    if not titles or (len(headers) < 2 and headers[0][0] != "title"):  # one line: "Note: ..."
-        return ""
-    return _decoded_header(titles[0].strip())
-
-
-def _decoded_header(value: str) -> str:
-    """A header value with its RFC 2047 encoded words (``=?utf-8?q?caf=C3=A9?=``) decoded, as
-    mail programs show them; the value as written when it has none or they do not decode."""
-    if "=?" not in value:
-        return value
-    import email.policy  # only for the few texts that need it
-
-    try:
-        decoded = str(email.policy.default.header_fetch_parse("Subject", value)).strip()
-    except Exception:  # noqa: BLE001 - a malformed header must not stop indexing
-        return value
-    if "\ufffd" in decoded and "\ufffd" not in value:  # bytes its charset does not explain
-        return value
-    return decoded or value
-
-
-def _org_title(head: str) -> str:
-    """Org's ``#+TITLE:`` among the lines an Org file starts with: keywords (``#+KEY: ...``),
-    comments (``# ...``) and property drawers (``:ID: ...``, as org-roam writes); one further
-    down (a code block of a Markdown file) is text."""
-    for match in _LINE.finditer(head):
-        line = match.group().strip()
-        title = _ORG_TITLE.match(line)
-        if title:
-            return title.group("value")
-        if line and not line.startswith(("#+", "# ", ":")) and line != "#":
-            return ""
-    return ""
-
-
-def _latex_title(head: str) -> str:
-    """The argument of ``\\title`` (else of the first ``\\chapter`` or ``\\section``) in a text that
-    starts like LaTeX (``\\`` or ``%``)."""
-    if not head.lstrip().startswith(("\\", "%")):
-        return ""
-    head = _LATEX_COMMENT.sub("", head)  # a commented-out \title is no title
-    match = _LATEX_TITLE.search(head) or _LATEX_HEADING.search(head)
-    if not match:
-        return ""
-    depth, end = 1, match.end()
-    while end < len(head) and depth:
-        depth += {"{": 1, "}": -1}.get(head[end], 0)
-        end += 1
-    if depth:
-        return ""
-    logos = _LATEX_LOGO.sub(
-        lambda m: m.group(1).replace("LaTeXe", "LaTeX2e"), head[match.end() : end - 1]
-    )
-    return _LATEX_COMMAND.sub(" ", logos)
-
-
-def content_hash(source: Path | str | bytes | bytearray | memoryview) -> str:
-    """BLAKE2b (128-bit, hex) of a file's bytes, read in 1 MiB chunks, or of the bytes given.
-
-    The indexer compares it after size or mtime changed, so a touched but unchanged file is not
-    re-encoded. Raises :class:`UnreadableFile` when the file cannot be read.
-    """
-    digest = hashlib.blake2b(digest_size=16)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        digest.update(source)
-        return digest.hexdigest()
-    try:
-        with open(source, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-    except OSError as error:
-        raise UnreadableFile(_os_reason(error), Path(source)) from None
-    return digest.hexdigest()

@@ -266,20 +266,20 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _read(path: Path) -> tuple[str, str]:
-    """``(text, title)`` of a document; :class:`corpus.UnreadableFile` if it has no text."""
-    from nashcli import corpus
+    """``(text, title)`` of a document; :class:`documents.UnreadableFile` if it has no text."""
+    from nashcli import documents, titles
 
-    doc = corpus.read_document(path)
+    doc = documents.read_document(path)
     if not doc.text.strip():
-        raise corpus.UnreadableFile("no text", path, excluded=True)
-    return doc.text, (doc.title or corpus.title_of(doc.text))[:200]
+        raise documents.UnreadableFile("no text", path, excluded=True)
+    return doc.text, (doc.title or titles.title_of(doc.text))[:200]
 
 
 def _hash(path: Path) -> str:
     """Content hash of the file's bytes (same bytes: same text, same code)."""
-    from nashcli import corpus
+    from nashcli import documents
 
-    return corpus.content_hash(path)
+    return documents.content_hash(path)
 
 
 @dataclass
@@ -505,7 +505,7 @@ def _to_encode(
     every file, a ``git checkout`` or a copy without times changes mtimes, not documents: it
     must not count towards a retrain. (Called only when the plain count would retrain: it
     reads the files it counts.)"""
-    from nashcli.corpus import UnreadableFile
+    from nashcli.documents import UnreadableFile
 
     def content(path: Path) -> str | None:
         try:
@@ -989,9 +989,9 @@ def _encode(hasher, batches: Iterable[Sequence[str]], reporter: Reporter | None,
 
 
 def _reason(error: BaseException) -> str:
-    from nashcli import corpus
+    from nashcli.documents import UnreadableFile
 
-    if isinstance(error, corpus.UnreadableFile):
+    if isinstance(error, UnreadableFile):
         return str(error) or "unreadable"
     if isinstance(error, FileNotFoundError):
         return "vanished while indexing"

@@ -161,9 +161,11 @@ def read_piped_query(stream: BinaryIO, collection: str | None = None) -> str:
         data += stream.read(limit + 1 - len(data))
     if len(data) > limit:
         raise NashError(f"stdin: more than {corpus.format_size(limit)} of query text")
+    from nashcli import documents
+
     try:
-        return corpus.decode_text(data)
-    except corpus.UnreadableFile as error:  # what nash index would skip is no query either
+        return documents.decode_text(data)
+    except documents.UnreadableFile as error:  # what nash index would skip is no query either
         raise NashError(f"stdin: {error.reason}") from None
 
 
@@ -438,7 +440,7 @@ def _stored_encoder(snap: Snapshot, on_note: Callable[[str], None]) -> LinearQue
 
 
 def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) -> Query:
-    from nashcli import codes, corpus
+    from nashcli import codes, corpus, documents
 
     own = None
     if isinstance(query, Path):
@@ -461,8 +463,8 @@ def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) ->
                 "reads from a file whose indexed version it cannot use"
             )
         try:
-            text = corpus.read_text(path)
-        except corpus.UnreadableFile as error:
+            text = documents.read_text(path)
+        except documents.UnreadableFile as error:
             raise NashError(f"{query}: {error.reason}") from None
     else:
         text = query

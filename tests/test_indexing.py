@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nashcli import corpus, indexing
+from nashcli import corpus, documents, indexing
 from nashcli.errors import IndexBusyError, NashError
 from nashcli.index import Collection, list_collections
 from nashcli.indexing import apply_changes, due_for_retrain, index_folder, retrain_due
@@ -93,8 +93,8 @@ def test_unchanged_files_are_neither_read_nor_encoded(indexed, monkeypatch) -> N
         raise AssertionError(f"opened {path}")
 
     monkeypatch.setattr(corpus, "open", no_document_opened, raising=False)  # not even sniffed
-    monkeypatch.setattr(corpus, "read_document", no_reading)
-    monkeypatch.setattr(corpus, "content_hash", no_reading)
+    monkeypatch.setattr(documents, "read_document", no_reading)
+    monkeypatch.setattr(documents, "content_hash", no_reading)
     monkeypatch.setattr(indexing, "_load_hasher", no_reading)
     report = index_folder(folder)
     assert (report.unchanged, report.added, report.updated, report.deleted) == (len(paths), 0, 0, 0)
@@ -113,8 +113,8 @@ def test_changes_are_applied_incrementally(indexed, monkeypatch) -> None:
     target = folder / "cars" / "moved-here.txt"
     moved.rename(target)
     reads = []
-    real = corpus.read_document
-    monkeypatch.setattr(corpus, "read_document", lambda p: reads.append(Path(p)) or real(p))
+    real = documents.read_document
+    monkeypatch.setattr(documents, "read_document", lambda p: reads.append(Path(p)) or real(p))
     report = index_folder(folder)
     assert not report.retrained
     assert (report.added, report.updated, report.moved, report.deleted) == (1, 1, 1, 1)
@@ -368,7 +368,7 @@ def test_read_errors_and_vanishing_files_lose_nothing(tmp_path: Path, monkeypatc
     folder = tmp_path / "flaky"
     paths = make_docs(folder, per_topic=4)
     denied, vanishing = paths[0], paths[1]
-    real_crawl, real_read = corpus.crawl, corpus.read_document
+    real_crawl, real_read = corpus.crawl, documents.read_document
 
     def crawl_then_vanish(root, **kw):
         for item in real_crawl(root, **kw):
@@ -382,7 +382,7 @@ def test_read_errors_and_vanishing_files_lose_nothing(tmp_path: Path, monkeypatc
         return real_read(path)
 
     monkeypatch.setattr(corpus, "crawl", crawl_then_vanish)
-    monkeypatch.setattr(corpus, "read_document", read)
+    monkeypatch.setattr(documents, "read_document", read)
     report = index_folder(folder, hasher_options=FAST)
     reasons = dict(report.skipped)
     assert reasons[str(denied.relative_to(folder))] == "permission denied"
@@ -471,7 +471,7 @@ def test_above_the_training_cap_documents_are_encoded_a_batch_at_a_time(
     with Collection.open("big").snapshot() as snap:
         docs = snap.live_docs()
         stored = snap.codes_of([d.row for d in docs])
-    texts = [corpus.read_text(d.path) for d in docs]
+    texts = [documents.read_text(d.path) for d in docs]
     hasher = SemanticHasher(n_bits=64, seed=0, **options).fit(texts)
     assert hasher.train_info_["documents"] == 8
     assert np.array_equal(stored, codes.pack_codes(hasher.encode(texts)))
@@ -904,7 +904,7 @@ def test_a_move_with_an_edit_is_re_encoded(indexed) -> None:
     doc, code = stored_doc("notes", target)
     st = target.stat()
     assert (doc.size, doc.mtime_ns) == (st.st_size, st.st_mtime_ns)
-    assert doc.hash == corpus.content_hash(target) != old.hash
+    assert doc.hash == documents.content_hash(target) != old.hash
     with Collection.open("notes").snapshot() as snap:
         fresh = SemanticHasher.load(snap.model_dir).encode([text])
     assert np.array_equal(code, codes.pack_codes(fresh)[0])

@@ -174,10 +174,10 @@ def test_a_retrain_while_the_query_is_read_is_not_damage(notes, monkeypatch) -> 
     """A retrain that switches generations (and removes the old one) after the query took its
     snapshot but before it loaded the model: the query looks again at the new generation
     instead of calling the collection damaged."""
-    from nashcli import corpus
+    from nashcli import documents
 
     folder, paths = notes
-    read_text = corpus.read_text
+    read_text = documents.read_text
     retrains = []
 
     def read_during_a_retrain(path, *args, **kwargs):
@@ -186,7 +186,7 @@ def test_a_retrain_while_the_query_is_read_is_not_damage(notes, monkeypatch) -> 
             retrains.append(index_folder(folder, retrain=True, hasher_options=FAST))
         return text
 
-    monkeypatch.setattr(corpus, "read_text", read_during_a_retrain)
+    monkeypatch.setattr(documents, "read_text", read_during_a_retrain)
     query = paths[0]
     query.write_text("rocket orbit launch moon astronaut")  # changed: encoded by the model
     bump(query)

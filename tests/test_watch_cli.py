@@ -271,11 +271,11 @@ def test_sigkill_mid_update_then_restart_loses_and_duplicates_nothing(notes, tmp
         wait_until(lambda: sorted(live_paths()) == on_disk, timeout=60, what="all files")
         paths = live_paths()
         assert len(paths) == len(set(paths)) == 24 + 200 - 5
-        from nashcli import corpus
+        from nashcli import documents
 
         with Collection.open("notes").snapshot() as snap:  # the edits are in, not the old text
             for path in burst[5:10]:
-                assert snap.doc_by_path(str(path)).hash == corpus.content_hash(path)
+                assert snap.doc_by_path(str(path)).hash == documents.content_hash(path)
     finally:
         assert again.stop() == 0, again.output()
 

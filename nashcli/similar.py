@@ -332,9 +332,9 @@ def find_similar(
             break
         # A file deleted since the last update (no watcher running) is left out, and the next
         # hits take its place: asking again for more until ``top`` are there or none are left.
-        present = [hit for hit in hits if os.path.exists(hit.path)]
+        present = [hit for hit in hits if not _deleted(hit.path)]
         if len(present) >= top or len(hits) < wanted or wanted >= top + MAX_DELETED_LOOKAHEAD:
-            gone = sum(not os.path.exists(hit.path) for hit in hits[: _cut(hits, present, top)])
+            gone = sum(_deleted(hit.path) for hit in hits[: _cut(hits, present, top)])
             hits = present[:top]
             if gone:
                 heard.append(_deleted_note(gone, collection))
@@ -347,6 +347,18 @@ def find_similar(
 
 #: :func:`find_similar` looks this many hits past ``top`` for files that are still there.
 MAX_DELETED_LOOKAHEAD = 4096
+
+
+def _deleted(path: Path) -> bool:
+    """Whether ``path`` is known to be gone: a file nash may not look at (a folder without
+    permission) is not, as ``nash index`` keeps its entry too."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _cut(hits: list[Hit], present: list[Hit], top: int) -> int:

@@ -313,6 +313,24 @@ def test_files_deleted_since_the_last_update_are_left_out(notes) -> None:
     assert len(find_similar(query, "notes", top=5, on_note=heard.append)) == 5 and heard == []
 
 
+def test_files_nash_may_not_look_at_are_not_called_deleted(notes, monkeypatch) -> None:
+    """A folder without permission (chmod 000, simulated: the suite may run as root) hides
+    whether its files are there: they stay in the answers, as nash index keeps them."""
+    folder, paths = notes
+    before = find_similar(paths[0], "notes", top=5)
+    real_stat = os.stat
+
+    def denied(path, *args, **kwargs):
+        if Path(path).parent == paths[0].parent and Path(path) != paths[0]:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", denied)
+    heard: list[str] = []
+    hits = find_similar(paths[0], "notes", top=5, on_note=heard.append)
+    assert [h.path for h in hits] == [h.path for h in before] and heard == []
+
+
 def test_only_deleted_files_that_would_be_listed_are_counted(notes) -> None:
     folder, paths = notes
     gone = [p for p in paths if topic(p) != topic(paths[0])][-1]  # far from the query

@@ -1023,9 +1023,12 @@ class Collection:
     @classmethod
     def open(cls, name: str) -> Collection:
         """The existing collection ``name``; :class:`NashError` (listing the known ones) if none,
-        :class:`DamagedCollectionError` if its ``meta.sqlite`` is unreadable."""
+        :class:`DamagedCollectionError` if its ``meta.sqlite`` is missing or unreadable."""
         directory = collections_dir() / name
-        if not _NAME_RE.match(name or "") or not (directory / _META).is_file():
+        named = bool(_NAME_RE.match(name or ""))
+        if named and directory.is_dir() and not (directory / _META).exists():
+            raise DamagedCollectionError(name, _META, "missing")  # as nash status lists it
+        if not named or not (directory / _META).is_file():
             known = ", ".join(d.name for d in _collection_dirs()) or "none yet"
             raise NashError(f"no collection named {name!r} (collections: {known})")
         return cls(name, directory)

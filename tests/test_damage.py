@@ -422,6 +422,9 @@ def test_a_lost_meta_sqlite_is_listed_rebuilt_and_forgettable(notes, tmp_path: P
     make_docs(stranger, per_topic=2)
     line = one_error_line(run("index", str(stranger)))
     assert "collection 'c' is damaged (meta.sqlite: missing)" in line and "--name c" in line
+    for asked in (["--text", "rocket", "-c", "c"], [str(paths[0])], ["--text", "rocket"]):
+        line = one_error_line(run("similar", *asked))  # not "no collection named 'c'"
+        assert "collection 'c' is damaged (meta.sqlite: missing)" in line, asked
     result = run("index", str(folder), "--name", "c", "--bits", "8")
     assert result.exit_code == 0, result.output
     assert_recovered(folder, paths)

@@ -160,6 +160,13 @@ def database_labels(problem: Problem, include_val: bool = False) -> np.ndarray:
     return np.vstack([y_train, np.asarray(problem.Y_val, dtype=bool)]) if include_val else y_train
 
 
+def database_ids(dataset: Dataset, splits: Splits, include_val: bool = False) -> list[str]:
+    """The ids of the database's documents, in :func:`database_labels`' order (the validation
+    part carved from the training split comes after the rest of it)."""
+    parts = (splits.train, splits.val) if include_val else (splits.train,)
+    return [dataset.ids[i] for part in parts for i in part]
+
+
 def database_rows(problem: Problem, include_val: bool = False) -> sp.csr_matrix:
     """TF-IDF rows (CSR) of the database, in :func:`database_labels`' order."""
     import scipy.sparse as sp
@@ -369,13 +376,21 @@ def check_codes_directory(directory: Path, files: Sequence[str] = ()) -> None:
 
 
 def save_codes(
-    results: Sequence[EvalResult], problem: Problem, directory: Path, include_val: bool = False
+    results: Sequence[EvalResult],
+    problem: Problem,
+    directory: Path,
+    include_val: bool = False,
+    *,
+    ids: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> list[Path]:
     """Write ``METHOD-BITS.npz`` per hashing result (``tfidf`` has no codes, so no file).
 
     Each file holds ``train_codes``/``test_codes`` (uint8, ``np.packbits`` of the 0/1 code
     matrix along axis 1) and ``train_labels``/``test_labels`` (bool, documents x labels); the
-    ``train_`` arrays are the database (with the validation part where ``include_val``).
+    ``train_`` arrays are the database (with the validation part where ``include_val``). With
+    ``ids`` (the database's and the queries' document ids, :func:`database_ids`) it holds
+    ``train_ids``/``test_ids`` too, and ``label_names`` names the label columns: rows and
+    columns can be matched with the corpus file's documents and labels.
     """
     directory = Path(directory)
     coded = [r for r in results if r.train_codes is not None and r.test_codes is not None]
@@ -384,6 +399,12 @@ def save_codes(
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise NashError(f"--save-codes: cannot create {directory}: {error}") from None
+    named_rows = {}
+    if ids is not None:
+        named_rows = {
+            key: np.asarray(list(part), dtype=str)
+            for key, part in zip(("train_ids", "test_ids"), ids, strict=True)
+        }
     written = []
     for result in coded:
         path = directory / f"{result.method}-{result.bits}.npz"
@@ -395,6 +416,8 @@ def save_codes(
                 test_codes=np.packbits(result.test_codes, axis=1),
                 train_labels=database_labels(problem, include_val),
                 test_labels=np.asarray(problem.Y_test, dtype=bool),
+                label_names=np.asarray(problem.label_names or [], dtype=str),
+                **named_rows,
             )
             partial.replace(path)
         except OSError as error:  # a full disk: no half-written file is left behind

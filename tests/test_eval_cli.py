@@ -130,6 +130,27 @@ def test_save_codes_writes_packed_codes(corpus: Path, fake_engine: list, tmp_pat
         assert saved["test_labels"].shape == (12, 3) and saved["test_labels"].dtype == bool
 
 
+def test_saved_codes_name_their_documents_and_labels(fake_engine: list, tmp_path: Path) -> None:
+    """Each row of a saved file says which document it is, each label column which label:
+    the validation part carved from the training split comes last in the database, not in the
+    file's order, so rows cannot be matched by position."""
+    dataset = topic_corpus(48)
+    labels_of = {i: {*doc, f"only-{i}"} for i, doc in zip(dataset.ids, dataset.labels, strict=True)}
+    dataset.labels[:] = [sorted(labels_of[i]) for i in dataset.ids]
+    path = tmp_path / "unique.jsonl.gz"
+    write_jsonl(dataset, path)
+    out = tmp_path / "codes"
+    args = ["eval", str(path), "--bits", "64", "--methods", "lsh", "--save-codes", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    with np.load(out / "lsh-64.npz") as saved:  # (no pickle needed)
+        names = saved["label_names"]  # (of the training split: a query's own label is none)
+        for part in ("train", "test"):
+            rows = [set(names[row]) for row in saved[f"{part}_labels"]]
+            assert rows == [labels_of[i] & set(names) for i in saved[f"{part}_ids"]]
+        assert sorted([*saved["train_ids"], *saved["test_ids"]]) == sorted(dataset.ids)
+        assert list(saved["train_ids"]) != [i for i in dataset.ids if i in saved["train_ids"]]
+
+
 def test_codes_that_cannot_be_written_lose_neither_the_figures_nor_a_file(
     corpus: Path, fake_engine: list, tmp_path: Path, monkeypatch
 ) -> None:

@@ -150,4 +150,8 @@ def eval_command(
         console.print(eval_table(results, bit_list))
         console.print(EVAL_CAPTION, style="dim", soft_wrap=True)
     if save_codes is not None:
-        evaluation.save_codes(results, problem, save_codes, include_val=include_val)
+        ids = (
+            evaluation.database_ids(corpus, splits, include_val),
+            [corpus.ids[i] for i in splits.test],
+        )
+        evaluation.save_codes(results, problem, save_codes, include_val=include_val, ids=ids)

@@ -307,6 +307,10 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str]
         doc = json.loads(line)
     except json.JSONDecodeError as error:
         raise NashError(f"{where}: not valid JSON ({error.msg}: column {error.colno})") from None
+    except RecursionError:
+        raise NashError(f"{where}: not valid JSON here (nested too deeply)") from None
+    except ValueError as error:  # a number of more than 4,300 digits
+        raise NashError(f"{where}: not valid JSON here ({error})") from None
     if not isinstance(doc, dict):
         raise NashError(f"{where}: expected a JSON object with id, text, labels, split")
     missing = [key for key in ("id", "text", "labels") if key not in doc]
@@ -648,10 +652,19 @@ def vdsh_release(
     if label_tokens:
         tokens = CountVectorizer(binary=True)
         keep = _most_frequent(tokens, [" ".join(labels[i]) for i in train], label_tokens)
+        if keep is None:
+            raise NashError(f"{dataset.name}: its training documents have no labels to prepare")
         analyze, keep = tokens.build_analyzer(), set(tokens.get_feature_names_out()[keep])
         labels = [sorted({t for t in analyze(" ".join(doc)) if t in keep}) for doc in labels]
     vocabulary = CountVectorizer(stop_words="english", max_df=0.8, min_df=3)
     keep = _most_frequent(vocabulary, [texts[i] for i in train], 10_000)
+    if keep is None:
+        raise NashError(
+            f"{dataset.name}: too little text for the VDSH preparation (of {len(train):,} "
+            "training documents, no word but stop words is in at least 3 and at most 80 % of them"
+            + (" once headers, signatures and quotes are removed" if strip_posts else "")
+            + ")"
+        )
     length = np.asarray(vocabulary.transform(texts)[:, keep].sum(axis=1)).ravel()
     fewest, most = words
     kept = (length >= fewest) & np.isin(split, ("train", "test"))
@@ -672,14 +685,19 @@ def vdsh_release(
     )
 
 
-def _most_frequent(vectorizer, texts: list[str], limit: int) -> np.ndarray:
-    """Fit ``vectorizer`` on ``texts``; the columns of its ``limit`` most frequent words, as
+def _most_frequent(vectorizer, texts: list[str], limit: int) -> np.ndarray | None:
+    """Fit ``vectorizer`` on ``texts``; the columns of its ``limit`` most frequent words (None
+    when no word is left, as scikit-learn's ``max_df``/``min_df`` and stop words count them), as
     ``max_features=limit`` would keep them but with ties decided the same on every CPU
     (``features.most_frequent_columns``): scikit-learn's own choice gave this machine (AVX2) a
     ``reuters-vdsh`` of 7,747 training documents and the records' machine 7,746."""
     from nashcli.features import most_frequent_columns
 
-    return most_frequent_columns(vectorizer.fit_transform(texts), limit)
+    try:
+        counts = vectorizer.fit_transform(texts)
+    except ValueError:  # scikit-learn: "empty vocabulary", "After pruning, no terms remain"
+        return None
+    return most_frequent_columns(counts, limit)
 
 
 _QUOTE_LINE = re.compile(r"(writes in|writes:|wrote:|says:|said:|^In article|^Quoted from|^\||^>)")

@@ -186,6 +186,23 @@ def test_known_name_from_data_dir_and_nash_data(tmp_path: Path, fake_engine: lis
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize(
+    ("name", "file", "docs", "message"),
+    [  # posts without a blank line lose all their text with their headers
+        ("20ng-vdsh", "20newsgroups_bydate", 48, "no word but stop words is in at least 3"),
+        ("reuters-vdsh", "reuters21578_modapte", 3, "too little text for the VDSH preparation"),
+    ],
+)
+def test_a_corpus_too_small_for_the_vdsh_preparation_is_one_line(
+    tmp_path: Path, fake_engine: list, name: str, file: str, docs: int, message: str
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    write_jsonl(topic_corpus(docs), data / f"{file}.jsonl.gz")
+    args = ["eval", name, "--bits", "8", "--methods", "lsh", "--data-dir", str(data)]
+    assert message in _error_line(runner.invoke(app, args))
+
+
 def test_real_engine_end_to_end(corpus: Path) -> None:
     result = runner.invoke(
         app,

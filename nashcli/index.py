@@ -535,9 +535,42 @@ def _remove_directory(name: str, directory: Path, timeout: float) -> None:
         return
     with _locked(directory, name, timeout):
         trash = directory.parent / f".forgotten-{name}-{os.getpid()}"
-        shutil.rmtree(trash, ignore_errors=True)
+        _remove_tree(trash)
         os.rename(directory, trash)
-    shutil.rmtree(trash, ignore_errors=True)
+    error = _remove_tree(trash)
+    if error is not None:  # forgotten (nothing lists it), but its files are still on disk
+        raise NashError(
+            f"forgot {name}, but could not remove its index files in {trash} "
+            f"({(error.strerror or str(error)).lower()}); remove that folder by hand"
+        )
+
+
+def _remove_tree(path: Path) -> OSError | None:
+    """Remove folder ``path`` whole, giving its owner write access to sub-folders made
+    read-only (``chmod -R a-w``, a restored backup) on the way; the error that stopped it, or
+    None."""
+    try:
+        shutil.rmtree(path)
+        return None
+    except FileNotFoundError:
+        return None
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o700)
+    for folder, subfolders, _ in os.walk(path):
+        for sub in subfolders:
+            sub_path = os.path.join(folder, sub)
+            if not os.path.islink(sub_path):  # (a link's target is not the index's)
+                with contextlib.suppress(OSError):
+                    os.chmod(sub_path, 0o700)
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return error
+    return None
 
 
 def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
@@ -575,7 +608,7 @@ def _sweep_debris(base: Path) -> None:
         for child in base.glob(f"{prefix}*-*"):
             pid = child.name.rsplit("-", 1)[1]
             if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-                shutil.rmtree(child, ignore_errors=True)
+                _remove_tree(child)
 
 
 def damage_error(path: Path, reason: str) -> NashError:

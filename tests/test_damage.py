@@ -233,6 +233,44 @@ def test_forget_a_collection_folder_with_no_index_in_it(left: list[str]) -> None
     assert "forgot bare" in result.stdout and not bare.exists()
 
 
+def _rmtree_as_a_user(monkeypatch, always: bool = False) -> None:
+    """shutil.rmtree in nash's index module refusing what a user other than root may not
+    remove: the entries of a folder without write permission (or everything, ``always``)."""
+    import stat
+
+    from nashcli import index
+
+    real = shutil.rmtree
+
+    def rmtree(path, *args, **kwargs):
+        for folder, subfolders, files in os.walk(path):
+            if always or (not os.stat(folder).st_mode & stat.S_IWUSR and (subfolders or files)):
+                raise PermissionError(13, "Permission denied", folder)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(index.shutil, "rmtree", rmtree)
+
+
+def test_forget_removes_an_index_made_read_only(notes, monkeypatch) -> None:
+    _rmtree_as_a_user(monkeypatch)
+    for folder in [home(), *home().glob("gen-*")]:
+        folder.chmod(0o555)
+    result = run("forget", "c")
+    assert result.exit_code == 0, result.output
+    assert list(collections_dir().iterdir()) == []  # no .forgotten-c-PID left behind
+
+
+def test_forget_says_when_it_cannot_remove_the_index_files(notes, monkeypatch) -> None:
+    remove = shutil.rmtree
+    _rmtree_as_a_user(monkeypatch, always=True)
+    line = one_error_line(run("forget", "c"))
+    assert line.startswith("nash: error: forgot c, but could not remove its index files in ")
+    assert line.endswith("(permission denied); remove that folder by hand")
+    assert json.loads(run("status", "--json").stdout) == {"collections": []}
+    for debris in collections_dir().iterdir():  # (the test's own clean-up)
+        remove(debris)
+
+
 HOLD = """
 import sys, time
 from nashcli.index import Collection

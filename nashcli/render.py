@@ -290,6 +290,10 @@ def skipped_by_reason(skipped: Sequence[tuple[object, str]]) -> list[tuple[str, 
 #: becomes one record per line instead: a path folded into narrower pieces cannot be read
 #: (or copied) as one, and the table's numbers would be cut short.
 MIN_PATH_COLUMNS = 24
+#: The most columns :func:`similar_table` gives a path when its titles need the room (longer
+#: paths fold there); :func:`similar_results` draws the table only where its paths get that
+#: much, or all they need.
+TABLE_PATH_COLUMNS = 48
 
 
 def similar_results(
@@ -305,7 +309,8 @@ def similar_results(
     record per hit (rank, path, distance and score; the title below), to print with
     ``soft_wrap=True`` so that a path is never cut."""
     shown = _relative_paths(hits, root)
-    path_need = min(max(8, _cells(shown)), MIN_PATH_COLUMNS)
+    # The table where its paths keep one line (or, longer than its 48-column cap, fold there).
+    path_need = min(max(8, _cells(shown)), TABLE_PATH_COLUMNS)
     heading = f"similar to {visible(query) if query_is_file else plain(query)}"
     if collection is not None:  # (nested collections: which one answered)
         heading += f" in collection {visible(collection)}"
@@ -365,7 +370,9 @@ def similar_table(hits: Sequence, shown: Sequence[str], width: int = 100) -> Tab
     room = width - _table_width([*_number_widths(hits), 0, 0])  # for the path and the title
     longest, longest_title = _cells(shown) or 4, _cells(titles)
     title_least = max(len("title"), min(8, longest_title))  # (a header's width at the least)
-    path_width = min(longest, room - title_least, max(min(longest, 48), room - longest_title))
+    path_width = min(
+        longest, room - title_least, max(min(longest, TABLE_PATH_COLUMNS), room - longest_title)
+    )
     path_width = max(len("path"), min(8, longest), path_width)
     title_width = max(title_least, room - path_width)
     table.add_column("#", justify="right", no_wrap=True)

@@ -153,11 +153,12 @@ def test_a_narrow_terminal_gets_whole_paths_and_numbers(notes, monkeypatch, colu
 
 
 @pytest.mark.parametrize("title", ["漢字 " * 20, "abc"])
-@pytest.mark.parametrize("path_length", [10, 24, 60])
+@pytest.mark.parametrize("path_length", [10, 24, 36, 60])
 def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int, title: str) -> None:
     """Ten hits (a two-digit rank), negative scores, wide-character titles: a table, where one
     is drawn, never runs past the width or loses its right border; and where a path and its
-    title fit side by side, neither is folded (a row is one line)."""
+    title fit side by side, neither is folded (a row is one line); a path of up to 48 columns
+    is never folded: the answers are records instead."""
     import io
     from collections import namedtuple
 
@@ -180,6 +181,8 @@ def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int, title
         tables += 1
         lines = console.file.getvalue().splitlines()[1:]
         assert all(cell_len(line) <= width and line[-1] in "┓┃┩│┘" for line in lines), width
+        if path_length <= 48:  # a path is never folded where it could keep one line
+            assert all(f"{name}/{i:02d}.txt" in console.file.getvalue() for i in range(10)), width
         if width >= whole:
             assert len(lines) == len(hits) + 4, width
     assert tables > 100

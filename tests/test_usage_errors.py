@@ -33,6 +33,8 @@ runner = CliRunner()
         (["eval", "reuters", "--seed", "-1"], "'--seed'"),
         (["--bogus"], "No such option: --bogus"),
         (["bogus"], "No such command 'bogus'"),
+        # control characters escaped once, as every line of nash shows them (\n, not \\x0a)
+        (["similar", "a", "x\ny\x1b", "b\\c"], "argument(s) (x\\ny\\x1b b\\\\c)"),
     ],
 )
 def test_usage_errors_are_one_line(argv: list[str], says: str) -> None:

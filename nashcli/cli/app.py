@@ -30,6 +30,9 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
 
 from nashcli.entry import INTERRUPTED
 
+#: Click's escape of a control character in an argument it names (``\x0a``).
+_CLICK_ESCAPE = re.compile(r"\\x([01][0-9a-f]|7f|[89][0-9a-f])")
+
 
 def _usage_error(error: UsageError) -> None:
     """A bad option or argument as one stderr line (Click's own form takes four).
@@ -40,8 +43,10 @@ def _usage_error(error: UsageError) -> None:
         typer.echo(error.ctx.get_help())
         raise SystemExit(0)
     where = error.ctx.command_path if error.ctx is not None else "nash"
-    message = error.format_message().rstrip(".")
-    _error_line(f"{message} (see '{where} --help')")
+    # Click writes a control character of an argument as \xNN itself; nash's error line
+    # escapes the raw character (as \n, like every other line), not Click's backslash again.
+    message = _CLICK_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), error.format_message())
+    _error_line(f"{message.rstrip('.')} (see '{where} --help')")
     raise SystemExit(error.exit_code)
 
 

@@ -143,13 +143,19 @@ class Skipped:
 def format_size(n_bytes: int) -> str:
     """``10_000_000`` → ``"10 MB"``: decimal units, as file managers show them, and at most four
     significant digits, rounded down, so "larger than 1.999 KB" stays true of what exceeds a
-    limit of 1,999 bytes (rounded to "2 KB" it was not; 999.9 KB read "1e+03 KB")."""
+    limit of 1,999 bytes (rounded to "2 KB" it was not; 999.9 KB read "1e+03 KB"). A whole
+    number under 1,000 of a binary unit that is none of a decimal one is shown in the binary
+    unit, as ``--max-size 512KiB`` was given (``"512 KiB"``, not ``"524.2 KB"``)."""
     if n_bytes < 1000:
         return "1 byte" if n_bytes == 1 else f"{n_bytes} bytes"
     power = 1
     while power < len(_DECIMAL_UNITS) and n_bytes >= 1000 ** (power + 1):
         power += 1
     unit = 1000**power
+    if n_bytes % unit:  # a size given in binary units (--max-size 512KiB) is shown back in them
+        binary = next((p for p in (4, 3, 2, 1) if n_bytes % 1024**p == 0), 0)
+        if binary and n_bytes // 1024**binary < 1000:
+            return f"{n_bytes // 1024**binary} {_BINARY_UNITS[binary - 1]}"
     decimals = max(0, 4 - len(str(n_bytes // unit)))
     whole, fraction = divmod(n_bytes * 10**decimals // unit, 10**decimals)
     shown = f"{fraction:0{decimals}d}".rstrip("0") if decimals else ""
@@ -157,6 +163,7 @@ def format_size(n_bytes: int) -> str:
 
 
 _DECIMAL_UNITS = ("KB", "MB", "GB", "TB")
+_BINARY_UNITS = ("KiB", "MiB", "GiB", "TiB")
 
 
 _UNITS = {

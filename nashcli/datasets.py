@@ -123,6 +123,8 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
     Raises :class:`NashError` with one clear line for anything missing or malformed.
     """
     text = str(name_or_path)
+    if text == "":  # `nash eval "$CORPUS"` with CORPUS unset: not the current folder
+        raise NashError("the dataset is empty (''): give reuters, 20ng, tmc or a path")
     if text in DATASET_FILES:
         return _load_known(text, data_dir)
     if text in VDSH_VARIANTS:
@@ -737,7 +739,8 @@ def make_splits(
         unsplit = int((split == "").sum())
         if unsplit and unsplit < len(split):  # a typo ("spilt") must not drop documents silently
             raise NashError(
-                f"{dataset.name}: {unsplit} of {len(split)} documents have no 'split'; give "
+                f"{dataset.name}: {unsplit} of {len(split)} documents "
+                f"{'has' if unsplit == 1 else 'have'} no 'split'; give "
                 "every document one, or use --split random"
             )
         train = np.flatnonzero(split == "train")
@@ -758,7 +761,8 @@ def make_splits(
     if mode == "random":
         n = len(dataset)
         if n < 5:
-            raise NashError(f"{dataset.name}: {n} documents are too few to split")
+            many = "1 document is" if n == 1 else f"{n} documents are"
+            raise NashError(f"{dataset.name}: {many} too few to split")
         order = np.random.default_rng(seed).permutation(n)
         n_train, n_val = int(round(0.6 * n)), int(round(0.2 * n))
         return Splits(

@@ -475,7 +475,10 @@ def test_sizes_parse_and_print() -> None:
     assert parse_size("512KiB") == 512 * 1024
     assert parse_size("2.5G") == 2_500_000_000
     assert format_size(DEFAULT_MAX_BYTES) == "10 MB"
-    assert format_size(1536) == "1.536 KB" and format_size(1_048_576) == "1.048 MB"
+    assert format_size(1536) == "1.536 KB" and format_size(1_048_577) == "1.048 MB"
+    assert format_size(1024) == "1 KiB" and format_size(1_048_576) == "1 MiB"  # as given
+    assert format_size(parse_size("512KiB")) == "512 KiB"
+    assert format_size(1_024_000) == "1.024 MB" and format_size(2 * 1024**4) == "2 TiB"
     assert format_size(999_900) == "999.9 KB" and format_size(1999) == "1.999 KB"  # not 1e+03
     assert format_size(1000) == "1 KB" and format_size(5 * 1000**5) == "5000 TB"
     assert format_size(12) == "12 bytes" and format_size(1) == "1 byte"

@@ -121,6 +121,13 @@ def test_a_corpus_without_splits_takes_the_random_split(tmp_path: Path) -> None:
     partly = read_jsonl(_lines(tmp_path / "partly.jsonl", records))
     with pytest.raises(NashError, match="18 of 20 documents have no 'split'"):
         make_splits(partly, "canonical")
+    for record in records:
+        record["split"] = "train"
+    records[0].pop("split")
+    with pytest.raises(NashError, match="1 of 20 documents has no 'split'"):
+        make_splits(read_jsonl(_lines(tmp_path / "one.jsonl", records)), "canonical")
+    with pytest.raises(NashError, match="1 document is too few to split"):
+        make_splits(read_jsonl(_lines(tmp_path / "single.jsonl", records[:1])), "random")
 
 
 def test_blank_labels_are_no_labels(tmp_path: Path) -> None:

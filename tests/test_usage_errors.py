@@ -33,6 +33,8 @@ runner = CliRunner()
         (["eval", "reuters", "--seed", "-1"], "'--seed'"),
         (["--bogus"], "No such option: --bogus"),
         (["bogus"], "No such command 'bogus'"),
+        # an unset shell variable is no current folder
+        (["eval", "reuters", "--save-codes", ""], "'--save-codes': the path is empty ('')"),
         # control characters escaped once, as every line of nash shows them (\n, not \\x0a)
         (["similar", "a", "x\ny\x1b", "b\\c"], "argument(s) (x\\ny\\x1b b\\\\c)"),
     ],
@@ -394,6 +396,15 @@ def test_a_score_that_rounds_to_zero_has_no_sign() -> None:
 def test_a_home_folder_of_no_user_is_one_line(command: str) -> None:
     line = _one_error_line(runner.invoke(app, [command, "~no-such-user-xyz/a.txt"]))
     assert "cannot find the home folder that ~ stands for" in line
+
+
+def test_an_empty_dataset_is_no_current_folder() -> None:
+    result = runner.invoke(app, ["eval", "", "--bits", "8"])
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == "nash: error: the dataset is empty (''): give reuters, 20ng, tmc or a path\n"
+    )
 
 
 def test_a_blank_name_is_a_path_like_any_other(tmp_path: Path, monkeypatch) -> None:

@@ -125,6 +125,8 @@ def _parse(kind: type, value):
     if kind is Path:
         if not isinstance(value, (str, Path)):
             raise ValueError("Input is not a valid path")
+        if value == "":  # (`--save-codes "$DIR"` with DIR unset: not the current folder)
+            raise ValueError("the path is empty ('')")
         path = Path(value)
         if path.exists() and not os.access(path, os.R_OK):
             raise ValueError(f"Path {str(value)!r} is not readable.")

@@ -117,6 +117,7 @@ class IndexReport:
     unchanged: int = 0
     moved: int = 0
     deleted: int = 0
+    kept: int = 0  # entries kept as they were: their file or folder cannot be read now
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     retrained: bool = False
     retrain_reason: str = ""
@@ -800,6 +801,7 @@ def _index(
             stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
             fresh, changed, gone = _plan(stored, found, keep)
         report.unchanged = len(found) - len(fresh) - len(changed)
+        report.kept = len(stored) - len(gone) - (len(found) - len(fresh))  # not known to be gone
         _apply(
             w,
             _model_loader(w, device, hashers),

@@ -256,6 +256,7 @@ def index_summary(report) -> str:
             (report.moved, "moved"),
             (report.deleted, "removed"),
             (report.unchanged, "unchanged"),
+            (getattr(report, "kept", 0), "kept unread (cannot be read now)"),
         )
         if n
     ]

@@ -954,6 +954,10 @@ def test_a_folder_that_cannot_be_listed_loses_nothing(tmp_path: Path, monkeypatc
     report = index_folder(folder, hasher_options=FAST)
     assert dict(report.skipped) == {"sub": "unreadable folder: permission denied"}
     assert report.deleted == 0 and live_paths("perm") == before
+    assert (report.unchanged, report.kept) == (len(paths), len(inside))  # each one counted
+    from nashcli.render import index_summary
+
+    assert f"{len(paths)} unchanged, 2 kept unread (cannot be read now)" in index_summary(report)
     locked.add(folder)
     with pytest.raises(NashError, match="cannot read the folder .*perm: permission denied"):
         index_folder(folder, hasher_options=FAST)

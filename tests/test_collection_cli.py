@@ -205,7 +205,10 @@ def test_status_and_forget(notes) -> None:
         "updated_at",
         "watching",
         "state",
+        "folder_found",
+        "note",
     }
+    assert entry["folder_found"] is True and entry["note"] is None
     assert "notes" in run("status").stdout
     assert run("forget", "notes").exit_code == 0
     assert json.loads(run("status", "--json").stdout) == {"collections": []}
@@ -325,6 +328,8 @@ def test_a_collection_whose_folder_is_gone_says_so(notes, tmp_path: Path) -> Non
     folder.rename(tmp_path / "renamed")
     status = run("status")
     assert status.exit_code == 0 and f"{folder} (gone)" in status.stdout
+    (entry,) = json.loads(run("status", "--json").stdout)["collections"]
+    assert entry["root"] == str(folder) and entry["folder_found"] is False
     result = run("similar", "--text", "rocket orbit")
     assert result.exit_code == 0, result.output
     assert "is gone; if it moved, run: nash index NEW-PLACE --name notes" in result.stderr

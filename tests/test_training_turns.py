@@ -8,6 +8,7 @@ real `nash index` in a subprocess, and reads the one line it prints when it star
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -139,5 +140,9 @@ def test_status_says_a_collection_without_a_model_has_no_index_yet(folder) -> No
     result = CliRunner().invoke(app, ["status"])
     assert result.exit_code == 0
     assert f"collection 'notes' has no index yet: run nash index {folder}" in result.output
+    (entry,) = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)["collections"]
+    assert entry["note"] == f"collection 'notes' has no index yet: run nash index {folder}"
     index_folder(folder, hasher_options=FAST)
     assert "no index yet" not in CliRunner().invoke(app, ["status"]).output
+    (entry,) = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)["collections"]
+    assert entry["note"] is None and entry["folder_found"] is True

@@ -216,13 +216,17 @@ def status_command(
                     "updated_at": None,
                     "watching": is_watching(entry.name),
                     "state": state,
+                    "folder_found": os.path.isdir(root) if root else None,
                     "damaged": visible(str(problem)),  # (as shown: its command pastes back)
+                    "note": None,
                 }
             )
             labels.append(state.upper())
             continue
+        note = None
         if summary["generation"] == 0:  # a first index under way, or stopped before its model
-            unindexed.append(no_index_yet(entry.collection))
+            note = no_index_yet(entry.collection)
+            unindexed.append(note)
         rows.append(
             {
                 "name": summary["name"],
@@ -233,6 +237,8 @@ def status_command(
                 "updated_at": summary["updated_at"],
                 "watching": is_watching(entry.name),
                 "state": "ok",
+                "folder_found": os.path.isdir(summary["root"]),  # (the table's "(gone)")
+                "note": note,
             }
         )
     if as_json:

@@ -132,7 +132,7 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
         return vdsh_release(_load_known(base, data_dir), name=text, **options)
     path = Path(text).expanduser()
     if not path.exists():
-        if "/" in text or text.endswith((".gz", ".jsonl")):
+        if "/" in text or text.endswith((".gz", ".jsonl", ".bz2", ".xz")):
             raise NashError(f"dataset file not found: {path}")
         known = ", ".join([*DATASET_FILES, *VDSH_VARIANTS])
         raise NashError(f"unknown dataset {text!r}: use one of {known}, or a path to a .jsonl(.gz)")
@@ -184,14 +184,16 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", "
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".jsonl.gz", ".json.gz", ".jsonl", *ARCHIVE_SUFFIXES, ".gz"):
+    jsonl = (".jsonl.gz", ".jsonl.bz2", ".jsonl.xz", ".json.gz", ".jsonl")
+    for suffix in (*jsonl, *ARCHIVE_SUFFIXES, ".gz", ".bz2", ".xz"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
 
 
 def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
-    """Read a (gzipped) JSON Lines corpus; every line is validated, errors name the line."""
+    """Read a JSON Lines corpus, plain or compressed (gzip, bzip2, xz); every line is
+    validated, errors name the line."""
     path = Path(path)
     ids: list[str] = []
     texts: list[str] = []
@@ -207,10 +209,12 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
         # One open, its magic number read once: a pipe (``<(zcat f)``, a FIFO) cannot be
         # reopened, nor can what was read of it be read again.
         with open(path, "rb") as raw:
-            head = raw.read(2)  # two bytes, unless the file is shorter (however a pipe sends)
+            head = raw.read(6)  # six bytes, unless the file is shorter (however a pipe sends)
             stream = io.BufferedReader(_Rejoined(head, raw))
-            binary = gzip.GzipFile(fileobj=stream, mode="rb") if head == _GZIP else stream
-            binary = io.BufferedReader(binary)
+            opener = next(
+                (o for magic, o in _DECOMPRESSORS.items() if head.startswith(magic)), None
+            )
+            binary = io.BufferedReader(opener(stream) if opener is not None else stream)
             if binary.peek(_TAR_MAGIC_END)[_TAR_MAGIC_START:_TAR_MAGIC_END] == b"ustar":
                 raise NashError(  # an archive through a pipe: its name cannot say so
                     f"{path}: a tar archive; nash eval reads archives from a file named .tar.gz"
@@ -224,7 +228,14 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
                     texts.append(text)
                     labels.append(doc_labels)
                     split.append(doc_split)
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error, _DamagedData) as error:
+    except (
+        OSError,
+        EOFError,
+        UnicodeDecodeError,
+        zlib.error,
+        lzma.LZMAError,
+        _DamagedData,
+    ) as error:
         raise NashError(f"cannot read {path}: {_reason(error)}") from None
     # ``<(zcat f)`` is /dev/fd/63: named by its path, as a descriptor's number says nothing.
     name = name or (str(path) if path.name.isdigit() else _stem(path))
@@ -262,7 +273,10 @@ class _DamagedData(Exception):
 def _reason(error: BaseException) -> str:
     """What is wrong with a file, for a one-line message (damaged compressed data says so)."""
     if isinstance(error, UnicodeDecodeError):
-        return "not UTF-8 text (expected JSON Lines, gzipped or not, or a tar archive)"
+        return (
+            "not UTF-8 text (expected JSON Lines, plain or compressed with gzip, bzip2 or xz, "
+            "or a tar archive)"
+        )
     if isinstance(error, _DamagedData | zlib.error | EOFError | lzma.LZMAError):
         return f"damaged or incomplete compressed data ({error or 'cut short'})"
     return str(error).splitlines()[0].rstrip(":") if str(error) else type(error).__name__

@@ -107,6 +107,24 @@ def test_malformed_jsonl_names_the_problem(tmp_path: Path, records, message: str
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("compression", ["bz2", "xz"])
+def test_jsonl_compressed_with_bzip2_or_xz_is_read(tmp_path: Path, compression: str) -> None:
+    import bz2
+    import lzma
+
+    records = [_doc(1), _doc(2, "test", labels=("b",))]
+    data = "".join(json.dumps(r) + "\n" for r in records).encode()
+    compress = {"bz2": bz2.compress, "xz": lzma.compress}[compression]
+    path = tmp_path / f"small.jsonl.{compression}"
+    path.write_bytes(compress(data))
+    dataset = read_jsonl(path)
+    assert dataset.name == "small" and dataset.ids == ["1", "2"]
+    assert dataset.labels == [["a"], ["b"]] and dataset.split == ["train", "test"]
+    path.write_bytes(compress(data)[:-8])  # cut short: said so, not read as fewer lines
+    with pytest.raises(NashError, match="damaged or incomplete compressed data"):
+        read_jsonl(path)
+
+
 def test_a_corpus_without_splits_takes_the_random_split(tmp_path: Path) -> None:
     records = [
         {"id": str(i), "text": f"doc {i}", "labels": ["a" if i % 2 else "b"]} for i in range(20)

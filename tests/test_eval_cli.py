@@ -130,6 +130,17 @@ def test_save_codes_writes_packed_codes(corpus: Path, fake_engine: list, tmp_pat
         assert saved["test_labels"].shape == (12, 3) and saved["test_labels"].dtype == bool
 
 
+def test_save_codes_with_tfidf_alone_says_there_is_nothing_to_write(
+    corpus: Path, fake_engine: list, tmp_path: Path
+) -> None:
+    out = tmp_path / "codes"
+    args = ["eval", str(corpus), "--methods", "tfidf", "--save-codes", str(out), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and json.loads(result.stdout)["results"][0]["method"] == "tfidf"
+    assert "--save-codes: tfidf has no codes, so nothing is written" in result.stderr
+    assert not out.exists()
+
+
 def test_saved_codes_name_their_documents_and_labels(fake_engine: list, tmp_path: Path) -> None:
     """Each row of a saved file says which document it is, each label column which label:
     the validation part carved from the training split comes last in the database, not in the

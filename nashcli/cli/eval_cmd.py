@@ -102,6 +102,10 @@ def eval_command(
         evaluation.check_codes_directory(
             save_codes, [f"{m}-{b}.npz" for m in method_list if m != "tfidf" for b in bit_list]
         )
+        if method_list == ["tfidf"]:
+            typer.echo(
+                "nash: note: --save-codes: tfidf has no codes, so nothing is written", err=True
+            )
 
     from nashcli.render import EVAL_CAPTION, EvalProgress, eval_table, eval_title, output_console
 

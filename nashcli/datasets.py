@@ -272,6 +272,8 @@ class _DamagedData(Exception):
 
 def _reason(error: BaseException) -> str:
     """What is wrong with a file, for a one-line message (damaged compressed data says so)."""
+    if isinstance(error, gzip.BadGzipFile) and str(error).startswith("Not a gzipped file"):
+        return "bytes after the end of its gzip data (recompress it: gzip -dc FILE | gzip)"
     if isinstance(error, UnicodeDecodeError):
         return (
             "not UTF-8 text (expected JSON Lines, plain or compressed with gzip, bzip2 or xz, "
@@ -318,7 +320,7 @@ def _check_compressed(path: Path) -> bool:
 
 
 def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str], str]:
-    where = f"{path.name} line {number}"
+    where = f"{path if path.name.isdigit() else path.name} line {number}"  # (/dev/fd/63, not 63)
     try:
         doc = json.loads(line)
     except json.JSONDecodeError as error:
@@ -328,7 +330,8 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str]
     except ValueError as error:  # a number of more than 4,300 digits
         raise NashError(f"{where}: not valid JSON here ({error})") from None
     if not isinstance(doc, dict):
-        raise NashError(f"{where}: expected a JSON object with id, text, labels, split")
+        array = " (JSON Lines: one object per line, not an array)" if isinstance(doc, list) else ""
+        raise NashError(f"{where}: expected a JSON object with id, text, labels, split{array}")
     missing = [key for key in ("id", "text", "labels") if key not in doc]
     if missing:
         raise NashError(f"{where}: missing field(s) {', '.join(missing)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -97,6 +98,7 @@ def test_plain_jsonl_and_lenient_fields(tmp_path: Path) -> None:
         ([], "no documents"),
         (['{"id": ' + "1" * 5000 + "}"], "line 1: not valid JSON here (Exceeds the limit"),
         (["[" * 100_000 + "]" * 100_000], "line 1: not valid JSON here (nested too deeply)"),
+        ([json.dumps([_doc(1)])], "(JSON Lines: one object per line, not an array)"),
     ],
 )
 def test_malformed_jsonl_names_the_problem(tmp_path: Path, records, message: str) -> None:
@@ -123,6 +125,29 @@ def test_jsonl_compressed_with_bzip2_or_xz_is_read(tmp_path: Path, compression: 
     path.write_bytes(compress(data)[:-8])  # cut short: said so, not read as fewer lines
     with pytest.raises(NashError, match="damaged or incomplete compressed data"):
         read_jsonl(path)
+
+
+def test_a_pipe_is_named_by_its_path_and_its_gzip_trailer_is_explained(tmp_path: Path) -> None:
+    """``<(cmd)`` is /dev/fd/63: "63 line 1" said nothing; bytes after the gzip data of a pipe
+    (not checked beforehand, as a file is) were "Not a gzipped file (b'ga')"."""
+    pipe_like = tmp_path / "63"
+    pipe_like.write_text("x\n")
+    with pytest.raises(NashError, match=f"^{pipe_like} line 1: not valid JSON"):
+        read_jsonl(pipe_like)
+    lines = "".join(json.dumps(_doc(i, "train" if i % 4 else "test")) + "\n" for i in range(999))
+    data = gzip.compress(lines.encode()) + b"garbage"
+    reader, writer = os.pipe()
+    os.set_blocking(writer, True)
+    import threading
+
+    feed = threading.Thread(target=lambda: (os.write(writer, data), os.close(writer)))
+    feed.start()
+    try:
+        with pytest.raises(NashError, match="bytes after the end of its gzip data"):
+            read_jsonl(f"/dev/fd/{reader}")
+    finally:
+        feed.join()
+        os.close(reader)
 
 
 def test_a_corpus_without_splits_takes_the_random_split(tmp_path: Path) -> None:

@@ -118,6 +118,7 @@ class IndexReport:
     moved: int = 0
     deleted: int = 0
     kept: int = 0  # entries kept as they were: their file or folder cannot be read now
+    dropped_unread: int = 0  # entries a retrain dropped for that reason (not deleted files)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     retrained: bool = False
     retrain_reason: str = ""
@@ -767,6 +768,10 @@ def _index(
                 hasher, words, tfidf, metas = _retrain(
                     found, stored, target_bits, device, seed, hasher_options, report, reporter
                 )
+                # Of the entries a retrain drops, those whose files are there but cannot be
+                # read now are no deletions: the summary says they come back once they can.
+                gone = len(_plan(stored, found, keep)[2])
+                report.dropped_unread, report.deleted = report.deleted - gone, gone
             except _TooFewDocuments as error:
                 if why == FIRST_INDEX or why.startswith(REBUILT):  # no model to fall back on
                     raise

@@ -256,7 +256,11 @@ def index_summary(report) -> str:
             (report.moved, "moved"),
             (report.deleted, "removed"),
             (report.unchanged, "unchanged"),
-            (getattr(report, "kept", 0), "kept unread (cannot be read now)"),
+            (report.kept, "kept unread (cannot be read now)"),
+            (
+                report.dropped_unread,
+                "left out of the new model unread (cannot be read now; added again once they can)",
+            ),
         )
         if n
     ]

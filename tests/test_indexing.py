@@ -945,7 +945,7 @@ def test_a_folder_that_cannot_be_listed_loses_nothing(tmp_path: Path, monkeypatc
     real_scandir = os.scandir
 
     def scandir(path="."):  # what a chmod 000 does to anyone but root
-        if Path(path) in locked:
+        if not isinstance(path, int) and Path(path) in locked:  # (an int: a folder's fd)
             raise PermissionError(13, "Permission denied", str(path))
         return real_scandir(path)
 
@@ -958,6 +958,17 @@ def test_a_folder_that_cannot_be_listed_loses_nothing(tmp_path: Path, monkeypatc
     from nashcli.render import index_summary
 
     assert f"{len(paths)} unchanged, 2 kept unread (cannot be read now)" in index_summary(report)
+    # A retrain cannot encode what it cannot read: it leaves them out, and says so (no
+    # "removed": the files are there), and the next update once they can be read adds them.
+    report = index_folder(folder, retrain=True, hasher_options=FAST)
+    assert report.retrained and (report.deleted, report.dropped_unread) == (0, 2)
+    assert "2 left out of the new model unread (cannot be read now; added again once they can)" in (
+        index_summary(report)
+    )
+    locked.discard(sub)
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.added == 2 and live_paths("perm") == before
+    locked.add(sub)
     locked.add(folder)
     with pytest.raises(NashError, match="cannot read the folder .*perm: permission denied"):
         index_folder(folder, hasher_options=FAST)

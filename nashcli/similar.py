@@ -25,6 +25,7 @@ only the linear encoder's arrays are read (no torch import): that is what keeps
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -318,55 +319,52 @@ def find_similar(
         collection = Collection.open(collection)
 
     heard: list[str] = []  # told once the answer stands (a retried snapshot says it again)
-    wanted = top
+    # Indexed files found deleted since the last update (no watcher running): searched again
+    # without them, so that the next hits take their places and the ranking is the one the
+    # index would give once it is updated (the fused feedback never reads a missing file).
+    missing: set[str] = set()
 
     def search(snap: Snapshot) -> list[Hit]:
         heard.clear()
         if snap.generation == 0:
             raise NashError(no_index_yet(collection))
-        return search_snapshot(snap, _query(query, snap, heard.append), wanted, ranking, pool)
+        left_out = [doc.row for doc in map(snap.doc_by_path, sorted(missing)) if doc is not None]
+        q = _query(query, snap, heard.append)
+        return search_snapshot(snap, q, top, ranking, pool, left_out=left_out)
 
-    while True:
-        hits = collection.read(search)  # again, if a retrain removes the model it is loading
-        if not os.path.isdir(collection.root):  # the whole folder is gone: the CLI says so
-            break
-        # A file deleted since the last update (no watcher running) is left out, and the next
-        # hits take its place: asking again for more until ``top`` are there or none are left.
-        present = [hit for hit in hits if not _deleted(hit.path)]
-        if len(present) >= top or len(hits) < wanted or wanted >= top + MAX_DELETED_LOOKAHEAD:
-            gone = sum(_deleted(hit.path) for hit in hits[: _cut(hits, present, top)])
-            hits = present[:top]
-            if gone:
-                heard.append(_deleted_note(gone, collection))
-            break
-        wanted = min(2 * wanted + (len(hits) - len(present)), top + MAX_DELETED_LOOKAHEAD)
+    hits = collection.read(search)  # again, if a retrain removes the model it is loading
+    if os.path.isdir(collection.root):  # (a folder gone whole: the CLI says so)
+        for _ in range(MAX_DELETED_ROUNDS):
+            deleted = {str(hit.path) for hit in hits if _deleted(hit.path)}
+            if not deleted:
+                break
+            missing |= deleted
+            hits = collection.read(search)
+        hits = [hit for hit in hits if str(hit.path) not in missing]  # (rounds ran out)
+    if missing and not hits:
+        raise NashError(_all_missing(len(missing), collection))
+    if missing:
+        heard.append(_deleted_note(len(missing), collection))
     for note in heard if on_note is not None else ():
         on_note(note)
     return hits
 
 
-#: :func:`find_similar` looks this many hits past ``top`` for files that are still there.
-MAX_DELETED_LOOKAHEAD = 4096
+#: How many times :func:`find_similar` searches again without files it found deleted.
+MAX_DELETED_ROUNDS = 20
 
 
 def _deleted(path: Path) -> bool:
-    """Whether ``path`` is known to be gone: a file nash may not look at (a folder without
-    permission) is not, as ``nash index`` keeps its entry too."""
+    """Whether ``path`` is known to be gone, as ``nash index`` would drop its entry: nothing
+    there, or a link loop in its place. A file nash may not look at (a folder without
+    permission) is not: ``nash index`` keeps its entry too."""
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return True
-    except OSError:
-        return False
+    except OSError as error:
+        return error.errno == errno.ELOOP
     return False
-
-
-def _cut(hits: list[Hit], present: list[Hit], top: int) -> int:
-    """How many of ``hits`` were looked at to find the first ``top`` of ``present``."""
-    if len(present) < top:
-        return len(hits)
-    last = present[top - 1]
-    return next(i for i, hit in enumerate(hits) if hit is last) + 1
 
 
 def _deleted_note(gone: int, collection: Collection) -> str:
@@ -374,6 +372,18 @@ def _deleted_note(gone: int, collection: Collection) -> str:
     return (
         f"left out {files} deleted since collection {collection.name!r} was last updated; "
         f"nash index {shell_quote(str(collection.root))} removes them from the index"
+    )
+
+
+def _all_missing(gone: int, collection: Collection) -> str:
+    """Why there is no answer: every near document's file is missing (a drive not mounted at
+    the collection's folder looks like that: an empty folder)."""
+    root = shell_quote(str(collection.root))
+    files = "file" if gone == 1 else f"{gone:,} files"
+    return (
+        f"the {files} of collection {collection.name!r} nearest to the query are missing from "
+        f"{root}: if it is a drive that is not mounted, mount it; if they were deleted, "
+        f"nash index {root} removes them from the index"
     )
 
 
@@ -598,14 +608,22 @@ def candidate_pool(
 
 
 def search_snapshot(
-    snap: Snapshot, query: Query, top: int, ranking: str = DEFAULT_RANKING, pool: int | None = None
+    snap: Snapshot,
+    query: Query,
+    top: int,
+    ranking: str = DEFAULT_RANKING,
+    pool: int | None = None,
+    left_out: Sequence[int] = (),
 ) -> list[Hit]:
     """The ``top`` hits of ``query`` in ``snap``: the ``ranking`` of its candidate pool (of
-    ``pool`` documents; None: :func:`default_pool` of the collection's size)."""
-    pool = pool or default_pool(snap.documents)
+    ``pool`` documents; None: :func:`default_pool` of the collection's size), the rows
+    ``left_out`` searched as if they were not there (files found deleted)."""
+    documents = snap.documents - len(left_out)  # as the index will count them once updated
+    pool = pool or default_pool(documents)
     exclude = snap.dead_rows
-    if query.own_row is not None:
-        exclude = np.union1d(exclude, [query.own_row]).astype(np.int64)
+    if query.own_row is not None or len(left_out):
+        own = [] if query.own_row is None else [query.own_row]
+        exclude = np.union1d(exclude, [*own, *left_out]).astype(np.int64)
     if ranking == "hamming":
         # Plain distance first; equal distances by the weighted one, identical codes scrambled
         # (the candidates hold the whole tie group at the top-th distance, up to the bound).
@@ -621,7 +639,7 @@ def search_snapshot(
             weighted,
             snap.bits,
             ranking,
-            weight=hamming_weight(snap.documents),
+            weight=hamming_weight(documents),
         )
         order = np.lexsort((rows, weighted, -scores))[:top]
         rows, dists, scores = rows[order], dists[order], scores[order]

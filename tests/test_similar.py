@@ -293,24 +293,42 @@ def test_changed_indexed_file_is_encoded_fresh(notes) -> None:
     assert all(topic(h.path) == "cooking" for h in hits)
 
 
-def test_files_deleted_since_the_last_update_are_left_out(notes) -> None:
+@pytest.mark.parametrize("pool", [None, 6])  # every document; fewer than there are
+def test_files_deleted_since_the_last_update_are_left_out(notes, pool) -> None:
+    """The answer is the one the index gives once updated: the next hits take the deleted
+    files' places, and the deleted ones neither show nor steer the ranking."""
     folder, paths = notes
     query = paths[0]
-    before = find_similar(query, "notes", top=5)
+    before = find_similar(query, "notes", top=5, pool=pool)
     for hit in before[:3]:  # deleted, the index not updated (no watcher)
         hit.path.unlink()
     heard: list[str] = []
-    hits = find_similar(query, "notes", top=5, on_note=heard.append)
+    hits = find_similar(query, "notes", top=5, pool=pool, on_note=heard.append)
     assert len(hits) == 5 and all(h.path.exists() for h in hits)
-    assert [h.path for h in hits[:2]] == [h.path for h in before[3:]]  # the rest move up
     assert all(topic(h.path) == topic(query) for h in hits)
     assert heard == [
         "left out 3 files deleted since collection 'notes' was last updated; "
         f"nash index {folder} removes them from the index"
     ]
-    index_folder(folder)  # as the note says: then nothing is left out
+    index_folder(folder)  # as the note says: then nothing is left out, and the answer is the same
     heard.clear()
-    assert len(find_similar(query, "notes", top=5, on_note=heard.append)) == 5 and heard == []
+    assert find_similar(query, "notes", top=5, pool=pool, on_note=heard.append) == hits
+    assert heard == []
+
+
+def test_a_folder_emptied_as_an_unmounted_drive_leaves_it_is_no_empty_answer(notes) -> None:
+    """Every near file missing (a drive not mounted at the folder: an empty folder) is not
+    "no similar documents": the error says what may be wrong."""
+    folder, paths = notes
+    for path in paths:
+        path.unlink()
+    with pytest.raises(NashError) as caught:
+        find_similar("rocket orbit", "notes")
+    assert str(caught.value) == (
+        f"the {len(paths)} files of collection 'notes' nearest to the query are missing from "
+        f"{folder}: if it is a drive that is not mounted, mount it; if they were deleted, "
+        f"nash index {folder} removes them from the index"
+    )
 
 
 def test_files_nash_may_not_look_at_are_not_called_deleted(notes, monkeypatch) -> None:

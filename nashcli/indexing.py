@@ -768,10 +768,13 @@ def _index(
                 hasher, words, tfidf, metas = _retrain(
                     found, stored, target_bits, device, seed, hasher_options, report, reporter
                 )
-                # Of the entries a retrain drops, those whose files are there but cannot be
-                # read now are no deletions: the summary says they come back once they can.
-                gone = len(_plan(stored, found, keep)[2])
-                report.dropped_unread, report.deleted = report.deleted - gone, gone
+                # Of the entries a retrain drops, those the crawl could not look at now (an
+                # unreadable file or folder) are no deletions: they come back once they can.
+                listed = {str(c.path) for c in found} | {
+                    d.path for d in _plan(stored, found, keep)[2]
+                }
+                report.dropped_unread = sum(path not in listed for path in stored)
+                report.deleted -= report.dropped_unread
             except _TooFewDocuments as error:
                 if why == FIRST_INDEX or why.startswith(REBUILT):  # no model to fall back on
                     raise

@@ -928,6 +928,15 @@ def test_a_touched_move_with_the_same_bytes_is_not_re_encoded(indexed) -> None:
     assert doc.mtime_ns == target.stat().st_mtime_ns and doc.hash == old.hash
 
 
+def test_a_file_emptied_before_a_retrain_is_removed_not_unread(tmp_path: Path) -> None:
+    folder = tmp_path / "emptied"
+    paths = make_docs(folder, per_topic=3)
+    index_folder(folder, hasher_options=FAST)
+    paths[0].write_text("   \n\n  ")  # no text now (read, not sniffed): it leaves, as in an update
+    report = index_folder(folder, retrain=True, hasher_options=FAST)
+    assert report.retrained and (report.deleted, report.dropped_unread) == (1, 0)
+
+
 def test_a_folder_that_cannot_be_listed_loses_nothing(tmp_path: Path, monkeypatch) -> None:
     """A sub-folder that cannot be listed keeps its documents' entries (they are not known to
     be gone); the whole folder unreadable is refused with one line and changes nothing."""

@@ -548,7 +548,16 @@ def _remove_directory(name: str, directory: Path, timeout: float) -> None:
 def _remove_tree(path: Path) -> OSError | None:
     """Remove folder ``path`` whole, giving its owner write access to sub-folders made
     read-only (``chmod -R a-w``, a restored backup) on the way; the error that stopped it, or
-    None."""
+    None. A link (a collection's folder linked to another place) is removed, not what it
+    points to."""
+    if os.path.islink(path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            return error
+        return None
     try:
         shutil.rmtree(path)
         return None

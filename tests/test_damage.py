@@ -260,6 +260,17 @@ def test_forget_removes_an_index_made_read_only(notes, monkeypatch) -> None:
     assert list(collections_dir().iterdir()) == []  # no .forgotten-c-PID left behind
 
 
+def test_forget_a_collection_whose_folder_is_a_link_removes_the_link(notes, tmp_path) -> None:
+    elsewhere = tmp_path / "index-on-another-drive"
+    home().rename(elsewhere)
+    home().symlink_to(elsewhere, target_is_directory=True)
+    modes = {p: p.stat().st_mode for p in [elsewhere, *elsewhere.rglob("*")]}
+    result = run("forget", "c")
+    assert result.exit_code == 0, result.output
+    assert list(collections_dir().iterdir()) == []
+    assert {p: p.stat().st_mode for p in [elsewhere, *elsewhere.rglob("*")]} == modes
+
+
 def test_forget_says_when_it_cannot_remove_the_index_files(notes, monkeypatch) -> None:
     remove = shutil.rmtree
     _rmtree_as_a_user(monkeypatch, always=True)

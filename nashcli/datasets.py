@@ -124,7 +124,8 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
     """
     text = str(name_or_path)
     if text == "":  # `nash eval "$CORPUS"` with CORPUS unset: not the current folder
-        raise NashError("the dataset is empty (''): give reuters, 20ng, tmc or a path")
+        known = ", ".join([*DATASET_FILES, *VDSH_VARIANTS])
+        raise NashError(f"the dataset is empty (''): give one of {known}, or a path")
     if text in DATASET_FILES:
         return _load_known(text, data_dir)
     if text in VDSH_VARIANTS:
@@ -135,7 +136,9 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
         if "/" in text or text.endswith((".gz", ".jsonl", ".bz2", ".xz")):
             raise NashError(f"dataset file not found: {path}")
         known = ", ".join([*DATASET_FILES, *VDSH_VARIANTS])
-        raise NashError(f"unknown dataset {text!r}: use one of {known}, or a path to a .jsonl(.gz)")
+        raise NashError(
+            f"unknown dataset {text!r}: use one of {known}, or a path to a .jsonl(.gz/.bz2/.xz)"
+        )
     return _load_path(path)
 
 
@@ -326,9 +329,9 @@ def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str]
     except json.JSONDecodeError as error:
         raise NashError(f"{where}: not valid JSON ({error.msg}: column {error.colno})") from None
     except RecursionError:
-        raise NashError(f"{where}: not valid JSON here (nested too deeply)") from None
-    except ValueError as error:  # a number of more than 4,300 digits
-        raise NashError(f"{where}: not valid JSON here ({error})") from None
+        raise NashError(f"{where}: JSON nested too deeply to read") from None
+    except ValueError:  # Python's limit on the digits of an integer it converts
+        raise NashError(f"{where}: a number too long to read (over 4,300 digits)") from None
     if not isinstance(doc, dict):
         array = " (JSON Lines: one object per line, not an array)" if isinstance(doc, list) else ""
         raise NashError(f"{where}: expected a JSON object with id, text, labels, split{array}")

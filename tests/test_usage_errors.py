@@ -403,7 +403,8 @@ def test_an_empty_dataset_is_no_current_folder() -> None:
     assert result.exit_code == 2
     assert (
         result.stderr
-        == "nash: error: the dataset is empty (''): give reuters, 20ng, tmc or a path\n"
+        == "nash: error: the dataset is empty (''): give one of reuters, 20ng, tmc, reuters-vdsh, "
+        "20ng-vdsh, or a path\n"
     )
 
 

@@ -18,8 +18,8 @@ def eval_command(
     dataset: str | None = typer.Argument(
         None,
         help="reuters, 20ng, tmc; reuters-vdsh or 20ng-vdsh (prepared as the VDSH release the "
-        "papers used); or a path to a .jsonl(.gz) (id, text, labels, split; without split: "
-        "--split random) or to "
+        "papers used); or a path to a .jsonl(.gz/.bz2/.xz) (id, text, labels, split; without "
+        "split: --split random) or to "
         "reuters21578.tar.gz / 20news-bydate.tar.gz.",
     ),
     data_dir: Path | None = typer.Option(

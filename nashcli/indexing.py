@@ -305,6 +305,7 @@ def index_folder(
     hasher_options: dict | None = None,
     hashers: HasherCache | None = None,
     create: bool = True,
+    empty_ok: bool = False,
 ) -> IndexReport:
     """Index ``root`` into collection ``name`` (default: the collection that already indexes
     ``root``, else one named after the folder), incrementally.
@@ -315,7 +316,9 @@ def index_folder(
     :class:`HasherCache` a long-lived caller keeps) saves reloading the current model.
     A damaged collection is rebuilt from the folder (see the module's docstring).
     ``create=False`` (a watcher after its first pass) raises :class:`CollectionGoneError`
-    rather than create a collection that was forgotten meanwhile.
+    rather than create a collection that was forgotten meanwhile. A folder with no file at all
+    whose collection holds documents is refused unless ``empty_ok`` (a watcher that saw them
+    go): a drive not mounted at the folder looks like that, and the update would remove them.
     Raises :class:`NashError` for a missing folder, a folder with nothing to index, or a name
     taken by another folder; :class:`IndexBusyError` if another writer keeps the lock.
     """
@@ -401,6 +404,16 @@ def index_folder(
     if (collection is None or moving) and not found:
         why = f" ({_skip_summary(skipped)})" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
+    if collection is not None and not (found or skipped or empty_ok):
+        held = 0
+        with contextlib.suppress(NashError):  # (damage: _index rebuilds, or says what it is)
+            held = collection.summary()["documents"]
+        if held:
+            raise NashError(
+                f"{root} is empty, but collection {name!r} holds {held:,} "
+                f"document{'' if held == 1 else 's'} from it: if it is a drive that is not "
+                f"mounted, mount it; to drop them all, run: nash forget {name}"
+            )
     if moving:  # the user says the collection's folder went here (moved or renamed)
         _move_root(collection, root, found, lock_timeout)
     elif collection is None and not named:  # a new folder, or a collection's folder moved here?

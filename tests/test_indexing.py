@@ -928,6 +928,27 @@ def test_a_touched_move_with_the_same_bytes_is_not_re_encoded(indexed) -> None:
     assert doc.mtime_ns == target.stat().st_mtime_ns and doc.hash == old.hash
 
 
+def test_an_empty_folder_is_not_taken_for_every_file_deleted(tmp_path: Path) -> None:
+    """A drive not mounted at the collection's folder leaves an empty folder: nash index must
+    not remove every document for it. (A folder left with anything at all is updated.)"""
+    folder = tmp_path / "mount"
+    paths = make_docs(folder, per_topic=2)
+    index_folder(folder, hasher_options=FAST)
+    away = tmp_path / "unplugged"
+    away.mkdir()
+    for topic_folder in {p.parent for p in paths}:
+        topic_folder.rename(away / topic_folder.name)
+    with pytest.raises(NashError) as caught:
+        index_folder(folder)
+    assert str(caught.value) == (
+        f"{folder} is empty, but collection 'mount' holds 6 documents from it: if it is a "
+        "drive that is not mounted, mount it; to drop them all, run: nash forget mount"
+    )
+    assert len(live_paths("mount")) == 6
+    report = index_folder(folder, empty_ok=True)  # a watcher that saw them go
+    assert report.deleted == 6 and live_paths("mount") == set()
+
+
 def test_a_file_emptied_before_a_retrain_is_removed_not_unread(tmp_path: Path) -> None:
     folder = tmp_path / "emptied"
     paths = make_docs(folder, per_topic=3)

@@ -383,7 +383,7 @@ def _all_missing(gone: int, collection: Collection) -> str:
     return (
         f"the {files} of collection {collection.name!r} nearest to the query are missing from "
         f"{root}: if it is a drive that is not mounted, mount it; if they were deleted, "
-        f"nash index {root} removes them from the index"
+        f"run nash index {root}"
     )
 
 

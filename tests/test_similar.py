@@ -327,7 +327,7 @@ def test_a_folder_emptied_as_an_unmounted_drive_leaves_it_is_no_empty_answer(not
     assert str(caught.value) == (
         f"the {len(paths)} files of collection 'notes' nearest to the query are missing from "
         f"{folder}: if it is a drive that is not mounted, mount it; if they were deleted, "
-        f"nash index {folder} removes them from the index"
+        f"run nash index {folder}"
     )
 
 

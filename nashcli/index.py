@@ -344,9 +344,10 @@ def _parse_info(info: dict[str, str]) -> dict:
             raise ValueError(f"no {key!r} recorded") from None
         except ValueError:
             raise ValueError(f"invalid {key!r}: {info[key]!r}") from None
-    max_bytes = info.get("max_bytes", "")  # optional (collections before it have none)
-    if max_bytes.isascii() and max_bytes.isdigit():
-        parsed["max_bytes"] = int(max_bytes)
+    for key in ("max_bytes", "root_device"):  # optional (collections before them have none)
+        value = info.get(key, "")
+        if value.isascii() and value.isdigit():
+            parsed[key] = int(value)
     return parsed
 
 
@@ -849,6 +850,13 @@ class Snapshot:
         return self._collection.root
 
     @property
+    def encoded_since(self) -> int:
+        """Documents encoded with the model after it was fitted and still live: new and changed
+        ones, each once however often it was saved since (its earlier rows are tombstones)."""
+        appended_dead = int(np.count_nonzero(self.dead_rows >= self.trained_docs))
+        return self.rows - self.trained_docs - appended_dead
+
+    @property
     def documents(self) -> int:
         """Live documents in this view."""
         return self.rows - len(self.dead_rows)
@@ -1036,6 +1044,9 @@ class Collection:
         #: The last ``--max-size`` given to ``nash index`` (bytes), which later runs and the
         #: watcher keep to; None: never given (the crawl's default).
         self.max_bytes: int | None = parsed.get("max_bytes")
+        #: The device (``st_dev``) the folder was on when last indexed with documents in it: an
+        #: empty folder on another device is a drive not mounted there (None: not recorded).
+        self.root_device: int | None = parsed.get("root_device")
 
     @staticmethod
     def _info(con: sqlite3.Connection) -> dict[str, str]:
@@ -1358,6 +1369,7 @@ class Writer:
             except ValueError as error:
                 raise collection.damaged(_META, str(error)) from None
             collection.bits, collection.max_bytes = parsed["bits"], parsed.get("max_bytes")
+            collection.root_device = parsed.get("root_device")
             self._collect_garbage()
             # Only a speed-up: a full disk must not stop an update that has nothing to write.
             with contextlib.suppress(sqlite3.OperationalError):
@@ -1401,13 +1413,22 @@ class Writer:
         return _docs_by_path(self._con, self.generation, paths)
 
     def counts(self) -> dict[str, int]:
-        """rows, live, dead and trained_docs of the current generation."""
+        """rows, live, dead, trained_docs and encoded_since of the current generation."""
         gen = self.generation
         if gen == 0:
-            return {"rows": 0, "live": 0, "dead": 0, "trained_docs": 0}
+            return {"rows": 0, "live": 0, "dead": 0, "trained_docs": 0, "encoded_since": 0}
         rows, _bits, _method, trained = self._gen_row(gen)
         dead = _tombstones(self._con, gen)
-        return {"rows": rows, "live": rows - dead, "dead": dead, "trained_docs": trained}
+        appended_dead = self._con.execute(
+            "SELECT count(*) FROM docs WHERE gen=? AND live=0 AND row>=?", (gen, trained)
+        ).fetchone()[0]
+        return {
+            "rows": rows,
+            "live": rows - dead,
+            "dead": dead,
+            "trained_docs": trained,
+            "encoded_since": rows - trained - int(appended_dead),  # as Snapshot.encoded_since
+        }
 
     # -- staged changes ------------------------------------------------------------------
     def _begin(self) -> None:
@@ -1485,6 +1506,17 @@ class Writer:
             _failpoint("before-commit")
             self._con.execute("COMMIT")
             self._in_tx = False
+
+    def remember_root_device(self, device: int) -> None:
+        """Record the device the collection's folder is on (:attr:`Collection.root_device`)."""
+        found = self._con.execute("SELECT value FROM info WHERE key='root_device'").fetchone()
+        if found is None or found[0] != str(device):
+            self._begin()
+            self._con.execute(
+                "INSERT OR REPLACE INTO info (key, value) VALUES ('root_device', ?)", (str(device),)
+            )
+            self.commit()
+        self.collection.root_device = device
 
     def move_root(self, old: Path, root: Path) -> None:
         """Record that the collection's folder moved from ``old`` to ``root``: the root and

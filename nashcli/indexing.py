@@ -167,13 +167,14 @@ def due_for_retrain(trained_docs: int, encoded_since: int) -> bool:
 def retrain_due(collection: Collection) -> bool:
     """Has the collection changed enough since its model was fitted that it should be refitted?
 
-    Counts the rows encoded with the current model after it was fitted (new and changed
-    documents) against the number it was fitted on.
+    Counts the documents encoded with the current model after it was fitted (new and changed
+    ones, a file saved many times once: :attr:`~nashcli.index.Snapshot.encoded_since`) against
+    the number it was fitted on.
     """
     with collection.snapshot() as snap:
         if snap.generation == 0:
             return True
-        return due_for_retrain(snap.trained_docs, snap.rows - snap.trained_docs)
+        return due_for_retrain(snap.trained_docs, snap.encoded_since)
 
 
 def _min_documents() -> int:
@@ -316,9 +317,10 @@ def index_folder(
     :class:`HasherCache` a long-lived caller keeps) saves reloading the current model.
     A damaged collection is rebuilt from the folder (see the module's docstring).
     ``create=False`` (a watcher after its first pass) raises :class:`CollectionGoneError`
-    rather than create a collection that was forgotten meanwhile. A folder with no file at all
-    whose collection holds documents is refused unless ``empty_ok`` (a watcher that saw them
-    go): a drive not mounted at the folder looks like that, and the update would remove them.
+    rather than create a collection that was forgotten meanwhile. A folder with no file at all,
+    on another device than when it was indexed, whose collection holds documents is refused
+    unless ``empty_ok`` (a watcher that saw them go): that is a drive not mounted at the
+    folder, and the update would remove them all.
     Raises :class:`NashError` for a missing folder, a folder with nothing to index, or a name
     taken by another folder; :class:`IndexBusyError` if another writer keeps the lock.
     """
@@ -333,6 +335,7 @@ def index_folder(
         raise NashError(f"{root}: no such folder")
     if not stat.S_ISDIR(found.st_mode):
         raise NashError(f"{root}: not a folder (nash index takes a folder)")
+    root_device = found.st_dev
     root = root.resolve()
     named = name is not None
     if not named:  # the folder's collection, whatever it was named; else a new name
@@ -404,15 +407,17 @@ def index_folder(
     if (collection is None or moving) and not found:
         why = f" ({_skip_summary(skipped)})" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
-    if collection is not None and not (found or skipped or empty_ok):
+    unmounted = collection is not None and collection.root_device not in (None, root_device)
+    if unmounted and not (found or skipped or empty_ok):
         held = 0
         with contextlib.suppress(NashError):  # (damage: _index rebuilds, or says what it is)
             held = collection.summary()["documents"]
         if held:
             raise NashError(
-                f"{root} is empty, but collection {name!r} holds {held:,} "
-                f"document{'' if held == 1 else 's'} from it: if it is a drive that is not "
-                f"mounted, mount it; to drop them all, run: nash forget {name}"
+                f"{root} is empty and on another device than when it was indexed, and "
+                f"collection {name!r} holds {held:,} document{'' if held == 1 else 's'} from "
+                f"it: if it is a drive that is not mounted, mount it; to drop them all, run: "
+                f"nash forget {name}"
             )
     if moving:  # the user says the collection's folder went here (moved or renamed)
         _move_root(collection, root, found, lock_timeout)
@@ -434,6 +439,7 @@ def index_folder(
         hashers=hashers,
         excluded=frozenset(excluded),
         max_bytes=max_bytes,
+        root_device=root_device if found else None,  # (where documents were found)
     )
     if damage is None:
         created = collection is None
@@ -683,9 +689,11 @@ def _index(
     damage: DamagedCollectionError | None = None,
     excluded: frozenset[str] = frozenset(),
     max_bytes: int | None = None,
+    root_device: int | None = None,
 ) -> None:
     """Decide between an incremental update and a retrain, and do it; ``max_bytes`` (the size
-    limit the crawl used, when one was given) is recorded for later runs and the watcher.
+    limit the crawl used, when one was given) is recorded for later runs and the watcher, and
+    ``root_device`` (the folder's device, where it held documents) for the next empty pass.
 
     ``skipped`` files keep their entries (a file that cannot be read now may be readable
     later) until a retrain, which cannot encode them; ``excluded`` ones, no documents by the
@@ -712,20 +720,20 @@ def _index(
             # one opened the collection (a retrain without --bits keeps it, not the old one).
             collection.bits = snap.bits
         stored = {d.path: d for d in snap.live_docs()}
-        return stored, snap.generation, snap.rows, snap.trained_docs
+        return stored, snap.generation, snap.encoded_since, snap.trained_docs
 
     @_paused_gc()
     def decide() -> tuple[str, dict[str, DocRow]]:
         """Why to retrain ("" for an incremental update), and the stored documents."""
         found_damage = damage  # a staged rebuild's; other damage is found by reading
         try:
-            stored, generation, rows, trained = collection.read(look)
+            stored, generation, encoded, trained = collection.read(look)
         except DamagedCollectionError as error:
             if error.what == "meta.sqlite":
                 raise
             found_damage = error
             stored = collection.recorded_docs()
-            generation, rows, trained = -1, 0, 0
+            generation, encoded, trained = -1, 0, 0
         fresh, changed, gone = _plan(stored, found, keep)
         why = ""
         if found_damage is not None:
@@ -737,13 +745,13 @@ def _index(
             why = "--retrain"
         elif retrain:  # too few to fit on: bring the index up to date with the model it has
             pass
-        elif not due_for_retrain(trained, rows - trained + len(fresh) + len(changed)):
+        elif not due_for_retrain(trained, encoded + len(fresh) + len(changed)):
             pass  # not due even if every new and changed file is to encode (asked first: the
             # update of an unchanged folder then never imports the trainer, 0.1 s)
         elif len(found) < _min_documents():
             pass  # too few to fit a model on: the model there encodes them (as `nash watch` does)
         else:
-            encoded_since = rows - trained + _to_encode(fresh, changed, gone, stored)
+            encoded_since = encoded + _to_encode(fresh, changed, gone, stored)
             if due_for_retrain(trained, encoded_since):
                 why = (
                     f"the collection changed by {encoded_since:,} "
@@ -799,6 +807,8 @@ def _index(
         if why:
             with collection.writer(timeout=max(lock_timeout, SWITCH_TIMEOUT)) as w:
                 w.remember_max_bytes(max_bytes)
+                if root_device is not None:
+                    w.remember_root_device(root_device)
                 current = w.live_docs()
                 w.new_generation(
                     hasher.save,
@@ -818,6 +828,8 @@ def _index(
             return
     with collection.writer(timeout=lock_timeout) as w:
         w.remember_max_bytes(max_bytes)  # first: a run stopped midway dropped files by it
+        if root_device is not None:
+            w.remember_root_device(root_device)
         with _paused_gc():
             stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
             fresh, changed, gone = _plan(stored, found, keep)
@@ -839,9 +851,7 @@ def _finish(w: Writer, report: IndexReport) -> None:
     _maybe_compact(w, report)
     counts = w.counts()
     report.documents = counts["live"]
-    report.retrain_due = due_for_retrain(
-        counts["trained_docs"], counts["rows"] - counts["trained_docs"]
-    )
+    report.retrain_due = due_for_retrain(counts["trained_docs"], counts["encoded_since"])
 
 
 def _catch_up(
@@ -1195,8 +1205,6 @@ def apply_changes(
         _maybe_compact(w, report)
         counts = w.counts()
         report.documents = counts["live"]
-        report.retrain_due = due_for_retrain(
-            counts["trained_docs"], counts["rows"] - counts["trained_docs"]
-        )
+        report.retrain_due = due_for_retrain(counts["trained_docs"], counts["encoded_since"])
     report.seconds = time.perf_counter() - started
     return report

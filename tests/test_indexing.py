@@ -928,25 +928,60 @@ def test_a_touched_move_with_the_same_bytes_is_not_re_encoded(indexed) -> None:
     assert doc.mtime_ns == target.stat().st_mtime_ns and doc.hash == old.hash
 
 
-def test_an_empty_folder_is_not_taken_for_every_file_deleted(tmp_path: Path) -> None:
-    """A drive not mounted at the collection's folder leaves an empty folder: nash index must
-    not remove every document for it. (A folder left with anything at all is updated.)"""
+def test_a_file_saved_many_times_counts_once_towards_a_retrain(tmp_path: Path) -> None:
+    """An editor's autosave: each save re-encodes the file (a new row, the old one a
+    tombstone), but it is one changed document, not one per save."""
+    folder = tmp_path / "drafts"
+    paths = make_docs(folder, per_topic=10)  # 30 documents: due after 8 (a quarter) change
+    index_folder(folder, hasher_options=FAST)
+    collection = Collection.open("drafts")
+    for save in range(12):
+        paths[0].write_text(f"rocket orbit launch draft, save {save} " + "moon " * save)
+        bump(paths[0])
+        assert apply_changes("drafts", upserts=[paths[0]]).updated == 1
+    assert not retrain_due(collection)
+    for path in paths[1:8]:  # now 8 documents changed
+        path.write_text(path.read_text() + " revised")
+        bump(path)
+    report = apply_changes("drafts", upserts=paths[1:8])
+    assert report.retrain_due and retrain_due(collection)
+
+
+def test_an_empty_mount_point_is_not_taken_for_every_file_deleted(tmp_path: Path) -> None:
+    """A drive not mounted at the collection's folder leaves an empty folder on another
+    device (simulated: the recorded device changed): nash index must not remove every
+    document for it. An empty folder on the same device is a folder emptied: updated."""
+    import sqlite3
+
+    from nashcli.index import collections_dir
+
     folder = tmp_path / "mount"
     paths = make_docs(folder, per_topic=2)
     index_folder(folder, hasher_options=FAST)
+    assert Collection.open("mount").root_device == os.stat(folder).st_dev
     away = tmp_path / "unplugged"
     away.mkdir()
     for topic_folder in {p.parent for p in paths}:
         topic_folder.rename(away / topic_folder.name)
+    con = sqlite3.connect(collections_dir() / "mount" / "meta.sqlite")
+    with con:
+        con.execute("UPDATE info SET value='4242' WHERE key='root_device'")
+    con.close()
     with pytest.raises(NashError) as caught:
         index_folder(folder)
     assert str(caught.value) == (
-        f"{folder} is empty, but collection 'mount' holds 6 documents from it: if it is a "
-        "drive that is not mounted, mount it; to drop them all, run: nash forget mount"
+        f"{folder} is empty and on another device than when it was indexed, and collection "
+        "'mount' holds 6 documents from it: if it is a drive that is not mounted, mount it; "
+        "to drop them all, run: nash forget mount"
     )
     assert len(live_paths("mount")) == 6
-    report = index_folder(folder, empty_ok=True)  # a watcher that saw them go
-    assert report.deleted == 6 and live_paths("mount") == set()
+    for topic_folder in list(away.iterdir()):  # the drive mounted again
+        topic_folder.rename(folder / topic_folder.name)
+    assert index_folder(folder).unchanged == 6
+    assert Collection.open("mount").root_device == os.stat(folder).st_dev  # recorded again
+    for topic_folder in {p.parent for p in paths}:
+        topic_folder.rename(away / topic_folder.name)
+    assert index_folder(folder, empty_ok=True).deleted == 6  # a watcher that saw them go
 
 
 def test_a_file_emptied_before_a_retrain_is_removed_not_unread(tmp_path: Path) -> None:

@@ -173,6 +173,29 @@ def test_a_deleted_file_recreated_and_deleted_again_is_still_a_deletion(folder):
     assert c.take().deletions == [old]
 
 
+def test_a_file_in_a_folder_nash_may_not_enter_is_no_deletion(folder, monkeypatch):
+    """chmod 000 on a sub-folder (simulated: the suite may run as root), then a file in it is
+    touched or created: it cannot be looked at, which is not gone (nash index keeps it too)."""
+    locked = folder / "locked"
+    locked.mkdir()
+    touched, new = locked / "indexed.txt", locked / "new.txt"
+    touched.write_text("x")
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        if Path(path).parent == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", lstat)
+    c = Coalescer()
+    c.modified(touched)
+    new.write_text("y")
+    c.created(new)
+    batch = c.take()
+    assert batch.deletions == [] and sorted(batch.upserts) == sorted([touched, new])
+
+
 def test_ignored_paths_are_dropped_and_ignore_files_ask_for_a_rescan(folder):
     c = Coalescer(hidden)
     c.modified(folder / ".hidden.txt")

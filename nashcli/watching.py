@@ -410,13 +410,16 @@ class Watcher:
     # ---- events (called from the observer thread)
     def _on_event(self, event: Any) -> None:
         kind = event.event_type
-        if kind in ("opened", "closed_no_write", "attrib") and not (
-            event.is_directory and os.fsdecode(event.src_path) == str(self.root)
-        ):
+        if kind in ("opened", "closed_no_write"):
             return
         if kind == "modified" and event.is_directory:
             return
         src, dst = os.fsdecode(event.src_path), os.fsdecode(event.dest_path or "")
+        if kind == "attrib" and src != str(self.root):
+            # A chmod: a file skipped as unreadable may be readable now (looked at again, as an
+            # edit is; an unchanged one costs a stat), and a sub-folder's files as well (a full
+            # pass, which stats every file: a folder's mode changes rarely).
+            kind = "rescan" if event.is_directory else "modified"
         self._events.put((kind, src, dst, event.is_directory))
 
     def _feed(self, coalescer: Coalescer, item: tuple) -> bool:
@@ -439,7 +442,7 @@ class Watcher:
                 coalescer.moved(src_path, Path(dst), is_dir=is_dir)
             else:
                 coalescer.deleted(src_path, is_dir=is_dir)
-        elif kind == "overflow":
+        elif kind == "overflow" or (kind == "rescan" and not coalescer.is_ignored(src_path, True)):
             coalescer.request_rescan()
         elif kind == "wake" and len(coalescer):
             coalescer.first_event = coalescer.last_event = time.monotonic() - self.max_delay
@@ -462,6 +465,7 @@ class Watcher:
             events.DirDeletedEvent,
             events.DirMovedEvent,
             events.DirAttribEvent,
+            events.FileAttribEvent,  # (a chmod; reads change no attribute the kernel reports)
         ]
 
         problem = self.root_problem()

@@ -401,6 +401,22 @@ def test_binary_and_empty_files_are_reported_not_indexed(folder, fake, run_watch
     wait_until(lambda: folder / "good.txt" in fake.deletions(), what="the emptied file dropped")
 
 
+def test_a_chmod_looks_at_a_file_again_and_a_folders_chmod_at_everything(folder, fake, run_watcher):
+    """A file skipped as unreadable, made readable with chmod (no write: no other event), is
+    indexed then; a sub-folder's chmod asks for a full pass (its files may be readable now)."""
+    run_watcher()
+    note = folder / "note.txt"
+    note.write_text("words")
+    wait_until(lambda: note in fake.upserts(), what="the new file")
+    before = len(fake.upserts())
+    note.chmod(0o600)
+    wait_until(lambda: len(fake.upserts()) > before, what="the chmod's look")
+    sub = folder / "sub"
+    sub.mkdir()
+    sub.chmod(0o700)
+    wait_until(lambda: fake.catch_ups == 2, what="a full pass after the folder's chmod")
+
+
 def test_a_file_replaced_by_a_symlink_or_a_folder_leaves_the_index(folder, fake, run_watcher):
     """A symlink is never followed (nor indexed under its name), and a folder at a document's
     path means the document is gone, as ``nash index`` sees them."""

@@ -966,6 +966,9 @@ def _refit_main() -> None:
         return
     request = json.loads(line)
     exit_when_orphaned(request["parent"])  # the watcher may be killed while this starts up
+    # What another process's "training" message names (the lock's holder file): the watch
+    # this refit belongs to, not a bare "nash".
+    sys.argv = ["nash", "watch", request["root"]]
     out, sys.stdout = sys.stdout, sys.stderr  # the outcome is the only line on the pipe
     from nashcli import indexing
 
@@ -1475,13 +1478,19 @@ def start_detached(
     paths.ensure_dir(log_path.parent)
     if log_path.exists() and not log_path.is_file():
         raise NashError(f"{log_path}: is in the way of the watcher's log (not a file)")
-    code = "from nashcli.cli import main; main()"
+    # Through the `nash` script where it was started by it, so that `ps` and `pgrep -f "nash
+    # watch"` find the background watcher (as `python -c ...` they did not).
+    script = sys.argv[0] if sys.argv else ""
+    if os.path.basename(script) == "nash" and os.path.isfile(script):
+        launcher = [sys.executable, script]
+    else:  # (nash run from Python, or a Windows nash.exe, which Python cannot run)
+        launcher = [sys.executable, "-c", "from nashcli.cli import main; main()"]
     with open(log_path, "ab") as out:
         header = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} nash {' '.join(argv)}"
         out.write(f"{visible(header)}\n".encode())  # (a folder's name may hold a newline)
         out.flush()
         child = subprocess.Popen(
-            [sys.executable, "-c", code, *argv],
+            [*launcher, *argv],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -77,6 +77,24 @@ def kill_if_alive(pid: int) -> None:
         wait_until(lambda: gone(pid), timeout=30, what="the watcher to die")
 
 
+@pytest.mark.skipif(
+    not (Path(sys.executable).parent / "nash").is_file() or not Path("/proc/self").exists(),
+    reason="needs the installed nash script and /proc",
+)
+def test_a_background_watcher_shows_as_nash_watch(notes, monkeypatch):
+    """Started by the `nash` script, the background watcher runs it too: `ps` and
+    `pgrep -f "nash watch"` find it (as `python -c ...` they did not)."""
+    monkeypatch.setattr(sys, "argv", [str(Path(sys.executable).parent / "nash"), "watch"])
+    pid = start_detached(notes)
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert "nash watch" in " ".join(os.fsdecode(arg) for arg in command)
+    finally:
+        stopped = runner.invoke(app, ["watch", "--stop"])
+        kill_if_alive(pid)
+    assert_stopped(stopped, pid)
+
+
 def test_a_garbled_pid_file_does_not_hide_the_watcher_from_forget_and_stop(notes):
     pid = start_detached(notes)
     try:

@@ -14,6 +14,15 @@ from nashcli.cli import app
 runner = CliRunner()
 
 
+def test_an_options_missing_value_points_at_its_commands_help() -> None:
+    for command in ("similar", "watch", "index"):
+        option = {"similar": "--text", "watch": "--name", "index": "--bits"}[command]
+        result = runner.invoke(
+            app, [command, "x", option] if command != "similar" else [command, option]
+        )
+        assert result.stderr.endswith(f"requires an argument (see 'nash {command} --help')\n")
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [

@@ -34,7 +34,7 @@ from nashcli.entry import INTERRUPTED
 _CLICK_ESCAPE = re.compile(r"\\x([01][0-9a-f]|7f|[89][0-9a-f])")
 
 
-def _usage_error(error: UsageError) -> None:
+def _usage_error(error: UsageError, command_path: str = "nash") -> None:
     """A bad option or argument as one stderr line (Click's own form takes four).
 
     A bare ``nash`` (Click ≥ 8.2 raises its help as an error) shows the help, as ``nash --help``.
@@ -42,7 +42,7 @@ def _usage_error(error: UsageError) -> None:
     if type(error).__name__ == "NoArgsIsHelpError" and error.ctx is not None:
         typer.echo(error.ctx.get_help())
         raise SystemExit(0)
-    where = error.ctx.command_path if error.ctx is not None else "nash"
+    where = error.ctx.command_path if error.ctx is not None else command_path
     # Click writes a control character of an argument as \xNN itself; nash's error line
     # escapes the raw character (as \n, like every other line), not Click's backslash again.
     message = _CLICK_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), error.format_message())
@@ -222,6 +222,12 @@ def _drop_unusable_columns() -> None:
         del os.environ["COLUMNS"]
 
 
+def _command_path(ctx: typer.Context) -> str:
+    """``nash COMMAND`` for the command ``ctx`` (the group's) was about to run, else ``nash``."""
+    command = ctx.invoked_subcommand  # (set before the command parses its arguments)
+    return f"{ctx.command_path} {command}" if command else ctx.command_path
+
+
 class _NashGroup(TyperGroup):
     """Turns a :class:`NashError` or a usage error from any command into one stderr line and a
     non-zero exit, and Ctrl-C into one line and exit status 130 (no traceback, no 'Aborted!')."""
@@ -260,8 +266,8 @@ class _NashGroup(TyperGroup):
         except NashError as error:
             _error_line(str(error))
             ctx.exit(error.exit_code)
-        except UsageError as error:
-            _usage_error(error)
+        except UsageError as error:  # (an option's missing value comes without its command)
+            _usage_error(error, _command_path(ctx))
         except (OSError, sqlite3.Error) as error:  # a full or read-only disk, a lost mount...
             _output_failed(error)
         except KeyboardInterrupt:

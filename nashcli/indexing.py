@@ -306,7 +306,6 @@ def index_folder(
     hasher_options: dict | None = None,
     hashers: HasherCache | None = None,
     create: bool = True,
-    empty_ok: bool = False,
 ) -> IndexReport:
     """Index ``root`` into collection ``name`` (default: the collection that already indexes
     ``root``, else one named after the folder), incrementally.
@@ -318,9 +317,9 @@ def index_folder(
     A damaged collection is rebuilt from the folder (see the module's docstring).
     ``create=False`` (a watcher after its first pass) raises :class:`CollectionGoneError`
     rather than create a collection that was forgotten meanwhile. A folder with no file at all,
-    on another device than when it was indexed, whose collection holds documents is refused
-    unless ``empty_ok`` (a watcher that saw them go): that is a drive not mounted at the
-    folder, and the update would remove them all.
+    on another device than when it was indexed, whose collection holds documents is refused:
+    that is a drive not mounted at the folder (a watcher sees it as its folder replaced), and
+    the update would remove them all. (A folder emptied where it is is an update.)
     Raises :class:`NashError` for a missing folder, a folder with nothing to index, or a name
     taken by another folder; :class:`IndexBusyError` if another writer keeps the lock.
     """
@@ -408,7 +407,7 @@ def index_folder(
         why = f" ({_skip_summary(skipped)})" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
     unmounted = collection is not None and collection.root_device not in (None, root_device)
-    if unmounted and not (found or skipped or empty_ok):
+    if unmounted and not (found or skipped):
         held = 0
         with contextlib.suppress(NashError):  # (damage: _index rebuilds, or says what it is)
             held = collection.summary()["documents"]

@@ -323,24 +323,29 @@ def find_similar(
     # without them, so that the next hits take their places and the ranking is the one the
     # index would give once it is updated (the fused feedback never reads a missing file).
     missing: set[str] = set()
+    encoded: dict[int, Query] = {}  # the query read and encoded once per generation
 
     def search(snap: Snapshot) -> list[Hit]:
-        heard.clear()
         if snap.generation == 0:
             raise NashError(no_index_yet(collection))
+        if snap.generation not in encoded:
+            heard.clear()
+            encoded.clear()
+            encoded[snap.generation] = _query(query, snap, heard.append)
         left_out = [doc.row for doc in map(snap.doc_by_path, sorted(missing)) if doc is not None]
-        q = _query(query, snap, heard.append)
-        return search_snapshot(snap, q, top, ranking, pool, left_out=left_out)
+        return search_snapshot(snap, encoded[snap.generation], top, ranking, pool, left_out)
 
     hits = collection.read(search)  # again, if a retrain removes the model it is loading
     if os.path.isdir(collection.root):  # (a folder gone whole: the CLI says so)
-        for _ in range(MAX_DELETED_ROUNDS):
+        for round_ in range(MAX_DELETED_ROUNDS + 1):
             deleted = {str(hit.path) for hit in hits if _deleted(hit.path)}
+            missing |= deleted
             if not deleted:
                 break
-            missing |= deleted
+            if round_ == MAX_DELETED_ROUNDS:  # no more searching: what is left, of what is there
+                hits = [hit for hit in hits if str(hit.path) not in deleted]
+                break
             hits = collection.read(search)
-        hits = [hit for hit in hits if str(hit.path) not in missing]  # (rounds ran out)
     if missing and not hits:
         raise NashError(_all_missing(len(missing), collection))
     if missing:
@@ -368,10 +373,10 @@ def _deleted(path: Path) -> bool:
 
 
 def _deleted_note(gone: int, collection: Collection) -> str:
-    files = "1 file" if gone == 1 else f"{gone:,} files"
+    files, them = ("1 file", "it") if gone == 1 else (f"{gone:,} files", "them")
     return (
         f"left out {files} deleted since collection {collection.name!r} was last updated; "
-        f"nash index {shell_quote(str(collection.root))} removes them from the index"
+        f"nash index {shell_quote(str(collection.root))} removes {them} from the index"
     )
 
 
@@ -379,10 +384,12 @@ def _all_missing(gone: int, collection: Collection) -> str:
     """Why there is no answer: every near document's file is missing (a drive not mounted at
     the collection's folder looks like that: an empty folder)."""
     root = shell_quote(str(collection.root))
-    files = "file" if gone == 1 else f"{gone:,} files"
+    files, are, they = (
+        ("file", "is", "it was") if gone == 1 else (f"{gone:,} files", "are", "they were")
+    )
     return (
-        f"the {files} of collection {collection.name!r} nearest to the query are missing from "
-        f"{root}: if it is a drive that is not mounted, mount it; if they were deleted, "
+        f"the {files} of collection {collection.name!r} nearest to the query {are} missing from "
+        f"{root}: if it is a drive that is not mounted, mount it; if {they} deleted, "
         f"run nash index {root}"
     )
 

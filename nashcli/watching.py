@@ -886,7 +886,6 @@ def make_watcher(
             lock_timeout=lock_timeout,
             hashers=hashers,
             create=not indexed.is_set(),
-            empty_ok=indexed.is_set(),  # after the first pass its events saw the files go
         )
         indexed.set()
         due.set() if report.retrain_due else due.clear()
@@ -982,7 +981,6 @@ def _refit_main() -> None:
             hasher_options=request["hasher_options"],
             lock_timeout=60.0,
             create=False,
-            empty_ok=True,  # (a watcher's: its events saw the files go)
         )
         outcome = {"retrained": report.retrained}
     except Exception as error:  # noqa: BLE001 - reported by the parent

@@ -346,7 +346,7 @@ def test_similar_leaves_out_a_file_deleted_since_the_last_update(notes) -> None:
     assert listed[:2] == [r["path"] for r in first[1:]] and len(listed) == 3
     assert result.stderr == (
         "nash: note: left out 1 file deleted since collection 'notes' was last updated; "
-        f"nash index {folder} removes them from the index\n"
+        f"nash index {folder} removes it from the index\n"
     )
 
 

@@ -316,14 +316,22 @@ def test_files_deleted_since_the_last_update_are_left_out(notes, pool) -> None:
     assert heard == []
 
 
-def test_a_folder_emptied_as_an_unmounted_drive_leaves_it_is_no_empty_answer(notes) -> None:
+@pytest.mark.parametrize("rounds", [similar.MAX_DELETED_ROUNDS, 1])  # (1: a larger folder)
+def test_a_folder_emptied_as_an_unmounted_drive_leaves_it_is_no_empty_answer(
+    notes, monkeypatch, rounds: int
+) -> None:
     """Every near file missing (a drive not mounted at the folder: an empty folder) is not
-    "no similar documents": the error says what may be wrong."""
+    "no similar documents", nor a list of files that are not there (when the searches again
+    without them run out before the collection does): the error says what may be wrong."""
     folder, paths = notes
+    monkeypatch.setattr(similar, "MAX_DELETED_ROUNDS", rounds)
     for path in paths:
         path.unlink()
     with pytest.raises(NashError) as caught:
         find_similar("rocket orbit", "notes")
+    if rounds == 1:
+        assert str(caught.value).startswith("the 20 files of collection 'notes' nearest")
+        return
     assert str(caught.value) == (
         f"the {len(paths)} files of collection 'notes' nearest to the query are missing from "
         f"{folder}: if it is a drive that is not mounted, mount it; if they were deleted, "

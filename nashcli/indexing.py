@@ -119,6 +119,8 @@ class IndexReport:
     deleted: int = 0
     kept: int = 0  # entries kept as they were: their file or folder cannot be read now
     dropped_unread: int = 0  # entries a retrain dropped for that reason (not deleted files)
+    # Files a retrain found but could not read now (not "no document": a permission, say).
+    unread_paths: set[str] = field(default_factory=set, repr=False)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     retrained: bool = False
     retrain_reason: str = ""
@@ -516,15 +518,17 @@ def _to_encode(
     changed: Sequence[_Candidate],
     gone: Sequence[DocRow],
     stored: dict[str, DocRow],
+    trained: int,
 ) -> int:
-    """How many documents an update would encode: the changed files whose bytes did change
-    and the new files that are not a gone document moved (same bytes), as :func:`_apply`
-    decides. Only files that can tell are hashed: the changed ones, and new ones of the size
-    of a gone one. A file that cannot be read (a PDF without text) counts for nothing: it will
-    be skipped, and it is never stored, so it would be new again on every run. A ``touch`` of
-    every file, a ``git checkout`` or a copy without times changes mtimes, not documents: it
-    must not count towards a retrain. (Called only when the plain count would retrain: it
-    reads the files it counts.)"""
+    """How many documents an update would add to the count since the fit (``trained``: the
+    rows the model was fitted on come first): the changed files whose bytes did change, and the
+    new files that are not a gone document moved (same bytes), as :func:`_apply` decides, less
+    the gone documents encoded since the fit. Only files that can tell are hashed: the changed
+    ones, and new ones of the size of a gone one. A file that cannot be read (a PDF without
+    text) counts for nothing: it will be skipped, and it is never stored, so it would be new
+    again on every run. A ``touch`` of every file, a ``git checkout`` or a copy without times
+    changes mtimes, not documents: it must not count towards a retrain. (Called only when the
+    plain count would retrain: it reads the files it counts.)"""
     from nashcli.documents import UnreadableFile
 
     def content(path: Path) -> str | None:
@@ -540,10 +544,15 @@ def _to_encode(
             return False
         return True
 
+    # A changed file encoded since the fit (its row after the training rows) is counted in
+    # Snapshot.encoded_since already; a gone one of those leaves that count.
     count = sum(
-        content(c.path) not in (None, stored[str(c.path)].hash) and readable(c.path)
+        stored[str(c.path)].row < trained
+        and content(c.path) not in (None, stored[str(c.path)].hash)
+        and readable(c.path)
         for c in changed
     )
+    count -= sum(doc.row >= trained for doc in gone)
     gone_by_size: dict[int, list[str]] = {}
     for doc in gone:
         gone_by_size.setdefault(doc.size, []).append(doc.hash)
@@ -750,7 +759,7 @@ def _index(
         elif len(found) < _min_documents():
             pass  # too few to fit a model on: the model there encodes them (as `nash watch` does)
         else:
-            encoded_since = encoded + _to_encode(fresh, changed, gone, stored)
+            encoded_since = encoded + _to_encode(fresh, changed, gone, stored, trained)
             if due_for_retrain(trained, encoded_since):
                 why = (
                     f"the collection changed by {encoded_since:,} "
@@ -788,12 +797,15 @@ def _index(
                 hasher, words, tfidf, metas = _retrain(
                     found, stored, target_bits, device, seed, hasher_options, report, reporter
                 )
-                # Of the entries a retrain drops, those the crawl could not look at now (an
-                # unreadable file or folder) are no deletions: they come back once they can.
+                # Of the entries a retrain drops, those of files that are there but cannot be
+                # read now (the crawl could not list them, or reading failed for a reason that
+                # may pass) are no deletions: they come back once they can be read.
                 listed = {str(c.path) for c in found} | {
                     d.path for d in _plan(stored, found, keep)[2]
                 }
-                report.dropped_unread = sum(path not in listed for path in stored)
+                report.dropped_unread = sum(
+                    path not in listed or path in report.unread_paths for path in stored
+                )
                 report.deleted -= report.dropped_unread
             except _TooFewDocuments as error:
                 if why == FIRST_INDEX or why.startswith(REBUILT):  # no model to fall back on
@@ -964,6 +976,8 @@ def _read_documents(
             text, title = _read(c.path)
         except Exception as error:  # noqa: BLE001 - any unreadable file is skipped, not fatal
             report.skipped.append((_rel(c.path, report.root), _reason(error)))
+            if not (getattr(error, "excluded", False) or isinstance(error, FileNotFoundError)):
+                report.unread_paths.add(str(c.path))  # there, but not to be read now
             continue
         finally:
             reporter.progress(phase, n, len(found))

@@ -947,6 +947,18 @@ def test_a_file_saved_many_times_counts_once_towards_a_retrain(tmp_path: Path) -
     assert report.retrain_due and retrain_due(collection)
 
 
+def test_files_edited_again_between_two_index_runs_count_once(tmp_path: Path) -> None:
+    folder = tmp_path / "edits"
+    paths = make_docs(folder, per_topic=10)  # 30 documents: due after 8 change
+    index_folder(folder, hasher_options=FAST)
+    for run in range(3):  # the same 4 files edited before each run: 4 changed, not 4 a run
+        for path in paths[:4]:
+            path.write_text(path.read_text() + f" edit {run}")
+            bump(path)
+        report = index_folder(folder, hasher_options=FAST)
+        assert not report.retrained and report.updated == 4, run
+
+
 def test_an_empty_mount_point_is_not_taken_for_every_file_deleted(tmp_path: Path) -> None:
     """A drive not mounted at the collection's folder leaves an empty folder on another
     device (simulated: the recorded device changed): nash index must not remove every
@@ -982,6 +994,26 @@ def test_an_empty_mount_point_is_not_taken_for_every_file_deleted(tmp_path: Path
     for topic_folder in {p.parent for p in paths}:
         topic_folder.rename(away / topic_folder.name)
     assert index_folder(folder).deleted == 6  # emptied on its own device: an update
+
+
+def test_a_file_that_cannot_be_read_at_a_retrain_is_left_out_not_removed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A chmod changes neither size nor mtime: the crawl lists the file unopened, and only the
+    retrain's reading fails (simulated: the suite may run as root). It is there: not removed."""
+    folder = tmp_path / "locked"
+    paths = make_docs(folder, per_topic=3)
+    index_folder(folder, hasher_options=FAST)
+    real = documents.read_document
+
+    def read(path):
+        if Path(path) == paths[0]:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(documents, "read_document", read)
+    report = index_folder(folder, retrain=True, hasher_options=FAST)
+    assert report.retrained and (report.deleted, report.dropped_unread) == (0, 1)
 
 
 def test_a_file_emptied_before_a_retrain_is_removed_not_unread(tmp_path: Path) -> None:

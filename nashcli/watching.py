@@ -373,6 +373,9 @@ class Watcher:
         self._backoff = 0.0
         self._root_id = _identity(self.root)
         self._watch_lost = False  # the observer saw the folder itself deleted: it watches nothing
+        # Files and folders skipped as unreadable (a permission): a chmod of one (an attribute
+        # event, else ignored) has it looked at again.
+        self._unreadable: set[Path] = set()
 
     # ---- control
     def stop(self) -> None:
@@ -415,11 +418,6 @@ class Watcher:
         if kind == "modified" and event.is_directory:
             return
         src, dst = os.fsdecode(event.src_path), os.fsdecode(event.dest_path or "")
-        if kind == "attrib" and src != str(self.root):
-            # A chmod: a file skipped as unreadable may be readable now (looked at again, as an
-            # edit is; an unchanged one costs a stat), and a sub-folder's files as well (a full
-            # pass, which stats every file: a folder's mode changes rarely).
-            kind = "rescan" if event.is_directory else "modified"
         self._events.put((kind, src, dst, event.is_directory))
 
     def _feed(self, coalescer: Coalescer, item: tuple) -> bool:
@@ -442,8 +440,10 @@ class Watcher:
                 coalescer.moved(src_path, Path(dst), is_dir=is_dir)
             else:
                 coalescer.deleted(src_path, is_dir=is_dir)
-        elif kind == "overflow" or (kind == "rescan" and not coalescer.is_ignored(src_path, True)):
+        elif kind == "overflow":
             coalescer.request_rescan()
+        elif kind == "attrib":  # a chmod: what was skipped as unreadable may be readable now
+            self._look_again(coalescer, src_path)
         elif kind == "wake" and len(coalescer):
             coalescer.first_event = coalescer.last_event = time.monotonic() - self.max_delay
         return True
@@ -465,7 +465,7 @@ class Watcher:
             events.DirDeletedEvent,
             events.DirMovedEvent,
             events.DirAttribEvent,
-            events.FileAttribEvent,  # (a chmod; reads change no attribute the kernel reports)
+            events.FileAttribEvent,  # a chmod (reads change no attribute the kernel reports)
         ]
 
         problem = self.root_problem()
@@ -552,12 +552,31 @@ class Watcher:
             if item[0] == "stop":
                 self._stopping.set()
 
+    def _look_again(self, coalescer: Coalescer, path: Path) -> None:
+        """After a chmod of ``path``: the files skipped as unreadable there (it, or under it)
+        are looked at again; a folder that could not be listed asks for a full pass."""
+        for skipped in [p for p in self._unreadable if p == path or path in p.parents]:
+            if _is_folder(skipped):
+                coalescer.request_rescan()
+            else:
+                coalescer.modified(skipped)
+            self._unreadable.discard(skipped)
+
+    def _remember_unreadable(self, skipped: Iterable[tuple[Path, str]]) -> None:
+        """Note the skips that a chmod may mend (see :meth:`_look_again`)."""
+        for path, reason in skipped:
+            if reason.startswith("unreadable"):  # (a permission; not "no text", "binary")
+                self._unreadable.add(path if path.is_absolute() else self.root / path)
+
     def _run_catch_up(self) -> None:
         problem = self.root_problem()
         if problem:
             raise NashError(problem)
         started = time.perf_counter()
         report = self._catch_up()
+        if report is not None:
+            self._unreadable.clear()  # (what the full pass skipped is what stands now)
+            self._remember_unreadable((Path(p), r) for p, r in getattr(report, "skipped", ()))
         self._on_batch(BatchResult(Batch(rescan=True), time.perf_counter() - started, report))
         self._maybe_retrain()
 
@@ -678,6 +697,8 @@ class Watcher:
                 if refusal.excluded:  # grown past --max-size, emptied: its entry is stale
                     batch.deletions.append(path)
         batch.upserts = admitted
+        self._unreadable.difference_update(admitted)
+        self._remember_unreadable(skipped)
         if skipped:
             self._on_batch(BatchResult(Batch(), 0.0, None, skipped))
         for chunk in batch.chunks(self.batch_size):
@@ -695,6 +716,7 @@ class Watcher:
                 return
             self._backoff = 0.0
             self.batches += 1
+            self._remember_unreadable((Path(p), r) for p, r in getattr(report, "skipped", ()))
             self._on_batch(BatchResult(chunk, time.perf_counter() - started, report))
         self._maybe_retrain()
 

@@ -401,20 +401,51 @@ def test_binary_and_empty_files_are_reported_not_indexed(folder, fake, run_watch
     wait_until(lambda: folder / "good.txt" in fake.deletions(), what="the emptied file dropped")
 
 
-def test_a_chmod_looks_at_a_file_again_and_a_folders_chmod_at_everything(folder, fake, run_watcher):
-    """A file skipped as unreadable, made readable with chmod (no write: no other event), is
-    indexed then; a sub-folder's chmod asks for a full pass (its files may be readable now)."""
-    run_watcher()
-    note = folder / "note.txt"
+def test_a_chmod_looks_again_at_what_was_skipped_as_unreadable(folder, fake, run_watcher):
+    """A file skipped as unreadable and made readable with chmod (no write: no other event) is
+    indexed then, and so are the files of a folder that could not be listed; a chmod of
+    anything else is no change (it would cost a read of the file)."""
+    from nashcli.corpus import Skipped
+
+    locked: set[Path] = set()
+
+    def admit(path: Path):  # what a chmod 000 does to anyone but root
+        return Skipped(path, "unreadable: permission denied") if path in locked else None
+
+    seen = []
+    run_watcher(admit=admit, on_batch=seen.append)
+    note, other = folder / "note.txt", folder / "other.txt"
+    other.write_text("words")
+    wait_until(lambda: other in fake.upserts(), what="the readable file")
+    locked.add(note)
     note.write_text("words")
-    wait_until(lambda: note in fake.upserts(), what="the new file")
-    before = len(fake.upserts())
-    note.chmod(0o600)
-    wait_until(lambda: len(fake.upserts()) > before, what="the chmod's look")
+    wait_until(lambda: any(p == note for r in seen for p, _ in r.skipped), what="the skip")
+    locked.clear()
+    note.chmod(0o600)  # readable again
+    wait_until(lambda: note in fake.upserts(), what="the chmod's second look")
+    before = list(fake.upserts())
+    other.chmod(0o600)  # never skipped: its chmod changes nothing nash reads
     sub = folder / "sub"
     sub.mkdir()
     sub.chmod(0o700)
-    wait_until(lambda: fake.catch_ups == 2, what="a full pass after the folder's chmod")
+    time.sleep(0.5)
+    assert fake.upserts() == before and fake.catch_ups == 1
+
+
+def test_a_chmod_of_a_folder_that_could_not_be_listed_asks_for_a_full_pass(folder, fake):
+    watcher = Watcher(folder, apply=fake.apply, catch_up=fake.catch_up)
+    sub, loose = folder / "sub", folder / "loose.txt"
+    sub.mkdir()
+    loose.write_text("x")
+    watcher._remember_unreadable(
+        [(Path("sub"), "unreadable folder: permission denied"), (loose, "binary file")]
+    )
+    assert watcher._unreadable == {sub}  # (a binary file stays one whatever its mode)
+    coalescer = Coalescer()
+    watcher._look_again(coalescer, loose)
+    assert not coalescer.take()
+    watcher._look_again(coalescer, sub)
+    assert coalescer.take().rescan and watcher._unreadable == set()
 
 
 def test_a_file_replaced_by_a_symlink_or_a_folder_leaves_the_index(folder, fake, run_watcher):

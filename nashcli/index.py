@@ -529,11 +529,13 @@ def _unchangeable(
     return kind(f"cannot change collection {name!r}: {reason} ({directory})")
 
 
-def _remove_directory(name: str, directory: Path, timeout: float) -> None:
+def _remove_directory(name: str, directory: Path, timeout: float) -> Path | None:
     """Delete a collection's directory under its writer lock: renamed away first (one atomic
-    step that readers and writers notice), then removed."""
+    step that readers and writers notice), then removed. A directory that is a link is
+    unlinked, and where it led (left as it is) returned."""
     if not directory.is_dir():
-        return
+        return None
+    linked = Path(os.path.realpath(directory)) if os.path.islink(directory) else None
     with _locked(directory, name, timeout):
         trash = directory.parent / f".forgotten-{name}-{os.getpid()}"
         _remove_tree(trash)
@@ -544,6 +546,7 @@ def _remove_directory(name: str, directory: Path, timeout: float) -> None:
             f"forgot {name}, but could not remove its index files in {trash} "
             f"({(error.strerror or str(error)).lower()}); remove that folder by hand"
         )
+    return linked
 
 
 def _remove_tree(path: Path) -> OSError | None:
@@ -583,8 +586,11 @@ def _remove_tree(path: Path) -> OSError | None:
     return None
 
 
-def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
+def forget_collection(
+    name: str, timeout: float = 2.0, on_note: Callable[[str], None] | None = None
+) -> Path | None:
     """Delete collection ``name``'s index, damaged or not; its folder if it could be read.
+    ``on_note`` hears where index files were left (a collection directory linked elsewhere).
 
     Waits ``timeout`` seconds for the writer lock, then raises :class:`IndexBusyError` naming
     the process that holds it (a `nash index` or a watcher's update). A retrain holds no lock
@@ -599,7 +605,12 @@ def forget_collection(name: str, timeout: float = 2.0) -> Path | None:
     with contextlib.suppress(NashError, sqlite3.Error, OSError):
         root = Collection(name, directory).root
     try:
-        _remove_directory(name, directory, timeout)
+        linked = _remove_directory(name, directory, timeout)
+        if linked is not None and on_note is not None:
+            on_note(
+                f"the index of {name!r} was a link to {linked}: the link is removed, the "
+                "files there are left as they are (remove them by hand if nothing else uses them)"
+            )
     except CollectionGoneError:
         pass  # gone: forgotten meanwhile, or a folder with no index in it (removed just now)
     except IndexBusyError:

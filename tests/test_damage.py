@@ -269,6 +269,7 @@ def test_forget_a_collection_whose_folder_is_a_link_removes_the_link(notes, tmp_
     assert result.exit_code == 0, result.output
     assert list(collections_dir().iterdir()) == []
     assert {p: p.stat().st_mode for p in [elsewhere, *elsewhere.rglob("*")]} == modes
+    assert f"the index of 'c' was a link to {elsewhere}: the link is removed" in result.stderr
 
 
 def test_forget_says_when_it_cannot_remove_the_index_files(notes, monkeypatch) -> None:

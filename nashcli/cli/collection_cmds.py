@@ -297,6 +297,6 @@ def forget_command(
         pass  # no such collection: forget_collection says so, listing the names
     else:
         _refuse_if_watched(name)  # damaged ones too: a watcher may still be keeping them
-    root = forget_collection(name)
+    root = forget_collection(name, on_note=_note)
     where = f" ({root})" if root else ""
     typer.echo(visible(f"forgot {name}{where}; your files are untouched"))

@@ -400,11 +400,13 @@ def test_read_errors_and_vanishing_files_lose_nothing(tmp_path: Path, monkeypatc
     assert str(paths[2]) in live_paths("flaky")
     assert dict(report.skipped)[str(paths[2].relative_to(folder))] == "permission denied"
     # ... but not through a retrain (its code is the old model's, its text cannot be read):
-    # it leaves, and the summary counts it as removed rather than dropping it silently.
+    # it leaves, and the summary counts it as left out unread (the file is there), rather
+    # than dropping it silently or calling it removed.
     before = len(live_paths("flaky"))
     report = index_folder(folder, retrain=True, hasher_options=FAST)
     assert str(paths[2]) not in live_paths("flaky")
-    assert report.deleted == 1 and report.documents == before - 1
+    assert (report.deleted, report.dropped_unread) == (0, 1)
+    assert report.documents == before - 1
     assert dict(report.skipped)[str(paths[2].relative_to(folder))] == "permission denied"
 
 
@@ -486,7 +488,7 @@ def test_above_the_training_cap_documents_are_encoded_a_batch_at_a_time(
     monkeypatch.setattr(indexing, "_read", denying_read)
     report = index_folder(folder, retrain=True, hasher_options=options)
     assert report.skipped == [(str(denied.relative_to(folder)), "permission denied")]
-    assert report.deleted == 1 and report.documents == 23
+    assert (report.deleted, report.dropped_unread) == (0, 1) and report.documents == 23
 
 
 def test_tiny_collection(tmp_path: Path) -> None:

@@ -685,7 +685,12 @@ class Watcher:
                 return
             self._backoff = 0.0
             coalescer.is_ignored = self._make_is_ignored()
-            return  # the full pass covered the individual paths too
+            # The pass trusts size and mtime; a file seen written in this burst is hashed as it
+            # would be in any other (`cp -p`, `rsync -t` keep both): it is looked at next.
+            for path in batch.upserts:
+                if not coalescer.is_ignored(path, False):
+                    coalescer.modified(path)
+            return
         skipped: list[tuple[Path, str]] = []
         admitted = []
         for path in batch.upserts:

@@ -373,6 +373,17 @@ def test_ignored_files_never_reach_the_index_and_ignore_changes_rescan(folder, f
     wait_until(lambda: fake.catch_ups == 2, what="a rescan after .gitignore changed")
 
 
+def test_a_file_written_in_a_burst_with_a_full_pass_is_still_looked_at(folder, fake, run_watcher):
+    """A full pass trusts size and mtime; a file seen written in the same burst (`cp -p` keeps
+    both) is still handed over, as in any burst, to be hashed."""
+    (folder / ".gitignore").write_text("build/\n")
+    run_watcher(quiet=0.3, max_delay=3.0)
+    (folder / "copied.txt").write_text("x")
+    (folder / ".gitignore").write_text("build/\ndist/\n")  # the same burst: a full pass
+    wait_until(lambda: fake.catch_ups == 2, what="the full pass")
+    wait_until(lambda: folder / "copied.txt" in fake.upserts(), what="the written file")
+
+
 def test_files_that_vanish_before_they_are_read_are_skipped_quietly(folder, fake, run_watcher):
     run_watcher(quiet=0.5, max_delay=5.0)
     for i in range(20):

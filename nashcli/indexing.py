@@ -545,27 +545,29 @@ def _to_encode(
         return True
 
     # A changed file encoded since the fit (its row after the training rows) is counted in
-    # Snapshot.encoded_since already; a gone one of those leaves that count.
+    # Snapshot.encoded_since already; a gone one of those leaves that count, unless it moved
+    # (its row is re-pathed, and stays).
     count = sum(
         stored[str(c.path)].row < trained
         and content(c.path) not in (None, stored[str(c.path)].hash)
         and readable(c.path)
         for c in changed
     )
-    count -= sum(doc.row >= trained for doc in gone)
-    gone_by_size: dict[int, list[str]] = {}
+    gone_by_size: dict[int, list[DocRow]] = {}
     for doc in gone:
-        gone_by_size.setdefault(doc.size, []).append(doc.hash)
+        gone_by_size.setdefault(doc.size, []).append(doc)
     for c in fresh:
-        hashes = gone_by_size.get(c.size)
-        h = content(c.path) if hashes else ""
+        candidates = gone_by_size.get(c.size)
+        h = content(c.path) if candidates else ""
         if h is None:
             continue
-        if hashes and h in hashes:
-            hashes.remove(h)  # one gone document moves to one new path
+        moved = next((doc for doc in candidates or () if doc.hash == h), None)
+        if moved is not None:
+            candidates.remove(moved)  # one gone document moves to one new path
             continue
         count += readable(c.path)
-    return count
+    left = [doc for docs in gone_by_size.values() for doc in docs]
+    return count - sum(doc.row >= trained for doc in left)
 
 
 def _skip_summary(skipped: dict[str, str]) -> str:
@@ -976,7 +978,7 @@ def _read_documents(
             text, title = _read(c.path)
         except Exception as error:  # noqa: BLE001 - any unreadable file is skipped, not fatal
             report.skipped.append((_rel(c.path, report.root), _reason(error)))
-            if not (getattr(error, "excluded", False) or isinstance(error, FileNotFoundError)):
+            if not getattr(error, "excluded", False) and _still_there(c.path):
                 report.unread_paths.add(str(c.path))  # there, but not to be read now
             continue
         finally:
@@ -989,6 +991,18 @@ def _read_documents(
         else:
             report.unchanged += 1
         yield text, DocMeta(str(c.path), c.size, c.mtime_ns, h, title)
+
+
+def _still_there(path: Path) -> bool:
+    """Whether a file whose reading failed is still there (or may be: it cannot be looked at),
+    rather than deleted meanwhile."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _check_readable(documents: Sequence, root: Path) -> None:

@@ -998,6 +998,38 @@ def test_an_empty_mount_point_is_not_taken_for_every_file_deleted(tmp_path: Path
     assert index_folder(folder).deleted == 6  # emptied on its own device: an update
 
 
+def test_documents_added_since_the_fit_and_then_moved_still_count(tmp_path: Path) -> None:
+    folder = tmp_path / "moves"
+    make_docs(folder, per_topic=10)  # 30 documents: due after 8 change
+    index_folder(folder, hasher_options=FAST)
+    new = folder / "new"
+    new.mkdir()
+    for i in range(5):
+        (new / f"n{i}.txt").write_text(f"rocket orbit launch fresh note {i} " * 3)
+    assert not index_folder(folder, hasher_options=FAST).retrained  # 5 encoded since the fit
+    new.rename(folder / "renamed")  # the 5 move (still encoded since the fit), 4 more come
+    for i in range(4):
+        (folder / f"m{i}.txt").write_text(f"stock market shares bank note {i} " * 3)
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.retrained, report.retrain_reason  # 9, not 5 - 5 + 4
+
+
+def test_a_file_deleted_while_a_retrain_reads_is_removed(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "vanish"
+    paths = make_docs(folder, per_topic=3)
+    index_folder(folder, hasher_options=FAST)
+    real = documents.read_document
+
+    def read(path):
+        if Path(path) == paths[0]:
+            paths[0].unlink()  # gone between the crawl and the read
+        return real(path)
+
+    monkeypatch.setattr(documents, "read_document", read)
+    report = index_folder(folder, retrain=True, hasher_options=FAST)
+    assert report.retrained and (report.deleted, report.dropped_unread) == (1, 0)
+
+
 def test_a_file_that_cannot_be_read_at_a_retrain_is_left_out_not_removed(
     tmp_path: Path, monkeypatch
 ) -> None:

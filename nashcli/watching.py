@@ -376,6 +376,7 @@ class Watcher:
         # Files and folders skipped as unreadable (a permission): a chmod of one (an attribute
         # event, else ignored) has it looked at again.
         self._unreadable: set[Path] = set()
+        self._last_pass_skipped: set[Path] = set()
 
     # ---- control
     def stop(self) -> None:
@@ -440,7 +441,7 @@ class Watcher:
                 coalescer.moved(src_path, Path(dst), is_dir=is_dir)
             else:
                 coalescer.deleted(src_path, is_dir=is_dir)
-        elif kind == "overflow":
+        elif kind in ("overflow", "rescan"):
             coalescer.request_rescan()
         elif kind == "attrib":  # a chmod: what was skipped as unreadable may be readable now
             self._look_again(coalescer, src_path)
@@ -574,6 +575,9 @@ class Watcher:
             raise NashError(problem)
         started = time.perf_counter()
         report = self._catch_up()
+        self._last_pass_skipped = {
+            self.root / p for p, _ in getattr(report, "skipped", ())
+        }  # (for the burst's own files, looked at after it)
         if report is not None:
             self._unreadable.clear()  # (what the full pass skipped is what stands now)
             self._remember_unreadable((Path(p), r) for p, r in getattr(report, "skipped", ()))
@@ -688,8 +692,8 @@ class Watcher:
             # The pass trusts size and mtime; a file seen written in this burst is hashed as it
             # would be in any other (`cp -p`, `rsync -t` keep both): it is looked at next.
             for path in batch.upserts:
-                if not coalescer.is_ignored(path, False):
-                    coalescer.modified(path)
+                if path not in self._last_pass_skipped and not coalescer.is_ignored(path, False):
+                    coalescer.modified(path)  # (one the pass skipped was reported: no twice)
             return
         skipped: list[tuple[Path, str]] = []
         admitted = []
@@ -758,6 +762,9 @@ class Watcher:
                     return
                 self.retrains += 1
                 self._say("retrained: new documents are encoded with the new model")
+                # A full pass: what the refit left out unread (it ran in another process) is
+                # noted here, to be looked at again when a chmod makes it readable.
+                self._events.put(("rescan", "", "", False))
             except RefitKilled as error:
                 if not self.stopping:  # (stopping ends the refit child: already said so)
                     self._say(f"retrain failed: {error}")

@@ -518,6 +518,8 @@ def test_retrain_runs_in_the_background_and_changes_wait_for_it(folder, fake, ru
     release.set()
     wait_until(retrained.is_set, what="retrain")
     wait_until(lambda: folder / "during.txt" in fake.upserts(), what="the queued change")
+    # Then a full pass: what the refit (another process) left out unread is noted here.
+    wait_until(lambda: fake.catch_ups == 2, what="the pass after the retrain")
 
 
 def test_a_refit_another_process_made_unnecessary_is_not_counted(folder, fake, run_watcher):

@@ -48,7 +48,7 @@ from nashcli.index import (
     training_turn,
 )
 from nashcli.names import shell_quote
-from nashcli.paths import look_at
+from nashcli.paths import look_at, may_be_there
 
 #: A model is retrained on its own once the rows encoded since it was fitted (new and changed
 #: documents) reach this share of the documents it was fitted on (see README, "When the model
@@ -978,7 +978,7 @@ def _read_documents(
             text, title = _read(c.path)
         except Exception as error:  # noqa: BLE001 - any unreadable file is skipped, not fatal
             report.skipped.append((_rel(c.path, report.root), _reason(error)))
-            if not getattr(error, "excluded", False) and _still_there(c.path):
+            if not getattr(error, "excluded", False) and may_be_there(c.path):  # not deleted
                 report.unread_paths.add(str(c.path))  # there, but not to be read now
             continue
         finally:
@@ -991,18 +991,6 @@ def _read_documents(
         else:
             report.unchanged += 1
         yield text, DocMeta(str(c.path), c.size, c.mtime_ns, h, title)
-
-
-def _still_there(path: Path) -> bool:
-    """Whether a file whose reading failed is still there (or may be: it cannot be looked at),
-    rather than deleted meanwhile."""
-    try:
-        os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _check_readable(documents: Sequence, root: Path) -> None:

@@ -88,3 +88,15 @@ def look_at(text: str | Path) -> tuple[Path, os.stat_result | None]:
         return path, None
     except OSError as error:
         raise NashError(f"{text}: {(error.strerror or str(error)).lower()}") from None
+
+
+def may_be_there(path: Path | str) -> bool:
+    """Whether something is at ``path``, or may be: one that cannot be looked at now (in a
+    folder without permission) is not known to be gone, so an index keeps its entry."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True

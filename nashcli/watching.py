@@ -228,7 +228,7 @@ class Coalescer:
             if (
                 dst not in self._touched_after_move
                 and corpus.regular_file_stat(dst) is not None
-                and not _there(origin)
+                and not paths.may_be_there(origin)
             ):
                 batch.moves.append((origin, dst))
                 claimed.update((origin, dst))
@@ -240,7 +240,7 @@ class Coalescer:
                 continue
             if _is_folder(path):  # its files have their own events; a document there is gone
                 batch.deletions.append(path)
-            elif _there(path):  # a file, a symlink or pipe the watcher refuses, or unreadable
+            elif paths.may_be_there(path):  # a file, a symlink or pipe nash refuses, or unreadable
                 batch.upserts.append(path)
             elif path not in self._fresh:
                 batch.deletions.append(path)  # (one that came and went is simply forgotten)
@@ -252,19 +252,6 @@ class Coalescer:
         self._rescan = False
         self.first_event = self.last_event = None
         return batch
-
-
-def _there(path: Path) -> bool:
-    """Whether something is at ``path``, or may be: a path nash may not look at now (in a
-    folder without permission) is not known to be gone, and keeps its entry, as in
-    ``nash index``."""
-    try:
-        os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -701,7 +688,7 @@ class Watcher:
             refusal = self._admit(path)
             if refusal is None:
                 admitted.append(path)
-            elif _there(path):  # (one that vanished meanwhile is no news)
+            elif paths.may_be_there(path):  # (one that vanished meanwhile is no news)
                 skipped.append((path, refusal.reason))
                 if refusal.excluded:  # grown past --max-size, emptied: its entry is stale
                     batch.deletions.append(path)

@@ -1014,40 +1014,29 @@ def test_documents_added_since_the_fit_and_then_moved_still_count(tmp_path: Path
     assert report.retrained, report.retrain_reason  # 9, not 5 - 5 + 4
 
 
-def test_a_file_deleted_while_a_retrain_reads_is_removed(tmp_path: Path, monkeypatch) -> None:
-    folder = tmp_path / "vanish"
-    paths = make_docs(folder, per_topic=3)
-    index_folder(folder, hasher_options=FAST)
-    real = documents.read_document
-
-    def read(path):
-        if Path(path) == paths[0]:
-            paths[0].unlink()  # gone between the crawl and the read
-        return real(path)
-
-    monkeypatch.setattr(documents, "read_document", read)
-    report = index_folder(folder, retrain=True, hasher_options=FAST)
-    assert report.retrained and (report.deleted, report.dropped_unread) == (1, 0)
-
-
-def test_a_file_that_cannot_be_read_at_a_retrain_is_left_out_not_removed(
-    tmp_path: Path, monkeypatch
+@pytest.mark.parametrize("failure", ["vanished", "denied"])
+def test_a_retrain_that_cannot_read_a_file_tells_gone_from_unread(
+    tmp_path: Path, monkeypatch, failure: str
 ) -> None:
-    """A chmod changes neither size nor mtime: the crawl lists the file unopened, and only the
-    retrain's reading fails (simulated: the suite may run as root). It is there: not removed."""
-    folder = tmp_path / "locked"
+    """A file deleted between the crawl and the retrain's read is removed; one the read is
+    refused (a chmod changes neither size nor mtime: the crawl lists it unopened; simulated, as
+    the suite may run as root) is there: left out unread, not removed."""
+    folder = tmp_path / "reads"
     paths = make_docs(folder, per_topic=3)
     index_folder(folder, hasher_options=FAST)
     real = documents.read_document
 
     def read(path):
         if Path(path) == paths[0]:
-            raise PermissionError(13, "Permission denied", str(path))
+            if failure == "denied":
+                raise PermissionError(13, "Permission denied", str(path))
+            paths[0].unlink()
         return real(path)
 
     monkeypatch.setattr(documents, "read_document", read)
     report = index_folder(folder, retrain=True, hasher_options=FAST)
-    assert report.retrained and (report.deleted, report.dropped_unread) == (0, 1)
+    expected = (1, 0) if failure == "vanished" else (0, 1)
+    assert report.retrained and (report.deleted, report.dropped_unread) == expected
 
 
 def test_a_file_emptied_before_a_retrain_is_removed_not_unread(tmp_path: Path) -> None:

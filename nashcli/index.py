@@ -1452,15 +1452,7 @@ class Writer:
         none given: nothing to record."""
         if max_bytes is None:
             return
-        # (As recorded now, not when the collection was opened; the writer lock holds it still.)
-        found = self._con.execute("SELECT value FROM info WHERE key='max_bytes'").fetchone()
-        if found is None or found[0] != str(max_bytes):
-            self._begin()
-            self._con.execute(
-                "INSERT OR REPLACE INTO info (key, value) VALUES ('max_bytes', ?)",
-                (str(max_bytes),),
-            )
-            self.commit()
+        self._remember_info("max_bytes", max_bytes)
         self.collection.max_bytes = max_bytes
 
     def tombstone(self, rows: Iterable[int]) -> None:
@@ -1520,14 +1512,19 @@ class Writer:
 
     def remember_root_device(self, device: int) -> None:
         """Record the device the collection's folder is on (:attr:`Collection.root_device`)."""
-        found = self._con.execute("SELECT value FROM info WHERE key='root_device'").fetchone()
-        if found is None or found[0] != str(device):
+        self._remember_info("root_device", device)
+        self.collection.root_device = device
+
+    def _remember_info(self, key: str, value: int) -> None:
+        """Set ``key`` in the info table, writing only when it changed (as recorded now, not
+        when the collection was opened: the writer lock holds it still)."""
+        found = self._con.execute("SELECT value FROM info WHERE key=?", (key,)).fetchone()
+        if found is None or found[0] != str(value):
             self._begin()
             self._con.execute(
-                "INSERT OR REPLACE INTO info (key, value) VALUES ('root_device', ?)", (str(device),)
+                "INSERT OR REPLACE INTO info (key, value) VALUES (?, ?)", (key, str(value))
             )
             self.commit()
-        self.collection.root_device = device
 
     def move_root(self, old: Path, root: Path) -> None:
         """Record that the collection's folder moved from ``old`` to ``root``: the root and

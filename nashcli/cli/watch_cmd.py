@@ -60,8 +60,9 @@ class _BatchLog:
         report = result.report
         if report is None:
             return
-        changed = report.added + report.updated + report.moved + report.deleted
-        changed += report.dropped_unread
+        changed = (
+            report.added + report.updated + report.moved + report.deleted + report.dropped_unread
+        )
         if result.batch.rescan:
             done = [
                 f"{report.added} added" if report.added else "",

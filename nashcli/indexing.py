@@ -117,6 +117,9 @@ class IndexReport:
     unchanged: int = 0
     moved: int = 0
     deleted: int = 0
+    # Of ``deleted``, entries whose file is still there but left out by .gitignore/.nashignore
+    # rules now: the summary says so, else "removed" reads as if the files had gone.
+    ignored: int = 0
     kept: int = 0  # entries kept as they were: their file or folder cannot be read now
     dropped_unread: int = 0  # entries a retrain dropped for that reason (not deleted files)
     # Files a retrain found but could not read now (not "no document": a permission, say).
@@ -959,8 +962,25 @@ def _retrain(
         _check_readable(metas, report.root)
     # An indexed file that cannot be read now keeps its entry in incremental updates, but not
     # through a retrain: its code belongs to the old model and its text is not there to encode.
-    report.deleted = len(set(stored) - {m.path for m in metas})
+    dropped = set(stored) - {m.path for m in metas}
+    report.deleted = len(dropped)
+    report.ignored = ignored_now(report.root, dropped)
     return hasher, words, tfidf, metas
+
+
+def ignored_now(root: Path, paths: Iterable[str]) -> int:
+    """How many of ``paths`` (entries an update drops) are still there but left out by the
+    ignore rules under ``root``: a ``.nashignore`` of ``*`` empties a collection, and its
+    summary must not read as if the files were deleted."""
+    from nashcli.corpus import IgnoreMatcher
+
+    matcher = None
+    count = 0
+    for path in paths:
+        if may_be_there(path):  # (a deleted file costs one failed lstat)
+            matcher = matcher or IgnoreMatcher(root)
+            count += matcher.is_ignored(path)
+    return count
 
 
 def _read_documents(
@@ -1115,6 +1135,7 @@ def _apply(
         w.tombstone([doc.row for doc in leftover])
         for doc in leftover:
             report.note("-", doc.path)
+        report.ignored += ignored_now(root, (doc.path for doc in leftover))
     w.commit()
 
 

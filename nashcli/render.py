@@ -254,7 +254,7 @@ def index_summary(report) -> str:
             (report.added, "added"),
             (report.updated, "updated"),
             (report.moved, "moved"),
-            (report.deleted, "removed"),
+            (report.deleted, "removed" + ignored_note(report.deleted, report.ignored)),
             (report.unchanged, "unchanged"),
             (report.kept, "kept unread (cannot be read now)"),
             (
@@ -276,6 +276,16 @@ def index_summary(report) -> str:
         for reason, count, shown in skipped_by_reason(report.skipped):
             lines.append(f"  {escape(visible(reason))} ({count:,}): {escape(visible(shown))}")
     return "\n".join(lines)
+
+
+def ignored_note(removed: int, ignored: int) -> str:
+    """What follows "N removed" where ``ignored`` of them are files still there that the
+    ignore rules now leave out (a ``.nashignore`` of ``*`` would otherwise read as N deleted
+    files); "" where there are none."""
+    if not ignored:
+        return ""
+    which = "still there" if ignored == removed else f"{ignored:,} of them still there"
+    return f" ({which}, left out by .gitignore/.nashignore rules)"
 
 
 def skipped_by_reason(skipped: Sequence[tuple[object, str]]) -> list[tuple[str, int, str]]:

@@ -71,6 +71,30 @@ def test_retrain_with_too_few_documents_still_removes_the_deleted_ones(notes) ->
     assert [c["documents"] for c in status["collections"]] == [1]
 
 
+def test_files_left_out_by_ignore_rules_are_not_reported_as_deleted(notes) -> None:
+    """A .nashignore that leaves out indexed files removes their entries; the summary said
+    "N removed" as if the files were gone (a .nashignore of * emptied a collection so)."""
+    folder, paths = notes
+    paths[0].unlink()
+    (folder / ".nashignore").write_text("\n".join(p.name for p in paths[1:3]) + "\n")
+    result = run("index", str(folder))
+    assert result.exit_code == 0, result.output
+    assert "3 removed (2 of them still there, left out by .gitignore/.nashignore rules)" in (
+        result.stdout
+    )
+    (folder / ".nashignore").write_text("\n".join(p.name for p in paths[1:5]) + "\n")
+    result = run("index", str(folder), "--retrain")  # (the retrain counts what it drops)
+    assert result.exit_code == 0, result.output
+    assert "model trained (--retrain)" in result.stdout
+    assert "2 removed (still there, left out by" in result.stdout
+    (folder / ".nashignore").write_text("*\n")
+    result = run("index", str(folder))
+    assert f"{len(paths) - 5} removed (still there, left out by" in result.stdout
+    (folder / ".nashignore").unlink()
+    result = run("index", str(folder))
+    assert "removed" not in result.stdout and f"{len(paths) - 1} added" in result.stdout
+
+
 def test_retrain_with_too_few_readable_documents_updates_the_index(notes) -> None:
     """Two files found, one of them unreadable: the retrain cannot fit, the update still runs."""
     folder, paths = notes

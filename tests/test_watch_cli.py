@@ -522,6 +522,26 @@ def test_the_watch_log_shows_control_characters_in_names_as_escapes(capsys, tmp_
     assert from_visible(lines[2]) == "  + new\nline\\n.txt"
 
 
+def test_the_watch_log_says_which_removed_files_the_ignore_rules_left_out(capsys, tmp_path):
+    """An edited .nashignore makes a pass that removes the files it now leaves out; "100
+    removed" alone read as if they had been deleted."""
+    from nashcli.cli.watch_cmd import _BatchLog
+    from nashcli.indexing import IndexReport
+
+    for deleted, ignored, said in (
+        (100, 100, "the 100 removed files are still there"),
+        (11, 10, "10 of the 11 removed files are still there"),
+        (1, 1, "the removed file is still there"),
+    ):
+        report = IndexReport("notes", tmp_path, deleted=deleted, ignored=ignored, documents=5)
+        _BatchLog(tmp_path)(watching.BatchResult(watching.Batch(rescan=True), 0.5, report))
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[1].endswith(f" {said}: left out by .gitignore/.nashignore rules"), lines
+    report = IndexReport("notes", tmp_path, deleted=3, documents=5)
+    _BatchLog(tmp_path)(watching.BatchResult(watching.Batch(rescan=True), 0.5, report))
+    assert "still there" not in capsys.readouterr().out
+
+
 def test_a_catch_up_that_rebuilt_a_damaged_index_says_why(capsys, tmp_path):
     """As `nash index` does: a rebuild is news, a routine retrain is not."""
     from nashcli.cli.watch_cmd import _BatchLog

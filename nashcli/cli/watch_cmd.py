@@ -90,6 +90,12 @@ class _BatchLog:
                 f"{', '.join(p for p in parts if p)} ({result.seconds:.2f} s; "
                 f"{report.documents:,} documents)"
             )
+        if report.ignored:  # not deleted: the ignore rules leave them out now
+            n, of = report.deleted, report.ignored
+            which = f"the {n} removed files are" if n > 1 else "the removed file is"
+            if of < n:
+                which = f"{of} of the {n} removed files {'are' if of > 1 else 'is'}"
+            _say(f"{which} still there: left out by .gitignore/.nashignore rules")
         if changed <= _SHOWN_PATHS and not report.retrained:  # + added, ~ changed, - removed
             for kind, paths in report.changes:  # → moved
                 typer.echo(visible(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths)))

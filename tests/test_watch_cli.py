@@ -286,9 +286,27 @@ def test_a_signal_during_the_first_index_stops_at_once(notes, tmp_path):
     code = watch.stop(signal.SIGTERM)
     out = watch.output()
     assert code == 0, out
-    assert "stopped watching 'notes'" in out and "Traceback" not in out
+    assert "stopped watching 'notes' before its first index finished: nothing was indexed (" in (
+        out
+    )
+    assert "Traceback" not in out
     assert "up to date" not in out  # it did not wait for the model fit to finish
+    assert not Collection.exists("notes")
     assert not watching.is_watching("notes")
+
+
+def test_a_signal_during_a_catch_up_says_the_collection_is_not_up_to_date(notes, tmp_path):
+    """The collection exists and keeps what it had: the log says the catch-up was cut short."""
+    assert runner.invoke(app, ["index", str(notes)]).exit_code == 0
+    for i in range(30):  # enough to refit a small collection during the catch-up
+        (notes / f"more-{i:02}.txt").write_text(text_about("space", 900 + i))
+    watch = Watch(notes, tmp_path, epochs=2000)
+    watch.wait_for("catching up")
+    time.sleep(1.0)  # (into the refit)
+    assert watch.stop(signal.SIGTERM) == 0
+    out = watch.output()
+    assert "stopped watching 'notes' before it was up to date (nash watch " in out, out
+    assert len(live_paths()) == 24
 
 
 def test_a_deleted_folder_ends_the_watch_with_one_clear_line(notes, tmp_path):

@@ -374,4 +374,18 @@ def watch_command(
             pass
         except NashError as error:
             raise NashError(f"{error}; stopped watching {name!r}") from None
-    _say(f"stopped watching {name!r}")
+    _say(f"stopped watching {name!r}{_unfinished(watcher, name, root)}")
+
+
+def _unfinished(watcher, name: str, root: Path) -> str:
+    """What a stop during the catch-up pass left undone, for the last line of the log: a first
+    index leaves no collection (``nash similar`` would find none), and a catch-up keeps
+    the batches it committed; "" once the watcher was up to date."""
+    from nashcli.index import Collection
+
+    if watcher.ready.is_set():
+        return ""
+    again = f"nash watch {shell_quote(root)} or nash index {shell_quote(root)}"
+    if not Collection.exists(name):
+        return f" before its first index finished: nothing was indexed ({again} starts again)"
+    return f" before it was up to date ({again} catches up)"

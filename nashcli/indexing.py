@@ -664,7 +664,7 @@ def _say_if_moved_here(root: Path, found, reporter: Reporter) -> None:
                     f"{kept:,} of the {stored:,} documents of collection {collection.name!r} "
                     f"are here at their paths, and its folder {collection.root} is gone; if "
                     f"this is it moved, stop (Ctrl-C) and run: nash index "
-                    f"{shell_quote(root)} --name {collection.name} (nothing retrained)"
+                    f"{shell_quote(root)} --name {collection.name}, which keeps its model and codes"
                 )
 
 

@@ -47,8 +47,8 @@ def nash(*args: str):
     return result
 
 
-def kill_at(point: str, args: list[str], tmp_path: Path) -> None:
-    """Run `nash index ARGS`, wait until it reaches ``point``, SIGKILL it."""
+def kill_at(point: str, args: list[str], tmp_path: Path, sig: int = signal.SIGKILL) -> str:
+    """Run `nash index ARGS`, wait until it reaches ``point``, send it ``sig``; its stderr."""
     flag = tmp_path / f"paused-{point}"
     env = dict(os.environ, NASH_TEST_PAUSE_AT=point, NASH_TEST_PAUSE_FILE=str(flag))
     proc = subprocess.Popen(
@@ -68,9 +68,13 @@ def kill_at(point: str, args: list[str], tmp_path: Path) -> None:
             time.sleep(0.05)
         assert int(flag.read_text()) == proc.pid
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+        proc.send_signal(sig)
+        proc.wait(60)
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # stopped as by Ctrl-C, in one line, with the status a shell gives for the signal
+        assert proc.returncode == 128 + sig, proc.stderr.read()
+    return proc.stderr.read()
 
 
 def answers(query: Path) -> list[str]:
@@ -146,5 +150,21 @@ def test_kill_during_first_index(tmp_path: Path) -> None:
 
     result = nash("similar", str(paths[0]))
     assert result.exit_code != 0 and "no index yet" in result.stderr
+    assert nash("index", str(folder)).exit_code == 0
+    assert live_paths("fresh") == {str(p) for p in paths}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_first_index_stopped_by_sigterm_leaves_no_collection(tmp_path: Path, sig) -> None:
+    """As after Ctrl-C. SIGTERM (`timeout`, `kill`) used to end it where it stood: an empty
+    collection stayed, and `nash index NEWPATH --name fresh` was refused for that folder."""
+    folder = tmp_path / "fresh"
+    paths = make_docs(folder, per_topic=4)
+
+    stderr = kill_at("generation-written", [str(folder)], tmp_path, sig)
+
+    assert stderr.splitlines()[-1] == f"nash: stopped by {signal.Signals(sig).name}"
+    assert "Traceback" not in stderr
+    assert not Collection.exists("fresh")
     assert nash("index", str(folder)).exit_code == 0
     assert live_paths("fresh") == {str(p) for p in paths}

@@ -565,7 +565,7 @@ def test_a_moved_folder_indexed_without_its_name_is_pointed_out(indexed, tmp_pat
     assert reporter.notes == [
         f"{len(paths)} of the {len(paths)} documents of collection 'notes' are here at their "
         f"paths, and its folder {folder} is gone; if this is it moved, stop (Ctrl-C) and run: "
-        f"nash index {moved} --name notes (nothing retrained)"
+        f"nash index {moved} --name notes, which keeps its model and codes"
     ]
     other = tmp_path / "other"
     make_docs(other, per_topic=2, seed=5)

@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import re
+import signal
 import sqlite3
 import sys
 from dataclasses import dataclass
@@ -270,9 +271,45 @@ class _NashGroup(TyperGroup):
             _usage_error(error, _command_path(ctx))
         except (OSError, sqlite3.Error) as error:  # a full or read-only disk, a lost mount...
             _output_failed(error)
+        except Terminated as stop:
+            typer.echo(f"nash: stopped by {signal.Signals(stop.signum).name}", err=True)
+            ctx.exit(128 + stop.signum)  # as a shell reports a process the signal killed
         except KeyboardInterrupt:
             typer.echo("nash: interrupted", err=True)
             ctx.exit(INTERRUPTED)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during a command that cleans up after itself as after Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stopped_as_by_ctrl_c():
+    """SIGTERM (``timeout``, ``kill``, a shutdown) and SIGHUP (the terminal closed) raise
+    :class:`Terminated`, a ``KeyboardInterrupt``, for the duration: their default ends the
+    process where it stands, and a first ``nash index`` stopped so left an empty collection
+    behind, which then blocked the folder's ``--name`` (Ctrl-C removes it)."""
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    previous = {}
+    try:
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                sig = getattr(signal, name)
+                previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 app = typer.Typer(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from nashcli.cli.app import app
+from nashcli.cli.app import app, stopped_as_by_ctrl_c
 from nashcli.errors import NashError
 from nashcli.names import shell_quote, visible
 
@@ -56,7 +56,7 @@ def index_command(
             f"--max-size {max_size} is {corpus.format_size(max_bytes)}: files larger than it "
             "leave the index; give at least 1 KB (e.g. 50MB)"
         )
-    with render.IndexProgress(quiet=quiet) as progress:
+    with stopped_as_by_ctrl_c(), render.IndexProgress(quiet=quiet) as progress:
         report = indexing.index_folder(
             path,
             name=name,

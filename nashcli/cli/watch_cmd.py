@@ -215,7 +215,8 @@ _HELP = (
     "Keep a collection current as files change: new and changed files are encoded with the "
     "current model, moves re-pathed, deletions dropped.\n\n"
     "On start it catches up with what changed while nobody watched (indexing the folder first "
-    "if it is no collection yet). Ctrl-C or SIGTERM stop it after the current batch. While it "
+    "if it is no collection yet). Ctrl-C, SIGTERM or SIGHUP stop it after the current batch "
+    "(during the catch-up, at once; committed batches are kept). While it "
     "runs, nash similar answers as usual, and nash index on the same collection waits for the "
     "watcher's current batch (up to 10 s, then it says the index is busy)."
 )

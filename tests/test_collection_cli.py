@@ -274,6 +274,31 @@ def test_one_line_errors(notes, tmp_path: Path, args, message) -> None:
     assert message in one_error_line(result)
 
 
+@pytest.mark.parametrize(
+    ("words", "cword"),
+    [
+        ("nash forget ", 2),
+        ("nash forget no", 2),
+        ("nash similar -c ", 3),
+        ("nash similar x -c no", 4),
+    ],
+)
+def test_tab_completes_collection_names(notes, tmp_path: Path, words: str, cword: int) -> None:
+    """`nash forget <TAB>` and `nash similar -c <TAB>` offer the collections (not the hidden
+    folders of a collection being made or forgotten)."""
+    folder, _ = notes
+    other = tmp_path / "other"
+    make_docs(other, per_topic=4)
+    assert run("index", str(other), "--name", "news").exit_code == 0
+    (indexing.collections_dir() / ".new-notes2-123").mkdir()
+    env = {"_NASH_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    result = CliRunner().invoke(app, [], env=env, prog_name="nash")
+    offered = result.output.split()
+    assert offered == (["news", "notes"] if words.endswith(" ") else ["news", "notes"][1:]), (
+        result.output
+    )
+
+
 def test_no_collection_yet(tmp_path: Path) -> None:
     (tmp_path / "q.txt").write_text("words")
     assert "no collections yet" in one_error_line(run("similar", str(tmp_path / "q.txt")))

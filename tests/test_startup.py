@@ -55,6 +55,7 @@ for command in {commands!r}:
 run("nash <TAB>", [], tab("nash ", 1))
 for command in {commands!r}:
     run(f"nash {{command}} --<TAB>", [], tab(f"nash {{command}} --", 2))
+run("nash forget <TAB>", [], tab("nash forget ", 2))  # collection names: a folder listing
 # A command that parses values (--top's default too): no collection, so one error line.
 run("nash similar --text words", ["similar", "--text", "words", "--top", "5"])
 print("\nPROBE-RESULT " + json.dumps([imported_by_typer, loaded]))
@@ -77,7 +78,7 @@ def probe() -> tuple[str, bool, dict[str, list[str]]]:
     line = next(ln for ln in result.stdout.splitlines() if ln.startswith("PROBE-RESULT "))
     imported_by_typer, loaded = json.loads(line.removeprefix("PROBE-RESULT "))
     commands = sorted(typer.main.get_command(app).commands)
-    assert len(loaded) == 4 + 2 * len(commands)
+    assert len(loaded) == 5 + 2 * len(commands)
     # every step really ran: each help page and each completion answer was printed
     for command in commands:
         assert f"nash {command} [OPTIONS]" in result.stdout

@@ -19,6 +19,19 @@ MIN_MAX_SIZE = 1000
 _DEVICES = ("auto", "cpu", "cuda")
 
 
+def _collection_names(incomplete: str) -> list[str]:
+    """Names of the collections that start with ``incomplete``, for shell completion (a
+    listing of the collections' folder: nothing is opened, no heavy library imported)."""
+    from nashcli.paths import data_dir
+
+    try:
+        with os.scandir(data_dir() / "collections") as entries:
+            names = [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+    except OSError:
+        return []
+    return sorted(name for name in names if name.startswith(incomplete))
+
+
 @app.command("index")
 def index_command(
     path: str = typer.Argument(..., help="The folder to index (searched recursively)."),
@@ -37,7 +50,10 @@ def index_command(
     ),
     device: str = typer.Option("auto", "--device", help="Where to train: auto, cpu or cuda."),
     max_size: str | None = typer.Option(
-        None, "--max-size", help="Skip files larger than this (e.g. 10MB, 512KiB) (default: 10MB)."
+        None,
+        "--max-size",
+        help="Skip files larger than this (e.g. 10MB, 512KiB) (default: 10MB, or the size the "
+        "collection was last given).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, no summary."),
 ) -> None:
@@ -87,6 +103,7 @@ def similar_command(
         "--collection",
         "-c",
         help="Collection (default: the one holding FILE, or the only one).",
+        autocompletion=_collection_names,
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
     rank: str | None = typer.Option(
@@ -283,7 +300,9 @@ def _refuse_if_watched(name: str) -> None:
 
 @app.command("forget")
 def forget_command(
-    name: str = typer.Argument(..., help="The collection whose index to delete."),
+    name: str = typer.Argument(
+        ..., help="The collection whose index to delete.", autocompletion=_collection_names
+    ),
 ) -> None:
     """Delete a collection's index, damaged or not (your files are not touched).
 

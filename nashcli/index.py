@@ -69,6 +69,17 @@ _LOCK = "writer.lock"
 _HOLDER = "writer.pid"  # pid and command of the process holding the writer lock, for messages
 #: SQLite messages that mean the file is damaged (not busy, locked or unreadable for a while).
 _SQLITE_DAMAGE = ("not a database", "malformed", "no such table", "no such column", "corrupt")
+#: SQLite's words for a write the disk refused (full, or failing to make its ``-shm`` file):
+#: a failure that may pass, as :data:`_WRITE_ERRNOS` are, not damage.
+_SQLITE_WRITE_FAILURES = ("database or disk is full", "disk i/o error")
+
+
+def _write_failed(error: sqlite3.Error) -> bool:
+    """Whether an SQLite error is a write the disk refused (full, failing), which may pass."""
+    return isinstance(error, sqlite3.OperationalError) and any(
+        w in str(error).lower() for w in _SQLITE_WRITE_FAILURES
+    )
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -325,7 +336,9 @@ def _meta_error(name: str, directory: Path, error: sqlite3.Error, root: Path | N
         hint = f" (reading it needs write access to {directory}: SQLite keeps its locks there)"
     elif any(w in text.lower() for w in ("disk", "readonly", "read-only", "unable to open")):
         hint = " (is its disk full, read-only or gone?)"
-    return NashError(f"cannot read collection {name!r} ({_META}: {text}){hint}")
+    # A full disk (SQLite cannot make its -shm file) may clear: a watcher waits and tries again.
+    kind = IndexWriteError if _write_failed(error) else NashError
+    return kind(f"cannot read collection {name!r} ({_META}: {text}){hint}")
 
 
 def _parse_info(info: dict[str, str]) -> dict:
@@ -509,6 +522,10 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         raise _unchangeable(
             name, str(error.strerror or error), directory, IndexWriteError
         ) from error
+    except sqlite3.OperationalError as error:  # SQLite's "database or disk is full"
+        if not _write_failed(error):
+            raise
+        raise _unchangeable(name, f"{_META}: {error}", directory, IndexWriteError) from error
     finally:
         lock.release()
 
@@ -522,11 +539,18 @@ _WRITE_ERRNOS = frozenset(
 
 
 def _unchangeable(
-    name: str, reason: str, directory: Path, kind: type[NashError] = NashError
+    name: str,
+    reason: str,
+    directory: Path,
+    kind: type[NashError] = NashError,
+    doing: str = "change",
 ) -> NashError:
     """The one line for a collection whose folder cannot be written (``reason``: the OS's), as
-    ``kind`` (``IndexWriteError`` for a write that may succeed later)."""
-    return kind(f"cannot change collection {name!r}: {reason} ({directory})")
+    ``kind`` (``IndexWriteError`` for a write that may succeed later); a full disk says what
+    to do."""
+    full = any(w in reason.lower() for w in ("no space", "quota", "disk is full"))
+    todo = "; free some space and run it again (the index is as it was)" if full else ""
+    return kind(f"cannot {doing} collection {name!r}: {reason} ({directory}){todo}")
 
 
 def _remove_directory(name: str, directory: Path, timeout: float) -> Path | None:
@@ -1119,6 +1143,32 @@ class Collection:
         tmp = base / f".new-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
+        try:
+            cls._write_new_meta(tmp, name, root, bits)
+        except BaseException as error:  # a full disk: no half-made collection left behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(error, sqlite3.OperationalError) and _write_failed(error):
+                raise _unchangeable(
+                    name, f"{_META}: {error}", base, IndexWriteError, "create"
+                ) from None
+            raise
+        if staged:
+            return cls(name, tmp)
+        try:
+            if final.exists() and not (final / _META).is_file():
+                shutil.rmtree(final)  # debris of an interrupted `forget`
+            os.rename(tmp, final)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if (final / _META).is_file():
+                return cls.open(name)
+            raise
+        _fsync_dir(base)
+        return cls(name, final)
+
+    @staticmethod
+    def _write_new_meta(tmp: Path, name: str, root: Path, bits: int) -> None:
+        """The ``meta.sqlite`` of a new, empty collection in folder ``tmp``."""
         con = _connect(tmp / _META, create=True)
         try:
             con.executescript(_SCHEMA)
@@ -1141,19 +1191,6 @@ class Collection:
             con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             con.close()
-        if staged:
-            return cls(name, tmp)
-        try:
-            if final.exists() and not (final / _META).is_file():
-                shutil.rmtree(final)  # debris of an interrupted `forget`
-            os.rename(tmp, final)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if (final / _META).is_file():
-                return cls.open(name)
-            raise
-        _fsync_dir(base)
-        return cls(name, final)
 
     def install(self, timeout: float = 0.0) -> None:
         """Put this staged collection (``create(..., staged=True)``, now built) in place of the

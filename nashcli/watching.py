@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from nashcli import corpus, paths
 from nashcli.errors import IndexBusyError, IndexWriteError, NashError
@@ -1478,6 +1478,26 @@ def apart_from_terminal(detached: bool = False) -> dict[str, Any]:
     return {"creationflags": flags}  # pragma: no cover - Windows
 
 
+@contextlib.contextmanager
+def _opened_log(log_path: Path, argv: Sequence[str]) -> Iterator[BinaryIO]:
+    """The watcher's log, open for appending, its first line written (a full disk: one line
+    that names the log, not a bare "No space left on device")."""
+    header = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} nash {' '.join(argv)}"
+    try:
+        out = open(log_path, "ab")  # noqa: SIM115 - closed below
+        try:
+            out.write(f"{visible(header)}\n".encode())  # (a folder's name may hold a newline)
+            out.flush()
+        except BaseException:
+            out.close()
+            raise
+    except OSError as error:
+        reason = error.strerror or error
+        raise NashError(f"cannot write the watcher's log {log_path}: {reason}") from None
+    with out:
+        yield out
+
+
 def start_detached(
     name: str, argv: Sequence[str], *, timeout: float = 60.0, settle: float = 3.0
 ) -> tuple[int, Path, bool]:
@@ -1504,10 +1524,7 @@ def start_detached(
         launcher = [sys.executable, script]
     else:  # (nash run from Python, or a Windows nash.exe, which Python cannot run)
         launcher = [sys.executable, "-c", "from nashcli.cli import main; main()"]
-    with open(log_path, "ab") as out:
-        header = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} nash {' '.join(argv)}"
-        out.write(f"{visible(header)}\n".encode())  # (a folder's name may hold a newline)
-        out.flush()
+    with _opened_log(log_path, argv) as out:
         child = subprocess.Popen(
             [*launcher, *argv],
             stdin=subprocess.DEVNULL,

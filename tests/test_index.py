@@ -204,6 +204,53 @@ def test_a_full_disk_during_a_compaction_says_so_in_one_line(
     assert sorted(p.name for p in col.directory.glob("gen-*")) == ["gen-000001"]
 
 
+def test_sqlite_finding_the_disk_full_is_a_write_that_may_pass(tmp_path: Path) -> None:
+    """SQLite's own "database or disk is full" (here: its page limit, as a full disk gives it)
+    left the writer as a bare error that named no collection, and a watcher took it for one to
+    stop on; it is an IndexWriteError, which a watcher waits out, and the index is as it was."""
+    from nashcli.errors import IndexWriteError
+
+    col = Collection.create("c", tmp_path, 64)
+    _, words, tfidf = _rows(4)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abcd"), method="m", trained_docs=4)
+    _, more_words, more_tfidf = _rows(3000)
+    with pytest.raises(IndexWriteError) as caught, col.writer() as w:
+        pages = w._con.execute("PRAGMA page_count").fetchone()[0]
+        w._con.execute(f"PRAGMA max_page_count={pages}")
+        w.append(more_words, more_tfidf, _metas([f"n{i}" for i in range(3000)]))
+        w.commit()
+    message = str(caught.value)
+    assert message.startswith("cannot change collection 'c': meta.sqlite: database or disk is full")
+    assert message.endswith("; free some space and run it again (the index is as it was)")
+    with col.snapshot() as snap:
+        assert snap.documents == 4
+
+
+def test_sqlite_failing_to_open_on_a_full_disk_is_a_write_that_may_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a full disk SQLite cannot make its -shm file and says "disk I/O error": a watcher
+    stopped for good on it; it waits it out as any full disk (IndexWriteError)."""
+    import sqlite3
+
+    from nashcli import index
+    from nashcli.errors import IndexWriteError
+
+    col = Collection.create("c", tmp_path, 64)
+
+    def full(path, *, create=False):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(index, "_connect", full)
+    opened = r"meta.sqlite: disk I/O error\) \(is its disk full"
+    with pytest.raises(IndexWriteError, match=opened), col.writer():
+        pass
+    with pytest.raises(IndexWriteError, match="cannot create collection 'd': meta.sqlite: disk"):
+        Collection.create("d", tmp_path, 64)
+    assert sorted(p.name for p in index.collections_dir().iterdir()) == ["c"]  # no .new-d-PID
+
+
 def test_a_training_pid_file_left_by_a_killed_run_names_nobody(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

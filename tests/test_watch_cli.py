@@ -560,6 +560,42 @@ def test_the_watch_log_says_which_removed_files_the_ignore_rules_left_out(capsys
     assert "still there" not in capsys.readouterr().out
 
 
+def test_a_full_disk_under_the_log_does_not_stop_the_watcher(monkeypatch, tmp_path):
+    """A background watcher whose log filled up died without a word (the write's error ended
+    it); lines are dropped while the disk is full. A reader gone away still ends it."""
+    import errno
+
+    import typer as typer_module
+
+    from nashcli.cli import watch_cmd
+
+    failure = [errno.ENOSPC]
+
+    def echo(*args, **kwargs):
+        raise OSError(failure[0], os.strerror(failure[0]))
+
+    monkeypatch.setattr(typer_module, "echo", echo)
+    watch_cmd._say("indexed 1 (0.01 s; 5 documents)")  # dropped
+    failure[0] = errno.EPIPE
+    with pytest.raises(OSError):
+        watch_cmd._say("indexed 1 (0.01 s; 5 documents)")
+
+
+def test_a_log_that_cannot_be_written_is_named_in_one_line(monkeypatch, tmp_path):
+    """`nash watch --detach` on a full disk said only "No space left on device"."""
+    if not os.path.exists("/dev/full"):  # (writes to it fail as on a full disk)
+        pytest.skip("no /dev/full")
+
+    def to_dev_full(path, mode):
+        return open("/dev/full", mode)  # noqa: SIM115 - the code under test closes it
+
+    monkeypatch.setattr(watching, "open", to_dev_full, raising=False)
+    log = tmp_path / "watch-notes.log"
+    with pytest.raises(watching.NashError) as caught, watching._opened_log(log, ["watch", "x"]):
+        pass
+    assert str(caught.value) == f"cannot write the watcher's log {log}: No space left on device"
+
+
 def test_a_catch_up_that_rebuilt_a_damaged_index_says_why(capsys, tmp_path):
     """As `nash index` does: a rebuild is news, a routine retrain is not."""
     from nashcli.cli.watch_cmd import _BatchLog

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import stat
@@ -23,7 +24,25 @@ _SHOWN_PATHS = 10  # a batch lists its files up to this many, then only counts
 
 def _say(message: str) -> None:
     """One line of the watcher's log (names in it escaped: :func:`names.visible`)."""
-    typer.echo(f"{time.strftime('%H:%M:%S')} {visible(message)}")
+    _log(f"{time.strftime('%H:%M:%S')} {visible(message)}")
+
+
+#: Why a line of the log may not be written for a while: its disk is full. The watcher goes on
+#: (a background one died without a word when its log filled up); a reader gone (EPIPE) or
+#: another failure still ends it.
+_LOG_FULL = frozenset(
+    getattr(errno, code) for code in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, code)
+)
+
+
+def _log(line: str) -> None:
+    """``line`` on the watcher's output (its log when it runs in the background), dropped while
+    the disk it goes to is full."""
+    try:
+        typer.echo(line)
+    except OSError as error:
+        if error.errno not in _LOG_FULL:
+            raise
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -98,7 +117,7 @@ class _BatchLog:
             _say(f"{which} still there: left out by .gitignore/.nashignore rules")
         if changed <= _SHOWN_PATHS and not report.retrained:  # + added, ~ changed, - removed
             for kind, paths in report.changes:  # → moved
-                typer.echo(visible(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths)))
+                _log(visible(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths)))
         skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
         if result.batch.rescan:  # (one that came and went before it was read: no news)
             # News: what the last pass did not skip (a file fixed and broken again is news).

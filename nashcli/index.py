@@ -54,6 +54,7 @@ from nashcli import codes, paths
 from nashcli.errors import IndexBusyError, IndexWriteError, NashError
 from nashcli.model_files import model_problem
 from nashcli.names import shell_quote
+from nashcli.paths import collections_dir
 from nashcli.vectors import CsrRows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,11 +168,6 @@ class CollectionGoneError(NashError):
             f"collection {name!r} was removed (nash forget) while this command was using it; "
             "nothing more was written"
         )
-
-
-def collections_dir() -> Path:
-    """Where every collection's directory lives."""
-    return paths.data_dir() / "collections"
 
 
 def validate_name(name: str) -> str:
@@ -503,8 +499,9 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         ) from None
     except FileNotFoundError:  # forgotten (renamed away) while we waited for the lock
         raise CollectionGoneError(name) from None
-    except OSError as error:  # a read-only disk, another user's index
-        raise _unchangeable(name, str(error.strerror or error), directory) from None
+    except OSError as error:  # a read-only disk, another user's index, a full disk
+        kind = IndexWriteError if error.errno in _WRITE_ERRNOS else NashError
+        raise _unchangeable(name, str(error.strerror or error), directory, kind) from None
     try:
         revived = set(os.listdir(directory)) <= {_LOCK}  # a filelock that re-created the folder
     except FileNotFoundError:  # renamed away after our open, before our flock
@@ -549,7 +546,7 @@ def _unchangeable(
     ``kind`` (``IndexWriteError`` for a write that may succeed later); a full disk says what
     to do."""
     full = any(w in reason.lower() for w in ("no space", "quota", "disk is full"))
-    todo = "; free some space and run it again (the index is as it was)" if full else ""
+    todo = "; free some space (what was committed is kept)" if full else ""
     return kind(f"cannot {doing} collection {name!r}: {reason} ({directory}){todo}")
 
 

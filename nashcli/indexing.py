@@ -769,7 +769,9 @@ def _index(
                 why = (
                     f"the collection changed by {encoded_since:,} "
                     f"document{'' if encoded_since == 1 else 's'} since the model was trained "
-                    f"with {trained:,} in it"
+                    # (a compaction keeps, of its training rows, those still live)
+                    f"({trained:,} of the documents it was trained on "
+                    f"{'is' if trained == 1 else 'are'} still in it)"
                 )
         return why, stored
 
@@ -808,10 +810,13 @@ def _index(
                 listed = {str(c.path) for c in found} | {
                     d.path for d in _plan(stored, found, keep)[2]
                 }
-                report.dropped_unread = sum(
-                    path not in listed or path in report.unread_paths for path in stored
-                )
+                unread = {
+                    path for path in stored if path not in listed or path in report.unread_paths
+                }
+                report.dropped_unread = len(unread)
                 report.deleted -= report.dropped_unread
+                removed = set(stored) - {m.path for m in metas} - unread
+                report.ignored = ignored_now(root, removed)
             except _TooFewDocuments as error:
                 if why == FIRST_INDEX or why.startswith(REBUILT):  # no model to fall back on
                     raise
@@ -962,9 +967,7 @@ def _retrain(
         _check_readable(metas, report.root)
     # An indexed file that cannot be read now keeps its entry in incremental updates, but not
     # through a retrain: its code belongs to the old model and its text is not there to encode.
-    dropped = set(stored) - {m.path for m in metas}
-    report.deleted = len(dropped)
-    report.ignored = ignored_now(report.root, dropped)
+    report.deleted = len(set(stored) - {m.path for m in metas})
     return hasher, words, tfidf, metas
 
 

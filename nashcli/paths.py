@@ -18,6 +18,11 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def collections_dir() -> Path:
+    """Where every collection's directory lives (``data_dir()/collections``)."""
+    return data_dir() / "collections"
+
+
 def state_dir() -> Path:
     """Pid files of background watchers (``$NASH_HOME/state`` when NASH_HOME is set)."""
     override = os.environ.get("NASH_HOME")

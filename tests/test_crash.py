@@ -168,3 +168,37 @@ def test_a_first_index_stopped_by_sigterm_leaves_no_collection(tmp_path: Path, s
     assert not Collection.exists("fresh")
     assert nash("index", str(folder)).exit_code == 0
     assert live_paths("fresh") == {str(p) for p in paths}
+
+
+def test_a_signal_ignored_when_nash_index_starts_stays_ignored() -> None:
+    """`nohup nash index ~/big &` ignores SIGHUP so that it outlives the terminal: the handler
+    that stops on SIGTERM and SIGHUP must not take it over (logging out stopped the index)."""
+    from nashcli.cli.app import stopped_as_by_ctrl_c
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with stopped_as_by_ctrl_c():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+def test_a_second_signal_does_not_cut_the_clean_up_short() -> None:
+    """A closing terminal can send SIGHUP twice: the second must not interrupt the removal of
+    what the first one stopped."""
+    from nashcli.cli.app import Terminated, stopped_as_by_ctrl_c
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+    cleaned = False
+    with pytest.raises(Terminated) as caught, stopped_as_by_ctrl_c():
+        try:
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(5)  # (the handler raises here)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # during the clean-up: ignored
+            time.sleep(0.1)
+            cleaned = True
+    assert caught.value.signum == signal.SIGHUP and cleaned
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before

@@ -207,7 +207,7 @@ def test_a_full_disk_during_a_compaction_says_so_in_one_line(
 def test_sqlite_finding_the_disk_full_is_a_write_that_may_pass(tmp_path: Path) -> None:
     """SQLite's own "database or disk is full" (here: its page limit, as a full disk gives it)
     left the writer as a bare error that named no collection, and a watcher took it for one to
-    stop on; it is an IndexWriteError, which a watcher waits out, and the index is as it was."""
+    stop on; it is an IndexWriteError, which a watcher waits out, and what was committed is kept."""
     from nashcli.errors import IndexWriteError
 
     col = Collection.create("c", tmp_path, 64)
@@ -222,7 +222,7 @@ def test_sqlite_finding_the_disk_full_is_a_write_that_may_pass(tmp_path: Path) -
         w.commit()
     message = str(caught.value)
     assert message.startswith("cannot change collection 'c': meta.sqlite: database or disk is full")
-    assert message.endswith("; free some space and run it again (the index is as it was)")
+    assert message.endswith("; free some space (what was committed is kept)")
     with col.snapshot() as snap:
         assert snap.documents == 4
 
@@ -249,6 +249,27 @@ def test_sqlite_failing_to_open_on_a_full_disk_is_a_write_that_may_pass(
     with pytest.raises(IndexWriteError, match="cannot create collection 'd': meta.sqlite: disk"):
         Collection.create("d", tmp_path, 64)
     assert sorted(p.name for p in index.collections_dir().iterdir()) == ["c"]  # no .new-d-PID
+
+
+def test_a_full_disk_when_taking_the_writer_lock_is_a_write_that_may_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock file cannot be made on a full disk: a watcher waits that out too."""
+    import errno
+
+    import filelock
+
+    from nashcli.errors import IndexWriteError
+
+    col = Collection.create("c", tmp_path, 64)
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", full)
+    said = "No space left on device .*; free some space"
+    with pytest.raises(IndexWriteError, match=said), col.writer():
+        pass
 
 
 def test_a_training_pid_file_left_by_a_killed_run_names_nobody(

@@ -560,7 +560,7 @@ def test_the_watch_log_says_which_removed_files_the_ignore_rules_left_out(capsys
     assert "still there" not in capsys.readouterr().out
 
 
-def test_a_full_disk_under_the_log_does_not_stop_the_watcher(monkeypatch, tmp_path):
+def test_the_watch_log_drops_its_lines_while_its_disk_is_full(monkeypatch, tmp_path):
     """A background watcher whose log filled up died without a word (the write's error ended
     it); lines are dropped while the disk is full. A reader gone away still ends it."""
     import errno

@@ -14,6 +14,7 @@ import re
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -231,7 +232,8 @@ def _command_path(ctx: typer.Context) -> str:
 
 class _NashGroup(TyperGroup):
     """Turns a :class:`NashError` or a usage error from any command into one stderr line and a
-    non-zero exit, and Ctrl-C into one line and exit status 130 (no traceback, no 'Aborted!')."""
+    non-zero exit, and Ctrl-C into one line and exit status 130 (no traceback, no 'Aborted!'),
+    as it does SIGTERM and SIGHUP (143, 129) where a command stops on them as on Ctrl-C."""
 
     def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102
         for param in self.params:
@@ -272,7 +274,8 @@ class _NashGroup(TyperGroup):
         except (OSError, sqlite3.Error) as error:  # a full or read-only disk, a lost mount...
             _output_failed(error)
         except Terminated as stop:
-            typer.echo(f"nash: stopped by {signal.Signals(stop.signum).name}", err=True)
+            with contextlib.suppress(OSError):  # (a hangup: the terminal may be gone)
+                typer.echo(f"nash: stopped by {signal.Signals(stop.signum).name}", err=True)
             ctx.exit(128 + stop.signum)  # as a shell reports a process the signal killed
         except KeyboardInterrupt:
             typer.echo("nash: interrupted", err=True)
@@ -288,28 +291,41 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def stopped_as_by_ctrl_c():
-    """SIGTERM (``timeout``, ``kill``, a shutdown) and SIGHUP (the terminal closed) raise
-    :class:`Terminated`, a ``KeyboardInterrupt``, for the duration: their default ends the
-    process where it stands, and a first ``nash index`` stopped so left an empty collection
-    behind, which then blocked the folder's ``--name`` (Ctrl-C removes it)."""
-
-    def handler(signum, frame):
-        raise Terminated(signum)
-
-    previous = {}
+def signals_handled(names: Sequence[str], handler: Callable) -> Iterator[list[int]]:
+    """``handler`` for the signals ``names`` during the block, the old handlers back after it;
+    yields the signals it handles. One ignored when the block starts stays ignored: ``nohup``
+    ignores SIGHUP so that the command outlives its terminal, a shell's background job SIGINT."""
+    installed: dict[int, object] = {}
     try:
-        for name in ("SIGTERM", "SIGHUP"):
-            if hasattr(signal, name):
-                sig = getattr(signal, name)
-                previous[sig] = signal.signal(sig, handler)
+        for name in names:
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+                installed[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
         pass
     try:
-        yield
+        yield list(installed)
     finally:
-        for sig, old in previous.items():
+        for sig, old in installed.items():
             signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def stopped_as_by_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``timeout``, ``kill``, a shutdown) and SIGHUP (the terminal closed) raise
+    :class:`Terminated`, a ``KeyboardInterrupt``, for the duration: their default ends the
+    process where it stands, and a first ``nash index`` stopped so left an empty collection
+    behind, which then blocked the folder's ``--name`` (Ctrl-C removes it). Once one came,
+    both are ignored: a second (a closing terminal can send SIGHUP twice) must not cut the
+    cleanup short."""
+
+    def handler(signum, frame):
+        for sig in handled:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    with signals_handled(("SIGTERM", "SIGHUP"), handler) as handled:
+        yield
 
 
 app = typer.Typer(

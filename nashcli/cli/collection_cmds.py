@@ -22,10 +22,10 @@ _DEVICES = ("auto", "cpu", "cuda")
 def _collection_names(incomplete: str) -> list[str]:
     """Names of the collections that start with ``incomplete``, for shell completion (a
     listing of the collections' folder: nothing is opened, no heavy library imported)."""
-    from nashcli.paths import data_dir
+    from nashcli.paths import collections_dir
 
     try:
-        with os.scandir(data_dir() / "collections") as entries:
+        with os.scandir(collections_dir()) as entries:
             names = [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
     except OSError:
         return []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
 import stat
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from nashcli.cli.app import app
+from nashcli.cli.app import app, signals_handled
 from nashcli.errors import NashError
 from nashcli.names import shell_quote, visible
 from nashcli.paths import look_at
@@ -111,9 +110,9 @@ class _BatchLog:
             )
         if report.ignored:  # not deleted: the ignore rules leave them out now
             n, of = report.deleted, report.ignored
-            which = f"the {n} removed files are" if n > 1 else "the removed file is"
+            which = f"the {n:,} removed files are" if n > 1 else "the removed file is"
             if of < n:
-                which = f"{of} of the {n} removed files {'are' if of > 1 else 'is'}"
+                which = f"{of:,} of the {n:,} removed files {'are' if of > 1 else 'is'}"
             _say(f"{which} still there: left out by .gitignore/.nashignore rules")
         if changed <= _SHOWN_PATHS and not report.retrained:  # + added, ~ changed, - removed
             for kind, paths in report.changes:  # → moved
@@ -139,9 +138,6 @@ def _stop_on_signals(watcher):
     """SIGINT (Ctrl-C), SIGTERM and SIGHUP finish the current batch and stop; a second one, or
     one during the catch-up pass (minutes for a first index), interrupts at once: the index
     keeps every batch it committed."""
-    names = ["SIGINT", "SIGTERM", "SIGHUP"]
-    caught = [getattr(signal, n) for n in names if hasattr(signal, n)]
-    previous = {}
     received = []
 
     def handler(signum, frame):
@@ -157,7 +153,7 @@ def _stop_on_signals(watcher):
     redeliveries = []  # cancelled on the way out: the watch may have stopped by itself meanwhile
 
     def unraisable(info):
-        if isinstance(info.exc_value, KeyboardInterrupt) and previous:
+        if isinstance(info.exc_value, KeyboardInterrupt) and handled:
             import _thread
             import threading
 
@@ -166,20 +162,14 @@ def _stop_on_signals(watcher):
             return
         previous_hook(info)
 
-    try:
-        for sig in caught:
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        pass
-    sys.unraisablehook = unraisable
-    try:
-        yield
-    finally:
-        for timer in redeliveries:
-            timer.cancel()
-        sys.unraisablehook = previous_hook
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+    with signals_handled(("SIGINT", "SIGTERM", "SIGHUP"), handler) as handled:
+        sys.unraisablehook = unraisable
+        try:
+            yield
+        finally:
+            for timer in redeliveries:
+                timer.cancel()
+            sys.unraisablehook = previous_hook
 
 
 def _running_watcher_of(target: str) -> str | None:

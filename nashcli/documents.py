@@ -5,7 +5,7 @@ tells a touched file from a changed one.
 
 :func:`read_document` turns a file :func:`nashcli.corpus.crawl` found into a :class:`Document`
 or raises :class:`UnreadableFile` with a reason a person can act on. Only the standard library is
-imported at module level: ``charset_normalizer``, ``bs4``, ``email`` and ``pypdf`` are imported
+imported at module level: ``charset_normalizer``, ``email`` and ``pypdf`` are imported
 by the functions that need them, so importing this module costs nothing to ``nash --help``.
 """
 
@@ -22,6 +22,7 @@ import unicodedata
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -245,24 +246,71 @@ def _control_ratio(text: str, sample: int = 100_000) -> float:
     return bad / len(head)
 
 
-_BLOCK_TAGS = [
+#: Elements whose end (and start) break a line of the text; ``br`` and ``hr`` are void.
+_BLOCK_TAGS = frozenset([
     "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
     "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main",
     "nav", "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul",
-]  # fmt: skip
+])  # fmt: skip
+#: Elements whose content is not visible text. Not ``head``: its end tag may be left out
+#: (HTML5), and its text-bearing children are all here anyway.
+_HIDDEN_TAGS = frozenset(["script", "style", "noscript", "template", "title"])
+
+
+class _VisibleText(HTMLParser):
+    """The visible text of an HTML page as it streams by (no tree is built): a line break at
+    each block element's start and end, nothing inside :data:`_HIDDEN_TAGS`; and the first
+    ``<title>``'s text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title: list[str] | None = None  # the first title's pieces, once it has begun
+        self.hidden: list[str] = []  # the hidden elements open now, innermost last
+        self.in_first_title = False
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in _HIDDEN_TAGS:
+            self.hidden.append(tag)
+            if tag == "title" and self.title is None:
+                self.title, self.in_first_title = [], True
+        elif tag in _BLOCK_TAGS and not self.hidden:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list) -> None:
+        if tag in _BLOCK_TAGS and not self.hidden:  # (<br/>; a hidden one has no content)
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN_TAGS:
+            if tag in self.hidden:  # (a stray end tag closes nothing)
+                while self.hidden.pop() != tag:
+                    pass
+            if tag == "title":
+                self.in_first_title = False
+        elif tag in _BLOCK_TAGS and not self.hidden:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.in_first_title:
+            self.title.append(data)
+        if not self.hidden:
+            self.parts.append(data)
 
 
 def _html_to_text(html: str) -> tuple[str, str]:
-    """Visible text of an HTML page, one line per block element, and its ``<title>``."""
-    from bs4 import BeautifulSoup
+    """Visible text of an HTML page, one line per block element, and its ``<title>``.
 
-    soup = BeautifulSoup(html, "html.parser")
-    title = " ".join(soup.title.get_text(" ").split()) if soup.title else ""
-    for tag in soup(["script", "style", "noscript", "template", "head", "title"]):
-        tag.decompose()
-    for tag in soup(_BLOCK_TAGS):
-        tag.append("\n")
-    lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
+    The standard library's streaming parser, not a tree: Beautiful Soup's took 30 s for the
+    242 pages (23 MB) of a Debian ``/usr/share/doc`` where this takes 4.6 s (0.15×; 237 of them
+    give the same words, the others words it had glued across block elements), and it dropped
+    the whole body of a page that leaves out ``</head>``, as HTML5 allows.
+    """
+    parser = _VisibleText()
+    parser.feed(html)
+    parser.close()
+    title = " ".join("".join(parser.title or ()).split())
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
     text = "\n".join(line for line in lines if line)
     if title and not text.startswith(title):
         text = f"{title}\n{text}"

@@ -115,6 +115,24 @@ def test_html_reduced_to_visible_text(tmp_path: Path) -> None:
     assert read_text(path) == document.text
 
 
+def test_html_without_its_optional_end_tags_keeps_its_text(tmp_path: Path) -> None:
+    """HTML5 lets a page leave out </head> (and </p>, </li>): the body was dropped whole as
+    part of the head, and a new paragraph's first word was glued to the last one's."""
+    html = "<!doctype html><html><head><meta charset=utf-8><title>Notes</title><body>"
+    html += "<p>First paragraph<p>Second one<ul><li>alpha<li>beta</ul>"
+    path = write(tmp_path / "notes.html", html)
+    document = read_document(path)
+    assert document.title == "Notes"
+    assert document.text.splitlines() == ["Notes", "First paragraph", "Second one", "alpha", "beta"]
+
+
+def test_only_the_first_title_is_the_title_and_no_title_is_text(tmp_path: Path) -> None:
+    html = "<title>A &amp; B</title><body><svg><title>icon</title></svg><p>x</p></script>y"
+    document = read_document(write(tmp_path / "page.html", html))
+    assert document.title == "A & B"
+    assert document.text.splitlines() == ["A & B", "x", "y"]
+
+
 def test_saved_mail_is_its_subject_and_body_not_its_encodings(tmp_path: Path) -> None:
     """A ``.eml`` file is read as a mail: quoted-printable and base64 decoded, the plain part
     preferred to the HTML one, attachments and headers left out, the Subject its title."""

@@ -133,6 +133,34 @@ def test_only_the_first_title_is_the_title_and_no_title_is_text(tmp_path: Path) 
     assert document.text.splitlines() == ["A & B", "x", "y"]
 
 
+@pytest.mark.parametrize(
+    ("html", "text", "title"),
+    [
+        # a title left open: the next tag ends it (it held the whole page, scripts included)
+        ("<title>Foo</head><body><script>var s=1</script><p>Hello", "Foo\nHello", "Foo"),
+        ("<title>My page<title><body><p>Hello world", "My page\nHello world", "My page"),
+        ("<template><title>t</template><p>Body text", "t\nBody text", "t"),
+        # an icon's title is not the page's
+        ("<svg><title>icon</title></svg><title>Real</title><p>x", "Real\nx", "Real"),
+        # blocks that are no paragraphs still part words; fallback content is not shown
+        (
+            "<details><summary>S</summary>Body</details><select><option>a<option>b</select>"
+            "<table><caption>cap</caption><tr><td>x</table><iframe>no frames</iframe>",
+            "S\nBody\na\nb\ncap\nx",
+            "S",  # (no <title>: the first line)
+        ),
+        # markup the standard library's parser asserts on (a traceback from nash similar)
+        ("<![foo[x]]>b<p>c", "b\nc", "b"),
+        ("<p>a<![ b", "a<![ b", "a<![ b"),
+    ],
+)
+def test_html_that_breaks_its_own_rules_is_read_as_a_browser_shows_it(
+    tmp_path: Path, html: str, text: str, title: str
+) -> None:
+    document = read_document(write(tmp_path / "page.html", html))
+    assert (document.text, document.title) == (text, title)
+
+
 def test_saved_mail_is_its_subject_and_body_not_its_encodings(tmp_path: Path) -> None:
     """A ``.eml`` file is read as a mail: quoted-printable and base64 decoded, the plain part
     preferred to the HTML one, attachments and headers left out, the Subject its title."""

@@ -299,7 +299,8 @@ def signals_handled(names: Sequence[str], handler: Callable) -> Iterator[list[in
     try:
         for name in names:
             sig = getattr(signal, name, None)
-            if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            # (None: a handler set from C, which could not be put back)
+            if sig is not None and signal.getsignal(sig) not in (signal.SIG_IGN, None):
                 installed[sig] = signal.signal(sig, handler)
     except ValueError:  # not the main thread: leave signals alone
         pass
@@ -315,16 +316,17 @@ def stopped_as_by_ctrl_c() -> Iterator[None]:
     """SIGTERM (``timeout``, ``kill``, a shutdown) and SIGHUP (the terminal closed) raise
     :class:`Terminated`, a ``KeyboardInterrupt``, for the duration: their default ends the
     process where it stands, and a first ``nash index`` stopped so left an empty collection
-    behind, which then blocked the folder's ``--name`` (Ctrl-C removes it). Once one came,
-    both are ignored: a second (a closing terminal can send SIGHUP twice) must not cut the
-    cleanup short."""
+    behind, which then blocked the folder's ``--name`` (Ctrl-C removes it). One that comes
+    while the first one's clean-up runs (a closing terminal can send SIGHUP twice) is let go:
+    it must not cut that short. (Not ignored from the first on: a first one Python could not
+    raise, in a ``__del__``, would have left the command unstoppable.)"""
 
     def handler(signum, frame):
-        for sig in handled:
-            signal.signal(sig, signal.SIG_IGN)
+        if isinstance(sys.exc_info()[1], Terminated):  # (visible in except, finally, __exit__)
+            return
         raise Terminated(signum)
 
-    with signals_handled(("SIGTERM", "SIGHUP"), handler) as handled:
+    with signals_handled(("SIGTERM", "SIGHUP"), handler):
         yield
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import stat
 import sys
 import time
@@ -142,9 +143,9 @@ def _stop_on_signals(watcher):
 
     def handler(signum, frame):
         watcher.stop()
-        if received or not watcher.ready.is_set():
-            raise KeyboardInterrupt
         received.append(signum)
+        if len(received) > 1 or not watcher.ready.is_set():
+            raise KeyboardInterrupt
 
     # The interrupt can land where Python cannot raise it (a weakref callback inside an import,
     # a __del__): Python then prints it as a traceback and goes on. Deliver it again instead, a
@@ -157,7 +158,9 @@ def _stop_on_signals(watcher):
             import _thread
             import threading
 
-            redeliveries.append(threading.Timer(0.05, _thread.interrupt_main))
+            # (the signal that came: SIGINT may be ignored, in a background job)
+            again = received[-1] if received else signal.SIGINT
+            redeliveries.append(threading.Timer(0.05, _thread.interrupt_main, (again,)))
             redeliveries[-1].start()
             return
         previous_hook(info)

@@ -1382,7 +1382,7 @@ class Registration:
             pid = f" (pid {info['pid']})" if "pid" in info else ""
             raise NashError(
                 f"collection {self.name!r} is already being watched{pid}; "
-                f"stop it with: nash watch --stop {self.root}"
+                f"stop it with: nash watch --stop {self.name}"  # (a name needs no quoting)
             ) from None
         except OSError as error:  # a read-only disk, another user's data directory
             raise NashError(

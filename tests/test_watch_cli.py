@@ -233,7 +233,9 @@ def test_detach_status_and_stop(notes):
         for argv in (["watch", str(notes)], ["watch", str(notes), "--detach"]):
             again = runner.invoke(app, argv)  # both say how to stop the running one
             assert again.exit_code != 0 and "already being watched" in again.output
-            assert "stop it with: nash watch --stop" in again.output
+            # (the name: the folder was given unquoted, a path with a space broke it)
+            assert again.output.rstrip().endswith("stop it with: nash watch --stop notes")
+            assert f"--stop {notes}" not in again.output
     finally:
         stopped = runner.invoke(app, ["watch", "--stop", str(notes)])
     assert stopped.exit_code == 0, stopped.output

@@ -804,18 +804,20 @@ def _index(
                 hasher, words, tfidf, metas = _retrain(
                     found, stored, target_bits, device, seed, hasher_options, report, reporter
                 )
-                # Of the entries a retrain drops, those of files that are there but cannot be
-                # read now (the crawl could not list them, or reading failed for a reason that
-                # may pass) are no deletions: they come back once they can be read.
+                # An indexed file that cannot be read now keeps its entry in incremental
+                # updates, but not through a retrain: its code belongs to the old model and its
+                # text is not there to encode. Of the entries a retrain drops, those of files
+                # that are there but cannot be read now (the crawl could not list them, or
+                # reading failed for a reason that may pass) are no deletions: they come back
+                # once they can be read.
                 listed = {str(c.path) for c in found} | {
                     d.path for d in _plan(stored, found, keep)[2]
                 }
                 unread = {
                     path for path in stored if path not in listed or path in report.unread_paths
                 }
-                report.dropped_unread = len(unread)
-                report.deleted -= report.dropped_unread
                 removed = set(stored) - {m.path for m in metas} - unread
+                report.dropped_unread, report.deleted = len(unread), len(removed)
                 report.ignored = ignored_now(root, removed)
             except _TooFewDocuments as error:
                 if why == FIRST_INDEX or why.startswith(REBUILT):  # no model to fall back on
@@ -965,9 +967,6 @@ def _retrain(
 
         words, tfidf = _encode(hasher, _batches(every_text()), None, len(found))
         _check_readable(metas, report.root)
-    # An indexed file that cannot be read now keeps its entry in incremental updates, but not
-    # through a retrain: its code belongs to the old model and its text is not there to encode.
-    report.deleted = len(set(stored) - {m.path for m in metas})
     return hasher, words, tfidf, metas
 
 

@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
 SCHEMA_VERSION = 1
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME_RE = paths.COLLECTION_NAME
 _META = "meta.sqlite"
 #: How often a reader looks again when writers keep switching generations under it.
 READ_ATTEMPTS = 20
@@ -208,9 +208,7 @@ def _collection_dirs() -> list[Path]:
         return []
     # A collection's folder without its meta.sqlite is a damaged collection, not nothing:
     # finished collections are renamed into place whole, and forgotten ones renamed away first.
-    return [
-        child for child in sorted(base.iterdir()) if _NAME_RE.match(child.name) and child.is_dir()
-    ]
+    return paths.collection_folders()
 
 
 def list_collections() -> list[Collection]:

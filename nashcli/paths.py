@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 APP_NAME = "nash"
+#: A collection's name, which is its folder's under :func:`collections_dir`.
+COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def data_dir() -> Path:
@@ -21,6 +24,17 @@ def data_dir() -> Path:
 def collections_dir() -> Path:
     """Where every collection's directory lives (``data_dir()/collections``)."""
     return data_dir() / "collections"
+
+
+def collection_folders() -> list[Path]:
+    """The folders under :func:`collections_dir` named as collections, sorted (not the hidden
+    ``.new-*`` / ``.forgotten-*`` folders of one being made or removed); OSError where that
+    folder cannot be listed (or is not there)."""
+    return [
+        child
+        for child in sorted(collections_dir().iterdir())
+        if COLLECTION_NAME.match(child.name) and child.is_dir()
+    ]
 
 
 def state_dir() -> Path:

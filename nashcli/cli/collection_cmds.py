@@ -22,14 +22,12 @@ _DEVICES = ("auto", "cpu", "cuda")
 def _collection_names(incomplete: str) -> list[str]:
     """Names of the collections that start with ``incomplete``, for shell completion (a
     listing of the collections' folder: nothing is opened, no heavy library imported)."""
-    from nashcli.paths import collections_dir
+    from nashcli.paths import collection_folders
 
     try:
-        with os.scandir(collections_dir()) as entries:
-            names = [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+        return [p.name for p in collection_folders() if p.name.startswith(incomplete)]
     except OSError:
         return []
-    return sorted(name for name in names if name.startswith(incomplete))
 
 
 @app.command("index")

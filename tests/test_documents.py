@@ -151,7 +151,13 @@ def test_only_the_first_title_is_the_title_and_no_title_is_text(tmp_path: Path) 
         ),
         # markup the standard library's parser asserts on (a traceback from nash similar)
         ("<![foo[x]]>b<p>c", "b\nc", "b"),
-        ("<p>a<![ b", "a<![ b", "a<![ b"),
+        # markup that never ends hides the rest of the page (it showed as text)
+        ("<p>a<![ b", "a", "a"),
+        ("<p>a</p>if (x<y) z", "a\nif (x", "a"),
+        ("<p>a</p><!-- left open <p>b</p>", "a", "a"),
+        # ... but empty comments end where they begin; marked sections at the next >
+        ("<p>a<!--><p>b<!---><p>c", "a\nb\nc", "a"),
+        ("<p>a<![CDATA[x]]>b<![if !IE]>c<![endif]>", "abc", "abc"),
     ],
 )
 def test_html_that_breaks_its_own_rules_is_read_as_a_browser_shows_it(
@@ -159,6 +165,27 @@ def test_html_that_breaks_its_own_rules_is_read_as_a_browser_shows_it(
 ) -> None:
     document = read_document(write(tmp_path / "page.html", html))
     assert (document.text, document.title) == (text, title)
+
+
+@pytest.mark.parametrize(
+    ("unit", "text"),
+    [
+        ("a<b ", "x\na"),  # text after the last > (code, comparisons)
+        ("<a ", "x"),  # tags never closed
+        ("</a ", "x"),
+        ("<!-- x > ", "x"),  # a comment never closed, with > in between
+        ("<![CDATA[ y > ", "x"),
+    ],
+)
+def test_html_whose_markup_never_ends_is_read_in_one_pass(
+    tmp_path: Path, unit: str, text: str
+) -> None:
+    """Python 3.11's parser read the rest of the page again for every unclosed ``<`` of its
+    tail (CVE-2025-6069): 64 KB of ``<a `` took 60 s, a 10 MB page would take days; and it
+    showed them as text. Not timed: the old parser took minutes here, then failed."""
+    html = "<p>x</p>" + unit * (64_000 // len(unit))
+    document = read_document(write(tmp_path / "page.html", html))
+    assert document.text == text
 
 
 def test_saved_mail_is_its_subject_and_body_not_its_encodings(tmp_path: Path) -> None:

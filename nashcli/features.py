@@ -105,6 +105,14 @@ class TfidfFeatures:
     def fit_counts(self, texts: Sequence[str]) -> sp.csr_matrix:
         """:meth:`fit`, returning what :meth:`counts` would give for ``texts``, from the same
         tokenisation pass (tokenising is most of the cost of features)."""
+        return self._fit_counts(texts)[0]
+
+    def _fit_counts(
+        self, texts: Sequence[str]
+    ) -> tuple[sp.csr_matrix, tuple[sp.csr_matrix, np.ndarray] | None]:
+        """:meth:`fit_counts`, and the counts of every word of ``texts`` (their columns in
+        alphabetical order, the words) where ``min_df`` and ``max_df`` leave none out (the
+        defaults), else None: what another vocabulary of the same texts can be cut from."""
         texts = list(texts)
         if not texts:
             raise NashError("no documents to learn a vocabulary from")
@@ -121,16 +129,26 @@ class TfidfFeatures:
         except ValueError as error:  # empty vocabulary, or min_df/max_df exclude every word
             raise NashError(f"no usable words in the documents ({error})") from None
         vocabulary = vectorizer.get_feature_names_out()
+        every_word = (counts, vocabulary) if self._keeps_every_word() else None
         if limit is not None and len(vocabulary) > limit:
             keep = most_frequent_columns(counts, limit)
             counts, vocabulary = counts[:, keep], vocabulary[keep]
-        vocabulary = vocabulary.tolist()
-        df = np.bincount(counts.indices, minlength=len(vocabulary)).astype(np.float64)
+        self._take(counts, vocabulary.tolist())
+        return _csr_counts(counts), every_word
+
+    def _take(self, counts: sp.spmatrix, vocabulary: list[str]) -> None:
+        """Learn ``vocabulary`` (the columns of ``counts``) and the idf of the rows it counts."""
+        df = np.bincount(sp.csr_matrix(counts).indices, minlength=len(vocabulary))
         n = counts.shape[0]
         self.vocabulary_ = vocabulary
-        self.idf_ = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+        self.idf_ = (np.log((1.0 + n) / (1.0 + df.astype(np.float64))) + 1.0).astype(np.float32)
         self._index = None
-        return _csr_counts(counts)
+
+    def _keeps_every_word(self) -> bool:
+        """Whether ``min_df`` and ``max_df`` keep every word of any corpus (the defaults do)."""
+        min_df, max_df = self.min_df, self.max_df
+        low = min_df == 0 or (isinstance(min_df, numbers.Integral) and min_df <= 1)
+        return low and isinstance(max_df, float) and max_df >= 1.0
 
     @property
     def vocabulary_size(self) -> int:
@@ -312,7 +330,7 @@ def make_problem(
     """
     train_texts, val_texts, test_texts = list(train_texts), list(val_texts), list(test_texts)
     features = TfidfFeatures(**feature_kw)
-    c_fit = features.fit_counts(train_texts + val_texts)
+    c_fit, every_word = features._fit_counts(train_texts + val_texts)
     c_train, c_val = c_fit[: len(train_texts)], c_fit[len(train_texts) :]
     c_test = features.counts(test_texts)
     x_train, x_val, x_test = (features.tfidf_from_counts(c) for c in (c_train, c_val, c_test))
@@ -322,7 +340,11 @@ def make_problem(
             return None
         return [[lab] if isinstance(lab, str) else list(lab) for lab in labels]
 
-    graph_x = graph_features(train_texts, features)
+    if every_word is not None:  # (tokenising is most of the features' time: not twice)
+        counts, words = every_word
+        graph_x = graph_features_from_counts(counts[: len(train_texts)], words, features)
+    else:
+        graph_x = graph_features(train_texts, features)
     train_labels, val_labels, test_labels = map(as_lists, (train_labels, val_labels, test_labels))
     names = None
     if train_labels is not None:
@@ -354,6 +376,21 @@ def graph_features(texts: list[str], features: TfidfFeatures) -> sp.csr_matrix |
     if graph.vocabulary_size <= features.vocabulary_size:
         return None
     return graph.tfidf_from_counts(counts)
+
+
+def graph_features_from_counts(
+    counts: sp.csr_matrix, words: np.ndarray, features: TfidfFeatures
+) -> sp.csr_matrix | None:
+    """:func:`graph_features` of the texts whose counts of every word (alphabetical columns,
+    ``words``) are ``counts``: the same matrix to the bit, without tokenising them again."""
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    keep = np.flatnonzero(df >= GRAPH_MIN_DF)
+    if len(keep) == 0 or len(keep) <= features.vocabulary_size:
+        return None
+    graph = TfidfFeatures(**{**features.get_params(), "max_features": None, "min_df": GRAPH_MIN_DF})
+    kept = counts[:, keep]
+    graph._take(kept, words[keep].tolist())
+    return graph.tfidf_from_counts(_csr_counts(kept))
 
 
 def _csr_counts(counts: sp.spmatrix) -> sp.csr_matrix:

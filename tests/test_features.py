@@ -11,6 +11,7 @@ from nashcli.errors import NashError
 from nashcli.features import (
     TfidfFeatures,
     carve_validation,
+    graph_features,
     knn_graph,
     make_problem,
     real_neighbours,
@@ -217,6 +218,22 @@ def test_knn_graph_rows_see_words_beyond_the_model_vocabulary():
     assert p.X_train.shape[1] == 2 and p.G_train.shape == (4, 4)
     assert knn_graph(p.X_train, 1)[0][0, 0] == 2  # on the model's words, 0 looks like 2
     assert knn_graph(p.graph_rows, 1)[0][:, 0].tolist() == [3, 2, 1, 0]
+
+
+def test_knn_graph_rows_are_cut_from_the_features_counting_pass_to_the_bit():
+    """make_problem counts the training texts once: the graph's rows (words in two training
+    documents, not the validation's) are those a second pass over the texts gives."""
+    train = DOCS + ["zebra quokka cat", "quokka zebra dog oil", "lonely words oil", "cat dog"]
+    val = ["zebra zebra only in validation", "validation quokka"]
+    p = make_problem(train, val, [], max_features=3)
+    again = graph_features(train, p.features)
+    assert again is not None and p.G_train.shape == again.shape == (9, 5)
+    for part in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(p.G_train, part), getattr(again, part))
+    assert p.G_train.dtype == again.dtype == np.float32
+    # settings that leave words out of the features' own vocabulary: counted again, as before
+    p = make_problem(train, val, [], max_features=3, min_df=2)
+    assert (p.G_train != graph_features(train, p.features)).nnz == 0
 
 
 def test_knn_graph_rows_are_the_model_rows_when_no_word_is_left_out():

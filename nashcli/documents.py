@@ -20,6 +20,7 @@ import logging
 import re
 import unicodedata
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -275,14 +276,18 @@ class _VisibleText(HTMLParser):
         self.title: list[str] | None = None  # the first title's pieces, once it has begun
         self.title_open = False  # while that title is being read
         self.hidden: list[str] = []  # the hidden elements open now, innermost last
+        self.open_hidden: Counter[str] = Counter()  # how many of each (a stack can be long)
         self.foreign = 0  # depth inside <svg> / <math>
         self.closing = False  # once the whole page has been fed
 
     def _close(self, tag: str) -> None:
         """End the innermost open hidden element ``tag`` and those inside it."""
-        while self.hidden and self.hidden.pop() != tag:
-            pass
-        self.title_open = self.title_open and "title" in self.hidden
+        while self.hidden:
+            innermost = self.hidden.pop()
+            self.open_hidden[innermost] -= 1
+            if innermost == tag:
+                break
+        self.title_open = self.title_open and self.open_hidden["title"] > 0
 
     def _end_open_title(self) -> None:
         """A title holds text only: a tag within it means its end tag was left out."""
@@ -295,6 +300,7 @@ class _VisibleText(HTMLParser):
             self.foreign += 1
         if tag in _HIDDEN_TAGS:
             self.hidden.append(tag)
+            self.open_hidden[tag] += 1
             if tag == "title" and self.title is None and not self.foreign:
                 self.title, self.title_open = [], True
         elif tag in _BLOCK_TAGS and not self.hidden:
@@ -311,7 +317,7 @@ class _VisibleText(HTMLParser):
         if tag in _FOREIGN_TAGS and self.foreign:
             self.foreign -= 1
         if tag in _HIDDEN_TAGS:
-            if tag in self.hidden:  # (a stray end tag closes nothing)
+            if self.open_hidden[tag] > 0:  # (a stray end tag closes nothing)
                 self._close(tag)
         elif tag in _BLOCK_TAGS and not self.hidden:
             self.parts.append("\n")
@@ -322,46 +328,60 @@ class _VisibleText(HTMLParser):
         elif self.title_open and self.hidden[-1] == "title":
             self.title.append(data)
 
+    # Markup that never ends: once the whole page is in (``close``), whatever begins there
+    # runs to the end of the page and is not shown, as in browsers (and in Python's own later
+    # fix of CVE-2025-6069). Python 3.11's parser showed it as text up to the next ``>`` and
+    # then read the rest of the page again from the next ``<``, each time: 64 KB of ``a<b ``
+    # took 31 s and of ``<a `` 60 s, growing with the square of the length.
+    def _unended(self, end: int) -> int:
+        return len(self.rawdata) if end < 0 and self.closing else end
+
+    def parse_starttag(self, i: int) -> int:
+        return self._unended(super().parse_starttag(i))
+
+    def parse_endtag(self, i: int) -> int:
+        return self._unended(super().parse_endtag(i))
+
+    def parse_pi(self, i: int) -> int:
+        return self._unended(super().parse_pi(i))
+
+    def parse_bogus_comment(self, i: int, report: bool = True) -> int:
+        return self._unended(super().parse_bogus_comment(i, report))
+
     def parse_html_declaration(self, i: int) -> int:
-        """``<![...``: a bogus comment up to the next ``>``, as browsers read it in HTML (not
-        SVG or MathML). The standard library reads a marked section up to its ``]]>``: it
-        asserted on a keyword it does not know, and searched the rest of the page again for
-        every unclosed one (64 KB of ``<![CDATA[ x >``: 0.07 s, growing with the square)."""
-        if self.rawdata.startswith("<![", i):
-            end = self.rawdata.find(">", i + 3)
-            return -1 if end < 0 else end + 1
-        return super().parse_html_declaration(i)
+        """``<![...``: a bogus comment up to the next ``>`` as browsers read it in HTML, a
+        CDATA section's text in SVG and MathML. The standard library reads a marked section up
+        to its ``]]>``: it asserted on a keyword it does not know, and searched the rest of the
+        page again for every unclosed one."""
+        raw = self.rawdata
+        if self.foreign and raw.startswith("<![CDATA[", i):
+            end = raw.find("]]>", i + 9)
+            if end < 0:
+                return self._unended(end)
+            self.handle_data(raw[i + 9 : end])
+            return end + 3
+        if raw.startswith("<![", i):
+            end = raw.find(">", i + 3)
+            return self._unended(end if end < 0 else end + 1)
+        return self._unended(super().parse_html_declaration(i))
 
     def parse_comment(self, i: int, report: bool = True) -> int:
-        """A comment, ended as browsers end it: ``<!-->`` and ``<!--->`` are empty ones, and
-        one never closed runs to the end of the page (the standard library showed its text,
-        and searched the rest of the page again for every ``<!--`` after it)."""
+        """A comment, ended as browsers end it (``-->``, ``--!>``; ``<!-->`` and ``<!--->``
+        are empty ones), and by ``-- >`` as the standard library ends it."""
+        raw = self.rawdata
         for empty in ("<!-->", "<!--->"):
-            if self.rawdata.startswith(empty, i):
+            if raw.startswith(empty, i):
                 return i + len(empty)
-        end = super().parse_comment(i, report)
-        return len(self.rawdata) if end < 0 and self.closing else end
+        end = _COMMENT_END.search(raw, i + 4)
+        return self._unended(-1 if end is None else end.end())
 
     def close(self) -> None:
         self.closing = True  # no more input: what is still open stays so
         super().close()
 
 
-#: Where markup begins (a tag, an end tag, a comment, a declaration or a processing
-#: instruction): ``<`` and a letter, ``/``, ``!`` or ``?``.
-_MARKUP_START = re.compile(r"<[A-Za-z/!?]")
-
-
-def _without_open_tail(html: str) -> str:
-    """``html`` up to the first markup that begins after its last ``>``.
-
-    No such markup can end, so a browser shows nothing from there on (a tag or comment that
-    runs to the end of the page). Python 3.11's parser instead shows it as text, and reads
-    the rest of the page again for each ``<`` in it: 64 KB of ``a<b `` took 31 s, and the
-    time grows with the square of the length (CVE-2025-6069).
-    """
-    tail = _MARKUP_START.search(html, html.rfind(">") + 1)
-    return html if tail is None else html[: tail.start()]
+#: The end of a comment: HTML's ``-->`` and ``--!>``, and the standard library's ``-- >``.
+_COMMENT_END = re.compile(r"--!?>|--\s+>")
 
 
 def _html_to_text(html: str) -> tuple[str, str]:
@@ -375,7 +395,7 @@ def _html_to_text(html: str) -> tuple[str, str]:
     """
     parser = _VisibleText()
     try:
-        parser.feed(_without_open_tail(html))
+        parser.feed(html)
         parser.close()
     except AssertionError:  # (the standard library's parser on markup it gives up on)
         pass  # the text read up to there
@@ -383,7 +403,7 @@ def _html_to_text(html: str) -> tuple[str, str]:
     lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
     text = "\n".join(line for line in lines if line)
     if title and not text.startswith(title):
-        text = f"{title}\n{text}"
+        text = f"{title}\n{text}" if text else title
     return text, trim_title(title)
 
 

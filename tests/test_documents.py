@@ -157,7 +157,10 @@ def test_only_the_first_title_is_the_title_and_no_title_is_text(tmp_path: Path) 
         ("<p>a</p><!-- left open <p>b</p>", "a", "a"),
         # ... but empty comments end where they begin; marked sections at the next >
         ("<p>a<!--><p>b<!---><p>c", "a\nb\nc", "a"),
+        ("<p>a<!-- c --!><p>b<!-- d -- ><p>c", "a\nb\nc", "a"),
         ("<p>a<![CDATA[x]]>b<![if !IE]>c<![endif]>", "abc", "abc"),
+        ("<p>a<svg><text><![CDATA[ x > y ]]></text></svg><p>b", "a x > y\nb", "a x > y"),
+        ("<title>Only a title</title>", "Only a title", "Only a title"),
     ],
 )
 def test_html_that_breaks_its_own_rules_is_read_as_a_browser_shows_it(
@@ -175,6 +178,8 @@ def test_html_that_breaks_its_own_rules_is_read_as_a_browser_shows_it(
         ("</a ", "x"),
         ("<!-- x > ", "x"),  # a comment never closed, with > in between
         ("<![CDATA[ y > ", "x"),
+        ("<a b='>' ", "x"),  # a quoted > inside a tag that never ends
+        ("<a b='</a>' ", "x"),
     ],
 )
 def test_html_whose_markup_never_ends_is_read_in_one_pass(
@@ -186,6 +191,14 @@ def test_html_whose_markup_never_ends_is_read_in_one_pass(
     html = "<p>x</p>" + unit * (64_000 // len(unit))
     document = read_document(write(tmp_path / "page.html", html))
     assert document.text == text
+
+
+def test_html_of_many_open_hidden_elements_is_read_in_one_pass(tmp_path: Path) -> None:
+    """Each end tag looked through every hidden element still open: 16,000 open <iframe>s
+    and as many stray </noscript>s took 6.3 s, growing with the square (0.4 s now; not timed
+    here: this checks that counting the open elements closes the right ones)."""
+    html = "<p>x</p>" + "<iframe>" * 16_000 + "</noscript>" * 16_000 + "</iframe>" * 16_000
+    assert read_document(write(tmp_path / "page.html", html + "<p>y")).text == "x\ny"
 
 
 def test_saved_mail_is_its_subject_and_body_not_its_encodings(tmp_path: Path) -> None:

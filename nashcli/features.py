@@ -111,7 +111,7 @@ class TfidfFeatures:
         self, texts: Sequence[str]
     ) -> tuple[sp.csr_matrix, tuple[sp.csr_matrix, np.ndarray] | None]:
         """:meth:`fit_counts`, and the counts of every word of ``texts`` (their columns in
-        alphabetical order, the words) where ``min_df`` and ``max_df`` leave none out (the
+        code-point order, the words) where ``min_df`` and ``max_df`` leave none out (the
         defaults), else None: what another vocabulary of the same texts can be cut from."""
         texts = list(texts)
         if not texts:
@@ -331,6 +331,15 @@ def make_problem(
     train_texts, val_texts, test_texts = list(train_texts), list(val_texts), list(test_texts)
     features = TfidfFeatures(**feature_kw)
     c_fit, every_word = features._fit_counts(train_texts + val_texts)
+    if every_word is not None:  # (tokenising is most of the features' time: not twice)
+        counts, words = every_word
+        del every_word  # (the largest matrix here: not kept past the graph)
+        if counts.shape[0] > len(train_texts):
+            counts = counts[: len(train_texts)]
+        graph_x = graph_features_from_counts(counts, words, features)
+        del counts, words
+    else:
+        graph_x = graph_features(train_texts, features)
     c_train, c_val = c_fit[: len(train_texts)], c_fit[len(train_texts) :]
     c_test = features.counts(test_texts)
     x_train, x_val, x_test = (features.tfidf_from_counts(c) for c in (c_train, c_val, c_test))
@@ -340,11 +349,6 @@ def make_problem(
             return None
         return [[lab] if isinstance(lab, str) else list(lab) for lab in labels]
 
-    if every_word is not None:  # (tokenising is most of the features' time: not twice)
-        counts, words = every_word
-        graph_x = graph_features_from_counts(counts[: len(train_texts)], words, features)
-    else:
-        graph_x = graph_features(train_texts, features)
     train_labels, val_labels, test_labels = map(as_lists, (train_labels, val_labels, test_labels))
     names = None
     if train_labels is not None:
@@ -381,8 +385,9 @@ def graph_features(texts: list[str], features: TfidfFeatures) -> sp.csr_matrix |
 def graph_features_from_counts(
     counts: sp.csr_matrix, words: np.ndarray, features: TfidfFeatures
 ) -> sp.csr_matrix | None:
-    """:func:`graph_features` of the texts whose counts of every word (alphabetical columns,
-    ``words``) are ``counts``: the same matrix to the bit, without tokenising them again."""
+    """:func:`graph_features` of the texts whose counts of every word (CSR without explicit
+    zeros, its columns the ``words`` in code-point order, as scikit-learn's vectorizers sort
+    them) are ``counts``: the same matrix to the bit, without tokenising the texts again."""
     df = np.bincount(counts.indices, minlength=counts.shape[1])
     keep = np.flatnonzero(df >= GRAPH_MIN_DF)
     if len(keep) == 0 or len(keep) <= features.vocabulary_size:

@@ -51,18 +51,12 @@ def kill_at(point: str, args: list[str], tmp_path: Path, sig: int = signal.SIGKI
     """Run `nash index ARGS`, wait until it reaches ``point``, send it ``sig``; its stderr."""
     flag = tmp_path / f"paused-{point}"
     env = dict(os.environ, NASH_TEST_PAUSE_AT=point, NASH_TEST_PAUSE_FILE=str(flag))
-
-    def default_disposition() -> None:  # (under `nohup pytest` the child would ignore SIGHUP)
-        if sig != signal.SIGKILL:
-            signal.signal(sig, signal.SIG_DFL)
-
     proc = subprocess.Popen(
         [sys.executable, "-c", NASH, "index", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=default_disposition,
     )
     try:
         deadline = time.monotonic() + 240

@@ -305,8 +305,9 @@ def test_a_signal_during_a_catch_up_says_the_collection_is_not_up_to_date(notes,
     watch = Watch(notes, tmp_path, epochs=2000)
     watch.wait_for("catching up")
     time.sleep(1.0)  # (into the refit)
-    assert watch.stop(signal.SIGTERM) == 0
+    code = watch.stop(signal.SIGTERM)
     out = watch.output()
+    assert code == 0, out
     assert "stopped watching 'notes' before it was up to date (nash watch " in out, out
     assert len(live_paths()) == 24
 

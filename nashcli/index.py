@@ -282,19 +282,22 @@ def _connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
 
 
 def _connect_reader(path: Path) -> sqlite3.Connection:
-    """A connection for reading: :func:`_connect`, else, on a read-only disk, a read-only one.
+    """A connection for reading: :func:`_connect`, else, on a read-only or full disk, a
+    read-only one.
 
     SQLite opens a WAL database read-only only while its ``-wal`` and ``-shm`` files exist (a
     writer has it open) or as *immutable*, which takes no locks and so is safe only where
-    nothing can write the file: a read-only file system without a ``-wal`` left over (whose
-    transactions an immutable reader would not see). A folder the user cannot write on a
-    writable disk (another user's index) is refused: its owner's next commit could change the
-    file under an immutable reader.
+    nothing can write the file: a read-only file system, or a full one (no writer can open the
+    database there either: SQLite could not make the ``-shm`` file, which is why this reader
+    is here), without a ``-wal`` left over (whose transactions an immutable reader would not
+    see). A folder the user cannot write on a writable disk with room (another user's index)
+    is refused: its owner's next commit could change the file under an immutable reader.
     """
     try:
         return _connect(path)
     except sqlite3.OperationalError:
-        if os.access(path.parent, os.W_OK) and os.access(path, os.W_OK):
+        full = _no_room(path.parent)
+        if not full and os.access(path.parent, os.W_OK) and os.access(path, os.W_OK):
             raise
         base = f"{Path(os.path.abspath(path)).as_uri()}?mode=ro"
         con = None
@@ -305,9 +308,35 @@ def _connect_reader(path: Path) -> sqlite3.Connection:
         except sqlite3.OperationalError:
             if con is not None:
                 con.close()
-            if not _read_only_fs(path) or Path(f"{path}-wal").exists():
+            if not (full or _read_only_fs(path)) or _wal_holds_data(path):
                 raise
         return sqlite3.connect(f"{base}&immutable=1", uri=True, isolation_level=None)
+
+
+def _wal_holds_data(path: Path) -> bool:
+    """Whether the database ``path`` has a ``-wal`` file that is not empty (one left empty by
+    a failed open holds no transaction)."""
+    try:
+        return os.stat(f"{path}-wal").st_size > 0
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+
+
+#: Free bytes under which a disk counts as full for :func:`_connect_reader`: SQLite's ``-shm``
+#: file takes 32 KiB at first.
+_ROOM_FOR_SHM = 1 << 20
+
+
+def _no_room(directory: Path) -> bool:
+    """Whether the disk of ``directory`` has no room left for a new file of SQLite's."""
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return False
+    blocks = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail
+    return blocks * st.f_frsize < _ROOM_FOR_SHM
 
 
 def _read_only_fs(path: Path) -> bool:

@@ -544,6 +544,50 @@ def test_an_index_on_a_read_only_disk_answers_and_refuses_changes_in_one_line(
     assert run("index", str(folder)).exit_code == 0
 
 
+def test_an_index_on_a_full_disk_still_answers(
+    notes, nash_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no room for SQLite's ``-shm`` file no reader could open the database: `nash
+    similar` and `nash status` said the collection was unreadable while it was intact. No
+    writer can open it there either, so it is read as it stands (immutable)."""
+    import sqlite3
+
+    from nashcli import index
+
+    folder, paths = notes
+    directory = nash_home / "collections" / "notes"
+    before = run("similar", str(paths[0]), "--json").stdout
+    real_connect, real_sqlite_connect = index._connect, sqlite3.connect
+
+    def inside(path) -> bool:
+        return Path(str(path).removeprefix("file:").split("?")[0]).parent == directory
+
+    def no_shm(path: Path, *, create: bool = False):
+        if inside(path):
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_connect(path, create=create)
+
+    def sqlite_connect(database, *args, **kw):
+        if inside(database) and "mode=ro" in database and "immutable=1" not in database:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_sqlite_connect(database, *args, **kw)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(index, "_connect", no_shm)
+        patch.setattr(sqlite3, "connect", sqlite_connect)
+        line = one_error_line(run("similar", str(paths[0])))
+        assert "cannot read collection 'notes' (meta.sqlite: disk I/O error)" in line  # room left
+        patch.setattr(index, "_no_room", lambda d: d == directory)
+        assert run("similar", str(paths[0]), "--json").stdout == before
+        (entry,) = json.loads(run("status", "--json").stdout)["collections"]
+        assert entry["state"] == "ok" and entry["documents"] == len(paths)
+        (directory / "meta.sqlite-wal").write_bytes(b"\0" * 64)  # transactions it cannot see
+        line = one_error_line(run("similar", str(paths[0])))
+        assert "cannot read collection 'notes' (meta.sqlite: disk I/O error)" in line
+        (directory / "meta.sqlite-wal").unlink()
+    assert run("similar", str(paths[0]), "--json").stdout == before
+
+
 def test_another_users_index_on_a_writable_disk_is_refused_not_read_unlocked(
     notes, nash_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -313,6 +313,25 @@ def _connect_reader(path: Path) -> sqlite3.Connection:
         return sqlite3.connect(f"{base}&immutable=1", uri=True, isolation_level=None)
 
 
+def _read_torn(text: str, path: Path) -> bool:
+    """Whether SQLite's damage report ``text`` on ``path`` came from a read torn by a writer:
+    an immutable reader (:func:`_connect_reader`, on a full disk) takes no lock, and a writer
+    that starts once space is freed can change the file under it. Torn if a fresh read finds
+    the database whole (``PRAGMA quick_check``); never on a read-only file system."""
+    if not any(w in text.lower() for w in ("malformed", "corrupt", "not a database")):
+        return False
+    if _read_only_fs(path):
+        return False
+    try:
+        con = _connect_reader(path)
+        try:
+            return con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+
+
 def _wal_holds_data(path: Path) -> bool:
     """Whether the database ``path`` has a ``-wal`` file that is not empty (one left empty by
     a failed open holds no transaction)."""
@@ -330,13 +349,16 @@ _ROOM_FOR_SHM = 1 << 20
 
 
 def _no_room(directory: Path) -> bool:
-    """Whether the disk of ``directory`` has no room left for a new file of SQLite's."""
+    """Whether the disk of ``directory`` has no room left for a new file of SQLite's (too few
+    free bytes, or no free inode), as this user sees it (root may use reserved blocks)."""
     try:
         st = os.statvfs(directory)
     except (OSError, AttributeError):  # no statvfs (Windows)
         return False
-    blocks = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail
-    return blocks * st.f_frsize < _ROOM_FOR_SHM
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    blocks, inodes = (st.f_bfree, st.f_ffree) if root else (st.f_bavail, st.f_favail)
+    no_inode = inodes == 0 and st.f_files > 0  # (f_files 0: a file system without a count)
+    return blocks * st.f_frsize < _ROOM_FOR_SHM or no_inode
 
 
 def _read_only_fs(path: Path) -> bool:
@@ -353,6 +375,10 @@ def _meta_error(name: str, directory: Path, error: sqlite3.Error, root: Path | N
         return CollectionGoneError(name)
     text = str(error)
     if isinstance(error, sqlite3.DatabaseError) and any(w in text.lower() for w in _SQLITE_DAMAGE):
+        if _read_torn(text, directory / _META):
+            return IndexWriteError(
+                f"collection {name!r} changed while it was read; run the command again"
+            )
         return DamagedCollectionError(name, _META, text, root)
     hint = ""
     if not os.access(directory, os.W_OK) and not _read_only_fs(directory):

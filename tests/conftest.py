@@ -20,20 +20,23 @@ def nash_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 
 @pytest.fixture(autouse=True)
 def signals_as_in_a_terminal():
-    """SIGINT and SIGHUP handled as in a terminal, also by the processes a test starts.
+    """SIGINT and SIGHUP not ignored, so that the processes a test starts get them at their
+    defaults, as from a terminal.
 
     A background job (``pytest &``) starts with SIGINT ignored and ``nohup pytest`` with SIGHUP
     ignored; nash keeps a signal ignored at its start on purpose (``nohup nash index``), so the
-    tests that stop nash with them would wait for nothing.
+    tests that stop nash with them would wait for nothing. An ignored signal gets a handler
+    that does nothing (not the default: ``nohup pytest`` must outlive its terminal); a child
+    starts with the default, since exec resets handled signals.
     """
-    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGHUP)
-    if before[0] is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if before[1] is signal.SIG_IGN:
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    replaced = []
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            signal.signal(signum, lambda *_: None)
+            replaced.append(signum)
     yield
-    signal.signal(signal.SIGINT, before[0])
-    signal.signal(signal.SIGHUP, before[1])
+    for signum in replaced:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @pytest.fixture

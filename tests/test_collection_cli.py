@@ -588,6 +588,28 @@ def test_an_index_on_a_full_disk_still_answers(
     assert run("similar", str(paths[0]), "--json").stdout == before
 
 
+def test_a_read_torn_by_a_writer_is_not_called_damage(notes, nash_home: Path) -> None:
+    """A reader without locks (a full disk) can see a writer's half-done change once space is
+    freed: SQLite then says "malformed", and the collection was called damaged, with advice
+    to rebuild or forget it. A fresh read that finds it whole says to run it again."""
+    import sqlite3
+
+    from nashcli import index
+    from nashcli.errors import IndexWriteError
+
+    directory = nash_home / "collections" / "notes"
+    torn = sqlite3.DatabaseError("database disk image is malformed")
+    error = index._meta_error("notes", directory, torn)
+    assert isinstance(error, IndexWriteError)
+    assert str(error) == "collection 'notes' changed while it was read; run the command again"
+    meta = directory / "meta.sqlite"
+    data = bytearray(meta.read_bytes())
+    data[4096:8192] = b"\xff" * 4096  # a damaged page: what a fresh read finds too
+    meta.write_bytes(bytes(data))
+    error = index._meta_error("notes", directory, torn)
+    assert isinstance(error, index.DamagedCollectionError)
+
+
 def test_another_users_index_on_a_writable_disk_is_refused_not_read_unlocked(
     notes, nash_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

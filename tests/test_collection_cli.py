@@ -469,6 +469,29 @@ def test_a_collection_without_a_model_says_what_to_do(tmp_path: Path, monkeypatc
     assert result.exit_code == 2 and "its watcher (nash watch) is building it" in result.stderr
 
 
+def _sqlite_cannot_open(patch: pytest.MonkeyPatch, inside, writer: str, reader: str) -> None:
+    """Make SQLite refuse the databases ``inside`` says: a writer's open with the error
+    ``writer``, a read-only one that is not immutable with ``reader``."""
+    import sqlite3
+
+    from nashcli import index
+
+    real_connect, real_sqlite_connect = index._connect, sqlite3.connect
+
+    def connect(path: Path, *, create: bool = False):
+        if inside(path):
+            raise sqlite3.OperationalError(writer)
+        return real_connect(path, create=create)
+
+    def sqlite_connect(database, *args, **kw):
+        if inside(database) and "mode=ro" in database and "immutable=1" not in database:
+            raise sqlite3.OperationalError(reader)
+        return real_sqlite_connect(database, *args, **kw)
+
+    patch.setattr(index, "_connect", connect)
+    patch.setattr(sqlite3, "connect", sqlite_connect)
+
+
 def _read_only(monkeypatch: pytest.MonkeyPatch, directory: Path, disk: bool = True) -> None:
     """Make ``directory`` behave as a folder on a read-only disk (``disk``) or one the user
     cannot write on a writable disk (root ignores file modes, and tests cannot mount): SQLite
@@ -476,28 +499,17 @@ def _read_only(monkeypatch: pytest.MonkeyPatch, directory: Path, disk: bool = Tr
     be created."""
     import errno
     import os
-    import sqlite3
 
     import filelock
 
     from nashcli import index
 
-    real_connect, real_access, real_acquire = index._connect, os.access, filelock.FileLock.acquire
-    real_sqlite_connect, real_read_only_fs = sqlite3.connect, index._read_only_fs
+    real_access, real_acquire = os.access, filelock.FileLock.acquire
+    real_read_only_fs = index._read_only_fs
 
     def inside(path) -> bool:
         path = Path(str(path).removeprefix("file:").split("?")[0])
         return path == directory or path.parent == directory
-
-    def connect(path: Path, *, create: bool = False):
-        if inside(path):
-            raise sqlite3.OperationalError("attempt to write a readonly database")
-        return real_connect(path, create=create)
-
-    def sqlite_connect(database, *args, **kw):
-        if inside(database) and "mode=ro" in database and "immutable=1" not in database:
-            raise sqlite3.OperationalError("unable to open database file")
-        return real_sqlite_connect(database, *args, **kw)
 
     def access(path, mode, **kw):
         return False if inside(path) and mode & os.W_OK else real_access(path, mode, **kw)
@@ -508,8 +520,8 @@ def _read_only(monkeypatch: pytest.MonkeyPatch, directory: Path, disk: bool = Tr
             raise OSError(errno.EROFS if disk else errno.EACCES, strerror, self.lock_file)
         return real_acquire(self, *args, **kw)
 
-    monkeypatch.setattr(index, "_connect", connect)
-    monkeypatch.setattr(sqlite3, "connect", sqlite_connect)
+    writer, reader = "attempt to write a readonly database", "unable to open database file"
+    _sqlite_cannot_open(monkeypatch, inside, writer, reader)
     monkeypatch.setattr(os, "access", access)
     if disk:
         monkeypatch.setattr(index, "_read_only_fs", lambda p: inside(p) or real_read_only_fs(p))
@@ -550,31 +562,18 @@ def test_an_index_on_a_full_disk_still_answers(
     """With no room for SQLite's ``-shm`` file no reader could open the database: `nash
     similar` and `nash status` said the collection was unreadable while it was intact. No
     writer can open it there either, so it is read as it stands (immutable)."""
-    import sqlite3
 
     from nashcli import index
 
     folder, paths = notes
     directory = nash_home / "collections" / "notes"
     before = run("similar", str(paths[0]), "--json").stdout
-    real_connect, real_sqlite_connect = index._connect, sqlite3.connect
 
     def inside(path) -> bool:
         return Path(str(path).removeprefix("file:").split("?")[0]).parent == directory
 
-    def no_shm(path: Path, *, create: bool = False):
-        if inside(path):
-            raise sqlite3.OperationalError("disk I/O error")
-        return real_connect(path, create=create)
-
-    def sqlite_connect(database, *args, **kw):
-        if inside(database) and "mode=ro" in database and "immutable=1" not in database:
-            raise sqlite3.OperationalError("disk I/O error")
-        return real_sqlite_connect(database, *args, **kw)
-
     with monkeypatch.context() as patch:
-        patch.setattr(index, "_connect", no_shm)
-        patch.setattr(sqlite3, "connect", sqlite_connect)
+        _sqlite_cannot_open(patch, inside, "disk I/O error", "disk I/O error")
         line = one_error_line(run("similar", str(paths[0])))
         assert "cannot read collection 'notes' (meta.sqlite: disk I/O error)" in line  # room left
         patch.setattr(index, "_no_room", lambda d: d == directory)

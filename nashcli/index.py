@@ -1452,7 +1452,14 @@ class Writer:
         try:
             self._con = _connect(collection.directory / _META)
         except sqlite3.Error as error:
-            raise collection._meta_error(error) from None
+            if not _write_failed(error):
+                raise collection._meta_error(error) from None
+            reason = f"{_META}: {error}"
+            if _no_room(collection.directory):  # (SQLite's "disk I/O error": no room for -shm)
+                reason += ", the disk is full"
+            raise _unchangeable(
+                collection.name, reason, collection.directory, IndexWriteError
+            ) from None
         try:
             info = Collection._info(self._con)
             if float(info["created_at"]) != collection.created_at:

@@ -580,6 +580,9 @@ def test_an_index_on_a_full_disk_still_answers(
         assert run("similar", str(paths[0]), "--json").stdout == before
         (entry,) = json.loads(run("status", "--json").stdout)["collections"]
         assert entry["state"] == "ok" and entry["documents"] == len(paths)
+        line = one_error_line(run("index", str(folder)))  # (it did say "cannot read")
+        assert "cannot change collection 'notes': meta.sqlite: disk I/O error, the disk" in line
+        assert line.endswith("; free some space (what was committed is kept)")
         (directory / "meta.sqlite-wal").write_bytes(b"\0" * 64)  # transactions it cannot see
         line = one_error_line(run("similar", str(paths[0])))
         assert "cannot read collection 'notes' (meta.sqlite: disk I/O error)" in line

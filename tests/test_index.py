@@ -243,7 +243,7 @@ def test_sqlite_failing_to_open_on_a_full_disk_is_a_write_that_may_pass(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(index, "_connect", full)
-    opened = r"meta.sqlite: disk I/O error\) \(is its disk full"
+    opened = r"cannot change collection 'c': meta.sqlite: disk I/O error \("
     with pytest.raises(IndexWriteError, match=opened), col.writer():
         pass
     with pytest.raises(IndexWriteError, match="cannot create collection 'd': meta.sqlite: disk"):

@@ -317,7 +317,8 @@ def _read_torn(text: str, path: Path) -> bool:
     """Whether SQLite's damage report ``text`` on ``path`` came from a read torn by a writer:
     an immutable reader (:func:`_connect_reader`, on a full disk) takes no lock, and a writer
     that starts once space is freed can change the file under it. Torn if a fresh read finds
-    the database whole (``PRAGMA quick_check``); never on a read-only file system."""
+    the database whole (``PRAGMA integrity_check``, which also checks each index against its
+    table: a damaged index is "malformed" too); never on a read-only file system."""
     if not any(w in text.lower() for w in ("malformed", "corrupt", "not a database")):
         return False
     if _read_only_fs(path):
@@ -325,7 +326,7 @@ def _read_torn(text: str, path: Path) -> bool:
     try:
         con = _connect_reader(path)
         try:
-            return con.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         finally:
             con.close()
     except sqlite3.Error:

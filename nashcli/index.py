@@ -596,9 +596,12 @@ def _unchangeable(
     kind: type[NashError] = NashError,
     doing: str = "change",
 ) -> NashError:
-    """The one line for a collection whose folder cannot be written (``reason``: the OS's), as
-    ``kind`` (``IndexWriteError`` for a write that may succeed later); a full disk says what
-    to do."""
+    """The one line for a collection whose folder cannot be written (``reason``: the OS's or
+    SQLite's), as ``kind`` (``IndexWriteError`` for a write that may succeed later); a full
+    disk says what to do. SQLite says "disk I/O error" where it has no room for its ``-shm``
+    file: on a disk without room, that is said too."""
+    if "disk i/o error" in reason.lower() and _no_room(directory):
+        reason += ", the disk is full"
     full = any(w in reason.lower() for w in ("no space", "quota", "disk is full"))
     todo = "; free some space (what was committed is kept)" if full else ""
     return kind(f"cannot {doing} collection {name!r}: {reason} ({directory}){todo}")
@@ -1455,11 +1458,8 @@ class Writer:
         except sqlite3.Error as error:
             if not _write_failed(error):
                 raise collection._meta_error(error) from None
-            reason = f"{_META}: {error}"
-            if _no_room(collection.directory):  # (SQLite's "disk I/O error": no room for -shm)
-                reason += ", the disk is full"
             raise _unchangeable(
-                collection.name, reason, collection.directory, IndexWriteError
+                collection.name, f"{_META}: {error}", collection.directory, IndexWriteError
             ) from None
         try:
             info = Collection._info(self._con)

@@ -459,6 +459,28 @@ def test_a_chmod_of_a_folder_that_could_not_be_listed_asks_for_a_full_pass(folde
     assert coalescer.take().rescan and watcher._unreadable == set()
 
 
+def test_a_chmod_of_a_folder_looks_again_at_the_skips_under_it_alone(folder, fake):
+    """A folder's chmod (the x bit its files needed) brings back the files skipped under it,
+    not the others; a file's chmod brings back that file."""
+    watcher = Watcher(folder, apply=fake.apply, catch_up=fake.catch_up)
+    sub, near = folder / "sub", folder / "sub2"
+    sub.mkdir()
+    near.mkdir()
+    inside, beside, loose = sub / "a.txt", near / "b.txt", folder / "c.txt"
+    for path in (inside, beside, loose):
+        path.write_text("x")
+    watcher._remember_unreadable(
+        [(p, "unreadable: permission denied") for p in (inside, beside, loose)]
+    )
+    coalescer = Coalescer()
+    watcher._feed(coalescer, ("attrib", str(sub), "", True))
+    batch = coalescer.take()
+    assert set(batch.upserts) == {inside} and not batch.rescan
+    watcher._feed(coalescer, ("attrib", str(loose), "", False))
+    assert set(coalescer.take().upserts) == {loose}
+    assert watcher._unreadable == {beside}
+
+
 def test_a_file_replaced_by_a_symlink_or_a_folder_leaves_the_index(folder, fake, run_watcher):
     """A symlink is never followed (nor indexed under its name), and a folder at a document's
     path means the document is gone, as ``nash index`` sees them."""

@@ -204,11 +204,8 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
     split: list[str] = []
     try:
         # Damaged data would otherwise read as bad JSON, or as fewer lines.
-        if path.is_file() and _check_compressed(path):
-            raise NashError(
-                f"{path}: bytes after the end of its gzip data (recompress it: "
-                "gzip -dc FILE | gzip > NEW.jsonl.gz)"
-            )
+        if path.is_file() and (trailer := _check_compressed(path)):
+            raise _BytesAfterData(trailer)
         # One open, its magic number read once: a pipe (``<(zcat f)``, a FIFO) cannot be
         # reopened, nor can what was read of it be read again.
         with open(path, "rb") as raw:
@@ -238,6 +235,7 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
         zlib.error,
         lzma.LZMAError,
         _DamagedData,
+        _BytesAfterData,
     ) as error:
         raise NashError(f"cannot read {path}: {_reason(error)}") from None
     # ``<(zcat f)`` is /dev/fd/63: named by its path, as a descriptor's number says nothing.
@@ -248,6 +246,7 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
 
 
 _GZIP = b"\x1f\x8b"
+_XZ = b"\xfd7zXZ\x00"
 _TAR_MAGIC_START, _TAR_MAGIC_END = 257, 262  # "ustar" in a tar header
 
 
@@ -276,7 +275,11 @@ class _DamagedData(Exception):
 def _reason(error: BaseException) -> str:
     """What is wrong with a file, for a one-line message (damaged compressed data says so)."""
     if isinstance(error, gzip.BadGzipFile) and str(error).startswith("Not a gzipped file"):
-        return "bytes after the end of its gzip data (recompress it: gzip -dc FILE | gzip)"
+        error = _BytesAfterData("gzip")
+    if isinstance(error, _BytesAfterData):
+        return (
+            f"bytes after the end of its {error} data (recompress it: {error} -dc FILE | {error})"
+        )
     if isinstance(error, UnicodeDecodeError):
         return (
             "not UTF-8 text (expected JSON Lines, plain or compressed with gzip, bzip2 or xz, "
@@ -287,39 +290,106 @@ def _reason(error: BaseException) -> str:
     return str(error).splitlines()[0].rstrip(":") if str(error) else type(error).__name__
 
 
+class _EveryStream(io.RawIOBase):
+    """The decompressed bytes of every bzip2 or xz stream in ``raw``, one after the other.
+
+    The standard library's ``BZ2File`` and ``LZMAFile`` read the streams of a concatenated or
+    ``pbzip2`` file too, but stop without a word at the first bytes after a stream that do not
+    decode: a damaged later stream read as a corpus cut short. Here a stream that begins (its
+    magic number) must decode to its end (``_DamagedData``), and other bytes after the last
+    stream are ``_BytesAfterData``, as bytes after gzip data are; xz's stream padding (zero
+    bytes) is skipped.
+    """
+
+    def __init__(self, raw, new_decoder, magic: bytes, name: str, padding: bool = False) -> None:
+        self._raw, self._new_decoder, self._magic, self.name = raw, new_decoder, magic, name
+        self._padding = padding
+        self._decoder = new_decoder()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while True:
+            if self._decoder.eof:  # a stream ended: the file ends too, or another begins
+                rest = self._next_stream(self._decoder.unused_data)
+                if not rest:
+                    return 0
+                self._decoder, data = self._new_decoder(), rest
+            elif self._decoder.needs_input:
+                data = self._raw.read(_CHUNK)
+                if not data:
+                    raise _DamagedData("cut short")
+            else:
+                data = b""  # output the decoder holds back for want of room
+            try:
+                out = self._decoder.decompress(data, max_length=len(buffer))
+            except (OSError, lzma.LZMAError) as error:
+                raise _DamagedData(str(error) or type(error).__name__) from None
+            if out:
+                buffer[: len(out)] = out
+                return len(out)
+
+    def _next_stream(self, rest: bytes) -> bytes:
+        """The bytes that begin the next stream (b"" at the end of the file)."""
+        while True:
+            if self._padding:
+                rest = rest.lstrip(b"\0")
+            if len(rest) >= len(self._magic):
+                break
+            chunk = self._raw.read(_CHUNK)
+            if not chunk:
+                break
+            rest += chunk
+        if rest and not rest.startswith(self._magic):
+            raise _BytesAfterData(self.name)
+        return rest
+
+
+class _BytesAfterData(Exception):
+    """Bytes that are no compressed data after complete bzip2 or xz data (``str``: which)."""
+
+
+#: Compressed bytes read at a time by ``_EveryStream``.
+_CHUNK = 1 << 16
+
 #: Compressions by their magic numbers, and how to open a file object of each.
 _DECOMPRESSORS = {
     _GZIP: lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
-    b"BZh": bz2.BZ2File,
-    b"\xfd7zXZ\x00": lzma.LZMAFile,
+    b"BZh": lambda raw: _EveryStream(raw, bz2.BZ2Decompressor, b"BZh", "bzip2"),
+    _XZ: lambda raw: _EveryStream(raw, lzma.LZMADecompressor, _XZ, "xz", padding=True),
 }
 
 
-def _check_compressed(path: Path) -> bool:
+def _check_compressed(path: Path) -> str | None:
     """Read a compressed file (gzip, bzip2, xz) to its end, so that damage anywhere (a bad
     block, a checksum that does not match, a file cut short) is an error rather than a corpus
-    silently cut where tarfile mistakes the garbage for the archive's end. Returns whether
-    bytes that are no gzip data follow a complete gzip stream: tarfile never reads them (an
-    archive is fine), a reader of lines would stop on them."""
+    silently cut where tarfile mistakes the garbage for the archive's end. Returns the
+    compression ("gzip", "bzip2", "xz") where bytes that are no compressed data follow its
+    complete data, else None: tarfile never reads them (an archive is fine), a reader of lines
+    would stop on them."""
     with open(path, "rb") as raw:
         head = raw.peek(6)[:6]  # a regular file: peek gives what is there
         opener = next((o for magic, o in _DECOMPRESSORS.items() if head.startswith(magic)), None)
         if opener is None:
-            return False
+            return None
         done = 0
         try:
             with opener(raw) as handle:
-                while chunk := handle.read1(1 << 20):  # read1: a member's end is seen
+                read = getattr(handle, "read1", handle.read)  # read1: a member's end is seen
+                while chunk := read(1 << 20):
                     done += len(chunk)
+        except _BytesAfterData as error:
+            return str(error)
         except gzip.BadGzipFile as error:
             if done and str(error).startswith("Not a gzipped file"):
-                return True
+                return "gzip"
             raise _DamagedData(str(error)) from None
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as error:
             if isinstance(error, PermissionError):
                 raise
             raise _DamagedData(str(error) or type(error).__name__) from None
-    return False
+    return None
 
 
 def _parse_line(line: str, path: Path, number: int) -> tuple[str, str, list[str], str]:

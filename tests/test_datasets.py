@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -125,6 +126,54 @@ def test_jsonl_compressed_with_bzip2_or_xz_is_read(tmp_path: Path, compression: 
     path.write_bytes(compress(data)[:-8])  # cut short: said so, not read as fewer lines
     with pytest.raises(NashError, match="damaged or incomplete compressed data"):
         read_jsonl(path)
+
+
+@pytest.mark.parametrize("compression", ["bz2", "xz"])
+def test_every_stream_of_a_bzip2_or_xz_file_is_read_or_its_damage_said(
+    tmp_path: Path, compression: str
+) -> None:
+    """A concatenated (or ``pbzip2``) file is read to its last stream. The standard library's
+    readers stopped without a word at a later stream whose first bytes were damaged: a corpus
+    cut short, exit 0. Bytes that are no stream after the data are said, as after gzip data;
+    xz's stream padding is fine."""
+    import bz2
+    import lzma
+
+    compress = {"bz2": bz2.compress, "xz": lzma.compress}[compression]
+    first, second = (
+        compress("".join(json.dumps(_doc(i, split)) + "\n" for i in ids).encode())
+        for ids, split in (((1, 2, 3), "train"), ((4, 5), "test"))
+    )
+    path = tmp_path / f"c.jsonl.{compression}"
+    padding = b"\0" * 8 if compression == "xz" else b""
+    path.write_bytes(first + padding + second)
+    assert read_jsonl(path).ids == ["1", "2", "3", "4", "5"]
+    broken = bytearray(second)
+    broken[6] ^= 0xFF  # past the magic number: the stream's own header
+    path.write_bytes(first + bytes(broken))
+    with pytest.raises(NashError, match="damaged or incomplete compressed data"):
+        read_jsonl(path)
+    name = {"bz2": "bzip2", "xz": "xz"}[compression]
+    path.write_bytes(first + second + b"GARBAGE\n")
+    with pytest.raises(NashError, match=f"bytes after the end of its {name} data"):
+        read_jsonl(path)
+    with open(path, "rb") as raw, pytest.raises(NashError, match=f"its {name} data"):
+        read_jsonl(_pipe_of(tmp_path, raw.read()))  # (not checked beforehand, as a file is)
+
+
+def _pipe_of(tmp_path: Path, data: bytes) -> Path:
+    """A FIFO that a thread fills with ``data`` (what ``<(cmd)`` gives): read once, no peeking."""
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def fill() -> None:
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as out:
+            out.write(data)
+
+    threading.Thread(target=fill, daemon=True).start()
+    return fifo
 
 
 def test_a_pipe_is_named_by_its_path_and_its_gzip_trailer_is_explained(tmp_path: Path) -> None:
@@ -440,6 +489,17 @@ def test_damaged_bzip2_and_xz_archives_are_errors(tmp_path: Path, compression: s
     bad.write_bytes(_damaged(good.read_bytes(), len(good.read_bytes()) // 2))
     with pytest.raises(NashError, match="damaged or incomplete compressed data"):
         load_dataset(str(bad))
+
+
+def test_bytes_after_the_data_of_a_bzip2_archive_are_ignored_as_bzip2_does(tmp_path: Path) -> None:
+    archive = tmp_path / "20news-bydate.tar.bz2"
+    with tarfile.open(archive, "w:bz2") as tar:
+        for name in ("20news-bydate-train/g/1", "20news-bydate-test/g/2"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    archive.write_bytes(archive.read_bytes() + b"GARBAGE\n")
+    assert len(load_dataset(str(archive))) == 2
 
 
 def test_bytes_after_a_complete_gzip_stream_are_ignored_as_gzip_does(tmp_path: Path) -> None:

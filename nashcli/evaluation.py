@@ -93,6 +93,8 @@ def parse_bits(text: str | Sequence[int]) -> list[int]:
         if not item:
             continue
         try:
+            if not item.isascii():  # int() reads other scripts' digits ("８"); no option does
+                raise ValueError(item)
             value = int(item)
         except ValueError:
             raise NashError(f"--bits: {item!r} is not a whole number") from None

@@ -48,6 +48,7 @@ def test_parse_bits() -> None:
         ("0", "multiple of 8"),
         ("264", "between 8 and 256"),
         ("8,x", "not a whole number"),
+        ("\uff18", "not a whole number"),  # a full-width 8: int() reads it, no other option does
         (",", "at least one"),
     ]:
         with pytest.raises(NashError, match=message):

@@ -13,6 +13,8 @@ than stop with a traceback on an accented or Chinese title.
 from __future__ import annotations
 
 import codecs
+import errno
+import io
 import os
 import sys
 
@@ -22,6 +24,7 @@ INTERRUPTED = 130
 
 def main() -> None:
     """Import and run the CLI (``nashcli.cli.main``)."""
+    _hold_closed_streams()
     _fit_the_locale()
     try:
         from nashcli.cli import main as run
@@ -30,6 +33,43 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("nash: interrupted\n")
         sys.exit(INTERRUPTED)
+
+
+def _hold_closed_streams() -> None:
+    """Open /dev/null on a standard descriptor closed at the start (``nash status >&-``).
+
+    The next file opened takes the lowest free descriptor: the index's database would be
+    descriptor 1, and whatever a library printed would land in it. Python leaves such a stream
+    None: stdin then reads as empty (``nash similar -`` says there is no query text, where it
+    stopped with a traceback), and writing the output fails as on a closed descriptor (one
+    error line and exit status 2, where the results were dropped with exit status 0).
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)  # (fd itself: the lowest free descriptor)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if fd == 0 and sys.stdin is None:
+            sys.stdin = open(fd, encoding="utf-8", closefd=False)  # noqa: SIM115 - for the run
+        elif fd == 1 and sys.stdout is None:
+            sys.stdout = _ClosedOutput()
+
+
+class _ClosedOutput(io.TextIOBase):
+    """``sys.stdout`` where the descriptor was closed: writing fails as it would there."""
+
+    encoding = "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
 
 
 def _fit_the_locale() -> None:

@@ -452,6 +452,38 @@ def test_a_full_output_is_one_line_also_for_nash_itself(argv: list[str], tmp_pat
     assert done.stderr.decode() == "nash: error: No space left on device\n"
 
 
+def test_closed_standard_streams_are_an_error_line_not_lost_output(tmp_path: Path) -> None:
+    """`nash ... >&-`: the output cannot be written, which is one line and exit 2 (it was
+    dropped with exit 0), and the index opened meanwhile does not take descriptor 1; `nash
+    similar - <&-` has no query text (it stopped with a traceback)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from nashcli.entry import main; sys.argv[0] = 'nash'; main()"
+    env = {**os.environ, "NASH_HOME": str(tmp_path / "home")}
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i, words in enumerate(["cats purr softly", "dogs bark loudly", "cats and dogs play"]):
+        (docs / f"{i}.txt").write_text(words * 5)
+
+    def nash(*argv: str, closed: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            capture_output=True,
+            env=env,
+            text=True,
+            preexec_fn=lambda: os.close(closed),  # noqa: PLW1509 - what `>&-` does
+        )
+
+    for argv in (["--version"], ["index", str(docs)]):
+        done = nash(*argv, closed=1)
+        assert (done.returncode, done.stderr) == (2, "nash: error: standard output is closed\n")
+    done = nash("similar", "-", "--collection", "docs", closed=0)
+    assert (done.returncode, done.stderr) == (2, "nash: error: the query has no text\n")
+    result = runner.invoke(app, ["similar", str(docs / "0.txt")], env=env)
+    assert result.exit_code == 0 and "2.txt" in result.stdout  # the index is whole
+
+
 @pytest.mark.parametrize("kind", [int, float])
 @pytest.mark.parametrize(
     "text",

@@ -209,7 +209,14 @@ class _IgnoreRules:
     spec: IgnoreFile
 
 
+class UnreadableIgnoreFile(Exception):
+    """An ignore file that is there but cannot be read (``str``: why, for a skip report)."""
+
+
 def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
+    """The rules of ``directory``'s ignore files; raises :class:`UnreadableIgnoreFile` for one
+    that cannot be read: what it leaves out is not known, so nothing there may be indexed (git
+    warns and reads on without its rules, which would index files meant to stay out)."""
     from nashcli.ignore import IgnoreFile
 
     rules = []
@@ -221,8 +228,12 @@ def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
             # utf-8-sig: Notepad starts the file with a byte-order mark, which git skips
             # (bytes decoded, not read_text: its universal newlines make a lone CR a line end)
             text = path.read_bytes().decode("utf-8-sig", errors="replace")
-        except OSError:  # absent, unreadable or vanished: no rules from it
-            continue
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue  # absent or vanished (or a folder of that name, which git passes over)
+        except OSError as error:
+            reason = os_reason(error).removeprefix("unreadable: ")
+            why = f"{UNREADABLE_FOLDER}: its {name} cannot be read ({reason})"
+            raise UnreadableIgnoreFile(why) from None
         # Lines end at "\n" alone, as in git (a CR before it goes; a lone CR, a form feed or
         # U+2028 end no line, where str.splitlines would end one)
         lines = [line.removesuffix("\r") for line in text.split("\n")]
@@ -390,7 +401,13 @@ class IgnoreMatcher:
             for part in ["", *rel_dir.split("/")[:-1]]:  # root first, down to rel_dir
                 prefix += part + "/" if part else ""
                 if prefix not in self._rules:
-                    self._rules[prefix] = rules + _load_ignore_rules(self.root / prefix, prefix)
+                    try:
+                        own = _load_ignore_rules(self.root / prefix, prefix)
+                    except UnreadableIgnoreFile:  # its rules unknown: everything in it is out
+                        from nashcli.ignore import IgnoreFile
+
+                        own = [_IgnoreRules(prefix, IgnoreFile(["*"]))]
+                    self._rules[prefix] = rules + own
                 rules = self._rules[prefix]
         return self._rules[rel_dir]
 
@@ -553,7 +570,11 @@ class _Walker:
                 reason = UNREADABLE_FOLDER + reason[len("unreadable") :]
             yield Skipped(folder.path, reason)
             return
-        rules = folder.rules + _load_ignore_rules(folder.path, folder.rel)
+        try:
+            rules = folder.rules + _load_ignore_rules(folder.path, folder.rel)
+        except UnreadableIgnoreFile as unread:  # (as a folder that cannot be listed)
+            yield Skipped(folder.path, str(unread))
+            return
         stack.append((iter(entries), folder._replace(rules=rules)))
 
     def _visit(

@@ -552,6 +552,8 @@ class Watcher:
         if not self._unreadable:
             return
         found = [path] if path in self._unreadable else []
+        if path.name in IGNORE_FILES and path.parent in self._unreadable:
+            found.append(path.parent)  # (a folder left out for its unreadable ignore file)
         if is_dir or _is_folder(path):
             inside = os.path.join(path, "")  # (its own path with a separator at the end)
             found += [p for p in self._unreadable if str(p).startswith(inside)]

@@ -318,6 +318,35 @@ def test_unreadable_folder_is_reported_and_the_rest_crawled(
     assert indexed(tmp_path) == ["b.txt"]
 
 
+def test_a_folder_whose_ignore_file_cannot_be_read_is_left_out_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an unreadable .gitignore leaves out is not known: its folder is skipped as one that
+    cannot be listed (its indexed entries are kept), where the files it kept out were indexed
+    without a word; the single-path API (the watcher's) leaves them out too."""
+    write(tmp_path / "notes" / ".gitignore", "private/\n")
+    write(tmp_path / "notes" / "private" / "diary.md", "secret\n")
+    write(tmp_path / "notes" / "todo.md", "todo\n")
+    write(tmp_path / "b.txt", "b\n")
+    locked = tmp_path / "notes" / ".gitignore"
+    real_read_bytes = Path.read_bytes
+
+    def guarded_read_bytes(path: Path) -> bytes:
+        if path == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", guarded_read_bytes)
+    assert skipped(tmp_path) == {
+        "notes": "unreadable folder: its .gitignore cannot be read (permission denied)"
+    }
+    assert indexed(tmp_path) == ["b.txt"]
+    matcher = corpus.IgnoreMatcher(tmp_path)
+    assert matcher.is_ignored(tmp_path / "notes" / "private" / "diary.md")
+    assert matcher.is_ignored(tmp_path / "notes" / "todo.md")
+    assert not matcher.is_ignored(tmp_path / "b.txt")
+
+
 def test_dangling_symlink_and_symlink_loop_are_reported(tmp_path: Path) -> None:
     write(tmp_path / "real.md", "real\n")
     (tmp_path / "dangling.md").symlink_to(tmp_path / "deleted.md")

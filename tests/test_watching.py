@@ -457,6 +457,12 @@ def test_a_chmod_of_a_folder_that_could_not_be_listed_asks_for_a_full_pass(folde
     assert not coalescer.take()
     watcher._look_again(coalescer, sub)
     assert coalescer.take().rescan and watcher._unreadable == set()
+    # A folder left out because its .gitignore could not be read: that file's chmod.
+    watcher._remember_unreadable(
+        [(Path("sub"), "unreadable folder: its .gitignore cannot be read (permission denied)")]
+    )
+    watcher._look_again(coalescer, sub / ".gitignore")
+    assert coalescer.take().rescan and watcher._unreadable == set()
 
 
 def test_a_chmod_of_a_folder_looks_again_at_the_skips_under_it_alone(folder, fake):

@@ -174,7 +174,7 @@ def validate_name(name: str) -> str:
     """Return ``name`` if it is a usable collection name, else raise :class:`NashError`."""
     if not _NAME_RE.match(name or ""):
         raise NashError(
-            f"invalid collection name {name!r}: use letters, digits, '.', '_' or '-' "
+            f"invalid collection name '{name}': use letters, digits, '.', '_' or '-' "
             "(at most 64, starting with a letter or digit)"
         )
     return name
@@ -678,7 +678,7 @@ def forget_collection(
     directory = collections_dir() / name
     if not (_NAME_RE.match(name or "") and directory.is_dir()):  # damaged ones too
         known = ", ".join(d.name for d in _collection_dirs()) or "none yet"
-        raise NashError(f"no collection named {name!r} (collections: {known})")
+        raise NashError(f"no collection named '{name}' (collections: {known})")
     root = None
     with contextlib.suppress(NashError, sqlite3.Error, OSError):
         root = Collection(name, directory).root
@@ -1172,7 +1172,7 @@ class Collection:
             raise DamagedCollectionError(name, _META, "missing")  # as nash status lists it
         if not named or not (directory / _META).is_file():
             known = ", ".join(d.name for d in _collection_dirs()) or "none yet"
-            raise NashError(f"no collection named {name!r} (collections: {known})")
+            raise NashError(f"no collection named '{name}' (collections: {known})")
         return cls(name, directory)
 
     @classmethod

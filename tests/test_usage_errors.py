@@ -162,6 +162,10 @@ def test_watch_argument_errors_come_before_watching(tmp_path: Path) -> None:
     assert "--stop stops a watcher; --detach starts one" in line
     line = _one_error_line(runner.invoke(app, ["watch", str(tmp_path), "--name", "../x"]))
     assert "invalid collection name" in line
+    # A name's backslash and newline are shown once escaped, as file names are (not repr'd
+    # and then escaped again: 'a\\\\b').
+    line = _one_error_line(runner.invoke(app, ["watch", str(tmp_path), "--name", "a\\b\n"]))
+    assert "invalid collection name 'a\\\\b\\n'" in line
     result = runner.invoke(app, ["watch", str(tmp_path), "--bits", "0"])
     assert "'--bits'" in _one_error_line(result)
     assert "watching" not in result.output  # nothing started

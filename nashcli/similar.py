@@ -484,7 +484,10 @@ def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) ->
             if own is not None:
                 break
         if own is not None and (own.size, own.mtime_ns) == (st.st_size, st.st_mtime_ns):
-            return stored_query(snap, own.row, _stored_encoder(snap, on_note))
+            stored = stored_query(snap, own.row, _stored_encoder(snap, on_note))
+            if not len(stored.vector.data):  # (punctuation, numbers: indexed, yet no words)
+                raise NashError(_NO_WORDS)
+            return stored
         limit = _size_limit(snap)
         if st.st_size > limit:
             raise NashError(
@@ -504,13 +507,16 @@ def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) ->
     # (the full hasher has loaded torch and scipy anyway: its CSR rows are fine)
     x = hasher.vectorize_rows([text]) if fast else hasher.vectorize([text])
     if x.nnz == 0:  # its code would be the model's code of nothing: any ranking is noise
-        raise NashError(
-            "none of the query's words is in the collection's vocabulary "
-            "(the words its documents share): nothing to compare it with"
-        )
+        raise NashError(_NO_WORDS)
     probabilities = hasher.bit_probabilities(x)[0] if fast else None
     code = codes.pack_codes(hasher.encode_vectors(x))[0]
     return Query(code, CsrRows.of(x), own.row if own is not None else None, probabilities)
+
+
+_NO_WORDS = (
+    "none of the query's words is in the collection's vocabulary (the words its documents "
+    "share): nothing to compare it with"
+)
 
 
 def _nearest(snap: Snapshot, qwords: np.ndarray, k: int, exclude: np.ndarray):

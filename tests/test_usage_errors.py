@@ -352,6 +352,14 @@ def test_a_query_without_a_known_word_is_refused(indexed: Path, tmp_path: Path) 
     foreign = tmp_path / "foreign.txt"
     foreign.write_text("qwxz vbnmk plokij")
     assert "vocabulary" in _one_error_line(runner.invoke(app, ["similar", str(foreign)]))
+    # An indexed file without such a word, answered from its stored row, is refused the same
+    # way (its neighbours were the other wordless files, at distance 0, then noise).
+    from nashcli.indexing import index_folder
+
+    (indexed / "punctuation.txt").write_text("!!! ??? ... ,,, ;;; 123 456\n")
+    index_folder(indexed)
+    line = _one_error_line(runner.invoke(app, ["similar", str(indexed / "punctuation.txt")]))
+    assert "none of the query's words is in the collection's vocabulary" in line
 
 
 def test_similar_checks_the_query_and_options_before_the_collection(

@@ -25,7 +25,16 @@ def visible(text: str) -> str:
     message that names one, shown so that it can be told apart from others
     (``new\\nline.txt`` is not ``new line.txt``) and cannot drive the terminal. Titles, which
     are prose, take ``render.plain`` instead. :func:`from_visible` reverses it."""
-    return "".join(_escaped(ch) if ch == "\\" or is_control(ch) else ch for ch in text)
+    return "".join(
+        _escaped(ch) if ch == "\\" or is_control(ch) or _is_surrogate(ch) else ch for ch in text
+    )
+
+
+def _is_surrogate(ch: str) -> bool:
+    """A lone surrogate: a byte of a file name that is not valid UTF-8 (``os.fsdecode`` keeps
+    byte 0xNN as U+DCNN), which would reach the terminal raw, shown as "�" in every such name
+    alike; :func:`visible` shows it as ``\\xNN``, which ``$'...'`` reads back as that byte."""
+    return "\ud800" <= ch <= "\udfff"
 
 
 _VISIBLE_ESCAPE = re.compile(r"\\(\\|n|r|t|x[0-9a-f]{2}|u[0-9a-f]{4})")
@@ -37,7 +46,8 @@ def from_visible(text: str) -> str:
     def original(match: re.Match) -> str:
         escape = match.group(1)
         if escape[0] in "xu":
-            return chr(int(escape[1:], 16))
+            code = int(escape[1:], 16)
+            return chr(0xDC00 + code if escape[0] == "x" and code >= 0x80 else code)
         return {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}[escape]
 
     return _VISIBLE_ESCAPE.sub(original, text)
@@ -49,12 +59,14 @@ def shell_quote(path: object) -> str:
     (bash, zsh) whose text :func:`visible`, which every line nash prints goes through, turns
     into exactly the escapes ``$'...'`` reads back (``$'new\\nline'``)."""
     text = str(path)
-    if "\\" not in text and not any(map(is_control, text)):
+    if "\\" not in text and not any(is_control(ch) or _is_surrogate(ch) for ch in text):
         return shlex.quote(text)
     return '"\'"'.join(f"$'{piece}'" for piece in text.split("'"))
 
 
 def _escaped(ch: str) -> str:
     code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not UTF-8: that byte, as ls -b
+        return f"\\x{code - 0xDC00:02x}"
     # (\\u beyond ASCII: bash reads $'\\x85' as the byte 0x85, $'\\u0085' as the character)
     return _ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")

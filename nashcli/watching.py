@@ -251,7 +251,36 @@ class Coalescer:
         self._dead_dirs.clear()
         self._rescan = False
         self.first_event = self.last_event = None
-        return batch
+        return _without_unstorable_names(batch)
+
+
+def _without_unstorable_names(batch: Batch) -> Batch:
+    """``batch`` with a name that is not valid UTF-8 judged as the index knows it: never an
+    entry (it is skipped, "file name is not valid UTF-8", when seen), so its deletion is none,
+    a move from it brings a new file, and a move to it takes the old entry away (and the new
+    name is skipped). Looked up as they were, they stopped the update with a UnicodeEncodeError
+    and a full pass every time."""
+    moves = []
+    for origin, dst in batch.moves:
+        if _storable(origin) and _storable(dst):
+            moves.append((origin, dst))
+            continue
+        if _storable(origin):
+            batch.deletions.append(origin)
+        batch.upserts.append(dst)  # (a bad name is reported by the watcher's admission)
+    batch.moves = moves
+    batch.deletions = [path for path in batch.deletions if _storable(path)]
+    return batch
+
+
+def _storable(path: Path) -> bool:
+    """Whether ``path`` can be an index entry: its name decodes as UTF-8 (else ``os.fsdecode``
+    kept its bytes as lone surrogates, which no UTF-8 text holds)."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

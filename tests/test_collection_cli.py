@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -410,9 +411,14 @@ def test_shown_names_keep_their_characters_but_not_controls() -> None:
 def test_control_characters_in_names_are_shown_as_escapes(tmp_path: Path) -> None:
     """A file named "new<LF>line.txt" is not shown as "new line.txt" or "new\\nline.txt" (other
     files' names), and an escape in a name reaches neither the table nor an error line."""
-    from nashcli.names import visible
+    from nashcli.names import from_visible, visible
 
     assert visible("new\nline\t\x1b[31m\u202etxt.exe é") == "new\\nline\\t\\x1b[31m\\u202etxt.exe é"
+    # A name that is not UTF-8 shows its bytes (raw, every such name looked alike: "caf�"),
+    # and a watcher's log line reads back as that name.
+    latin = os.fsdecode(b"caf\xe9 \x85")
+    assert visible(latin) == "caf\\xe9 \\x85" and from_visible(visible(latin)) == latin
+    assert from_visible(visible("c1\u0085 \x1b")) == "c1\u0085 \x1b"
     folder = tmp_path / "notes"
     make_docs(folder, per_topic=4)
     (folder / "space" / "new\nline.txt").write_text("rocket orbit launch nasa moon " * 8)
@@ -438,6 +444,7 @@ def test_control_characters_in_names_are_shown_as_escapes(tmp_path: Path) -> Non
         "esc\x1b[31m",
         "a\\n'b\tc",
         "c1\u0085x",
+        "caf\udce9",  # the name b"caf\xe9" (Latin-1), as os.fsdecode gives it
     ],
 )
 def test_a_suggested_command_pastes_back_as_the_folder_it_names(name: str) -> None:
@@ -449,7 +456,7 @@ def test_a_suggested_command_pastes_back_as_the_folder_it_names(name: str) -> No
     printed = visible(f"run: nash index {shell_quote(f'/tmp/{name}')} --name notes")
     argument = printed.removeprefix("run: nash index ").removesuffix(" --name notes")
     read = subprocess.run(["bash", "-c", f"printf %s {argument}"], capture_output=True)
-    assert read.stdout.decode() == f"/tmp/{name}"
+    assert read.stdout == os.fsencode(f"/tmp/{name}")
     assert (argument == shown) == (name in ("plain",))
 
 

@@ -465,6 +465,24 @@ def test_a_chmod_of_a_folder_that_could_not_be_listed_asks_for_a_full_pass(folde
     assert coalescer.take().rescan and watcher._unreadable == set()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes")
+def test_names_that_are_not_utf8_are_judged_as_the_index_knows_them(folder) -> None:
+    """Such a name is never an entry (it is skipped when seen): its deletion is none, a move
+    from it a new file, a move to it the old entry's deletion. Looked up as they were, each
+    stopped the update with a UnicodeEncodeError in the log and a full pass."""
+    bad = [Path(os.fsdecode(os.fsencode(folder) + b"/bad%d\xff.txt" % i)) for i in range(3)]
+    good, kept = folder / "good.txt", folder / "kept.txt"
+    for path in (bad[1], good):
+        path.write_text("words")
+    coalescer = Coalescer()
+    coalescer.moved(bad[0], good)  # renamed to a good name
+    coalescer.moved(kept, bad[1])  # renamed to a bad one
+    coalescer.deleted(bad[2])
+    batch = coalescer.take()
+    assert batch.moves == [] and batch.deletions == [kept]
+    assert sorted(batch.upserts) == sorted([good, bad[1]])  # (the watcher reports bad[1])
+
+
 def test_a_chmod_of_a_folder_looks_again_at_the_skips_under_it_alone(folder, fake):
     """A folder's chmod (the x bit its files needed) brings back the files skipped under it,
     not the others; a file's chmod brings back that file."""

@@ -47,7 +47,7 @@ from typing import Any, BinaryIO
 
 from nashcli import corpus, paths
 from nashcli.errors import IndexBusyError, IndexWriteError, NashError
-from nashcli.names import from_visible, visible
+from nashcli.names import from_visible, shell_quote, visible
 
 log = logging.getLogger(__name__)
 
@@ -406,6 +406,12 @@ class Watcher:
 
     def root_problem(self) -> str | None:
         """Why the watched folder cannot be watched any more, or None if it is fine."""
+        if os.path.islink(self.root):  # (resolved at the start: it was a real folder then)
+            target = os.path.realpath(self.root)
+            return (
+                f"the watched folder {self.root} is now a symlink to {target}, which a running "
+                f"watcher cannot follow; to watch it: nash watch {shell_quote(self.root)}"
+            )
         try:
             if not self.root.is_dir():
                 return f"the watched folder {self.root} no longer exists"

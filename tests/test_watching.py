@@ -754,6 +754,24 @@ def test_a_folder_that_becomes_unreadable_stops_the_watcher(folder, fake, run_wa
     assert isinstance(running.error, NashError) and str(running.error) == problem
 
 
+def test_a_folder_replaced_by_a_symlink_stops_the_watcher(folder, fake, run_watcher, tmp_path):
+    """A watcher resolves its folder's links when it starts: a symlink put in its place later
+    was "watched" as a new folder, and nothing under it reached the index again (the kernel
+    watched the link itself). It stops, and says that a new start follows the link."""
+    other = tmp_path / "other"
+    other.mkdir()
+    running = run_watcher()
+    folder.rename(tmp_path / "away")
+    folder.symlink_to(other)
+    running.thread.join(TIMEOUT)
+    assert isinstance(running.error, NashError)
+    assert str(running.error) == (
+        f"the watched folder {folder} is now a symlink to {other}, which a running watcher "
+        f"cannot follow; to watch it: nash watch {folder}"
+    )
+    assert fake.catch_ups == 1  # (nothing of the other folder was taken in)
+
+
 def test_an_unreadable_folder_is_refused_with_a_clear_message(folder, fake, monkeypatch):
     if os.name == "posix" and os.geteuid() != 0:
         folder.chmod(0)

@@ -384,6 +384,8 @@ def _meta_error(name: str, directory: Path, error: sqlite3.Error, root: Path | N
     hint = ""
     if not os.access(directory, os.W_OK) and not _read_only_fs(directory):
         hint = f" (reading it needs write access to {directory}: SQLite keeps its locks there)"
+    elif not os.access(directory / _META, os.R_OK):  # (chmod 000 meta.sqlite)
+        hint = f" (permission denied: you may not read {directory / _META})"
     elif any(w in text.lower() for w in ("disk", "readonly", "read-only", "unable to open")):
         hint = " (is its disk full, read-only or gone?)"
     # A full disk (SQLite cannot make its -shm file) may clear: a watcher waits and tries again.

@@ -597,6 +597,31 @@ def test_an_index_on_a_full_disk_still_answers(
     assert run("similar", str(paths[0]), "--json").stdout == before
 
 
+def test_a_database_the_user_may_not_read_says_so(
+    notes, nash_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """chmod 000 meta.sqlite: SQLite's "unable to open database file" came with "is its disk
+    full, read-only or gone?", none of which it was."""
+    folder, paths = notes
+    directory = nash_home / "collections" / "notes"
+    real_access = os.access
+
+    def inside(path) -> bool:
+        return Path(str(path).removeprefix("file:").split("?")[0]).parent == directory
+
+    def access(path, mode, **kw) -> bool:  # what chmod 000 does to anyone but root
+        return Path(path) != directory / "meta.sqlite" and real_access(path, mode, **kw)
+
+    opening = "unable to open database file"
+    with monkeypatch.context() as patch:
+        _sqlite_cannot_open(patch, inside, opening, opening)
+        patch.setattr(os, "access", access)
+        line = one_error_line(run("similar", str(paths[0])))
+    assert line.endswith(
+        f"(meta.sqlite: {opening}) (permission denied: you may not read {directory}/meta.sqlite)"
+    )
+
+
 def test_a_read_torn_by_a_writer_is_not_called_damage(notes, nash_home: Path) -> None:
     """A reader without locks (a full disk) can see a writer's half-done change once space is
     freed: SQLite then says "malformed", and the collection was called damaged, with advice

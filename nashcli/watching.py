@@ -1407,6 +1407,36 @@ def _find_watcher(name: str, info: dict | None) -> int:
     )
 
 
+#: Size past which a background watcher moves its log to ``LOG.1`` (dropping the one there)
+#: and goes on in a new one: a watcher left running for months keeps two logs at most.
+LOG_ROTATE_BYTES = 8 * 2**20
+
+
+def rotate_log(log: Path, fds: Sequence[int], limit: int = LOG_ROTATE_BYTES) -> bool:
+    """Move ``log`` to ``LOG.1`` and point ``fds`` (the output that goes to it) at a new
+    ``log`` once it is larger than ``limit``; whether it did. Nothing happens unless ``fds[0]``
+    still writes to ``log`` (a log removed or replaced by hand is left alone)."""
+    try:
+        st = os.fstat(fds[0])
+        if st.st_size <= limit or not os.path.samestat(st, os.stat(log)):
+            return False
+        os.replace(log, log.with_name(f"{log.name}.1"))
+        new = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError:  # (a full disk, a log folder gone: it goes on where it writes now)
+        return False
+    try:
+        with contextlib.suppress(OSError):
+            os.write(
+                new,
+                f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} continued from {log.name}.1\n".encode(),
+            )
+        for fd in fds:
+            os.dup2(new, fd)
+    finally:
+        os.close(new)
+    return True
+
+
 class Registration:
     """Hold the watch lock of a collection and advertise the watcher in its pid file.
 
@@ -1473,6 +1503,9 @@ class Registration:
             with contextlib.suppress(OSError):
                 paths.state_dir().mkdir(parents=True, exist_ok=True)
                 self._write()
+        if self.log is not None:  # (a background watcher: its output is the log)
+            sys.stdout.flush()
+            rotate_log(self.log, (sys.stdout.fileno(), sys.stderr.fileno()))
 
     def _keep_lock(self) -> None:
         from filelock import FileLock, Timeout

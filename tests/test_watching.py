@@ -754,6 +754,26 @@ def test_a_folder_that_becomes_unreadable_stops_the_watcher(folder, fake, run_wa
     assert isinstance(running.error, NashError) and str(running.error) == problem
 
 
+def test_a_background_watchers_log_is_rotated_past_its_size(tmp_path: Path) -> None:
+    """A watcher left running kept one log growing for ever: past the size, the log moves to
+    LOG.1 and its output goes on in a new one (two logs at most)."""
+    log = tmp_path / "watch-notes.log"
+    log.write_text("--- started\n" + "indexed 1\n" * 20)
+    out = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        assert not watching.rotate_log(log, (out,), limit=1000)  # not past it yet
+        assert watching.rotate_log(log, (out,), limit=100)
+        os.write(out, b"indexed 2\n")
+        old = tmp_path / "watch-notes.log.1"
+        assert old.read_text().startswith("--- started\n") and old.stat().st_size > 100
+        assert log.read_text().endswith("continued from watch-notes.log.1\nindexed 2\n")
+        log.unlink()  # removed by hand: left alone (its output goes where it went)
+        log.write_text("x" * 200)
+        assert not watching.rotate_log(log, (out,), limit=100)
+    finally:
+        os.close(out)
+
+
 def test_a_folder_replaced_by_a_symlink_stops_the_watcher(folder, fake, run_watcher, tmp_path):
     """A watcher resolves its folder's links when it starts: a symlink put in its place later
     was "watched" as a new folder, and nothing under it reached the index again (the kernel

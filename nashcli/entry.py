@@ -24,8 +24,8 @@ INTERRUPTED = 130
 
 def main() -> None:
     """Import and run the CLI (``nashcli.cli.main``)."""
+    _fit_the_locale()  # (first: a start again in UTF-8 mode must see the closed streams too)
     _hold_closed_streams()
-    _fit_the_locale()
     try:
         from nashcli.cli import main as run
 

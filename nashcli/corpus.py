@@ -221,15 +221,18 @@ def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
 
     rules = []
     for name in IGNORE_FILES:
+        path = directory / name
         try:
-            path = directory / name
-            if path.is_symlink():  # git reads no ignore file through a link (since 2.32)
+            if stat.S_ISLNK(os.lstat(path).st_mode):  # git reads no ignore file through a link
                 continue
+        except OSError:  # absent, or a folder that may not be searched (its files neither)
+            continue
+        try:
             # utf-8-sig: Notepad starts the file with a byte-order mark, which git skips
             # (bytes decoded, not read_text: its universal newlines make a lone CR a line end)
             text = path.read_bytes().decode("utf-8-sig", errors="replace")
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            continue  # absent or vanished (or a folder of that name, which git passes over)
+        except (FileNotFoundError, IsADirectoryError):
+            continue  # vanished (or a folder of that name, which git passes over)
         except OSError as error:
             reason = os_reason(error).removeprefix("unreadable: ")
             why = f"{UNREADABLE_FOLDER}: its {name} cannot be read ({reason})"

@@ -347,6 +347,38 @@ def test_a_folder_whose_ignore_file_cannot_be_read_is_left_out_and_reported(
     assert not matcher.is_ignored(tmp_path / "b.txt")
 
 
+def test_a_folder_that_may_be_listed_but_not_entered_skips_its_files_not_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder without its x bit: every look inside fails, for an ignore file that is not
+    there too, which is no unreadable ignore file; its files are skipped one by one as before."""
+    inside = write(tmp_path / "d" / "a.txt", "a\n").parent
+    real_lstat, real_stat, real_open = os.lstat, os.stat, builtins.open
+
+    def denied(path) -> bool:
+        return not isinstance(path, int) and Path(os.fsdecode(path)).parent == inside
+
+    def lstat(path, *args, **kwargs):
+        if denied(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    def stat_(path, *args, **kwargs):  # (pathlib's is_symlink, exists: os.stat)
+        if denied(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, (str, bytes, os.PathLike)) and denied(file):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(corpus.os, "lstat", lstat)
+    monkeypatch.setattr(corpus.os, "stat", stat_)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    assert skipped(tmp_path) == {"d/a.txt": "unreadable: permission denied"}
+
+
 def test_dangling_symlink_and_symlink_loop_are_reported(tmp_path: Path) -> None:
     write(tmp_path / "real.md", "real\n")
     (tmp_path / "dangling.md").symlink_to(tmp_path / "deleted.md")

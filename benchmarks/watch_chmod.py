@@ -3,13 +3,14 @@ with this tree's watcher against git revision REV's, in the same run.
 
     python benchmarks/watch_chmod.py --reference 030e7c2 --skips 2000 --order files
 
-A folder of ``--skips`` files (100 to a sub-folder) that the watcher has noted as skipped for
-"unreadable: permission denied" (as a full pass notes them); then the attribute-change events
-a chmod of each of them sends (``--order files``: file by file, as ``find -exec chmod`` or a
-chmod of each; ``--order tree``: each folder and then its files, as ``chmod -R``) are fed to
-the watcher's event loop (``Watcher._feed``, what its queue hands over). Prints the seconds
-each watcher spent, the ratio, and that both queued every file to be read again. Each watcher
-runs in a child process from its own tree (REV's from a temporary git worktree).
+A folder of ``--skips`` files (``--per-folder`` to a sub-folder, 100 by default) that the
+watcher has noted as skipped for "unreadable: permission denied" (as a full pass notes them);
+then the attribute-change events a chmod of each of them sends (``--order files``: file by
+file, as ``find -exec chmod`` or a chmod of each; ``--order tree``: each folder and then its
+files, as ``chmod -R``) are fed to the watcher's event loop (``Watcher._feed``, what its queue
+hands over). Prints the seconds each watcher spent, the ratio, and that both queued every file
+to be read again. Each watcher runs in a child process from its own tree (REV's from a
+temporary git worktree).
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from revisions import alternating, reference_worktree
 CHILD = r"""
 import json, sys, tempfile, time
 from pathlib import Path
-tree, skips, order = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+tree, skips, order, per = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 sys.path.insert(0, tree)
 from nashcli.watching import Coalescer, Watcher
 with tempfile.TemporaryDirectory() as scratch:
     folder = Path(scratch)
     files = []
     for i in range(skips):
-        sub = folder / f"part{i // 100}"
+        sub = folder / f"part{i // per}"
         sub.mkdir(exist_ok=True)
         files.append(sub / f"note{i}.txt")
         files[-1].write_text("words")
@@ -57,6 +58,7 @@ with tempfile.TemporaryDirectory() as scratch:
 def run(tree: Path, args: argparse.Namespace) -> dict:
     """One watcher's pass over the events, in a child process with ``tree``'s package."""
     command = [sys.executable, "-c", CHILD, str(tree), str(args.skips), args.order]
+    command.append(str(args.per_folder))
     out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=tree)
     return json.loads(out.stdout)
 
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--reference", required=True, help="git revision to compare with")
     parser.add_argument("--skips", type=int, default=2000, help="files noted as unreadable")
     parser.add_argument("--order", choices=("files", "tree"), default="files")
+    parser.add_argument("--per-folder", type=int, default=100, help="skipped files a folder")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each watcher")
     args = parser.parse_args()
     seconds: dict[str, list[float]] = {"reference": [], "this tree": []}
@@ -81,7 +84,8 @@ def main() -> None:
             print(f"{name:>9}: {result['seconds']:.3f} s for {result['events']} chmod events")
     ref, this = min(seconds["reference"]), min(seconds["this tree"])
     print(
-        f"{args.skips} skips, order {args.order}: {ref:.3f} s ({args.reference}) -> "
+        f"{args.skips} skips ({args.per_folder} a folder), order {args.order}: {ref:.3f} s "
+        f"({args.reference}) -> "
         f"{this:.3f} s (this tree), ratio {this / ref:.4f}; every file queued by both"
     )
 

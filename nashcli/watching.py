@@ -292,6 +292,54 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+class _Skips:
+    """The paths a watcher skipped as unreadable, each also filed under every folder above it,
+    so that a chmod finds what it may mend by lookup: a file's own entry, or all of a folder's
+    (a scan of every skip for each event of a ``chmod -R`` grew with the square)."""
+
+    def __init__(self) -> None:
+        self._paths: set[Path] = set()
+        self._under: dict[Path, set[Path]] = {}
+
+    def add(self, path: Path) -> None:
+        if path not in self._paths:
+            self._paths.add(path)
+            for folder in path.parents:
+                self._under.setdefault(folder, set()).add(path)
+
+    def discard(self, path: Path) -> None:
+        if path in self._paths:
+            self._paths.discard(path)
+            for folder in path.parents:
+                below = self._under[folder]
+                below.discard(path)
+                if not below:
+                    del self._under[folder]
+
+    def difference_update(self, paths: Iterable[Path]) -> None:
+        for path in paths:
+            self.discard(path)
+
+    def clear(self) -> None:
+        self._paths.clear()
+        self._under.clear()
+
+    def under(self, folder: Path) -> set[Path]:
+        """The skips inside ``folder``, at any depth."""
+        return set(self._under.get(folder, ()))
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._paths
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __eq__(self, other: object) -> bool:  # (compared with a plain set of paths)
+        return self._paths == (other._paths if isinstance(other, _Skips) else other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class _FolderReplaced(Exception):
     """Another folder now stands at the watched path: watch that one instead."""
 
@@ -391,7 +439,7 @@ class Watcher:
         self._watch_lost = False  # the observer saw the folder itself deleted: it watches nothing
         # Files and folders skipped as unreadable (a permission): a chmod of one (an attribute
         # event, else ignored) has it looked at again.
-        self._unreadable: set[Path] = set()
+        self._unreadable = _Skips()
         self._last_pass_skipped: set[Path] = set()
 
     # ---- control
@@ -578,20 +626,17 @@ class Watcher:
     def _look_again(self, coalescer: Coalescer, path: Path, is_dir: bool = False) -> None:
         """After a chmod of ``path``: the files skipped as unreadable there (it, or under it
         when it is a folder) are looked at again; a folder that could not be listed asks for a
-        full pass.
+        full pass, as does an ignore file (its rules may have become readable, or unreadable).
 
-        A file's chmod looks up that file alone; a folder's scans the skips. Every event once
-        scanned them all, path by path: a ``chmod -R`` over 2,000 skipped files took 24 s,
-        growing with the square (``benchmarks/watch_chmod.py``: 0.03 s now).
+        Both are lookups (:class:`_Skips`). Every event once compared every skipped path with
+        its own: a ``chmod -R`` over 2,000 skipped files took 24 s, growing with the square
+        (``benchmarks/watch_chmod.py``: 0.03 s now).
         """
-        if not self._unreadable:
-            return
+        if path.name in IGNORE_FILES:
+            coalescer.request_rescan()
         found = [path] if path in self._unreadable else []
-        if path.name in IGNORE_FILES and path.parent in self._unreadable:
-            found.append(path.parent)  # (a folder left out for its unreadable ignore file)
         if is_dir or _is_folder(path):
-            inside = os.path.join(path, "")  # (its own path with a separator at the end)
-            found += [p for p in self._unreadable if str(p).startswith(inside)]
+            found += sorted(self._unreadable.under(path))
         for skipped in found:
             if _is_folder(skipped):
                 coalescer.request_rescan()
@@ -739,7 +784,7 @@ class Watcher:
                 admitted.append(path)
             elif paths.may_be_there(path):  # (one that vanished meanwhile is no news)
                 skipped.append((path, refusal.reason))
-                if refusal.excluded:  # grown past --max-size, emptied: its entry is stale
+                if refusal.excluded and _storable(path):  # past --max-size, emptied: stale
                     batch.deletions.append(path)
         batch.upserts = admitted
         self._unreadable.difference_update(admitted)

@@ -457,12 +457,16 @@ def test_a_chmod_of_a_folder_that_could_not_be_listed_asks_for_a_full_pass(folde
     assert not coalescer.take()
     watcher._look_again(coalescer, sub)
     assert coalescer.take().rescan and watcher._unreadable == set()
-    # A folder left out because its .gitignore could not be read: that file's chmod.
+    # An ignore file's chmod: its rules may have become readable (its folder was left out
+    # for them) or unreadable (its folder must go): a full pass either way, which notes the
+    # skips anew.
     watcher._remember_unreadable(
         [(Path("sub"), "unreadable folder: its .gitignore cannot be read (permission denied)")]
     )
     watcher._look_again(coalescer, sub / ".gitignore")
-    assert coalescer.take().rescan and watcher._unreadable == set()
+    assert coalescer.take().rescan
+    watcher._look_again(coalescer, folder / ".nashignore")
+    assert coalescer.take().rescan
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes")
@@ -481,6 +485,24 @@ def test_names_that_are_not_utf8_are_judged_as_the_index_knows_them(folder) -> N
     batch = coalescer.take()
     assert batch.moves == [] and batch.deletions == [kept]
     assert sorted(batch.upserts) == sorted([good, bad[1]])  # (the watcher reports bad[1])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs a file system that takes any bytes")
+def test_a_symlink_whose_name_is_not_utf8_is_skipped_not_looked_up(
+    folder, fake, run_watcher
+) -> None:
+    """A symlink is refused before its name is judged, as one whose entry must go (excluded):
+    its deletion was looked up and stopped the update with a UnicodeEncodeError."""
+    seen = []
+    run_watcher(on_batch=seen.append, admit=watching.document_problem)  # (the CLI's checks)
+    target = folder / "real.txt"
+    target.write_text("words")
+    wait_until(lambda: target in fake.upserts(), what="the real file")
+    link = Path(os.fsdecode(os.fsencode(folder) + b"/link\xfe.txt"))
+    link.symlink_to(target)
+    wait_until(lambda: any(p == link for r in seen for p, _ in r.skipped), what="the skip")
+    time.sleep(0.3)
+    assert link not in fake.deletions() and link not in fake.upserts()
 
 
 def test_a_chmod_of_a_folder_looks_again_at_the_skips_under_it_alone(folder, fake):

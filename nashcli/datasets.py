@@ -310,6 +310,8 @@ class _EveryStream(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
+        if not len(buffer):  # (max_length 0 would give nothing for ever)
+            return 0
         while True:
             if self._decoder.eof:  # a stream ended: the file ends too, or another begins
                 rest = self._next_stream(self._decoder.unused_data)

@@ -50,10 +50,14 @@ def _hold_closed_streams() -> None:
             continue
         except OSError:
             pass
-        null = os.open(os.devnull, os.O_RDWR)  # (fd itself: the lowest free descriptor)
-        if null != fd:
-            os.dup2(null, fd)
-            os.close(null)
+        try:
+            null = os.open(os.devnull, os.O_RDWR)  # (fd itself: the lowest free descriptor)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)  # (for the processes nash starts: a refit child)
+        except OSError:  # no /dev/null, no descriptor left: go on as before
+            continue
         if fd == 0 and sys.stdin is None:
             sys.stdin = open(fd, encoding="utf-8", closefd=False)  # noqa: SIM115 - for the run
         elif fd == 1 and sys.stdout is None:

@@ -494,6 +494,19 @@ def test_closed_standard_streams_are_an_error_line_not_lost_output(tmp_path: Pat
     assert (done.returncode, done.stderr) == (2, "nash: error: the query has no text\n")
     result = runner.invoke(app, ["similar", str(docs / "0.txt")], env=env)
     assert result.exit_code == 0 and "2.txt" in result.stdout  # the index is whole
+    # The /dev/null held there is handed on: a child nash starts (a refit) has it too.
+    child = "import os; os.fstat(2)"
+    handed = (
+        "import subprocess, sys; from nashcli.entry import _hold_closed_streams; "
+        f"_hold_closed_streams(); sys.exit(subprocess.run([sys.executable, '-c', {child!r}])"
+        ".returncode)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", handed],
+        env=env,
+        preexec_fn=lambda: os.close(2),  # noqa: PLW1509 - what `2>&-` does
+    )
+    assert done.returncode == 0
 
 
 @pytest.mark.parametrize("kind", [int, float])

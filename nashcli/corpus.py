@@ -317,11 +317,6 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def shown_path(path: Path | str) -> str:
-    """``path`` printable whatever its bytes: undecodable ones as ``\\xe9``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 def _check_file(
     path: Path, suffix: str, max_bytes: int, known: Mapping[str, tuple[int, int]] | None = None
 ) -> FileEntry | Skipped:
@@ -490,9 +485,9 @@ def check_root(root: Path) -> tuple[os.stat_result, dict[int, str]]:
     one-line :class:`NashError` for a root no crawl takes: missing, unreadable, not valid
     UTF-8, or on a system filesystem (``nash watch`` asks before it starts watching)."""
     if not _is_utf8(str(root)):
-        raise NashError(
-            f"{shown_path(root)}: the path is not valid UTF-8 and the index stores paths as "
-            "text; rename the folder with the \\x bytes to index it"
+        raise NashError(  # (an error line shows the bytes as \xNN: names.visible)
+            f"{root}: the path is not valid UTF-8 and the index stores paths as text; rename "
+            "the folder whose name shows escaped bytes to index it"
         )
     try:
         root_stat = os.stat(root)

@@ -27,6 +27,7 @@ from nashcli.corpus import (
 )
 from nashcli.documents import UnreadableFile, content_hash, read_text
 from nashcli.errors import NashError
+from nashcli.names import visible
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -576,9 +577,9 @@ def test_a_folder_name_that_is_not_utf8_is_named_as_the_problem(tmp_path: Path) 
     ]
     with pytest.raises(NashError) as refused:  # as the folder to index: one line, bytes shown
         list(crawl(os.fsdecode(latin)))
-    assert str(refused.value) == (
+    assert visible(str(refused.value)) == (  # (as an error line shows it)
         f"{tmp_path}/Donn\\xe9es: the path is not valid UTF-8 and the index stores paths as "
-        "text; rename the folder with the \\x bytes to index it"
+        "text; rename the folder whose name shows escaped bytes to index it"
     )
 
 

@@ -17,6 +17,7 @@ Nothing here touches the network except :func:`download`, which a user calls exp
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import json
@@ -465,26 +466,50 @@ def read_archive(path: str | Path, name: str | None = None) -> Dataset:
         raise NashError(f"{path}: an archive must be a file, not a pipe or a device")
     try:
         _check_compressed(path)
-        with tarfile.open(path, "r:*") as tar:
-            members = [m for m in tar.getmembers() if m.isfile()]
-            names = [m.name for m in members]
-            if any(_REUT2.search(n) for n in names):
-                files = ((m.name, _read_member(tar, m)) for m in members if _REUT2.search(m.name))
-                dataset = reuters_modapte(files, name=name or "reuters")
-            elif any(_NEWS.search(n) for n in names):
-                files = ((m.name, _read_member(tar, m)) for m in members if _NEWS.search(m.name))
-                dataset = newsgroups_bydate(files, name=name or "20ng")
-            else:
-                raise NashError(
-                    f"{path}: neither Reuters-21578 (reut2-*.sgm) nor 20news-bydate "
-                    "(20news-bydate-train/<group>/<n>) files in this archive"
-                )
+        with _opened_tar(path) as tar:  # one pass, reading the files either corpus is made of
+            files = [
+                (m.name, _read_member(tar, m))
+                for m in tar
+                if m.isfile() and (_REUT2.search(m.name) or _NEWS.search(m.name))
+            ]
+        if any(_REUT2.search(n) for n, _ in files):
+            reuters = ((n, data) for n, data in files if _REUT2.search(n))
+            dataset = reuters_modapte(reuters, name=name or "reuters")
+        elif files:
+            dataset = newsgroups_bydate(files, name=name or "20ng")
+        else:
+            raise NashError(
+                f"{path}: neither Reuters-21578 (reut2-*.sgm) nor 20news-bydate "
+                "(20news-bydate-train/<group>/<n>) files in this archive"
+            )
     except (OSError, EOFError, zlib.error, lzma.LZMAError, _DamagedData) as error:
         raise NashError(f"cannot read archive {path}: {_reason(error)}") from None
     except tarfile.TarError as error:
         reason = str(error).splitlines()[0].rstrip(":")  # tarfile lists one line per method
         raise NashError(f"cannot read archive {path}: {reason} (not a tar archive?)") from None
     return dataset
+
+
+@contextlib.contextmanager
+def _opened_tar(path: Path) -> Iterator[tarfile.TarFile]:
+    """``path`` as a tar archive: a bzip2 or xz one read as a stream through
+    :class:`_EveryStream` (tarfile's own readers stop without a word at a later stream, or at
+    xz's padding between streams), any other as tarfile opens it."""
+    with open(path, "rb") as raw:
+        head = raw.peek(6)[:6]
+    opener = next(
+        (o for magic, o in _DECOMPRESSORS.items() if magic != _GZIP and head.startswith(magic)),
+        None,
+    )
+    if opener is None:
+        with tarfile.open(path, "r:*") as tar:
+            yield tar
+        return
+    with (
+        open(path, "rb") as raw,
+        tarfile.open(fileobj=io.BufferedReader(opener(raw)), mode="r|") as tar,
+    ):
+        yield tar
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:

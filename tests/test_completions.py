@@ -104,3 +104,71 @@ def test_bash_completion_end_to_end() -> None:
         check=True,
     )
     assert set(result.stdout.split()) == set(visible_commands())
+
+
+@pytest.mark.parametrize("command", ["eval", "watch", "similar", "index"])
+def test_fish_gets_one_candidate_a_line_whatever_the_width(command: str) -> None:
+    """fish reads one candidate per line; help wrapped at the terminal's width gave it lines
+    of help as candidates (``--methods list shows them.`` after ``nash eval --``)."""
+    from nashcli.cli import main
+
+    env = {
+        **os.environ,
+        "COLUMNS": "40",
+        "_NASH_COMPLETE": "complete_fish",
+        "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+        "_TYPER_COMPLETE_ARGS": f"nash {command} --",
+    }
+    code = f"import sys; sys.argv = ['nash']; from {main.__module__} import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    lines = result.stdout.splitlines()
+    cmd = visible_commands()[command]
+    negations = {o for p in cmd.params for o in getattr(p, "secondary_opts", ())}  # --no-rerank
+    assert {line.split("\t")[0] for line in lines} == long_options(cmd) | negations | {"--help"}
+    assert all("\t" in line for line in lines)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
+def test_bash_completes_a_collection_after_an_equals_sign(tmp_path: Path) -> None:
+    """bash splits ``--collection=be`` at the ``=``: Click took the ``=`` for the option's value
+    and ``be`` for the query file, and bash fell back to file names."""
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "nash").exists():
+        pytest.skip("the nash console script is not installed beside this Python")
+    for name in ("alpha", "beta-docs"):
+        (tmp_path / "collections" / name).mkdir(parents=True)
+    probe = (
+        f"source {REPO / 'completions' / 'nash.bash'}; "
+        "COMP_WORDS=(nash similar --collection = be); COMP_CWORD=4; _nash_completion nash; "
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    env = {
+        **os.environ,
+        "NASH_HOME": str(tmp_path),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    result = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split() == ["beta-docs"]
+
+
+@pytest.mark.parametrize(
+    ("words", "offered"),
+    [
+        (["index", "--device", ""], ["auto", "cpu", "cuda"]),
+        (["watch", "--device", "c"], ["cpu", "cuda"]),
+        (["similar", "--rank", ""], ["fused", "cosine", "hamming"]),
+        (["eval", "--split", "r"], ["random"]),
+    ],
+)
+def test_an_option_of_fixed_values_completes_them(words: list[str], offered: list[str]) -> None:
+    """They offered file names."""
+    assert complete_bash(words) == offered

@@ -71,6 +71,19 @@ def _error_line(message: str) -> None:
     typer.echo(f"nash: error: {visible(message)}", err=True)
 
 
+def one_of(*values: str) -> Callable[[str], list[str]]:
+    """Shell completion for an option that takes one of ``values`` (``--device <TAB>``)."""
+
+    def complete(incomplete: str) -> list[str]:
+        return [value for value in values if value.startswith(incomplete)]
+
+    return complete
+
+
+#: Completion of ``--device``.
+DEVICES = one_of("auto", "cpu", "cuda")
+
+
 def _output_failed(error: OSError | sqlite3.Error) -> NoReturn:
     """Exit on a system error: quietly with :data:`BROKEN_PIPE` when the reader of the output
     went away (`nash status | head`), else with its one line on stderr and exit status 2."""

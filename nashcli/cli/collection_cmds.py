@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from nashcli.cli.app import app, stopped_as_by_ctrl_c
+from nashcli.cli.app import DEVICES, app, one_of, stopped_as_by_ctrl_c
 from nashcli.errors import NashError
 from nashcli.names import shell_quote, visible
 
@@ -46,7 +46,9 @@ def index_command(
     retrain: bool = typer.Option(
         False, "--retrain", help="Refit the features and the model on every document now."
     ),
-    device: str = typer.Option("auto", "--device", help="Where to train: auto, cpu or cuda."),
+    device: str = typer.Option(
+        "auto", "--device", help="Where to train: auto, cpu or cuda.", autocompletion=DEVICES
+    ),
     max_size: str | None = typer.Option(
         None,
         "--max-size",
@@ -110,6 +112,7 @@ def similar_command(
         help="How to order the nearest codes: fused (the default: tf-idf cosine with feedback "
         "from the best candidates, minus a Hamming distance weighted by the encoder's "
         "certainty; the most precise), cosine (tf-idf cosine), or hamming (the codes alone).",
+        autocompletion=one_of("fused", "cosine", "hamming"),
     ),
     rerank: bool = typer.Option(
         True,

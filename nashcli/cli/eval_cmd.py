@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nashcli.cli.app import app
+from nashcli.cli.app import DEVICES, app, one_of
 from nashcli.errors import NashError
 
 _SPLITS = ("canonical", "random")
@@ -55,8 +55,11 @@ def eval_command(
         "canonical",
         "--split",
         help="canonical: the corpus's own train/test split; random: a seeded 60/20/20 shuffle.",
+        autocompletion=one_of("canonical", "random"),
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option(
+        "auto", "--device", help="auto, cpu or cuda.", autocompletion=DEVICES
+    ),
     download: bool = typer.Option(
         False,
         "--download",

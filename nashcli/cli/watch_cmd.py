@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from nashcli.cli.app import app, signals_handled
+from nashcli.cli.app import DEVICES, app, signals_handled
 from nashcli.errors import NashError
 from nashcli.names import shell_quote, visible
 from nashcli.paths import look_at
@@ -259,7 +259,9 @@ def watch_command(
         help="Code length if the folder is indexed for the first time (64); to change it later: "
         "nash index PATH --bits N --retrain.",
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option(
+        "auto", "--device", help="auto, cpu or cuda.", autocompletion=DEVICES
+    ),
     debounce: float = typer.Option(
         0.2,
         "--debounce",

@@ -32,7 +32,9 @@ def _collection_names(incomplete: str) -> list[str]:
 
 @app.command("index")
 def index_command(
-    path: str = typer.Argument(..., help="The folder to index (searched recursively)."),
+    path: str = typer.Argument(
+        ..., metavar="PATH", help="The folder to index (searched recursively)."
+    ),
     bits: int | None = typer.Option(
         None,
         "--bits",
@@ -94,7 +96,9 @@ def _note(message: str) -> None:
 @app.command("similar")
 def similar_command(
     file: str | None = typer.Argument(
-        None, help="A file, in the collection or not; - reads the query text from stdin."
+        None,
+        help="A file, in the collection or not; - reads the query text from stdin.",
+        metavar="FILE",
     ),
     text: str | None = typer.Option(None, "--text", help="Search with this text instead."),
     top: int = typer.Option(10, "--top", "-n", min=1, help="How many documents to show."),
@@ -302,7 +306,10 @@ def _refuse_if_watched(name: str) -> None:
 @app.command("forget")
 def forget_command(
     name: str = typer.Argument(
-        ..., help="The collection whose index to delete.", autocompletion=_collection_names
+        ...,
+        help="The collection whose index to delete.",
+        autocompletion=_collection_names,
+        metavar="NAME",
     ),
 ) -> None:
     """Delete a collection's index, damaged or not (your files are not touched).

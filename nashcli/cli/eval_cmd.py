@@ -21,6 +21,7 @@ def eval_command(
         "papers used); or a path to a .jsonl(.gz/.bz2/.xz) (id, text, labels, split; without "
         "split: --split random) or to "
         "reuters21578.tar.gz / 20news-bydate.tar.gz.",
+        metavar="DATASET",
     ),
     data_dir: Path | None = typer.Option(
         None,

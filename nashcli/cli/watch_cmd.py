@@ -241,6 +241,7 @@ def watch_command(
         help="Folder to keep indexed (or a collection's name). With --stop: the watcher to "
         "stop (default: every watcher).",
         show_default=False,
+        metavar="PATH",
     ),
     detach: bool = typer.Option(
         False, "--detach", "-d", help="Run in the background; stop it with nash watch --stop."

@@ -323,9 +323,10 @@ def find_similar(
     # without them, so that the next hits take their places and the ranking is the one the
     # index would give once it is updated (the fused feedback never reads a missing file).
     missing: set[str] = set()
+    listed: set[str] = set()  # of them, those the answer would have listed (for the note)
     encoded: dict[int, Query] = {}  # the query read and encoded once per generation
 
-    def search(snap: Snapshot) -> list[Hit]:
+    def search(snap: Snapshot, count: int = top) -> list[Hit]:
         if snap.generation == 0:
             raise NashError(no_index_yet(collection))
         if snap.generation not in encoded:
@@ -333,23 +334,43 @@ def find_similar(
             encoded.clear()
             encoded[snap.generation] = _query(query, snap, heard.append)
         left_out = [doc.row for doc in map(snap.doc_by_path, sorted(missing)) if doc is not None]
-        return search_snapshot(snap, encoded[snap.generation], top, ranking, pool, left_out)
+        return search_snapshot(snap, encoded[snap.generation], count, ranking, pool, left_out)
 
     hits = collection.read(search)  # again, if a retrain removes the model it is loading
     if os.path.isdir(collection.root):  # (a folder gone whole: the CLI says so)
+        # Each round also looks further down the list (4× more each time) for deleted files,
+        # which then stay out of the next search of ``top``: where many were deleted near the
+        # query, one round per ``top`` of them left too few answers, or none (a folder of 40
+        # deleted files: "-n 1" said they were all missing).
+        further = top
         for round_ in range(MAX_DELETED_ROUNDS + 1):
             deleted = {str(hit.path) for hit in hits if _deleted(hit.path)}
             missing |= deleted
+            listed |= deleted
             if not deleted:
                 break
             if round_ == MAX_DELETED_ROUNDS:  # no more searching: what is left, of what is there
                 hits = [hit for hit in hits if str(hit.path) not in deleted]
                 break
+            further = min(4 * further, MAX_LOOKED_FURTHER)
+            farther = collection.read(lambda snap, n=further: search(snap, n))
+            live = 0
+            for hit in farther:
+                if not _deleted(hit.path):
+                    live += 1
+                elif live < top:  # where the answer would have listed it
+                    listed.add(str(hit.path))
+                    missing.add(str(hit.path))
+                else:
+                    missing.add(str(hit.path))
+            if live == 0 and len(farther) == MAX_LOOKED_FURTHER:  # (an unmounted drive, say)
+                hits = []
+                break
             hits = collection.read(search)
     if missing and not hits:
         raise NashError(_all_missing(len(missing), collection))
-    if missing:
-        heard.append(_deleted_note(len(missing), collection))
+    if listed:
+        heard.append(_deleted_note(len(listed), collection))
     for note in heard if on_note is not None else ():
         on_note(note)
     return hits
@@ -357,6 +378,9 @@ def find_similar(
 
 #: How many times :func:`find_similar` searches again without files it found deleted.
 MAX_DELETED_ROUNDS = 20
+#: The most hits a round of :func:`find_similar` looks at for deleted files: all of them
+#: deleted, the answer is that the files nearest to the query are missing.
+MAX_LOOKED_FURTHER = 4096
 
 
 def _deleted(path: Path) -> bool:

@@ -321,22 +321,45 @@ def test_a_folder_emptied_as_an_unmounted_drive_leaves_it_is_no_empty_answer(
     notes, monkeypatch, rounds: int
 ) -> None:
     """Every near file missing (a drive not mounted at the folder: an empty folder) is not
-    "no similar documents", nor a list of files that are not there (when the searches again
-    without them run out before the collection does): the error says what may be wrong."""
+    "no similar documents", nor a list of files that are not there (each search again also
+    looks 4× further down for deleted files, so even one round reaches them all here): the
+    error says what may be wrong."""
     folder, paths = notes
     monkeypatch.setattr(similar, "MAX_DELETED_ROUNDS", rounds)
     for path in paths:
         path.unlink()
     with pytest.raises(NashError) as caught:
         find_similar("rocket orbit", "notes")
-    if rounds == 1:
-        assert str(caught.value).startswith("the 20 files of collection 'notes' nearest")
-        return
     assert str(caught.value) == (
         f"the {len(paths)} files of collection 'notes' nearest to the query are missing from "
         f"{folder}: if it is a drive that is not mounted, mount it; if they were deleted, "
         f"run nash index {folder}"
     )
+
+
+def test_many_files_deleted_near_the_query_leave_a_full_answer(notes, monkeypatch) -> None:
+    """A search again without the deleted files it found dropped only those among its ``top``
+    answers: with many deleted near the query and a short ``top``, the rounds ran out (a
+    review's folder of 40 deleted files: ``-n 1`` said they were all missing, ``-n 2`` gave one
+    answer). Each round looks further down for them, and the note counts those that the answer
+    would have listed."""
+    folder, paths = notes
+    monkeypatch.setattr(similar, "MAX_DELETED_ROUNDS", 3)  # (fewer rounds than files: larger)
+    query = paths[0]
+    near = find_similar(query, "notes", top=len(paths))
+    same = [h.path for h in near if topic(h.path) == topic(query)]
+    for path in same:  # every other note of its topic: the nearest files, all deleted
+        path.unlink()
+    heard: list[str] = []
+    for top in (1, 2):
+        heard.clear()
+        hits = find_similar(query, "notes", top=top, on_note=heard.append)
+        assert len(hits) == top and all(h.path.exists() for h in hits)
+        assert hits == find_similar(query, "notes", top=top + 3)[:top]
+        assert heard == [
+            f"left out {len(same)} files deleted since collection 'notes' was last updated; "
+            f"nash index {folder} removes them from the index"
+        ]
 
 
 def test_files_nash_may_not_look_at_are_not_called_deleted(notes, monkeypatch) -> None:

@@ -313,6 +313,8 @@ def find_similar(
     """
     if top < 1:
         raise NashError(f"--top must be at least 1, got {top}")
+    if pool is not None and pool < 1:  # (0 read as "the default", a negative one as 1)
+        raise NashError(f"--pool must be at least 1, got {pool}")
     if ranking not in RANKINGS:
         raise NashError(f"unknown ranking {ranking!r}: choose one of {', '.join(RANKINGS)}")
     if isinstance(collection, str):

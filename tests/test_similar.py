@@ -392,6 +392,12 @@ def test_only_deleted_files_that_would_be_listed_are_counted(notes) -> None:
     assert heard and heard[0].startswith("left out 1 file deleted since")
 
 
+def test_a_pool_below_one_is_refused_as_the_cli_refuses_it(notes) -> None:
+    for pool in (0, -3):
+        with pytest.raises(NashError, match=f"--pool must be at least 1, got {pool}"):
+            find_similar("rocket orbit", "notes", pool=pool)
+
+
 def test_top_larger_than_collection(notes) -> None:
     folder, paths = notes
     hits = find_similar(paths[0], "notes", top=100)

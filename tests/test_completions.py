@@ -83,27 +83,34 @@ def test_committed_scripts_call_nash_back_for_candidates(shell: str) -> None:
     assert "nash" in script
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
-def test_bash_completion_end_to_end() -> None:
-    """Source the committed script in a real bash and press TAB after ``nash ``."""
+def tab_in_bash(words: str, cword: int, **env: str) -> list[str]:
+    """What a real bash, with the committed script sourced, offers for ``COMP_WORDS=(words)``
+    and ``COMP_CWORD=cword`` (``env`` added to the environment)."""
+    if shutil.which("bash") is None:
+        pytest.skip("bash not installed")
     bin_dir = Path(sys.executable).parent
     if not (bin_dir / "nash").exists():
         pytest.skip("the nash console script is not installed beside this Python")
     probe = (
         f"source {REPO / 'completions' / 'nash.bash'}; "
-        'COMP_WORDS=(nash ""); COMP_CWORD=1; _nash_completion nash; '
+        f"COMP_WORDS=({words}); COMP_CWORD={cword}; _nash_completion nash; "
         'printf "%s\\n" "${COMPREPLY[@]}"'
     )
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     result = subprocess.run(
         ["bash", "--norc", "--noprofile", "-c", probe],
-        env=env,
+        env={**os.environ, "PATH": path, **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    assert set(result.stdout.split()) == set(visible_commands())
+    return result.stdout.split()
+
+
+def test_bash_completion_end_to_end() -> None:
+    """Source the committed script in a real bash and press TAB after ``nash ``."""
+    assert set(tab_in_bash('nash ""', 1)) == set(visible_commands())
 
 
 @pytest.mark.parametrize("command", ["eval", "watch", "similar", "index"])
@@ -130,34 +137,13 @@ def test_fish_gets_one_candidate_a_line_whatever_the_width(command: str) -> None
     assert all("\t" in line for line in lines)
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
 def test_bash_completes_a_collection_after_an_equals_sign(tmp_path: Path) -> None:
     """bash splits ``--collection=be`` at the ``=``: Click took the ``=`` for the option's value
     and ``be`` for the query file, and bash fell back to file names."""
-    bin_dir = Path(sys.executable).parent
-    if not (bin_dir / "nash").exists():
-        pytest.skip("the nash console script is not installed beside this Python")
     for name in ("alpha", "beta-docs"):
         (tmp_path / "collections" / name).mkdir(parents=True)
-    probe = (
-        f"source {REPO / 'completions' / 'nash.bash'}; "
-        "COMP_WORDS=(nash similar --collection = be); COMP_CWORD=4; _nash_completion nash; "
-        'printf "%s\\n" "${COMPREPLY[@]}"'
-    )
-    env = {
-        **os.environ,
-        "NASH_HOME": str(tmp_path),
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    result = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", probe],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout.split() == ["beta-docs"]
+    words = "nash similar --collection = be"
+    assert tab_in_bash(words, 4, NASH_HOME=str(tmp_path)) == ["beta-docs"]
 
 
 @pytest.mark.parametrize(

@@ -213,6 +213,11 @@ class UnreadableIgnoreFile(Exception):
     """An ignore file that is there but cannot be read (``str``: why, for a skip report)."""
 
 
+def _unreadable(name: str, error: OSError) -> UnreadableIgnoreFile:
+    reason = os_reason(error).removeprefix("unreadable: ")
+    return UnreadableIgnoreFile(f"{UNREADABLE_FOLDER}: its {name} cannot be read ({reason})")
+
+
 def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
     """The rules of ``directory``'s ignore files; raises :class:`UnreadableIgnoreFile` for one
     that cannot be read: what it leaves out is not known, so nothing there may be indexed (git
@@ -223,10 +228,13 @@ def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
     for name in IGNORE_FILES:
         path = directory / name
         try:
-            if stat.S_ISLNK(os.lstat(path).st_mode):  # git reads no ignore file through a link
+            # Not through a link (git reads none since 2.32), nor a pipe (it would block)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
                 continue
-        except OSError:  # absent, or a folder that may not be searched (its files neither)
-            continue
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue  # absent, or a folder that may not be searched (its files neither)
+        except OSError as error:  # (an I/O error: what it leaves out is not known)
+            raise _unreadable(name, error) from None
         try:
             # utf-8-sig: Notepad starts the file with a byte-order mark, which git skips
             # (bytes decoded, not read_text: its universal newlines make a lone CR a line end)
@@ -234,9 +242,7 @@ def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
         except (FileNotFoundError, IsADirectoryError):
             continue  # vanished (or a folder of that name, which git passes over)
         except OSError as error:
-            reason = os_reason(error).removeprefix("unreadable: ")
-            why = f"{UNREADABLE_FOLDER}: its {name} cannot be read ({reason})"
-            raise UnreadableIgnoreFile(why) from None
+            raise _unreadable(name, error) from None
         # Lines end at "\n" alone, as in git (a CR before it goes; a lone CR, a form feed or
         # U+2028 end no line, where str.splitlines would end one)
         lines = [line.removesuffix("\r") for line in text.split("\n")]

@@ -465,7 +465,6 @@ def read_archive(path: str | Path, name: str | None = None) -> Dataset:
     if path.exists() and not path.is_file():  # tarfile would open a pipe twice, and hang
         raise NashError(f"{path}: an archive must be a file, not a pipe or a device")
     try:
-        _check_compressed(path)
         with _opened_tar(path) as tar:  # one pass, reading the files either corpus is made of
             files = [
                 (m.name, _read_member(tar, m))
@@ -494,7 +493,8 @@ def read_archive(path: str | Path, name: str | None = None) -> Dataset:
 def _opened_tar(path: Path) -> Iterator[tarfile.TarFile]:
     """``path`` as a tar archive: a bzip2 or xz one read as a stream through
     :class:`_EveryStream` (tarfile's own readers stop without a word at a later stream, or at
-    xz's padding between streams), any other as tarfile opens it."""
+    xz's padding between streams; damage is found as it is read, so it is read once), any
+    other as tarfile opens it, once its gzip data was checked to the end."""
     with open(path, "rb") as raw:
         head = raw.peek(6)[:6]
     opener = next(
@@ -502,6 +502,7 @@ def _opened_tar(path: Path) -> Iterator[tarfile.TarFile]:
         None,
     )
     if opener is None:
+        _check_compressed(path)  # (gzip: damage where tarfile would see the archive's end)
         with tarfile.open(path, "r:*") as tar:
             yield tar
         return

@@ -322,8 +322,9 @@ def find_similar(
 
     heard: list[str] = []  # told once the answer stands (a retried snapshot says it again)
     # Indexed files found deleted since the last update (no watcher running): searched again
-    # without them, so that the next hits take their places and the ranking is the one the
-    # index would give once it is updated (the fused feedback never reads a missing file).
+    # without them, so that the next hits take their places, as once the index is updated
+    # (not to the last place with --rank fused: a deleted file not found yet may still be in
+    # its pool and feedback).
     missing: set[str] = set()
     listed: set[str] = set()  # of them, those the answer would have listed (for the note)
     encoded: dict[int, Query] = {}  # the query read and encoded once per generation
@@ -344,7 +345,7 @@ def find_similar(
         # which then stay out of the next search of ``top``: where many were deleted near the
         # query, one round per ``top`` of them left too few answers, or none (a folder of 40
         # deleted files: "-n 1" said they were all missing).
-        further = top
+        further, furthest = top, max(top, MAX_LOOKED_FURTHER)
         for round_ in range(MAX_DELETED_ROUNDS + 1):
             deleted = {str(hit.path) for hit in hits if _deleted(hit.path)}
             missing |= deleted
@@ -354,7 +355,7 @@ def find_similar(
             if round_ == MAX_DELETED_ROUNDS:  # no more searching: what is left, of what is there
                 hits = [hit for hit in hits if str(hit.path) not in deleted]
                 break
-            further = min(4 * further, MAX_LOOKED_FURTHER)
+            further = min(4 * further, furthest)
             farther = collection.read(lambda snap, n=further: search(snap, n))
             live = 0
             for hit in farther:
@@ -365,7 +366,7 @@ def find_similar(
                     missing.add(str(hit.path))
                 else:
                     missing.add(str(hit.path))
-            if live == 0 and len(farther) == MAX_LOOKED_FURTHER:  # (an unmounted drive, say)
+            if live == 0 and len(farther) == furthest:  # (an unmounted drive, say)
                 hits = []
                 break
             hits = collection.read(search)

@@ -297,20 +297,27 @@ class _Skips:
     so that a chmod finds what it may mend by lookup: a file's own entry, or all of a folder's
     (a scan of every skip for each event of a ``chmod -R`` grew with the square)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path) -> None:
+        self.root = root  # (no event comes from above it: filed up to it)
         self._paths: set[Path] = set()
         self._under: dict[Path, set[Path]] = {}
+
+    def _folders(self, path: Path) -> Iterator[Path]:
+        for folder in path.parents:
+            yield folder
+            if folder == self.root:
+                return
 
     def add(self, path: Path) -> None:
         if path not in self._paths:
             self._paths.add(path)
-            for folder in path.parents:
+            for folder in self._folders(path):
                 self._under.setdefault(folder, set()).add(path)
 
     def discard(self, path: Path) -> None:
         if path in self._paths:
             self._paths.discard(path)
-            for folder in path.parents:
+            for folder in self._folders(path):
                 below = self._under[folder]
                 below.discard(path)
                 if not below:
@@ -439,7 +446,7 @@ class Watcher:
         self._watch_lost = False  # the observer saw the folder itself deleted: it watches nothing
         # Files and folders skipped as unreadable (a permission): a chmod of one (an attribute
         # event, else ignored) has it looked at again.
-        self._unreadable = _Skips()
+        self._unreadable = _Skips(self.root)
         self._last_pass_skipped: set[Path] = set()
 
     # ---- control
@@ -634,6 +641,8 @@ class Watcher:
         """
         if path.name in IGNORE_FILES:
             coalescer.request_rescan()
+        if not self._unreadable:  # (a chmod -R or touch of a tree with nothing skipped)
+            return
         found = [path] if path in self._unreadable else []
         if is_dir or _is_folder(path):
             found += sorted(self._unreadable.under(path))

@@ -348,6 +348,39 @@ def test_a_folder_whose_ignore_file_cannot_be_read_is_left_out_and_reported(
     assert not matcher.is_ignored(tmp_path / "b.txt")
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_an_ignore_file_that_is_a_pipe_is_passed_over_not_waited_on(tmp_path: Path) -> None:
+    """Reading it would wait for a writer for ever (``nash index`` hung)."""
+    import threading
+
+    write(tmp_path / "a.txt", "a\n")
+    os.mkfifo(tmp_path / ".gitignore")
+    found: list = []
+    walk = threading.Thread(target=lambda: found.extend(crawl(tmp_path)), daemon=True)
+    walk.start()
+    walk.join(30)
+    assert not walk.is_alive() and [i.path.name for i in found] == ["a.txt"]
+
+
+def test_an_ignore_file_that_cannot_be_looked_at_for_an_io_error_is_unreadable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only "not there" and "may not look" mean no rules; an I/O error does not."""
+    write(tmp_path / "d" / ".gitignore", "private/\n")
+    write(tmp_path / "d" / "private" / "x.txt", "x\n")
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        if Path(os.fsdecode(path)) == tmp_path / "d" / ".gitignore":
+            raise OSError(5, "Input/output error", str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(corpus.os, "lstat", lstat)
+    assert skipped(tmp_path) == {
+        "d": "unreadable folder: its .gitignore cannot be read (input/output error)"
+    }
+
+
 def test_a_folder_that_may_be_listed_but_not_entered_skips_its_files_not_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

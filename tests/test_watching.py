@@ -525,6 +525,7 @@ def test_a_chmod_of_a_folder_looks_again_at_the_skips_under_it_alone(folder, fak
     watcher._feed(coalescer, ("attrib", str(loose), "", False))
     assert set(coalescer.take().upserts) == {loose}
     assert watcher._unreadable == {beside}
+    assert folder.parent not in watcher._unreadable._under  # (filed up to the root alone)
 
 
 def test_a_file_replaced_by_a_symlink_or_a_folder_leaves_the_index(folder, fake, run_watcher):

@@ -155,6 +155,18 @@ def read_text(path: Path | str) -> str:
     return read_document(path).text
 
 
+def reader_of(path: Path | str) -> str:
+    """Which reader ``path``'s name picks ("pdf", "mail", "html" or "text"): the same bytes
+    under a name another reader takes are another document (a ``page.txt`` renamed
+    ``page.html`` is its visible text and ``<title>`` now, not its markup)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".pdf":
+        return "pdf"
+    if suffix in MAIL_EXTENSIONS:
+        return "mail"
+    return "html" if suffix in HTML_EXTENSIONS else "text"
+
+
 def read_document(path: Path | str) -> Document:
     """Read a file found by :func:`crawl` as a :class:`Document`.
 

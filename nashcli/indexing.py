@@ -31,6 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from nashcli import codes
+from nashcli.documents import reader_of
 from nashcli.errors import IndexBusyError, NashError
 from nashcli.index import (
     Collection,
@@ -564,7 +565,11 @@ def _to_encode(
         h = content(c.path) if candidates else ""
         if h is None:
             continue
-        moved = next((doc for doc in candidates or () if doc.hash == h), None)
+        kind = reader_of(c.path)
+        moved = next(
+            (doc for doc in candidates or () if doc.hash == h and reader_of(doc.path) == kind),
+            None,
+        )
         if moved is not None:
             candidates.remove(moved)  # one gone document moves to one new path
             continue
@@ -1088,9 +1093,10 @@ def _apply(
     """
     root = report.root
     hasher = None
-    gone_by_hash: dict[str, list[DocRow]] = {}
+    # Same bytes read the same way: a move (a .txt renamed .html is read again, as HTML).
+    gone_by_hash: dict[tuple[str, str], list[DocRow]] = {}
     for doc in gone:
-        gone_by_hash.setdefault(doc.hash, []).append(doc)
+        gone_by_hash.setdefault((doc.hash, reader_of(doc.path)), []).append(doc)
     total = len(candidates)
     for start in range(0, total, BATCH):
         batch = candidates[start : start + BATCH]
@@ -1106,8 +1112,9 @@ def _apply(
                     w.repath(old.row, meta)
                     report.unchanged += 1
                     continue
-                if old is None and gone_by_hash.get(h):  # same bytes at a new path: a move
-                    moved = gone_by_hash[h].pop()
+                same = gone_by_hash.get((h, reader_of(c.path)))
+                if old is None and same:  # same bytes at a new path: a move
+                    moved = same.pop()
                     w.repath(moved.row, DocMeta(str(c.path), c.size, c.mtime_ns, h, moved.title))
                     report.note("→", moved.path, c.path)
                     continue
@@ -1198,7 +1205,9 @@ def apply_changes(
                     drop.append(old)
                 continue
             target = stored.get(str(new_path))
-            if old is None:
+            if old is None or reader_of(old_path) != reader_of(new_path):  # (read anew)
+                if old is not None:
+                    drop.append(old)
                 pending.append(new_path)
                 continue
             if target is not None and target.row != old.row:  # moved onto an indexed file

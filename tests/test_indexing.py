@@ -876,6 +876,30 @@ def test_a_move_onto_an_indexed_file_reports_the_file_it_replaced(indexed) -> No
     assert live_paths("notes") == {str(p) for p in paths[1:]}
 
 
+def test_a_rename_to_another_reader_is_read_again_not_moved(indexed) -> None:
+    """The same bytes under a name another reader takes are another document: a page saved as
+    .txt and renamed .html kept its markup as text and its first line as title ("moved")."""
+    folder, paths = indexed
+    page = folder / "space" / "page.txt"
+    page.write_text(
+        "<html><head><title>Mirror Page</title><script>var x = 1;</script></head><body><p>"
+        + "Telescope mirrors are ground from glass blanks. " * 5
+        + "</p></body></html>"
+    )
+    index_folder(folder)
+    assert stored_doc("notes", page)[0].title.startswith("<html>")
+    html = page.rename(page.with_suffix(".html"))
+    report = index_folder(folder)  # (a crawl)
+    assert (report.added, report.deleted, report.moved) == (1, 1, 0)
+    assert stored_doc("notes", html)[0].title == "Mirror Page"
+    back = html.rename(page)
+    report = apply_changes("notes", moves=[(html, back)])  # (a watcher)
+    assert (report.added, report.deleted, report.moved) == (1, 1, 0)
+    assert stored_doc("notes", back)[0].title.startswith("<html>")
+    moved = back.rename(folder / "space" / "renamed.txt")  # the same reader: still a move
+    assert apply_changes("notes", moves=[(back, moved)]).moved == 1
+
+
 def test_apply_changes_without_a_cache_still_works(indexed, model_loads) -> None:
     folder, _ = indexed
     for i in range(2):

@@ -221,7 +221,35 @@ def decode_text(data: bytes, path: Path | None = None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    return _decode_legacy(data, path)
+    mixed = _mostly_utf8(data)
+    return mixed if mixed is not None else _decode_legacy(data, path)
+
+
+#: Most stray bytes :func:`_mostly_utf8` reads as Windows-1252 in a UTF-8 file.
+_STRAY_BYTES = 16
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 text with a few stray bytes of another encoding (a Windows ``’`` pasted into a
+    UTF-8 note), the stray bytes read as Windows-1252; None unless the rest holds UTF-8 beyond
+    ASCII and the stray bytes are few. Detection over the whole file read such a file in
+    ISO-8859-10 ("RÃĐsumÃĐ") or skipped it as undecodable."""
+    parts: list[str] = []
+    stray = start = 0
+    while True:
+        try:
+            parts.append(data[start:].decode("utf-8"))
+            break
+        except UnicodeDecodeError as error:
+            bad = data[start + error.start : start + error.end]
+            stray += len(bad)
+            if stray > _STRAY_BYTES:
+                return None
+            parts.append(data[start : start + error.start].decode("utf-8"))
+            parts.append(bad.decode("cp1252", errors="replace"))
+            start += error.end
+    utf8 = parts[::2]  # (the stray bytes' readings in between)
+    return "".join(parts) if any(not part.isascii() for part in utf8) else None
 
 
 def _decode_legacy(data: bytes, path: Path | None = None) -> str:

@@ -77,6 +77,22 @@ def test_legacy_encodings_are_detected(tmp_path: Path, text: str, encoding: str)
     assert read_text(path) == text
 
 
+@pytest.mark.parametrize(
+    ("head", "stray", "read"),
+    [
+        ("Café notes — résumé. " * 5, b"I don\x92t know.", "I don’t know."),  # a Windows ’
+        ("Résumé title\n" + "Le café est très chaud. " * 5, "naïve".encode("latin-1"), "naïve"),
+    ],
+)
+def test_utf8_with_a_few_stray_legacy_bytes_is_read(
+    tmp_path: Path, head: str, stray: bytes, read: str
+) -> None:
+    """A UTF-8 note with a stray byte of another encoding was skipped as undecodable, or read
+    whole in the encoding detection guessed ("RÃĐsumÃĐ title", ISO-8859-10)."""
+    path = write(tmp_path / "mixed.txt", head.encode("utf-8") + stray)
+    assert read_text(path) == head + read
+
+
 def test_undecodable_garbage_is_unreadable(tmp_path: Path) -> None:
     rng = random.Random(1)
     path = write(tmp_path / "garbage.txt", bytes(rng.randrange(1, 256) for _ in range(6000)))

@@ -45,6 +45,7 @@ __all__ = [
     "check_file",
     "crawl",
     "format_size",
+    "is_utf8",
     "parse_size",
 ]
 
@@ -314,7 +315,7 @@ def _system_folder(fs_type: str) -> str:
     return f"system folder ({fs_type} filesystem)"
 
 
-def _is_utf8(text: str) -> bool:
+def is_utf8(text: str) -> bool:
     """False for a name with bytes the file system encoding could not decode (surrogates)."""
     try:
         text.encode("utf-8")
@@ -326,8 +327,8 @@ def _is_utf8(text: str) -> bool:
 def _check_file(
     path: Path, suffix: str, max_bytes: int, known: Mapping[str, tuple[int, int]] | None = None
 ) -> FileEntry | Skipped:
-    if not _is_utf8(str(path)):  # the index stores paths as UTF-8 text
-        if _is_utf8(path.name):
+    if not is_utf8(str(path)):  # the index stores paths as UTF-8 text
+        if is_utf8(path.name):
             return Skipped(path, "folder name is not valid UTF-8 (rename the folder to index it)")
         return Skipped(path, "file name is not valid UTF-8 (rename the file to index it)")
     try:
@@ -490,7 +491,7 @@ def check_root(root: Path) -> tuple[os.stat_result, dict[int, str]]:
     """``root``'s stat and the system filesystems mounted (:func:`system_filesystems`), or the
     one-line :class:`NashError` for a root no crawl takes: missing, unreadable, not valid
     UTF-8, or on a system filesystem (``nash watch`` asks before it starts watching)."""
-    if not _is_utf8(str(root)):
+    if not is_utf8(str(root)):
         raise NashError(  # (an error line shows the bytes as \xNN: names.visible)
             f"{root}: the path is not valid UTF-8 and the index stores paths as text; rename "
             "the folder whose name shows escaped bytes to index it"

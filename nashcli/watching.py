@@ -274,13 +274,8 @@ def _without_unstorable_names(batch: Batch) -> Batch:
 
 
 def _storable(path: Path) -> bool:
-    """Whether ``path`` can be an index entry: its name decodes as UTF-8 (else ``os.fsdecode``
-    kept its bytes as lone surrogates, which no UTF-8 text holds)."""
-    try:
-        os.fspath(path).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    """Whether ``path`` can be an index entry (the index stores paths as UTF-8 text)."""
+    return corpus.is_utf8(os.fspath(path))
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -212,9 +212,7 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
         with open(path, "rb") as raw:
             head = raw.read(6)  # six bytes, unless the file is shorter (however a pipe sends)
             stream = io.BufferedReader(_Rejoined(head, raw))
-            opener = next(
-                (o for magic, o in _DECOMPRESSORS.items() if head.startswith(magic)), None
-            )
+            opener = _opener_for(head)
             binary = io.BufferedReader(opener(stream) if opener is not None else stream)
             if binary.peek(_TAR_MAGIC_END)[_TAR_MAGIC_START:_TAR_MAGIC_END] == b"ustar":
                 raise NashError(  # an archive through a pipe: its name cannot say so
@@ -364,6 +362,11 @@ _DECOMPRESSORS = {
 }
 
 
+def _opener_for(head: bytes):
+    """How to open a file whose first bytes are ``head`` (``_DECOMPRESSORS``), or None."""
+    return next((o for magic, o in _DECOMPRESSORS.items() if head.startswith(magic)), None)
+
+
 def _check_compressed(path: Path) -> str | None:
     """Read a compressed file (gzip, bzip2, xz) to its end, so that damage anywhere (a bad
     block, a checksum that does not match, a file cut short) is an error rather than a corpus
@@ -373,7 +376,7 @@ def _check_compressed(path: Path) -> str | None:
     would stop on them."""
     with open(path, "rb") as raw:
         head = raw.peek(6)[:6]  # a regular file: peek gives what is there
-        opener = next((o for magic, o in _DECOMPRESSORS.items() if head.startswith(magic)), None)
+        opener = _opener_for(head)
         if opener is None:
             return None
         done = 0
@@ -497,11 +500,8 @@ def _opened_tar(path: Path) -> Iterator[tarfile.TarFile]:
     other as tarfile opens it, once its gzip data was checked to the end."""
     with open(path, "rb") as raw:
         head = raw.peek(6)[:6]
-    opener = next(
-        (o for magic, o in _DECOMPRESSORS.items() if magic != _GZIP and head.startswith(magic)),
-        None,
-    )
-    if opener is None:
+    opener = _opener_for(head)
+    if opener is None or head.startswith(_GZIP):
         _check_compressed(path)  # (gzip: damage where tarfile would see the archive's end)
         with tarfile.open(path, "r:*") as tar:
             yield tar

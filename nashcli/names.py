@@ -25,9 +25,12 @@ def visible(text: str) -> str:
     message that names one, shown so that it can be told apart from others
     (``new\\nline.txt`` is not ``new line.txt``) and cannot drive the terminal. Titles, which
     are prose, take ``render.plain`` instead. :func:`from_visible` reverses it."""
-    return "".join(
-        _escaped(ch) if ch == "\\" or is_control(ch) or _is_surrogate(ch) else ch for ch in text
-    )
+    return "".join(_escaped(ch) if _shown_escaped(ch) else ch for ch in text)
+
+
+def _shown_escaped(ch: str) -> bool:
+    """Whether :func:`visible` shows ``ch`` as an escape."""
+    return ch == "\\" or is_control(ch) or _is_surrogate(ch)
 
 
 def _is_surrogate(ch: str) -> bool:
@@ -59,7 +62,7 @@ def shell_quote(path: object) -> str:
     (bash, zsh) whose text :func:`visible`, which every line nash prints goes through, turns
     into exactly the escapes ``$'...'`` reads back (``$'new\\nline'``)."""
     text = str(path)
-    if "\\" not in text and not any(is_control(ch) or _is_surrogate(ch) for ch in text):
+    if not any(map(_shown_escaped, text)):
         return shlex.quote(text)
     return '"\'"'.join(f"$'{piece}'" for piece in text.split("'"))
 

@@ -361,11 +361,10 @@ def find_similar(
             for hit in farther:
                 if not _deleted(hit.path):
                     live += 1
-                elif live < top:  # where the answer would have listed it
+                    continue
+                missing.add(str(hit.path))
+                if live < top:  # where the answer would have listed it
                     listed.add(str(hit.path))
-                    missing.add(str(hit.path))
-                else:
-                    missing.add(str(hit.path))
             if live == 0 and len(farther) == furthest:  # (an unmounted drive, say)
                 hits = []
                 break

@@ -20,6 +20,8 @@ def pack_codes(bits: np.ndarray) -> np.ndarray:
     bits = np.asarray(bits)
     if bits.ndim != 2:
         raise ValueError(f"expected a 2-D bit matrix, got shape {bits.shape}")
+    if bits.dtype != bool and not ((bits == 0) | (bits == 1)).all():
+        raise ValueError("codes must be 0/1 or bool (for ±1 sign codes, pass codes > 0)")
     n, n_bits = bits.shape
     packed = np.packbits(bits.astype(bool), axis=1, bitorder="little")  # (n, ceil(n_bits/8))
     padded = np.zeros((n, n_words(n_bits) * 8), dtype=np.uint8)
@@ -30,7 +32,11 @@ def pack_codes(bits: np.ndarray) -> np.ndarray:
 def unpack_codes(words: np.ndarray, n_bits: int) -> np.ndarray:
     """Inverse of :func:`pack_codes`: (n, n_words) uint64 -> (n, n_bits) bool."""
     words = np.ascontiguousarray(words, dtype="<u8")
-    as_bytes = words.view(np.uint8).reshape(words.shape[0], -1)
+    if words.ndim != 2:
+        raise ValueError(f"expected a 2-D matrix of words, got shape {words.shape}")
+    if not 0 <= n_bits <= 64 * words.shape[1]:
+        raise ValueError(f"{n_bits} bits do not fit in {words.shape[1]} words of 64")
+    as_bytes = words.view(np.uint8).reshape(words.shape[0], 8 * words.shape[1])
     return np.unpackbits(as_bytes, axis=1, count=n_bits, bitorder="little").astype(bool)
 
 

@@ -8,6 +8,7 @@ exact and depends on no sort order.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -45,6 +46,24 @@ def kth_smallest(distances: np.ndarray, k: int) -> np.ndarray:
         counts, _ = distance_histograms(distances, None, largest + 1)
         return _kth_distance(np.cumsum(counts, axis=1), k).astype(distances.dtype)
     return np.partition(distances, k - 1, axis=1)[:, k - 1]
+
+
+def _checked(distances: np.ndarray, hits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``distances`` and ``hits`` as (q, n) arrays of one shape with q, n ≥ 1, and k a whole
+    number ≥ 1; ``ValueError`` otherwise (a NaN mean or an index error would say less)."""
+    distances, hits = np.asarray(distances), np.asarray(hits, dtype=bool)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be a whole number of at least 1, got {k!r}")
+    if distances.ndim != 2 or distances.shape != hits.shape:
+        raise ValueError(
+            f"distances and hits must be (queries, documents) alike, got {distances.shape} "
+            f"and {hits.shape}"
+        )
+    if distances.shape[0] == 0:
+        raise ValueError("no queries")
+    if distances.shape[1] == 0:
+        raise ValueError("an empty database")
+    return distances, hits
 
 
 def _kth_distance(seen: np.ndarray, k: int) -> np.ndarray:
@@ -111,9 +130,8 @@ def tie_aware_precision(distances: np.ndarray, hits: np.ndarray, k: int) -> floa
     (medians; a training run scores its validation codes after every epoch, 8 s of a 75 s
     faithful run in a profile).
     """
-    distances = np.asarray(distances)
-    hits = np.asarray(hits, dtype=bool)
-    if np.issubdtype(distances.dtype, np.integer) and distances.size > 0:
+    distances, hits = _checked(distances, hits, k)
+    if np.issubdtype(distances.dtype, np.integer):
         smallest, largest = int(distances.min()), int(distances.max())
         if smallest >= 0 and largest <= COUNTABLE_DISTANCE:
             k = min(k, distances.shape[1])
@@ -139,8 +157,7 @@ def precision_from_distances(
     ties at the k-th distance by database position; tie-aware is the expectation over a uniformly
     random order of the documents tied at the k-th distance.
     """
-    distances = np.asarray(distances)
-    hits = np.asarray(hits, dtype=bool)
+    distances, hits = _checked(distances, hits, k)
     k, hits_closer, slots, tied = _split_at_kth(distances, hits, k)
     tied_hits = (tied & hits).sum(axis=1)
     tie_aware = _expected_precision(hits_closer, slots, tied_hits, tied.sum(axis=1), k)

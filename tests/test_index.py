@@ -439,3 +439,12 @@ def test_tombstones_are_read_through_an_index_which_older_collections_get(tmp_pa
     assert "docs_dead" in plan()
     with Collection.open("notes").snapshot() as snap:
         assert snap.dead_rows.tolist() == [1, 3] and snap.documents == 3
+
+
+def test_codes_pack_refuses_other_values_and_unpacks_nothing():
+    with pytest.raises(ValueError, match="0/1"):
+        codes.pack_codes(np.array([[1, -1, 1, -1]]))
+    assert codes.pack_codes(np.array([[1, 0, 1]], dtype=np.int8)).shape == (1, 1)
+    assert codes.unpack_codes(codes.pack_codes(np.zeros((0, 20), bool)), 20).shape == (0, 20)
+    with pytest.raises(ValueError, match="do not fit"):
+        codes.unpack_codes(codes.pack_codes(np.zeros((2, 8), bool)), 100)

@@ -148,3 +148,18 @@ def test_tie_aware_precision_from_histograms_is_the_same_to_the_last_bit(
             tie_aware_precision(distances, hits, k)
             == precision_from_distances(distances, hits, k)[1]
         )
+
+
+def test_bad_k_an_empty_database_or_no_queries_say_so():
+    from nashcli.metrics import precision_from_distances, tie_aware_precision
+
+    d, hits = np.array([[0, 1, 2]]), np.array([[True, False, True]])
+    for k in (0, -1, 1.5, True):
+        for score in (tie_aware_precision, precision_from_distances):
+            with pytest.raises(ValueError, match="k must"):
+                score(d, hits, k)
+    for score in (tie_aware_precision, precision_from_distances):
+        with pytest.raises(ValueError, match="empty database"):
+            score(np.zeros((2, 0), int), np.zeros((2, 0), bool), 5)
+        with pytest.raises(ValueError, match="no queries"):
+            score(np.zeros((0, 3), int), np.zeros((0, 3), bool), 5)

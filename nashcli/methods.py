@@ -201,7 +201,17 @@ def fit_model(
 
         return LSH(bits, seed=seed).fit(problem.X_train), None
 
+    import torch
+
     dev = resolve_device(device)
+    # Training seeds torch's random generator, for the same codes every time: on a copy of
+    # its state, so that what a caller draws from torch afterwards does not depend on it.
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        return _fit_trained(spec, bits, problem, supervised, seed, dev, on_epoch, train_kw)
+
+
+def _fit_trained(spec, bits, problem, supervised, seed, dev, on_epoch, train_kw):
+    """:func:`fit_model` of a trained (torch) model, on the device ``dev``."""
     y_fit, multilabel = None, problem.multilabel
     if supervised and problem.Y_train is not None:
         y_fit = problem.Y_train

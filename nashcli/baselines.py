@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nashcli.errors import NashError
 from nashcli.model import SparseRows, label_head, label_loss, make_trunk, project
 
 
@@ -27,14 +29,38 @@ class LSH:
         self.seed = seed
         self.planes_: np.ndarray | None = None
 
+    def get_params(self, deep: bool = True) -> dict:
+        """scikit-learn's parameter protocol (``sklearn.base.clone`` works)."""
+        return {"n_bits": self.n_bits, "seed": self.seed}
+
+    def set_params(self, **params) -> LSH:
+        for name, value in params.items():
+            if name not in ("n_bits", "seed"):
+                raise NashError(f"unknown LSH setting {name!r}: n_bits or seed")
+            setattr(self, name, value)
+        return self
+
     def fit(self, x: sp.spmatrix | np.ndarray) -> LSH:
+        n_bits = self.n_bits
+        if isinstance(n_bits, bool) or not isinstance(n_bits, numbers.Integral) or n_bits < 1:
+            raise NashError(
+                f"the number of bits must be a whole number of at least 1, not {n_bits!r}"
+            )
         rng = np.random.default_rng(self.seed)
-        self.planes_ = rng.standard_normal((x.shape[1], self.n_bits)).astype(np.float32)
+        self.planes_ = rng.standard_normal((x.shape[1], int(n_bits))).astype(np.float32)
         return self
 
     def transform(self, x: sp.spmatrix | np.ndarray) -> np.ndarray:
         """bool (n, n_bits) codes."""
+        if self.planes_ is None:
+            raise NashError("LSH is not fitted yet: call fit first")
+        if x.ndim != 2 or x.shape[1] != self.planes_.shape[0]:
+            words = self.planes_.shape[0]
+            raise NashError(f"expected rows of {words} features (as fitted), got shape {x.shape}")
         return np.asarray(x @ self.planes_) > 0
+
+    def fit_transform(self, x: sp.spmatrix | np.ndarray) -> np.ndarray:
+        return self.fit(x).transform(x)
 
 
 @dataclass

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +31,19 @@ FORMAT_VERSION = 1
 # 20 Newsgroups VDSH release, 100-NN same-group precision of the graph's spectral embedding 0.578
 # with the 10k words, 0.592 with all 26.6k words in ≥ 2 posts (0.520 with 3k words).
 GRAPH_MIN_DF = 2
+
+
+def text_list(texts: Sequence[str], what: str = "texts") -> list[str]:
+    """``texts`` as a list of strings; :class:`NashError` for one string (which would be read
+    as one document per character, as scikit-learn refuses it too) or an item that is not a
+    string."""
+    if isinstance(texts, (str, bytes)):
+        raise NashError(f"{what} must be a sequence of strings (one per document), not one string")
+    texts = list(texts)
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise NashError(f"{what}[{position}] is {type(text).__name__}, not a string")
+    return texts
 
 
 def _analyze(text: str, stop_words: frozenset[str]) -> list[str]:
@@ -62,6 +77,19 @@ def most_frequent_columns(counts: sp.spmatrix, limit: int) -> np.ndarray:
     if limit >= len(totals):
         return np.arange(len(totals))
     return np.sort(np.argsort(-totals, kind="stable")[:limit])
+
+
+class DamagedFeatures(NashError):
+    """Saved features that cannot be loaded: ``file`` (``features.json`` or ``features.npz``
+    in ``directory``) and what is wrong with it."""
+
+    def __init__(self, directory: Path, file: str, reason: str) -> None:
+        super().__init__(f"cannot read {Path(directory) / file}: {reason}")
+        self.file, self.reason = file, reason
+
+
+#: The settings of :class:`TfidfFeatures` (its ``__init__`` parameters).
+_PARAMS = ("max_features", "min_df", "max_df", "sublinear_tf", "stop_words")
 
 
 class TfidfFeatures:
@@ -113,7 +141,7 @@ class TfidfFeatures:
         """:meth:`fit_counts`, and the counts of every word of ``texts`` (their columns in
         code-point order, the words) where ``min_df`` and ``max_df`` leave none out (the
         defaults), else None: what another vocabulary of the same texts can be cut from."""
-        texts = list(texts)
+        texts = text_list(texts)
         if not texts:
             raise NashError("no documents to learn a vocabulary from")
         limit = self.max_features
@@ -169,6 +197,7 @@ class TfidfFeatures:
         in the vocabulary.
         """
         self._check_fitted()
+        texts = text_list(texts)
         if self._index is None:
             self._index = {word: i for i, word in enumerate(self.vocabulary_)}
         index = self._index
@@ -211,8 +240,9 @@ class TfidfFeatures:
         return self.tfidf_from_counts(self.fit_counts(texts))
 
     # -- persistence (JSON + npz, never pickle) --------------------------------------------------
-    def get_params(self) -> dict:
-        """The settings, as plain JSON values (a numpy number given for one becomes Python's)."""
+    def get_params(self, deep: bool = True) -> dict:
+        """The settings, as plain JSON values (a numpy number given for one becomes Python's);
+        ``deep`` as in scikit-learn (nothing nested here), so ``sklearn.base.clone`` works."""
 
         def plain(value):
             return value.item() if isinstance(value, np.generic) else value
@@ -227,38 +257,81 @@ class TfidfFeatures:
             else sorted(self.stop_words),
         }
 
+    def set_params(self, **params) -> TfidfFeatures:
+        """Change settings (scikit-learn's ``set_params``); refit to use them."""
+        for name, value in params.items():
+            if name not in _PARAMS:
+                raise NashError(f"unknown feature setting {name!r}: one of {', '.join(_PARAMS)}")
+            setattr(self, name, value)
+        return self
+
     def save(self, directory: Path) -> None:
-        """Write ``features.json`` and ``features.npz`` into ``directory`` (created if needed)."""
+        """Write ``features.json`` and ``features.npz`` into ``directory`` (created if needed),
+        each as a new file renamed over the old one."""
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        for name, temporary in self.write_temporary(directory).items():
+            os.replace(temporary, directory / name)
+
+    def write_temporary(self, directory: Path) -> dict[str, Path]:
+        """Write the two files under temporary names in ``directory``; ``{final name: path}``
+        for the caller to rename (a hasher renames them with its own, once all are written)."""
+        self._check_fitted()
         config = {
             "format": FORMAT_VERSION,
             "params": self.get_params(),
             "vocabulary": self.vocabulary_,
         }
-        (directory / "features.json").write_text(
-            json.dumps(config, ensure_ascii=False), encoding="utf-8"
-        )
-        with open(directory / "features.npz", "wb") as f:
-            np.savez(f, idf=self.idf_)
+        text = json.dumps(config, ensure_ascii=False)  # (before anything is written)
+        written = {
+            "features.json": directory / "features.json.tmp",
+            "features.npz": directory / "features.npz.tmp",
+        }
+        try:
+            written["features.json"].write_text(text, encoding="utf-8")
+            with open(written["features.npz"], "wb") as f:
+                np.savez(f, idf=self.idf_)
+        except BaseException:  # (a full disk: nothing of this save is left behind)
+            for temporary in written.values():
+                temporary.unlink(missing_ok=True)
+            raise
+        return written
 
     @classmethod
     def load(cls, directory: Path) -> TfidfFeatures:
-        """Rebuild features saved by :meth:`save`; reads data only (``allow_pickle=False``)."""
+        """Rebuild features saved by :meth:`save`; reads data only (``allow_pickle=False``).
+        :class:`DamagedFeatures` names the file that is missing, damaged or inconsistent."""
+        from nashcli.model_files import check_npz, read_json_object
+
         directory = Path(directory)
         try:
-            config = json.loads((directory / "features.json").read_text(encoding="utf-8"))
+            config = read_json_object(directory / "features.json")
+        except ValueError as error:
+            raise DamagedFeatures(directory, "features.json", str(error)) from None
+        try:
+            check_npz(directory / "features.npz", ("idf",))
             with np.load(directory / "features.npz", allow_pickle=False) as data:
                 idf = np.asarray(data["idf"], dtype=np.float32)
-        except (OSError, ValueError, KeyError) as error:
-            raise NashError(f"cannot read the features in {directory}: {error}") from None
+        except ValueError as error:  # (check_npz's own words)
+            raise DamagedFeatures(directory, "features.npz", str(error)) from None
+        except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            reason = f"corrupt npz archive ({error})"
+            raise DamagedFeatures(directory, "features.npz", reason) from None
+        params, vocabulary = config.get("params"), config.get("vocabulary")
         if config.get("format") != FORMAT_VERSION:
-            raise NashError(f"features in {directory} have an unknown format version")
-        self = cls(**config["params"])
-        self.vocabulary_ = list(config["vocabulary"])
-        if len(self.vocabulary_) != len(idf):
-            raise NashError(f"features in {directory} are inconsistent (vocabulary vs idf)")
+            raise DamagedFeatures(directory, "features.json", "unknown format version")
+        if not isinstance(params, dict) or set(params) - set(_PARAMS):
+            raise DamagedFeatures(directory, "features.json", "invalid settings")
+        if not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary):
+            raise DamagedFeatures(directory, "features.json", "no valid vocabulary")
+        if idf.ndim != 1 or not np.isfinite(idf).all():
+            raise DamagedFeatures(directory, "features.npz", "invalid idf weights")
+        if len(vocabulary) != len(idf):
+            reason = f"{len(vocabulary)} words but {len(idf)} idf weights in features.npz"
+            raise DamagedFeatures(directory, "features.json", reason)
+        self = cls(**params)
+        self.vocabulary_ = vocabulary
         self.idf_ = idf
         return self
 
@@ -328,7 +401,18 @@ def make_problem(
     Labels are lists of label names per document (a string alone counts as one label); the label
     set is taken from the training split.
     """
-    train_texts, val_texts, test_texts = list(train_texts), list(val_texts), list(test_texts)
+    train_texts, val_texts, test_texts = (
+        text_list(texts, name)
+        for texts, name in ((train_texts, "train_texts"), (val_texts, "val_texts"),
+                            (test_texts, "test_texts"))
+    )  # fmt: skip
+    for labels, texts, name in (
+        (train_labels, train_texts, "train"),
+        (val_labels, val_texts, "val"),
+        (test_labels, test_texts, "test"),
+    ):
+        if labels is not None and len(labels) != len(texts):
+            raise NashError(f"{len(labels)} {name}_labels for {len(texts)} {name}_texts")
     features = TfidfFeatures(**feature_kw)
     c_fit, every_word = features._fit_counts(train_texts + val_texts)
     if every_word is not None:  # (tokenising is most of the features' time: not twice)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import platform
 import zipfile
@@ -20,7 +21,8 @@ import scipy.sparse as sp
 
 import nashcli
 from nashcli.errors import NashError
-from nashcli.features import TfidfFeatures, make_problem
+from nashcli.features import _PARAMS as _FEATURE_PARAMS
+from nashcli.features import DamagedFeatures, TfidfFeatures, make_problem, text_list
 from nashcli.methods import DEFAULT_METHOD, METHODS, OnEpoch
 
 FORMAT_VERSION = 1
@@ -59,6 +61,15 @@ FULL_SPEED_BITS = 64
 #: fused precision@10 0.775 / 0.762 / 0.756; Reuters, 9,160 articles, all / 5,000 / 2,500:
 #: 0.887 / 0.888 / 0.888 (`benchmarks/collections.py --training-caps`).
 MAX_TRAINING_DOCUMENTS = 50_000
+#: The largest seed: scikit-learn's random states (k-means) take 32-bit ones.
+MAX_SEED = 2**32 - 1
+#: What ``model.json``'s ``fit`` records of how the hasher trains.
+_FIT_SETTINGS = ("time_budget", "max_epochs", "max_documents")
+
+
+def _whole(value) -> bool:
+    """Whether ``value`` is an integer (Python's or numpy's), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def steps_factor(bits: int) -> float:
@@ -124,16 +135,28 @@ class SemanticHasher:
     ) -> None:
         if method not in METHODS or method == "tfidf":
             raise NashError(f"unknown hashing method {method!r}")
-        if not 1 <= n_bits <= 1024:
-            raise NashError("the number of bits must be between 1 and 1024")
+        if not _whole(n_bits) or not 1 <= n_bits <= 1024:
+            raise NashError(
+                f"the number of bits must be a whole number from 1 to 1024, not {n_bits!r}"
+            )
+        if not _whole(seed) or not 0 <= seed <= MAX_SEED:
+            raise NashError(f"the seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
+        try:
+            TfidfFeatures(**feature_kw)
+        except TypeError:
+            unknown = ", ".join(map(repr, sorted(set(feature_kw) - set(_FEATURE_PARAMS))))
+            raise NashError(
+                f"unknown setting {unknown} (the hasher's own or a feature's: "
+                f"{', '.join(_FEATURE_PARAMS)})"
+            ) from None
         if max_epochs is not None and max_epochs < 1:
             raise NashError("max_epochs must be at least 1")
         if max_documents is not None and max_documents < MIN_DOCUMENTS:
             raise NashError(f"max_documents must be at least {MIN_DOCUMENTS}")
-        self.n_bits = n_bits
+        self.n_bits = int(n_bits)  # (a numpy integer would not go into model.json)
         self.method = method
         self.device = device
-        self.seed = seed
+        self.seed = int(seed)
         self.time_budget = time_budget
         self.max_epochs = max_epochs
         self.max_documents = max_documents
@@ -141,6 +164,30 @@ class SemanticHasher:
         self.features_: TfidfFeatures | None = None
         self.model_ = None
         self.train_info_: dict = {}
+
+    # -- scikit-learn's parameter protocol ---------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict:
+        """The ``__init__`` arguments (feature settings flattened in), as scikit-learn's
+        ``get_params``: ``sklearn.base.clone`` makes an unfitted copy from them."""
+        return {
+            "n_bits": self.n_bits,
+            "method": self.method,
+            "device": self.device,
+            "seed": self.seed,
+            "time_budget": self.time_budget,
+            "max_epochs": self.max_epochs,
+            "max_documents": self.max_documents,
+            **self.feature_kw,
+        }
+
+    def set_params(self, **params) -> SemanticHasher:
+        """Change settings, checked as ``__init__`` checks them; refit to use them."""
+        settings = {**self.get_params(), **params}
+        checked = type(self)(**settings)
+        for name in ("n_bits", "method", "device", "seed", "time_budget", "max_epochs",
+                     "max_documents", "feature_kw"):  # fmt: skip
+            setattr(self, name, getattr(checked, name))
+        return self
 
     # -- fit / encode ----------------------------------------------------------------------------
     def training_sample(self, n_documents: int) -> np.ndarray | None:
@@ -166,7 +213,7 @@ class SemanticHasher:
         :meth:`training_sample` (recorded in ``train_info_``), when the caller drew them."""
         from nashcli import methods
 
-        texts = list(texts)
+        texts = text_list(texts)
         if len(texts) < MIN_DOCUMENTS:
             raise NashError(f"need at least {MIN_DOCUMENTS} documents to learn codes from")
         pick = self.training_sample(len(texts))
@@ -216,11 +263,28 @@ class SemanticHasher:
 
         return encode_rows(self.model_, self.vectorize(texts))
 
-    def encode_vectors(self, x: sp.csr_matrix) -> np.ndarray:
-        """Codes of TF-IDF rows already computed by :meth:`vectorize`."""
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`encode` under scikit-learn's name."""
+        return self.encode(texts)
+
+    def fit_transform(self, texts: Sequence[str], on_epoch: OnEpoch | None = None) -> np.ndarray:
+        """:meth:`fit` on ``texts``, then their codes."""
+        return self.fit(texts, on_epoch).encode(texts)
+
+    def encode_vectors(self, x: sp.spmatrix | np.ndarray) -> np.ndarray:
+        """Codes of TF-IDF rows already computed by :meth:`vectorize` (any scipy sparse
+        matrix or a dense array of finite values, one column per word)."""
         from nashcli.methods import encode_rows
 
         self._check_fitted()
+        x = sp.csr_matrix(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.features_.vocabulary_size:
+            raise NashError(
+                f"expected rows of {self.features_.vocabulary_size} TF-IDF weights "
+                f"(one per word of the vocabulary), got shape {x.shape}"
+            )
+        if not np.isfinite(x.data).all():
+            raise NashError("the TF-IDF rows hold NaN or infinite values")
         return encode_rows(self.model_, x)
 
     # -- persistence -----------------------------------------------------------------------------
@@ -255,14 +319,28 @@ class SemanticHasher:
             "kind": kind,
             "model": model_config,
             "train": self.train_info_,
+            "fit": {  # how a refit of the loaded hasher trains
+                "time_budget": self.time_budget,
+                "max_epochs": self.max_epochs,
+                "max_documents": self.max_documents,
+            },
         }
-        tmp = directory / "model.npz.tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, directory / "model.npz")
-        tmp = directory / "model.json.tmp"
-        tmp.write_text(json.dumps(config, indent=1), encoding="utf-8")
-        os.replace(tmp, directory / "model.json")
+        text = json.dumps(config, indent=1)  # (fails, if it does, before anything is written)
+        # Every file is written under a temporary name first and renamed once all are: an
+        # error on the way (a full disk) leaves the hasher saved there before as it was.
+        written = self.features_.write_temporary(directory)
+        try:
+            written["model.npz"] = directory / "model.npz.tmp"
+            with open(written["model.npz"], "wb") as f:
+                np.savez(f, **arrays)
+            written["model.json"] = directory / "model.json.tmp"
+            written["model.json"].write_text(text, encoding="utf-8")
+        except BaseException:
+            for temporary in written.values():
+                temporary.unlink(missing_ok=True)
+            raise
+        for name in ("features.npz", "features.json", "model.npz", "model.json"):
+            os.replace(written[name], directory / name)
 
     @classmethod
     def load(cls, directory: Path, device: str = "auto") -> SemanticHasher:
@@ -288,25 +366,43 @@ class SemanticHasher:
             raise damage_error(directory / "model.npz", f"unreadable ({error})") from None
         if config.get("format") != FORMAT_VERSION:
             raise damage_error(directory / "model.json", "unknown format version")
+        fit = config.get("fit")
+        fit = {k: v for k, v in fit.items() if k in _FIT_SETTINGS} if isinstance(fit, dict) else {}
         try:
-            self = cls(config["n_bits"], config["method"], device=device, seed=config["seed"])
+            self = cls(
+                config["n_bits"], config["method"], device=device, seed=config["seed"], **fit
+            )
         except NashError as error:  # an unknown method, a bit count out of range
             raise damage_error(directory / "model.json", str(error)) from None
         try:
             self.features_ = TfidfFeatures.load(directory)
-        except (NashError, TypeError, ValueError, AttributeError) as error:
-            reason = str(error).replace(f" in {directory}", "")
-            raise damage_error(directory / "features.json", reason) from None
+        except DamagedFeatures as error:
+            raise damage_error(directory / error.file, error.reason) from None
+        except (NashError, TypeError, ValueError, AttributeError) as error:  # (its settings)
+            raise damage_error(directory / "features.json", str(error)) from None
+        self.feature_kw = self.features_.get_params()  # (a refit learns with the same settings)
         self.train_info_ = config.get("train", {})
         kind = config["kind"]
+        words = self.features_.vocabulary_size
         if kind == "lsh":
             from nashcli.baselines import LSH
 
             if "planes" not in arrays:
                 raise damage_error(directory / "model.npz", "no 'planes' array")
+            if arrays["planes"].shape != (words, self.n_bits):
+                reason = (
+                    f"its planes have shape {arrays['planes'].shape}, not ({words}, {self.n_bits})"
+                    " (the vocabulary's words by model.json's bits)"
+                )
+                raise damage_error(directory / "model.npz", reason)
             model = LSH(config["n_bits"], seed=config["seed"])
             model.planes_ = arrays["planes"].astype(np.float32)
         else:
+            settings = config["model"]
+            for key, expected in (("n_bits", self.n_bits), ("vocab_size", words)):
+                if settings.get(key) != expected:
+                    reason = f"its model's {key} is {settings.get(key)!r}, not {expected}"
+                    raise damage_error(directory / "model.json", reason)
             from nashcli.methods import resolve_device
 
             try:

@@ -174,3 +174,113 @@ def test_codes_collapsed():
     constant_bits = healthy.copy()
     constant_bits[:, :40] = False  # 40 of 64 bits never vary
     assert codes_collapsed(constant_bits)
+
+
+# -- the library as a scikit-learn user calls it -------------------------------------------------
+def test_a_failed_save_leaves_the_hasher_saved_before(tmp_path, monkeypatch):
+    good = SemanticHasher(n_bits=16, method="lsh").fit(FIVE)
+    good.save(tmp_path)
+    codes = SemanticHasher.load(tmp_path).encode(FIVE)
+    other = SemanticHasher(n_bits=32, method="lsh", max_features=5).fit(FIVE)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OSError):
+        other.save(tmp_path)
+    monkeypatch.undo()
+    loaded = SemanticHasher.load(tmp_path)
+    assert loaded.n_bits == 16 and (loaded.encode(FIVE) == codes).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "features.json", "features.npz", "model.json", "model.npz"
+    ]  # fmt: skip
+
+
+def test_numpy_integers_are_taken_and_saved_as_plain_numbers(tmp_path):
+    hasher = SemanticHasher(np.int64(16), method="lsh", seed=np.int32(3)).fit(FIVE)
+    hasher.save(tmp_path)
+    loaded = SemanticHasher.load(tmp_path)
+    assert (loaded.n_bits, loaded.seed) == (16, 3)
+    assert (loaded.encode(FIVE) == hasher.encode(FIVE)).all()
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"n_bits": 16.0}, {"n_bits": True}, {"seed": -1}, {"seed": 2**64}, {"seed": None},
+     {"max_featurez": 5}],
+)  # fmt: skip
+def test_bad_settings_are_refused_before_any_work(kw):
+    with pytest.raises(NashError):
+        SemanticHasher(**kw)
+
+
+def test_a_string_or_a_non_string_is_not_taken_for_documents():
+    hasher = SemanticHasher(n_bits=8, method="lsh").fit(FIVE)
+    for bad in ("markets fell", ["markets fell", None], b"bytes"):
+        with pytest.raises(NashError, match="string"):
+            hasher.encode(bad)
+    with pytest.raises(NashError, match="one string"):
+        SemanticHasher(n_bits=8, method="lsh").fit("one long text")
+
+
+@pytest.mark.parametrize("method", ["lsh", "nash-nbr"])
+def test_rows_with_nan_or_the_wrong_width_are_refused(method):
+    hasher = SemanticHasher(n_bits=8, method=method, max_epochs=1).fit(FIVE)
+    x = hasher.vectorize(FIVE[:2])
+    assert (hasher.encode_vectors(x.toarray()) == hasher.encode_vectors(x)).all()  # dense too
+    x.data[0] = np.nan
+    with pytest.raises(NashError, match="NaN"):
+        hasher.encode_vectors(x)
+    with pytest.raises(NashError, match="shape"):
+        hasher.encode_vectors(np.zeros((1, 3)))
+
+
+def test_clone_get_params_set_params_and_transform():
+    from sklearn.base import clone
+
+    hasher = SemanticHasher(n_bits=8, method="lsh", seed=2, max_features=7).fit(FIVE)
+    copy = clone(hasher)
+    assert copy.get_params() == hasher.get_params() and copy.model_ is None
+    assert (copy.fit_transform(FIVE) == hasher.transform(FIVE)).all()
+    assert copy.set_params(n_bits=16).fit(FIVE).encode(FIVE).shape == (5, 16)
+    with pytest.raises(NashError):
+        copy.set_params(n_bits=0)
+    assert copy.n_bits == 16
+
+
+def test_a_loaded_hasher_refits_with_its_feature_and_training_settings(tmp_path):
+    SemanticHasher(n_bits=8, method="lsh", max_features=5, max_documents=4).fit(FIVE).save(tmp_path)
+    loaded = SemanticHasher.load(tmp_path)
+    assert loaded.get_params()["max_features"] == 5 and loaded.max_documents == 4
+    assert loaded.fit(FIVE).features_.vocabulary_size == 5
+
+
+def test_fitting_leaves_torchs_random_generator_as_it_was():
+    import torch
+
+    torch.manual_seed(42)
+    expected = torch.rand(3)
+    torch.manual_seed(42)
+    SemanticHasher(n_bits=8, max_epochs=1).fit(FIVE)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_damaged_features_archive_is_one_clear_error(tmp_path):
+    SemanticHasher(n_bits=8, method="lsh").fit(FIVE).save(tmp_path)
+    path = tmp_path / "features.npz"
+    data = bytearray(path.read_bytes())
+    data[60] ^= 0xFF  # inside the idf array: its CRC no longer matches
+    path.write_bytes(bytes(data))
+    with pytest.raises(NashError, match="features.npz"):
+        SemanticHasher.load(tmp_path)
+
+
+def test_bits_in_model_json_must_match_the_weights(tmp_path):
+    for method in ("lsh", "nash-nbr"):
+        SemanticHasher(n_bits=16, method=method, max_epochs=1).fit(FIVE).save(tmp_path)
+        config = json.loads((tmp_path / "model.json").read_text())
+        config["n_bits"] = 24
+        (tmp_path / "model.json").write_text(json.dumps(config))
+        with pytest.raises(NashError, match="model"):
+            SemanticHasher.load(tmp_path)

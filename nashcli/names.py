@@ -10,13 +10,22 @@ import unicodedata
 
 #: Bidirectional overrides and isolates: they could show a name reversed ("txt.exe" as "exe.txt").
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: The line and paragraph separators: line breaks to some terminals, nothing to others.
+LINE_SEPARATORS = frozenset("\u2028\u2029")
+#: What :func:`is_control` finds beyond the C0 and C1 controls.
+CONTROLS_BEYOND_C0 = BIDI_CONTROLS | LINE_SEPARATORS
+#: Characters that take no room and show nothing, so that a name holding one passes for the
+#: name without it: zero-width space, word joiner, byte order mark, soft hyphen, directional
+#: marks, invisible operators. Not the zero-width (non-)joiners: emoji and scripts need them.
+INVISIBLE = frozenset("\u200b\u2060\ufeff\u00ad\u200e\u200f\u061c\u180e\u2061\u2062\u2063\u2064")
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
 def is_control(ch: str) -> bool:
-    """A control character (terminal escapes, CR, tabs) or a bidirectional override."""
-    return unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS
+    """A control character (terminal escapes, CR, tabs), a bidirectional override or a line or
+    paragraph separator."""
+    return unicodedata.category(ch) == "Cc" or ch in CONTROLS_BEYOND_C0
 
 
 def visible(text: str) -> str:
@@ -30,7 +39,7 @@ def visible(text: str) -> str:
 
 def _shown_escaped(ch: str) -> bool:
     """Whether :func:`visible` shows ``ch`` as an escape."""
-    return ch == "\\" or is_control(ch) or _is_surrogate(ch)
+    return ch == "\\" or is_control(ch) or ch in INVISIBLE or _is_surrogate(ch)
 
 
 def _is_surrogate(ch: str) -> bool:

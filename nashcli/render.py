@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich.cells import cell_len
+from rich.cells import cell_len, chop_cells
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from nashcli.names import is_control, visible
+from nashcli.names import CONTROLS_BEYOND_C0, is_control, visible
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.progress import Progress
@@ -21,8 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 #: Columns of command output that goes to a file or a pipe (no terminal to fit): wide enough
-#: that tables and summaries keep every path on one line, as scripts and ``grep`` want them.
-PIPE_WIDTH = 1000
+#: that tables and summaries keep every path on one line, as scripts and ``grep`` want them
+#: (1,000 folded a path of 1,200 characters; nothing here pads a line to the console's width).
+PIPE_WIDTH = 1_000_000
 
 
 def output_console() -> Console:
@@ -38,6 +42,23 @@ def show(console: Console, results: Group | Table | Text) -> None:
     """Print a table, or the records that stand in for it on a narrow terminal, unfolded
     (the terminal wraps a long line; Rich would cut a path in its middle)."""
     console.print(results, soft_wrap=isinstance(results, Text))
+
+
+class Folded:
+    """A path in a table cell, folded at the cell's width character by character. Rich's
+    ``overflow="fold"`` breaks a text at its spaces first and drops the space there, so that
+    ``x…x z.txt`` and ``x…xz.txt`` showed alike; here every character stays where it is."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_measure__(self, console: Console, options) -> Measurement:
+        return Measurement(1, max(1, cell_len(self.text)))
+
+    def __rich_console__(self, console: Console, options):
+        for line in chop_cells(self.text, max(1, options.max_width)) or [""]:
+            yield Segment(line)
+            yield Segment.line()
 
 
 def _table_width(widths: Sequence[int]) -> int:
@@ -61,7 +82,16 @@ def json_document(document: object, encoding: str | None = "utf-8") -> str:
 
     utf8 = encoding is not None and codecs.lookup(encoding).name == "utf-8"
     text = json.dumps(document, ensure_ascii=not utf8)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8") if utf8 else text
+    if not utf8:
+        return text
+    # JSON escapes only U+0000-U+001F: DEL, C1 controls (U+009B starts a terminal command)
+    # and bidirectional overrides in a file name would reach the terminal raw.
+    text = _JSON_RAW_CONTROLS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+#: What :func:`json_document` escapes beyond JSON's own escapes (only ever inside a string).
+_JSON_RAW_CONTROLS = re.compile("[\x7f-\x9f" + "".join(sorted(CONTROLS_BEYOND_C0)) + "]")
 
 
 def plain(text: str) -> str:
@@ -397,7 +427,7 @@ def similar_table(hits: Sequence, shown: Sequence[str], width: int = 100) -> Tab
     table.add_column("title", overflow="fold", max_width=title_width)
     for rank, (hit, path, title) in enumerate(zip(hits, shown, titles, strict=True), 1):
         cut = _cut(title, title_width)
-        table.add_row(str(rank), str(hit.distance), score_text(hit.score), Text(path), Text(cut))
+        table.add_row(str(rank), str(hit.distance), score_text(hit.score), Folded(path), Text(cut))
     return table
 
 
@@ -450,5 +480,5 @@ def status_table(rows: Sequence[tuple[str, ...]], root_width: int | None = None)
             min_width=root_width if column == "root" else None,
         )
     for name, root, documents, bits, model, updated, watching in rows:
-        table.add_row(Text(name), Text(root), documents, bits, Text(model), updated, watching)
+        table.add_row(Text(name), Folded(root), documents, bits, Text(model), updated, watching)
     return table

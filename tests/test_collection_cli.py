@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -408,6 +409,43 @@ def test_shown_names_keep_their_characters_but_not_controls() -> None:
     assert plain("report\u202etxt.exe") == "report txt.exe"  # no right-to-left override
 
 
+def test_invisible_characters_in_names_are_shown_as_escapes() -> None:
+    """``zero<ZWSP>width.txt`` looked exactly like ``zerowidth.txt``; joiners, which emoji and
+    scripts need, stay."""
+    from nashcli.names import from_visible, shell_quote, visible
+
+    for name, shown in [
+        ("zero\u200bwidth.txt", "zero\\u200bwidth.txt"),
+        ("soft\u00adhyphen", "soft\\u00adhyphen"),
+        ("\ufeffbom \u200emark \u2028line", "\\ufeffbom \\u200emark \\u2028line"),
+    ]:
+        assert visible(name) == shown and from_visible(shown) == name
+        assert shell_quote(name).startswith("$'")
+    assert visible("👩\u200d💻 می\u200cخواهم") == "👩\u200d💻 می\u200cخواهم"
+
+
+def test_a_path_folded_in_the_table_keeps_its_spaces(tmp_path: Path) -> None:
+    """Rich folded a path at a space and dropped it: "x…x z.txt" and "x…xz.txt" looked alike."""
+    from rich.console import Console
+
+    from nashcli.render import similar_table, status_table
+
+    class Hit:
+        def __init__(self, name: str) -> None:
+            self.path, self.distance, self.score, self.title = tmp_path / name, 3, 0.5, "t" * 80
+
+    names = ["x" * 46 + " z.txt", "x" * 46 + "z.txt"]  # (paths get 46 columns here)
+    console = Console(width=80, file=io.StringIO())
+    console.print(similar_table([Hit(n) for n in names], names, 80))
+    lines = console.file.getvalue().splitlines()[3:-1]
+    cells = [line.split("│")[4][1:].rstrip() for line in lines]  # (the padding's space cut)
+    assert cells == ["x" * 46, " z.txt", "x" * 46, "z.txt"]  # (was: "z.txt" in both)
+    console = Console(width=100, file=io.StringIO())
+    root = "/r/" + "a" * 40 + " b" + "c" * 30  # (folded at 24 columns: "...a bc..." on line 2)
+    console.print(status_table([("n", root, "1", "8", "m", "2026-12-07 14:21", "no")], 24))
+    assert "a bccc" in console.file.getvalue()
+
+
 def test_control_characters_in_names_are_shown_as_escapes(tmp_path: Path) -> None:
     """A file named "new<LF>line.txt" is not shown as "new line.txt" or "new\\nline.txt" (other
     files' names), and an escape in a name reaches neither the table nor an error line."""
@@ -654,3 +692,23 @@ def test_another_users_index_on_a_writable_disk_is_refused_not_read_unlocked(
     _read_only(monkeypatch, directory, disk=False)
     line = one_error_line(run("similar", str(paths[0])))
     assert f"reading it needs write access to {directory}" in line
+
+
+def test_a_piped_table_keeps_a_long_path_on_one_line(tmp_path: Path, monkeypatch) -> None:
+    """Output to a pipe is as wide as it needs: a 1,200-character path was folded at 1,000."""
+    import sys
+
+    from nashcli import render
+
+    class Hit:
+        def __init__(self, name: str) -> None:
+            self.path, self.distance, self.score, self.title = tmp_path / name, 3, 0.5, "t"
+
+    name = "/".join(["d" * 200] * 6) + "/copy.txt"
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    console = render.output_console()
+    render.show(console, render.similar_results([Hit(name)], tmp_path, "q", console.width))
+    assert any(
+        line.split("│")[4].strip() == name for line in sys.stdout.getvalue().splitlines()[4:5]
+    )

@@ -634,6 +634,20 @@ def test_json_output_is_valid_utf8_whatever_the_file_names() -> None:
     assert json.loads(json_document(document, "latin-1")) == document
 
 
+def test_json_output_carries_no_raw_terminal_controls() -> None:
+    """JSON escapes U+0000-U+001F only: a C1 control (U+009B starts a terminal command: a name
+    with "\x9b2J" cleared the screen), DEL and bidirectional overrides went out raw."""
+    import json
+
+    from nashcli.render import json_document
+
+    document = {"path": "c1\x9b2J\x9b31mX \x7f \u202eexe.txt \u2028", "title": "café"}
+    text = json_document(document, "utf-8")
+    assert text.isprintable() and "café" in text
+    assert "\\u009b2J" in text and "\\u202e" in text and "\\u2028" in text
+    assert json.loads(text) == document
+
+
 def test_a_file_of_a_folder_moved_and_linked_back_is_found_by_its_real_path(
     notes, tmp_path: Path
 ) -> None:

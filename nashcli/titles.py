@@ -55,6 +55,8 @@ _HEADING_MARK = re.compile(r"\A(?:#+|[=*]+(?=\s))\s*")
 #: reStructuredText's comments, directives and targets (``.. _label:``) and its file-wide
 #: fields (``:orphan:``, ``:tocdepth: 2``).
 _SETTING = re.compile(r"#\+\w+:|\.\.(?:\s|\Z)|:[^:\s]+:(?:\s|\Z)")
+#: A Markdown code fence (```` ```python ````, ``~~~``): markup, not what the code says.
+_CODE_FENCE = re.compile(r"(`{3,}|~{3,})[^`]*")
 #: A line wrapped whole in emphasis (``**To restore a backup**``), the marks dropped.
 _EMPHASIS = re.compile(r"(\*\*?|__?)(?=\S)(?P<inner>(?:(?!\1).)+)(?<=\S)\1")
 #: A line of one repeated mark (``=====``, ``----``, ``* * *``): reStructuredText over- and
@@ -69,9 +71,10 @@ def title_of(text: str) -> str:
     The ``title`` of YAML or TOML front matter (otherwise the first line after it); the
     ``Subject`` of a mail or news header block, RFC 2047 encoded words decoded (or its
     ``Title``: MultiMarkdown metadata); Org's leading ``#+TITLE:``; LaTeX's ``\\title{...}``
-    (not in a comment); else the first non-empty line that is not a rule, an underline or a
-    setting (Org's or reStructuredText's), whitespace collapsed and heading marks (Markdown's,
-    AsciiDoc's, Org's) and whole-line emphasis dropped.
+    (not in a comment); else the first non-empty line that is not a rule, an underline, a
+    setting (Org's or reStructuredText's), an HTML comment or a code fence, whitespace
+    collapsed and heading marks (Markdown's, AsciiDoc's, Org's) and whole-line emphasis
+    dropped.
     """
     start = 1 if text.startswith("\ufeff") else 0  # a byte-order mark read as text
     head = text[start : start + _TITLE_HEAD]
@@ -83,9 +86,17 @@ def title_of(text: str) -> str:
         title = _header_title(head) or _org_title(head) or _latex_title(head)
     if title:
         return trim_title(title)
+    in_comment = False
     for match in _LINE.finditer(text, start):  # lazily: a huge text is not split whole
         line = match.group().strip()
-        if _SETTING.match(line):
+        if in_comment:  # (an HTML comment in Markdown, over several lines)
+            if "-->" not in line:
+                continue
+            in_comment, line = False, line.split("-->", 1)[1].strip()
+        while line.startswith("<!--"):
+            in_comment = "-->" not in line[4:]
+            line = "" if in_comment else line[4:].split("-->", 1)[1].strip()
+        if _SETTING.match(line) or _CODE_FENCE.fullmatch(line):
             continue
         line = _HEADING_MARK.sub("", line)
         if line and not _RULE.fullmatch(line):

@@ -77,3 +77,20 @@ def test_title_is_what_the_format_names_as_title(text: str, title: str) -> None:
     """Front matter, mail headers, Org and LaTeX say what the title is; their first line
     (``---``, ``From: ...``, ``\\documentclass``) is not it, nor is a rule or an underline."""
     assert title_of(text) == title
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("<!-- markdownlint-disable MD013 -->\n# Backups\nbody", "Backups"),
+        ("<!--\nCopyright 2026, licensed under...\n-->\n\nHow we deploy\n", "How we deploy"),
+        ("<!-- a --><!-- b -->\nSecond", "Second"),
+        ("<!-- note --> Inline after it\n", "Inline after it"),
+        ("```python\nprint('hello')\n```\n", "print('hello')"),
+        ("~~~\nmake install\n~~~", "make install"),
+    ],
+)
+def test_comments_and_code_fences_are_not_titles(text: str, title: str) -> None:
+    """A Markdown note that begins with an HTML comment (a linter's directive, a licence) or a
+    code fence was titled "<!-- markdownlint-disable MD013 -->" or "```python"."""
+    assert title_of(text) == title

@@ -22,6 +22,7 @@ import gzip
 import io
 import json
 import lzma
+import os
 import re
 import tarfile
 import zlib
@@ -454,8 +455,13 @@ def write_jsonl(dataset: Dataset, path: str | Path) -> None:
             dataset.ids, dataset.texts, dataset.labels, dataset.split, strict=True
         ):
             record = {"id": doc_id, "text": text, "labels": labels, "split": split}
-            handle.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-    path.write_bytes(buffer.getvalue())
+            # (a lone surrogate, which read_jsonl takes from a "\ud800" escape, goes out as that
+            # escape again: UTF-8 cannot carry it)
+            line = json.dumps(record, ensure_ascii=False) + "\n"
+            handle.write(line.encode("utf-8", "backslashreplace"))
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(buffer.getvalue())
+    os.replace(temporary, path)  # (never a half-written file under the name)
 
 
 # --------------------------------------------------------------------------------------------

@@ -71,6 +71,17 @@ def test_jsonl_round_trip_is_deterministic(tmp_path: Path) -> None:
     assert back.label_names() == ["p", "q"]
 
 
+def test_a_lone_surrogate_read_is_written_back(tmp_path: Path) -> None:
+    """read_jsonl takes "\\ud800" (valid JSON, not a character); writing it failed with
+    UnicodeEncodeError: it goes out as the escape again."""
+    path = tmp_path / "odd.jsonl"
+    path.write_text('{"id": "1", "text": "x \\ud800 y", "labels": ["a"], "split": "train"}\n')
+    dataset = read_jsonl(path)
+    write_jsonl(dataset, tmp_path / "out.jsonl.gz")
+    assert read_jsonl(tmp_path / "out.jsonl.gz").texts == ["x \ud800 y"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
 def test_plain_jsonl_and_lenient_fields(tmp_path: Path) -> None:
     path = tmp_path / "plain.jsonl"
     records = [

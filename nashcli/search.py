@@ -579,6 +579,11 @@ def _masks(length: int, weight: int) -> np.ndarray:
     return np.unique(grown)
 
 
+#: The longest substring :class:`MultiIndexHashing` indexes, whatever ``substring_bits`` asks:
+#: its table holds 2**bits offsets of 8 bytes (40 bits asked for 8 TiB; 28 take 2 GiB).
+MAX_SUBSTRING_BITS = 28
+
+
 class MultiIndexHashing:
     """Exact k-NN by multi-index hashing (Norouzi, Punjani & Fleet, CVPR 2012 / TPAMI 2014).
 
@@ -596,10 +601,15 @@ class MultiIndexHashing:
                  scan_fraction: float = 0.1) -> None:  # fmt: skip
         self.planes = _as_planes(planes)
         self.n = n = len(self.planes[0])
+        if not 1 <= n_bits <= 64 * len(self.planes):
+            raise ValueError(f"{n_bits} bits do not fit in {len(self.planes)} words of 64")
         self.n_bits = n_bits
         if substring_bits is None:  # Norouzi et al.: substrings of about log2(n) bits
             substring_bits = int(np.clip(round(np.log2(max(n, 2))), 8, 24))
-        self.m = max(1, round(n_bits / substring_bits))
+        if substring_bits < 1:
+            raise ValueError(f"substring_bits must be at least 1, not {substring_bits}")
+        # (no substring over MAX_SUBSTRING_BITS, whatever was asked: a table has 2**bits offsets)
+        self.m = max(1, round(n_bits / substring_bits), -(-n_bits // MAX_SUBSTRING_BITS))
         cuts = np.linspace(0, n_bits, self.m + 1).astype(int)
         self.parts = [(int(a), int(b - a)) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
         self.scan_fraction = scan_fraction

@@ -334,3 +334,17 @@ def test_a_batch_too_large_for_one_pass_is_split(monkeypatch: pytest.MonkeyPatch
     want_idx, want_dist = brute(db, queries, 20)
     np.testing.assert_array_equal(idx, want_idx)
     np.testing.assert_array_equal(dist, want_dist)
+
+
+def test_multi_index_hashing_refuses_bits_it_does_not_hold_and_caps_its_tables() -> None:
+    """n_bits beyond the stored words gave an IndexError; substring_bits=40 tried to allocate
+    terabytes for one table."""
+    rng = np.random.default_rng(0)
+    bits = rng.random((50, 64)) < 0.5
+    planes = to_planes(pack_codes(bits))
+    with pytest.raises(ValueError, match="do not fit"):
+        MultiIndexHashing(planes, 100)
+    mih = MultiIndexHashing(planes, 64, substring_bits=40)
+    assert max(length for _, length in mih.parts) <= 28
+    query = pack_codes(bits[:1])
+    assert list(mih.search(query, 3)[0]) == list(hamming_topk(planes, query, 3)[0][0])

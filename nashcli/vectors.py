@@ -39,6 +39,9 @@ class CsrRows:
             return matrix
         if getattr(matrix, "format", None) != "csr":
             matrix = matrix.tocsr()
+        if not matrix.has_canonical_format:  # (duplicate entries: one per column, summed)
+            matrix = matrix.copy()
+            matrix.sum_duplicates()
         return cls(
             np.asarray(matrix.indptr, dtype=np.int64),
             np.asarray(matrix.indices, dtype=np.int32),
@@ -77,6 +80,9 @@ class CsrRows:
     def take(self, rows: Sequence[int] | np.ndarray) -> CsrRows:
         """The given rows, in the given order (they may repeat)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and not -len(self) <= min(rows.min(), ~rows.max()):
+            raise IndexError(f"row {rows.max() if rows.max() >= 0 else rows.min()} of {len(self)}")
+        rows = np.where(rows < 0, rows + len(self), rows)  # (-1: the last row, as numpy's)
         starts = np.asarray(self.indptr[rows], dtype=np.int64)
         lengths = self.indptr[rows + 1] - starts
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)

@@ -53,3 +53,19 @@ def test_times_transposed_gives_scipys_floats_exactly(matrix) -> None:
             got = CsrRows.of(x).times_transposed(weight)
             assert got.dtype == np.float32
             np.testing.assert_array_equal(got, np.asarray(x @ weight.T))
+
+
+def test_rows_with_duplicate_entries_and_negative_row_numbers() -> None:
+    """A scipy matrix with two entries in one column: to_dense kept the last where dot summed
+    them; take([-1]) failed with "negative dimensions"."""
+    data, indices, indptr = (
+        np.array([1, 2, 3], np.float32),
+        np.array([0, 0, 1]),
+        np.array([0, 2, 3]),
+    )
+    matrix = sp.csr_matrix((data, indices, indptr), shape=(2, 3))
+    rows = CsrRows.of(matrix)
+    np.testing.assert_array_equal(rows.to_dense(), [[3, 0, 0], [0, 3, 0]])
+    np.testing.assert_array_equal(rows.take([-1, 0]).to_dense(), [[0, 3, 0], [3, 0, 0]])
+    with pytest.raises(IndexError):
+        rows.take([2])

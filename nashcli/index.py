@@ -162,11 +162,13 @@ class IncompatibleCollectionError(NashError):
 class CollectionGoneError(NashError):
     """The collection was removed (``nash forget``) while a command was using it."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, reading: bool = False) -> None:
         self.name = name
         super().__init__(
-            f"collection {name!r} was removed (nash forget) while this command was using it; "
-            "nothing more was written"
+            f"collection {name!r} was removed (nash forget) while this command was reading it"
+            if reading
+            else f"collection {name!r} was removed (nash forget) while this command was using "
+            "it; nothing more was written"
         )
 
 
@@ -990,7 +992,12 @@ class Snapshot:
             raise
 
     def _raise_if_replaced(self) -> None:
+        """:class:`GenerationReplaced` where a writer switched generations since the snapshot,
+        :class:`CollectionGoneError` where ``nash forget`` took the collection away (its first
+        step renames the whole folder: the files read as missing, which is no damage)."""
         now = self._collection._generation_now()
+        if now is None and not self._collection.directory.is_dir():
+            raise CollectionGoneError(self._collection.name, reading=True)
         if now is not None and now != self.generation:
             raise GenerationReplaced(
                 f"collection {self._collection.name!r} moved on to generation {now} "

@@ -638,3 +638,14 @@ def test_an_index_of_another_nash_version_is_incompatible(notes) -> None:
     entry = status_entry()
     assert entry["state"] == "incompatible" and "schema 999" in entry["damaged"]
     assert "c: INCOMPATIBLE: " in run("status").stdout
+
+
+def test_a_collection_forgotten_while_read_is_gone_not_damaged(notes) -> None:
+    """nash forget renames the collection's folder first: a reader then found its model files
+    missing and said "damaged ... rebuild it with: nash index ... --retrain"."""
+    with Collection.open("c").snapshot() as snap:
+        os.rename(home(), home().with_name(".forgotten-c-test"))
+        with pytest.raises(
+            CollectionGoneError, match="removed \\(nash forget\\) while this command was reading"
+        ):
+            snap.check_model()

@@ -453,13 +453,20 @@ def index_folder(
         index_into = functools.partial(index_into, retrain=retrain)
         try:
             try:
-                index_into(collection, report=report)
+                index_into(collection, report=report, defer_retrain=True)
             except _FirstIndexAbandoned:
                 if not create:
                     raise CollectionGoneError(name) from None
                 created, collection = True, _create_once(name, root, bits or 64, lock_timeout)
                 report = IndexReport(collection=name, root=root)
                 index_into(collection, report=report)
+            if report.retrain_due and not report.retrained and len(found) >= _min_documents():
+                # The update is committed with the model there before the retrain it made
+                # due: a retrain stopped midway (a cron job's timeout, a laptop put to sleep)
+                # kept none of the run's work, and the new files stayed out on every run.
+                again = IndexReport(collection=name, root=root)
+                index_into(collection, report=again)
+                _add_retrain(report, again)
         except BaseException as error:
             if (
                 not created
@@ -484,6 +491,17 @@ def index_folder(
             raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _add_retrain(report: IndexReport, retrain: IndexReport) -> None:
+    """Into ``report`` (an update), what the ``retrain`` that followed it did."""
+    report.retrained, report.retrain_reason = retrain.retrained, retrain.retrain_reason
+    report.deleted += retrain.deleted
+    report.ignored += retrain.ignored
+    report.dropped_unread += retrain.dropped_unread
+    report.unread_paths |= retrain.unread_paths
+    report.compacted = report.compacted or retrain.compacted
+    report.documents, report.retrain_due = retrain.documents, retrain.retrain_due
 
 
 def _plan(
@@ -708,8 +726,11 @@ def _index(
     excluded: frozenset[str] = frozenset(),
     max_bytes: int | None = None,
     root_device: int | None = None,
+    defer_retrain: bool = False,
 ) -> None:
-    """Decide between an incremental update and a retrain, and do it; ``max_bytes`` (the size
+    """Decide between an incremental update and a retrain, and do it; with ``defer_retrain``,
+    an update where only the documents changed since the fit would make a retrain due (the
+    caller retrains after it: ``report.retrain_due``). ``max_bytes`` (the size
     limit the crawl used, when one was given) is recorded for later runs and the watcher, and
     ``root_device`` (the folder's device, where it held documents) for the next empty pass.
 
@@ -763,6 +784,8 @@ def _index(
             why = "--retrain"
         elif retrain:  # too few to fit on: bring the index up to date with the model it has
             pass
+        elif defer_retrain:
+            pass  # the update first, with the model there; the caller retrains if still due
         elif not due_for_retrain(trained, encoded + len(fresh) + len(changed)):
             pass  # not due even if every new and changed file is to encode (asked first: the
             # update of an unchanged folder then never imports the trainer, 0.1 s)

@@ -142,6 +142,25 @@ def test_growth_triggers_a_retrain(indexed) -> None:
     assert not retrain_due(Collection.open("notes"))
 
 
+def test_a_retrain_stopped_midway_keeps_the_update_it_made_due(indexed, monkeypatch) -> None:
+    """New files that make a retrain due are committed with the model there first: a retrain
+    killed midway (a cron job's timeout) kept none of them, and so on every run."""
+    folder, paths = indexed
+    more = make_docs(folder / "more", per_topic=3, seed=1)  # 9 new on 24: a retrain is due
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(indexing, "_retrain", stopped)
+        index_folder(folder, hasher_options=FAST)
+    assert live_paths("notes") == {str(p) for p in paths + more}
+    assert retrain_due(Collection.open("notes"))  # (the next run retrains)
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.retrained and "changed by 9" in report.retrain_reason
+    assert (report.added, report.unchanged) == (0, len(paths + more))
+
+
 def test_touched_or_moved_files_do_not_count_towards_a_retrain(indexed) -> None:
     """A touch of every file (git checkout, cp without -p) or a reshuffle of folders changes
     no document: no retrain, no re-encoding, only a growth that is real counts."""

@@ -499,8 +499,14 @@ def carve_validation(n: int, fraction: float = 0.1, seed: int = 0) -> tuple[np.n
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+#: Similarities :func:`knn_graph` holds at once for sparse rows (a chunk of rows × all rows,
+#: float32: 64 MB), beside its argpartition's int64 copy. 1,024 rows a chunk held 1024 × n:
+#: 0.8 GB of similarities and indices at 50,000 documents (``benchmarks/knn_graph_time.py``).
+GRAPH_CHUNK_CELLS = 1 << 24
+
+
 def knn_graph(
-    x: sp.csr_matrix | np.ndarray, k: int, chunk: int = 1024
+    x: sp.csr_matrix | np.ndarray, k: int, chunk: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of each row of L2-normalised ``x`` (sparse or dense) by cosine,
     itself excluded.
@@ -512,7 +518,10 @@ def knn_graph(
     among their 50 nearest, it gave another graph when numpy was told not to use AVX2. (Sparse
     rows' similarities are the same everywhere; dense rows' come from BLAS, whose sums can
     differ in the last bit between CPUs, chunk sizes and threads.) ``k`` is capped at ``n - 1``.
-    Exact, in row chunks (memory ``chunk × n``).
+    Exact, in row chunks (memory ``chunk × n``; by default 1,024 rows, fewer for sparse rows
+    of over 16,384 documents: at most :data:`GRAPH_CHUNK_CELLS` similarities, at least 128
+    rows; each row's similarities do not depend on the chunk for sparse rows, so neither does
+    the graph).
 
     A row with fewer than ``k`` rows of positive similarity (sparse TF-IDF: fewer than ``k``
     documents share a word with it) is padded with its own index, similarity 0, and consumers
@@ -529,6 +538,8 @@ def knn_graph(
     if k == 0:
         return indices, sims
     xt = sp.csr_matrix(x.T) if sp.issparse(x) else x.T
+    if chunk is None:  # (dense rows: always 1,024, whose BLAS sums the recorded graphs used)
+        chunk = max(128, min(1024, GRAPH_CHUNK_CELLS // n)) if sp.issparse(x) else 1024
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         s = x[start:stop] @ xt

@@ -449,7 +449,7 @@ def index_folder(
     if damage is None:
         created = collection is None
         if collection is None:
-            collection = _create_once(name, root, bits or 64, lock_timeout)
+            collection, created = _create_once(name, root, bits or 64, lock_timeout)
         index_into = functools.partial(index_into, retrain=retrain)
         try:
             try:
@@ -457,7 +457,7 @@ def index_folder(
             except _FirstIndexAbandoned:
                 if not create:
                     raise CollectionGoneError(name) from None
-                created, collection = True, _create_once(name, root, bits or 64, lock_timeout)
+                collection, created = _create_once(name, root, bits or 64, lock_timeout)
                 report = IndexReport(collection=name, root=root)
                 index_into(collection, report=report)
             if report.retrain_due and not report.retrained and len(found) >= _min_documents():
@@ -603,10 +603,13 @@ def _skip_summary(skipped: dict[str, str]) -> str:
     return f"{len(skipped):,} skipped: {shown}" + (", …" if len(reasons) > 3 else "")
 
 
-def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection:
-    """A new collection ``name`` for ``root``, unless another process made one for ``root``
-    since this one looked (two `nash index` of one folder under two names at once): the check
-    and the creation happen under one lock for every collection."""
+def _create_once(name: str, root: Path, bits: int, timeout: float) -> tuple[Collection, bool]:
+    """``(collection, created here)``: a new collection ``name`` for ``root``, or the one of
+    that name another process created for ``root`` since this one looked (two `nash index` of
+    a new folder at once: this one then waits for that one's first model, as one started a
+    second later does, and updates it); another name for ``root`` (two `nash index` of one
+    folder under two names) is refused. The check and the creation happen under one lock for
+    every collection."""
     from filelock import FileLock, Timeout
 
     from nashcli import paths
@@ -615,6 +618,8 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
     try:
         with FileLock(str(lock), timeout=max(timeout, 10.0)):
             holder = collection_of(root)
+            if holder == name:
+                return Collection.open(name), False
             if holder is not None:
                 raise NashError(
                     f"{root} was just indexed as collection {holder!r} by another nash process: "
@@ -625,7 +630,7 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> Collection
                     f"collection {name!r} was just created by another nash process; "
                     "run the command again when it is done"
                 )
-            return Collection.create(name, root, bits)
+            return Collection.create(name, root, bits), True
     except Timeout:
         busy = f"another nash process keeps {lock} (it creates a collection)"
         raise IndexBusyError(busy) from None

@@ -1187,3 +1187,21 @@ def test_the_garbage_collector_runs_again_after_an_update_that_failed(
     monkeypatch.setattr(corpus, "crawl", crawl)
     index_folder(folder, hasher_options=FAST)
     assert gc.isenabled()
+
+
+def test_two_first_indexes_of_one_folder_at_once_both_succeed(tmp_path, monkeypatch) -> None:
+    """A second `nash index` of a new folder, started while the first was still crawling,
+    failed with "was just indexed as collection ... by another nash process"; started a
+    second later it waited for the first model and updated it. Now it always does."""
+    folder = tmp_path / "notes"
+    paths = make_docs(folder)
+    real_crawl = corpus.crawl
+
+    def crawl_while_another_creates(root, **kwargs):
+        Collection.create("notes", folder.resolve(), 64)  # the other process, meanwhile
+        return real_crawl(root, **kwargs)
+
+    monkeypatch.setattr(corpus, "crawl", crawl_while_another_creates)
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.retrained and report.documents == len(paths)
+    assert [c.name for c in list_collections()] == ["notes"]

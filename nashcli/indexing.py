@@ -535,67 +535,6 @@ def _plan(
     return fresh, changed, gone
 
 
-def _to_encode(
-    fresh: Sequence[_Candidate],
-    changed: Sequence[_Candidate],
-    gone: Sequence[DocRow],
-    stored: dict[str, DocRow],
-    trained: int,
-) -> int:
-    """How many documents an update would add to the count since the fit (``trained``: the
-    rows the model was fitted on come first): the changed files whose bytes did change, and the
-    new files that are not a gone document moved (same bytes), as :func:`_apply` decides, less
-    the gone documents encoded since the fit. Only files that can tell are hashed: the changed
-    ones, and new ones of the size of a gone one. A file that cannot be read (a PDF without
-    text) counts for nothing: it will be skipped, and it is never stored, so it would be new
-    again on every run. A ``touch`` of every file, a ``git checkout`` or a copy without times
-    changes mtimes, not documents: it must not count towards a retrain. (Called only when the
-    plain count would retrain: it reads the files it counts.)"""
-    from nashcli.documents import UnreadableFile
-
-    def content(path: Path) -> str | None:
-        try:
-            return _hash(path)
-        except UnreadableFile:
-            return None
-
-    def readable(path: Path) -> bool:  # a PDF without text, say, is skipped on every run
-        try:
-            _read(path)
-        except Exception:  # noqa: BLE001 - what _apply and _retrain skip
-            return False
-        return True
-
-    # A changed file encoded since the fit (its row after the training rows) is counted in
-    # Snapshot.encoded_since already; a gone one of those leaves that count, unless it moved
-    # (its row is re-pathed, and stays).
-    count = sum(
-        stored[str(c.path)].row < trained
-        and content(c.path) not in (None, stored[str(c.path)].hash)
-        and readable(c.path)
-        for c in changed
-    )
-    gone_by_size: dict[int, list[DocRow]] = {}
-    for doc in gone:
-        gone_by_size.setdefault(doc.size, []).append(doc)
-    for c in fresh:
-        candidates = gone_by_size.get(c.size)
-        h = content(c.path) if candidates else ""
-        if h is None:
-            continue
-        kind = reader_of(c.path)
-        moved = next(
-            (doc for doc in candidates or () if doc.hash == h and reader_of(doc.path) == kind),
-            None,
-        )
-        if moved is not None:
-            candidates.remove(moved)  # one gone document moves to one new path
-            continue
-        count += readable(c.path)
-    left = [doc for docs in gone_by_size.values() for doc in docs]
-    return count - sum(doc.row >= trained for doc in left)
-
-
 def _skip_summary(skipped: dict[str, str]) -> str:
     """ "13 skipped: 10 not a text document, 3 empty file": the commonest reasons first."""
     reasons = Counter(skipped.values())
@@ -778,7 +717,6 @@ def _index(
             found_damage = error
             stored = collection.recorded_docs()
             generation, encoded, trained = -1, 0, 0
-        fresh, changed, gone = _plan(stored, found, keep)
         why = ""
         if found_damage is not None:
             state = "could not be read" if found_damage.denied else "was damaged"
@@ -790,22 +728,19 @@ def _index(
         elif retrain:  # too few to fit on: bring the index up to date with the model it has
             pass
         elif defer_retrain:
-            pass  # the update first, with the model there; the caller retrains if still due
-        elif not due_for_retrain(trained, encoded + len(fresh) + len(changed)):
-            pass  # not due even if every new and changed file is to encode (asked first: the
-            # update of an unchanged folder then never imports the trainer, 0.1 s)
+            pass  # the update first, with the model there; the caller retrains if then due
+        elif not due_for_retrain(trained, encoded):  # (what the update encoded since the fit:
+            pass  # a touched, moved or unreadable file counts for nothing)
         elif len(found) < _min_documents():
             pass  # too few to fit a model on: the model there encodes them (as `nash watch` does)
         else:
-            encoded_since = encoded + _to_encode(fresh, changed, gone, stored, trained)
-            if due_for_retrain(trained, encoded_since):
-                why = (
-                    f"the collection changed by {encoded_since:,} "
-                    f"document{'' if encoded_since == 1 else 's'} since the model was trained "
-                    # (a compaction keeps, of its training rows, those still live)
-                    f"({trained:,} of the documents it was trained on "
-                    f"{'is' if trained == 1 else 'are'} still in it)"
-                )
+            why = (
+                f"the collection changed by {encoded:,} "
+                f"document{'' if encoded == 1 else 's'} since the model was trained "
+                # (a compaction keeps, of its training rows, those still live)
+                f"({trained:,} of the documents it was trained on "
+                f"{'is' if trained == 1 else 'are'} still in it)"
+            )
         return why, stored
 
     def not_retrained(n: int, what: str) -> None:

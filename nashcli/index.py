@@ -364,6 +364,20 @@ def _no_room(directory: Path) -> bool:
     return blocks * st.f_frsize < _ROOM_FOR_SHM or no_inode
 
 
+def _free_bytes(directory: Path) -> int | None:
+    """Bytes this user may still write on the disk of ``directory`` (None: unknown)."""
+    try:
+        st = os.statvfs(directory)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        return None
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    return (st.f_bfree if root else st.f_bavail) * st.f_frsize
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB"
+
+
 def _read_only_fs(path: Path) -> bool:
     """Whether ``path`` lies on a file system mounted read-only."""
     try:
@@ -1311,17 +1325,34 @@ class Collection:
         st = os.stat(final)
         self._dir_id = (st.st_dev, st.st_ino)
 
-    def check_writable(self) -> None:
+    def check_writable(self, room: int = 0) -> None:
         """Raise the writer lock's one-line error where this collection's folder cannot be
-        written (a read-only disk, another user's index): before a retrain's minutes of
-        training rather than after them."""
+        written (a read-only disk, another user's index), or its disk has fewer than ``room``
+        bytes free: before a retrain's minutes of training rather than after them."""
+        free = _free_bytes(self.directory)
         if _read_only_fs(self.directory):
             reason = "Read-only file system"
         elif not os.access(self.directory, os.W_OK | os.X_OK):
             reason = "Permission denied"
+        elif free is not None and free < room:
+            reason = (
+                f"No space left on device for a new model and codes ({_megabytes(free)} free, "
+                f"about {_megabytes(room)} needed)"
+            )
         else:
             return
         raise _unchangeable(self.name, reason, self.directory)
+
+    def generation_bytes(self) -> int:
+        """The bytes the newest generation's files take (what a retrain writes again)."""
+        generations = sorted(self.directory.glob("gen-*"))
+        if not generations:
+            return 0
+        total = 0
+        for path in generations[-1].rglob("*"):
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size if path.is_file() else 0
+        return total
 
     # -- reading -------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:

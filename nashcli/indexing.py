@@ -73,6 +73,8 @@ LOCK_TIMEOUT = 10.0
 SWITCH_TIMEOUT = 120.0
 
 
+#: Free bytes a retrain needs beyond the size of the collection's last generation.
+RETRAIN_ROOM = 1 << 20
 FIRST_INDEX = "first index"  # the retrain reason of a collection's first model
 
 
@@ -765,7 +767,9 @@ def _index(
             if not found:
                 raise NashError(f"{root}: nothing to index, no text documents found")
             report.retrained, report.retrain_reason = True, why
-            collection.check_writable()
+            # (a full disk is found after the training otherwise: the new generation takes
+            # about what the last one does, and the metadata's journal some more)
+            collection.check_writable(room=collection.generation_bytes() + RETRAIN_ROOM)
             target_bits = bits or collection.bits
             counted = (report.added, report.updated, report.unchanged, len(report.skipped))
             try:

@@ -1205,3 +1205,25 @@ def test_two_first_indexes_of_one_folder_at_once_both_succeed(tmp_path, monkeypa
     report = index_folder(folder, hasher_options=FAST)
     assert report.retrained and report.documents == len(paths)
     assert [c.name for c in list_collections()] == ["notes"]
+
+
+def test_a_retrain_without_room_on_the_disk_is_refused_before_it_trains(
+    indexed, monkeypatch
+) -> None:
+    """A full disk was found after the whole training (12-18 s), and a watcher refitted for
+    nothing after every change; the room a new generation takes is checked first."""
+    from nashcli import index
+
+    folder, paths = indexed
+    size = Collection.open("notes").generation_bytes()
+    assert size > 0
+    monkeypatch.setattr(index, "_free_bytes", lambda directory: size // 2)
+
+    def trained(*args, **kwargs):
+        raise AssertionError("trained on a full disk")
+
+    monkeypatch.setattr(indexing, "_retrain", trained)
+    with pytest.raises(NashError, match="No space left on device for a new model") as error:
+        index_folder(folder, retrain=True, hasher_options=FAST)
+    assert "free some space" in str(error.value)
+    assert live_paths("notes") == {str(p) for p in paths}  # (the index as it was)

@@ -35,6 +35,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import mmap
 import os
 import re
 import shlex
@@ -813,17 +814,30 @@ def _check_generation(gen_dir: Path, rows: int, bits: int) -> None:
     _check_size(gen_dir / "tfidf.indptr", (rows + 1) * 8)
 
 
-def _map(path: Path, dtype: str, length: int) -> np.ndarray:
+def _map(path: Path, dtype: str, length: int, *, scattered: bool = False) -> np.ndarray:
     """Read-only map of the first ``length`` items of ``path`` (an empty array for 0); raises
-    :class:`_Damage` if the file is missing or shorter than that."""
+    :class:`_Damage` if the file is missing or shorter than that. ``scattered``: read a few
+    places at a time (the kernel then reads no further ahead than the pages asked for)."""
     if length == 0:
         return np.zeros(0, dtype=dtype)
     _check_size(path, length * np.dtype(dtype).itemsize)
     try:
-        return np.memmap(path, dtype=dtype, mode="r", shape=(length,))
+        mapped = np.memmap(path, dtype=dtype, mode="r", shape=(length,))
     except (OSError, ValueError) as error:
         reason = getattr(error, "strerror", None) or error
         raise _Damage(f"{path.parent.name}/{path.name}", f"cannot be mapped ({reason})") from None
+    if scattered:
+        _advise(mapped, "MADV_RANDOM")
+    return mapped
+
+
+def _advise(mapped: np.ndarray, advice: str) -> None:
+    """Tell the kernel how ``mapped`` (an ``np.memmap``) will be read: a hint, which a platform
+    without ``madvise`` (or that advice) goes without."""
+    handle, flag = getattr(mapped, "_mmap", None), getattr(mmap, advice, None)
+    if handle is not None and flag is not None and hasattr(handle, "madvise"):
+        with contextlib.suppress(OSError, ValueError):
+            handle.madvise(flag)
 
 
 @dataclass(frozen=True)
@@ -946,8 +960,11 @@ class Snapshot:
         nnz = int(self._indptr[-1]) if self.rows else 0
         if self.rows and (self._indptr[0] != 0 or np.any(np.diff(self._indptr) < 0)):
             raise _Damage(f"{self.gen_dir.name}/tfidf.indptr", "offsets out of order")
-        self._indices = _map(self.gen_dir / "tfidf.indices", "<i4", nnz)
-        self._data = _map(self.gen_dir / "tfidf.data", "<f4", nnz)
+        # A query reads the stored vectors of its pool (up to 1,000 rows, anywhere in the
+        # files): with the kernel's read-ahead around each, a cold query of a million
+        # documents read both files whole (2 × 156 MB) for 5 MB of rows.
+        self._indices = _map(self.gen_dir / "tfidf.indices", "<i4", nnz, scattered=True)
+        self._data = _map(self.gen_dir / "tfidf.data", "<f4", nnz, scattered=True)
         dead = con.execute("SELECT row FROM docs WHERE gen=? AND live=0", (gen,)).fetchall()
         self.dead_rows = np.fromiter((r for (r,) in dead), dtype=np.int64)
 
@@ -1097,6 +1114,8 @@ class Snapshot:
         weight is not finite: a full read of ``tfidf.indices`` and ``tfidf.data`` (8 bytes per
         stored entry), which ``nash index`` and ``nash status`` afford and a query does not (it
         checks only the rows it reads)."""
+        for mapped in (self._indices, self._data):
+            _advise(mapped, "MADV_SEQUENTIAL")  # (read whole, in order: read ahead again)
         for start in range(0, len(self._indices), chunk):
             part = np.asarray(self._indices[start : start + chunk])
             if part.min() < 0 or part.max() >= self.n_features:

@@ -448,3 +448,29 @@ def test_codes_pack_refuses_other_values_and_unpacks_nothing():
     assert codes.unpack_codes(codes.pack_codes(np.zeros((0, 20), bool)), 20).shape == (0, 20)
     with pytest.raises(ValueError, match="do not fit"):
         codes.unpack_codes(codes.pack_codes(np.zeros((2, 8), bool)), 100)
+
+
+def test_a_snapshot_reads_stored_vectors_as_scattered_and_checks_them_in_order(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A query reads its pool's rows here and there: with the kernel's read-ahead around
+    each, a cold query of a million documents read both tf-idf files whole (2 × 156 MB for
+    5 MB of rows; benchmarks/cold_query.py). The full check reads them in order."""
+    from nashcli import index
+
+    advised: list[tuple[str, str]] = []
+    real = index._advise
+    monkeypatch.setattr(
+        index,
+        "_advise",
+        lambda m, a: advised.append((os.path.basename(m.filename), a)) or real(m, a),
+    )
+    col = Collection.create("notes", tmp_path, 64)
+    _, words, tfidf = _rows(5)
+    with col.writer() as w:
+        w.new_generation(_save_model, words, tfidf, _metas("abcde"), method="m", trained_docs=5)
+    with col.snapshot() as snap:
+        assert sorted(advised) == [("tfidf.data", "MADV_RANDOM"), ("tfidf.indices", "MADV_RANDOM")]
+        np.testing.assert_allclose(snap.tfidf_of([3]).toarray(), tfidf[[3]].toarray())
+        snap.check_values()
+        assert {a for _, a in advised[2:]} == {"MADV_SEQUENTIAL"}

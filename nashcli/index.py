@@ -160,6 +160,15 @@ class IncompatibleCollectionError(NashError):
     """The collection was written by a nash whose index format this one cannot read."""
 
 
+def _replaced_meanwhile(name: str) -> str:
+    """Why a writer stopped: its collection's folder is another one now (forgotten and indexed
+    again, or rebuilt from its folder) than the one it opened."""
+    return (
+        f"collection {name!r} was forgotten or rebuilt by another nash process while this one "
+        "ran; nothing was written (run the command again to update the collection there now)"
+    )
+
+
 class CollectionGoneError(NashError):
     """The collection was removed (``nash forget``) while a command was using it."""
 
@@ -1492,9 +1501,7 @@ class Collection:
                 self.directory.rmdir()
             raise CollectionGoneError(self.name)
         if (st.st_dev, st.st_ino) != self._dir_id:
-            raise IndexBusyError(
-                f"index {self.name!r} was replaced by another nash process meanwhile; try again"
-            )
+            raise IndexBusyError(_replaced_meanwhile(self.name))
 
     def remove(self, timeout: float = 2.0) -> None:
         """Delete this collection's index (waits briefly for a running writer)."""
@@ -1523,10 +1530,7 @@ class Writer:
         try:
             info = Collection._info(self._con)
             if float(info["created_at"]) != collection.created_at:
-                raise IndexBusyError(
-                    f"index {collection.name!r} was replaced by another nash process meanwhile; "
-                    "try again"
-                )
+                raise IndexBusyError(_replaced_meanwhile(collection.name))
             # What another writer changed since this process opened the collection (a retrain
             # with other --bits): a compaction here writes the current generation's length.
             try:

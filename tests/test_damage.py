@@ -649,3 +649,15 @@ def test_a_collection_forgotten_while_read_is_gone_not_damaged(notes) -> None:
             CollectionGoneError, match="removed \\(nash forget\\) while this command was reading"
         ):
             snap.check_model()
+
+
+def test_a_writer_of_a_collection_forgotten_and_indexed_again_says_so(notes) -> None:
+    """A retrain whose collection was forgotten (and indexed again) meanwhile said it "was
+    replaced by another nash process meanwhile; try again"."""
+    folder, _ = notes
+    opened = Collection.open("c")
+    forget_collection("c")
+    indexing.index_folder(folder, name="c", bits=8, hasher_options=FAST)
+    expected = "was forgotten or rebuilt by another nash process"
+    with pytest.raises(IndexBusyError, match=expected), opened.writer():
+        pass

@@ -220,6 +220,7 @@ def _collection_dirs() -> list[Path]:
         return []
     # A collection's folder without its meta.sqlite is a damaged collection, not nothing:
     # finished collections are renamed into place whole, and forgotten ones renamed away first.
+    _finish_installs(base)
     return paths.collection_folders()
 
 
@@ -728,9 +729,33 @@ def forget_collection(
     return root
 
 
+def _finish_installs(base: Path) -> None:
+    """Finish a rebuild's switch that a kill cut between its two renames (:meth:`Collection.
+    install`, the damaged collection without its ``meta.sqlite``): the collection's folder
+    renamed away to ``.forgotten-NAME-PID``, the finished rebuild still ``.new-NAME-PID``, no
+    ``NAME``: the rebuild goes into place (as the dead process would have), so that there is
+    never no collection. Also done by readers (as SQLite recovers a hot journal); a disk that
+    cannot be written leaves it for a writer."""
+    for trash in base.glob(".forgotten-*-*"):
+        name, pid = trash.name.removeprefix(".forgotten-").rsplit("-", 1)
+        rebuilt = base / f".new-{name}-{pid}"
+        if (
+            pid.isdigit()
+            and int(pid) != os.getpid()
+            and _NAME_RE.match(name)
+            and (rebuilt / _META).is_file()
+            and not (base / name).exists()
+            and not pid_alive(int(pid))
+        ):
+            with contextlib.suppress(OSError):
+                os.rename(rebuilt, base / name)
+
+
 def _sweep_debris(base: Path) -> None:
     """Remove what a killed create, rebuild or forget left (``.new-NAME-PID``,
-    ``.forgotten-NAME-PID``, whole copies of an index) once its process is gone."""
+    ``.forgotten-NAME-PID``, whole copies of an index) once its process is gone (a rebuild
+    cut in its switch is finished first: :func:`_finish_installs`)."""
+    _finish_installs(base)
     for prefix in (".new-", ".forgotten-"):
         for child in base.glob(f"{prefix}*-*"):
             pid = child.name.rsplit("-", 1)[1]

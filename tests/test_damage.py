@@ -28,6 +28,7 @@ from nashcli.index import (
     DamagedCollectionError,
     collections_dir,
     forget_collection,
+    list_collections,
 )
 
 
@@ -661,3 +662,19 @@ def test_a_writer_of_a_collection_forgotten_and_indexed_again_says_so(notes) -> 
     expected = "was forgotten or rebuilt by another nash process"
     with pytest.raises(IndexBusyError, match=expected), opened.writer():
         pass
+
+
+def test_a_rebuild_killed_between_its_two_renames_is_finished_not_lost(notes) -> None:
+    """Rebuilding a collection that lost its meta.sqlite renames the damaged folder away, then
+    the rebuild into place: a kill between the two left no collection ("no collections yet"),
+    and the next create deleted the finished rebuild with the rest."""
+    folder, paths = notes
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = child.pid  # (a process that ran the rebuild and is gone)
+    base = collections_dir()
+    shutil.copytree(home(), base / f".new-c-{dead}")  # the finished rebuild
+    os.rename(home(), base / f".forgotten-c-{dead}")  # the first rename, then the kill
+    assert [c.name for c in list_collections()] == ["c"]
+    assert Collection.open("c").summary()["documents"] == len(paths)
+    assert not list(base.glob(f".new-c-{dead}"))

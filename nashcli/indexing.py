@@ -919,8 +919,14 @@ def _retrain(
             metas.append(meta)
         _check_readable(texts, report.root)
         reporter.progress("training", 0, None)
-        hasher.fit(texts, on_epoch=on_epoch)
-        words, tfidf = _encode(hasher, _batches(texts), reporter, len(texts))
+        hasher.fit(texts, on_epoch=on_epoch, keep_rows=True)
+        # The training texts' rows as the fit made them (what vectorize gives, to the bit):
+        # tokenising them again was about a tenth of a first index.
+        rows = hasher.fit_rows_
+        hasher.fit_rows_ = None
+        batches = (rows[start : start + BATCH] for start in range(0, rows.shape[0], BATCH))
+        words, tfidf = _encode(hasher, batches, reporter, len(texts), vectorized=True)
+        del rows, batches
     else:
         texts = []  # of the sample; a file it cannot read is reported by the second pass
         for n, i in enumerate(sample, 1):
@@ -1011,17 +1017,25 @@ def _batches(texts: Iterable[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def _encode(hasher, batches: Iterable[Sequence[str]], reporter: Reporter | None, total: int):
-    """Packed codes (n, n_words) and tf-idf rows of the texts in ``batches``, with progress
-    (of ``total``) unless ``reporter`` is None."""
+def _encode(
+    hasher,
+    batches: Iterable,
+    reporter: Reporter | None,
+    total: int,
+    *,
+    vectorized: bool = False,
+):
+    """Packed codes (n, n_words) and tf-idf rows of the texts in ``batches`` (lists of texts,
+    or with ``vectorized`` their TF-IDF rows already), with progress (of ``total``) unless
+    ``reporter`` is None."""
     import scipy.sparse as sp
 
     words, vectors, done = [], [], 0
     for batch in batches:
-        x = hasher.vectorize(batch)
+        x = batch if vectorized else hasher.vectorize(batch)
         words.append(codes.pack_codes(hasher.encode_vectors(x)))
         vectors.append(x)
-        done += len(batch)
+        done += x.shape[0]
         if reporter is not None:
             reporter.progress("encoding", done, total)
     n_words = codes.n_words(hasher.n_bits)

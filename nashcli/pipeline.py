@@ -164,6 +164,7 @@ class SemanticHasher:
         self.features_: TfidfFeatures | None = None
         self.model_ = None
         self.train_info_: dict = {}
+        self.fit_rows_: sp.csr_matrix | None = None
 
     # -- scikit-learn's parameter protocol ---------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict:
@@ -205,12 +206,14 @@ class SemanticHasher:
         on_epoch: OnEpoch | None = None,
         *,
         collection: int | None = None,
+        keep_rows: bool = False,
     ) -> SemanticHasher:
         """Learn the vocabulary and train the model on ``texts`` (unlabelled; ≥ 2 documents):
         every document (a random ``max_documents`` of them when there are more), for
         ``max_epochs`` when given, else for the step schedule (:func:`scheduled_epochs`).
         ``collection``: how many documents ``texts`` were drawn from by
-        :meth:`training_sample` (recorded in ``train_info_``), when the caller drew them."""
+        :meth:`training_sample` (recorded in ``train_info_``), when the caller drew them.
+        ``keep_rows``: keep the texts' TF-IDF rows in ``fit_rows_`` (where it fitted on all)."""
         from nashcli import methods
 
         texts = text_list(texts)
@@ -237,6 +240,10 @@ class SemanticHasher:
         )
         self.features_ = problem.features
         self.model_ = model
+        # The training texts' TF-IDF rows, which vectorize(texts) would give again, to the bit
+        # (tests/test_pipeline.py): a caller that encodes them next takes them rather than
+        # tokenising the texts twice (and then drops them).
+        self.fit_rows_ = problem.X_train if keep_rows and pick is None else None
         self.train_info_ = {
             "documents": len(texts),
             "collection": collection,

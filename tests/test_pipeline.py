@@ -284,3 +284,15 @@ def test_bits_in_model_json_must_match_the_weights(tmp_path):
         (tmp_path / "model.json").write_text(json.dumps(config))
         with pytest.raises(NashError, match="model"):
             SemanticHasher.load(tmp_path)
+
+
+def test_the_rows_a_fit_keeps_are_what_vectorize_gives() -> None:
+    """nash index encodes its training texts from the fit's own TF-IDF rows rather than
+    tokenising them again: they must be the same rows, to the bit."""
+    texts = FIVE * 3 + ["a cat, a dog and the oil markets of Tokyo"]
+    hasher = SemanticHasher(n_bits=16, method="lsh").fit(texts, keep_rows=True)
+    again = hasher.vectorize(texts)
+    kept = hasher.fit_rows_
+    assert (kept.indptr == again.indptr).all() and (kept.indices == again.indices).all()
+    assert kept.data.tobytes() == again.data.tobytes()
+    assert SemanticHasher(n_bits=16, method="lsh").fit(texts).fit_rows_ is None

@@ -769,14 +769,14 @@ def test_retrain_does_not_block_or_lose_a_watchers_updates(indexed, monkeypatch)
         hasher = real(bits, device, seed, FAST)
         fit = hasher.fit
 
-        def fit_while_a_watcher_writes(texts, on_epoch=None):
+        def fit_while_a_watcher_writes(texts, on_epoch=None, **kw):
             written.write_text("engine clutch gearbox tire")
             removed.unlink()
             report = apply_changes(
                 "notes", upserts=[written], deletions=[removed], lock_timeout=0.1
             )  # the retrain holds no lock while it trains: this does not wait
             assert (report.added, report.deleted) == (1, 1)
-            return fit(texts, on_epoch=on_epoch)
+            return fit(texts, on_epoch=on_epoch, **kw)
 
         hasher.fit = fit_while_a_watcher_writes
         return hasher

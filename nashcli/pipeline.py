@@ -182,12 +182,16 @@ class SemanticHasher:
         }
 
     def set_params(self, **params) -> SemanticHasher:
-        """Change settings, checked as ``__init__`` checks them; refit to use them."""
-        settings = {**self.get_params(), **params}
+        """Change settings, checked as ``__init__`` checks them; a changed setting drops the
+        fitted model (its codes would not be what the settings say): fit again."""
+        before = self.get_params()
+        settings = {**before, **params}
         checked = type(self)(**settings)
         for name in ("n_bits", "method", "device", "seed", "time_budget", "max_epochs",
                      "max_documents", "feature_kw"):  # fmt: skip
             setattr(self, name, getattr(checked, name))
+        if settings != before:  # a fitted model is not what the settings say now: refit it
+            self.features_, self.model_, self.train_info_, self.fit_rows_ = None, None, {}, None
         return self
 
     # -- fit / encode ----------------------------------------------------------------------------
@@ -276,6 +280,7 @@ class SemanticHasher:
 
     def fit_transform(self, texts: Sequence[str], on_epoch: OnEpoch | None = None) -> np.ndarray:
         """:meth:`fit` on ``texts``, then their codes."""
+        texts = text_list(texts)  # (an iterator would be used up by the fit)
         return self.fit(texts, on_epoch).encode(texts)
 
     def encode_vectors(self, x: sp.spmatrix | np.ndarray) -> np.ndarray:
@@ -304,7 +309,6 @@ class SemanticHasher:
         self._check_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.features_.save(directory)
         if isinstance(self.model_, LSH):
             kind, model_config = "lsh", {"n_bits": self.n_bits, "seed": self.seed}
             arrays = {"planes": self.model_.planes_}
@@ -379,8 +383,8 @@ class SemanticHasher:
             self = cls(
                 config["n_bits"], config["method"], device=device, seed=config["seed"], **fit
             )
-        except NashError as error:  # an unknown method, a bit count out of range
-            raise damage_error(directory / "model.json", str(error)) from None
+        except (NashError, TypeError) as error:  # an unknown method, bits out of range, a
+            raise damage_error(directory / "model.json", str(error)) from None  # "fit" of words
         try:
             self.features_ = TfidfFeatures.load(directory)
         except DamagedFeatures as error:

@@ -183,8 +183,12 @@ def test_a_failed_save_leaves_the_hasher_saved_before(tmp_path, monkeypatch):
     codes = SemanticHasher.load(tmp_path).encode(FIVE)
     other = SemanticHasher(n_bits=32, method="lsh", max_features=5).fit(FIVE)
 
-    def full_disk(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    real_savez = np.savez
+
+    def full_disk(file, **arrays):  # (the features are written; the model is not)
+        if "idf" not in arrays:
+            raise OSError(28, "No space left on device")
+        real_savez(file, **arrays)
 
     monkeypatch.setattr(np, "savez", full_disk)
     with pytest.raises(OSError):
@@ -243,7 +247,11 @@ def test_clone_get_params_set_params_and_transform():
     copy = clone(hasher)
     assert copy.get_params() == hasher.get_params() and copy.model_ is None
     assert (copy.fit_transform(FIVE) == hasher.transform(FIVE)).all()
-    assert copy.set_params(n_bits=16).fit(FIVE).encode(FIVE).shape == (5, 16)
+    assert (copy.fit_transform(iter(FIVE)) == hasher.transform(FIVE)).all()  # (used once)
+    copy.set_params(n_bits=16)
+    with pytest.raises(NashError, match="not trained"):  # its 8-bit model is no 16-bit one
+        copy.encode(FIVE)
+    assert copy.fit(FIVE).encode(FIVE).shape == (5, 16)
     with pytest.raises(NashError):
         copy.set_params(n_bits=0)
     assert copy.n_bits == 16

@@ -1242,6 +1242,7 @@ class Collection:
     def open(cls, name: str) -> Collection:
         """The existing collection ``name``; :class:`NashError` (listing the known ones) if none,
         :class:`DamagedCollectionError` if its ``meta.sqlite`` is missing or unreadable."""
+        _finish_installs(collections_dir())  # (a rebuild cut in its switch: there it is)
         directory = collections_dir() / name
         named = bool(_NAME_RE.match(name or ""))
         if named and directory.is_dir() and not (directory / _META).exists():

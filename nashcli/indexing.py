@@ -382,11 +382,7 @@ def index_folder(
             f"{shell_quote(root)} updates "
             f"it (to index it under another name, first: nash forget {holder})"
         )
-    if collection is not None and bits is not None and bits != collection.bits and not retrain:
-        raise NashError(
-            f"collection {name!r} uses {collection.bits}-bit codes; "
-            f"add --retrain to re-encode it with {bits} bits"
-        )
+    _check_bits(collection, bits, retrain)
     report = IndexReport(collection=name, root=root)
     if max_bytes is None and collection is not None:
         max_bytes = collection.max_bytes  # the limit given last time, if any
@@ -452,6 +448,8 @@ def index_folder(
         created = collection is None
         if collection is None:
             collection, created = _create_once(name, root, bits or 64, lock_timeout)
+            if not created:  # (made by another process meanwhile, with its own --bits)
+                _check_bits(collection, bits, retrain)
         index_into = functools.partial(index_into, retrain=retrain)
         try:
             try:
@@ -493,6 +491,15 @@ def index_folder(
             raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _check_bits(collection: Collection | None, bits: int | None, retrain: bool) -> None:
+    """Another code length than the collection's needs ``retrain``."""
+    if collection is not None and bits is not None and bits != collection.bits and not retrain:
+        raise NashError(
+            f"collection {collection.name!r} uses {collection.bits}-bit codes; "
+            f"add --retrain to re-encode it with {bits} bits"
+        )
 
 
 def _add_retrain(report: IndexReport, retrain: IndexReport) -> None:
@@ -926,11 +933,8 @@ def _retrain(
         hasher.fit(texts, on_epoch=on_epoch, keep_rows=True)
         # The training texts' rows as the fit made them (what vectorize gives, to the bit):
         # tokenising them again was about a tenth of a first index.
-        rows = hasher.fit_rows_
-        hasher.fit_rows_ = None
-        batches = (rows[start : start + BATCH] for start in range(0, rows.shape[0], BATCH))
-        words, tfidf = _encode(hasher, batches, reporter, len(texts), vectorized=True)
-        del rows, batches
+        tfidf, hasher.fit_rows_ = hasher.fit_rows_, None
+        words = _codes_of_rows(hasher, tfidf, reporter)  # (the rows are stored as they are)
     else:
         texts = []  # of the sample; a file it cannot read is reported by the second pass
         for n, i in enumerate(sample, 1):
@@ -1021,25 +1025,30 @@ def _batches(texts: Iterable[str]) -> Iterator[list[str]]:
         yield batch
 
 
-def _encode(
-    hasher,
-    batches: Iterable,
-    reporter: Reporter | None,
-    total: int,
-    *,
-    vectorized: bool = False,
-):
-    """Packed codes (n, n_words) and tf-idf rows of the texts in ``batches`` (lists of texts,
-    or with ``vectorized`` their TF-IDF rows already), with progress (of ``total``) unless
-    ``reporter`` is None."""
+def _codes_of_rows(hasher, rows, reporter: Reporter) -> np.ndarray:
+    """Packed codes (n, n_words) of TF-IDF ``rows``, encoded in batches of :data:`BATCH` rows
+    (as :func:`_encode` encodes texts), with progress."""
+    n = rows.shape[0]
+    words = []
+    for start in range(0, n, BATCH):
+        words.append(codes.pack_codes(hasher.encode_vectors(rows[start : start + BATCH])))
+        reporter.progress("encoding", min(start + BATCH, n), n)
+    if not words:
+        return np.zeros((0, codes.n_words(hasher.n_bits)), dtype=np.uint64)
+    return np.concatenate(words)
+
+
+def _encode(hasher, batches: Iterable[Sequence[str]], reporter: Reporter | None, total: int):
+    """Packed codes (n, n_words) and tf-idf rows of the texts in ``batches``, with progress
+    (of ``total``) unless ``reporter`` is None."""
     import scipy.sparse as sp
 
     words, vectors, done = [], [], 0
     for batch in batches:
-        x = batch if vectorized else hasher.vectorize(batch)
+        x = hasher.vectorize(batch)
         words.append(codes.pack_codes(hasher.encode_vectors(x)))
         vectors.append(x)
-        done += x.shape[0]
+        done += len(batch)
         if reporter is not None:
             reporter.progress("encoding", done, total)
     n_words = codes.n_words(hasher.n_bits)

@@ -675,6 +675,7 @@ def test_a_rebuild_killed_between_its_two_renames_is_finished_not_lost(notes) ->
     base = collections_dir()
     shutil.copytree(home(), base / f".new-c-{dead}")  # the finished rebuild
     os.rename(home(), base / f".forgotten-c-{dead}")  # the first rename, then the kill
+    assert Collection.open("c").summary()["documents"] == len(paths)  # (opened by name first)
     assert [c.name for c in list_collections()] == ["c"]
     assert Collection.open("c").summary()["documents"] == len(paths)
     assert not list(base.glob(f".new-c-{dead}"))

@@ -1202,6 +1202,9 @@ def test_two_first_indexes_of_one_folder_at_once_both_succeed(tmp_path, monkeypa
         return real_crawl(root, **kwargs)
 
     monkeypatch.setattr(corpus, "crawl", crawl_while_another_creates)
+    with pytest.raises(NashError, match="uses 64-bit codes; add --retrain"):
+        index_folder(folder, bits=128, hasher_options=FAST)  # (as one started later is told)
+    Collection.open("notes").remove()
     report = index_folder(folder, hasher_options=FAST)
     assert report.retrained and report.documents == len(paths)
     assert [c.name for c in list_collections()] == ["notes"]

@@ -459,9 +459,14 @@ def write_jsonl(dataset: Dataset, path: str | Path) -> None:
             # escape again: UTF-8 cannot carry it)
             line = json.dumps(record, ensure_ascii=False) + "\n"
             handle.write(line.encode("utf-8", "backslashreplace"))
+    path = Path(os.path.realpath(path))  # (a link: the file it names is written, as before)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(buffer.getvalue())
-    os.replace(temporary, path)  # (never a half-written file under the name)
+    try:
+        temporary.write_bytes(buffer.getvalue())
+        os.replace(temporary, path)  # (never a half-written file under the name)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 # --------------------------------------------------------------------------------------------

@@ -80,8 +80,9 @@ class CsrRows:
     def take(self, rows: Sequence[int] | np.ndarray) -> CsrRows:
         """The given rows, in the given order (they may repeat)."""
         rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) and not -len(self) <= min(rows.min(), ~rows.max()):
-            raise IndexError(f"row {rows.max() if rows.max() >= 0 else rows.min()} of {len(self)}")
+        outside = rows[(rows < -len(self)) | (rows >= len(self))]
+        if len(outside):
+            raise IndexError(f"row {outside[0]} of {len(self)}")
         rows = np.where(rows < 0, rows + len(self), rows)  # (-1: the last row, as numpy's)
         starts = np.asarray(self.indptr[rows], dtype=np.int64)
         lengths = self.indptr[rows + 1] - starts

@@ -67,5 +67,7 @@ def test_rows_with_duplicate_entries_and_negative_row_numbers() -> None:
     rows = CsrRows.of(matrix)
     np.testing.assert_array_equal(rows.to_dense(), [[3, 0, 0], [0, 3, 0]])
     np.testing.assert_array_equal(rows.take([-1, 0]).to_dense(), [[0, 3, 0], [3, 0, 0]])
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="row 2 of 2"):
         rows.take([2])
+    with pytest.raises(IndexError, match="row -100 of 2"):
+        rows.take([-100, 0])

@@ -385,6 +385,10 @@ def _free_bytes(directory: Path) -> int | None:
     return (st.f_bfree if root else st.f_bavail) * st.f_frsize
 
 
+#: A generation's folder (``gen-000012``; not a ``.tmp`` one a killed switch left).
+_GEN_DIR = re.compile(r"gen-\d{6}")
+
+
 def _megabytes(size: int) -> str:
     return f"{size / 2**20:,.1f} MB"
 
@@ -1399,7 +1403,7 @@ class Collection:
 
     def generation_bytes(self) -> int:
         """The bytes the newest generation's files take (what a retrain writes again)."""
-        generations = sorted(self.directory.glob("gen-*"))
+        generations = sorted(p for p in self.directory.glob("gen-*") if _GEN_DIR.fullmatch(p.name))
         if not generations:
             return 0
         total = 0

@@ -465,7 +465,11 @@ def index_folder(
                 # due: a retrain stopped midway (a cron job's timeout, a laptop put to sleep)
                 # kept none of the run's work, and the new files stayed out on every run.
                 again = IndexReport(collection=name, root=root)
-                index_into(collection, report=again)
+                try:
+                    index_into(collection, report=again)
+                except NashError as error:  # (a full disk, say): the update stands; say so
+                    error.args = (f"{error}; {_committed(report)}", *error.args[1:])
+                    raise
                 _add_retrain(report, again)
         except BaseException as error:
             if (
@@ -493,6 +497,21 @@ def index_folder(
     return report
 
 
+def _committed(report: IndexReport) -> str:
+    """What an update committed before the retrain it made due failed."""
+    done = [
+        f"{n:,} {what}"
+        for n, what in (
+            (report.added, "added"),
+            (report.updated, "updated"),
+            (report.moved, "moved"),
+            (report.deleted, "removed"),
+        )
+        if n
+    ]
+    return f"the update before it was committed ({', '.join(done) or 'no change'}), not retrained"
+
+
 def _check_bits(collection: Collection | None, bits: int | None, retrain: bool) -> None:
     """Another code length than the collection's needs ``retrain``."""
     if collection is not None and bits is not None and bits != collection.bits and not retrain:
@@ -503,12 +522,20 @@ def _check_bits(collection: Collection | None, bits: int | None, retrain: bool) 
 
 
 def _add_retrain(report: IndexReport, retrain: IndexReport) -> None:
-    """Into ``report`` (an update), what the ``retrain`` that followed it did."""
+    """Into ``report`` (an update), what the ``retrain`` that followed it did: it read every
+    file, so entries the update kept unread, or counted unchanged without reading them, are
+    dropped if they cannot be read now, and such files are skipped."""
     report.retrained, report.retrain_reason = retrain.retrained, retrain.retrain_reason
     report.deleted += retrain.deleted
     report.ignored += retrain.ignored
+    if retrain.retrained:
+        # (the kept entries are among those dropped unread; the others were "unchanged")
+        report.unchanged -= max(0, retrain.dropped_unread - report.kept)
+        report.kept = 0
     report.dropped_unread += retrain.dropped_unread
     report.unread_paths |= retrain.unread_paths
+    listed = {path for path, _ in report.skipped}
+    report.skipped += [skip for skip in retrain.skipped if skip[0] not in listed]
     report.compacted = report.compacted or retrain.compacted
     report.documents, report.retrain_due = retrain.documents, retrain.retrain_due
 

@@ -1230,3 +1230,37 @@ def test_a_retrain_without_room_on_the_disk_is_refused_before_it_trains(
         index_folder(folder, retrain=True, hasher_options=FAST)
     assert "free some space" in str(error.value)
     assert live_paths("notes") == {str(p) for p in paths}  # (the index as it was)
+
+
+def test_an_update_then_retrain_reports_what_the_retrain_could_not_read(
+    indexed, monkeypatch
+) -> None:
+    """The retrain after an update reads every file: an indexed file unchanged on disk but
+    unreadable now was counted "unchanged" and missing from the skipped list."""
+    folder, paths = indexed
+    more = make_docs(folder / "more", per_topic=3, seed=1)  # 9 new on 24: a retrain is due
+    unreadable = paths[0]
+    real = indexing._read
+
+    def read(path):
+        if Path(path) == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(indexing, "_read", read)
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.retrained and report.added == len(more)
+    assert report.unchanged == len(paths) - 1 and report.dropped_unread == 1
+    assert any(unreadable.name in path for path, _ in report.skipped)
+    assert report.documents == len(paths) + len(more) - 1
+
+
+def test_a_retrain_refused_after_its_update_says_the_update_stands(indexed, monkeypatch) -> None:
+    from nashcli import index
+
+    folder, paths = indexed
+    more = make_docs(folder / "more", per_topic=3, seed=1)
+    monkeypatch.setattr(index, "_free_bytes", lambda directory: 1000)
+    with pytest.raises(NashError, match=r"the update before it was committed \(9 added\)"):
+        index_folder(folder, hasher_options=FAST)
+    assert live_paths("notes") == {str(p) for p in paths + more}

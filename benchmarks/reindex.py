@@ -17,7 +17,6 @@ With ``--edited N``, N files get a new line before every run, which must report 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +28,7 @@ from revisions import (  # noqa: E402
     indexed_folder,
     reference_worktree,
     timed_cli,
+    timing_figures,
     write_comparison,
 )
 
@@ -67,8 +67,8 @@ def main() -> int:
                 seconds[name].append(took)
                 print(f"repeat {repeat + 1}, {name}: {took:.2f} s", flush=True)
 
-    medians = {name: statistics.median(values) for name, values in seconds.items()}
-    ratio = medians["this tree"] / medians["reference"]
+    figures = timing_figures(seconds)
+    medians, ratio = figures["medians"], figures["ratio"]
     what = f"{args.edited} edited, the rest" if args.edited else "all"
     print(
         f"\nnash index of {documents:,} documents, {what} unchanged, median of {args.repeat}: "
@@ -82,9 +82,7 @@ def main() -> int:
             {
                 "documents": documents,
                 "edited": args.edited,
-                "seconds": {k: [round(v, 3) for v in vs] for k, vs in seconds.items()},
-                "medians": {k: round(v, 3) for k, v in medians.items()},
-                "ratio": round(ratio, 3),
+                **figures,
             },
         )
     return 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from revisions import ROOT, alternating, reference_worktree, timed_cli, write_comparison  # noqa: E402
+from revisions import (  # noqa: E402
+    ROOT,
+    alternating,
+    reference_worktree,
+    timed_cli,
+    timing_figures,
+    write_comparison,
+)
 
 SIZE = 1000
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
@@ -89,8 +95,8 @@ def main() -> int:
                 seconds[name].append(took)
                 print(f"repeat {repeat + 1}, {name}: {took:.2f} s", flush=True)
 
-    medians = {name: statistics.median(values) for name, values in seconds.items()}
-    ratio = medians["this tree"] / medians["reference"]
+    figures = timing_figures(seconds)
+    medians, ratio = figures["medians"], figures["ratio"]
     print(
         f"\nnash index after renaming all {args.docs:,} files of {SIZE} bytes, median of "
         f"{args.repeat}: {args.reference} {medians['reference']:.2f} s -> this tree "
@@ -103,9 +109,7 @@ def main() -> int:
             {
                 "documents": args.docs,
                 "bytes_each": SIZE,
-                "seconds": {k: [round(v, 3) for v in vs] for k, vs in seconds.items()},
-                "medians": {k: round(v, 3) for k, v in medians.items()},
-                "ratio": round(ratio, 3),
+                **figures,
             },
         )
     return 0

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -154,3 +155,14 @@ def write_comparison(path: Path, reference: str, figures: dict) -> None:
         "cpu": cpu_name(),
     }
     path.write_text(json.dumps({**header, **figures}, indent=1) + "\n")
+
+
+def timing_figures(seconds: dict[str, list[float]]) -> dict:
+    """What a comparison writes of its runs: every run's seconds per tree ("reference", "this
+    tree"), their medians, and the ratio of this tree's median to the reference's."""
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    return {
+        "seconds": {k: [round(v, 3) for v in vs] for k, vs in seconds.items()},
+        "medians": {k: round(v, 3) for k, v in medians.items()},
+        "ratio": round(medians["this tree"] / medians["reference"], 3),
+    }

@@ -499,17 +499,10 @@ def index_folder(
 
 def _committed(report: IndexReport) -> str:
     """What an update committed before the retrain it made due failed."""
-    done = [
-        f"{n:,} {what}"
-        for n, what in (
-            (report.added, "added"),
-            (report.updated, "updated"),
-            (report.moved, "moved"),
-            (report.deleted, "removed"),
-        )
-        if n
-    ]
-    return f"the update before it was committed ({', '.join(done) or 'no change'}), not retrained"
+    return (
+        f"the update before it was committed ({report.added:,} added, {report.updated:,} "
+        f"updated, {report.deleted:,} removed), not retrained"
+    )
 
 
 def _check_bits(collection: Collection | None, bits: int | None, retrain: bool) -> None:

@@ -1261,6 +1261,8 @@ def test_a_retrain_refused_after_its_update_says_the_update_stands(indexed, monk
     folder, paths = indexed
     more = make_docs(folder / "more", per_topic=3, seed=1)
     monkeypatch.setattr(index, "_free_bytes", lambda directory: 1000)
-    with pytest.raises(NashError, match=r"the update before it was committed \(9 added\)"):
+    with pytest.raises(
+        NashError, match=r"the update before it was committed \(9 added, 0 updated, 0 removed\)"
+    ):
         index_folder(folder, hasher_options=FAST)
     assert live_paths("notes") == {str(p) for p in paths + more}

@@ -468,7 +468,8 @@ def index_folder(
                 try:
                     index_into(collection, report=again)
                 except NashError as error:  # (a full disk, say): the update stands; say so
-                    error.args = (f"{error}; {_committed(report)}", *error.args[1:])
+                    if not isinstance(error, CollectionGoneError):  # (forgotten: it does not)
+                        error.args = (f"{error}; {_committed(report)}", *error.args[1:])
                     raise
                 _add_retrain(report, again)
         except BaseException as error:

@@ -871,14 +871,19 @@ def _index(
             report,
             reporter,
         )
-        _finish(w, report)
+        _finish(w, report, retrain_next=defer_retrain and len(found) >= _min_documents())
 
 
-def _finish(w: Writer, report: IndexReport) -> None:
-    _maybe_compact(w, report)
+def _finish(w: Writer, report: IndexReport, *, retrain_next: bool = False) -> None:
+    """Compact where deletions took over, and count; with ``retrain_next`` (the caller
+    retrains next if due) no compaction where a retrain is due: it rewrites everything anyway."""
     counts = w.counts()
-    report.documents = counts["live"]
-    report.retrain_due = due_for_retrain(counts["trained_docs"], counts["encoded_since"])
+    due = due_for_retrain(counts["trained_docs"], counts["encoded_since"])
+    if not (retrain_next and due):
+        _maybe_compact(w, report)
+        counts = w.counts()
+        due = due_for_retrain(counts["trained_docs"], counts["encoded_since"])
+    report.documents, report.retrain_due = counts["live"], due
 
 
 def _catch_up(

@@ -1266,3 +1266,15 @@ def test_a_retrain_refused_after_its_update_says_the_update_stands(indexed, monk
     ):
         index_folder(folder, hasher_options=FAST)
     assert live_paths("notes") == {str(p) for p in paths + more}
+
+
+def test_an_update_that_makes_a_retrain_due_does_not_compact_first(indexed) -> None:
+    """The retrain writes a new generation without the deleted rows anyway: compacting the
+    old one just before wrote a generation for nothing."""
+    folder, paths = indexed
+    for path in paths[:10]:  # over the share of dead rows that compacts
+        path.unlink()
+    make_docs(folder / "more", per_topic=3, seed=1)  # and a retrain due
+    report = index_folder(folder, hasher_options=FAST)
+    assert report.retrained and not report.compacted
+    assert report.deleted == 10 and report.documents == len(paths) - 10 + 9

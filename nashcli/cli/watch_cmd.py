@@ -84,12 +84,12 @@ class _BatchLog:
         )
         if result.batch.rescan:
             done = [
-                f"{report.added} added" if report.added else "",
-                f"{report.updated} changed" if report.updated else "",
-                f"{report.moved} moved" if report.moved else "",
-                f"{report.deleted} removed" if report.deleted else "",
-                f"{report.kept} kept unread" if report.kept else "",
-                f"{report.dropped_unread} left out unread" if report.dropped_unread else "",
+                f"{report.added:,} added" if report.added else "",
+                f"{report.updated:,} changed" if report.updated else "",
+                f"{report.moved:,} moved" if report.moved else "",
+                f"{report.deleted:,} removed" if report.deleted else "",
+                f"{report.kept:,} kept unread" if report.kept else "",
+                f"{report.dropped_unread:,} left out unread" if report.dropped_unread else "",
                 _retrained(report) if report.retrained else "",
             ]
             done_text = ", ".join(d for d in done if d) or "nothing changed"
@@ -100,10 +100,12 @@ class _BatchLog:
             if not changed:
                 return  # touched, same text: nothing a person would call a change
             parts = [
-                f"indexed {report.added + report.updated}" if report.added + report.updated else "",
-                f"moved {report.moved}" if report.moved else "",
-                f"removed {report.deleted}" if report.deleted else "",
-                f"left out {report.dropped_unread} unread" if report.dropped_unread else "",
+                f"indexed {report.added + report.updated:,}"
+                if report.added + report.updated
+                else "",
+                f"moved {report.moved:,}" if report.moved else "",
+                f"removed {report.deleted:,}" if report.deleted else "",
+                f"left out {report.dropped_unread:,} unread" if report.dropped_unread else "",
             ]
             _say(
                 f"{', '.join(p for p in parts if p)} ({result.seconds:.2f} s; "

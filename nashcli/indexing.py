@@ -23,7 +23,7 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -871,15 +871,17 @@ def _index(
             report,
             reporter,
         )
-        _finish(w, report, retrain_next=defer_retrain and len(found) >= _min_documents())
+        _finish(w, report, retrain_next=lambda: defer_retrain and len(found) >= _min_documents())
 
 
-def _finish(w: Writer, report: IndexReport, *, retrain_next: bool = False) -> None:
-    """Compact where deletions took over, and count; with ``retrain_next`` (the caller
-    retrains next if due) no compaction where a retrain is due: it rewrites everything anyway."""
+def _finish(
+    w: Writer, report: IndexReport, *, retrain_next: Callable[[], bool] = lambda: False
+) -> None:
+    """Compact where deletions took over, and count; no compaction where a retrain is due and
+    ``retrain_next()`` (the caller retrains next): it rewrites everything anyway."""
     counts = w.counts()
     due = due_for_retrain(counts["trained_docs"], counts["encoded_since"])
-    if not (retrain_next and due):
+    if not (due and retrain_next()):  # (asked only then: it imports the trainer's module)
         _maybe_compact(w, report)
         counts = w.counts()
         due = due_for_retrain(counts["trained_docs"], counts["encoded_since"])

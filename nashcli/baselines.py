@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nashcli.errors import NashError
+from nashcli.features import whole_number
 from nashcli.model import SparseRows, label_head, label_loss, make_trunk, project
 
 
@@ -42,7 +42,7 @@ class LSH:
 
     def fit(self, x: sp.spmatrix | np.ndarray) -> LSH:
         n_bits = self.n_bits
-        if isinstance(n_bits, bool) or not isinstance(n_bits, numbers.Integral) or n_bits < 1:
+        if not whole_number(n_bits) or n_bits < 1:
             raise NashError(
                 f"the number of bits must be a whole number of at least 1, not {n_bits!r}"
             )

@@ -33,6 +33,12 @@ FORMAT_VERSION = 1
 GRAPH_MIN_DF = 2
 
 
+def whole_number(value: object) -> bool:
+    """Whether ``value`` is an integer, Python's or numpy's, and not a bool (``True`` is an
+    ``int`` to Python, and ``16.0`` is no count of anything)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def text_list(texts: Sequence[str], what: str = "texts") -> list[str]:
     """``texts`` as a list of strings; :class:`NashError` for one string (which would be read
     as one document per character, as scikit-learn refuses it too) or an item that is not a
@@ -145,9 +151,7 @@ class TfidfFeatures:
         if not texts:
             raise NashError("no documents to learn a vocabulary from")
         limit = self.max_features
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1
-        ):
+        if limit is not None and (not whole_number(limit) or limit < 1):
             raise NashError(
                 f"max_features must be a whole number of at least 1 or None, not {limit!r}"
             )

@@ -8,12 +8,12 @@ exact and depends on no sort order.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 
 import numpy as np
 
 from nashcli.codes import pack_codes, to_planes
+from nashcli.features import whole_number
 from nashcli.search import _hamming, hamming_distances
 
 
@@ -52,7 +52,7 @@ def _checked(distances: np.ndarray, hits: np.ndarray, k: int) -> tuple[np.ndarra
     """``distances`` and ``hits`` as (q, n) arrays of one shape with q, n ≥ 1, and k a whole
     number ≥ 1; ``ValueError`` otherwise (a NaN mean or an index error would say less)."""
     distances, hits = np.asarray(distances), np.asarray(hits, dtype=bool)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+    if not whole_number(k) or k < 1:
         raise ValueError(f"k must be a whole number of at least 1, got {k!r}")
     if distances.ndim != 2 or distances.shape != hits.shape:
         raise ValueError(

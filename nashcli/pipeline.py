@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 import platform
 import zipfile
@@ -22,7 +21,13 @@ import scipy.sparse as sp
 import nashcli
 from nashcli.errors import NashError
 from nashcli.features import _PARAMS as _FEATURE_PARAMS
-from nashcli.features import DamagedFeatures, TfidfFeatures, make_problem, text_list
+from nashcli.features import (
+    DamagedFeatures,
+    TfidfFeatures,
+    make_problem,
+    text_list,
+    whole_number,
+)
 from nashcli.methods import DEFAULT_METHOD, METHODS, OnEpoch
 
 FORMAT_VERSION = 1
@@ -65,11 +70,6 @@ MAX_TRAINING_DOCUMENTS = 50_000
 MAX_SEED = 2**32 - 1
 #: What ``model.json``'s ``fit`` records of how the hasher trains.
 _FIT_SETTINGS = ("time_budget", "max_epochs", "max_documents")
-
-
-def _whole(value) -> bool:
-    """Whether ``value`` is an integer (Python's or numpy's), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def steps_factor(bits: int) -> float:
@@ -135,11 +135,11 @@ class SemanticHasher:
     ) -> None:
         if method not in METHODS or method == "tfidf":
             raise NashError(f"unknown hashing method {method!r}")
-        if not _whole(n_bits) or not 1 <= n_bits <= 1024:
+        if not whole_number(n_bits) or not 1 <= n_bits <= 1024:
             raise NashError(
                 f"the number of bits must be a whole number from 1 to 1024, not {n_bits!r}"
             )
-        if not _whole(seed) or not 0 <= seed <= MAX_SEED:
+        if not whole_number(seed) or not 0 <= seed <= MAX_SEED:
             raise NashError(f"the seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
         try:
             TfidfFeatures(**feature_kw)

@@ -365,24 +365,30 @@ _ROOM_FOR_SHM = 1 << 20
 def _no_room(directory: Path) -> bool:
     """Whether the disk of ``directory`` has no room left for a new file of SQLite's (too few
     free bytes, or no free inode), as this user sees it (root may use reserved blocks)."""
-    try:
-        st = os.statvfs(directory)
-    except (OSError, AttributeError):  # no statvfs (Windows)
+    free = _free_space(directory)
+    if free is None:
         return False
-    root = hasattr(os, "geteuid") and os.geteuid() == 0
-    blocks, inodes = (st.f_bfree, st.f_ffree) if root else (st.f_bavail, st.f_favail)
-    no_inode = inodes == 0 and st.f_files > 0  # (f_files 0: a file system without a count)
-    return blocks * st.f_frsize < _ROOM_FOR_SHM or no_inode
+    free_bytes, free_inodes, inodes = free
+    no_inode = free_inodes == 0 and inodes > 0  # (0 inodes: a file system without a count)
+    return free_bytes < _ROOM_FOR_SHM or no_inode
 
 
 def _free_bytes(directory: Path) -> int | None:
     """Bytes this user may still write on the disk of ``directory`` (None: unknown)."""
+    free = _free_space(directory)
+    return None if free is None else free[0]
+
+
+def _free_space(directory: Path) -> tuple[int, int, int] | None:
+    """``(free bytes, free inodes, inodes)`` of the disk of ``directory`` as this user sees
+    them (root may use reserved blocks), or None where that is unknown."""
     try:
         st = os.statvfs(directory)
     except (OSError, AttributeError):  # no statvfs (Windows)
         return None
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    return (st.f_bfree if root else st.f_bavail) * st.f_frsize
+    blocks, inodes = (st.f_bfree, st.f_ffree) if root else (st.f_bavail, st.f_favail)
+    return blocks * st.f_frsize, inodes, st.f_files
 
 
 #: A generation's folder (``gen-000012``; not a ``.tmp`` one a killed switch left).
@@ -1387,7 +1393,7 @@ class Collection:
         """Raise the writer lock's one-line error where this collection's folder cannot be
         written (a read-only disk, another user's index), or its disk has fewer than ``room``
         bytes free: before a retrain's minutes of training rather than after them."""
-        free = _free_bytes(self.directory)
+        free = _free_bytes(self.directory) if room else None
         if _read_only_fs(self.directory):
             reason = "Read-only file system"
         elif not os.access(self.directory, os.W_OK | os.X_OK):

@@ -593,8 +593,7 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
     except FileNotFoundError:  # forgotten (renamed away) while we waited for the lock
         raise CollectionGoneError(name) from None
     except OSError as error:  # a read-only disk, another user's index, a full disk
-        kind = IndexWriteError if error.errno in _WRITE_ERRNOS else NashError
-        raise _unchangeable(name, str(error.strerror or error), directory, kind) from None
+        raise refused_write(name, error, directory) from None
     try:
         revived = set(os.listdir(directory)) <= {_LOCK}  # a filelock that re-created the folder
     except FileNotFoundError:  # renamed away after our open, before our flock
@@ -626,6 +625,14 @@ _WRITE_ERRNOS = frozenset(
     for code in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO")
     if hasattr(errno, code)
 )
+
+
+def refused_write(name: str, error: OSError, directory: Path, doing: str = "change") -> NashError:
+    """:func:`_unchangeable` for the OS's ``error``: an ``IndexWriteError`` (a watcher tries
+    again) where a full or read-only disk refused, a plain ``NashError`` (another user's
+    folder) otherwise."""
+    kind = IndexWriteError if error.errno in _WRITE_ERRNOS else NashError
+    return _unchangeable(name, str(error.strerror or error), directory, kind, doing)
 
 
 def _unchangeable(
@@ -1283,7 +1290,10 @@ class Collection:
         _sweep_debris(base)
         tmp = base / f".new-{name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        try:
+            tmp.mkdir()
+        except OSError as error:  # a read-only or full disk: one line
+            raise refused_write(name, error, base, "create") from None
         try:
             cls._write_new_meta(tmp, name, root, bits)
         except BaseException as error:  # a full disk: no half-made collection left behind

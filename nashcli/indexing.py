@@ -45,6 +45,7 @@ from nashcli.index import (
     collections_dir,
     list_collections,
     name_for_folder,
+    refused_write,
     same_folder,
     training_turn,
 )
@@ -584,25 +585,31 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> tuple[Coll
     from nashcli import paths
 
     lock = paths.ensure_dir(paths.state_dir()) / "create-collection.lock"
+    creating = FileLock(str(lock), timeout=max(timeout, 10.0))
     try:
-        with FileLock(str(lock), timeout=max(timeout, 10.0)):
-            holder = collection_of(root)
-            if holder == name:
-                return Collection.open(name), False
-            if holder is not None:
-                raise NashError(
-                    f"{root} was just indexed as collection {holder!r} by another nash process: "
-                    f"nash index {shell_quote(root)} updates it"
-                )
-            if Collection.exists(name):
-                raise NashError(
-                    f"collection {name!r} was just created by another nash process; "
-                    "run the command again when it is done"
-                )
-            return Collection.create(name, root, bits), True
+        creating.acquire()
     except Timeout:
         busy = f"another nash process keeps {lock} (it creates a collection)"
         raise IndexBusyError(busy) from None
+    except OSError as error:  # a read-only or full disk: one line, before anything is read
+        raise refused_write(name, error, lock.parent, "create") from None
+    try:
+        holder = collection_of(root)
+        if holder == name:
+            return Collection.open(name), False
+        if holder is not None:
+            raise NashError(
+                f"{root} was just indexed as collection {holder!r} by another nash process: "
+                f"nash index {shell_quote(root)} updates it"
+            )
+        if Collection.exists(name):
+            raise NashError(
+                f"collection {name!r} was just created by another nash process; "
+                "run the command again when it is done"
+            )
+        return Collection.create(name, root, bits), True
+    finally:
+        creating.release()
 
 
 def _as_stored(root: Path, upserts, deletions, moves) -> tuple[list, list, list]:

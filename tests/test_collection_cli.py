@@ -601,6 +601,36 @@ def test_an_index_on_a_read_only_disk_answers_and_refuses_changes_in_one_line(
     assert run("index", str(folder)).exit_code == 0
 
 
+def test_a_new_folder_on_a_read_only_disk_is_refused_in_one_line(
+    notes, nash_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    folder, paths = notes
+    other = tmp_path / "other"
+    make_docs(other, per_topic=2)
+    before = run("similar", str(paths[0]), "--json").stdout
+    with monkeypatch.context() as patch:
+        _read_only(patch, nash_home / "state")  # the lock every new collection is made under
+        line = one_error_line(run("index", str(other)))
+        assert "cannot create collection 'other': Read-only file system" in line
+        assert str(nash_home / "state") in line
+    with monkeypatch.context() as patch:  # only the collections' folder read-only
+        real_mkdir = Path.mkdir
+
+        def mkdir(self, *args, **kw):
+            if self.parent == nash_home / "collections":
+                raise OSError(errno.EROFS, "Read-only file system", str(self))
+            return real_mkdir(self, *args, **kw)
+
+        patch.setattr(Path, "mkdir", mkdir)
+        line = one_error_line(run("index", str(other)))
+        assert "cannot create collection 'other': Read-only file system" in line
+    assert sorted(p.name for p in (nash_home / "collections").iterdir()) == ["notes"]
+    assert run("similar", str(paths[0]), "--json").stdout == before
+    assert run("index", str(other)).exit_code == 0
+
+
 def test_an_index_on_a_full_disk_still_answers(
     notes, nash_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

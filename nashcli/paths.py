@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 
 APP_NAME = "nash"
@@ -102,11 +103,15 @@ def look_at(text: str | Path) -> tuple[Path, os.stat_result | None]:
     except RuntimeError:  # ~name of no such user, or no home directory to be found
         raise NashError(f"{text}: cannot find the home folder that ~ stands for") from None
     try:
-        return path, path.stat()
+        found = path.stat()
     except (FileNotFoundError, NotADirectoryError):
         return path, None
     except OSError as error:
         raise NashError(f"{text}: {(error.strerror or str(error)).lower()}") from None
+    # ``Path`` drops a trailing "/", which names a folder: "notes.txt/" is no file to the OS.
+    if str(text).endswith(("/", os.sep)) and not stat.S_ISDIR(found.st_mode):
+        raise NashError(f"{text}: not a folder (a trailing '/' names a folder)")
+    return path, found
 
 
 def may_be_there(path: Path | str) -> bool:

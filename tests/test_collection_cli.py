@@ -259,6 +259,8 @@ def test_status_and_forget(notes) -> None:
         (("similar", "--text", "orbit", "--top", "0"), "'--top' / '-n': Input should be greater"),
         (("similar", "--text", "orbit", "--pool", "0"), "'--pool': Input should be greater"),
         (("similar", "{tmp}/empty"), "is a folder"),
+        (("similar", "{tmp}/one/note.txt/"), "note.txt/: not a folder (a trailing '/'"),
+        (("index", "{tmp}/one/note.txt/"), "note.txt/: not a folder"),
         (("similar",), "give a FILE or --text"),
         (("similar", "{tmp}/x.txt", "--text", "hi"), "give a FILE or --text"),
         (("similar", "--text", "hi", "--collection", "nope"), "no collection named 'nope'"),

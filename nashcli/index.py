@@ -914,6 +914,13 @@ class DocRow:
     title: str
 
 
+def _file_states(con: sqlite3.Connection, gen: int) -> dict[str, tuple[int, int]]:
+    """Path -> (size, mtime_ns) of each live document of generation ``gen``: a third of the
+    memory of :func:`_docs_by_path`'s rows (their hashes and titles)."""
+    select = "SELECT path, size, mtime_ns FROM docs WHERE gen=? AND live=1"
+    return {path: (size, mtime_ns) for path, size, mtime_ns in con.execute(select, (gen,))}
+
+
 def _docs_by_path(
     con: sqlite3.Connection, gen: int, paths: Iterable[str] | None = None
 ) -> dict[str, DocRow]:
@@ -1483,12 +1490,7 @@ class Collection:
         """Path -> (size, mtime_ns) of each live document, from ``meta.sqlite`` alone: what a
         crawl needs to tell the files it need not open (cheaper than :meth:`recorded_docs`)."""
         with self._read_meta() as (con, _info, gen):
-            return {
-                path: (size, mtime_ns)
-                for path, size, mtime_ns in con.execute(
-                    "SELECT path, size, mtime_ns FROM docs WHERE gen=? AND live=1", (gen,)
-                )
-            }
+            return _file_states(con, gen)
 
     def summary(self) -> dict:
         """What `nash status` shows: name, root, live documents, bits, model, last update."""
@@ -1620,6 +1622,11 @@ class Writer:
     def live_docs(self) -> dict[str, DocRow]:
         """Path -> live document of the current generation."""
         return _docs_by_path(self._con, self.generation)
+
+    def file_states(self) -> dict[str, tuple[int, int]]:
+        """Path -> (size, mtime_ns) of each live document of the current generation: what
+        tells an update which files changed, without every row's hash and title."""
+        return _file_states(self._con, self.generation)
 
     def live_docs_at(self, paths: Iterable[str]) -> dict[str, DocRow]:
         """Path -> live document of the current generation, of ``paths`` only: a watcher's

@@ -23,7 +23,7 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -407,6 +407,7 @@ def index_folder(
                 found.append(_Candidate(path, item.size, item.mtime_ns))
             if n % 64 == 0:  # a bar redrawn 10 times a second needs no call per file
                 reporter.progress("crawling", n, None)
+    del crawl_kw  # (its map of the stored files: an update reads them again under the lock)
     reporter.progress("crawling", len(found) + len(skipped), None)
     if (collection is None or moving) and not found:
         why = f" ({_skip_summary(skipped)})" if skipped else ""
@@ -536,9 +537,10 @@ def _add_retrain(report: IndexReport, retrain: IndexReport) -> None:
 
 
 def _plan(
-    stored: dict[str, DocRow], found: list[_Candidate], skipped: dict[str, str]
-) -> tuple[list[_Candidate], list[_Candidate], list[DocRow]]:
-    """(new files, files whose size or mtime changed, documents gone from the folder)."""
+    stored: Mapping[str, tuple[int, int]], found: list[_Candidate], skipped: dict[str, str]
+) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
+    """(new files, files whose size or mtime changed, paths of documents gone from the folder),
+    given the stored documents' (size, mtime_ns) by path."""
     from nashcli import corpus
 
     paths = [str(c.path) for c in found]
@@ -551,17 +553,17 @@ def _plan(
         if reason.startswith(corpus.UNREADABLE_FOLDER)
     )
     gone = [
-        doc
-        for path, doc in stored.items()
+        path
+        for path in stored
         if path not in seen and path not in skipped and not path.startswith(unlisted)
     ]
     fresh: list[_Candidate] = []
     changed: list[_Candidate] = []
     for path, c in zip(paths, found, strict=True):
-        doc = stored.get(path)
-        if doc is None:
+        state = stored.get(path)
+        if state is None:
             fresh.append(c)
-        elif (doc.size, doc.mtime_ns) != (c.size, c.mtime_ns):
+        elif state != (c.size, c.mtime_ns):
             changed.append(c)
     return fresh, changed, gone
 
@@ -821,9 +823,8 @@ def _index(
                 # that are there but cannot be read now (the crawl could not list them, or
                 # reading failed for a reason that may pass) are no deletions: they come back
                 # once they can be read.
-                listed = {str(c.path) for c in found} | {
-                    d.path for d in _plan(stored, found, keep)[2]
-                }
+                states = {path: (d.size, d.mtime_ns) for path, d in stored.items()}
+                listed = {str(c.path) for c in found} | set(_plan(states, found, keep)[2])
                 unread = {
                     path for path in stored if path not in listed or path in report.unread_paths
                 }
@@ -865,10 +866,16 @@ def _index(
         if root_device is not None:
             w.remember_root_device(root_device)
         with _paused_gc():
-            stored = w.live_docs()  # again, under the lock: a watcher may have written meanwhile
-            fresh, changed, gone = _plan(stored, found, keep)
+            # Again, under the lock: a watcher may have written meanwhile. Whole rows only of
+            # the files that changed or went: a no-op update of 60,000 files peaked at 130 MB
+            # (RSS) with every row, 103 MB with this.
+            states = w.file_states()
+            fresh, changed, gone_paths = _plan(states, found, keep)
+            stored = w.live_docs_at([str(c.path) for c in changed] + gone_paths)
+            gone = [stored[path] for path in gone_paths]
         report.unchanged = len(found) - len(fresh) - len(changed)
-        report.kept = len(stored) - len(gone) - (len(found) - len(fresh))  # not known to be gone
+        report.kept = len(states) - len(gone) - (len(found) - len(fresh))  # not known to be gone
+        del states
         _apply(
             w,
             _model_loader(w, device, hashers),

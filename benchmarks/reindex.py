@@ -9,7 +9,8 @@ variations of them), indexes them once with this tree (the model trains one epoc
 never trains), then runs the whole ``nash index FOLDER`` command with each tree, REV's from a
 temporary git worktree, alternating which goes first, ``--repeat`` times each, on the same index.
 Every run must report every document unchanged. Prints the medians and their ratio (this tree
-over REV's): what a user waits for when re-indexing a large folder, or when a watcher starts.
+over REV's): what a user waits for when re-indexing a large folder, or when a watcher starts;
+and each tree's peak resident memory (the largest of its runs).
 With ``--edited N``, N files get a new line before every run, which must report them updated
 (encoded with the saved model): the re-index after editing a note.
 """
@@ -26,17 +27,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from revisions import (  # noqa: E402
     alternating,
     indexed_folder,
+    measured_cli,
     reference_worktree,
-    timed_cli,
     timing_figures,
     write_comparison,
 )
 
 
-def nash_index(tree: Path, folder: Path, env: dict) -> tuple[float, str]:
-    """One whole ``nash index FOLDER`` with the package under ``tree``: (seconds, summary)."""
-    took, out = timed_cli(tree, env, "index", str(folder))
-    return took, out.splitlines()[0]
+def nash_index(tree: Path, folder: Path, env: dict) -> tuple[float, float, str]:
+    """One whole ``nash index FOLDER`` with the package under ``tree``: (seconds, peak MB,
+    summary)."""
+    took, peak, out = measured_cli(tree, env, "index", str(folder))
+    return took, peak, out.splitlines()[0]
 
 
 def main() -> int:
@@ -49,6 +51,7 @@ def main() -> int:
     args = parser.parse_args()
 
     seconds: dict[str, list[float]] = {"reference": [], "this tree": []}
+    peaks: dict[str, list[float]] = {"reference": [], "this tree": []}
     with tempfile.TemporaryDirectory(prefix="nash-reindex-") as scratch:
         scratch = Path(scratch)
         folder, env, documents = indexed_folder(scratch, args.docs, epochs=1)
@@ -58,14 +61,15 @@ def main() -> int:
                 for path in edited:
                     with open(path, "a", encoding="utf-8") as f:
                         f.write(f"\nedited before run {repeat} of {name}\n")
-                took, summary = nash_index(tree, folder, env)
+                took, peak, summary = nash_index(tree, folder, env)
                 expected = f"{documents - len(edited):,} unchanged"
                 if expected not in summary or (edited and f"{len(edited)} updated" not in summary):
                     raise SystemExit(
                         f"{name}: not {args.edited} updated, the rest unchanged: {summary}"
                     )
                 seconds[name].append(took)
-                print(f"repeat {repeat + 1}, {name}: {took:.2f} s", flush=True)
+                peaks[name].append(peak)
+                print(f"repeat {repeat + 1}, {name}: {took:.2f} s, peak {peak:.0f} MB", flush=True)
 
     figures = timing_figures(seconds)
     medians, ratio = figures["medians"], figures["ratio"]
@@ -73,7 +77,8 @@ def main() -> int:
     print(
         f"\nnash index of {documents:,} documents, {what} unchanged, median of {args.repeat}: "
         f"{args.reference} {medians['reference']:.2f} s -> this tree "
-        f"{medians['this tree']:.2f} s (ratio {ratio:.2f})"
+        f"{medians['this tree']:.2f} s (ratio {ratio:.2f}); peak resident memory "
+        f"{max(peaks['reference']):.0f} MB -> {max(peaks['this tree']):.0f} MB"
     )
     if args.json:
         write_comparison(
@@ -83,6 +88,7 @@ def main() -> int:
                 "documents": documents,
                 "edited": args.edited,
                 **figures,
+                "peak_mb": {name: [round(p, 1) for p in runs] for name, runs in peaks.items()},
             },
         )
     return 0

@@ -62,11 +62,30 @@ def alternating(reference: Path, rounds: int) -> Iterator[tuple[int, str, Path]]
 
 def timed_cli(tree: Path, env: dict, *args: str) -> tuple[float, str]:
     """One whole ``nash ARGS`` with the package under ``tree``: (wall seconds, its stdout)."""
+    took, _peak, out = measured_cli(tree, env, *args)
+    return took, out
+
+
+def measured_cli(tree: Path, env: dict, *args: str) -> tuple[float, float, str]:
+    """:func:`timed_cli` with the process's peak resident memory: (wall seconds, peak MB, its
+    stdout). The peak is the child's own (``wait4``'s ``ru_maxrss``, so the child is reaped
+    here, not by ``subprocess``), not the largest of every child so far."""
+    import tempfile
+
     start = time.perf_counter()
-    out = subprocess.run(
-        cli_command(tree, *args), env=env, cwd=tree, check=True, capture_output=True, text=True
-    )
-    return time.perf_counter() - start, out.stdout
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(
+            cli_command(tree, *args), env=env, cwd=tree, stdout=subprocess.PIPE, stderr=errors
+        )
+        with child.stdout:
+            out = child.stdout.read().decode()
+        _pid, status, usage = os.wait4(child.pid, 0)
+        took = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            errors.seek(0)
+            raise subprocess.CalledProcessError(child.returncode, child.args, out, errors.read())
+    return took, usage.ru_maxrss / 1024, out  # (KB on Linux)
 
 
 def git_commit() -> str:

@@ -591,7 +591,7 @@ def reuters_modapte(files: Iterable[tuple[str, bytes]], name: str = "reuters") -
     labels: list[list[str]] = []
     split: list[str] = []
     for part, docs in (("train", train), ("test", test)):
-        for article in sorted(docs, key=lambda a: int(a.newid)):
+        for article in sorted(docs, key=lambda a: _numeric_order(a.newid)):
             kept = [t for t in dict.fromkeys(article.topics) if t in categories]
             if not kept or article.newid in _DROPPED_NEWIDS:
                 continue
@@ -674,13 +674,19 @@ def newsgroups_bydate(files: Iterable[tuple[str, bytes]], name: str = "20ng") ->
     One document per file, text = the file decoded as Latin-1 with nothing stripped, label = the
     group, id = ``<group>/<file>``; order train then test, groups alphabetically, files by number.
     """
-    docs: list[tuple[int, str, tuple[int, str], str, str]] = []
+    docs: list[tuple[int, str, tuple[int, int, str], str, str]] = []
+    first: dict[str, str] = {}
     for member, data in files:
         match = _NEWS.search(member)
         if match is None:
             continue
         part, group, filename = match.groups()
-        key = (int(filename), "") if filename.isdigit() else (1 << 62, filename)
+        doc_id = f"{group}/{filename}"
+        if doc_id in first:  # (the ids must be unique, as read_jsonl requires of its files)
+            raise NashError(f"two files for document {doc_id!r}: {first[doc_id]} and {member}")
+        first[doc_id] = member
+        numeric = filename.isascii() and filename.isdigit()  # ('²'.isdigit() is True)
+        key = (0, *_numeric_order(filename)) if numeric else (1, 0, filename)
         docs.append((0 if part == "train" else 1, group, key, filename, data.decode("latin-1")))
     if not docs:
         raise NashError("no 20news-bydate-train/<group>/<n> files found")
@@ -692,6 +698,13 @@ def newsgroups_bydate(files: Iterable[tuple[str, bytes]], name: str = "20ng") ->
         labels=[[group] for _, group, *_ in docs],
         split=["train" if part == 0 else "test" for part, *_ in docs],
     )
+
+
+def _numeric_order(digits: str) -> tuple[int, str]:
+    """A sort key that orders ASCII digit strings by their value, of any length (``int`` of
+    one over 4,300 digits raises)."""
+    value = digits.lstrip("0")
+    return len(value), value
 
 
 def _source_name(name: str) -> str:
@@ -724,7 +737,11 @@ def download(name: str, data_dir: str | Path | None = None) -> Path:
         raise NashError(f"no public archive known for {name!r} (known: {', '.join(ARCHIVES)})")
     archive_name, url = ARCHIVES[name]
     target = _data_dir(data_dir) / archive_name
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the way, a read-only disk: before any download
+        reason = (error.strerror or str(error)).lower()
+        raise NashError(f"cannot make the data folder {target.parent}: {reason}") from None
     import urllib.request
 
     partial = target.with_name(target.name + ".part")

@@ -409,6 +409,35 @@ def test_newsgroups_bydate_tarball(tmp_path: Path) -> None:
     assert load_dataset("20ng", tmp_path).ids == dataset.ids
 
 
+def test_archive_names_that_are_odd_numbers_or_twice_there(tmp_path: Path) -> None:
+    """A file named '²' ('²'.isdigit() is True, int('²') raises), a NEWID or file name of
+    5,000 digits (over int's 4,300-digit limit) were tracebacks; two members for one document
+    id were read as two documents of one id (read_jsonl refuses that)."""
+    long = "1" * 5000
+    news = {
+        "20news-bydate-train/sci.space/9": b"nine",
+        "20news-bydate-train/sci.space/\u00b2": b"square",
+        f"20news-bydate-train/sci.space/{long}": b"long",
+        "20news-bydate-test/sci.space/7": b"seven",
+    }
+    dataset = load_dataset(str(_tar_gz(tmp_path / "20news-bydate.tar.gz", news)))
+    assert dataset.ids == ["sci.space/9", f"sci.space/{long}", "sci.space/\u00b2", "sci.space/7"]
+    twice = {
+        "20news-bydate-train/sci.space/9": b"nine",
+        "copy/20news-bydate-train/sci.space/9": b"nine again",
+        "20news-bydate-test/sci.space/7": b"seven",
+    }
+    (tmp_path / "twice").mkdir()
+    with pytest.raises(NashError, match="two files for document 'sci.space/9'"):
+        load_dataset(str(_tar_gz(tmp_path / "twice" / "20news-bydate.tar.gz", twice)))
+    sgm = "".join(
+        _article(newid, split=split, topics=("grain",), text=_normal("GRAIN", "wheat"))
+        for newid, split in ((1234, "TRAIN"), (5, "TRAIN"), (7, "TEST"))
+    ).replace('NEWID="1234"', f'NEWID="{long}"')
+    archive = _tar_gz(tmp_path / "reuters21578.tar.gz", {"reut2-000.sgm": sgm.encode()})
+    assert read_archive(archive).ids == ["5", long, "7"]
+
+
 def test_unrecognised_or_corrupt_archive(tmp_path: Path) -> None:
     other = _tar_gz(tmp_path / "other.tar.gz", {"notes/a.txt": b"hello"})
     with pytest.raises(NashError, match="neither Reuters-21578"):

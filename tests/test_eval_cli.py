@@ -342,6 +342,11 @@ def test_download_failure_and_unknown_archive(tmp_path: Path, monkeypatch) -> No
         runner.invoke(app, ["eval", "tmc", "--data-dir", str(tmp_path), "--download"])
     )
     assert "no public archive known for 'tmc'" in line
+    (tmp_path / "afile").write_text("in the way")
+    for data_dir in ("afile", "afile/sub"):  # the OS's bare "File exists" / "Not a directory"
+        args = ["eval", "20ng", "--data-dir", str(tmp_path / data_dir), "--download"]
+        line = _error_line(runner.invoke(app, args))
+        assert f"cannot make the data folder {tmp_path / data_dir}: " in line
 
 
 def test_methods_list_describes_every_method(fake_engine: list) -> None:

@@ -214,7 +214,20 @@ def decode_text(data: bytes, path: Path | None = None) -> str:
             try:
                 return data.decode(encoding)
             except UnicodeDecodeError:
-                raise UnreadableFile(f"undecodable bytes (bad {encoding})", path) from None
+                pass
+            # The BOM says UTF-8: a few stray bytes of another encoding are read as they are
+            # without one (Notepad writes the BOM and keeps a pasted Windows ’ as it came).
+            mixed = (
+                _mostly_utf8(data[len(bom) :], declared=True) if bom == codecs.BOM_UTF8 else None
+            )
+            if mixed is None:
+                name = encoding.removesuffix("-sig").upper()
+                raise UnreadableFile(
+                    f"undecodable bytes (not {name} text, though it starts with {name}'s "
+                    "byte-order mark)",
+                    path,
+                )
+            return mixed
     if sniff(data[:SNIFF_BYTES]) is not None:
         raise UnreadableFile("binary file", path)
     try:
@@ -229,11 +242,11 @@ def decode_text(data: bytes, path: Path | None = None) -> str:
 _STRAY_BYTES = 16
 
 
-def _mostly_utf8(data: bytes) -> str | None:
+def _mostly_utf8(data: bytes, declared: bool = False) -> str | None:
     """UTF-8 text with a few stray bytes of another encoding (a Windows ``’`` pasted into a
     UTF-8 note), the stray bytes read as Windows-1252; None unless the rest holds UTF-8 beyond
-    ASCII and the stray bytes are few. Detection over the whole file read such a file in
-    ISO-8859-10 ("RÃĐsumÃĐ") or skipped it as undecodable."""
+    ASCII (or a BOM ``declared`` it UTF-8) and the stray bytes are few. Detection over the whole
+    file read such a file in ISO-8859-10 ("RÃĐsumÃĐ") or skipped it as undecodable."""
     parts: list[str] = []
     stray = start = 0
     while True:
@@ -249,7 +262,7 @@ def _mostly_utf8(data: bytes) -> str | None:
             parts.append(bad.decode("cp1252", errors="replace"))
             start += error.end
     utf8 = parts[::2]  # (the stray bytes' readings in between)
-    return "".join(parts) if any(not part.isascii() for part in utf8) else None
+    return "".join(parts) if declared or any(not part.isascii() for part in utf8) else None
 
 
 def _decode_legacy(data: bytes, path: Path | None = None) -> str:

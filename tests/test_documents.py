@@ -93,6 +93,22 @@ def test_utf8_with_a_few_stray_legacy_bytes_is_read(
     assert read_text(path) == head + read
 
 
+def test_a_byte_order_mark_and_a_stray_windows_byte_is_read(tmp_path: Path) -> None:
+    """Notepad's UTF-8 BOM before a note with a pasted Windows ’ (ASCII otherwise) was skipped
+    as "undecodable bytes (bad utf-8-sig)", though the same bytes without the BOM were read."""
+    body = b"note on tomato soil \x93quoted\x94 and I don\x92t know\n"
+    assert read_text(write(tmp_path / "plain.txt", body)) == read_text(
+        write(tmp_path / "bom.txt", codecs.BOM_UTF8 + body)
+    )
+    assert read_text(tmp_path / "bom.txt") == "note on tomato soil “quoted” and I don’t know\n"
+    rng = random.Random(2)  # the BOM is not enough: bytes no encoding explains stay unreadable
+    garbage = write(tmp_path / "garbage.txt", codecs.BOM_UTF8 + rng.randbytes(3000))
+    with pytest.raises(UnreadableFile, match="not UTF-8 text, though it starts with UTF-8's"):
+        read_text(garbage)
+    with pytest.raises(UnreadableFile, match="not UTF-16 text, though it starts with UTF-16's"):
+        read_text(write(tmp_path / "odd.txt", codecs.BOM_UTF16_LE + b"\x00\xd8x"))
+
+
 def test_undecodable_garbage_is_unreadable(tmp_path: Path) -> None:
     rng = random.Random(1)
     path = write(tmp_path / "garbage.txt", bytes(rng.randrange(1, 256) for _ in range(6000)))

@@ -375,6 +375,27 @@ def test_a_name_taken_by_another_folder_is_refused_before_anything_starts(notes,
     assert not watching.is_watching("notes")
 
 
+def test_a_collection_name_that_is_also_a_folder_here_says_which_is_which(
+    notes, tmp_path, monkeypatch
+):
+    """`nash watch other` in a folder holding a folder `other`, while collection 'other' indexes
+    another folder: "collection 'other' already indexes ...; choose another name" read as if the
+    collection itself could not be watched."""
+    other = tmp_path / "elsewhere" / "notes"
+    other.mkdir(parents=True)
+    (other / "a.txt").write_text(text_about("space", 1))
+    Collection.create("other", other, 64)
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["watch", "other", "--detach"])
+    assert result.exit_code == 2
+    assert (
+        "'other' is a folder here that no collection indexes, and collection 'other' indexes "
+        f"{other}: to watch that, run: nash watch {other}" in " ".join(result.stderr.split())
+    )
+    assert not watching.is_watching("other")
+
+
 def test_a_second_name_for_a_watched_folder_is_refused_before_anything_starts(notes):
     Collection.create("notes", notes, 64)
     for detach in ([], ["--detach"]):

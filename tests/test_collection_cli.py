@@ -603,6 +603,19 @@ def test_an_index_on_a_read_only_disk_answers_and_refuses_changes_in_one_line(
     assert run("index", str(folder)).exit_code == 0
 
 
+def test_cuda_without_a_gpu_is_refused_even_with_nothing_to_train(
+    notes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index already up to date needs no device, so `--device cuda` on a machine without a
+    GPU passed unnoticed (a cron job carrying the wrong flag) until a retrain failed on it."""
+    import torch
+
+    folder, _ = notes
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    line = one_error_line(run("index", str(folder), "--device", "cuda"))
+    assert "CUDA was asked for but no GPU is available (use --device cpu)" in line
+
+
 def test_a_new_folder_on_a_read_only_disk_is_refused_in_one_line(
     notes, nash_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -68,6 +68,10 @@ def index_command(
 
     if device not in _DEVICES:
         raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if device == "cuda":  # no GPU: say so now, not only once something needs training
+        from nashcli.methods import resolve_device
+
+        resolve_device(device)
     max_bytes = corpus.parse_size(max_size) if max_size is not None else None
     if max_bytes is not None and max_bytes < MIN_MAX_SIZE:  # `--max-size 0` would empty it
         raise NashError(

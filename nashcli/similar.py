@@ -518,7 +518,8 @@ def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) ->
         if st.st_size > limit:
             raise NashError(
                 f"{query}: larger than {corpus.format_size(limit)}, the most nash similar "
-                "reads from a file whose indexed version it cannot use"
+                "reads of a file not indexed as it is now; to raise it: nash index "
+                f"{shell_quote(snap.root)} --max-size SIZE"
             )
         try:
             text = documents.read_text(path)

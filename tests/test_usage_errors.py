@@ -102,7 +102,9 @@ def test_similar_refuses_an_unindexed_file_too_large_to_read(indexed: Path, tmp_
     big = tmp_path / "big.txt"
     with open(big, "wb") as f:
         f.truncate(DEFAULT_MAX_BYTES + 1)
-    assert "larger than" in _one_error_line(runner.invoke(app, ["similar", str(big)]))
+    line = _one_error_line(runner.invoke(app, ["similar", str(big)]))
+    assert "larger than" in line  # ... and what to do about it
+    assert line.endswith(f"to raise it: nash index {indexed} --max-size SIZE")
 
 
 def test_a_changed_indexed_file_is_read_up_to_the_collections_own_limit(

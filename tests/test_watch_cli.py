@@ -313,6 +313,25 @@ def test_a_signal_during_a_catch_up_says_the_collection_is_not_up_to_date(notes,
     assert len(live_paths()) == 24 + 30
 
 
+def test_a_catch_up_that_refits_still_lists_its_few_changes(notes, tmp_path):
+    """The catch-up commits its update before the refit it makes due: the files it lists are
+    that update's, so they are listed as without a refit (they were not)."""
+    assert runner.invoke(app, ["index", str(notes)]).exit_code == 0
+    for i in range(7):  # 7 + 1 of 24: a small collection refits at a quarter more
+        (notes / f"more-{i}.txt").write_text(text_about("space", 900 + i))
+    (notes / "space-00.txt").write_text(text_about("space", 999))
+    watch = Watch(notes, tmp_path)
+    try:  # ("updated", as `nash index` says it: the catch-up said "changed")
+        watch.wait_for("up to date: 31 documents (7 added, 1 updated, model retrained;")
+    finally:
+        watch.stop()
+    out = watch.output()
+    assert [line for line in out.splitlines() if line.startswith("  ")] == [
+        *(f"  + more-{i}.txt" for i in range(7)),
+        "  ~ space-00.txt",
+    ], out
+
+
 def test_a_deleted_folder_ends_the_watch_with_one_clear_line(notes, tmp_path):
     watch = Watch(notes, tmp_path)
     watch.wait_for("up to date: 24 documents")

@@ -85,7 +85,7 @@ class _BatchLog:
         if result.batch.rescan:
             done = [
                 f"{report.added:,} added" if report.added else "",
-                f"{report.updated:,} changed" if report.updated else "",
+                f"{report.updated:,} updated" if report.updated else "",
                 f"{report.moved:,} moved" if report.moved else "",
                 f"{report.deleted:,} removed" if report.deleted else "",
                 f"{report.kept:,} kept unread" if report.kept else "",
@@ -117,8 +117,12 @@ class _BatchLog:
             if of < n:
                 which = f"{of:,} of the {n:,} removed files {'are' if of > 1 else 'is'}"
             _say(f"{which} still there: left out by .gitignore/.nashignore rules")
-        if changed <= _SHOWN_PATHS and not report.retrained:  # + added, ~ changed, - removed
-            for kind, paths in report.changes:  # → moved
+        # The files when few, and when the report lists every one (+ added, ~ changed, - removed,
+        # → moved): a refit reads every file and lists none, but the update a catch-up commits
+        # before the refit it makes due lists its own (unread files are counted, not listed).
+        listed = len(report.changes) == changed - report.dropped_unread
+        if changed <= _SHOWN_PATHS and listed:
+            for kind, paths in report.changes:
                 _log(visible(f"  {kind} " + " → ".join(_rel(Path(p), root) for p in paths)))
         skipped = [(p, r) for p, r in getattr(report, "skipped", []) if "vanished" not in r]
         if result.batch.rescan:  # (one that came and went before it was read: no news)

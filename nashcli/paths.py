@@ -12,11 +12,18 @@ APP_NAME = "nash"
 COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+def _home() -> Path | None:
+    """``$NASH_HOME`` as an absolute path (a relative one is taken from the current folder, so
+    that the paths nash prints, a watcher's log, lead there from anywhere), or None."""
+    override = os.environ.get("NASH_HOME")
+    return Path(os.path.abspath(Path(override).expanduser())) if override else None
+
+
 def data_dir() -> Path:
     """Root of all collections' indexes (``$NASH_HOME`` or ``user_data_dir('nash')``)."""
-    override = os.environ.get("NASH_HOME")
-    if override:
-        return Path(override).expanduser()
+    home = _home()
+    if home is not None:
+        return home
     import platformdirs
 
     return Path(platformdirs.user_data_dir(APP_NAME))
@@ -40,9 +47,9 @@ def collection_folders() -> list[Path]:
 
 def state_dir() -> Path:
     """Pid files of background watchers (``$NASH_HOME/state`` when NASH_HOME is set)."""
-    override = os.environ.get("NASH_HOME")
-    if override:
-        return Path(override).expanduser() / "state"
+    home = _home()
+    if home is not None:
+        return home / "state"
     import platformdirs
 
     return Path(platformdirs.user_state_dir(APP_NAME))
@@ -50,9 +57,9 @@ def state_dir() -> Path:
 
 def log_dir() -> Path:
     """Logs of background watchers (``$NASH_HOME/log`` when NASH_HOME is set)."""
-    override = os.environ.get("NASH_HOME")
-    if override:
-        return Path(override).expanduser() / "log"
+    home = _home()
+    if home is not None:
+        return home / "log"
     import platformdirs
 
     return Path(platformdirs.user_log_dir(APP_NAME))

@@ -215,6 +215,12 @@ def test_a_file_where_the_data_folder_should_be(tmp_path: Path, monkeypatch) -> 
     assert f"{home} is a file" in line
     for argv in (["status"], ["similar", "--text", "rocket"]):  # not "no collections yet"
         assert f"{home} is a file" in _one_error_line(runner.invoke(app, argv))
+    # A relative NASH_HOME is taken from the current folder, and said as the absolute path it
+    # is (a watcher's "log: home/log/..." led nowhere from another folder).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NASH_HOME", "home")
+    line = _one_error_line(runner.invoke(app, ["index", str(folder)]))
+    assert f" {home} is a file" in line
 
 
 def test_similar_names_the_file_problem_before_the_collection_choice(tmp_path: Path) -> None:

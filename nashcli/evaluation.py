@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: The no-hashing reference method (exact TF-IDF cosine); reported with ``bits = 0``.
 EXACT = "tfidf"
-DEFAULT_BITS = (8, 16, 32, 64, 128)
 TOP_K = 100
 
 EpochCallback = Callable[[int, int, dict], None]

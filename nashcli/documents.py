@@ -215,19 +215,14 @@ def decode_text(data: bytes, path: Path | None = None) -> str:
                 return data.decode(encoding)
             except UnicodeDecodeError:
                 pass
-            # The BOM says UTF-8: a few stray bytes of another encoding are read as they are
-            # without one (Notepad writes the BOM and keeps a pasted Windows ’ as it came).
-            mixed = (
-                _mostly_utf8(data[len(bom) :], declared=True) if bom == codecs.BOM_UTF8 else None
+            if bom == codecs.BOM_UTF8:  # what is not UTF-8 after it is read as without it
+                return _not_quite_utf8(data[len(bom) :], path)
+            name = encoding.upper()
+            raise UnreadableFile(
+                f"undecodable bytes (not {name} text, though it starts with {name}'s "
+                "byte-order mark)",
+                path,
             )
-            if mixed is None:
-                name = encoding.removesuffix("-sig").upper()
-                raise UnreadableFile(
-                    f"undecodable bytes (not {name} text, though it starts with {name}'s "
-                    "byte-order mark)",
-                    path,
-                )
-            return mixed
     if sniff(data[:SNIFF_BYTES]) is not None:
         raise UnreadableFile("binary file", path)
     try:
@@ -236,6 +231,18 @@ def decode_text(data: bytes, path: Path | None = None) -> str:
         pass
     mixed = _mostly_utf8(data)
     return mixed if mixed is not None else _decode_legacy(data, path)
+
+
+def _not_quite_utf8(data: bytes, path: Path | None) -> str:
+    """Text of ``data`` that followed a UTF-8 byte-order mark yet is not UTF-8 (Notepad keeps
+    a pasted Windows ``’`` as it came): read as the same bytes without the BOM are, a few stray
+    bytes in UTF-8 (the BOM says UTF-8 where the rest is ASCII), else by charset detection."""
+    if sniff(data[:SNIFF_BYTES]) is not None:
+        raise UnreadableFile("binary file", path)
+    mixed = _mostly_utf8(data, declared=True)
+    if mixed is not None and _control_ratio(mixed) <= 0.01:
+        return mixed
+    return _decode_legacy(data, path)
 
 
 #: Most stray bytes :func:`_mostly_utf8` reads as Windows-1252 in a UTF-8 file.

@@ -871,7 +871,10 @@ def _index(
             # (RSS) with every row, 103 MB with this.
             states = w.file_states()
             fresh, changed, gone_paths = _plan(states, found, keep)
-            stored = w.live_docs_at([str(c.path) for c in changed] + gone_paths)
+            needed = [str(c.path) for c in changed] + gone_paths
+            # (most of them: one read of every row is quicker than looking each up)
+            many = 2 * len(needed) > len(states)
+            stored = w.live_docs() if many else w.live_docs_at(needed)
             gone = [stored[path] for path in gone_paths]
         report.unchanged = len(found) - len(fresh) - len(changed)
         report.kept = len(states) - len(gone) - (len(found) - len(fresh))  # not known to be gone

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nashcli import corpus, documents, indexing
+from nashcli import corpus, documents, index, indexing
 from nashcli.errors import IndexBusyError, NashError
 from nashcli.index import Collection, list_collections
 from nashcli.indexing import apply_changes, due_for_retrain, index_folder, retrain_due
@@ -101,11 +101,18 @@ def test_unchanged_files_are_neither_read_nor_encoded(indexed, monkeypatch) -> N
     assert not report.retrained
 
 
-def test_changes_are_applied_incrementally(indexed, monkeypatch) -> None:
+@pytest.mark.parametrize("touch_all", [False, True])
+def test_changes_are_applied_incrementally(indexed, monkeypatch, touch_all: bool) -> None:
+    """... whether the plan reads the rows of the few files that changed or went, or (most of
+    them did, ``touch_all``) every row at once."""
     folder, paths = indexed
     changed, touched, deleted, moved = paths[0], paths[1], paths[2], paths[3]
     changed.write_text("rocket rocket engine brake completely different text now")
     bump(changed)
+    for path in paths[4:] if touch_all else []:
+        bump(path)
+    if touch_all:
+        monkeypatch.setattr(index.Writer, "live_docs_at", lambda *a: pytest.fail("row by row"))
     bump(touched)  # new mtime, same bytes: no re-encoding
     deleted.unlink()
     new = folder / "space" / "new.txt"

@@ -649,7 +649,8 @@ def _unchangeable(
     if "disk i/o error" in reason.lower() and _no_room(directory):
         reason += ", the disk is full"
     full = any(w in reason.lower() for w in ("no space", "quota", "disk is full"))
-    todo = "; free some space (what was committed is kept)" if full else ""
+    kept = " (what was committed is kept)" if doing != "create" else ""  # (none yet)
+    todo = f"; free some space{kept}" if full else ""
     return kind(f"cannot {doing} collection {name!r}: {reason} ({directory}){todo}")
 
 

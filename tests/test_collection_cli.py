@@ -261,6 +261,7 @@ def test_status_and_forget(notes) -> None:
         (("similar", "{tmp}/empty"), "is a folder"),
         (("similar", "{tmp}/one/note.txt/"), "note.txt/: not a folder (a trailing '/'"),
         (("index", "{tmp}/one/note.txt/"), "note.txt/: not a folder"),
+        (("similar", "{tmp}/one/note.txt/."), "note.txt/.: not a folder"),
         (("similar",), "give a FILE or --text"),
         (("similar", "{tmp}/x.txt", "--text", "hi"), "give a FILE or --text"),
         (("similar", "--text", "hi", "--collection", "nope"), "no collection named 'nope'"),
@@ -641,6 +642,17 @@ def test_a_new_folder_on_a_read_only_disk_is_refused_in_one_line(
         patch.setattr(Path, "mkdir", mkdir)
         line = one_error_line(run("index", str(other)))
         assert "cannot create collection 'other': Read-only file system" in line
+
+        def full(self, *args, **kw):
+            if self.parent == nash_home / "collections":
+                raise OSError(errno.ENOSPC, "No space left on device", str(self))
+            return real_mkdir(self, *args, **kw)
+
+        patch.setattr(Path, "mkdir", full)
+        line = one_error_line(run("index", str(other)))  # (nothing was committed to keep)
+        assert line.endswith(
+            f"No space left on device ({nash_home / 'collections'}); free some space"
+        )
     assert sorted(p.name for p in (nash_home / "collections").iterdir()) == ["notes"]
     assert run("similar", str(paths[0]), "--json").stdout == before
     assert run("index", str(other)).exit_code == 0

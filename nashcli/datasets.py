@@ -740,7 +740,10 @@ def download(name: str, data_dir: str | Path | None = None) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # a file in the way, a read-only disk: before any download
-        reason = (error.strerror or str(error)).lower()
+        from nashcli.paths import file_in_the_way
+
+        blocker = file_in_the_way(target.parent)
+        reason = f"{blocker} is a file" if blocker else error.strerror or str(error)
         raise NashError(f"cannot make the data folder {target.parent}: {reason}") from None
     import urllib.request
 

@@ -115,10 +115,17 @@ def look_at(text: str | Path) -> tuple[Path, os.stat_result | None]:
         return path, None
     except OSError as error:
         raise NashError(f"{text}: {(error.strerror or str(error)).lower()}") from None
-    # ``Path`` drops a trailing "/", which names a folder: "notes.txt/" is no file to the OS.
-    if str(text).endswith(("/", os.sep)) and not stat.S_ISDIR(found.st_mode):
+    # ``Path`` drops a trailing "/" or "/.", which name a folder: "notes.txt/" is no file to
+    # the OS ("Not a directory").
+    if _names_a_folder(str(text)) and not stat.S_ISDIR(found.st_mode):
         raise NashError(f"{text}: not a folder (a trailing '/' names a folder)")
     return path, found
+
+
+def _names_a_folder(text: str) -> bool:
+    """Whether ``text`` ends as only a folder's path may: in a separator, or in "/."."""
+    separators = "".join(dict.fromkeys(("/", os.sep, os.altsep or "/")))
+    return text.endswith(tuple(separators)) or text.endswith(tuple(sep + "." for sep in separators))
 
 
 def may_be_there(path: Path | str) -> bool:

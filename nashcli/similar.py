@@ -517,8 +517,9 @@ def _query(query: Path | str, snap: Snapshot, on_note: Callable[[str], None]) ->
         limit = _size_limit(snap)
         if st.st_size > limit:
             raise NashError(
-                f"{query}: larger than {corpus.format_size(limit)}, the most nash similar "
-                "reads of a file not indexed as it is now; to raise it: nash index "
+                f"{query}: larger than {corpus.format_size(limit)}, which is as much as nash "
+                "similar reads of a file that is not indexed as it is now; to raise the limit "
+                "(larger files then enter the index too): nash index "
                 f"{shell_quote(snap.root)} --max-size SIZE"
             )
         try:

@@ -346,7 +346,9 @@ def test_download_failure_and_unknown_archive(tmp_path: Path, monkeypatch) -> No
     for data_dir in ("afile", "afile/sub"):  # the OS's bare "File exists" / "Not a directory"
         args = ["eval", "20ng", "--data-dir", str(tmp_path / data_dir), "--download"]
         line = _error_line(runner.invoke(app, args))
-        assert f"cannot make the data folder {tmp_path / data_dir}: " in line
+        assert (
+            f"cannot make the data folder {tmp_path / data_dir}: {tmp_path}/afile is a file" in line
+        )
 
 
 def test_methods_list_describes_every_method(fake_engine: list) -> None:

@@ -104,7 +104,7 @@ def test_similar_refuses_an_unindexed_file_too_large_to_read(indexed: Path, tmp_
         f.truncate(DEFAULT_MAX_BYTES + 1)
     line = _one_error_line(runner.invoke(app, ["similar", str(big)]))
     assert "larger than" in line  # ... and what to do about it
-    assert line.endswith(f"to raise it: nash index {indexed} --max-size SIZE")
+    assert line.endswith(f"index too): nash index {indexed} --max-size SIZE")
 
 
 def test_a_changed_indexed_file_is_read_up_to_the_collections_own_limit(

@@ -406,12 +406,14 @@ def test_a_collection_name_that_is_also_a_folder_here_says_which_is_which(
     Collection.create("other", other, 64)
     (tmp_path / "other").mkdir()
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["watch", "other", "--detach"])
-    assert result.exit_code == 2
-    assert (
-        "'other' is a folder here that no collection indexes, and collection 'other' indexes "
-        f"{other}: to watch that, run: nash watch {other}" in " ".join(result.stderr.split())
-    )
+    for given in ("other", "./other", "other/"):
+        result = runner.invoke(app, ["watch", given, "--detach"])
+        assert result.exit_code == 2
+        assert (
+            f"{given!r} is a folder here that no collection indexes, and collection 'other' "
+            f"indexes {other}: to watch that, run: nash watch {other}"
+            in " ".join(result.stderr.split())
+        )
     assert not watching.is_watching("other")
 
 

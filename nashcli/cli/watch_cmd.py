@@ -350,7 +350,7 @@ def watch_command(
                 f"collection {name!r} indexes {recorded}, which is not there now; to move it "
                 f"here, first run: nash index {shell_quote(root)} --name {name}"
             )
-        if str(path) == name:  # a folder here named as the collection the user meant?
+        if os.path.normpath(path) == name:  # a folder here named as the collection meant?
             raise NashError(
                 f"{path!r} is a folder here that no collection indexes, and collection {name!r} "
                 f"indexes {recorded}: to watch that, run: nash watch {shell_quote(recorded)}; "

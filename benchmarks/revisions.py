@@ -77,14 +77,17 @@ def measured_cli(tree: Path, env: dict, *args: str) -> tuple[float, float, str]:
         child = subprocess.Popen(
             cli_command(tree, *args), env=env, cwd=tree, stdout=subprocess.PIPE, stderr=errors
         )
-        with child.stdout:
-            out = child.stdout.read().decode()
-        _pid, status, usage = os.wait4(child.pid, 0)
+        try:
+            with child.stdout:
+                out = child.stdout.read().decode()
+        finally:  # (reaped whatever happens)
+            _pid, status, usage = os.wait4(child.pid, 0)
         took = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
             errors.seek(0)
-            raise subprocess.CalledProcessError(child.returncode, child.args, out, errors.read())
+            stderr = errors.read().decode(errors="replace")
+            raise subprocess.CalledProcessError(child.returncode, child.args, out, stderr)
     return took, usage.ru_maxrss / 1024, out  # (KB on Linux)
 
 

@@ -1509,6 +1509,7 @@ class Collection:
             "trained_docs": int(found[1]) if found else 0,
             "generation": gen,
             "updated_at": float(info["updated_at"]),
+            "filling": gen > 0 and info.get("filling") == str(gen),
         }
 
     # -- writing -------------------------------------------------------------------------
@@ -1666,6 +1667,28 @@ class Writer:
             return
         self._remember_info("max_bytes", max_bytes)
         self.collection.max_bytes = max_bytes
+
+    @property
+    def filling(self) -> bool:
+        """Whether the current generation is a first index's, not encoded through yet: its
+        model was committed first (a large folder's first index encodes for minutes after the
+        fit, and a stop then kept nothing), and the documents a later run adds belong to it,
+        not to the changes since the fit (:meth:`count_as_fitted`)."""
+        found = self._con.execute("SELECT value FROM info WHERE key='filling'").fetchone()
+        return self.generation > 0 and found is not None and found[0] == str(self.generation)
+
+    def set_filling(self, filling: bool) -> None:
+        """Mark the current generation as being filled (:attr:`filling`), or done; commits."""
+        self._remember_info("filling", self.generation if filling else 0)
+
+    def count_as_fitted(self) -> None:
+        """Count every row of the current generation as the fit's (staged, for :meth:`commit`):
+        what a first index encodes after committing its model is no change since the fit, and
+        must not make a retrain due."""
+        self._begin()
+        self._con.execute(
+            "UPDATE generations SET trained_docs=rows WHERE gen=?", (self.generation,)
+        )
 
     def tombstone(self, rows: Iterable[int]) -> None:
         """Mark rows deleted (their codes stay in the planes, unlisted, until a compaction)."""

@@ -490,7 +490,9 @@ def index_folder(
                 damage = error  # the metadata itself: rebuild the whole collection below
                 report = IndexReport(collection=name, root=root)
             else:
-                if created:  # a failed first index (one document, Ctrl-C...) leaves nothing
+                # A failed first index (one document, Ctrl-C...) leaves nothing, unless its
+                # model was committed (a large folder's: the next run goes on from there).
+                if created and not _has_model(collection):
                     with contextlib.suppress(NashError, OSError):
                         collection.remove(timeout=0)
                 raise
@@ -505,6 +507,14 @@ def index_folder(
             raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _has_model(collection: Collection) -> bool:
+    """Whether ``collection`` has a committed model (False where it cannot be read)."""
+    try:
+        return collection.summary()["generation"] > 0
+    except (NashError, OSError):
+        return False
 
 
 def _committed(report: IndexReport) -> str:
@@ -822,7 +832,15 @@ def _index(
             counted = (report.added, report.updated, report.unchanged, len(report.skipped))
             try:
                 hasher, words, tfidf, metas = _retrain(
-                    found, stored, target_bits, device, seed, hasher_options, report, reporter
+                    found,
+                    stored,
+                    target_bits,
+                    device,
+                    seed,
+                    hasher_options,
+                    report,
+                    reporter,
+                    fill_later=why == FIRST_INDEX,
                 )
                 # An indexed file that cannot be read now keeps its entry in incremental
                 # updates, but not through a retrain: its code belongs to the old model and its
@@ -851,6 +869,10 @@ def _index(
                 w.remember_max_bytes(max_bytes)
                 if root_device is not None:
                     w.remember_root_device(root_device)
+                if words is None:  # a large folder's first index: its model first
+                    _fill(w, hasher, found, target_bits, report, reporter)
+                    _finish(w, report)
+                    return
                 current = w.live_docs()
                 w.new_generation(
                     hasher.save,
@@ -886,6 +908,11 @@ def _index(
         report.unchanged = len(found) - len(fresh) - len(changed)
         report.kept = len(states) - len(gone) - (len(found) - len(fresh))  # not known to be gone
         del states
+        filling = w.filling
+        if filling:
+            reporter.note(
+                "going on with the first index, stopped before it was done (its model is kept)"
+            )
         _apply(
             w,
             _model_loader(w, device, hashers),
@@ -894,7 +921,10 @@ def _index(
             gone,
             report,
             reporter,
+            fitted=filling,
         )
+        if filling:
+            w.set_filling(False)
         _finish(w, report, retrain_next=lambda: defer_retrain and len(found) >= _min_documents())
 
 
@@ -961,8 +991,11 @@ def _retrain(
     hasher_options: dict | None,
     report: IndexReport,
     reporter: Reporter,
+    fill_later: bool = False,
 ):
-    """Fit features + model and encode every document: (hasher, words, tfidf, metas).
+    """Fit features + model and encode every document: (hasher, words, tfidf, metas); with
+    ``fill_later``, above the training cap, only fit: (hasher, None, None, []) (the caller
+    commits the model, then encodes into it: :func:`_fill`).
 
     Within the hasher's training cap every document is read once and kept for the fit. Above
     it only the training sample is read for the fit; then every document is read again, a batch
@@ -997,6 +1030,8 @@ def _retrain(
         reporter.progress("training", 0, None)
         hasher.fit(texts, on_epoch=on_epoch, collection=len(found))
         del texts
+        if fill_later:
+            return hasher, None, None, metas
 
         def every_text() -> Iterator[str]:
             for text, meta in _read_documents(found, stored, report, reporter, "encoding"):
@@ -1006,6 +1041,34 @@ def _retrain(
         words, tfidf = _encode(hasher, _batches(every_text()), None, len(found))
         _check_readable(metas, report.root)
     return hasher, words, tfidf, metas
+
+
+def _fill(
+    w: Writer,
+    hasher,
+    found: Sequence[_Candidate],
+    bits: int,
+    report: IndexReport,
+    reporter: Reporter,
+) -> None:
+    """A large folder's first index from its fitted model: the model committed first, with no
+    documents, then every file encoded a batch at a time, each batch committed and counted as
+    the fit's. A stop keeps the model and what was committed (encoding a million files after
+    the fit takes minutes); the next run goes on from there (:attr:`Writer.filling`)."""
+    empty = hasher.vectorize([""])[:0]
+    words = np.zeros((0, codes.n_words(bits)), dtype=np.uint64)
+    w.new_generation(
+        hasher.save,
+        words,
+        empty,
+        [],
+        method=hasher.method,
+        trained_docs=0,
+        bits=bits,
+        before_commit=lambda: w.set_filling(True),  # (in the switch: no model without the mark)
+    )
+    _apply(w, lambda: hasher, found, {}, [], report, reporter, fitted=True)
+    w.set_filling(False)
 
 
 def ignored_now(root: Path, paths: Iterable[str]) -> int:
@@ -1131,11 +1194,13 @@ def _apply(
     gone: Sequence[DocRow],
     report: IndexReport,
     reporter: Reporter,
+    fitted: bool = False,
 ) -> None:
     """Encode new/changed candidates with the current model, re-path moves, drop ``gone``.
 
     Commits once per batch, so a killed run keeps its finished batches. ``load_hasher()`` is
-    called only if something needs encoding (loading the model imports torch).
+    called only if something needs encoding (loading the model imports torch). ``fitted``: what
+    is encoded counts as the fit's documents, not as changes since it (a first index's).
     """
     root = report.root
     hasher = None
@@ -1183,6 +1248,8 @@ def _apply(
             words = codes.pack_codes(hasher.encode_vectors(x))
             w.tombstone(replaced)
             w.append(words, x, metas)
+            if fitted:
+                w.count_as_fitted()
         w.commit()
         reporter.progress("encoding", min(start + BATCH, total), total)
     leftover = [doc for docs in gone_by_hash.values() for doc in docs]

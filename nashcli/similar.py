@@ -442,6 +442,24 @@ def no_index_yet(collection: Collection) -> str:
     )
 
 
+def first_index_unfinished(collection: Collection, documents: int) -> str:
+    """What `nash status` says of a collection whose first index committed its model and then
+    stopped, or is still encoding (:attr:`~nashcli.index.Writer.filling`)."""
+    from nashcli.index import training_holder
+    from nashcli.watching import is_watching
+
+    so_far = f"collection {collection.name!r} holds {documents:,} documents so far"
+    trainer = training_holder(collection.name)
+    if trainer is not None:
+        return f"{so_far}: {trainer} is encoding the rest of its first index"
+    if is_watching(collection.name):
+        return f"{so_far}: its watcher (nash watch) is encoding the rest of its first index"
+    return (
+        f"{so_far}: its first index stopped before it was done; "
+        f"nash index {shell_quote(collection.root)} goes on from there"
+    )
+
+
 def check_query_file(query: Path | str) -> os.stat_result:
     """``query``'s stat if ``nash similar`` can read it as a query, else one-line NashError."""
     from nashcli.paths import look_at

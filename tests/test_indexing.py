@@ -520,6 +520,85 @@ def test_above_the_training_cap_documents_are_encoded_a_batch_at_a_time(
     assert (report.deleted, report.dropped_unread) == (0, 1) and report.documents == 23
 
 
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill"])
+def test_a_large_first_index_stopped_while_encoding_keeps_its_model(
+    tmp_path: Path, monkeypatch, stop: str
+) -> None:
+    """Above the cap a first index commits its model, then encodes every file a batch at a
+    time (for a million files, minutes after the fit): a stop there (Ctrl-C, or a kill, whose
+    process removes nothing) kept nothing, and the next run fitted again. It keeps the model
+    and the batches committed; the next run encodes the rest with that model, as part of the
+    fit (no retrain made due), and says so. The codes are those of one run."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from nashcli import pipeline
+    from nashcli.cli import app
+
+    make_docs(tmp_path / "whole", per_topic=8)  # 24 files
+    folder = tmp_path / "big"
+    shutil.copytree(tmp_path / "whole", folder)
+    monkeypatch.setattr(indexing, "BATCH", 5)
+    options = {"max_documents": 8, "max_epochs": 3}
+    index_folder(tmp_path / "whole", hasher_options=options)  # one run, not stopped
+
+    def codes_by_name(name: str) -> dict[str, list[int]]:
+        with Collection.open(name).snapshot() as snap:
+            return {
+                str(Path(d.path).relative_to(tmp_path / name)): snap.codes_of([d.row])[0].tolist()
+                for d in snap.live_docs()
+            }
+
+    real_read, reads = indexing._read, []
+
+    def stopping_read(path: Path):
+        reads.append(path)
+        if len(reads) == 8 + 12:  # the sample, then into the third batch of the encoding
+            raise KeyboardInterrupt
+        return real_read(path)
+
+    monkeypatch.setattr(indexing, "_read", stopping_read)
+    if stop == "kill":  # (a killed process cleans nothing up)
+        monkeypatch.setattr(Collection, "remove", lambda *a, **k: pytest.fail("removed"))
+    with pytest.raises(KeyboardInterrupt):
+        index_folder(folder, hasher_options=options)
+    monkeypatch.setattr(indexing, "_read", real_read)
+    assert Collection.open("big").summary()["documents"] == 10  # two batches committed
+    status = " ".join(CliRunner().invoke(app, ["status"]).output.split())
+    assert "holds 10 documents so far: its first index stopped before it was done;" in status
+
+    fits: list[int] = []
+    real_fit = pipeline.SemanticHasher.fit
+
+    def counted_fit(self, *args, **kwargs):
+        fits.append(1)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.SemanticHasher, "fit", counted_fit)
+    notes: list[str] = []
+
+    class Notes:
+        def progress(self, *args) -> None:
+            pass
+
+        def note(self, message: str) -> None:
+            notes.append(message)
+
+    report = index_folder(folder, hasher_options=options, reporter=Notes())
+    assert fits == [] and not report.retrained and not report.retrain_due
+    assert (report.added, report.unchanged, report.documents) == (14, 10, 24)
+    assert notes == [
+        "going on with the first index, stopped before it was done (its model is kept)"
+    ]
+    with Collection.open("big").snapshot() as snap:
+        assert snap.encoded_since == 0 and snap.trained_docs == 24
+    assert codes_by_name("big") == codes_by_name("whole")  # one run's codes
+    assert "so far" not in CliRunner().invoke(app, ["status"]).output
+    again = index_folder(folder, hasher_options=options, reporter=Notes())
+    assert again.unchanged == 24 and len(notes) == 1  # done: no "going on" any more
+
+
 def test_tiny_collection(tmp_path: Path) -> None:
     folder = tmp_path / "two"
     folder.mkdir()

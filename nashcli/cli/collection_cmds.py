@@ -211,7 +211,7 @@ def status_command(
         IncompatibleCollectionError,
         survey_collections,
     )
-    from nashcli.similar import no_index_yet
+    from nashcli.similar import first_index_unfinished, no_index_yet
     from nashcli.watching import is_watching
 
     rows, damaged, labels, unindexed = [], [], [], []
@@ -252,6 +252,9 @@ def status_command(
         note = None
         if summary["generation"] == 0:  # a first index under way, or stopped before its model
             note = no_index_yet(entry.collection)
+            unindexed.append(note)
+        elif summary["filling"]:  # ... or after it: it goes on from there
+            note = first_index_unfinished(entry.collection, summary["documents"])
             unindexed.append(note)
         rows.append(
             {

@@ -1493,6 +1493,12 @@ class Collection:
         with self._read_meta() as (con, _info, gen):
             return _file_states(con, gen)
 
+    def filling(self) -> bool:
+        """Whether a first index committed this collection's model and has not encoded every
+        file since (:attr:`Writer.filling`): one read of the info table."""
+        with self._read_meta() as (_con, info, gen):
+            return gen > 0 and info.get("filling") == str(gen)
+
     def summary(self) -> dict:
         """What `nash status` shows: name, root, live documents, bits, model, last update."""
         with self._read_meta() as (con, info, gen):

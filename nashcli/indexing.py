@@ -79,6 +79,11 @@ RETRAIN_ROOM = 1 << 20
 FIRST_INDEX = "first index"  # the retrain reason of a collection's first model
 
 
+class _Unindexable(NashError):
+    """A first index whose model was committed, yet too few of its files could be read to keep
+    a collection: it is removed, as when that is found before the fit."""
+
+
 class _FirstIndexAbandoned(CollectionGoneError):
     """The first index this process waited for stopped and removed the new collection (Ctrl-C,
     an error): :func:`index_folder` creates it again and indexes it itself."""
@@ -492,7 +497,7 @@ def index_folder(
             else:
                 # A failed first index (one document, Ctrl-C...) leaves nothing, unless its
                 # model was committed (a large folder's: the next run goes on from there).
-                if created and not _has_model(collection):
+                if created and (not _has_model(collection) or isinstance(error, _Unindexable)):
                     with contextlib.suppress(NashError, OSError):
                         collection.remove(timeout=0)
                 raise
@@ -890,42 +895,51 @@ def _index(
                 )
                 _finish(w, report)
             return
-    with collection.writer(timeout=lock_timeout) as w:
-        w.remember_max_bytes(max_bytes)  # first: a run stopped midway dropped files by it
-        if root_device is not None:
-            w.remember_root_device(root_device)
-        with _paused_gc():
-            # Again, under the lock: a watcher may have written meanwhile. Whole rows only of
-            # the files that changed or went: a no-op update of 60,000 files peaked at 130 MB
-            # (RSS) with every row, 103 MB with this.
-            states = w.file_states()
-            fresh, changed, gone_paths = _plan(states, found, keep)
-            needed = [c.path_text for c in changed] + gone_paths
-            # (most of them: one read of every row is quicker than looking each up)
-            many = 2 * len(needed) > len(states)
-            stored = w.live_docs() if many else w.live_docs_at(needed)
-            gone = [stored[path] for path in gone_paths]
-        report.unchanged = len(found) - len(fresh) - len(changed)
-        report.kept = len(states) - len(gone) - (len(found) - len(fresh))  # not known to be gone
-        del states
-        filling = w.filling
-        if filling:
-            reporter.note(
-                "going on with the first index, stopped before it was done (its model is kept)"
+    with contextlib.ExitStack() as turn:
+        # A first index to go on with (its model committed, then stopped): one process at a
+        # time, as a fit is (another waits, then finds it done), and named by `nash status`.
+        if collection.filling():
+            turn.enter_context(training_turn(collection.name, reporter.note))
+        with collection.writer(timeout=lock_timeout) as w:
+            w.remember_max_bytes(max_bytes)  # first: a run stopped midway dropped files by it
+            if root_device is not None:
+                w.remember_root_device(root_device)
+            with _paused_gc():
+                # Again, under the lock: a watcher may have written meanwhile. Whole rows only of
+                # the files that changed or went: a no-op update of 60,000 files peaked at 130 MB
+                # (RSS) with every row, 103 MB with this.
+                states = w.file_states()
+                fresh, changed, gone_paths = _plan(states, found, keep)
+                needed = [c.path_text for c in changed] + gone_paths
+                # (most of them: one read of every row is quicker than looking each up)
+                many = 2 * len(needed) > len(states)
+                stored = w.live_docs() if many else w.live_docs_at(needed)
+                gone = [stored[path] for path in gone_paths]
+            report.unchanged = len(found) - len(fresh) - len(changed)
+            report.kept = (
+                len(states) - len(gone) - (len(found) - len(fresh))
+            )  # not known to be gone
+            del states
+            filling = w.filling
+            if filling:
+                reporter.note(
+                    "going on with the first index, stopped before it was done (its model is kept)"
+                )
+            _apply(
+                w,
+                _model_loader(w, device, hashers),
+                fresh + changed,
+                stored,
+                gone,
+                report,
+                reporter,
+                fitted=filling,
             )
-        _apply(
-            w,
-            _model_loader(w, device, hashers),
-            fresh + changed,
-            stored,
-            gone,
-            report,
-            reporter,
-            fitted=filling,
-        )
-        if filling:
-            w.set_filling(False)
-        _finish(w, report, retrain_next=lambda: defer_retrain and len(found) >= _min_documents())
+            if filling:
+                w.set_filling(False)
+            _finish(
+                w, report, retrain_next=lambda: defer_retrain and len(found) >= _min_documents()
+            )
 
 
 def _finish(
@@ -1068,6 +1082,10 @@ def _fill(
         before_commit=lambda: w.set_filling(True),  # (in the switch: no model without the mark)
     )
     _apply(w, lambda: hasher, found, {}, [], report, reporter, fitted=True)
+    try:  # (the sample was readable; the others may not be)
+        _check_readable(range(w.counts()["live"]), report.root)
+    except NashError as error:
+        raise _Unindexable(str(error)) from None
     w.set_filling(False)
 
 

@@ -567,6 +567,9 @@ def test_a_large_first_index_stopped_while_encoding_keeps_its_model(
     assert Collection.open("big").summary()["documents"] == 10  # two batches committed
     status = " ".join(CliRunner().invoke(app, ["status"]).output.split())
     assert "holds 10 documents so far: its first index stopped before it was done;" in status
+    answer = CliRunner().invoke(app, ["similar", str(folder / "space" / "space-0.txt")])
+    assert answer.exit_code == 0  # from what is there, saying that it is not everything
+    assert "holds 10 documents so far" in " ".join(answer.stderr.split())
 
     fits: list[int] = []
     real_fit = pipeline.SemanticHasher.fit
@@ -585,7 +588,13 @@ def test_a_large_first_index_stopped_while_encoding_keeps_its_model(
         def note(self, message: str) -> None:
             notes.append(message)
 
+    turns: list[str] = []  # the resume holds the training turn: one process at a time
+    real_turn = indexing.training_turn
+    monkeypatch.setattr(
+        indexing, "training_turn", lambda name, note: turns.append(name) or real_turn(name, note)
+    )
     report = index_folder(folder, hasher_options=options, reporter=Notes())
+    assert turns == ["big"]
     assert fits == [] and not report.retrained and not report.retrain_due
     assert (report.added, report.unchanged, report.documents) == (14, 10, 24)
     assert notes == [
@@ -597,6 +606,27 @@ def test_a_large_first_index_stopped_while_encoding_keeps_its_model(
     assert "so far" not in CliRunner().invoke(app, ["status"]).output
     again = index_folder(folder, hasher_options=options, reporter=Notes())
     assert again.unchanged == 24 and len(notes) == 1  # done: no "going on" any more
+
+
+def test_a_large_first_index_with_too_few_readable_files_keeps_nothing(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Its model is committed before the other files are read: where they cannot be, the
+    collection is removed, as one whose sample could not be read is (no model over nothing)."""
+    folder = tmp_path / "big"
+    make_docs(folder, per_topic=8)
+    real_read, reads = indexing._read, []
+
+    def denying_read(path: Path):
+        reads.append(path)
+        if len(reads) > 8:  # the sample only
+            raise PermissionError(13, "Permission denied")
+        return real_read(path)
+
+    monkeypatch.setattr(indexing, "_read", denying_read)
+    with pytest.raises(NashError, match="nothing to index, no readable text documents"):
+        index_folder(folder, hasher_options={"max_documents": 8, "max_epochs": 3})
+    assert not Collection.exists("big")
 
 
 def test_tiny_collection(tmp_path: Path) -> None:

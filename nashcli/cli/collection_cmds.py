@@ -165,6 +165,11 @@ def similar_command(
     chosen = choose_collection(collection, path)
     query: Path | str = path if path is not None else text
     hits = find_similar(query, chosen, top=top, ranking=ranking, pool=pool, on_note=_note)
+    with contextlib.suppress(NashError):  # (forgotten since it answered: nothing to add)
+        if chosen.filling():  # the answers come from the part its first index encoded so far
+            from nashcli.similar import first_index_unfinished
+
+            _note(first_index_unfinished(chosen, chosen.summary()["documents"]))
     if not os.path.isdir(chosen.root):  # the answers name files that are no longer there
         _note(
             f"the folder of collection {chosen.name!r}, {chosen.root}, is gone; if it "

@@ -916,9 +916,8 @@ def _index(
                 stored = w.live_docs() if many else w.live_docs_at(needed)
                 gone = [stored[path] for path in gone_paths]
             report.unchanged = len(found) - len(fresh) - len(changed)
-            report.kept = (
-                len(states) - len(gone) - (len(found) - len(fresh))
-            )  # not known to be gone
+            # (not known to be gone)
+            report.kept = len(states) - len(gone) - (len(found) - len(fresh))
             del states
             filling = w.filling
             if filling:

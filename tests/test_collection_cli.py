@@ -617,6 +617,33 @@ def test_cuda_without_a_gpu_is_refused_even_with_nothing_to_train(
     assert "CUDA was asked for but no GPU is available (use --device cpu)" in line
 
 
+def test_a_large_first_index_stopped_says_what_it_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the training cap a stop after the model's commit keeps it and the batches done:
+    the stop's lines say so, and the command that goes on (a bare 'interrupted' did not)."""
+    monkeypatch.setitem(FAST, "max_documents", 8)  # (the hasher options fast_training gives)
+    monkeypatch.setattr(indexing, "BATCH", 5)
+    folder = tmp_path / "big"
+    make_docs(folder, per_topic=8)  # 24 files
+    real_read, reads = indexing._read, []
+
+    def stopping_read(path: Path):
+        reads.append(path)
+        if len(reads) == 8 + 12:  # the sample, then into the third batch
+            raise KeyboardInterrupt
+        return real_read(path)
+
+    monkeypatch.setattr(indexing, "_read", stopping_read)
+    result = run("index", str(folder))
+    assert result.exit_code == 130
+    assert result.stderr.splitlines() == [
+        f"nash: note: collection 'big' holds 10 documents so far: its first index stopped "
+        f"before it was done; nash index {folder} goes on from there",
+        "nash: interrupted",
+    ]
+
+
 def test_a_new_folder_on_a_read_only_disk_is_refused_in_one_line(
     notes, nash_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,18 +78,35 @@ def index_command(
             f"--max-size {max_size} is {corpus.format_size(max_bytes)}: files larger than it "
             "leave the index; give at least 1 KB (e.g. 50MB)"
         )
-    with stopped_as_by_ctrl_c(), render.IndexProgress(quiet=quiet) as progress:
-        report = indexing.index_folder(
-            path,
-            name=name,
-            bits=bits,
-            retrain=retrain,
-            device=device,
-            reporter=progress,
-            max_bytes=max_bytes,
-        )
+    try:
+        with stopped_as_by_ctrl_c(), render.IndexProgress(quiet=quiet) as progress:
+            report = indexing.index_folder(
+                path,
+                name=name,
+                bits=bits,
+                retrain=retrain,
+                device=device,
+                reporter=progress,
+                max_bytes=max_bytes,
+            )
+    except KeyboardInterrupt:  # (Ctrl-C, SIGTERM, SIGHUP): a large first index keeps its model
+        _note_first_index_kept(path, name)
+        raise
     if not quiet:
         render.output_console().print(render.index_summary(report))
+
+
+def _note_first_index_kept(path: str, name: str | None) -> None:
+    """After a stop: what a large folder's first index kept, and what goes on with it."""
+    from nashcli.index import Collection, collection_of
+    from nashcli.similar import first_index_unfinished
+
+    with contextlib.suppress(NashError, OSError, ValueError):
+        chosen = name or collection_of(Path(os.path.abspath(Path(path).expanduser())).resolve())
+        if chosen and Collection.exists(chosen):
+            collection = Collection.open(chosen)
+            if collection.filling():
+                _note(first_index_unfinished(collection, collection.summary()["documents"]))
 
 
 def _note(message: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -78,35 +79,42 @@ def index_command(
             f"--max-size {max_size} is {corpus.format_size(max_bytes)}: files larger than it "
             "leave the index; give at least 1 KB (e.g. 50MB)"
         )
-    try:
-        with stopped_as_by_ctrl_c(), render.IndexProgress(quiet=quiet) as progress:
-            report = indexing.index_folder(
-                path,
-                name=name,
-                bits=bits,
-                retrain=retrain,
-                device=device,
-                reporter=progress,
-                max_bytes=max_bytes,
-            )
-    except KeyboardInterrupt:  # (Ctrl-C, SIGTERM, SIGHUP): a large first index keeps its model
-        _note_first_index_kept(path, name)
-        raise
+    with (
+        stopped_as_by_ctrl_c(),
+        _noting_a_kept_first_index(path, name),
+        render.IndexProgress(quiet=quiet) as progress,
+    ):
+        report = indexing.index_folder(
+            path,
+            name=name,
+            bits=bits,
+            retrain=retrain,
+            device=device,
+            reporter=progress,
+            max_bytes=max_bytes,
+        )
     if not quiet:
         render.output_console().print(render.index_summary(report))
 
 
-def _note_first_index_kept(path: str, name: str | None) -> None:
-    """After a stop: what a large folder's first index kept, and what goes on with it."""
-    from nashcli.index import Collection, collection_of
-    from nashcli.similar import first_index_unfinished
+@contextlib.contextmanager
+def _noting_a_kept_first_index(path: str, name: str | None) -> Iterator[None]:
+    """On a stop (Ctrl-C, SIGTERM, SIGHUP): what a large folder's first index kept (its model
+    and the batches it committed), and the command that goes on with it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from nashcli.index import Collection, collection_of
+        from nashcli.similar import first_index_unfinished
 
-    with contextlib.suppress(NashError, OSError, ValueError):
-        chosen = name or collection_of(Path(os.path.abspath(Path(path).expanduser())).resolve())
-        if chosen and Collection.exists(chosen):
-            collection = Collection.open(chosen)
-            if collection.filling():
-                _note(first_index_unfinished(collection, collection.summary()["documents"]))
+        with contextlib.suppress(NashError, OSError, ValueError):
+            root = Path(os.path.abspath(Path(path).expanduser())).resolve()
+            chosen = name or collection_of(root)
+            if chosen and Collection.exists(chosen):
+                collection = Collection.open(chosen)
+                if collection.filling():
+                    _note(first_index_unfinished(collection, collection.summary()["documents"]))
+        raise
 
 
 def _note(message: str) -> None:

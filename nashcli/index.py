@@ -915,6 +915,12 @@ class DocRow:
     title: str
 
 
+def _is_filling(info: dict[str, str], gen: int) -> bool:
+    """Whether generation ``gen`` (the current one, by the ``info`` table) is marked as a first
+    index's not encoded through yet (:attr:`Writer.filling`)."""
+    return gen > 0 and info.get("filling") == str(gen)
+
+
 def _file_states(con: sqlite3.Connection, gen: int) -> dict[str, tuple[int, int]]:
     """Path -> (size, mtime_ns) of each live document of generation ``gen``: a third of the
     memory of :func:`_docs_by_path`'s rows (their hashes and titles)."""
@@ -1497,7 +1503,7 @@ class Collection:
         """Whether a first index committed this collection's model and has not encoded every
         file since (:attr:`Writer.filling`): one read of the info table."""
         with self._read_meta() as (_con, info, gen):
-            return gen > 0 and info.get("filling") == str(gen)
+            return _is_filling(info, gen)
 
     def summary(self) -> dict:
         """What `nash status` shows: name, root, live documents, bits, model, last update."""
@@ -1515,7 +1521,7 @@ class Collection:
             "trained_docs": int(found[1]) if found else 0,
             "generation": gen,
             "updated_at": float(info["updated_at"]),
-            "filling": gen > 0 and info.get("filling") == str(gen),
+            "filling": _is_filling(info, gen),
         }
 
     # -- writing -------------------------------------------------------------------------
@@ -1680,8 +1686,7 @@ class Writer:
         model was committed first (a large folder's first index encodes for minutes after the
         fit, and a stop then kept nothing), and the documents a later run adds belong to it,
         not to the changes since the fit (:meth:`count_as_fitted`)."""
-        found = self._con.execute("SELECT value FROM info WHERE key='filling'").fetchone()
-        return self.generation > 0 and found is not None and found[0] == str(self.generation)
+        return _is_filling(Collection._info(self._con), self.generation)
 
     def set_filling(self, filling: bool) -> None:
         """Mark the current generation as being filled (:attr:`filling`), or done; commits."""

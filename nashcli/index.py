@@ -994,11 +994,13 @@ class Snapshot:
 
     def _load(self, con: sqlite3.Connection) -> None:
         """Read the generation's numbers and map its committed rows (raises :class:`_Damage`)."""
+        info = self._collection._info(con)
         try:
-            gen = int(self._collection._info(con)["generation"])
+            gen = int(info["generation"])
         except (KeyError, ValueError):
             raise _Damage(_META, "no valid 'generation' recorded") from None
         self.generation = gen
+        self.filling = _is_filling(info, gen)  # (Writer.filling)
         self.gen_dir = self._collection.directory / _gen_dirname(gen)
         self.rows, self.bits, self.method = 0, self._collection.bits, ""
         self.trained_docs, self.n_features = 0, 0
@@ -1686,7 +1688,8 @@ class Writer:
         model was committed first (a large folder's first index encodes for minutes after the
         fit, and a stop then kept nothing), and the documents a later run adds belong to it,
         not to the changes since the fit (:meth:`count_as_fitted`)."""
-        return _is_filling(Collection._info(self._con), self.generation)
+        info = Collection._info(self._con)
+        return _is_filling(info, int(info["generation"]))
 
     def set_filling(self, filling: bool) -> None:
         """Mark the current generation as being filled (:attr:`filling`), or done; commits."""

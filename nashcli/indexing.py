@@ -778,7 +778,7 @@ def _index(
             f"{'is' if trained == 1 else 'are'} still in it)"
         )
 
-    def look(snap: Snapshot) -> tuple[str, dict[str, DocRow] | None]:
+    def look(snap: Snapshot) -> tuple[str, dict[str, DocRow] | None, bool]:
         if snap.generation:
             snap.check_model()
             snap.check_values()
@@ -788,25 +788,25 @@ def _index(
         why = reason(snap.generation, snap.encoded_since, snap.trained_docs)
         # The documents only for a retrain: an update reads them again under the writer lock
         # (100,000 of them took 0.4 s and 56 MB here, for nothing, on every update)
-        return why, ({d.path: d for d in snap.live_docs()} if why else None)
+        return why, ({d.path: d for d in snap.live_docs()} if why else None), snap.filling
 
     @_paused_gc()
-    def decide() -> tuple[str, dict[str, DocRow] | None]:
+    def decide() -> tuple[str, dict[str, DocRow] | None, bool]:
         """Why to retrain ("" for an incremental update), and, for a retrain, the stored
-        documents."""
+        documents; and whether a first index is to go on with (:attr:`Snapshot.filling`)."""
         found_damage = damage  # a staged rebuild's; other damage is found by reading
         try:
-            why, stored = collection.read(look)
+            why, stored, filling = collection.read(look)
         except DamagedCollectionError as error:
             if error.what == "meta.sqlite":
                 raise
-            found_damage, stored = error, None
+            found_damage, stored, filling = error, None, False
         if found_damage is not None:
             state = "could not be read" if found_damage.denied else "was damaged"
             why = f"{REBUILT}: {found_damage.what} {state}, {found_damage.reason}"
             if stored is None:
                 stored = collection.recorded_docs()
-        return why, stored
+        return why, stored, filling
 
     def not_retrained(n: int, what: str) -> None:
         reporter.note(
@@ -814,14 +814,14 @@ def _index(
             f"from at least {_min_documents()}; the index was updated with the model it has"
         )
 
-    why, stored = decide()
+    why, stored, filling = decide()
     if retrain and not why:
         not_retrained(len(found), "text document")
     with contextlib.ExitStack() as turn:
         # One fit per collection at a time; after waiting for another's, decide again.
         if why and turn.enter_context(training_turn(collection.name, reporter.note)):
             try:
-                why, stored = decide()
+                why, stored, filling = decide()
             except CollectionGoneError:
                 if why == FIRST_INDEX:  # its creator stopped and removed it: not a forget
                     raise _FirstIndexAbandoned(collection.name) from None
@@ -898,7 +898,7 @@ def _index(
     with contextlib.ExitStack() as turn:
         # A first index to go on with (its model committed, then stopped): one process at a
         # time, as a fit is (another waits, then finds it done), and named by `nash status`.
-        if collection.filling():
+        if filling:
             turn.enter_context(training_turn(collection.name, reporter.note))
         with collection.writer(timeout=lock_timeout) as w:
             w.remember_max_bytes(max_bytes)  # first: a run stopped midway dropped files by it
@@ -919,7 +919,7 @@ def _index(
             # (not known to be gone)
             report.kept = len(states) - len(gone) - (len(found) - len(fresh))
             del states
-            filling = w.filling
+            filling = w.filling  # (as it is now, under the lock: another run may have gone on)
             if filling:
                 reporter.note(
                     "going on with the first index, stopped before it was done (its model is kept)"

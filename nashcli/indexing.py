@@ -558,27 +558,31 @@ def _add_retrain(report: IndexReport, retrain: IndexReport) -> None:
     report.documents, report.retrain_due = retrain.documents, retrain.retrain_due
 
 
-def _plan(
-    stored: Mapping[str, tuple[int, int]], found: list[_Candidate], skipped: dict[str, str]
-) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
-    """(new files, files whose size or mtime changed, paths of documents gone from the folder),
-    given the stored documents' (size, mtime_ns) by path."""
+def _gone(stored: Iterable[str], seen: set[str], skipped: dict[str, str]) -> list[str]:
+    """The ``stored`` paths of documents gone from the folder: not ``seen`` by the crawl, and
+    not skipped by it either (a file that cannot be read now, or one in a folder that cannot be
+    listed, keeps its old entry: it is not known to be gone)."""
     from nashcli import corpus
 
-    paths = [c.path_text for c in found]
-    seen = set(paths)
-    # A document that is skipped now (unreadable, or in a folder that cannot be listed) keeps
-    # its old entry: it is not known to be gone.
     unlisted = tuple(
         path + os.sep
         for path, reason in skipped.items()
         if reason.startswith(corpus.UNREADABLE_FOLDER)
     )
-    gone = [
+    return [
         path
         for path in stored
         if path not in seen and path not in skipped and not path.startswith(unlisted)
     ]
+
+
+def _plan(
+    stored: Mapping[str, tuple[int, int]], found: list[_Candidate], skipped: dict[str, str]
+) -> tuple[list[_Candidate], list[_Candidate], list[str]]:
+    """(new files, files whose size or mtime changed, paths of documents gone from the folder),
+    given the stored documents' (size, mtime_ns) by path."""
+    paths = [c.path_text for c in found]
+    gone = _gone(stored, set(paths), skipped)
     fresh: list[_Candidate] = []
     changed: list[_Candidate] = []
     for path, c in zip(paths, found, strict=True):
@@ -853,8 +857,8 @@ def _index(
                 # that are there but cannot be read now (the crawl could not list them, or
                 # reading failed for a reason that may pass) are no deletions: they come back
                 # once they can be read.
-                states = {path: (d.size, d.mtime_ns) for path, d in stored.items()}
-                listed = {c.path_text for c in found} | set(_plan(states, found, keep)[2])
+                seen = {c.path_text for c in found}
+                listed = seen | set(_gone(stored, seen, keep))
                 unread = {
                     path for path in stored if path not in listed or path in report.unread_paths
                 }

@@ -105,16 +105,22 @@ def _noting_a_kept_first_index(path: str, name: str | None) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         from nashcli.index import Collection, collection_of
-        from nashcli.similar import first_index_unfinished
 
         with contextlib.suppress(NashError, OSError, ValueError):
             root = Path(os.path.abspath(Path(path).expanduser())).resolve()
             chosen = name or collection_of(root)
             if chosen and Collection.exists(chosen):
-                collection = Collection.open(chosen)
-                if collection.filling():
-                    _note(first_index_unfinished(collection, collection.summary()["documents"]))
+                _note_first_index_unfinished(Collection.open(chosen))
         raise
+
+
+def _note_first_index_unfinished(collection) -> None:
+    """Where a first index committed ``collection``'s model and has not encoded every file
+    yet (one read of its info table where not), how far it got and what goes on with it."""
+    if collection.filling():
+        from nashcli.similar import first_index_unfinished
+
+        _note(first_index_unfinished(collection, collection.summary()["documents"]))
 
 
 def _note(message: str) -> None:
@@ -191,10 +197,7 @@ def similar_command(
     query: Path | str = path if path is not None else text
     hits = find_similar(query, chosen, top=top, ranking=ranking, pool=pool, on_note=_note)
     with contextlib.suppress(NashError):  # (forgotten since it answered: nothing to add)
-        if chosen.filling():  # the answers come from the part its first index encoded so far
-            from nashcli.similar import first_index_unfinished
-
-            _note(first_index_unfinished(chosen, chosen.summary()["documents"]))
+        _note_first_index_unfinished(chosen)  # (its answers: from what is encoded so far)
     if not os.path.isdir(chosen.root):  # the answers name files that are no longer there
         _note(
             f"the folder of collection {chosen.name!r}, {chosen.root}, is gone; if it "

@@ -281,7 +281,9 @@ class SemanticHasher:
     def fit_transform(self, texts: Sequence[str], on_epoch: OnEpoch | None = None) -> np.ndarray:
         """:meth:`fit` on ``texts``, then their codes."""
         texts = text_list(texts)  # (an iterator would be used up by the fit)
-        return self.fit(texts, on_epoch).encode(texts)
+        self.fit(texts, on_epoch, keep_rows=True)
+        rows, self.fit_rows_ = self.fit_rows_, None  # (the fit's rows: not tokenised twice)
+        return self.encode(texts) if rows is None else self.encode_vectors(rows)
 
     def encode_vectors(self, x: sp.spmatrix | np.ndarray) -> np.ndarray:
         """Codes of TF-IDF rows already computed by :meth:`vectorize` (any scipy sparse

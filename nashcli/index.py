@@ -1691,8 +1691,24 @@ class Writer:
         info = Collection._info(self._con)
         return _is_filling(info, int(info["generation"]))
 
-    def set_filling(self, filling: bool) -> None:
-        """Mark the current generation as being filled (:attr:`filling`), or done; commits."""
+    @property
+    def filled_from_ns(self) -> int | None:
+        """When the filling first index looked at its folder (ns since the epoch; None where
+        not filling, or where the run that marked it did not record it): files made or changed
+        after it are changes since the fit, not the fit's (:meth:`set_filling`)."""
+        info = Collection._info(self._con)
+        if not _is_filling(info, int(info["generation"])):
+            return None
+        try:
+            return int(info["filled_from_ns"])
+        except (KeyError, ValueError):
+            return None
+
+    def set_filling(self, filling: bool, *, crawled_ns: int | None = None) -> None:
+        """Mark the current generation as being filled (:attr:`filling`), or done; commits.
+        ``crawled_ns``: when the first index crawled the folder (:attr:`filled_from_ns`)."""
+        if filling and crawled_ns is not None:
+            self._remember_info("filled_from_ns", crawled_ns)
         self._remember_info("filling", self.generation if filling else 0)
 
     def count_as_fitted(self) -> None:

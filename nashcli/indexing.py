@@ -401,6 +401,7 @@ def index_folder(
         max_bytes = collection.max_bytes  # the limit given last time, if any
 
     # 1. Crawl (no lock needed: it only reads the folder).
+    crawled_ns = time.time_ns()  # (a large first index records it: see _fill)
     found: list[_Candidate] = []
     skipped: dict[str, str] = {}
     excluded: set[str] = set()
@@ -457,6 +458,7 @@ def index_folder(
         excluded=frozenset(excluded),
         max_bytes=max_bytes,
         root_device=root_device if found else None,  # (where documents were found)
+        crawled_ns=crawled_ns,
     )
     if damage is None:
         created = collection is None
@@ -736,6 +738,7 @@ def _index(
     max_bytes: int | None = None,
     root_device: int | None = None,
     defer_retrain: bool = False,
+    crawled_ns: int | None = None,
 ) -> None:
     """Decide between an incremental update and a retrain, and do it; with ``defer_retrain``,
     an update where only the documents changed since the fit would make a retrain due (the
@@ -879,7 +882,7 @@ def _index(
                 if root_device is not None:
                     w.remember_root_device(root_device)
                 if words is None:  # a large folder's first index: its model first
-                    _fill(w, hasher, found, target_bits, report, reporter)
+                    _fill(w, hasher, found, target_bits, report, reporter, crawled_ns)
                     _finish(w, report)
                     return
                 current = w.live_docs()
@@ -923,26 +926,47 @@ def _index(
             # (not known to be gone)
             report.kept = len(states) - len(gone) - (len(found) - len(fresh))
             del states
-            filling = w.filling  # (as it is now, under the lock: another run may have gone on)
-            if filling:
+            load_hasher = _model_loader(w, device, hashers)
+            if w.filling:  # (as it is now, under the lock: another run may have gone on)
                 reporter.note(
                     "going on with the first index, stopped before it was done (its model is kept)"
                 )
-            _apply(
-                w,
-                _model_loader(w, device, hashers),
-                fresh + changed,
-                stored,
-                gone,
-                report,
-                reporter,
-                fitted=filling,
-            )
-            if filling:
+                # The files it found first are the fit's; those made or changed since are not.
+                fits, fresh = _partition(fresh, _unchanged_since(w.filled_from_ns))
+                _apply(w, load_hasher, fits, {}, [], report, reporter, fitted=True)
                 w.set_filling(False)
+            _apply(w, load_hasher, fresh + changed, stored, gone, report, reporter)
             _finish(
                 w, report, retrain_next=lambda: defer_retrain and len(found) >= _min_documents()
             )
+
+
+def _unchanged_since(when_ns: int | None) -> Callable[[_Candidate], bool]:
+    """Whether a file was there as it is now at ``when_ns`` (None: unknown, take it as so): its
+    modification and status change times (a copy that keeps the mtime, `cp -p`, `rsync -a`,
+    is new by its ctime) are both earlier."""
+
+    def unchanged(candidate: _Candidate) -> bool:
+        if when_ns is None:
+            return True
+        try:
+            st = os.stat(candidate.path_text)
+        except OSError:
+            return False  # (read next, and reported as skipped there)
+        return max(st.st_mtime_ns, st.st_ctime_ns) < when_ns
+
+    return unchanged
+
+
+def _partition(
+    candidates: Sequence[_Candidate], test: Callable[[_Candidate], bool]
+) -> tuple[list[_Candidate], list[_Candidate]]:
+    """``candidates`` that pass ``test``, and those that do not, each in their order."""
+    passed: list[_Candidate] = []
+    failed: list[_Candidate] = []
+    for candidate in candidates:
+        (passed if test(candidate) else failed).append(candidate)
+    return passed, failed
 
 
 def _finish(
@@ -1067,11 +1091,13 @@ def _fill(
     bits: int,
     report: IndexReport,
     reporter: Reporter,
+    crawled_ns: int | None,
 ) -> None:
     """A large folder's first index from its fitted model: the model committed first, with no
     documents, then every file encoded a batch at a time, each batch committed and counted as
     the fit's. A stop keeps the model and what was committed (encoding a million files after
-    the fit takes minutes); the next run goes on from there (:attr:`Writer.filling`)."""
+    the fit takes minutes); the next run goes on from there (:attr:`Writer.filling`), counting
+    as the fit's only files not made or changed since ``crawled_ns``, when this run crawled."""
     empty = hasher.vectorize([""])[:0]
     words = np.zeros((0, codes.n_words(bits)), dtype=np.uint64)
     w.new_generation(
@@ -1082,7 +1108,8 @@ def _fill(
         method=hasher.method,
         trained_docs=0,
         bits=bits,
-        before_commit=lambda: w.set_filling(True),  # (in the switch: no model without the mark)
+        # (in the switch: no model without the mark)
+        before_commit=lambda: w.set_filling(True, crawled_ns=crawled_ns),
     )
     _apply(w, lambda: hasher, found, {}, [], report, reporter, fitted=True)
     try:  # (the sample was readable; the others may not be)

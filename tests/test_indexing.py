@@ -608,6 +608,46 @@ def test_a_large_first_index_stopped_while_encoding_keeps_its_model(
     assert again.unchanged == 24 and len(notes) == 1  # done: no "going on" any more
 
 
+def test_files_new_since_a_stopped_first_index_are_changes_not_the_fit(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A first index stopped while encoding goes on later: the files it found are the fit's,
+    but what was added or changed after it looked (a copy keeping its old mtime included) is
+    change since the fit, as any update's, and counts towards the next retrain."""
+    import shutil
+
+    folder = tmp_path / "big"
+    make_docs(folder, per_topic=8)  # 24 files
+    monkeypatch.setattr(indexing, "BATCH", 5)
+    options = {"max_documents": 8, "max_epochs": 3}
+    real_read, reads = indexing._read, []
+
+    def stopping_read(path: Path):
+        reads.append(path)
+        if len(reads) == 8 + 12:  # the sample, then into the third batch of the encoding
+            raise KeyboardInterrupt
+        return real_read(path)
+
+    monkeypatch.setattr(indexing, "_read", stopping_read)
+    with pytest.raises(KeyboardInterrupt):
+        index_folder(folder, hasher_options=options)
+    monkeypatch.setattr(indexing, "_read", real_read)
+    with Collection.open("big").snapshot() as snap:
+        encoded = {Path(d.path) for d in snap.live_docs()}
+    assert len(encoded) == 10
+    (folder / "late.txt").write_text("rocket launch orbit booster countdown " * 5)
+    kept_mtime = folder / "copied.txt"  # `cp -p` of an old file: old mtime, new ctime
+    shutil.copy2(sorted(encoded)[0], kept_mtime)
+    edited = sorted(encoded)[1]  # encoded before the stop, edited after it
+    edited.write_text(edited.read_text() + " amended")
+    report = index_folder(folder, hasher_options=options)
+    assert (report.added, report.updated, report.documents) == (16, 1, 26)
+    with Collection.open("big").snapshot() as snap:
+        # 24 found by the first run, less the edited one: 23 the fit's; 3 encoded since
+        assert (snap.trained_docs - snap.dead_rows.size, snap.encoded_since) == (23, 3)
+    assert not Collection.open("big").summary()["filling"]
+
+
 def test_a_large_first_index_with_too_few_readable_files_keeps_nothing(
     tmp_path: Path, monkeypatch
 ) -> None:

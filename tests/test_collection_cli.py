@@ -232,9 +232,10 @@ def test_status_and_forget(notes) -> None:
         "watching",
         "state",
         "folder_found",
+        "complete",
         "note",
     }
-    assert entry["folder_found"] is True and entry["note"] is None
+    assert entry["folder_found"] is True and entry["note"] is None and entry["complete"] is True
     assert "notes" in run("status").stdout
     assert run("forget", "notes").exit_code == 0
     assert json.loads(run("status", "--json").stdout) == {"collections": []}

@@ -180,7 +180,7 @@ def test_damaged_metadata(notes, how: str) -> None:
     meta.write_bytes(data[how])
     entry = status_entry()
     assert entry["name"] == "c" and "meta.sqlite" in entry["damaged"]
-    assert entry["state"] == "damaged" and entry["documents"] is None
+    assert entry["state"] == "damaged" and entry["documents"] is None and entry["complete"] is None
     assert "nash forget c" in run("status").stdout
     line = one_error_line(run("similar", "--text", "rocket", "--collection", "c"))
     assert "collection 'c' is damaged (meta.sqlite: " in line and "--retrain" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import random
 import subprocess
@@ -567,6 +568,8 @@ def test_a_large_first_index_stopped_while_encoding_keeps_its_model(
     assert Collection.open("big").summary()["documents"] == 10  # two batches committed
     status = " ".join(CliRunner().invoke(app, ["status"]).output.split())
     assert "holds 10 documents so far: its first index stopped before it was done;" in status
+    big, whole = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)["collections"]
+    assert (big["documents"], big["complete"], whole["complete"]) == (10, False, True)
     answer = CliRunner().invoke(app, ["similar", str(folder / "space" / "space-0.txt")])
     assert answer.exit_code == 0  # from what is there, saying that it is not everything
     assert "holds 10 documents so far" in " ".join(answer.stderr.split())
@@ -604,6 +607,8 @@ def test_a_large_first_index_stopped_while_encoding_keeps_its_model(
         assert snap.encoded_since == 0 and snap.trained_docs == 24
     assert codes_by_name("big") == codes_by_name("whole")  # one run's codes
     assert "so far" not in CliRunner().invoke(app, ["status"]).output
+    status = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)["collections"]
+    assert [entry["complete"] for entry in status] == [True, True]
     again = index_folder(folder, hasher_options=options, reporter=Notes())
     assert again.unchanged == 24 and len(notes) == 1  # done: no "going on" any more
 

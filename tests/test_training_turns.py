@@ -142,7 +142,8 @@ def test_status_says_a_collection_without_a_model_has_no_index_yet(folder) -> No
     assert f"collection 'notes' has no index yet: run nash index {folder}" in result.output
     (entry,) = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)["collections"]
     assert entry["note"] == f"collection 'notes' has no index yet: run nash index {folder}"
+    assert entry["complete"] is False
     index_folder(folder, hasher_options=FAST)
     assert "no index yet" not in CliRunner().invoke(app, ["status"]).output
     (entry,) = json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)["collections"]
-    assert entry["note"] is None and entry["folder_found"] is True
+    assert entry["note"] is None and entry["folder_found"] is True and entry["complete"] is True

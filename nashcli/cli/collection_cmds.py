@@ -277,6 +277,7 @@ def status_command(
                     "state": state,
                     "folder_found": os.path.isdir(root) if root else None,
                     "damaged": visible(str(problem)),  # (as shown: its command pastes back)
+                    "complete": None,
                     "note": None,
                 }
             )
@@ -300,6 +301,7 @@ def status_command(
                 "watching": is_watching(entry.name),
                 "state": "ok",
                 "folder_found": os.path.isdir(summary["root"]),  # (the table's "(gone)")
+                "complete": note is None,  # (a first index done: every file it found encoded)
                 "note": note,
             }
         )

@@ -45,7 +45,12 @@ def text_list(texts: Sequence[str], what: str = "texts") -> list[str]:
     string."""
     if isinstance(texts, (str, bytes)):
         raise NashError(f"{what} must be a sequence of strings (one per document), not one string")
-    texts = list(texts)
+    try:
+        texts = list(texts)
+    except TypeError:  # (None, a number...)
+        raise NashError(
+            f"{what} must be a sequence of strings (one per document), not {type(texts).__name__}"
+        ) from None
     for position, text in enumerate(texts):
         if not isinstance(text, str):
             raise NashError(f"{what}[{position}] is {type(text).__name__}, not a string")
@@ -98,6 +103,37 @@ class DamagedFeatures(NashError):
 _PARAMS = ("max_features", "min_df", "max_df", "sublinear_tf", "stop_words")
 
 
+def _check_settings(
+    max_features: object,
+    min_df: object,
+    max_df: object,
+    sublinear_tf: object,
+    stop_words: object,
+) -> None:
+    """:class:`NashError` for a setting the fit would refuse (or misread) later, said when it
+    is given: the constraints scikit-learn's vectorizers put on them."""
+    if max_features is not None and (not whole_number(max_features) or max_features < 1):
+        raise NashError(
+            f"max_features must be a whole number of at least 1 or None, not {max_features!r}"
+        )
+    for name, value in (("min_df", min_df), ("max_df", max_df)):
+        share = isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+        if not ((share and 0.0 <= value <= 1.0) or (whole_number(value) and value >= 1)):
+            raise NashError(
+                f"{name} must be a share of the documents from 0.0 to 1.0 or a number of "
+                f"documents of at least 1, not {value!r}"
+            )
+    if not isinstance(sublinear_tf, (bool, np.bool_)):
+        raise NashError(f"sublinear_tf must be True or False, not {sublinear_tf!r}")
+    listed = isinstance(stop_words, (list, tuple, set, frozenset))
+    if not (stop_words in (None, "english") or listed):
+        raise NashError(
+            f"stop_words must be 'english', None or a list of words, not {stop_words!r}"
+        )
+    if listed and not all(isinstance(word, str) for word in stop_words):
+        raise NashError("stop_words must be 'english', None or a list of words (strings)")
+
+
 class TfidfFeatures:
     """Vocabulary + idf learned from documents; transforms texts to L2-normalised TF-IDF.
 
@@ -113,6 +149,7 @@ class TfidfFeatures:
         sublinear_tf: bool = True,
         stop_words: str | Sequence[str] | None = "english",
     ) -> None:
+        _check_settings(max_features, min_df, max_df, sublinear_tf, stop_words)
         self.max_features = max_features
         self.min_df = min_df
         self.max_df = max_df
@@ -151,10 +188,6 @@ class TfidfFeatures:
         if not texts:
             raise NashError("no documents to learn a vocabulary from")
         limit = self.max_features
-        if limit is not None and (not whole_number(limit) or limit < 1):
-            raise NashError(
-                f"max_features must be a whole number of at least 1 or None, not {limit!r}"
-            )
         vectorizer = self._make_vectorizer()
         try:
             counts = vectorizer.fit_transform(texts)
@@ -262,10 +295,14 @@ class TfidfFeatures:
         }
 
     def set_params(self, **params) -> TfidfFeatures:
-        """Change settings (scikit-learn's ``set_params``); refit to use them."""
-        for name, value in params.items():
+        """Change settings (scikit-learn's ``set_params``), checked as ``__init__`` checks
+        them; refit to use them."""
+        for name in params:
             if name not in _PARAMS:
                 raise NashError(f"unknown feature setting {name!r}: one of {', '.join(_PARAMS)}")
+        settings = {name: getattr(self, name) for name in _PARAMS} | params
+        _check_settings(**settings)
+        for name, value in params.items():
             setattr(self, name, value)
         return self
 
@@ -334,7 +371,10 @@ class TfidfFeatures:
         if len(vocabulary) != len(idf):
             reason = f"{len(vocabulary)} words but {len(idf)} idf weights in features.npz"
             raise DamagedFeatures(directory, "features.json", reason)
-        self = cls(**params)
+        try:
+            self = cls(**params)
+        except NashError as error:
+            raise DamagedFeatures(directory, "features.json", str(error)) from None
         self.vocabulary_ = vocabulary
         self.idf_ = idf
         return self

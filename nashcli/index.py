@@ -1287,6 +1287,7 @@ class Collection:
 
     @classmethod
     def exists(cls, name: str) -> bool:
+        """Whether a collection ``name`` is there (an invalid name is none)."""
         return bool(_NAME_RE.match(name or "")) and (collections_dir() / name / _META).is_file()
 
     @classmethod

@@ -48,6 +48,7 @@ from nashcli.index import (
     refused_write,
     same_folder,
     training_turn,
+    validate_name,
 )
 from nashcli.names import shell_quote
 from nashcli.paths import look_at, may_be_there
@@ -358,7 +359,9 @@ def index_folder(
     root_device = found.st_dev
     root = root.resolve()
     named = name is not None
-    if not named:  # the folder's collection, whatever it was named; else a new name
+    if named:
+        validate_name(name)  # (before it is a path: a long one is the OS's error there)
+    else:  # the folder's collection, whatever it was named; else a new name
         name = collection_of(root) or name_for_folder(root)
     collection, damage = None, None
     if Collection.exists(name):
@@ -1334,9 +1337,14 @@ def apply_changes(
     Waits up to ``lock_timeout`` seconds for another writer. Never retrains (check
     ``report.retrain_due`` and run :func:`index_folder` for that). Pass the same ``hashers``
     (a :class:`HasherCache`) to every call to load the model once per generation, not per call.
+    Paths (relative ones from the working directory) outside the collection's folder are left
+    out: a move out of it is a deletion, one into it an upsert.
     """
     from nashcli import corpus
 
+    for what, paths in (("upserts", upserts), ("deletions", deletions), ("moves", moves)):
+        if isinstance(paths, (str, bytes, os.PathLike)):  # (iterated, one name per character)
+            raise NashError(f"{what} must be a list of paths, not one path: [{paths!r}]")
     started = time.perf_counter()
     reporter = reporter or _Silent()
     collection = Collection.open(name)

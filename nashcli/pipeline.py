@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import platform
 import zipfile
@@ -149,10 +150,27 @@ class SemanticHasher:
                 f"unknown setting {unknown} (the hasher's own or a feature's: "
                 f"{', '.join(_FEATURE_PARAMS)})"
             ) from None
-        if max_epochs is not None and max_epochs < 1:
-            raise NashError("max_epochs must be at least 1")
-        if max_documents is not None and max_documents < MIN_DOCUMENTS:
-            raise NashError(f"max_documents must be at least {MIN_DOCUMENTS}")
+        if not (device in ("auto", "cpu", "cuda") or _is_cuda_index(device)):
+            raise NashError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)")
+        if time_budget is not None and (
+            not isinstance(time_budget, numbers.Real)
+            or isinstance(time_budget, bool)
+            or not time_budget >= 0  # (NaN too; 0: the fewest epochs, TrainConfig.min_epochs)
+        ):
+            raise NashError(
+                f"time_budget must be a number of seconds (0 or more) or None, not {time_budget!r}"
+            )
+        if max_epochs is not None and (not whole_number(max_epochs) or max_epochs < 1):
+            raise NashError(
+                f"max_epochs must be a whole number of at least 1 or None, not {max_epochs!r}"
+            )
+        if max_documents is not None and (
+            not whole_number(max_documents) or max_documents < MIN_DOCUMENTS
+        ):
+            raise NashError(
+                f"max_documents must be a whole number of at least {MIN_DOCUMENTS} or None, "
+                f"not {max_documents!r}"
+            )
         self.n_bits = int(n_bits)  # (a numpy integer would not go into model.json)
         self.method = method
         self.device = device
@@ -207,12 +225,15 @@ class SemanticHasher:
     def fit(
         self,
         texts: Sequence[str],
-        on_epoch: OnEpoch | None = None,
+        y: object = None,
         *,
+        on_epoch: OnEpoch | None = None,
         collection: int | None = None,
         keep_rows: bool = False,
     ) -> SemanticHasher:
-        """Learn the vocabulary and train the model on ``texts`` (unlabelled; ≥ 2 documents):
+        """Learn the vocabulary and train the model on ``texts`` (unlabelled; ≥ 2 documents;
+        ``y`` is ignored, as by scikit-learn's unsupervised transformers, so that a ``Pipeline``
+        that passes its labels along can hold it):
         every document (a random ``max_documents`` of them when there are more), for
         ``max_epochs`` when given, else for the step schedule (:func:`scheduled_epochs`).
         ``collection``: how many documents ``texts`` were drawn from by
@@ -278,10 +299,12 @@ class SemanticHasher:
         """:meth:`encode` under scikit-learn's name."""
         return self.encode(texts)
 
-    def fit_transform(self, texts: Sequence[str], on_epoch: OnEpoch | None = None) -> np.ndarray:
-        """:meth:`fit` on ``texts``, then their codes."""
+    def fit_transform(
+        self, texts: Sequence[str], y: object = None, *, on_epoch: OnEpoch | None = None
+    ) -> np.ndarray:
+        """:meth:`fit` on ``texts`` (``y`` ignored), then their codes."""
         texts = text_list(texts)  # (an iterator would be used up by the fit)
-        self.fit(texts, on_epoch, keep_rows=True)
+        self.fit(texts, on_epoch=on_epoch, keep_rows=True)
         rows, self.fit_rows_ = self.fit_rows_, None  # (the fit's rows: not tokenised twice)
         return self.encode(texts) if rows is None else self.encode_vectors(rows)
 
@@ -302,7 +325,7 @@ class SemanticHasher:
         return encode_rows(self.model_, x)
 
     # -- persistence -----------------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Path | str) -> None:
         """Write the hasher into ``directory`` (created if needed): JSON + npz, no pickle."""
         import torch
 
@@ -310,7 +333,12 @@ class SemanticHasher:
 
         self._check_fitted()
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # (what a disk refuses stays an OSError)
+            raise NashError(
+                f"{directory}: not a folder (the hasher is saved into a folder)"
+            ) from None
         if isinstance(self.model_, LSH):
             kind, model_config = "lsh", {"n_bits": self.n_bits, "seed": self.seed}
             arrays = {"planes": self.model_.planes_}
@@ -356,7 +384,7 @@ class SemanticHasher:
             os.replace(written[name], directory / name)
 
     @classmethod
-    def load(cls, directory: Path, device: str = "auto") -> SemanticHasher:
+    def load(cls, directory: Path | str, device: str = "auto") -> SemanticHasher:
         """Rebuild a hasher saved by :meth:`save` (reads data only, never executes code).
 
         Any damaged, missing or mismatched file raises one :class:`NashError` naming it (and, for
@@ -430,6 +458,11 @@ class SemanticHasher:
             except (TypeError, ValueError) as error:
                 reason = f"invalid settings ({error})"
                 raise damage_error(directory / "model.json", reason) from None
+            if not all(np.isfinite(v).all() for v in arrays.values() if v.dtype.kind == "f"):
+                # (NaN weights would encode every text as the same code, without a word)
+                raise damage_error(
+                    directory / "model.npz", "its weights hold NaN or infinite values"
+                )
             try:
                 model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
             except (RuntimeError, TypeError) as error:
@@ -438,6 +471,12 @@ class SemanticHasher:
             model.to(resolve_device(device)).eval()
         self.model_ = model
         return self
+
+
+def _is_cuda_index(device: object) -> bool:
+    """Whether ``device`` names one GPU, as torch does: ``cuda:0``, ``cuda:1``..."""
+    prefix, _, number = str(device).partition(":") if isinstance(device, str) else ("", "", "")
+    return prefix == "cuda" and number.isascii() and number.isdigit()
 
 
 def _first_detail(error: Exception, limit: int = 200) -> str:

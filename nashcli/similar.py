@@ -26,6 +26,7 @@ only the linear encoder's arrays are read (no torch import): that is what keeps
 from __future__ import annotations
 
 import errno
+import numbers
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -311,10 +312,12 @@ def find_similar(
     that is not the usual one (files left out as deleted; an indexed file answered with plain
     distances: the model is damaged).
     """
-    if top < 1:
-        raise NashError(f"--top must be at least 1, got {top}")
-    if pool is not None and pool < 1:  # (0 read as "the default", a negative one as 1)
-        raise NashError(f"--pool must be at least 1, got {pool}")
+    for option, value in (("--top", top), ("--pool", 1 if pool is None else pool)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            # (a pool of 0 is not "the default"; True is no count)
+            raise NashError(f"{option} must be a whole number of at least 1, got {value!r}")
+    if not isinstance(query, (str, os.PathLike)):  # (bytes: which encoding?)
+        raise NashError(f"the query must be a Path (a file) or a str (text), not {query!r:.80}")
     if ranking not in RANKINGS:
         raise NashError(f"unknown ranking {ranking!r}: choose one of {', '.join(RANKINGS)}")
     if isinstance(collection, str):

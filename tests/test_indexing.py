@@ -879,6 +879,20 @@ def test_compaction_after_many_deletions(indexed) -> None:
     assert live_paths("notes") == {str(p) for p in paths[12:]}
 
 
+def test_apply_changes_refuses_one_path_given_for_a_list(indexed) -> None:
+    """A str is iterable: its characters were taken for paths, and nothing changed."""
+    folder, paths = indexed
+    for one in (str(paths[0]), paths[0]):
+        with pytest.raises(NashError, match="upserts must be a list of paths, not one path"):
+            apply_changes("notes", upserts=one)
+
+
+def test_a_name_too_long_is_refused_as_a_name_not_by_the_os(tmp_path: Path) -> None:
+    make_docs(tmp_path / "docs", per_topic=2)
+    with pytest.raises(NashError, match="invalid collection name"):
+        index_folder(tmp_path / "docs", name="x" * 300)
+
+
 def test_apply_changes(indexed) -> None:
     folder, paths = indexed
     new = folder / "cooking" / "fresh.txt"

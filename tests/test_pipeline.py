@@ -212,11 +212,49 @@ def test_numpy_integers_are_taken_and_saved_as_plain_numbers(tmp_path):
 @pytest.mark.parametrize(
     "kw",
     [{"n_bits": 16.0}, {"n_bits": True}, {"seed": -1}, {"seed": 2**64}, {"seed": None},
-     {"max_featurez": 5}],
+     {"max_featurez": 5}, {"max_documents": "10"}, {"max_documents": 1}, {"max_epochs": 2.5},
+     {"max_epochs": 0}, {"time_budget": "x"}, {"time_budget": -5}, {"time_budget": float("nan")},
+     {"device": "quantum"}, {"device": "cuda:x"}, {"min_df": -1}, {"max_df": 1.5},
+     {"max_features": 0}, {"stop_words": "french"}, {"stop_words": [1, 2]},
+     {"sublinear_tf": "yes"}],
 )  # fmt: skip
 def test_bad_settings_are_refused_before_any_work(kw):
-    with pytest.raises(NashError):
+    """Said when given, in one line naming the setting: not a TypeError from deep inside the
+    fit, minutes later, or (time_budget=-5) a setting silently taken."""
+    with pytest.raises(NashError, match=next(iter(kw)).removeprefix("n_")):
         SemanticHasher(**kw)
+    with pytest.raises(NashError):
+        SemanticHasher().set_params(**kw)
+
+
+def test_a_pipeline_that_passes_labels_along_can_hold_the_hasher():
+    """scikit-learn passes ``y`` to every step's fit: an unsupervised hasher takes and ignores
+    it (it went where the epoch callback goes, and failed after the first epoch)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    texts, labels = FIVE * 2, [0, 0, 1, 1, 1] * 2
+    pipe = make_pipeline(SemanticHasher(n_bits=8, max_epochs=2), LogisticRegression())
+    assert pipe.fit(texts, labels).predict(FIVE).shape == (5,)
+    hasher = SemanticHasher(n_bits=8, max_epochs=2)
+    assert (hasher.fit_transform(texts, labels) == hasher.fit(texts, y=labels).encode(texts)).all()
+    with pytest.raises(NashError, match="not NoneType"):
+        hasher.fit(None)
+
+
+def test_saving_onto_a_file_and_loading_nan_weights_are_clear_errors(tmp_path):
+    hasher = SemanticHasher(n_bits=8, max_epochs=1).fit(FIVE)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NashError, match="not a folder"):
+        hasher.save(tmp_path / "file")
+    hasher.save(str(tmp_path / "model"))  # (a str as well as a Path)
+    with np.load(tmp_path / "model" / "model.npz") as data:
+        arrays = {k: np.array(data[k]) for k in data.files}
+    first = next(k for k, v in arrays.items() if v.dtype.kind == "f")
+    arrays[first].flat[0] = np.nan  # every text would get one and the same code
+    np.savez(tmp_path / "model" / "model.npz", **arrays)
+    with pytest.raises(NashError, match="NaN"):
+        SemanticHasher.load(tmp_path / "model")
 
 
 def test_a_string_or_a_non_string_is_not_taken_for_documents():

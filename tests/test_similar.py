@@ -394,8 +394,20 @@ def test_only_deleted_files_that_would_be_listed_are_counted(notes) -> None:
 
 def test_a_pool_below_one_is_refused_as_the_cli_refuses_it(notes) -> None:
     for pool in (0, -3):
-        with pytest.raises(NashError, match=f"--pool must be at least 1, got {pool}"):
+        with pytest.raises(
+            NashError, match=f"--pool must be a whole number of at least 1, got {pool}"
+        ):
             find_similar("rocket orbit", "notes", pool=pool)
+
+
+def test_a_top_that_is_no_count_or_a_query_of_bytes_is_one_clear_error(notes) -> None:
+    """From Python: ``top=True`` answered one hit, ``2.5`` and bytes were TypeErrors inside."""
+    for top in (True, 2.5, "3", None):
+        with pytest.raises(NashError, match="--top must be a whole number of at least 1"):
+            find_similar("rocket orbit", "notes", top=top)
+    with pytest.raises(NashError, match="must be a Path .* or a str"):
+        find_similar(b"rocket orbit", "notes")
+    assert len(find_similar("rocket orbit", "notes", top=np.int64(2))) == 2
 
 
 def test_top_larger_than_collection(notes) -> None:

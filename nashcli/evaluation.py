@@ -92,7 +92,9 @@ def parse_bits(text: str | Sequence[int]) -> list[int]:
         if not item:
             continue
         try:
-            if not item.isascii():  # int() reads other scripts' digits ("８"); no option does
+            # int() reads other scripts' digits ("８") and underscores ("1_6" is 16); no
+            # option of nash does
+            if not (item.isascii() and item.lstrip("+-").isdigit()):
                 raise ValueError(item)
             value = int(item)
         except ValueError:

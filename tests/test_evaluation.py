@@ -49,6 +49,8 @@ def test_parse_bits() -> None:
         ("264", "between 8 and 256"),
         ("8,x", "not a whole number"),
         ("\uff18", "not a whole number"),  # a full-width 8: int() reads it, no other option does
+        ("1_6", "not a whole number"),  # int() reads it as 16
+        ("16,+-8", "not a whole number"),
         (",", "at least one"),
     ]:
         with pytest.raises(NashError, match=message):

@@ -219,11 +219,21 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
                 raise NashError(  # an archive through a pipe: its name cannot say so
                     f"{path}: a tar archive; nash eval reads archives from a file named .tar.gz"
                 )
+            # A name that says compressed on data that is not: said if it is no JSON either.
+            named = _NAMED_COMPRESSION.get(path.suffix.lower()) if opener is None else None
             with io.TextIOWrapper(binary, encoding="utf-8-sig") as handle:  # a BOM is fine
                 for number, line in enumerate(handle, start=1):
                     if not line.strip():
                         continue
-                    doc_id, text, doc_labels, doc_split = _parse_line(line, path, number)
+                    try:
+                        doc_id, text, doc_labels, doc_split = _parse_line(line, path, number)
+                    except NashError as error:
+                        if named is None or ids:
+                            raise
+                        raise NashError(
+                            f"{path}: not {named} data, as its name says, nor JSON Lines "
+                            f"({str(error).removeprefix(f'{path.name} ')})"
+                        ) from None
                     ids.append(doc_id)
                     texts.append(text)
                     labels.append(doc_labels)
@@ -246,6 +256,8 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
 
 
 _GZIP = b"\x1f\x8b"
+#: The compression a file's last suffix names.
+_NAMED_COMPRESSION = {".gz": "gzip", ".tgz": "gzip", ".bz2": "bzip2", ".xz": "xz"}
 _XZ = b"\xfd7zXZ\x00"
 _TAR_MAGIC_START, _TAR_MAGIC_END = 257, 262  # "ustar" in a tar header
 

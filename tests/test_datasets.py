@@ -121,6 +121,18 @@ def test_malformed_jsonl_names_the_problem(tmp_path: Path, records, message: str
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("suffix", "named"), [(".gz", "gzip"), (".xz", "xz")])
+def test_a_name_that_says_compressed_on_data_that_is_not(tmp_path: Path, suffix, named) -> None:
+    """Not JSON either: the name's promise is what to say first (it said "line 1: not valid
+    JSON" of what may be another archive); plain JSON Lines under that name is still read."""
+    path = tmp_path / f"corpus.jsonl{suffix}"
+    path.write_bytes(b"PK\x03\x04 a zip, say\n")
+    with pytest.raises(NashError, match=f"corpus.jsonl{suffix}: not {named} data, as its name"):
+        read_jsonl(path)
+    path.write_text(json.dumps(_doc(1)) + "\n" + json.dumps(_doc(2, "test")) + "\n")
+    assert read_jsonl(path).ids == ["1", "2"]
+
+
 @pytest.mark.parametrize("compression", ["bz2", "xz"])
 def test_jsonl_compressed_with_bzip2_or_xz_is_read(tmp_path: Path, compression: str) -> None:
     import bz2

@@ -1410,14 +1410,18 @@ def apply_changes(
                 report.unchanged += 1
                 continue
             candidates.append(_Candidate(str(path), st.st_size, st.st_mtime_ns))
-        if drop:
-            dropped = {d.row: d for d in drop}
-            w.tombstone(sorted(dropped))
-            for doc in dropped.values():
-                report.note("-", doc.path)
-        w.commit()
+        dropped = list({d.row: d for d in drop}.values())
         if candidates:
-            _apply(w, _model_loader(w, device, hashers), candidates, stored, [], report, reporter)
+            # A dropped document's bytes at a new path are a move its events did not say (a
+            # rename that a burst saw as a deletion and a new file): re-pathed, not encoded.
+            w.commit()  # (the moves' new paths first: encoding may take a while)
+            loader = _model_loader(w, device, hashers)
+            _apply(w, loader, candidates, stored, dropped, report, reporter)
+        else:
+            w.tombstone(sorted(d.row for d in dropped))
+            for doc in dropped:
+                report.note("-", doc.path)
+            w.commit()
         _maybe_compact(w, report)
         counts = w.counts()
         report.documents = counts["live"]

@@ -32,6 +32,7 @@ import errno
 import functools
 import json
 import logging
+import math
 import os
 import queue
 import signal
@@ -66,6 +67,12 @@ ROOT_CHECK_INTERVAL = 1.0
 #: Seconds a vanished watched folder has to reappear (a sync tool or a restore replacing it with
 #: ``mv folder old && mv new folder``) before the watcher gives up.
 REAPPEAR_GRACE = 2.0
+#: Seconds a file that its latest event says is there (written, renamed to) may be missing from
+#: the disk before the disk decides what became of it: the events of what came next (renamed
+#: again, deleted) lag behind the disk, and a burst flushed before they arrive must not take the
+#: file for deleted (a storm of 650 renames removed 50 documents for a second, then encoded
+#: them again as new).
+EVENT_GRACE = 2.0
 #: Files whose change alters the ignore rules: a full catch-up pass follows.
 IGNORE_FILES = frozenset({".gitignore", ".nashignore"})
 
@@ -122,6 +129,11 @@ class Coalescer:
         self.is_ignored = is_ignored
         self._dirty: dict[Path, None] = {}  # paths to look at (an ordered set)
         self._moves: dict[Path, Path] = {}  # destination -> origin (a path that existed before)
+        # path -> when its latest event said it is there (written, or renamed to)
+        self._present_at: dict[Path, float] = {}
+        # path -> (the name out of sight it was renamed to, when): gone only if it stays there
+        self._hidden_as: dict[Path, tuple[Path, float]] = {}
+        self._waiting_until: float | None = None  # changes kept for their next events (take)
         self._fresh: set[Path] = set()  # created during this window: moving it is no "move"
         self._touched_after_move: set[Path] = set()
         self._dead_dirs: set[Path] = set()
@@ -140,8 +152,12 @@ class Coalescer:
 
     def due(self, now: float, quiet: float, max_delay: float) -> float | None:
         """Seconds until the pending burst should be flushed (<= 0: now); None if nothing waits."""
-        if not len(self) or self.first_event is None or self.last_event is None:
+        if not len(self):
             return None
+        if self.first_event is None or self.last_event is None:  # no event since a take...
+            if self._waiting_until is None:
+                return None
+            return self._waiting_until - now  # ...that kept moves waiting for their next events
         return min(self.last_event + quiet, self.first_event + max_delay) - now
 
     # ---- events
@@ -169,6 +185,7 @@ class Coalescer:
         self._dirty[path] = None
         if path in self._moves:
             self._touched_after_move.add(path)
+        self._present_at[path] = time.monotonic() if now is None else now
         self._stamp(now)
 
     def deleted(self, path: Path, now: float | None = None, *, is_dir: bool = False) -> None:
@@ -181,6 +198,12 @@ class Coalescer:
             # Its files may be indexed; which ones is the index's business: a catch-up pass.
             self._dead_dirs.add(path)
             self._rescan = True
+        self._present_at.pop(path, None)
+        self._hidden_as.pop(path, None)
+        origin = self._moves.pop(path, None)
+        if origin is not None:  # renamed, then deleted: what went is the file it was
+            self._touched_after_move.discard(path)
+            self._dirty[origin] = None
         self._dirty[path] = None
         self._stamp(now)
 
@@ -199,10 +222,13 @@ class Coalescer:
         if src_hidden:  # e.g. an editor's hidden temp file renamed over the real one
             self.created(dst, now)
             return
-        if dst_hidden:
+        if dst_hidden:  # (an editor's backup, a save through a temporary name: it may be back)
             self.deleted(src, now)
+            self._hidden_as[src] = (dst, time.monotonic() if now is None else now)
             return
         origin = self._moves.pop(src, src)
+        self._present_at.pop(src, None)  # (its latest event: gone from there)
+        self._hidden_as.pop(src, None)
         # edited in this window, before or after an earlier move: its indexed code is stale
         touched = src in self._touched_after_move or src in self._dirty
         self._touched_after_move.discard(src)
@@ -212,18 +238,37 @@ class Coalescer:
         self._dirty.pop(dst, None)
         self._fresh.discard(dst)
         self._moves[dst] = origin
+        self._present_at[dst] = time.monotonic() if now is None else now
         if touched:
             self._touched_after_move.add(dst)
         self._stamp(now)
 
     # ---- flush
-    def take(self) -> Batch:
-        """Resolve pending events against the disk and start a new window."""
+    def take(self, now: float | None = None) -> Batch:
+        """Resolve pending events against the disk and start a new window. A file that its
+        latest event says is there (written, renamed to) but that is not on disk was renamed on
+        or deleted by events not seen yet: it is kept for them until ``EVENT_GRACE`` seconds
+        after that event, then judged by the disk."""
+        now = time.monotonic() if now is None else now
+
+        def events_to_come(path: Path) -> bool:
+            if paths.may_be_there(path):
+                return False
+            if now < self._present_at.get(path, -math.inf) + EVENT_GRACE:
+                return True
+            hidden, when = self._hidden_as.get(path, (None, -math.inf))
+            return now < when + EVENT_GRACE and not paths.may_be_there(hidden)
+
         batch = Batch(rescan=self._rescan)
         claimed: set[Path] = set()
+        waiting: dict[Path, Path] = {}  # moves to keep
         for dst, origin in self._moves.items():
             if origin == dst:  # moved back: nothing moved, but it may have been edited meanwhile
-                self._dirty.setdefault(dst, None)
+                if events_to_come(dst):
+                    waiting[dst] = origin
+                    claimed.add(dst)
+                else:
+                    self._dirty.setdefault(dst, None)
                 continue
             if (
                 dst not in self._touched_after_move
@@ -232,9 +277,13 @@ class Coalescer:
             ):
                 batch.moves.append((origin, dst))
                 claimed.update((origin, dst))
+            elif events_to_come(dst) and not paths.may_be_there(origin):
+                waiting[dst] = origin  # where it went next is in events still to come
+                claimed.update((origin, dst))
             else:  # replaced, moved back, or gone again: judge both ends by what is on disk
                 self._dirty.setdefault(origin, None)
                 self._dirty.setdefault(dst, None)
+        kept: list[Path] = []  # dirty paths to keep
         for path in self._dirty:
             if path in claimed:
                 continue
@@ -242,8 +291,16 @@ class Coalescer:
                 batch.deletions.append(path)
             elif paths.may_be_there(path):  # a file, a symlink or pipe nash refuses, or unreadable
                 batch.upserts.append(path)
-            elif path not in self._fresh:
-                batch.deletions.append(path)  # (one that came and went is simply forgotten)
+            elif path in self._fresh:
+                pass  # one that came and went is simply forgotten
+            elif events_to_come(path):
+                kept.append(path)
+            else:
+                batch.deletions.append(path)
+        keep = set(waiting) | set(kept)
+        touched = self._touched_after_move & keep
+        present_at = {path: self._present_at[path] for path in keep if path in self._present_at}
+        hidden_as = {path: self._hidden_as[path] for path in keep if path in self._hidden_as}
         self._dirty.clear()
         self._moves.clear()
         self._fresh.clear()
@@ -251,6 +308,13 @@ class Coalescer:
         self._dead_dirs.clear()
         self._rescan = False
         self.first_event = self.last_event = None
+        # (kept as they were: the events that resolve them carry on from here)
+        self._moves.update(waiting)
+        self._dirty.update(dict.fromkeys(kept))
+        self._present_at, self._hidden_as = present_at, hidden_as
+        self._touched_after_move.update(touched)
+        seen = [*present_at.values(), *(when for _, when in hidden_as.values())]
+        self._waiting_until = min(seen) + EVENT_GRACE if seen else None
         return _without_unstorable_names(batch)
 
 
@@ -816,8 +880,10 @@ class Watcher:
 
     def _requeue(self, coalescer: Coalescer, batch: Batch) -> None:
         """Put a batch that could not be applied back, to be tried after ``retry_delay``."""
-        for path in batch.upserts + batch.deletions:
+        for path in batch.upserts:
             coalescer.modified(path)
+        for path in batch.deletions:
+            coalescer.deleted(path)
         for origin, dst in batch.moves:
             coalescer._moves[dst] = origin
         if batch.rescan:
@@ -842,11 +908,14 @@ class Watcher:
 
         def _work() -> None:
             try:
-                if self._retrain() is False:
+                outcome = self._retrain()
+                if outcome is False:
                     self._say("no retrain needed: another nash process has just retrained it")
                     return
                 self.retrains += 1
-                self._say("retrained: new documents are encoded with the new model")
+                # (what the refit's own pass found: the changes it took up are in no other line)
+                found = f" ({outcome})" if isinstance(outcome, str) and outcome else ""
+                self._say(f"retrained: new documents are encoded with the new model{found}")
                 # A full pass: what the refit left out unread (it ran in another process) is
                 # noted here, to be looked at again when a chmod makes it readable.
                 self._events.put(("rescan", "", "", False))
@@ -1029,10 +1098,10 @@ def make_watcher(
     def retrain_due() -> bool:
         return due.is_set() and indexing.retrain_due(Collection.open(name))
 
-    def retrain() -> bool:
-        retrained = refit_in_subprocess(root, name, device, hasher_options)
+    def retrain() -> str | bool:
+        outcome = refit_in_subprocess(root, name, device, hasher_options)
         due.clear()
-        return retrained
+        return outcome.summary() if outcome.retrained else False
 
     return Watcher(
         root,
@@ -1101,12 +1170,44 @@ def _refit_main() -> None:
             lock_timeout=60.0,
             create=False,
         )
-        outcome = {"retrained": report.retrained}
+        outcome = {
+            "retrained": report.retrained,
+            "documents": report.documents,
+            "added": report.added,
+            "updated": report.updated,
+            "deleted": report.deleted,
+        }
     except Exception as error:  # noqa: BLE001 - reported by the parent
         outcome = {"error": str(error) if isinstance(error, NashError) else repr(error)}
     with contextlib.suppress(OSError):  # (a broken pipe: the watcher is gone, no one to tell)
         out.write(json.dumps(outcome) + "\n")
         out.flush()
+
+
+@dataclass
+class RefitOutcome:
+    """What a refit child did: whether it retrained, and what its own pass over the folder
+    found changed since the index it started from (changes the watcher had not applied yet,
+    which it takes up: the watcher's log names them nowhere else)."""
+
+    retrained: bool
+    documents: int = 0
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def summary(self) -> str:
+        """``"400 documents; its pass found 90 added, 20 removed"``, for the watcher's log."""
+        found = ", ".join(
+            f"{n:,} {what}"
+            for n, what in (
+                (self.added, "added"),
+                (self.updated, "updated"),
+                (self.deleted, "removed"),
+            )
+            if n
+        )
+        return f"{self.documents:,} documents" + (f"; its pass found {found}" if found else "")
 
 
 class RefitKilled(NashError):
@@ -1116,8 +1217,9 @@ class RefitKilled(NashError):
 
 def refit_in_subprocess(
     root: Path, name: str, device: str = "auto", hasher_options: dict | None = None
-) -> bool:
-    """A due retrain: ``index_folder`` in a child process; whether it retrained.
+) -> RefitOutcome:
+    """A due retrain: ``index_folder`` in a child process; whether it retrained, and what its
+    pass over the folder found.
 
     The child decides again whether the retrain is due, so that where another process (a `nash
     index`) retrained the collection meanwhile, or while the child waited for its turn to train,
@@ -1161,7 +1263,10 @@ def refit_in_subprocess(
         raise NashError(f"the refit process ended with exit code {child.returncode}") from None
     if "error" in outcome:
         raise NashError(str(outcome["error"]))
-    return bool(outcome["retrained"])
+    return RefitOutcome(
+        bool(outcome["retrained"]),
+        **{key: int(outcome.get(key, 0)) for key in ("documents", "added", "updated", "deleted")},
+    )
 
 
 def _end(child: subprocess.Popen, timeout: float = 5.0) -> None:

@@ -911,6 +911,24 @@ def test_apply_changes(indexed) -> None:
         apply_changes("nope", upserts=[new])
 
 
+def test_a_deletion_and_a_new_file_of_the_same_bytes_are_a_move(indexed, model_loads) -> None:
+    """A rename a watcher saw as a deletion and a new file (a burst that split it, an editor's
+    save through a temporary name) keeps its code: re-pathed, not encoded again as new."""
+    folder, paths = indexed
+    target = folder / "renamed.txt"
+    with Collection.open("notes").snapshot() as snap:
+        (before,) = [d for d in snap.live_docs() if d.path == str(paths[3])]
+        code = snap.codes_of([before.row])[0].tolist()
+    paths[3].rename(target)
+    report = apply_changes("notes", upserts=[target], deletions=[paths[3]])
+    assert (report.moved, report.added, report.deleted) == (1, 0, 0)
+    assert model_loads == []  # nothing encoded
+    with Collection.open("notes").snapshot() as snap:
+        (after,) = [d for d in snap.live_docs() if d.path == str(target)]
+        assert after.row == before.row and snap.codes_of([after.row])[0].tolist() == code
+    assert live_paths("notes") == {str(p) for p in paths if p != paths[3]} | {str(target)}
+
+
 def test_apply_changes_reads_only_the_rows_of_its_paths(indexed, monkeypatch) -> None:
     """A watcher's update of a few files looks up their rows; reading every stored row took
     0.48 s of each update at 100,000 documents. Moves onto an indexed file, edits and deletions

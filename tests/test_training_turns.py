@@ -96,8 +96,22 @@ def test_a_second_first_index_indexes_if_the_first_stopped_and_removed_it(folder
 def test_a_watchers_refit_trains_no_second_model_after_another_retrain(folder) -> None:
     index_folder(folder, hasher_options=FAST)
     index_folder(folder, hasher_options=FAST, retrain=True)  # as a `nash index --retrain` would
-    assert watching.refit_in_subprocess(folder, "notes") is False  # no longer due
+    assert watching.refit_in_subprocess(folder, "notes").retrained is False  # no longer due
     assert generation() == 2
+
+
+def test_a_watchers_refit_says_what_its_own_pass_found(folder) -> None:
+    """Changes the watcher had not applied yet when its refit read the folder are taken up by
+    the refit: its outcome counts them, for the log (the next pass finds nothing changed, and
+    the count in the log jumped unexplained)."""
+    index_folder(folder, hasher_options=FAST)
+    for n in range(10):
+        (folder / f"late-{n}.txt").write_text(f"rocket launch orbit booster {n} " * 4)
+    outcome = watching.refit_in_subprocess(folder, "notes", hasher_options=FAST)
+    assert (outcome.retrained, outcome.added, outcome.deleted, outcome.documents) == (
+        True, 10, 0, 40
+    )  # fmt: skip
+    assert outcome.summary() == "40 documents; its pass found 10 added"
 
 
 def test_a_query_during_a_first_index_names_the_process_building_it(folder) -> None:

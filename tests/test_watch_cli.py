@@ -284,7 +284,7 @@ def test_sigkill_mid_update_then_restart_loses_and_duplicates_nothing(notes, tmp
 
 def test_a_signal_during_the_first_index_stops_at_once(notes, tmp_path):
     watch = Watch(notes, tmp_path, epochs=2000)  # a fit that outlasts the signal
-    watch.wait_for("catching up")
+    watch.wait_for("); indexing it first")  # (not "catching up": nothing to catch up with)
     code = watch.stop(signal.SIGTERM)
     out = watch.output()
     assert code == 0, out
@@ -530,6 +530,23 @@ def test_an_interrupt_python_could_not_raise_is_delivered_again(capsys):
             time.sleep(0.005)  # the interrupt is delivered again here
     assert watcher.stops == 1
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_batch_of_many_skipped_files_is_summed_up_by_reason(capsys, tmp_path):
+    """A folder renamed to a name that is not valid UTF-8 skips each of its files: 250 lines,
+    where `nash index` and a catch-up give one a reason."""
+    from nashcli.cli.watch_cmd import _BatchLog
+
+    log = _BatchLog(tmp_path)
+    skipped = [(tmp_path / f"more/m{i}.txt", "folder name is not valid UTF-8") for i in range(250)]
+    log(watching.BatchResult(watching.Batch(), 0.0, None, skipped))
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.endswith(
+        "skipped 250: folder name is not valid UTF-8 "
+        "(more/m0.txt, more/m1.txt, more/m2.txt, … (+247))"
+    )
+    log(watching.BatchResult(watching.Batch(), 0.0, None, skipped[:2]))  # a few: each named
+    assert capsys.readouterr().out.count("skipped m") == 2
 
 
 def test_a_catch_up_sums_up_its_skipped_files_by_reason(capsys, tmp_path):

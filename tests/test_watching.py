@@ -121,6 +121,98 @@ def test_an_edit_then_a_move_is_a_deletion_and_an_upsert(folder):
     assert batch.upserts == [b] and batch.deletions == [a]
 
 
+def test_a_rename_whose_next_events_have_not_come_yet_waits_for_them(folder):
+    """A burst flushed midway (max_delay) sees the disk ahead of its events: the file renamed
+    a -> a.tmp is already r.txt, whose rename is still to come. It was taken for deleted (its
+    document removed), then encoded again as new; it waits for its events now."""
+    a, tmp, r = folder / "a.txt", folder / "a.txt.tmp", folder / "r.txt"
+    a.write_text("x")
+    c = Coalescer()
+    os.replace(a, tmp)
+    os.replace(tmp, a)
+    os.replace(a, r)  # all three done on disk...
+    c.moved(a, tmp, now=10.0)  # ...the first one's event seen
+    assert not c.take(now=10.5)  # nothing to do yet: no deletion of a
+    assert c.due(10.5, quiet=0.2, max_delay=1.0) == pytest.approx(
+        10.0 + watching.EVENT_GRACE - 10.5
+    )
+    c.moved(tmp, a, now=10.6)
+    c.moved(a, r, now=10.6)
+    batch = c.take(now=10.9)
+    assert batch.moves == [(a, r)] and not batch.deletions and not batch.upserts
+
+
+def test_a_file_renamed_away_and_back_then_on_by_events_to_come_is_no_deletion(folder):
+    """What the storm that found it did: a -> a.tmp -> a seen, a -> r.txt not yet."""
+    a, tmp, r = folder / "a.txt", folder / "a.txt.tmp", folder / "r.txt"
+    a.write_text("x")
+    c = Coalescer()
+    os.replace(a, r)
+    c.moved(a, tmp, now=10.0)
+    c.moved(tmp, a, now=10.0)
+    assert not c.take(now=10.3)
+    c.moved(a, r, now=10.5)
+    assert c.take(now=10.8).moves == [(a, r)]
+
+
+def test_a_file_renamed_out_of_sight_and_back_by_events_to_come_is_no_deletion(folder):
+    """a -> a.tmp (no document name: a deletion, as far as that event goes) seen, the rename
+    back not yet, and a renamed on again since: not deleted while the name it went to is
+    not there either; its events then come in one batch (which apply_changes takes for the
+    move it is, by the bytes)."""
+    a, tmp, r = folder / "a.txt", folder / "a.txt.tmp", folder / "r.txt"
+    a.write_text("x")
+    c = Coalescer(lambda p, is_dir=False: p.suffix == ".tmp")
+    os.replace(a, r)
+    c.moved(a, tmp, now=10.0)
+    assert not c.take(now=10.3)
+    c.moved(tmp, a, now=10.5)
+    c.moved(a, r, now=10.5)
+    batch = c.take(now=10.8)
+    assert (batch.deletions, batch.upserts) == ([a], [r])
+    # Out of sight it stays (a backup kept, a file moved into .trash): a deletion at once.
+    r.rename(folder / "kept.tmp")
+    c.moved(r, folder / "kept.tmp", now=11.0)
+    assert c.take(now=11.1).deletions == [r]
+
+
+def test_a_file_written_then_renamed_by_events_to_come_is_no_deletion(folder):
+    a, b = folder / "a.txt", folder / "b.txt"
+    a.write_text("x")
+    c = Coalescer()
+    a.write_text("edited")
+    os.replace(a, b)
+    c.modified(a, now=10.0)
+    assert not c.take(now=10.3)  # (its deletion, and b read anew as new, came before)
+    c.moved(a, b, now=10.5)
+    batch = c.take(now=10.8)
+    assert batch.upserts == [b] and batch.deletions == [a]  # (edited: read anew, not re-pathed)
+
+
+def test_a_rename_whose_next_events_never_come_is_judged_by_the_disk(folder):
+    a, b = folder / "a.txt", folder / "b.txt"
+    a.write_text("x")
+    c = Coalescer()
+    os.replace(a, b)
+    b.unlink()  # (its deletion's event lost)
+    c.moved(a, b, now=10.0)
+    assert not c.take(now=10.1)
+    assert a in c.take(now=10.0 + watching.EVENT_GRACE).deletions
+    assert c.due(20.0, 0.2, 1.0) is None  # nothing left
+
+
+def test_a_file_renamed_then_deleted_is_the_original_deleted(folder):
+    a, b = folder / "a.txt", folder / "b.txt"
+    a.write_text("x")
+    c = Coalescer()
+    os.replace(a, b)
+    c.moved(a, b)
+    b.unlink()
+    c.deleted(b)
+    batch = c.take()  # at once: no wait for events that have all come
+    assert a in batch.deletions and not batch.moves and not batch.upserts
+
+
 def test_a_file_moved_and_moved_back_is_only_looked_at_again(folder):
     a, b = folder / "a.txt", folder / "b.txt"
     a.write_text("x")
@@ -606,6 +698,22 @@ def test_a_refit_another_process_made_unnecessary_is_not_counted(folder, fake, r
     )
     assert running.watcher.retrains == 0
     assert not any(m.startswith("retrained") for m in messages)
+
+
+def test_a_retrain_says_what_its_own_pass_found(folder, fake, run_watcher):
+    due = [True]
+
+    def retrain():
+        due[0] = False
+        return "410 documents; its pass found 90 added, 20 removed"
+
+    messages: list[str] = []
+    run_watcher(retrain_due=lambda: due[0], retrain=retrain, on_message=messages.append)
+    expected = (
+        "retrained: new documents are encoded with the new model "
+        "(410 documents; its pass found 90 added, 20 removed)"
+    )
+    wait_until(lambda: expected in messages, what="the retrain's line")
 
 
 @pytest.mark.parametrize(

@@ -74,8 +74,7 @@ class _BatchLog:
 
     def __call__(self, result) -> None:
         root = self.root
-        for path, reason in result.skipped:
-            _say(f"skipped {_rel(path, root)}: {reason}")
+        _say_skips([(_rel(path, root), reason) for path, reason in result.skipped])
         report = result.report
         if report is None:
             return
@@ -130,14 +129,20 @@ class _BatchLog:
             now = set(skipped)
             skipped = [skip for skip in skipped if skip not in self.reported_skips]
             self.reported_skips = now
-        if result.batch.rescan and len(skipped) > _SHOWN_PATHS:  # a start: one line a reason
-            from nashcli.render import skipped_by_reason
+        _say_skips(skipped)
 
-            for reason, count, shown in skipped_by_reason(skipped):
-                _say(f"skipped {count}: {reason} ({shown})")
-            return
-        for path, reason in skipped:
-            _say(f"skipped {path}: {reason}")
+
+def _say_skips(skipped: list[tuple[str, str]]) -> None:
+    """A line for each skipped file when few, else one a reason (a start's catch-up, a folder
+    renamed to a name that is not UTF-8: hundreds of files at once)."""
+    if len(skipped) > _SHOWN_PATHS:
+        from nashcli.render import skipped_by_reason
+
+        for reason, count, shown in skipped_by_reason(skipped):
+            _say(f"skipped {count}: {reason} ({shown})")
+        return
+    for path, reason in skipped:
+        _say(f"skipped {path}: {reason}")
 
 
 @contextlib.contextmanager
@@ -395,7 +400,9 @@ def watch_command(
         batch_size=batch_size,
     )
     with registration, _stop_on_signals(watcher):
-        _say(f"watching {root} (collection {name!r}, pid {os.getpid()}); catching up")
+        # (a folder no collection indexes yet gets its first index first: no catching up)
+        doing = "catching up" if existing is not None else "indexing it first"
+        _say(f"watching {root} (collection {name!r}, pid {os.getpid()}); {doing}")
         try:
             watcher.run()
         except KeyboardInterrupt:

@@ -203,6 +203,7 @@ class Coalescer:
         origin = self._moves.pop(path, None)
         if origin is not None:  # renamed, then deleted: what went is the file it was
             self._touched_after_move.discard(path)
+            self._fresh.discard(origin)  # (a new file made at its old name since: not all)
             self._dirty[origin] = None
         self._dirty[path] = None
         self._stamp(now)
@@ -220,7 +221,7 @@ class Coalescer:
         if src_hidden and dst_hidden:
             return
         if src_hidden:  # e.g. an editor's hidden temp file renamed over the real one
-            self.created(dst, now)
+            self.modified(dst, now)  # (not "created": it may replace an indexed file)
             return
         if dst_hidden:  # (an editor's backup, a save through a temporary name: it may be back)
             self.deleted(src, now)
@@ -232,11 +233,16 @@ class Coalescer:
         # edited in this window, before or after an earlier move: its indexed code is stale
         touched = src in self._touched_after_move or src in self._dirty
         self._touched_after_move.discard(src)
+        if origin != src:  # moved on: whatever src held before the first move (overwritten) goes
+            self._dirty[src] = None
         if src in self._fresh:  # created in this window: dst is simply new, src forgotten
             self.created(dst, now)
             return
         self._dirty.pop(dst, None)
         self._fresh.discard(dst)
+        overwritten = self._moves.get(dst)
+        if overwritten is not None and overwritten != origin:  # a file moved here is replaced
+            self._dirty[overwritten] = None
         self._moves[dst] = origin
         self._present_at[dst] = time.monotonic() if now is None else now
         if touched:
@@ -314,6 +320,7 @@ class Coalescer:
         self._present_at, self._hidden_as = present_at, hidden_as
         self._touched_after_move.update(touched)
         seen = [*present_at.values(), *(when for _, when in hidden_as.values())]
+        seen = [when for when in seen if now < when + EVENT_GRACE]  # (not one that ran out)
         self._waiting_until = min(seen) + EVENT_GRACE if seen else None
         return _without_unstorable_names(batch)
 

@@ -1366,6 +1366,7 @@ def apply_changes(
             if doc is not None:
                 drop.append(doc)
         pending = list(upserts)
+        settled: set[int] = set()  # rows a move took away or re-pathed: no longer to drop
         for old_path, new_path in moves:
             old = stored.get(str(old_path))
             st = corpus.regular_file_stat(new_path)
@@ -1382,6 +1383,8 @@ def apply_changes(
             if target is not None and target.row != old.row:  # moved onto an indexed file
                 w.tombstone([target.row])
                 report.note("-", target.path)
+                settled.add(target.row)
+            settled.add(old.row)
             # The row moves with the stat its code was made from. A file whose size or mtime
             # differ from it was also written (an edit in the same instant as the rename): it
             # goes on as a candidate below, re-hashed and re-encoded if its bytes changed.
@@ -1410,7 +1413,7 @@ def apply_changes(
                 report.unchanged += 1
                 continue
             candidates.append(_Candidate(str(path), st.st_size, st.st_mtime_ns))
-        dropped = list({d.row: d for d in drop}.values())
+        dropped = [d for row, d in {d.row: d for d in drop}.items() if row not in settled]
         if candidates:
             # A dropped document's bytes at a new path are a move its events did not say (a
             # rename that a burst saw as a deletion and a new file): re-pathed, not encoded.

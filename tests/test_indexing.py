@@ -929,6 +929,18 @@ def test_a_deletion_and_a_new_file_of_the_same_bytes_are_a_move(indexed, model_l
     assert live_paths("notes") == {str(p) for p in paths if p != paths[3]} | {str(target)}
 
 
+def test_a_document_a_move_replaced_is_no_move_for_a_new_file(indexed) -> None:
+    """`mv a e; mv c a`: a's document, deleted and replaced by c's move, was also taken for the
+    source of e's bytes, so e was re-pathed onto a dead row and never indexed."""
+    folder, paths = indexed
+    a, c, e = paths[3], paths[4], folder / "e.txt"
+    a.rename(e)
+    c.rename(a)
+    report = apply_changes("notes", upserts=[e], deletions=[a], moves=[(c, a)])
+    assert live_paths("notes") == {str(p) for p in paths if p != c} | {str(e)}
+    assert (report.moved, report.added, report.deleted) == (1, 1, 1)
+
+
 def test_apply_changes_reads_only_the_rows_of_its_paths(indexed, monkeypatch) -> None:
     """A watcher's update of a few files looks up their rows; reading every stored row took
     0.48 s of each update at 100,000 documents. Moves onto an indexed file, edits and deletions

@@ -126,7 +126,9 @@ def _check_settings(
     if not isinstance(sublinear_tf, (bool, np.bool_)):
         raise NashError(f"sublinear_tf must be True or False, not {sublinear_tf!r}")
     listed = isinstance(stop_words, (list, tuple, set, frozenset))
-    if not (stop_words in (None, "english") or listed):
+    if not (
+        stop_words is None or listed or (isinstance(stop_words, str) and stop_words == "english")
+    ):
         raise NashError(
             f"stop_words must be 'english', None or a list of words, not {stop_words!r}"
         )

@@ -150,8 +150,7 @@ class SemanticHasher:
                 f"unknown setting {unknown} (the hasher's own or a feature's: "
                 f"{', '.join(_FEATURE_PARAMS)})"
             ) from None
-        if not (device in ("auto", "cpu", "cuda") or _is_cuda_index(device)):
-            raise NashError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)")
+        _check_device(device)
         if time_budget is not None and (
             not isinstance(time_budget, numbers.Real)
             or isinstance(time_budget, bool)
@@ -395,6 +394,7 @@ class SemanticHasher:
         from nashcli.index import damage_error
         from nashcli.model_files import model_problem
 
+        _check_device(device)  # (the caller's mistake: not the saved model's damage)
         directory = Path(directory)
         problem = model_problem(directory)
         if problem is not None:
@@ -473,10 +473,16 @@ class SemanticHasher:
         return self
 
 
-def _is_cuda_index(device: object) -> bool:
-    """Whether ``device`` names one GPU, as torch does: ``cuda:0``, ``cuda:1``..."""
-    prefix, _, number = str(device).partition(":") if isinstance(device, str) else ("", "", "")
-    return prefix == "cuda" and number.isascii() and number.isdigit()
+def _check_device(device: object) -> None:
+    """:class:`NashError` unless ``device`` is ``auto``, ``cpu``, ``cuda`` or one GPU as torch
+    names it (``cuda:0``, ``cuda:1``...); whether a GPU is there is asked when it is used."""
+    if isinstance(device, str):
+        prefix, _, number = device.partition(":")
+        if device in ("auto", "cpu", "cuda") or (
+            prefix == "cuda" and number.isascii() and number.isdigit()
+        ):
+            return
+    raise NashError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)")
 
 
 def _first_detail(error: Exception, limit: int = 200) -> str:

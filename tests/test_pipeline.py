@@ -216,7 +216,7 @@ def test_numpy_integers_are_taken_and_saved_as_plain_numbers(tmp_path):
      {"max_epochs": 0}, {"time_budget": "x"}, {"time_budget": -5}, {"time_budget": float("nan")},
      {"device": "quantum"}, {"device": "cuda:x"}, {"min_df": -1}, {"max_df": 1.5},
      {"max_features": 0}, {"stop_words": "french"}, {"stop_words": [1, 2]},
-     {"sublinear_tf": "yes"}],
+     {"stop_words": np.array(["a", "b"])}, {"sublinear_tf": "yes"}],
 )  # fmt: skip
 def test_bad_settings_are_refused_before_any_work(kw):
     """Said when given, in one line naming the setting: not a TypeError from deep inside the
@@ -240,6 +240,13 @@ def test_a_pipeline_that_passes_labels_along_can_hold_the_hasher():
     assert (hasher.fit_transform(texts, labels) == hasher.fit(texts, y=labels).encode(texts)).all()
     with pytest.raises(NashError, match="not NoneType"):
         hasher.fit(None)
+
+
+def test_loading_with_an_unknown_device_is_that_error_not_damage(tmp_path):
+    SemanticHasher(n_bits=8, method="lsh").fit(FIVE).save(tmp_path)
+    with pytest.raises(NashError, match="^unknown device 'gpu'"):
+        SemanticHasher.load(tmp_path, device="gpu")
+    assert SemanticHasher.load(tmp_path, device="cpu").n_bits == 8
 
 
 def test_saving_onto_a_file_and_loading_nan_weights_are_clear_errors(tmp_path):

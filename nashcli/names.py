@@ -18,6 +18,16 @@ CONTROLS_BEYOND_C0 = BIDI_CONTROLS | LINE_SEPARATORS
 #: name without it: zero-width space, word joiner, byte order mark, soft hyphen, directional
 #: marks, invisible operators. Not the zero-width (non-)joiners: emoji and scripts need them.
 INVISIBLE = frozenset("\u200b\u2060\ufeff\u00ad\u200e\u200f\u061c\u180e\u2061\u2062\u2063\u2064")
+#: ... and the rest of Unicode's default-ignorable code points (DerivedCoreProperties.txt) that
+#: show nothing alone: the combining grapheme joiner, Hangul fillers (blank letters), Khmer
+#: inherent vowels, Mongolian variation selectors, the invisible format characters, tags (a
+#: name of tags alone reads as the name without them) and the unassigned ignorables. Not the
+#: variation selectors that emoji (U+FE0F) and Han characters (U+E0100...) need.
+_IGNORABLE_RANGES = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2065, 0x206F),
+    (0x3164, 0x3164), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE00FF), (0xE01F0, 0xE0FFF),
+)  # fmt: skip
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
@@ -39,7 +49,15 @@ def visible(text: str) -> str:
 
 def _shown_escaped(ch: str) -> bool:
     """Whether :func:`visible` shows ``ch`` as an escape."""
-    return ch == "\\" or is_control(ch) or ch in INVISIBLE or _is_surrogate(ch)
+    return ch == "\\" or is_control(ch) or _is_invisible(ch) or _is_surrogate(ch)
+
+
+def _is_invisible(ch: str) -> bool:
+    """A character that takes no room and shows nothing (:data:`INVISIBLE`)."""
+    if ch in INVISIBLE:
+        return True
+    code = ord(ch)
+    return any(low <= code <= high for low, high in _IGNORABLE_RANGES)
 
 
 def _is_surrogate(ch: str) -> bool:
@@ -49,7 +67,7 @@ def _is_surrogate(ch: str) -> bool:
     return "\ud800" <= ch <= "\udfff"
 
 
-_VISIBLE_ESCAPE = re.compile(r"\\(\\|n|r|t|x[0-9a-f]{2}|u[0-9a-f]{4})")
+_VISIBLE_ESCAPE = re.compile(r"\\(\\|n|r|t|x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
 
 
 def from_visible(text: str) -> str:
@@ -57,7 +75,7 @@ def from_visible(text: str) -> str:
 
     def original(match: re.Match) -> str:
         escape = match.group(1)
-        if escape[0] in "xu":
+        if escape[0] in "xuU":
             code = int(escape[1:], 16)
             return chr(0xDC00 + code if escape[0] == "x" and code >= 0x80 else code)
         return {"\\": "\\", "n": "\n", "r": "\r", "t": "\t"}[escape]
@@ -81,4 +99,6 @@ def _escaped(ch: str) -> str:
     if 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not UTF-8: that byte, as ls -b
         return f"\\x{code - 0xDC00:02x}"
     # (\\u beyond ASCII: bash reads $'\\x85' as the byte 0x85, $'\\u0085' as the character)
+    if code > 0xFFFF:  # (a tag: \U and eight digits, as $'...' reads it)
+        return f"\\U{code:08x}"
     return _ESCAPES.get(ch) or (f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}")

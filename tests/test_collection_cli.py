@@ -422,10 +422,13 @@ def test_invisible_characters_in_names_are_shown_as_escapes() -> None:
         ("zero\u200bwidth.txt", "zero\\u200bwidth.txt"),
         ("soft\u00adhyphen", "soft\\u00adhyphen"),
         ("\ufeffbom \u200emark \u2028line", "\\ufeffbom \\u200emark \\u2028line"),
+        ("tag\U000e0041\U000e0042.txt", "tag\\U000e0041\\U000e0042.txt"),  # (tag.txt to the eye)
+        ("hangul\u3164filler \u034fcgj", "hangul\\u3164filler \\u034fcgj"),  # (a blank letter)
     ]:
         assert visible(name) == shown and from_visible(shown) == name
         assert shell_quote(name).startswith("$'")
     assert visible("👩\u200d💻 می\u200cخواهم") == "👩\u200d💻 می\u200cخواهم"
+    assert visible("👍\ufe0f 葛\U000e0100城") == "👍\ufe0f 葛\U000e0100城"  # (variation selectors)
 
 
 def test_a_path_folded_in_the_table_keeps_its_spaces(tmp_path: Path) -> None:

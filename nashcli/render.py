@@ -339,6 +339,10 @@ MIN_PATH_COLUMNS = 24
 #: paths fold there); :func:`similar_results` draws the table only where its paths get that
 #: much, or all they need.
 TABLE_PATH_COLUMNS = 48
+#: The columns titles keep at most when a longer path wants their room: the path is what a
+#: reader copies, the title a hint (a 101-column path was folded at 200 columns so that titles
+#: kept all 80 of theirs).
+TITLE_COLUMNS_YIELDED_TO_PATHS = 30
 
 
 def similar_results(
@@ -408,15 +412,17 @@ def similar_table(hits: Sequence, shown: Sequence[str], width: int = 100) -> Tab
     :func:`_relative_paths`), title.
 
     ``width`` is the console's: paths get what the titles leave them, at least 48 columns
-    where their longest needs it (folded beyond), titles get the rest, at least 8.
+    where their longest needs it, and all they need where titles keep 30 (folded beyond),
+    titles get the rest, at least 8.
     """
     table = Table()
     titles = [plain(hit.title) for hit in hits]
     room = width - _table_width([*_number_widths(hits), 0, 0])  # for the path and the title
     longest, longest_title = _cells(shown) or 4, _cells(titles)
     title_least = max(len("title"), min(8, longest_title))  # (a header's width at the least)
+    titles_keep = min(longest_title, TITLE_COLUMNS_YIELDED_TO_PATHS)
     path_width = min(
-        longest, room - title_least, max(min(longest, TABLE_PATH_COLUMNS), room - longest_title)
+        longest, room - title_least, max(min(longest, TABLE_PATH_COLUMNS), room - titles_keep)
     )
     path_width = max(len("path"), min(8, longest), path_width)
     title_width = max(title_least, room - path_width)

@@ -214,6 +214,25 @@ def test_the_similar_table_is_drawn_whole_at_every_width(path_length: int, title
     assert tables > 100
 
 
+def test_a_long_path_keeps_one_line_where_titles_can_yield_it_room() -> None:
+    """At 200 columns a 101-column path was folded so that titles kept all 80 of theirs: the
+    path is what a reader copies; titles give up room down to 30 columns first."""
+    import io
+    from collections import namedtuple
+
+    from rich.console import Console
+
+    from nashcli import render
+
+    hit = namedtuple("hit", "path distance score title")
+    path = "/r/" + "deeply_nested_directory_name_here/" * 2 + "x" * 27 + ".txt"  # 101 columns
+    hits = [hit(path, 3, 0.5, "t" * 80)]
+    for width, whole in ((200, True), (160, True), (120, False)):
+        console = Console(width=width, file=io.StringIO(), highlight=False)
+        render.show(console, render.similar_results(hits, "/r", "q", width, "notes"))
+        assert (path[3:] in console.file.getvalue()) is whole, width
+
+
 def test_status_and_forget(notes) -> None:
     folder, paths = notes
     doc = json.loads(run("status", "--json").stdout)

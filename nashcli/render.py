@@ -437,9 +437,10 @@ def similar_table(hits: Sequence, shown: Sequence[str], width: int = 100) -> Tab
     return table
 
 
-def status_results(collections: Sequence[dict], width: int = 100) -> Table | Text:
-    """:func:`status_table`, or where ``width`` is too narrow for it (its numbers would be cut
-    short), one record per collection, to print with ``soft_wrap=True``."""
+def status_results(collections: Sequence[dict], width: int = 100) -> Group | Text:
+    """A "collections" line above :func:`status_table` (not its title, which Rich pads with
+    spaces to the table's width), or where ``width`` is too narrow for it (its numbers would be
+    cut short), one record per collection, to print with ``soft_wrap=True``."""
     rows = [_status_row(c) for c in collections]
     fixed = [
         _cells([header, *(row[i] for row in rows)])
@@ -447,7 +448,7 @@ def status_results(collections: Sequence[dict], width: int = 100) -> Table | Tex
     ]
     root_need = min(max(4, _cells([row[1] for row in rows])), MIN_PATH_COLUMNS)
     if width >= _table_width([*fixed, root_need, 10, len("watching")]):
-        return status_table(rows, root_width=root_need)
+        return Group(Text("collections"), status_table(rows, root_width=root_need))
     lines = ["collections"]
     for c, (name, root, _, bits, model, updated, watching) in zip(collections, rows, strict=True):
         watched = "watched" if watching == "yes" else "not watched"
@@ -476,7 +477,7 @@ def status_table(rows: Sequence[tuple[str, ...]], root_width: int | None = None)
     """One row per collection (:func:`_status_row`): name, root (marked "(gone)" when no longer
     a folder: moved or deleted; at least ``root_width`` columns before it folds), documents,
     bits, model, updated, watching."""
-    table = Table(title="collections", title_justify="left")
+    table = Table()
     for column in ("name", "root", "documents", "bits", "model", "updated", "watching"):
         table.add_column(
             column,

@@ -172,6 +172,7 @@ def test_a_narrow_terminal_gets_whole_paths_and_numbers(notes, monkeypatch, colu
         numbers = f"{path}  (distance {answer['distance']}, score {answer['score']:.3f})"
         assert (numbers if columns.isdigit() and columns != "0" else f"│ {path} │") in result.stdout
     status = run("status").stdout
+    assert status.splitlines()[0] == "collections"  # (a table's title was padded with spaces)
     if columns.isdigit() and columns != "0":
         assert f"notes: {len(paths)} documents, 64 bits" in status and f"  {folder}\n" in status
     else:

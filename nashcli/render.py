@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from nashcli.names import CONTROLS_BEYOND_C0, is_control, visible
+from nashcli.names import CONTROLS_BEYOND_C0, _escaped, is_control, visible
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.progress import Progress
@@ -352,24 +353,47 @@ def similar_results(
     width: int = 100,
     collection: str | None = None,
     query_is_file: bool = False,
+    encoding: str | None = None,
 ) -> Group | Text:
     """A "similar to QUERY" line above :func:`similar_table` (not its title, which would be
     folded to the table's width), or where ``width`` is too narrow for it, the same answers as one
     record per hit (rank, path, distance and score; the title below), to print with
-    ``soft_wrap=True`` so that a path is never cut."""
-    shown = _relative_paths(hits, root)
+    ``soft_wrap=True`` so that a path is never cut. ``encoding``: the output's, where it is
+    not UTF-8 (:func:`encodable`)."""
+    shown = [encodable(path, encoding) for path in _relative_paths(hits, root)]
+    titles = [encodable(plain(hit.title), encoding, path=False) for hit in hits]
     # The table where its paths keep one line (or, longer than its 48-column cap, fold there).
     path_need = min(max(8, _cells(shown)), TABLE_PATH_COLUMNS)
-    heading = f"similar to {visible(query) if query_is_file else plain(query)}"
+    asked = encodable(
+        visible(query) if query_is_file else plain(query), encoding, path=query_is_file
+    )
+    heading = f"similar to {asked}"
     if collection is not None:  # (nested collections: which one answered)
-        heading += f" in collection {visible(collection)}"
+        heading += f" in collection {encodable(visible(collection), encoding)}"
     if width >= _table_width([*_number_widths(hits), path_need, 8]):
-        return Group(Text(heading), similar_table(hits, shown, width))
+        return Group(Text(heading), similar_table(hits, shown, width, titles))
     lines = [heading]
-    for rank, (hit, path) in enumerate(zip(hits, shown, strict=True), 1):
+    for rank, (hit, path, title) in enumerate(zip(hits, shown, titles, strict=True), 1):
         lines.append(f"{rank}. {path}  (distance {hit.distance}, score {score_text(hit.score)})")
-        lines.append("   " + _cut(plain(hit.title), max(20, width - 3)))
+        lines.append("   " + _cut(title, max(20, width - 3)))
     return Text("\n".join(lines))
+
+
+def encodable(text: str, encoding: str | None, *, path: bool = True) -> str:
+    """``text`` as an output in ``encoding`` can carry it (None, or UTF-8: as it is): a
+    character it cannot encode becomes its escape in a path or name (``\\u6708``, which
+    ``$'...'`` reads back) or ``?`` in a title, before a table measures it (the stream's own
+    ``?`` came after, one column for a wide character's two, and the row ran past the rest)."""
+    if encoding is None or codecs.lookup(encoding).name == "utf-8":
+        return text
+    shown = []
+    for ch in text:
+        try:
+            ch.encode(encoding)
+        except UnicodeEncodeError:
+            ch = _escaped(ch) if path else "?"
+        shown.append(ch)
+    return "".join(shown)
 
 
 def score_text(score: float) -> str:
@@ -407,7 +431,9 @@ def _relative_paths(hits: Sequence, root) -> list[str]:
     return shown
 
 
-def similar_table(hits: Sequence, shown: Sequence[str], width: int = 100) -> Table:
+def similar_table(
+    hits: Sequence, shown: Sequence[str], width: int = 100, titles: Sequence[str] | None = None
+) -> Table:
     """Rank, Hamming distance, score, path relative to the collection root (``shown``, from
     :func:`_relative_paths`), title.
 
@@ -416,7 +442,7 @@ def similar_table(hits: Sequence, shown: Sequence[str], width: int = 100) -> Tab
     titles get the rest, at least 8.
     """
     table = Table()
-    titles = [plain(hit.title) for hit in hits]
+    titles = [plain(hit.title) for hit in hits] if titles is None else titles
     room = width - _table_width([*_number_widths(hits), 0, 0])  # for the path and the title
     longest, longest_title = _cells(shown) or 4, _cells(titles)
     title_least = max(len("title"), min(8, longest_title))  # (a header's width at the least)
@@ -437,11 +463,13 @@ def similar_table(hits: Sequence, shown: Sequence[str], width: int = 100) -> Tab
     return table
 
 
-def status_results(collections: Sequence[dict], width: int = 100) -> Group | Text:
+def status_results(
+    collections: Sequence[dict], width: int = 100, encoding: str | None = None
+) -> Group | Text:
     """A "collections" line above :func:`status_table` (not its title, which Rich pads with
     spaces to the table's width), or where ``width`` is too narrow for it (its numbers would be
     cut short), one record per collection, to print with ``soft_wrap=True``."""
-    rows = [_status_row(c) for c in collections]
+    rows = [tuple(encodable(cell, encoding) for cell in _status_row(c)) for c in collections]
     fixed = [
         _cells([header, *(row[i] for row in rows)])
         for i, header in ((0, "name"), (2, "documents"), (3, "bits"), (4, "model"))

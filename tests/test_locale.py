@@ -80,6 +80,7 @@ def test_output_in_an_encoding_without_a_titles_letters_replaces_them(tmp_path: 
     folder = tmp_path / "notes"
     make_docs(folder, per_topic=4)
     (folder / "space" / "moon.txt").write_text("月球 moon notes\n" + "rocket orbit moon " * 9)
+    (folder / "space" / "月.txt").write_text("moon 🚀 notes\n" + "rocket orbit moon " * 8)
     env = {**os.environ, "PYTHONIOENCODING": "latin-1", "COLUMNS": "200"}
     assert subprocess.run([str(NASH), "index", str(folder)], env=env, check=False).returncode == 0
     shown = subprocess.run(
@@ -90,3 +91,9 @@ def test_output_in_an_encoding_without_a_titles_letters_replaces_them(tmp_path: 
     )
     assert shown.returncode == 0 and b"Traceback" not in shown.stderr, shown.stderr.decode()
     assert b"?? moon notes" in shown.stdout
+    # Replaced before the table is laid out: every row as wide as the others (a "?" for a
+    # wide letter's two columns made its row one shorter); a path gets the escape that
+    # $'...' reads back, not a "?" that names no file.
+    assert b"| space/\\u6708.txt " in shown.stdout and b"moon ? notes" in shown.stdout
+    rows = [line for line in shown.stdout.splitlines() if line.startswith((b"|", b"+"))]
+    assert len(rows) > 5 and len({len(row) for row in rows}) == 1, shown.stdout.decode("latin-1")

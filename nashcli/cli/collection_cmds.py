@@ -226,7 +226,13 @@ def similar_command(
         return
     console = render.output_console()
     results = render.similar_results(
-        hits, chosen.root, short, console.width, chosen.name, query_is_file=file is not None
+        hits,
+        chosen.root,
+        short,
+        console.width,
+        chosen.name,
+        query_is_file=file is not None,
+        encoding=console.encoding,
     )
     render.show(console, results)
 
@@ -318,7 +324,8 @@ def status_command(
         from nashcli import render
 
         console = render.output_console()
-        render.show(console, render.status_results(rows, width=console.width))
+        shown = render.status_results(rows, width=console.width, encoding=console.encoding)
+        render.show(console, shown)
 
     for row, label in zip(damaged, labels, strict=True):
         typer.echo(f"{row['name']}: {label}: {row['damaged']}")  # (names are plain; shown)

@@ -521,6 +521,25 @@ def test_above_the_training_cap_documents_are_encoded_a_batch_at_a_time(
     assert (report.deleted, report.dropped_unread) == (0, 1) and report.documents == 23
 
 
+def stop_while_encoding(folder: Path, options: dict, monkeypatch, *, kill: bool = False) -> None:
+    """A first index of ``folder`` (above ``options``' cap of 8 documents) stopped by Ctrl-C in
+    the third batch of its encoding; ``kill``: one whose process removes nothing, as kill -9."""
+    real_read, reads = indexing._read, []
+
+    def stopping_read(path: Path):
+        reads.append(path)
+        if len(reads) == 8 + 12:  # the sample, then into the third batch of the encoding
+            raise KeyboardInterrupt
+        return real_read(path)
+
+    monkeypatch.setattr(indexing, "_read", stopping_read)
+    if kill:  # (a killed process cleans nothing up)
+        monkeypatch.setattr(Collection, "remove", lambda *a, **k: pytest.fail("removed"))
+    with pytest.raises(KeyboardInterrupt):
+        index_folder(folder, hasher_options=options)
+    monkeypatch.setattr(indexing, "_read", real_read)
+
+
 @pytest.mark.parametrize("stop", ["ctrl-c", "kill"])
 def test_a_large_first_index_stopped_while_encoding_keeps_its_model(
     tmp_path: Path, monkeypatch, stop: str
@@ -551,20 +570,7 @@ def test_a_large_first_index_stopped_while_encoding_keeps_its_model(
                 for d in snap.live_docs()
             }
 
-    real_read, reads = indexing._read, []
-
-    def stopping_read(path: Path):
-        reads.append(path)
-        if len(reads) == 8 + 12:  # the sample, then into the third batch of the encoding
-            raise KeyboardInterrupt
-        return real_read(path)
-
-    monkeypatch.setattr(indexing, "_read", stopping_read)
-    if stop == "kill":  # (a killed process cleans nothing up)
-        monkeypatch.setattr(Collection, "remove", lambda *a, **k: pytest.fail("removed"))
-    with pytest.raises(KeyboardInterrupt):
-        index_folder(folder, hasher_options=options)
-    monkeypatch.setattr(indexing, "_read", real_read)
+    stop_while_encoding(folder, options, monkeypatch, kill=stop == "kill")
     assert Collection.open("big").summary()["documents"] == 10  # two batches committed
     status = " ".join(CliRunner().invoke(app, ["status"]).output.split())
     assert "holds 10 documents so far: its first index stopped before it was done;" in status
@@ -625,18 +631,7 @@ def test_files_new_since_a_stopped_first_index_are_changes_not_the_fit(
     make_docs(folder, per_topic=8)  # 24 files
     monkeypatch.setattr(indexing, "BATCH", 5)
     options = {"max_documents": 8, "max_epochs": 3}
-    real_read, reads = indexing._read, []
-
-    def stopping_read(path: Path):
-        reads.append(path)
-        if len(reads) == 8 + 12:  # the sample, then into the third batch of the encoding
-            raise KeyboardInterrupt
-        return real_read(path)
-
-    monkeypatch.setattr(indexing, "_read", stopping_read)
-    with pytest.raises(KeyboardInterrupt):
-        index_folder(folder, hasher_options=options)
-    monkeypatch.setattr(indexing, "_read", real_read)
+    stop_while_encoding(folder, options, monkeypatch)
     with Collection.open("big").snapshot() as snap:
         encoded = {Path(d.path) for d in snap.live_docs()}
     assert len(encoded) == 10

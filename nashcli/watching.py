@@ -133,6 +133,7 @@ class Coalescer:
         self._present_at: dict[Path, float] = {}
         # path -> (the name out of sight it was renamed to, when): gone only if it stays there
         self._hidden_as: dict[Path, tuple[Path, float]] = {}
+        self._hidden_by: dict[Path, Path] = {}  # ... and that name -> the path
         self._waiting_until: float | None = None  # changes kept for their next events (take)
         self._fresh: set[Path] = set()  # created during this window: moving it is no "move"
         self._touched_after_move: set[Path] = set()
@@ -173,7 +174,7 @@ class Coalescer:
         if self.is_ignored(path, False):
             return
         if path not in self._dirty and path not in self._moves:
-            self._fresh.add(path)  # not known before: if it vanishes again, forget it
+            self._fresh.add(path)  # not known before: moving it moves no document
         self.modified(path, now)
 
     def modified(self, path: Path, now: float | None = None) -> None:
@@ -221,11 +222,15 @@ class Coalescer:
         if src_hidden and dst_hidden:
             return
         if src_hidden:  # e.g. an editor's hidden temp file renamed over the real one
+            original = self._hidden_by.pop(src, None)
+            if original is not None and original != dst:  # out of sight, and back elsewhere:
+                self._hidden_as.pop(original, None)  # its old name is gone, no waiting for it
             self.modified(dst, now)  # (not "created": it may replace an indexed file)
             return
         if dst_hidden:  # (an editor's backup, a save through a temporary name: it may be back)
             self.deleted(src, now)
             self._hidden_as[src] = (dst, time.monotonic() if now is None else now)
+            self._hidden_by[dst] = src
             return
         origin = self._moves.pop(src, src)
         self._present_at.pop(src, None)  # (its latest event: gone from there)
@@ -297,8 +302,6 @@ class Coalescer:
                 batch.deletions.append(path)
             elif paths.may_be_there(path):  # a file, a symlink or pipe nash refuses, or unreadable
                 batch.upserts.append(path)
-            elif path in self._fresh:
-                pass  # one that came and went is simply forgotten
             elif events_to_come(path):
                 kept.append(path)
             else:
@@ -318,6 +321,7 @@ class Coalescer:
         self._moves.update(waiting)
         self._dirty.update(dict.fromkeys(kept))
         self._present_at, self._hidden_as = present_at, hidden_as
+        self._hidden_by = {hidden: path for path, (hidden, _) in hidden_as.items()}
         self._touched_after_move.update(touched)
         seen = [*present_at.values(), *(when for _, when in hidden_as.values())]
         seen = [when for when in seen if now < when + EVENT_GRACE]  # (not one that ran out)

@@ -1421,10 +1421,11 @@ def apply_changes(
             loader = _model_loader(w, device, hashers)
             _apply(w, loader, candidates, stored, dropped, report, reporter)
         else:
-            w.tombstone(sorted(d.row for d in dropped))
+            if dropped:  # (none: no transaction, so no commit and no new "updated" time)
+                w.tombstone(sorted(d.row for d in dropped))
             for doc in dropped:
                 report.note("-", doc.path)
-            w.commit()
+            w.commit()  # (what is staged: the moves' new paths, these deletions)
         _maybe_compact(w, report)
         counts = w.counts()
         report.documents = counts["live"]

@@ -924,6 +924,18 @@ def test_a_deletion_and_a_new_file_of_the_same_bytes_are_a_move(indexed, model_l
     assert live_paths("notes") == {str(p) for p in paths if p != paths[3]} | {str(target)}
 
 
+def test_deleting_what_was_never_indexed_writes_nothing(indexed) -> None:
+    """A watcher's burst of a temporary file made and deleted (`4913`, vim's probe) is a
+    deletion of a name that held nothing: no commit, so `nash status` keeps the last real
+    update's time."""
+    folder, paths = indexed
+    before = Collection.open("notes").summary()["updated_at"]
+    time.sleep(0.01)
+    report = apply_changes("notes", deletions=[folder / "4913"])
+    assert report.deleted == 0
+    assert Collection.open("notes").summary()["updated_at"] == before
+
+
 def test_a_document_a_move_replaced_is_no_move_for_a_new_file(indexed) -> None:
     """`mv a e; mv c a`: a's document, deleted and replaced by c's move, was also taken for the
     source of e's bytes, so e was re-pathed onto a dead row and never indexed."""

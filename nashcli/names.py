@@ -20,11 +20,12 @@ CONTROLS_BEYOND_C0 = BIDI_CONTROLS | LINE_SEPARATORS
 INVISIBLE = frozenset("\u200b\u2060\ufeff\u00ad\u200e\u200f\u061c\u180e\u2061\u2062\u2063\u2064")
 #: ... and the rest of Unicode's default-ignorable code points (DerivedCoreProperties.txt) that
 #: show nothing alone: the combining grapheme joiner, Hangul fillers (blank letters), Khmer
-#: inherent vowels, Mongolian variation selectors, the invisible format characters, tags (a
-#: name of tags alone reads as the name without them) and the unassigned ignorables. Not the
-#: variation selectors that emoji (U+FE0F) and Han characters (U+E0100...) need.
+#: inherent vowels, the invisible format characters, tags (a name of tags alone reads as the
+#: name without them; not those of an emoji flag, :func:`visible`) and the unassigned
+#: ignorables. Not the variation selectors that emoji (U+FE0F), Han characters (U+E0100...)
+#: and traditional Mongolian (U+180B...) need.
 _IGNORABLE_RANGES = (
-    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x2065, 0x206F),
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x2065, 0x206F),
     (0x3164, 0x3164), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
     (0x1D173, 0x1D17A), (0xE0000, 0xE00FF), (0xE01F0, 0xE0FFF),
 )  # fmt: skip
@@ -44,7 +45,19 @@ def visible(text: str) -> str:
     message that names one, shown so that it can be told apart from others
     (``new\\nline.txt`` is not ``new line.txt``) and cannot drive the terminal. Titles, which
     are prose, take ``render.plain`` instead. :func:`from_visible` reverses it."""
-    return "".join(_escaped(ch) if _shown_escaped(ch) else ch for ch in text)
+    shown, flag = [], False
+    for ch in text:
+        if flag and _TAG_FIRST <= ch <= _TAG_CANCEL:  # a subdivision flag's tags: 🏴 + England
+            shown.append(ch)
+            flag = ch != _TAG_CANCEL
+            continue
+        flag = ch == _BLACK_FLAG
+        shown.append(_escaped(ch) if _shown_escaped(ch) else ch)
+    return "".join(shown)
+
+
+#: The tags an emoji flag of a subdivision spells after U+1F3F4 (``🏴`` + ``gbeng`` + cancel).
+_BLACK_FLAG, _TAG_FIRST, _TAG_CANCEL = "\U0001f3f4", "\U000e0020", "\U000e007f"
 
 
 def _shown_escaped(ch: str) -> bool:
@@ -67,7 +80,9 @@ def _is_surrogate(ch: str) -> bool:
     return "\ud800" <= ch <= "\udfff"
 
 
-_VISIBLE_ESCAPE = re.compile(r"\\(\\|n|r|t|x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
+_VISIBLE_ESCAPE = re.compile(
+    r"\\(\\|n|r|t|x[0-9a-f]{2}|u[0-9a-f]{4}|U00(?:0[0-9a-f]|10)[0-9a-f]{4})"
+)
 
 
 def from_visible(text: str) -> str:

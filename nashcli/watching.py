@@ -200,7 +200,7 @@ class Coalescer:
             self._dead_dirs.add(path)
             self._rescan = True
         self._present_at.pop(path, None)
-        self._hidden_as.pop(path, None)
+        self._forget_hidden(path)
         origin = self._moves.pop(path, None)
         if origin is not None:  # renamed, then deleted: what went is the file it was
             self._touched_after_move.discard(path)
@@ -224,7 +224,7 @@ class Coalescer:
         if src_hidden:  # e.g. an editor's hidden temp file renamed over the real one
             original = self._hidden_by.pop(src, None)
             if original is not None and original != dst:  # out of sight, and back elsewhere:
-                self._hidden_as.pop(original, None)  # its old name is gone, no waiting for it
+                self._forget_hidden(original)  # its old name is gone, no waiting for it
             self.modified(dst, now)  # (not "created": it may replace an indexed file)
             return
         if dst_hidden:  # (an editor's backup, a save through a temporary name: it may be back)
@@ -234,7 +234,7 @@ class Coalescer:
             return
         origin = self._moves.pop(src, src)
         self._present_at.pop(src, None)  # (its latest event: gone from there)
-        self._hidden_as.pop(src, None)
+        self._forget_hidden(src)
         # edited in this window, before or after an earlier move: its indexed code is stale
         touched = src in self._touched_after_move or src in self._dirty
         self._touched_after_move.discard(src)
@@ -253,6 +253,12 @@ class Coalescer:
         if touched:
             self._touched_after_move.add(dst)
         self._stamp(now)
+
+    def _forget_hidden(self, path: Path) -> None:
+        """Drop the record that ``path`` was renamed out of sight (a later event said more)."""
+        hidden, _ = self._hidden_as.pop(path, (None, None))
+        if hidden is not None and self._hidden_by.get(hidden) == path:
+            del self._hidden_by[hidden]
 
     # ---- flush
     def take(self, now: float | None = None) -> Batch:

@@ -449,6 +449,10 @@ def test_invisible_characters_in_names_are_shown_as_escapes() -> None:
         assert shell_quote(name).startswith("$'")
     assert visible("👩\u200d💻 می\u200cخواهم") == "👩\u200d💻 می\u200cخواهم"
     assert visible("👍\ufe0f 葛\U000e0100城") == "👍\ufe0f 葛\U000e0100城"  # (variation selectors)
+    assert visible("ᠠ\u180b") == "ᠠ\u180b"  # (traditional Mongolian's)
+    england = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+    assert visible(f"{england}.txt") == f"{england}.txt"  # (an emoji flag's tags)
+    assert from_visible("\\Uffffffff") == "\\Uffffffff"  # (no code point: left as it is)
 
 
 def test_a_path_folded_in_the_table_keeps_its_spaces(tmp_path: Path) -> None:

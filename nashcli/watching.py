@@ -158,7 +158,7 @@ class Coalescer:
         if self.first_event is None or self.last_event is None:  # no event since a take...
             if self._waiting_until is None:
                 return None
-            return self._waiting_until - now  # ...that kept moves waiting for their next events
+            return self._waiting_until - now  # ...that kept changes waiting for their events
         return min(self.last_event + quiet, self.first_event + max_delay) - now
 
     # ---- events
@@ -467,7 +467,8 @@ class Watcher:
     ``apply(upserts, deletions, moves)`` applies one chunk (``indexing.apply_changes``),
     ``catch_up()`` brings the whole collection up to date (``indexing.index_folder``),
     ``retrain_due()`` / ``retrain()`` decide and perform a background retrain (``retrain()``
-    returns False where it found none needed after all: another process had just retrained),
+    returns False where it found none needed after all: another process had just retrained,
+    else may return a line of what the refit found, :meth:`RefitOutcome.summary`, for the log),
     ``make_is_ignored()`` returns the ignore predicate (rebuilt after ignore files change),
     ``admit(path)`` says why an existing file is no document (a :class:`corpus.Skipped`: binary,
     empty, too big) or None; one that is no document by those rules (``excluded``) also leaves

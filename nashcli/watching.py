@@ -214,7 +214,14 @@ class Coalescer:
     ) -> None:
         """``src`` was renamed to ``dst`` (watchdog also reports each file of a moved directory)."""
         if is_dir:
-            self._stamp(now)  # the files inside get their own move events
+            # The files inside get their own move events, but only those still there when
+            # watchdog walks the new folder: one renamed or deleted there first (`mv s1 s2; rm
+            # s2/x.txt`) gets none, and its document would stay. A catch-up pass settles the
+            # folder (re-pathing by the bytes, nothing encoded again).
+            if not (self.is_ignored(src, True) and self.is_ignored(dst, True)):
+                self._dead_dirs.add(src)
+                self.request_rescan(now)
+            self._stamp(now)
             return
         if IGNORE_FILES & {src.name, dst.name}:
             self.request_rescan(now)
@@ -291,6 +298,7 @@ class Coalescer:
                 dst not in self._touched_after_move
                 and corpus.regular_file_stat(dst) is not None
                 and not paths.may_be_there(origin)
+                and not self.is_ignored(dst, False)  # (rules changed since: judged below)
             ):
                 batch.moves.append((origin, dst))
                 claimed.update((origin, dst))
@@ -307,7 +315,8 @@ class Coalescer:
             if _is_folder(path):  # its files have their own events; a document there is gone
                 batch.deletions.append(path)
             elif paths.may_be_there(path):  # a file, a symlink or pipe nash refuses, or unreadable
-                batch.upserts.append(path)
+                # (a change held from before new ignore rules is judged by them now)
+                (batch.deletions if self.is_ignored(path, False) else batch.upserts).append(path)
             elif events_to_come(path):
                 kept.append(path)
             else:

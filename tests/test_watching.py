@@ -243,6 +243,32 @@ def test_a_kept_change_is_looked_at_again_when_its_wait_ends_not_at_once(folder)
     assert c.due(2.7, quiet=0.2, max_delay=1.0) == pytest.approx(2.5 + watching.EVENT_GRACE - 2.7)
 
 
+def test_a_folder_renamed_brings_a_full_pass(folder):
+    """watchdog reports a moved folder's files as it walks the new one: a file renamed or
+    deleted there first gets no event of its own (`mv s1 s2; rm s2/x.txt`, found by a fuzz
+    against real inotify), and its document stayed. The pass settles the folder."""
+    (folder / "s1").mkdir()
+    c = Coalescer(hidden)
+    c.moved(folder / "s1", folder / "s2", is_dir=True)
+    assert c.take().rescan
+    c.moved(folder / ".a", folder / ".b", is_dir=True)  # (out of sight both ways: nothing)
+    assert not c.take()
+
+
+def test_a_change_held_from_before_new_ignore_rules_is_judged_by_them(folder):
+    a, b = folder / "a.txt", folder / "b.txt"
+    a.write_text("x")
+    b.write_text("y")
+    c = Coalescer()
+    c.modified(a)
+    os.replace(b, folder / "d.txt")
+    c.moved(b, folder / "d.txt")
+    c.is_ignored = lambda path, is_dir=False: path.name in ("a.txt", "d.txt")  # (a .gitignore)
+    batch = c.take()
+    assert a in batch.deletions and folder / "d.txt" in batch.deletions and b in batch.deletions
+    assert not batch.upserts and not batch.moves
+
+
 def test_a_rename_whose_next_events_never_come_is_judged_by_the_disk(folder):
     a, b = folder / "a.txt", folder / "b.txt"
     a.write_text("x")

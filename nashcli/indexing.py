@@ -935,7 +935,7 @@ def _index(
                     "going on with the first index, stopped before it was done (its model is kept)"
                 )
                 # The files it found first are the fit's; those made or changed since are not.
-                fits, fresh = _partition(fresh, _unchanged_since(w.filled_from_ns))
+                fits, fresh = _unchanged_since(w.filled_from_ns, fresh)
                 _apply(w, load_hasher, fits, {}, [], report, reporter, fitted=True)
                 w.set_filling(False)
             _apply(w, load_hasher, fresh + changed, stored, gone, report, reporter)
@@ -944,32 +944,24 @@ def _index(
             )
 
 
-def _unchanged_since(when_ns: int | None) -> Callable[[_Candidate], bool]:
-    """Whether a file was there as it is now at ``when_ns`` (None: unknown, take it as so): its
-    modification and status change times (a copy that keeps the mtime, `cp -p`, `rsync -a`,
-    is new by its ctime) are both earlier."""
-
-    def unchanged(candidate: _Candidate) -> bool:
-        if when_ns is None:
-            return True
+def _unchanged_since(
+    when_ns: int | None, candidates: Sequence[_Candidate]
+) -> tuple[list[_Candidate], list[_Candidate]]:
+    """(``candidates`` there as they are now at ``when_ns``, the others), each in their order: a
+    file's modification and status change times (a copy that keeps the mtime, `cp -p`, `rsync
+    -a`, is new by its ctime) are both earlier. None, unknown: all taken as unchanged."""
+    if when_ns is None:
+        return list(candidates), []
+    unchanged: list[_Candidate] = []
+    since: list[_Candidate] = []
+    for candidate in candidates:
         try:
             st = os.stat(candidate.path_text)
-        except OSError:
-            return False  # (read next, and reported as skipped there)
-        return max(st.st_mtime_ns, st.st_ctime_ns) < when_ns
-
-    return unchanged
-
-
-def _partition(
-    candidates: Sequence[_Candidate], test: Callable[[_Candidate], bool]
-) -> tuple[list[_Candidate], list[_Candidate]]:
-    """``candidates`` that pass ``test``, and those that do not, each in their order."""
-    passed: list[_Candidate] = []
-    failed: list[_Candidate] = []
-    for candidate in candidates:
-        (passed if test(candidate) else failed).append(candidate)
-    return passed, failed
+        except OSError:  # (read next, and reported as skipped there)
+            since.append(candidate)
+            continue
+        (unchanged if max(st.st_mtime_ns, st.st_ctime_ns) < when_ns else since).append(candidate)
+    return unchanged, since
 
 
 def _finish(
@@ -1414,18 +1406,12 @@ def apply_changes(
                 continue
             candidates.append(_Candidate(str(path), st.st_size, st.st_mtime_ns))
         dropped = [d for row, d in {d.row: d for d in drop}.items() if row not in settled]
-        if candidates:
-            # A dropped document's bytes at a new path are a move its events did not say (a
-            # rename that a burst saw as a deletion and a new file): re-pathed, not encoded.
-            w.commit()  # (the moves' new paths first: encoding may take a while)
-            loader = _model_loader(w, device, hashers)
-            _apply(w, loader, candidates, stored, dropped, report, reporter)
-        else:
-            if dropped:  # (none: no transaction, so no commit and no new "updated" time)
-                w.tombstone(sorted(d.row for d in dropped))
-            for doc in dropped:
-                report.note("-", doc.path)
-            w.commit()  # (what is staged: the moves' new paths, these deletions)
+        w.commit()  # (the moves' new paths first: encoding may take a while)
+        # A dropped document's bytes at a new path are a move its events did not say (a rename
+        # that a burst saw as a deletion and a new file): re-pathed, not encoded; the others
+        # are dropped at the end (none: no transaction, no new "updated" time).
+        loader = _model_loader(w, device, hashers)
+        _apply(w, loader, candidates, stored, dropped, report, reporter)
         _maybe_compact(w, report)
         counts = w.counts()
         report.documents = counts["live"]

@@ -80,8 +80,15 @@ def one_of(*values: str) -> Callable[[str], list[str]]:
     return complete
 
 
-#: Completion of ``--device``.
-DEVICES = one_of("auto", "cpu", "cuda")
+#: The values of ``--device``, and their completion.
+DEVICE_NAMES = ("auto", "cpu", "cuda")
+DEVICES = one_of(*DEVICE_NAMES)
+
+
+def check_device(device: str) -> None:
+    """One line (:class:`NashError`) for a ``--device`` that is none of :data:`DEVICE_NAMES`."""
+    if device not in DEVICE_NAMES:
+        raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
 
 
 def _output_failed(error: OSError | sqlite3.Error) -> NoReturn:

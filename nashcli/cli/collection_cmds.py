@@ -10,14 +10,12 @@ from pathlib import Path
 
 import typer
 
-from nashcli.cli.app import DEVICES, app, one_of, stopped_as_by_ctrl_c
+from nashcli.cli.app import DEVICES, app, check_device, one_of, stopped_as_by_ctrl_c
 from nashcli.errors import NashError
 from nashcli.names import shell_quote, visible
 
 #: The smallest --max-size taken: a slip (0, or 50 meaning 50 MB) must not empty a collection.
 MIN_MAX_SIZE = 1000
-
-_DEVICES = ("auto", "cpu", "cuda")
 
 
 def _collection_names(incomplete: str) -> list[str]:
@@ -67,8 +65,7 @@ def index_command(
     """
     from nashcli import corpus, indexing, render
 
-    if device not in _DEVICES:
-        raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
+    check_device(device)
     if device == "cuda":  # no GPU: say so now, not only once something needs training
         from nashcli.methods import resolve_device
 

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
-from nashcli.cli.app import DEVICES, app, one_of
+from nashcli.cli.app import DEVICES, app, check_device, one_of
 from nashcli.errors import NashError
 
 _SPLITS = ("canonical", "random")
-_DEVICES = ("auto", "cpu", "cuda")
 
 
 @app.command("eval")
@@ -77,8 +76,7 @@ def eval_command(
 
     if split not in _SPLITS:
         raise NashError(f"--split must be canonical or random, not {split!r}")
-    if device not in _DEVICES:
-        raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
+    check_device(device)
     if methods is not None and methods.strip().lower() == "list":
         from nashcli.methods import describe
 

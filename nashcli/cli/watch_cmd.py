@@ -13,12 +13,11 @@ from pathlib import Path
 
 import typer
 
-from nashcli.cli.app import DEVICES, app, signals_handled
+from nashcli.cli.app import DEVICES, app, check_device, signals_handled
 from nashcli.errors import NashError
 from nashcli.names import shell_quote, visible
 from nashcli.paths import look_at
 
-_DEVICES = ("auto", "cpu", "cuda")
 _SHOWN_PATHS = 10  # a batch lists its files up to this many, then only counts
 
 
@@ -299,8 +298,7 @@ def watch_command(
     """Watch PATH until stopped (see _HELP), or start/stop a background watcher."""
     from nashcli import watching
 
-    if device not in _DEVICES:
-        raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
+    check_device(device)
     if stop:
         if detach:
             raise NashError("--stop stops a watcher; --detach starts one: give one of them")

@@ -52,7 +52,7 @@ def visible(text: str) -> str:
             flag = ch != _TAG_CANCEL
             continue
         flag = ch == _BLACK_FLAG
-        shown.append(_escaped(ch) if _shown_escaped(ch) else ch)
+        shown.append(escaped(ch) if _shown_escaped(ch) else ch)
     return "".join(shown)
 
 
@@ -109,7 +109,9 @@ def shell_quote(path: object) -> str:
     return '"\'"'.join(f"$'{piece}'" for piece in text.split("'"))
 
 
-def _escaped(ch: str) -> str:
+def escaped(ch: str) -> str:
+    """``ch`` as :func:`visible` shows one it escapes (``\\n``, ``\\x1b``, ``\\u200b``, a byte of a
+    name that is not UTF-8 as ``\\xNN``), which :func:`from_visible` and ``$'...'`` read back."""
     code = ord(ch)
     if 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not UTF-8: that byte, as ls -b
         return f"\\x{code - 0xDC00:02x}"

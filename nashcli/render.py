@@ -16,7 +16,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from nashcli.names import CONTROLS_BEYOND_C0, _escaped, is_control, visible
+from nashcli.names import CONTROLS_BEYOND_C0, escaped, is_control, visible
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.progress import Progress
@@ -391,7 +391,7 @@ def encodable(text: str, encoding: str | None, *, path: bool = True) -> str:
         try:
             ch.encode(encoding)
         except UnicodeEncodeError:
-            ch = _escaped(ch) if path else "?"
+            ch = escaped(ch) if path else "?"
         shown.append(ch)
     return "".join(shown)
 

@@ -632,7 +632,7 @@ def _read_pdf(path: Path) -> Document:
         with _quiet("pypdf"):  # its warnings about damaged files would garble progress bars
             reader = pypdf.PdfReader(path)
             if reader.is_encrypted and not reader.decrypt(""):
-                raise UnreadableFile("encrypted PDF", path)
+                raise UnreadableFile("encrypted PDF", path, excluded=True)
             text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
             meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except UnreadableFile:
@@ -642,7 +642,7 @@ def _read_pdf(path: Path) -> Document:
     except Exception as error:  # pypdf raises many types for damaged files
         raise UnreadableFile(f"unreadable PDF ({type(error).__name__})", path) from None
     if not text.strip():
-        raise UnreadableFile("PDF without a text layer (scanned?)", path)
+        raise UnreadableFile("PDF without a text layer (scanned?)", path, excluded=True)
     return Document(text, _pdf_title(str(meta_title)) or title_of(text))
 
 

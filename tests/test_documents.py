@@ -400,6 +400,27 @@ def test_pdf_text_is_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
     assert [r for r in caplog.records if r.name.startswith("pypdf")] == []
 
 
+def test_a_pdf_with_no_text_to_read_now_takes_its_old_entry_away(tmp_path: Path) -> None:
+    """A PDF re-saved as a scan or encrypted holds no text nash can read: its old entry would
+    keep answering with text the file no longer shows (as an emptied text file's would)."""
+    pypdf = pytest.importorskip("pypdf")
+    scan = write(tmp_path / "scan.pdf", minimal_pdf(""))
+    locked = write(tmp_path / "locked.pdf", minimal_pdf("Binary codes for documents"))
+    writer = pypdf.PdfWriter(clone_from=str(locked))
+    writer.encrypt("secret")
+    with open(locked, "wb") as f:
+        writer.write(f)
+    for path, reason in ((scan, "PDF without a text layer"), (locked, "encrypted PDF")):
+        with pytest.raises(UnreadableFile, match=reason) as refusal:
+            read_document(path)
+        assert refusal.value.excluded
+    # a damaged one may be half-written: its entry stays until it can be read
+    broken = write(tmp_path / "broken.pdf", b"%PDF-1.4\nthis is not a pdf")
+    with pytest.raises(UnreadableFile) as refusal:
+        read_document(broken)
+    assert not refusal.value.excluded
+
+
 @pytest.mark.parametrize(
     ("meta_title", "title"),
     [

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from nashcli.errors import NashError
+from nashcli.paths import expand_user
 
 #: Dataset names ``nash eval`` knows, with the file name each is found under in the data dir.
 DATASET_FILES: dict[str, str] = {
@@ -133,7 +134,7 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
     if text in VDSH_VARIANTS:
         base, options = VDSH_VARIANTS[text]
         return vdsh_release(_load_known(base, data_dir), name=text, **options)
-    path = Path(text).expanduser()
+    path = expand_user(text)
     if not path.exists():
         if "/" in text or text.endswith((".gz", ".jsonl", ".bz2", ".xz")):
             raise NashError(f"dataset file not found: {path}")
@@ -739,7 +740,7 @@ def _data_dir(data_dir: str | Path | None) -> Path:
         from nashcli.paths import cache_dir
 
         return cache_dir()
-    return Path(data_dir).expanduser()
+    return expand_user(data_dir)
 
 
 def download(name: str, data_dir: str | Path | None = None) -> Path:

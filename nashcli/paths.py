@@ -16,7 +16,20 @@ def _home() -> Path | None:
     """``$NASH_HOME`` as an absolute path (a relative one is taken from the current folder, so
     that the paths nash prints, a watcher's log, lead there from anywhere), or None."""
     override = os.environ.get("NASH_HOME")
-    return Path(os.path.abspath(Path(override).expanduser())) if override else None
+    return Path(os.path.abspath(expand_user(override, "NASH_HOME"))) if override else None
+
+
+def expand_user(text: str | Path, variable: str | None = None) -> Path:
+    """``text`` as a path with a leading ``~`` or ``~name`` expanded, else a one-line
+    :class:`~nashcli.errors.NashError` (``Path.expanduser`` raises RuntimeError for a user who
+    does not exist, or where no home folder can be found); ``variable`` names where it was set."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~name of no such user, or no home directory to be found
+        from nashcli.errors import NashError
+
+        where = f"{variable}={text}" if variable else str(text)
+        raise NashError(f"{where}: cannot find the home folder that ~ stands for") from None
 
 
 def data_dir() -> Path:
@@ -69,7 +82,7 @@ def cache_dir() -> Path:
     """Default place for benchmark corpora: ``$NASH_DATA``, else the user cache dir."""
     override = os.environ.get("NASH_DATA")
     if override:
-        return Path(override).expanduser()
+        return expand_user(override, "NASH_DATA")
     import platformdirs
 
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "datasets"
@@ -105,10 +118,7 @@ def look_at(text: str | Path) -> tuple[Path, os.stat_result | None]:
 
     if str(text) == "":
         raise NashError("the path is empty ('')")
-    try:
-        path = Path(text).expanduser()
-    except RuntimeError:  # ~name of no such user, or no home directory to be found
-        raise NashError(f"{text}: cannot find the home folder that ~ stands for") from None
+    path = expand_user(text)
     try:
         found = path.stat()
     except (FileNotFoundError, NotADirectoryError):

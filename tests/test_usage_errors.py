@@ -421,10 +421,25 @@ def test_a_score_that_rounds_to_zero_has_no_sign() -> None:
     ]
 
 
-@pytest.mark.parametrize("command", ["index", "similar", "watch"])
-def test_a_home_folder_of_no_user_is_one_line(command: str) -> None:
-    line = _one_error_line(runner.invoke(app, [command, "~no-such-user-xyz/a.txt"]))
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["index", "~no-such-user-xyz/a.txt"], {}),
+        (["similar", "~no-such-user-xyz/a.txt"], {}),
+        (["watch", "~no-such-user-xyz/a.txt"], {}),
+        (["watch", "--stop", "~no-such-user-xyz/a"], {}),
+        (["eval", "~no-such-user-xyz/a.jsonl"], {}),
+        (["eval", "reuters", "--data-dir", "~no-such-user-xyz"], {}),
+        (["eval", "reuters"], {"NASH_DATA": "~no-such-user-xyz/d"}),
+        (["status"], {"NASH_HOME": "~no-such-user-xyz/h"}),
+    ],
+)
+def test_a_home_folder_of_no_user_is_one_line(args: list[str], env: dict[str, str]) -> None:
+    """`~name` of no such user (`Path.expanduser`'s RuntimeError was a traceback from watch
+    --stop, eval and the variables)."""
+    line = _one_error_line(runner.invoke(app, args, env=env))
     assert "cannot find the home folder that ~ stands for" in line
+    assert all(f"{variable}=" in line for variable in env)
 
 
 def test_an_empty_dataset_is_no_current_folder() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from nashcli import paths
 from nashcli.cli.app import DEVICES, app, check_device, one_of, stopped_as_by_ctrl_c
 from nashcli.errors import NashError
 from nashcli.names import shell_quote, visible
@@ -104,7 +105,7 @@ def _noting_a_kept_first_index(path: str, name: str | None) -> Iterator[None]:
         from nashcli.index import Collection, collection_of
 
         with contextlib.suppress(NashError, OSError, ValueError):
-            root = Path(os.path.abspath(Path(path).expanduser())).resolve()
+            root = Path(os.path.abspath(paths.expand_user(path))).resolve()
             chosen = name or collection_of(root)
             if chosen and Collection.exists(chosen):
                 _note_first_index_unfinished(Collection.open(chosen))
@@ -189,7 +190,7 @@ def similar_command(
     path = None
     if file is not None:
         check_query_file(file)  # before choosing a collection for it: say what is wrong with it
-        path = Path(file).expanduser()
+        path = paths.expand_user(file)
     chosen = choose_collection(collection, path)
     query: Path | str = path if path is not None else text
     hits = find_similar(query, chosen, top=top, ranking=ranking, pool=pool, on_note=_note)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from nashcli import paths
 from nashcli.cli.app import DEVICES, app, check_device, signals_handled
 from nashcli.errors import NashError
 from nashcli.names import shell_quote, visible
@@ -190,7 +191,7 @@ def _running_watcher_of(target: str) -> str | None:
     file records), found without opening the collection, which may be damaged."""
     from nashcli import watching
 
-    folder = Path(target).expanduser().resolve()
+    folder = paths.expand_user(target).resolve()
     for each in watching.watched_names():
         info = watching.read_pid_file(each) or {}
         if each == target or (info.get("root") and Path(str(info["root"])) == folder):
@@ -312,7 +313,7 @@ def watch_command(
     if found is not None:  # /proc, a path not valid UTF-8: before "watching ... catching up"
         from nashcli.corpus import check_root
 
-        check_root(Path(os.path.abspath(Path(path).expanduser())))
+        check_root(Path(os.path.abspath(paths.expand_user(path))))
     found_name, root = watching.collection_for(path)
     from nashcli.index import Collection, collection_of, same_folder, validate_name
 

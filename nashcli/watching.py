@@ -286,6 +286,7 @@ class Coalescer:
         batch = Batch(rescan=self._rescan)
         claimed: set[Path] = set()
         waiting: dict[Path, Path] = {}  # moves to keep
+        vacated = self._vacated()
         for dst, origin in self._moves.items():
             if origin == dst:  # moved back: nothing moved, but it may have been edited meanwhile
                 if events_to_come(dst):
@@ -294,16 +295,18 @@ class Coalescer:
                 else:
                     self._dirty.setdefault(dst, None)
                 continue
-            if (
-                dst not in self._touched_after_move
-                and corpus.regular_file_stat(dst) is not None
-                and not paths.may_be_there(origin)
-                and not self.is_ignored(dst, False)  # (rules changed since: judged below)
-            ):
+            landed = self._landed(dst)
+            left = vacated(origin) if landed else False
+            if landed and left:
                 batch.moves.append((origin, dst))
-                claimed.update((origin, dst))
+                claimed.add(dst)
+                if not paths.may_be_there(origin):  # (else a new file or another move's: not ours)
+                    claimed.add(origin)
             elif events_to_come(dst) and not paths.may_be_there(origin):
                 waiting[dst] = origin  # where it went next is in events still to come
+                claimed.update((origin, dst))
+            elif left is None and now < self._present_at.get(dst, -math.inf) + EVENT_GRACE:
+                waiting[dst] = origin  # its old name holds a file whose events are still to come
                 claimed.update((origin, dst))
             else:  # replaced, moved back, or gone again: judge both ends by what is on disk
                 self._dirty.setdefault(origin, None)
@@ -341,7 +344,59 @@ class Coalescer:
         seen = [*present_at.values(), *(when for _, when in hidden_as.values())]
         seen = [when for when in seen if now < when + EVENT_GRACE]  # (not one that ran out)
         self._waiting_until = min(seen) + EVENT_GRACE if seen else None
+        batch.moves = _emptied_first(batch.moves)
         return _without_unstorable_names(batch)
+
+    def _landed(self, dst: Path) -> bool:
+        """Whether the file a move brought to ``dst`` is there as it came, and in sight (the
+        ignore rules may have changed since: such a file is judged with the dirty ones)."""
+        return (
+            dst not in self._touched_after_move
+            and corpus.regular_file_stat(dst) is not None
+            and not self.is_ignored(dst, False)
+        )
+
+    def _vacated(self) -> Callable[[Path], bool | None]:
+        """A test of a move's old name: whether it is free of the file that moved, by the
+        events. It is (True) if nothing is there, or a file its events announced (`mv a b; touch
+        a`), or the file of another move that stands (`mv b c; mv a b`, log rotation). It is
+        not (False) in a cycle of moves (`mv a t; mv b a; mv t b`: no order applies them). A
+        file there that no event told of yet (None) is news still to come: the moved file back,
+        or the next move of a chain."""
+        verdicts: dict[Path, bool | None] = {}
+
+        def vacated(origin: Path) -> bool | None:
+            chain: dict[Path, None] = {}  # names whose verdict is the next one's
+            while origin not in verdicts:
+                into = self._moves.get(origin)
+                if not paths.may_be_there(origin) or origin in self._dirty:
+                    verdicts[origin] = True
+                elif into is None:
+                    verdicts[origin] = None
+                elif into == origin or origin in chain or not self._landed(origin):
+                    verdicts[origin] = False
+                else:
+                    chain[origin] = None
+                    origin = into
+            for name in chain:
+                verdicts[name] = verdicts[origin]
+            return verdicts[origin]
+
+        return vacated
+
+
+def _emptied_first(moves: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """``moves`` ordered so that the move out of a name comes before the move onto it: applied
+    in order, each re-paths the document that was there (a cycle never comes here)."""
+    out_of = {origin: (origin, dst) for origin, dst in moves}
+    ordered: dict[tuple[Path, Path], None] = {}
+    for move in moves:
+        chain: dict[tuple[Path, Path], None] = {}  # this move, the one out of its name, ...
+        while move is not None and move not in ordered and move not in chain:
+            chain[move] = None
+            move = out_of.get(move[1])
+        ordered.update(dict.fromkeys(reversed(chain)))
+    return list(ordered)
 
 
 def _without_unstorable_names(batch: Batch) -> Batch:
@@ -886,14 +941,18 @@ class Watcher:
         self._remember_unreadable(skipped)
         if skipped:
             self._on_batch(BatchResult(Batch(), 0.0, None, skipped))
-        for chunk in batch.chunks(self.batch_size):
+        chunks = list(batch.chunks(self.batch_size))
+        for done, chunk in enumerate(chunks):
             started = time.perf_counter()
             try:
                 report = self._apply(chunk.upserts, chunk.deletions, chunk.moves)
             except IndexBusyError as error:
+                # The rest waits too, in its order: a move onto a name comes after the move
+                # out of it, and another writer holds the lock for the next chunks as well.
                 self._say(f"{error}; retrying in {self.retry_delay:g} s")
-                self._requeue(coalescer, chunk)
-                continue
+                for later in chunks[done:]:
+                    self._requeue(coalescer, later)
+                return
             except Exception as error:  # noqa: BLE001 - as above
                 if not _passing(error):
                     raise

@@ -924,6 +924,32 @@ def test_a_deletion_and_a_new_file_of_the_same_bytes_are_a_move(indexed, model_l
     assert live_paths("notes") == {str(p) for p in paths if p != paths[3]} | {str(target)}
 
 
+def test_a_watchers_rotation_of_indexed_files_encodes_nothing(indexed, model_loads) -> None:
+    """`mv b c; mv a b` seen by the watcher: both documents re-pathed with their codes, none
+    encoded again (c's bytes were read and encoded as a new file)."""
+    from nashcli.watching import Coalescer
+
+    folder, paths = indexed
+    a, b, c = paths[3], paths[4], folder / "c.txt"
+    with Collection.open("notes").snapshot() as snap:
+        before = {d.path: d.row for d in snap.live_docs()}
+    events = Coalescer()
+    b.rename(c)
+    events.moved(b, c)
+    a.rename(b)
+    events.moved(a, b)
+    batch = events.take()
+    report = apply_changes(
+        "notes", upserts=batch.upserts, deletions=batch.deletions, moves=batch.moves
+    )
+    assert (report.moved, report.added, report.updated, report.deleted) == (2, 0, 0, 0)
+    assert model_loads == []  # nothing encoded
+    with Collection.open("notes").snapshot() as snap:
+        after = {d.path: d.row for d in snap.live_docs()}
+    assert after[str(c)] == before[str(b)] and after[str(b)] == before[str(a)]
+    assert set(after) == {str(p) for p in paths if p != a} | {str(c)}
+
+
 def test_deleting_what_was_never_indexed_writes_nothing(indexed) -> None:
     """A watcher's burst of a temporary file made and deleted (`4913`, vim's probe) is a
     deletion of a name that held nothing: no commit, so `nash status` keeps the last real

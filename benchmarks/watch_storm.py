@@ -1,7 +1,7 @@
 """What `nash watch` makes of storms of renames, with this tree's watcher against git revision
 REV's, in the same run.
 
-    python benchmarks/watch_storm.py --reference 78be0a8 --storms 3,40,3,10
+    python benchmarks/watch_storm.py --reference 78be0a8 --storms 3,40,3,10 --rotations 3
 
 A folder of ``--docs`` 20 Newsgroups articles (from ``../shared/datasets``), ``--renamed`` of
 them in a sub-folder, is indexed and watched by each tree's own ``nash`` (child processes, a
@@ -14,6 +14,11 @@ has moved on). After each storm the watcher is left until its log has been quiet
 (encoded again as new) and moved; a background refit's lines; and that the index then holds
 exactly the files on disk. A storm's renamed files are all moves; anything removed or
 re-indexed is a fault.
+
+Then ``--rotations`` rotations as logrotate does them: the last name of the sub-folder moves
+away, every other file moves to the name after its own (each onto the name the one before just
+left), and a new file is written at the first name: all moves but for the one new file a
+rotation, which is indexed.
 """
 
 from __future__ import annotations
@@ -58,14 +63,26 @@ def storm(folder: Path, rounds: int) -> None:
         os.rename(folder / name, folder / f"r{name}")
 
 
-def wait_quiet(log: Path, settle: float, limit: float = 120.0) -> None:
-    """Until ``log`` has not grown for ``settle`` seconds (or ``limit`` passed)."""
+def rotate(folder: Path, rotation: int) -> None:
+    """Each file of ``folder`` to the next name in order (the last one away), a new first one."""
+    names = sorted(name for name in os.listdir(folder) if not name.startswith("rotated"))
+    os.rename(folder / names[-1], folder / f"rotated{rotation:03d}-{names[-1]}")
+    for older, newer in zip(reversed(names[:-1]), reversed(names[1:]), strict=True):
+        os.rename(folder / older, folder / newer)
+    (folder / names[0]).write_text(f"a new first file, rotation {rotation}", encoding="utf-8")
+
+
+def wait_quiet(log: Path, settle: float, limit: float = 300.0) -> None:
+    """Until ``log`` has not grown for ``settle`` seconds, nor waits for a background refit (the
+    watcher holds its changes meanwhile), or until ``limit`` passed."""
     deadline, size, since = time.monotonic() + limit, -1, time.monotonic()
     while time.monotonic() < deadline:
         now = log.stat().st_size
         if now != size:
             size, since = now, time.monotonic()
-        elif time.monotonic() - since >= settle:
+            lines = log.read_text(errors="replace").splitlines()
+            refitting = bool(lines) and "retraining the model in the background" in lines[-1]
+        elif time.monotonic() - since >= settle and not refitting:
             return
         time.sleep(0.1)
 
@@ -91,6 +108,9 @@ def run(tree: Path, scratch: Path, args: argparse.Namespace) -> dict:
         start = log.stat().st_size
         for rounds in args.storms:
             storm(folder / "storm", rounds)
+            wait_quiet(log, args.settle)
+        for rotation in range(args.rotations):
+            rotate(folder / "storm", rotation)
             wait_quiet(log, args.settle)
     finally:
         watcher.terminate()
@@ -126,6 +146,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=300, help="articles in the folder")
     parser.add_argument("--renamed", type=int, default=100, help="of them, in the storms' folder")
     parser.add_argument("--storms", default="3,40,3,10", help="rounds of each storm")
+    parser.add_argument("--rotations", type=int, default=3, help="rotations after the storms")
     parser.add_argument("--settle", type=float, default=4.0, help="quiet seconds after a storm")
     parser.add_argument("--json", type=Path, help="write the record here")
     args = parser.parse_args()
@@ -139,11 +160,12 @@ def main() -> None:
             work = Path(scratch) / name.replace(" ", "-")
             work.mkdir()
             results[name] = run(tree, work, args)
-    renames = len(args.storms) * (args.renamed // 2)
+    renames = len(args.storms) * (args.renamed // 2) + args.rotations * args.renamed
     print(
         f"{len(args.storms)} storms ({', '.join(map(str, args.storms))} rounds of "
-        f"{args.renamed} files renamed away and back, then {args.renamed // 2} renamed): "
-        f"{renames} files moved in all"
+        f"{args.renamed} files renamed away and back, then {args.renamed // 2} renamed), "
+        f"{args.rotations} rotations of {args.renamed} files and one new file each: "
+        f"{renames} files moved and {args.rotations} new in all"
     )
     for name, result in results.items():
         label = args.reference if name == "reference" else "this tree"

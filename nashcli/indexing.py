@@ -328,6 +328,7 @@ def index_folder(
     hasher_options: dict | None = None,
     hashers: HasherCache | None = None,
     create: bool = True,
+    refit: bool = True,
 ) -> IndexReport:
     """Index ``root`` into collection ``name`` (default: the collection that already indexes
     ``root``, else one named after the folder), incrementally.
@@ -338,7 +339,10 @@ def index_folder(
     :class:`HasherCache` a long-lived caller keeps) saves reloading the current model.
     A damaged collection is rebuilt from the folder (see the module's docstring).
     ``create=False`` (a watcher after its first pass) raises :class:`CollectionGoneError`
-    rather than create a collection that was forgotten meanwhile. A folder with no file at all,
+    rather than create a collection that was forgotten meanwhile. ``refit=False`` updates with
+    the model there and leaves a refit that falls due to the caller (``report.retrain_due``: a
+    watcher fits in a child process, its own keeps handling events); a first index, a
+    ``retrain`` and a rebuild still fit. A folder with no file at all,
     on another device than when it was indexed, whose collection holds documents is refused:
     that is a drive not mounted at the folder (a watcher sees it as its folder replaced), and
     the update would remove them all. (A folder emptied where it is is an update.)
@@ -479,7 +483,12 @@ def index_folder(
                 collection, created = _create_once(name, root, bits or 64, lock_timeout)
                 report = IndexReport(collection=name, root=root)
                 index_into(collection, report=report)
-            if report.retrain_due and not report.retrained and len(found) >= _min_documents():
+            if (
+                refit
+                and report.retrain_due
+                and not report.retrained
+                and len(found) >= _min_documents()
+            ):
                 # The update is committed with the model there before the retrain it made
                 # due: a retrain stopped midway (a cron job's timeout, a laptop put to sleep)
                 # kept none of the run's work, and the new files stayed out on every run.

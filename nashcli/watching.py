@@ -1125,10 +1125,11 @@ def make_watcher(
 ) -> Watcher:
     """A :class:`Watcher` of ``root`` wired to collection ``name`` through :mod:`nashcli.indexing`.
 
-    The catch-up pass is ``index_folder`` (it creates the collection on first use, and retrains
-    when due); each chunk is ``apply_changes`` (new and changed documents are encoded with the
-    current model, moves re-pathed, deletions dropped); ``retrain_due`` decides when a background
-    ``index_folder`` fits a new model and switches generations.
+    The catch-up pass is ``index_folder`` (it creates the collection on first use; a refit it
+    makes due is left to ``retrain``); each chunk is ``apply_changes`` (new and changed
+    documents are encoded with the current model, moves re-pathed, deletions dropped);
+    ``retrain_due`` decides when a background ``index_folder`` in a child process fits a new
+    model and switches generations.
     """
     from nashcli import indexing
     from nashcli.index import Collection, CollectionGoneError
@@ -1160,6 +1161,7 @@ def make_watcher(
             lock_timeout=lock_timeout,
             hashers=hashers,
             create=not indexed.is_set(),
+            refit=False,  # (due, it is fitted in a child process: events go on meanwhile)
         )
         indexed.set()
         due.set() if report.retrain_due else due.clear()

@@ -298,31 +298,50 @@ def test_a_signal_during_the_first_index_stops_at_once(notes, tmp_path):
 
 
 def test_a_signal_during_a_catch_up_says_the_collection_is_not_up_to_date(notes, tmp_path):
-    """The log says the catch-up was cut short; the collection keeps what it had and the
-    update the catch-up committed, with the model there, before the refit it made due."""
+    """The log says the catch-up was cut short (here in the rebuild of a damaged model, a fit
+    the catch-up makes itself); the collection keeps what it had."""
+    from nashcli.paths import collections_dir
+
     assert runner.invoke(app, ["index", str(notes)]).exit_code == 0
-    for i in range(30):  # enough to refit a small collection during the catch-up
-        (notes / f"more-{i:02}.txt").write_text(text_about("space", 900 + i))
+    (collections_dir() / "notes" / "gen-000001" / "model" / "model.npz").write_bytes(b"")
     watch = Watch(notes, tmp_path, epochs=2000)
     watch.wait_for("catching up")
-    time.sleep(1.0)  # (into the refit)
+    time.sleep(1.0)  # (into the fit)
     code = watch.stop(signal.SIGTERM)
     out = watch.output()
     assert code == 0, out
     assert "stopped watching 'notes' before it was up to date (nash watch " in out, out
+    assert len(live_paths()) == 24
+
+
+def test_a_signal_during_the_refit_a_catch_up_made_due_keeps_its_update(notes, tmp_path):
+    """The update the catch-up committed with the model there stays; the refit it made due,
+    in a child process, ends with the watcher."""
+    assert runner.invoke(app, ["index", str(notes)]).exit_code == 0
+    for i in range(30):  # enough to refit a small collection
+        (notes / f"more-{i:02}.txt").write_text(text_about("space", 900 + i))
+    watch = Watch(notes, tmp_path, epochs=2000)
+    watch.wait_for("retraining the model in the background")
+    code = watch.stop(signal.SIGTERM)
+    out = watch.output()
+    assert code == 0, out
+    assert "stopping during a background retrain: the current model stays" in out, out
     assert len(live_paths()) == 24 + 30
 
 
-def test_a_catch_up_that_refits_still_lists_its_few_changes(notes, tmp_path):
-    """The catch-up commits its update before the refit it makes due: the files it lists are
-    that update's, so they are listed as without a refit (they were not)."""
+def test_a_catch_up_that_makes_a_refit_due_lists_its_changes_and_refits_aside(notes, tmp_path):
+    """The catch-up commits its update with the model there and lists its files; the refit it
+    makes due runs in a child process, as the watcher's own refits do (it ran inside the
+    watcher, whose events waited for the fit and whose memory kept what it had used)."""
     assert runner.invoke(app, ["index", str(notes)]).exit_code == 0
     for i in range(7):  # 7 + 1 of 24: a small collection refits at a quarter more
         (notes / f"more-{i}.txt").write_text(text_about("space", 900 + i))
     (notes / "space-00.txt").write_text(text_about("space", 999))
     watch = Watch(notes, tmp_path)
     try:  # ("updated", as `nash index` says it: the catch-up said "changed")
-        watch.wait_for("up to date: 31 documents (7 added, 1 updated, model retrained;")
+        watch.wait_for("up to date: 31 documents (7 added, 1 updated;")
+        watch.wait_for("retraining the model in the background")
+        watch.wait_for("retrained: new documents are encoded with the new model (31 documents)")
     finally:
         watch.stop()
     out = watch.output()

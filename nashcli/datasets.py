@@ -140,7 +140,8 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
             raise NashError(f"dataset file not found: {path}")
         known = ", ".join([*DATASET_FILES, *VDSH_VARIANTS])
         raise NashError(
-            f"unknown dataset {text!r}: use one of {known}, or a path to a .jsonl(.gz/.bz2/.xz)"
+            f"unknown dataset {text!r}: use one of {known}, or a path to a .jsonl(.gz/.bz2/.xz) "
+            "or to reuters21578.tar.gz or 20news-bydate.tar.gz"
         )
     return _load_path(path)
 

@@ -43,7 +43,10 @@ def index_command(
         help="Code length in bits (default: 64, or the collection's).",
     ),
     name: str | None = typer.Option(
-        None, "--name", help="Collection name (default: the folder's name)."
+        None,
+        "--name",
+        help="Collection name (default: the folder's collection, else a name made from the "
+        "folder's).",
     ),
     retrain: bool = typer.Option(
         False, "--retrain", help="Refit the features and the model on every document now."
@@ -57,7 +60,9 @@ def index_command(
         help="Skip files larger than this (e.g. 10MB, 512KiB) (default: 10MB, or the size the "
         "collection was last given).",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars, no summary."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="No progress bars, notes or summary (errors still print)."
+    ),
 ) -> None:
     """Index the text documents under PATH (again: only what changed), to find similar ones.
 

@@ -51,7 +51,7 @@ from nashcli.index import (
     validate_name,
 )
 from nashcli.names import shell_quote
-from nashcli.paths import look_at, may_be_there
+from nashcli.paths import look_at, may_be_there, moves_in_order
 
 #: A model is retrained on its own once the rows encoded since it was fitted (new and changed
 #: documents) reach this share of the documents it was fitted on (see README, "When the model
@@ -1334,7 +1334,8 @@ def apply_changes(
     """Apply known file changes (a watcher's events) to collection ``name`` without a crawl.
 
     ``upserts`` are (re)read and encoded with the current model if their text changed;
-    ``deletions`` leave the index; ``moves`` (old, new) re-path a document without re-encoding.
+    ``deletions`` leave the index; ``moves`` (old, new), renames made at once (in any order: a
+    swap is two), re-path a document without re-encoding.
     Waits up to ``lock_timeout`` seconds for another writer. Never retrains (check
     ``report.retrain_due`` and run :func:`index_folder` for that). Pass the same ``hashers``
     (a :class:`HasherCache`) to every call to load the model once per generation, not per call.
@@ -1368,8 +1369,19 @@ def apply_changes(
                 drop.append(doc)
         pending = list(upserts)
         settled: set[int] = set()  # rows a move took away or re-pathed: no longer to drop
-        for old_path, new_path in moves:
-            old = stored.get(str(old_path))
+        # Moves are renames made at once, applied out of a name before onto it (a path is
+        # one live document's). Those in a cycle (a swap) have no such order: their documents
+        # are first put aside, at a hidden name no document has, then moved on as the others.
+        moves, cyclic = moves_in_order(moves)
+        aside: list[tuple[DocRow | None, Path, Path]] = []
+        for old_path, new_path in cyclic:
+            doc = stored.pop(str(old_path), None)
+            if doc is not None:
+                hidden = str(root / f".nash-moving-{doc.row}")
+                w.repath(doc.row, DocMeta(hidden, doc.size, doc.mtime_ns, doc.hash, doc.title))
+            aside.append((doc, old_path, new_path))
+        in_order = ((stored.get(str(old_path)), old_path, new_path) for old_path, new_path in moves)
+        for old, old_path, new_path in itertools.chain(in_order, aside):  # (looked up as it goes)
             st = corpus.regular_file_stat(new_path)
             if st is None:  # gone again, or no document (a folder, a symlink)
                 if old is not None:
@@ -1390,7 +1402,7 @@ def apply_changes(
             # differ from it was also written (an edit in the same instant as the rename): it
             # goes on as a candidate below, re-hashed and re-encoded if its bytes changed.
             w.repath(old.row, DocMeta(str(new_path), old.size, old.mtime_ns, old.hash, old.title))
-            del stored[old.path]
+            stored.pop(old.path, None)
             stored[str(new_path)] = DocRow(
                 old.row, str(new_path), old.size, old.mtime_ns, old.hash, old.title
             )

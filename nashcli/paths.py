@@ -1,10 +1,12 @@
-"""Where nashcli keeps its files: ``$NASH_HOME`` if set, else the platform's user dirs."""
+"""Where nashcli keeps its files: ``$NASH_HOME`` if set, else the platform's user dirs; and
+the checks of paths that several modules make (``~``, what is there, renames made at once)."""
 
 from __future__ import annotations
 
 import os
 import re
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 APP_NAME = "nash"
@@ -148,3 +150,27 @@ def may_be_there(path: Path | str) -> bool:
     except OSError:
         return True
     return True
+
+
+def moves_in_order(
+    moves: Iterable[tuple[Path, Path]],
+) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    """``moves`` (old, new), renames made at once, in an order that applies them one at a time:
+    the move out of a name before the move onto it (`mv b c; mv a b` is (b, c), (a, b)). Moves in
+    a cycle (a swap), or leading into one, have no such order: they come second, apart."""
+    moves = list(moves)
+    out_of = {old: (old, new) for old, new in moves}
+    ordered: dict[tuple[Path, Path], None] = {}
+    cyclic: dict[tuple[Path, Path], None] = {}
+    for move in moves:
+        chain: dict[tuple[Path, Path], None] = {}  # this move, the one out of its name, ...
+        step: tuple[Path, Path] | None = move
+        while step is not None and step not in ordered:
+            if step in chain or step in cyclic:  # round to a move already on the way
+                cyclic.update(chain)
+                chain = {}
+                break
+            chain[step] = None
+            step = out_of.get(step[1])
+        ordered.update(dict.fromkeys(reversed(chain)))
+    return list(ordered), list(cyclic)

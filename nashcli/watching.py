@@ -344,7 +344,7 @@ class Coalescer:
         seen = [*present_at.values(), *(when for _, when in hidden_as.values())]
         seen = [when for when in seen if now < when + EVENT_GRACE]  # (not one that ran out)
         self._waiting_until = min(seen) + EVENT_GRACE if seen else None
-        batch.moves = _emptied_first(batch.moves)
+        batch.moves, _ = paths.moves_in_order(batch.moves)  # (a cycle is never a move here)
         return _without_unstorable_names(batch)
 
     def _landed(self, dst: Path) -> bool:
@@ -383,20 +383,6 @@ class Coalescer:
             return verdicts[origin]
 
         return vacated
-
-
-def _emptied_first(moves: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
-    """``moves`` ordered so that the move out of a name comes before the move onto it: applied
-    in order, each re-paths the document that was there (a cycle never comes here)."""
-    out_of = {origin: (origin, dst) for origin, dst in moves}
-    ordered: dict[tuple[Path, Path], None] = {}
-    for move in moves:
-        chain: dict[tuple[Path, Path], None] = {}  # this move, the one out of its name, ...
-        while move is not None and move not in ordered and move not in chain:
-            chain[move] = None
-            move = out_of.get(move[1])
-        ordered.update(dict.fromkeys(reversed(chain)))
-    return list(ordered)
 
 
 def _without_unstorable_names(batch: Batch) -> Batch:

@@ -950,6 +950,32 @@ def test_a_watchers_rotation_of_indexed_files_encodes_nothing(indexed, model_loa
     assert set(after) == {str(p) for p in paths if p != a} | {str(c)}
 
 
+@pytest.mark.parametrize("order", ["as listed", "reversed"])
+def test_moves_are_applied_as_renames_made_at_once_in_any_order(indexed, model_loads, order):
+    """`apply_changes(moves=...)` of a swap, or a chain listed onto a name before out of it:
+    the move onto b took b's document for the one replaced (tombstoned it), then moved a's on
+    (helper review: a document lost). Each document ends at its new path, none encoded."""
+    folder, paths = indexed
+    a, b, c, e = paths[3], paths[4], paths[5], folder / "e.txt"
+    with Collection.open("notes").snapshot() as snap:
+        before = {d.path: d.row for d in snap.live_docs()}
+    swap = folder / "swap.tmp"
+    a.rename(swap)
+    b.rename(a)
+    swap.rename(b)
+    c.rename(e)  # then a chain: paths[6] -> c -> e
+    paths[6].rename(c)
+    moves = [(b, a), (a, b), (paths[6], c), (c, e)]
+    report = apply_changes("notes", moves=moves if order == "as listed" else moves[::-1])
+    assert model_loads == []
+    with Collection.open("notes").snapshot() as snap:
+        after = {d.path: d.row for d in snap.live_docs()}
+    assert after[str(a)] == before[str(b)] and after[str(b)] == before[str(a)]
+    assert after[str(e)] == before[str(c)] and after[str(c)] == before[str(paths[6])]
+    assert set(after) == {str(p) for p in paths if p != paths[6]} | {str(e)}
+    assert (report.added, report.updated, report.deleted) == (0, 0, 0)
+
+
 def test_deleting_what_was_never_indexed_writes_nothing(indexed) -> None:
     """A watcher's burst of a temporary file made and deleted (`4913`, vim's probe) is a
     deletion of a name that held nothing: no commit, so `nash status` keeps the last real

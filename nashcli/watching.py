@@ -1230,7 +1230,12 @@ def _refit_main() -> None:
     # What another process's "training" message names (the lock's holder file): the watch
     # this refit belongs to, not a bare "nash".
     sys.argv = ["nash", "watch", request["root"]]
-    out, sys.stdout = sys.stdout, sys.stderr  # the outcome is the only line on the pipe
+    # The outcome is the only line on the pipe: the fit's own output, Python's or a native
+    # library's on file descriptor 1, goes to stderr.
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     from nashcli import indexing
 
     with contextlib.suppress(OSError, AttributeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,36 @@ def test_a_watchers_refit_says_what_its_own_pass_found(folder) -> None:
         True, 10, 0, 40
     )  # fmt: skip
     assert outcome.summary() == "40 documents; its pass found 10 added"
+
+
+def test_a_refits_answer_is_its_only_output_on_the_pipe(folder) -> None:
+    """Whatever the fit writes to file descriptor 1 (a native library's message) goes to
+    stderr: the watcher reads the outcome from the child's stdout, and such a line made a
+    refit that had succeeded say `the refit process ended with exit code 0`."""
+    index_folder(folder, hasher_options=FAST)
+    request = {"root": str(folder), "name": "notes", "device": "cpu", "parent": os.getpid()}
+    request["hasher_options"] = FAST
+    code = (
+        "import os\n"
+        "from nashcli import indexing\n"
+        "fit = indexing.index_folder\n"
+        "def noisy(*args, **kwargs):\n"
+        "    os.write(1, b'OMP: Info #276: omp_set_nested routine deprecated\\n')\n"
+        "    return fit(*args, **kwargs)\n"
+        "indexing.index_folder = noisy\n"
+        "from nashcli.watching import _refit_main\n"
+        "_refit_main()\n"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(request) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout)["documents"] == 30  # (one line: the outcome)
+    assert "OMP: Info" in child.stderr
 
 
 def test_a_query_during_a_first_index_names_the_process_building_it(folder) -> None:

@@ -1000,11 +1000,13 @@ def _catch_up(
     (staged on the new generation before its switch commits: ``Writer.new_generation``).
 
     ``before`` is the index the retrain started from, ``current`` the old generation's state
-    just before the switch, ``metas`` what the new generation holds.
+    just before the switch, ``metas`` what the new generation holds. A file the retrain found
+    new that has gone since (seen by a watcher or by no one) leaves too.
     """
-    if current == before:
-        return
     ours = {m.path: m for m in metas}
+    gone_new = [p for p in ours if p not in before and p not in current and not may_be_there(p)]
+    if current == before and not gone_new:
+        return
     new_rows = w.live_docs()
     redo: list[_Candidate] = []
     for path, doc in current.items():
@@ -1015,6 +1017,7 @@ def _catch_up(
         if mine is None or (mine.size, mine.mtime_ns) != (doc.size, doc.mtime_ns):
             redo.append(_Candidate(str(Path(path)), doc.size, doc.mtime_ns))
     dropped = [new_rows[p].row for p in ours if p in before and p not in current]
+    dropped += [new_rows[p].row for p in gone_new]
     if dropped:
         w.tombstone(dropped)
         w.commit()

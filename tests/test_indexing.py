@@ -1057,6 +1057,35 @@ def test_retrain_does_not_block_or_lose_a_watchers_updates(indexed, monkeypatch)
         assert snap.rows == len(expected) + 1
 
 
+@pytest.mark.parametrize("watcher", [False, True])
+def test_a_new_file_deleted_while_a_retrain_fits_is_not_in_its_index(indexed, monkeypatch, watcher):
+    """The retrain read it as new; it went during the fit, seen by a watcher (indexed, then
+    removed) or by nobody: the new generation kept it until the next full pass."""
+    folder, paths = indexed
+    brief = folder / "cars" / "brief.txt"
+    brief.write_text("engine clutch gearbox tire brake")
+    real = indexing._new_hasher
+
+    def hasher_that_deletes_it(bits, device, seed, options):
+        hasher = real(bits, device, seed, FAST)
+        fit = hasher.fit
+
+        def fit_while_it_goes(texts, on_epoch=None, **kw):
+            if watcher:
+                apply_changes("notes", upserts=[brief], lock_timeout=0.1)
+            brief.unlink()
+            if watcher:
+                apply_changes("notes", deletions=[brief], lock_timeout=0.1)
+            return fit(texts, on_epoch=on_epoch, **kw)
+
+        hasher.fit = fit_while_it_goes
+        return hasher
+
+    monkeypatch.setattr(indexing, "_new_hasher", hasher_that_deletes_it)
+    assert index_folder(folder, retrain=True).retrained
+    assert live_paths("notes") == {str(p) for p in paths}
+
+
 @pytest.fixture
 def model_loads(monkeypatch) -> list[Path]:
     """Every model an update loads from here on, by model directory."""

@@ -759,18 +759,38 @@ def download(name: str, data_dir: str | Path | None = None) -> Path:
         blocker = file_in_the_way(target.parent)
         reason = f"{blocker} is a file" if blocker else error.strerror or str(error)
         raise NashError(f"cannot make the data folder {target.parent}: {reason}") from None
+    import http.client
     import urllib.request
 
     partial = target.with_name(target.name + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-    except OSError as error:
+    try:  # (the partial file never stays: not on an error, nor on a Ctrl-C)
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+        except (OSError, http.client.HTTPException) as error:  # (IncompleteRead is the latter)
+            raise NashError(f"download of {url} failed: {str(error) or repr(error)}") from None
+        # A connection that ends early without a word (no length, or one http.client does not
+        # check) gives a truncated archive, which would be kept as whole and never fetched
+        # again: the gzip stream is read through, to its checksum, first.
+        problem = _gzip_problem(partial)
+        if problem:
+            raise NashError(f"download of {url} failed: what came is {problem}; try again")
+        partial.replace(target)
+    finally:
         partial.unlink(missing_ok=True)
-        raise NashError(f"download of {url} failed: {error}") from None
-    partial.replace(target)
     return target
+
+
+def _gzip_problem(path: Path) -> str | None:
+    """Why ``path`` is not one whole gzip stream (truncated, damaged), or None."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except (OSError, EOFError, zlib.error) as error:
+        return f"not a whole gzip file ({error})"
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -323,6 +323,39 @@ def test_download_fetches_a_missing_archive_once(tmp_path: Path, fake_engine: li
     assert len(fetched) == 1  # present now: not fetched again
 
 
+def test_a_download_cut_short_is_an_error_and_leaves_nothing(tmp_path: Path, monkeypatch):
+    """A connection that ended early gave a truncated archive, kept as if whole (so never
+    fetched again), or an http.client.IncompleteRead traceback; a Ctrl-C left the .part file."""
+    import http.client
+
+    from nashcli import datasets
+    from tests.test_datasets import SGM_000, _tar_gz
+
+    whole = _tar_gz(tmp_path / "served.tar.gz", {"reut2-000.sgm": SGM_000.encode("latin-1")})
+    data = tmp_path / "data"
+
+    class Cut(io.BytesIO):
+        def read(self, size=-1):
+            raise http.client.IncompleteRead(b"", 1000)
+
+    class Interrupted(io.BytesIO):
+        def read(self, size=-1):
+            raise KeyboardInterrupt
+
+    served = {"body": lambda: io.BytesIO(whole.read_bytes()[:-40])}
+    monkeypatch.setattr("urllib.request.urlopen", lambda url, timeout=None: served["body"]())
+    args = ["eval", "reuters", "--data-dir", str(data), "--download", "--methods", "lsh"]
+    for body in (lambda: io.BytesIO(whole.read_bytes()[:-40]), lambda: Cut(b"x")):
+        served["body"] = body
+        line = _error_line(runner.invoke(app, args))
+        assert "download of https://kdd.ics.uci.edu" in line, line
+        assert list(data.iterdir()) == [] and not datasets.is_available("reuters", data)
+    served["body"] = lambda: Interrupted(b"x")
+    with pytest.raises(KeyboardInterrupt):
+        datasets.download("reuters", data)
+    assert list(data.iterdir()) == []
+
+
 def test_download_failure_and_unknown_archive(tmp_path: Path, monkeypatch) -> None:
     def offline(url, timeout=None):
         raise OSError("network is unreachable")

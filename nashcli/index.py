@@ -1481,14 +1481,16 @@ class Collection:
             try:
                 con.execute("BEGIN")
                 info = self._info(con)
-                yield con, info, int(info["generation"])
+                try:
+                    generation = int(info["generation"])
+                except (KeyError, ValueError):  # (only here: the caller's own errors are its)
+                    raise self.damaged(_META, "no valid 'generation' recorded") from None
+                yield con, info, generation
                 con.execute("COMMIT")
             finally:
                 con.close()
         except sqlite3.Error as error:
             raise self._meta_error(error) from None
-        except (KeyError, ValueError):
-            raise self.damaged(_META, "no valid 'generation' recorded") from None
 
     def recorded_docs(self) -> dict[str, DocRow]:
         """Path -> live document of the current generation, from ``meta.sqlite`` alone (what a

@@ -57,12 +57,13 @@ from nashcli.paths import look_at, may_be_there, moves_in_order
 #: documents) reach this share of the documents it was fitted on (see README, "When the model
 #: is retrained", and ``benchmarks/collections.py --retrain-study`` for the measurement).
 RETRAIN_GROWTH = 0.5
-#: ... but tiny collections retrain sooner: a model fitted on fewer documents than this is
-#: refitted whenever the collection has grown by a quarter (fitting a few hundred is seconds).
+#: ... but tiny collections retrain sooner: a model fitted on fewer documents than
+#: ``SMALL_COLLECTION`` is refitted once the collection has grown by ``SMALL_GROWTH`` (a
+#: quarter; fitting a few hundred is seconds).
 SMALL_COLLECTION = 1000
+SMALL_GROWTH = 0.25
 #: How a retrain's reason begins when it rebuilt a damaged collection (news a watcher repeats).
 REBUILT = "rebuilt from the folder"
-SMALL_GROWTH = 0.25
 #: Tombstoned rows are dropped by rewriting the generation once they exceed this share of rows.
 COMPACT_SHARE = 0.3
 #: Documents read, encoded and committed per batch (a killed run keeps finished batches).
@@ -262,10 +263,6 @@ class HasherCache:
         hasher = _load_hasher(model_dir, device)
         self._entries[slot] = (key, hasher)
         return hasher
-
-    def clear(self) -> None:
-        """Forget every cached model (their memory goes back once no caller holds them)."""
-        self._entries.clear()
 
 
 def _model_loader(w: Writer, device: str, hashers: HasherCache | None):

@@ -17,9 +17,10 @@ The pieces, top to bottom:
   replaced at its path (moved away or deleted, a new one made) gets a new observer and a
   catch-up pass; one gone for good stops the watcher with the index as it was.
   A catch-up pass (an incremental ``index_folder``) runs at start, after an inotify overflow,
-  after a ``.gitignore``/``.nashignore`` change and after such a replacement. When the
-  collection has grown enough since its model was trained (``indexing.retrain_due``) a retrain
-  runs in a background thread.
+  after a ``.gitignore``/``.nashignore`` change, a folder deleted or renamed inside the watched
+  one, a failed update, a refit, and after such a replacement. When the collection has grown
+  enough since its model was trained (``indexing.retrain_due``) a refit runs in a child process
+  (:func:`refit_in_subprocess`), which a background thread waits for.
 - Pid files and a lock per collection under :func:`nashcli.paths.state_dir` say who watches what;
   :func:`is_watching`, :func:`start_detached` and :func:`stop_watching` use them.
 """
@@ -137,13 +138,12 @@ class Coalescer:
         self._waiting_until: float | None = None  # changes kept for their next events (take)
         self._fresh: set[Path] = set()  # created during this window: moving it is no "move"
         self._touched_after_move: set[Path] = set()
-        self._dead_dirs: set[Path] = set()
         self._rescan = False
         self.first_event: float | None = None
         self.last_event: float | None = None
 
     def __len__(self) -> int:
-        return len(self._dirty) + len(self._moves) + len(self._dead_dirs) + int(self._rescan)
+        return len(self._dirty) + len(self._moves) + int(self._rescan)
 
     def _stamp(self, now: float | None) -> None:
         now = time.monotonic() if now is None else now
@@ -197,7 +197,6 @@ class Coalescer:
             return
         if is_dir:
             # Its files may be indexed; which ones is the index's business: a catch-up pass.
-            self._dead_dirs.add(path)
             self._rescan = True
         self._present_at.pop(path, None)
         self._forget_hidden(path)
@@ -219,7 +218,6 @@ class Coalescer:
             # s2/x.txt`) gets none, and its document would stay. A catch-up pass settles the
             # folder (re-pathing by the bytes, nothing encoded again).
             if not (self.is_ignored(src, True) and self.is_ignored(dst, True)):
-                self._dead_dirs.add(src)
                 self.request_rescan(now)
             self._stamp(now)
             return
@@ -332,7 +330,6 @@ class Coalescer:
         self._moves.clear()
         self._fresh.clear()
         self._touched_after_move.clear()
-        self._dead_dirs.clear()
         self._rescan = False
         self.first_event = self.last_event = None
         # (kept as they were: the events that resolve them carry on from here)
@@ -565,7 +562,6 @@ class Watcher:
         self._stopping = threading.Event()
         self._retrain_thread: threading.Thread | None = None
         self.ready = threading.Event()  # set once the catch-up pass is done and events flow
-        self.batches = 0
         self.retrains = 0
         self.reattached = 0  # times the folder was replaced by another at its path
         self._backoff = 0.0
@@ -882,7 +878,9 @@ class Watcher:
         self._postpone(coalescer, self._backoff)
 
     def _flush(self, coalescer: Coalescer) -> None:
-        if self.retraining:  # the retrain holds the writer lock: keep the changes until it ends
+        # During a refit the changes wait: applied now with the old model, the refit's switch
+        # would encode them again with the new one (what other writers did meanwhile is redone).
+        if self.retraining:
             self._postpone(coalescer, self.retry_delay)
             return
         # Never apply changes seen under a folder that has left its path: a folder renamed away
@@ -945,7 +943,6 @@ class Watcher:
                 self._trouble(coalescer, chunk, error)
                 return
             self._backoff = 0.0
-            self.batches += 1
             self._remember_unreadable((Path(p), r) for p, r in getattr(report, "skipped", ()))
             self._on_batch(BatchResult(chunk, time.perf_counter() - started, report))
         self._maybe_retrain()

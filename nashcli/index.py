@@ -599,9 +599,9 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
     except FileNotFoundError:  # renamed away after our open, before our flock
         lock.release()
         raise CollectionGoneError(name) from None
-    if revived:
+    if revived:  # tidied while still locked: a create may put a new collection here after
+        _tidy_revived(directory)
         lock.release()
-        shutil.rmtree(directory, ignore_errors=True)
         raise CollectionGoneError(name)
     try:
         yield
@@ -652,6 +652,17 @@ def _unchangeable(
     kept = " (what was committed is kept)" if doing != "create" else ""  # (none yet)
     todo = f"; free some space{kept}" if full else ""
     return kind(f"cannot {doing} collection {name!r}: {reason} ({directory}){todo}")
+
+
+def _tidy_revived(directory: Path) -> None:
+    """Under its lock, remove the folder of a removed collection that taking the lock made
+    again: its lock files, then the folder if empty (a whole-tree removal after the lock was
+    let go could take a collection created there meanwhile)."""
+    for leftover in (_LOCK, _HOLDER):
+        with contextlib.suppress(OSError):
+            (directory / leftover).unlink()
+    with contextlib.suppress(OSError):
+        directory.rmdir()
 
 
 def _remove_directory(name: str, directory: Path, timeout: float) -> Path | None:
@@ -1560,12 +1571,7 @@ class Collection:
         except FileNotFoundError:
             raise CollectionGoneError(self.name) from None
         if not (self.directory / _META).is_file():
-            # The lock itself re-created the directory of a removed collection: tidy up.
-            for leftover in (_LOCK, _HOLDER):
-                with contextlib.suppress(OSError):
-                    (self.directory / leftover).unlink()
-            with contextlib.suppress(OSError):
-                self.directory.rmdir()
+            _tidy_revived(self.directory)
             raise CollectionGoneError(self.name)
         if (st.st_dev, st.st_ino) != self._dir_id:
             raise IndexBusyError(_replaced_meanwhile(self.name))

@@ -38,6 +38,7 @@ def index_command(
     bits: int | None = typer.Option(
         None,
         "--bits",
+        metavar="N",
         min=1,
         max=1024,
         help="Code length in bits (default: 64, or the collection's).",
@@ -45,6 +46,7 @@ def index_command(
     name: str | None = typer.Option(
         None,
         "--name",
+        metavar="NAME",
         help="Collection name (default: the folder's collection, else a name made from the "
         "folder's).",
     ),
@@ -52,11 +54,16 @@ def index_command(
         False, "--retrain", help="Refit the features and the model on every document now."
     ),
     device: str = typer.Option(
-        "auto", "--device", help="Where to train: auto, cpu or cuda.", autocompletion=DEVICES
+        "auto",
+        "--device",
+        metavar="DEVICE",
+        help="Where to train: auto, cpu or cuda.",
+        autocompletion=DEVICES,
     ),
     max_size: str | None = typer.Option(
         None,
         "--max-size",
+        metavar="SIZE",
         help="Skip files larger than this (e.g. 10MB, 512KiB) (default: 10MB, or the size the "
         "collection was last given).",
     ),
@@ -138,12 +145,17 @@ def similar_command(
         help="A file, in the collection or not; - reads the query text from stdin.",
         metavar="FILE",
     ),
-    text: str | None = typer.Option(None, "--text", help="Search with this text instead."),
-    top: int = typer.Option(10, "--top", "-n", min=1, help="How many documents to show."),
+    text: str | None = typer.Option(
+        None, "--text", metavar="TEXT", help="Search with this text instead."
+    ),
+    top: int = typer.Option(
+        10, "--top", "-n", metavar="N", min=1, help="How many documents to show."
+    ),
     collection: str | None = typer.Option(
         None,
         "--collection",
         "-c",
+        metavar="NAME",
         help="Collection (default: the one holding FILE, or the only one).",
         autocompletion=_collection_names,
     ),
@@ -151,6 +163,7 @@ def similar_command(
     rank: str | None = typer.Option(
         None,
         "--rank",
+        metavar="RANKING",
         help="How to order the nearest codes: fused (the default: tf-idf cosine with feedback "
         "from the best candidates, minus a Hamming distance weighted by the encoder's "
         "certainty; the most precise), cosine (tf-idf cosine), or hamming (the codes alone).",
@@ -164,6 +177,7 @@ def similar_command(
     pool: int | None = typer.Option(
         None,
         "--pool",
+        metavar="N",
         help="How many of the nearest codes --rank re-orders, at least --top (default: every "
         "document up to 1,000, then a tenth of them, 200 to 1,000).",
         min=1,

@@ -25,16 +25,19 @@ def eval_command(
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
+        metavar="DIR",
         help="Where reuters/20ng/tmc files are found (default: $NASH_DATA, else the user cache).",
     ),
     bits: str = typer.Option(
         "8,16,32,64,128",
         "--bits",
+        metavar="LIST",
         help="Code lengths in bits, comma-separated: multiples of 8 from 8 to 256.",
     ),
     methods: str | None = typer.Option(
         None,
         "--methods",
+        metavar="LIST",
         help="Comma-separated, e.g. nash-dn,lsh,tfidf (default: all); --methods list shows them.",
     ),
     supervised: bool = typer.Option(
@@ -43,22 +46,27 @@ def eval_command(
     seed: int = typer.Option(
         0,
         "--seed",
+        metavar="N",
         min=0,
         max=2**32 - 1,
         help="Seed of model initialisation (and --split random).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document, no table."),
     save_codes: Path | None = typer.Option(
-        None, "--save-codes", help="Write METHOD-BITS.npz (packed codes + labels) per result here."
+        None,
+        "--save-codes",
+        metavar="DIR",
+        help="Write METHOD-BITS.npz (packed codes + labels) per result here.",
     ),
     split: str = typer.Option(
         "canonical",
         "--split",
+        metavar="SPLIT",
         help="canonical: the corpus's own train/test split; random: a seeded 60/20/20 shuffle.",
         autocompletion=one_of("canonical", "random"),
     ),
     device: str = typer.Option(
-        "auto", "--device", help="auto, cpu or cuda.", autocompletion=DEVICES
+        "auto", "--device", metavar="DEVICE", help="auto, cpu or cuda.", autocompletion=DEVICES
     ),
     download: bool = typer.Option(
         False,

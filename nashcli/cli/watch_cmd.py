@@ -261,18 +261,21 @@ def watch_command(
     name: str | None = typer.Option(
         None,
         "--name",
-        help="Collection name (default: the collection of the folder, else the folder's name).",
+        metavar="NAME",
+        help="Collection name (default: the collection of the folder, else a name made from the "
+        "folder's).",
     ),
     bits: int | None = typer.Option(
         None,
         "--bits",
+        metavar="N",
         min=1,
         max=1024,
         help="Code length if the folder is indexed for the first time (64); to change it later: "
         "nash index PATH --bits N --retrain.",
     ),
     device: str = typer.Option(
-        "auto", "--device", help="auto, cpu or cuda.", autocompletion=DEVICES
+        "auto", "--device", metavar="DEVICE", help="auto, cpu or cuda.", autocompletion=DEVICES
     ),
     debounce: float = typer.Option(
         0.2,

@@ -272,22 +272,47 @@ class Coalescer:
         or deleted by events not seen yet: it is kept for them until ``EVENT_GRACE`` seconds
         after that event, then judged by the disk."""
         now = time.monotonic() if now is None else now
-
-        def events_to_come(path: Path) -> bool:
-            if paths.may_be_there(path):
-                return False
-            if now < self._present_at.get(path, -math.inf) + EVENT_GRACE:
-                return True
-            hidden, when = self._hidden_as.get(path, (None, -math.inf))
-            return now < when + EVENT_GRACE and not paths.may_be_there(hidden)
-
         batch = Batch(rescan=self._rescan)
+        waiting, claimed = self._resolve_moves(batch, now)
+        kept = self._resolve_dirty(batch, claimed, now)
+        self._carry_over(waiting, kept, now)
+        batch.moves, _ = paths.moves_in_order(batch.moves)  # (a cycle is never a move here)
+        return _without_unstorable_names(batch)
+
+    def put_back(self, batch: Batch, due_at: float) -> None:
+        """Take back a batch that could not be applied, to be resolved again from ``due_at``
+        on (its moves as they were: the disk decides at the next :meth:`take`)."""
+        for path in batch.upserts:
+            self.modified(path)
+        for path in batch.deletions:
+            self.deleted(path)
+        for origin, dst in batch.moves:
+            self._moves[dst] = origin
+        if batch.rescan:
+            self.request_rescan()
+        self.first_event = self.last_event = due_at
+
+    def _events_to_come(self, path: Path, now: float) -> bool:
+        """Whether ``path``, not on disk, is so by events not seen yet: its latest event, less
+        than ``EVENT_GRACE`` ago, said it is there, or it was renamed out of sight to a name
+        that is gone too."""
+        if paths.may_be_there(path):
+            return False
+        if now < self._present_at.get(path, -math.inf) + EVENT_GRACE:
+            return True
+        hidden, when = self._hidden_as.get(path, (None, -math.inf))
+        return now < when + EVENT_GRACE and not paths.may_be_there(hidden)
+
+    def _resolve_moves(self, batch: Batch, now: float) -> tuple[dict[Path, Path], set[Path]]:
+        """Each pending move into ``batch.moves``, kept waiting for its events, or left to the
+        dirty paths (both ends judged by the disk); returns the moves to keep and the paths the
+        moves settled (not to be judged again as dirty)."""
         claimed: set[Path] = set()
         waiting: dict[Path, Path] = {}  # moves to keep
         vacated = self._vacated()
         for dst, origin in self._moves.items():
             if origin == dst:  # moved back: nothing moved, but it may have been edited meanwhile
-                if events_to_come(dst):
+                if self._events_to_come(dst, now):
                     waiting[dst] = origin
                     claimed.add(dst)
                 else:
@@ -300,7 +325,7 @@ class Coalescer:
                 claimed.add(dst)
                 if not paths.may_be_there(origin):  # (else a new file or another move's: not ours)
                     claimed.add(origin)
-            elif events_to_come(dst) and not paths.may_be_there(origin):
+            elif self._events_to_come(dst, now) and not paths.may_be_there(origin):
                 waiting[dst] = origin  # where it went next is in events still to come
                 claimed.update((origin, dst))
             elif left is None and now < self._present_at.get(dst, -math.inf) + EVENT_GRACE:
@@ -309,7 +334,12 @@ class Coalescer:
             else:  # replaced, moved back, or gone again: judge both ends by what is on disk
                 self._dirty.setdefault(origin, None)
                 self._dirty.setdefault(dst, None)
-        kept: list[Path] = []  # dirty paths to keep
+        return waiting, claimed
+
+    def _resolve_dirty(self, batch: Batch, claimed: set[Path], now: float) -> list[Path]:
+        """Each dirty path not ``claimed`` into ``batch`` by what is on disk; returns those kept
+        waiting for their events."""
+        kept: list[Path] = []
         for path in self._dirty:
             if path in claimed:
                 continue
@@ -318,31 +348,30 @@ class Coalescer:
             elif paths.may_be_there(path):  # a file, a symlink or pipe nash refuses, or unreadable
                 # (a change held from before new ignore rules is judged by them now)
                 (batch.deletions if self.is_ignored(path, False) else batch.upserts).append(path)
-            elif events_to_come(path):
+            elif self._events_to_come(path, now):
                 kept.append(path)
             else:
                 batch.deletions.append(path)
+        return kept
+
+    def _carry_over(self, waiting: dict[Path, Path], kept: list[Path], now: float) -> None:
+        """Start a new window holding only the moves and paths kept for their events, with what
+        is known of them (as it was: the events that resolve them carry on from here)."""
         keep = set(waiting) | set(kept)
         touched = self._touched_after_move & keep
         present_at = {path: self._present_at[path] for path in keep if path in self._present_at}
         hidden_as = {path: self._hidden_as[path] for path in keep if path in self._hidden_as}
-        self._dirty.clear()
-        self._moves.clear()
-        self._fresh.clear()
-        self._touched_after_move.clear()
+        self._dirty = dict.fromkeys(kept)
+        self._moves = dict(waiting)
+        self._fresh = set()
+        self._touched_after_move = touched
         self._rescan = False
         self.first_event = self.last_event = None
-        # (kept as they were: the events that resolve them carry on from here)
-        self._moves.update(waiting)
-        self._dirty.update(dict.fromkeys(kept))
         self._present_at, self._hidden_as = present_at, hidden_as
         self._hidden_by = {hidden: path for path, (hidden, _) in hidden_as.items()}
-        self._touched_after_move.update(touched)
         seen = [*present_at.values(), *(when for _, when in hidden_as.values())]
         seen = [when for when in seen if now < when + EVENT_GRACE]  # (not one that ran out)
         self._waiting_until = min(seen) + EVENT_GRACE if seen else None
-        batch.moves, _ = paths.moves_in_order(batch.moves)  # (a cycle is never a move here)
-        return _without_unstorable_names(batch)
 
     def _landed(self, dst: Path) -> bool:
         """Whether the file a move brought to ``dst`` is there as it came, and in sight (the
@@ -949,15 +978,7 @@ class Watcher:
 
     def _requeue(self, coalescer: Coalescer, batch: Batch) -> None:
         """Put a batch that could not be applied back, to be tried after ``retry_delay``."""
-        for path in batch.upserts:
-            coalescer.modified(path)
-        for path in batch.deletions:
-            coalescer.deleted(path)
-        for origin, dst in batch.moves:
-            coalescer._moves[dst] = origin
-        if batch.rescan:
-            coalescer.request_rescan()
-        coalescer.first_event = coalescer.last_event = time.monotonic() + self.retry_delay
+        coalescer.put_back(batch, time.monotonic() + self.retry_delay)
 
     @property
     def retraining(self) -> bool:

@@ -86,9 +86,15 @@ DEVICES = one_of(*DEVICE_NAMES)
 
 
 def check_device(device: str) -> None:
-    """One line (:class:`NashError`) for a ``--device`` that is none of :data:`DEVICE_NAMES`."""
+    """One line (:class:`NashError`) for a ``--device`` that is none of :data:`DEVICE_NAMES`,
+    or ``cuda`` where torch sees no GPU: said at once, not once something needs training (or
+    in a watcher's log at the first change)."""
     if device not in DEVICE_NAMES:
         raise NashError(f"--device must be auto, cpu or cuda, not {device!r}")
+    if device == "cuda":
+        from nashcli.methods import resolve_device
+
+        resolve_device(device)
 
 
 def _output_failed(error: OSError | sqlite3.Error) -> NoReturn:

@@ -79,10 +79,6 @@ def index_command(
     from nashcli import corpus, indexing, render
 
     check_device(device)
-    if device == "cuda":  # no GPU: say so now, not only once something needs training
-        from nashcli.methods import resolve_device
-
-        resolve_device(device)
     max_bytes = corpus.parse_size(max_size) if max_size is not None else None
     if max_bytes is not None and max_bytes < MIN_MAX_SIZE:  # `--max-size 0` would empty it
         raise NashError(

@@ -103,11 +103,6 @@ def eval_command(
         raise NashError("give a DATASET: reuters, 20ng, tmc, reuters-vdsh, 20ng-vdsh or a path")
     bit_list = evaluation.parse_bits(bits)
     method_list = evaluation.parse_methods(methods)
-    if device == "cuda":
-        from nashcli.methods import resolve_device
-
-        resolve_device("cuda")  # fail before loading anything when there is no GPU
-
     if save_codes is not None:
         evaluation.check_codes_directory(
             save_codes, [f"{m}-{b}.npz" for m in method_list if m != "tfidf" for b in bit_list]

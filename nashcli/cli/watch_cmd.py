@@ -345,10 +345,6 @@ def watch_command(
             f"collection {name!r} uses {existing.bits}-bit codes; to re-encode it with {bits} "
             f"bits, first run: nash index {shell_quote(root)} --bits {bits} --retrain"
         )
-    if device.startswith("cuda"):  # no GPU: say so now, not in the log at the first change
-        from nashcli.methods import resolve_device
-
-        resolve_device(device)
     if same_folder(recorded, root):  # (its path, now a link here: watched as indexed)
         root = recorded
     else:

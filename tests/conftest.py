@@ -18,6 +18,20 @@ def nash_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     return home
 
 
+#: Variables that change how Rich lays out or colours output: a CI runner's FORCE_COLOR turned
+#: 47 tests' plain output into escape codes, TERM=dumb hid a progress display that a test draws,
+#: COLUMNS=80 folded a summary line that a test reads whole. Tests that need one set it.
+TERMINAL_VARIABLES = ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS")
+
+
+@pytest.fixture(autouse=True)
+def plain_terminal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same terminal environment for every run (a developer's shell, CI's runner)."""
+    for variable in TERMINAL_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+
+
 @pytest.fixture(autouse=True)
 def signals_as_in_a_terminal():
     """SIGINT and SIGHUP not ignored, so that the processes a test starts get them at their

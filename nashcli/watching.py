@@ -257,6 +257,8 @@ class Coalescer:
         self._present_at[dst] = time.monotonic() if now is None else now
         if touched:
             self._touched_after_move.add(dst)
+        else:  # (an edit of the file it replaced there is no edit of this one)
+            self._touched_after_move.discard(dst)
         self._stamp(now)
 
     def _forget_hidden(self, path: Path) -> None:
@@ -274,9 +276,13 @@ class Coalescer:
         now = time.monotonic() if now is None else now
         batch = Batch(rescan=self._rescan)
         waiting, claimed = self._resolve_moves(batch, now)
+        batch.moves, cyclic = paths.moves_in_order(batch.moves)
+        for origin, dst in cyclic:  # (none, as _vacated judges: else both ends by the disk)
+            claimed.difference_update((origin, dst))
+            self._dirty.setdefault(origin, None)
+            self._dirty.setdefault(dst, None)
         kept = self._resolve_dirty(batch, claimed, now)
         self._carry_over(waiting, kept, now)
-        batch.moves, _ = paths.moves_in_order(batch.moves)  # (a cycle is never a move here)
         return _without_unstorable_names(batch)
 
     def put_back(self, batch: Batch, due_at: float) -> None:
@@ -384,26 +390,28 @@ class Coalescer:
 
     def _vacated(self) -> Callable[[Path], bool | None]:
         """A test of a move's old name: whether it is free of the file that moved, by the
-        events. It is (True) if nothing is there, or a file its events announced (`mv a b; touch
-        a`), or the file of another move that stands (`mv b c; mv a b`, log rotation). It is
-        not (False) in a cycle of moves (`mv a t; mv b a; mv t b`: no order applies them). A
-        file there that no event told of yet (None) is news still to come: the moved file back,
-        or the next move of a chain."""
+        events. It is (True) if nothing is there, or a file whose latest event says it is there
+        (`mv a b; touch a`), or the file of another move that stands (`mv b c; mv a b`, log
+        rotation). It is not (False) in a cycle of moves (`mv a t; mv b a; mv t b`: judged by
+        the disk, as two changed files). A file there that no event told of yet (None) is news
+        still to come: the moved file back, or the next move of a chain."""
         verdicts: dict[Path, bool | None] = {}
 
         def vacated(origin: Path) -> bool | None:
             chain: dict[Path, None] = {}  # names whose verdict is the next one's
             while origin not in verdicts:
                 into = self._moves.get(origin)
-                if not paths.may_be_there(origin) or origin in self._dirty:
+                if not paths.may_be_there(origin):
                     verdicts[origin] = True
-                elif into is None:
-                    verdicts[origin] = None
-                elif into == origin or origin in chain or not self._landed(origin):
-                    verdicts[origin] = False
-                else:
+                elif into is not None:  # the file of another move: if that one stands
+                    if into == origin or origin in chain or not self._landed(origin):
+                        verdicts[origin] = False
+                        break
                     chain[origin] = None
                     origin = into
+                else:  # a file whose latest event says it is there (not the one that moved,
+                    # whose move took its mark), or one no event told of yet
+                    verdicts[origin] = True if origin in self._present_at else None
             for name in chain:
                 verdicts[name] = verdicts[origin]
             return verdicts[origin]
@@ -422,8 +430,8 @@ def _without_unstorable_names(batch: Batch) -> Batch:
         if _storable(origin) and _storable(dst):
             moves.append((origin, dst))
             continue
-        if _storable(origin):
-            batch.deletions.append(origin)
+        if _storable(origin) and not paths.may_be_there(origin):  # (else what came there is
+            batch.deletions.append(origin)  # an upsert or a move's, which replaces it)
         batch.upserts.append(dst)  # (a bad name is reported by the watcher's admission)
     batch.moves = moves
     batch.deletions = [path for path in batch.deletions if _storable(path)]

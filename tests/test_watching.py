@@ -363,6 +363,78 @@ def test_a_move_whose_old_name_is_taken_by_events_to_come_waits_for_them(folder)
     assert not batch.moves and sorted(batch.upserts) == [b, d]
 
 
+def test_a_swap_behind_an_editors_save_is_no_pair_of_moves(folder):
+    """Fuzz-found: f05's own save (through a hidden name) announced a file there, which then
+    moved on; the file at f05 now is f08's, in a swap. The announcement was taken for the new
+    occupant's, both halves of the swap passed as moves, and the cycle was dropped: f05 and
+    f08 kept each other's documents. A cycle is two changed files."""
+    names = ("f05.txt", "f08.txt", "f28.txt")
+    for name in names:
+        (folder / name).write_text(name)
+    c = Coalescer(lambda p, is_dir=False: p.name.startswith("."))
+    f = {name: folder / name for name in ("f05.txt", "f08.txt", "f28.txt", "x.txt", "e.txt")}
+    hidden = folder / ".t.tmp"
+
+    def mv(src: Path, dst: Path) -> None:
+        os.replace(src, dst)
+        c.moved(src, dst, now=0.0)
+
+    mv(f["f05.txt"], f["x.txt"])
+    mv(f["f28.txt"], hidden)  # an editor's save onto f05 through a hidden name...
+    mv(hidden, f["f05.txt"])
+    mv(f["f05.txt"], f["e.txt"])  # ...whose file moved on
+    mv(f["f08.txt"], f["f05.txt"])  # then f05 and f08 swapped
+    mv(f["x.txt"], f["f08.txt"])
+    batch = c.take(now=0.3)
+    assert {f["f05.txt"], f["f08.txt"]} <= set(batch.upserts)
+    assert not {f["f05.txt"], f["f08.txt"]} & {path for move in batch.moves for path in move}
+
+
+def test_a_file_moved_onto_a_name_whose_edited_file_was_replaced_is_a_move(folder):
+    """`mv f15 g0; edit g0; mv g0 g1; mv f04 g1; mv f20 f04`: g1's edit mark stayed on the
+    file that replaced it, so f04's move onto g1 (and f20's onto f04) was re-encoded."""
+    c = Coalescer()
+    f15, f04, f20, g0, g1 = (folder / n for n in ("f15.txt", "f04.txt", "f20.txt", "g0", "g1"))
+    for path in (f15, f04, f20):
+        path.write_text(path.name)
+    os.replace(f15, g0)
+    c.moved(f15, g0)
+    g0.write_text("edited")
+    c.modified(g0)
+    os.replace(g0, g1)
+    c.moved(g0, g1)
+    os.replace(f04, g1)
+    c.moved(f04, g1)
+    os.replace(f20, f04)
+    c.moved(f20, f04)
+    batch = c.take()
+    assert batch.moves == [(f04, g1), (f20, f04)]
+    assert f15 in batch.deletions and not batch.upserts
+
+
+def test_a_file_renamed_to_a_name_not_utf8_leaves_its_old_name_to_what_came_there(folder):
+    """Fuzz-found: its old name was also a deletion, after the upsert of the file made there
+    (or the move onto it) in the same batch, which then lost its document."""
+    a, b = folder / "f14.txt", folder / "f13.txt"
+    bad = folder / os.fsdecode(b"f14-\xff.txt")
+    a.write_text("a")
+    b.write_text("b")
+    c = Coalescer()
+    os.replace(a, bad)
+    c.moved(a, bad)
+    a.write_text("a new f14")
+    c.created(a)
+    batch = c.take()
+    assert a in batch.upserts and a not in batch.deletions
+    os.replace(bad, folder / "back.txt")  # (a moved file's old name taken by another move)
+    os.replace(a, bad)
+    c.moved(a, bad)
+    os.replace(b, a)
+    c.moved(b, a)
+    batch = c.take()
+    assert batch.moves == [(b, a)] and a not in batch.deletions
+
+
 def test_a_swap_of_two_names_is_two_upserts(folder):
     """`mv a t; mv b a; mv t b`: a cycle of moves has no order that empties each name first:
     both files are looked at again."""

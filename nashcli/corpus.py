@@ -315,6 +315,15 @@ def _system_folder(fs_type: str) -> str:
     return f"system folder ({fs_type} filesystem)"
 
 
+def name_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be an index entry (the index stores paths as UTF-8 text), or None."""
+    if is_utf8(str(path)):
+        return None
+    if is_utf8(path.name):
+        return "folder name is not valid UTF-8 (rename the folder to index it)"
+    return "file name is not valid UTF-8 (rename the file to index it)"
+
+
 def is_utf8(text: str) -> bool:
     """False for a name with bytes the file system encoding could not decode (surrogates)."""
     try:
@@ -327,10 +336,9 @@ def is_utf8(text: str) -> bool:
 def _check_file(
     path: Path, suffix: str, max_bytes: int, known: Mapping[str, tuple[int, int]] | None = None
 ) -> FileEntry | Skipped:
-    if not is_utf8(str(path)):  # the index stores paths as UTF-8 text
-        if is_utf8(path.name):
-            return Skipped(path, "folder name is not valid UTF-8 (rename the folder to index it)")
-        return Skipped(path, "file name is not valid UTF-8 (rename the file to index it)")
+    unstorable = name_problem(path)
+    if unstorable:
+        return Skipped(path, unstorable)
     try:
         st = os.stat(path)
     except OSError as error:

@@ -651,6 +651,36 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> tuple[Coll
         creating.release()
 
 
+def _storable_only(report: IndexReport, upserts, deletions, moves) -> tuple[list, list, list]:
+    """The changes without names the index cannot store (not valid UTF-8; looked up, they
+    raised UnicodeEncodeError): such a name is never an entry, so an upsert of it is skipped
+    with the crawl's reason, its deletion is none, a move from it brings a new file, and a
+    move to it takes the old name's entry away (where nothing came there since)."""
+    from nashcli import corpus
+
+    def skip(path: Path) -> None:
+        report.skipped.append((_rel(path, report.root), corpus.name_problem(path) or ""))
+
+    ups = [path for path in upserts if corpus.name_problem(path) is None]
+    for path in upserts:
+        if corpus.name_problem(path) is not None:
+            skip(path)
+    dels = [path for path in deletions if corpus.name_problem(path) is None]
+    mvs = []
+    for old, new in moves:
+        old_ok, new_ok = corpus.name_problem(old) is None, corpus.name_problem(new) is None
+        if old_ok and new_ok:
+            mvs.append((old, new))
+            continue
+        if old_ok and not may_be_there(old):
+            dels.append(old)
+        if new_ok:
+            ups.append(new)
+        else:
+            skip(new)
+    return ups, dels, mvs
+
+
 def _as_stored(root: Path, upserts, deletions, moves) -> tuple[list, list, list]:
     """The changes as paths under the collection's folder as recorded, outside it left out.
 
@@ -1352,8 +1382,9 @@ def apply_changes(
     collection = Collection.open(name)
     root = collection.root
     report = IndexReport(collection=name, root=root)
-    # Absolute paths under the recorded folder from here on.
+    # Absolute paths under the recorded folder from here on, each one the index can store.
     upserts, deletions, moves = _as_stored(root, upserts, deletions, moves)
+    upserts, deletions, moves = _storable_only(report, upserts, deletions, moves)
     # Every path looked up below: the stored documents of these are all it reads.
     involved = [*upserts, *deletions, *(path for move in moves for path in move)]
     with collection.writer(timeout=lock_timeout) as w:
@@ -1380,17 +1411,29 @@ def apply_changes(
                 hidden = str(root / f".nash-moving-{doc.row}")
                 w.repath(doc.row, DocMeta(hidden, doc.size, doc.mtime_ns, doc.hash, doc.title))
             aside.append((doc, old_path, new_path))
+        put_aside = {doc.row for doc, _, _ in aside if doc is not None}
+
+        def let_go(doc: DocRow) -> None:
+            """A moved document not re-pathed: dropped at the end (its bytes may turn up at a
+            new path), or at once if it is aside (it must never be committed at that name)."""
+            if doc.row in put_aside:
+                w.tombstone([doc.row])
+                report.note("-", doc.path)
+                settled.add(doc.row)
+            else:
+                drop.append(doc)
+
         in_order = ((stored.get(str(old_path)), old_path, new_path) for old_path, new_path in moves)
         for old, old_path, new_path in itertools.chain(in_order, aside):  # (looked up as it goes)
             st = corpus.regular_file_stat(new_path)
             if st is None:  # gone again, or no document (a folder, a symlink)
                 if old is not None:
-                    drop.append(old)
+                    let_go(old)
                 continue
             target = stored.get(str(new_path))
             if old is None or reader_of(old_path) != reader_of(new_path):  # (read anew)
                 if old is not None:
-                    drop.append(old)
+                    let_go(old)
                 pending.append(new_path)
                 continue
             if target is not None and target.row != old.row:  # moved onto an indexed file
@@ -1402,7 +1445,8 @@ def apply_changes(
             # differ from it was also written (an edit in the same instant as the rename): it
             # goes on as a candidate below, re-hashed and re-encoded if its bytes changed.
             w.repath(old.row, DocMeta(str(new_path), old.size, old.mtime_ns, old.hash, old.title))
-            stored.pop(old.path, None)
+            if (here := stored.get(old.path)) is not None and here.row == old.row:
+                del stored[old.path]  # (one put aside is no longer there: another moved in)
             stored[str(new_path)] = DocRow(
                 old.row, str(new_path), old.size, old.mtime_ns, old.hash, old.title
             )

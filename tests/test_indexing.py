@@ -976,6 +976,58 @@ def test_moves_are_applied_as_renames_made_at_once_in_any_order(indexed, model_l
     assert (report.added, report.updated, report.deleted) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("order", ["as listed", "reversed"])
+def test_a_swap_whose_file_was_also_written_is_read_again(indexed, order) -> None:
+    """Fuzz-found: the written one of a swapped pair was appended a second time at its path
+    (sqlite3.IntegrityError, a traceback), its old code kept."""
+    folder, paths = indexed
+    a, b, t = paths[1], paths[2], folder / "t.tmp"
+    os.replace(a, t)
+    os.replace(b, a)
+    os.replace(t, b)
+    with open(b, "a") as f:
+        f.write(" an edit after the swap")
+    moves = [(a, b), (b, a)]
+    report = apply_changes("notes", moves=moves if order == "as listed" else moves[::-1])
+    assert report.updated == 1
+    with Collection.open("notes").snapshot() as snap:
+        stored = {d.path: d.hash for d in snap.live_docs()}
+    assert set(stored) == {str(p) for p in paths}
+    assert all(stored[str(p)] == documents.content_hash(p) for p in paths)
+
+
+def test_a_swap_cut_short_by_a_failed_encoding_leaves_no_hidden_entry(indexed, monkeypatch):
+    """Fuzz-found: a swapped document whose new file went was dropped only at the end, after
+    the moves were committed: an encoding that failed meanwhile left it live at the hidden
+    name it was put aside at."""
+    folder, paths = indexed
+    c, d, t = paths[3], paths[4], folder / "t.tmp"
+    os.replace(c, t)
+    os.replace(d, c)
+    os.replace(t, d)
+    d.unlink()
+    paths[5].write_text("an edit that needs the model")
+
+    def no_model(directory, device):
+        raise NashError("the model could not be loaded")
+
+    monkeypatch.setattr(indexing, "_load_hasher", no_model)
+    with pytest.raises(NashError, match="could not be loaded"):
+        apply_changes("notes", upserts=[paths[5]], moves=[(c, d), (d, c)])
+    assert not [p for p in live_paths("notes") if ".nash-moving" in p]
+    assert str(d) not in live_paths("notes")
+
+
+def test_an_upsert_of_a_name_that_is_not_utf8_is_skipped_not_a_traceback(indexed) -> None:
+    folder, paths = indexed
+    bad = folder / os.fsdecode(b"caf\xe9.txt")
+    bad.write_text("rocket launch orbit")
+    report = apply_changes("notes", upserts=[bad], deletions=[bad], moves=[(bad, paths[0])])
+    (skip,) = report.skipped
+    assert skip[1].startswith("file name is not valid UTF-8")
+    assert live_paths("notes") == {str(p) for p in paths}
+
+
 def test_deleting_what_was_never_indexed_writes_nothing(indexed) -> None:
     """A watcher's burst of a temporary file made and deleted (`4913`, vim's probe) is a
     deletion of a name that held nothing: no commit, so `nash status` keeps the last real

@@ -658,13 +658,17 @@ def _storable_only(report: IndexReport, upserts, deletions, moves) -> tuple[list
     move to it takes the old name's entry away (where nothing came there since)."""
     from nashcli import corpus
 
-    def skip(path: Path) -> None:
-        report.skipped.append((_rel(path, report.root), corpus.name_problem(path) or ""))
+    ups: list[Path] = []
 
-    ups = [path for path in upserts if corpus.name_problem(path) is None]
+    def upsert(path: Path) -> None:
+        problem = corpus.name_problem(path)
+        if problem is None:
+            ups.append(path)
+        else:
+            report.skipped.append((_rel(path, report.root), problem))
+
     for path in upserts:
-        if corpus.name_problem(path) is not None:
-            skip(path)
+        upsert(path)
     dels = [path for path in deletions if corpus.name_problem(path) is None]
     mvs = []
     for old, new in moves:
@@ -674,10 +678,7 @@ def _storable_only(report: IndexReport, upserts, deletions, moves) -> tuple[list
             continue
         if old_ok and not may_be_there(old):
             dels.append(old)
-        if new_ok:
-            ups.append(new)
-        else:
-            skip(new)
+        upsert(new)
     return ups, dels, mvs
 
 

@@ -1173,7 +1173,7 @@ def make_watcher(
             lock_timeout=lock_timeout,
             hashers=hashers,
             create=not indexed.is_set(),
-            refit=False,  # (due, it is fitted in a child process: events go on meanwhile)
+            refit=False,  # (a refit it makes due runs in a child process: _maybe_retrain)
         )
         indexed.set()
         due.set() if report.retrain_due else due.clear()

@@ -1371,7 +1371,11 @@ def apply_changes(
     ``report.retrain_due`` and run :func:`index_folder` for that). Pass the same ``hashers``
     (a :class:`HasherCache`) to every call to load the model once per generation, not per call.
     Paths (relative ones from the working directory) outside the collection's folder are left
-    out: a move out of it is a deletion, one into it an upsert.
+    out: a move out of it is a deletion, one into it an upsert. The paths are taken as given:
+    ignore rules (hidden names, ``.gitignore``, document types) are the caller's to apply, as
+    a watcher does (:func:`nashcli.watching.ignore_rules`). Moves are committed before what is
+    encoded: a batch retried after a failure must be looked at again on disk, not sent again
+    (a move whose new file has gone since drops the document it re-pathed).
     """
     from nashcli import corpus
 

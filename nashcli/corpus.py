@@ -324,6 +324,28 @@ def name_problem(path: Path) -> str | None:
     return "file name is not valid UTF-8 (rename the file to index it)"
 
 
+def storable_changes(
+    upserts: Iterable[Path], deletions: Iterable[Path], moves: Iterable[tuple[Path, Path]]
+) -> tuple[list[Path], list[Path], list[tuple[Path, Path]]]:
+    """File changes with each name judged as the index knows it, where it is not valid UTF-8
+    (:func:`name_problem`): never an entry, so its deletion is none, a move from it brings a
+    new file, and a move to it takes the old name's entry away (where nothing came there
+    since: what did is an upsert or a move's, which replaces it) and is an upsert of the new
+    name, for the caller to report as skipped with the other upserts that name one. Looked up
+    as they were, such names raised UnicodeEncodeError."""
+    from nashcli.paths import may_be_there
+
+    ups, dels, mvs = list(upserts), [p for p in deletions if name_problem(p) is None], []
+    for old, new in moves:
+        if name_problem(old) is None and name_problem(new) is None:
+            mvs.append((old, new))
+            continue
+        if name_problem(old) is None and not may_be_there(old):
+            dels.append(old)
+        ups.append(new)
+    return ups, dels, mvs
+
+
 def is_utf8(text: str) -> bool:
     """False for a name with bytes the file system encoding could not decode (surrogates)."""
     try:

@@ -652,34 +652,19 @@ def _create_once(name: str, root: Path, bits: int, timeout: float) -> tuple[Coll
 
 
 def _storable_only(report: IndexReport, upserts, deletions, moves) -> tuple[list, list, list]:
-    """The changes without names the index cannot store (not valid UTF-8; looked up, they
-    raised UnicodeEncodeError): such a name is never an entry, so an upsert of it is skipped
-    with the crawl's reason, its deletion is none, a move from it brings a new file, and a
-    move to it takes the old name's entry away (where nothing came there since)."""
+    """The changes as :func:`corpus.storable_changes` judges names that are not valid UTF-8,
+    an upsert of one skipped with the crawl's reason."""
     from nashcli import corpus
 
-    ups: list[Path] = []
-
-    def upsert(path: Path) -> None:
+    upserts, deletions, moves = corpus.storable_changes(upserts, deletions, moves)
+    storable = []
+    for path in upserts:
         problem = corpus.name_problem(path)
         if problem is None:
-            ups.append(path)
+            storable.append(path)
         else:
             report.skipped.append((_rel(path, report.root), problem))
-
-    for path in upserts:
-        upsert(path)
-    dels = [path for path in deletions if corpus.name_problem(path) is None]
-    mvs = []
-    for old, new in moves:
-        old_ok, new_ok = corpus.name_problem(old) is None, corpus.name_problem(new) is None
-        if old_ok and new_ok:
-            mvs.append((old, new))
-            continue
-        if old_ok and not may_be_there(old):
-            dels.append(old)
-        upsert(new)
-    return ups, dels, mvs
+    return storable, deletions, moves
 
 
 def _as_stored(root: Path, upserts, deletions, moves) -> tuple[list, list, list]:

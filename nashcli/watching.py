@@ -283,7 +283,11 @@ class Coalescer:
             self._dirty.setdefault(dst, None)
         kept = self._resolve_dirty(batch, claimed, now)
         self._carry_over(waiting, kept, now)
-        return _without_unstorable_names(batch)
+        # (a name that is not valid UTF-8 in upserts is reported by the watcher's admission)
+        batch.upserts, batch.deletions, batch.moves = corpus.storable_changes(
+            batch.upserts, batch.deletions, batch.moves
+        )
+        return batch
 
     def put_back(self, batch: Batch, due_at: float) -> None:
         """Take back a batch that could not be applied, to be resolved again from ``due_at``
@@ -419,28 +423,9 @@ class Coalescer:
         return vacated
 
 
-def _without_unstorable_names(batch: Batch) -> Batch:
-    """``batch`` with a name that is not valid UTF-8 judged as the index knows it: never an
-    entry (it is skipped, "file name is not valid UTF-8", when seen), so its deletion is none,
-    a move from it brings a new file, and a move to it takes the old entry away (and the new
-    name is skipped). Looked up as they were, they stopped the update with a UnicodeEncodeError
-    and a full pass every time."""
-    moves = []
-    for origin, dst in batch.moves:
-        if _storable(origin) and _storable(dst):
-            moves.append((origin, dst))
-            continue
-        if _storable(origin) and not paths.may_be_there(origin):  # (else what came there is
-            batch.deletions.append(origin)  # an upsert or a move's, which replaces it)
-        batch.upserts.append(dst)  # (a bad name is reported by the watcher's admission)
-    batch.moves = moves
-    batch.deletions = [path for path in batch.deletions if _storable(path)]
-    return batch
-
-
 def _storable(path: Path) -> bool:
     """Whether ``path`` can be an index entry (the index stores paths as UTF-8 text)."""
-    return corpus.is_utf8(os.fspath(path))
+    return corpus.name_problem(path) is None
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -50,6 +50,12 @@ def hidden(path: Path, is_dir: bool = False) -> bool:
     return path.name.startswith(".")
 
 
+def rename(events: Coalescer, src: Path, dst: Path, now: float | None = None) -> None:
+    """Rename ``src`` to ``dst`` on disk and tell ``events``, as watchdog would at once."""
+    os.replace(src, dst)
+    events.moved(src, dst, now=now)
+
+
 def test_editor_save_through_a_hidden_temp_file_is_one_change_of_the_original(folder):
     note = folder / "note.md"
     note.write_text("old")
@@ -58,8 +64,7 @@ def test_editor_save_through_a_hidden_temp_file_is_one_change_of_the_original(fo
     tmp.write_text("new")
     c.created(tmp)
     c.modified(tmp)
-    os.replace(tmp, note)
-    c.moved(tmp, note)
+    rename(c, tmp, note)
     batch = c.take()
     assert batch.upserts == [note]
     assert batch.deletions == [] and batch.moves == []
@@ -70,8 +75,7 @@ def test_vim_style_save_keeps_the_file_and_drops_only_the_backup(folder):
     backup = folder / "note.txt~"
     note.write_text("old")
     c = Coalescer()
-    os.replace(note, backup)
-    c.moved(note, backup)
+    rename(c, note, backup)
     note.write_text("new")
     c.created(note)
     c.modified(note)
@@ -86,10 +90,8 @@ def test_a_rename_is_a_move_and_chained_renames_collapse(folder):
     a, b, d = folder / "a.txt", folder / "b.txt", folder / "d.txt"
     a.write_text("x")
     c = Coalescer()
-    os.replace(a, b)
-    c.moved(a, b)
-    os.replace(b, d)
-    c.moved(b, d)
+    rename(c, a, b)
+    rename(c, b, d)
     batch = c.take()
     assert batch.moves == [(a, d)]
     # (b may have been an indexed file that the first rename replaced: it goes)
@@ -100,8 +102,7 @@ def test_a_move_then_an_edit_is_a_deletion_and_an_upsert(folder):
     a, b = folder / "a.txt", folder / "b.txt"
     a.write_text("x")
     c = Coalescer()
-    os.replace(a, b)
-    c.moved(a, b)
+    rename(c, a, b)
     b.write_text("y")
     c.modified(b)
     batch = c.take()
@@ -115,8 +116,7 @@ def test_an_edit_then_a_move_is_a_deletion_and_an_upsert(folder):
     c = Coalescer()
     a.write_text("edited")
     c.modified(a)
-    os.replace(a, b)
-    c.moved(a, b)
+    rename(c, a, b)
     batch = c.take()
     assert batch.moves == []  # a re-path would keep the old text's code
     assert batch.upserts == [b] and batch.deletions == [a]
@@ -221,8 +221,7 @@ def test_a_new_file_at_a_moved_files_old_name_does_not_hide_its_deletion(folder)
     a, b = folder / "a.txt", folder / "b.txt"
     a.write_text("x")
     c = Coalescer()
-    os.replace(a, b)
-    c.moved(a, b)
+    rename(c, a, b)
     a.write_text("new")
     c.created(a)
     a.unlink()
@@ -261,8 +260,7 @@ def test_a_change_held_from_before_new_ignore_rules_is_judged_by_them(folder):
     b.write_text("y")
     c = Coalescer()
     c.modified(a)
-    os.replace(b, folder / "d.txt")
-    c.moved(b, folder / "d.txt")
+    rename(c, b, folder / "d.txt")
     c.is_ignored = lambda path, is_dir=False: path.name in ("a.txt", "d.txt")  # (a .gitignore)
     batch = c.take()
     assert a in batch.deletions and folder / "d.txt" in batch.deletions and b in batch.deletions
@@ -285,8 +283,7 @@ def test_a_file_renamed_then_deleted_is_the_original_deleted(folder):
     a, b = folder / "a.txt", folder / "b.txt"
     a.write_text("x")
     c = Coalescer()
-    os.replace(a, b)
-    c.moved(a, b)
+    rename(c, a, b)
     b.unlink()
     c.deleted(b)
     batch = c.take()  # at once: no wait for events that have all come
@@ -297,12 +294,10 @@ def test_a_file_moved_and_moved_back_is_only_looked_at_again(folder):
     a, b = folder / "a.txt", folder / "b.txt"
     a.write_text("x")
     c = Coalescer()
-    os.replace(a, b)
-    c.moved(a, b)
+    rename(c, a, b)
     b.write_text("edited")
     c.modified(b)
-    os.replace(b, a)
-    c.moved(b, a)
+    rename(c, b, a)
     batch = c.take()
     assert batch.moves == []
     assert a in batch.upserts and a not in batch.deletions
@@ -316,10 +311,8 @@ def test_a_moved_files_old_name_taken_again_keeps_the_move(folder):
     a.write_text("a")
     b.write_text("b")
     c = Coalescer()
-    os.replace(b, d)
-    c.moved(b, d)
-    os.replace(a, b)
-    c.moved(a, b)
+    rename(c, b, d)
+    rename(c, a, b)
     batch = c.take()
     assert batch.moves == [(b, d), (a, b)]
     assert batch.upserts == [] and batch.deletions == []
@@ -328,8 +321,7 @@ def test_a_moved_files_old_name_taken_again_keeps_the_move(folder):
     log.write_text("3")
     log1.write_text("2")
     for old, new in ((log1, log2), (log, log1)):
-        os.replace(old, new)
-        c.moved(old, new)
+        rename(c, old, new)
     log.write_text("new")
     c.created(log)
     batch = c.take()
@@ -375,16 +367,12 @@ def test_a_swap_behind_an_editors_save_is_no_pair_of_moves(folder):
     f = {name: folder / name for name in ("f05.txt", "f08.txt", "f28.txt", "x.txt", "e.txt")}
     hidden = folder / ".t.tmp"
 
-    def mv(src: Path, dst: Path) -> None:
-        os.replace(src, dst)
-        c.moved(src, dst, now=0.0)
-
-    mv(f["f05.txt"], f["x.txt"])
-    mv(f["f28.txt"], hidden)  # an editor's save onto f05 through a hidden name...
-    mv(hidden, f["f05.txt"])
-    mv(f["f05.txt"], f["e.txt"])  # ...whose file moved on
-    mv(f["f08.txt"], f["f05.txt"])  # then f05 and f08 swapped
-    mv(f["x.txt"], f["f08.txt"])
+    rename(c, f["f05.txt"], f["x.txt"], now=0.0)
+    rename(c, f["f28.txt"], hidden, now=0.0)  # an editor's save onto f05 through a hidden name
+    rename(c, hidden, f["f05.txt"], now=0.0)
+    rename(c, f["f05.txt"], f["e.txt"], now=0.0)  # ...whose file moved on
+    rename(c, f["f08.txt"], f["f05.txt"], now=0.0)  # then f05 and f08 swapped
+    rename(c, f["x.txt"], f["f08.txt"], now=0.0)
     batch = c.take(now=0.3)
     assert {f["f05.txt"], f["f08.txt"]} <= set(batch.upserts)
     assert not {f["f05.txt"], f["f08.txt"]} & {path for move in batch.moves for path in move}
@@ -397,16 +385,12 @@ def test_a_file_moved_onto_a_name_whose_edited_file_was_replaced_is_a_move(folde
     f15, f04, f20, g0, g1 = (folder / n for n in ("f15.txt", "f04.txt", "f20.txt", "g0", "g1"))
     for path in (f15, f04, f20):
         path.write_text(path.name)
-    os.replace(f15, g0)
-    c.moved(f15, g0)
+    rename(c, f15, g0)
     g0.write_text("edited")
     c.modified(g0)
-    os.replace(g0, g1)
-    c.moved(g0, g1)
-    os.replace(f04, g1)
-    c.moved(f04, g1)
-    os.replace(f20, f04)
-    c.moved(f20, f04)
+    rename(c, g0, g1)
+    rename(c, f04, g1)
+    rename(c, f20, f04)
     batch = c.take()
     assert batch.moves == [(f04, g1), (f20, f04)]
     assert f15 in batch.deletions and not batch.upserts
@@ -420,17 +404,14 @@ def test_a_file_renamed_to_a_name_not_utf8_leaves_its_old_name_to_what_came_ther
     a.write_text("a")
     b.write_text("b")
     c = Coalescer()
-    os.replace(a, bad)
-    c.moved(a, bad)
+    rename(c, a, bad)
     a.write_text("a new f14")
     c.created(a)
     batch = c.take()
     assert a in batch.upserts and a not in batch.deletions
     os.replace(bad, folder / "back.txt")  # (a moved file's old name taken by another move)
-    os.replace(a, bad)
-    c.moved(a, bad)
-    os.replace(b, a)
-    c.moved(b, a)
+    rename(c, a, bad)
+    rename(c, b, a)
     batch = c.take()
     assert batch.moves == [(b, a)] and a not in batch.deletions
 
@@ -443,8 +424,7 @@ def test_a_swap_of_two_names_is_two_upserts(folder):
     b.write_text("b")
     c = Coalescer()
     for old, new in ((a, t), (b, a), (t, b)):
-        os.replace(old, new)
-        c.moved(old, new)
+        rename(c, old, new)
     batch = c.take()
     assert batch.moves == [] and batch.deletions == [t]  # (t might have held a document)
     assert sorted(batch.upserts) == [a, b]
@@ -456,10 +436,8 @@ def test_moves_out_of_and_into_sight(folder):
     gone.write_text("x")
     back.write_text("y")
     c = Coalescer(lambda p, is_dir=False: ".trash" in p.parts)
-    os.replace(gone, folder / ".trash" / "gone.txt")
-    c.moved(gone, folder / ".trash" / "gone.txt")
-    os.replace(back, folder / "back.txt")
-    c.moved(back, folder / "back.txt")
+    rename(c, gone, folder / ".trash" / "gone.txt")
+    rename(c, back, folder / "back.txt")
     batch = c.take()
     assert batch.deletions == [gone]
     assert batch.upserts == [folder / "back.txt"]
@@ -481,19 +459,16 @@ def test_a_file_that_comes_and_goes_within_a_burst_is_a_deletion_of_what_it_repl
     a, tmp, b = folder / "a.txt", folder / "sedX1", folder / "b.txt"
     tmp.write_text("new")  # `create sedX1; mv sedX1 a.txt; rm a.txt`: a.txt's document goes
     c.created(tmp)
-    os.replace(tmp, a)
-    c.moved(tmp, a)
+    rename(c, tmp, a)
     a.unlink()
     c.deleted(a)
     assert a in c.take().deletions
     e = folder / "e.txt"  # `mv e.txt b.txt; create e.txt; mv e.txt b.txt`: e.txt's goes
     e.write_text("e")
-    os.replace(e, b)
-    c.moved(e, b)
+    rename(c, e, b)
     e.write_text("new e")
     c.created(e)
-    os.replace(e, b)
-    c.moved(e, b)
+    rename(c, e, b)
     batch = c.take()
     assert e in batch.deletions and b in batch.upserts
 
@@ -504,10 +479,8 @@ def test_a_file_saved_out_of_sight_and_back_under_another_name_is_gone_at_once(f
     a, tmp, d = folder / "a.txt", folder / "x.tmp", folder / "d.txt"
     a.write_text("x")
     c = Coalescer(lambda p, is_dir=False: p.suffix == ".tmp")
-    os.replace(a, tmp)
-    c.moved(a, tmp, now=10.0)
-    os.replace(tmp, d)
-    c.moved(tmp, d, now=10.0)
+    rename(c, a, tmp, now=10.0)
+    rename(c, tmp, d, now=10.0)
     batch = c.take(now=10.3)
     assert (batch.deletions, batch.upserts) == ([a], [d])  # (one update: a move, by the bytes)
 

@@ -1090,6 +1090,74 @@ def collection_for(target: str | Path) -> tuple[str, Path | None]:
     raise NashError(f"{target}: no such folder or collection")
 
 
+def running_watcher_of(target: str) -> str | None:
+    """The running watcher that ``target`` names (its collection's name, or the folder its pid
+    file records), found without opening the collection, which may be damaged."""
+    folder = paths.expand_user(target).resolve()
+    for each in watched_names():
+        info = read_pid_file(each) or {}
+        if each == target or (info.get("root") and Path(str(info["root"])) == folder):
+            return each
+    return None
+
+
+def watch_target(path: str, name: str | None, bits: int | None) -> tuple[str, Path, bool]:
+    """(collection name, folder, already indexed) that ``nash watch PATH [--name] [--bits]``
+    means, or one NashError line on why it cannot watch it: checked before the watcher says
+    "watching ...", as ``nash index`` would refuse the same folder, name or code length."""
+    from nashcli.corpus import check_root
+    from nashcli.index import Collection, collection_of, same_folder, validate_name
+    from nashcli.names import shell_quote
+
+    _, found = paths.look_at(path)
+    if found is not None and not stat.S_ISDIR(found.st_mode):
+        raise NashError(f"{path}: is a file; nash watch keeps a folder indexed")
+    if found is not None:  # /proc, a path not valid UTF-8
+        check_root(Path(os.path.abspath(paths.expand_user(path))))
+    found_name, root = collection_for(path)
+    if root is None or not root.is_dir():
+        if root is not None and Collection.exists(found_name):
+            raise NashError(
+                f"the folder of collection {found_name!r}, {root}, is gone; if it moved, run: "
+                f"nash index NEW-PLACE --name {found_name}"
+            )
+        raise NashError(f"{path}: no such folder")
+
+    holder = collection_of(root)
+    if name is not None and holder is not None and name != holder:  # as nash index refuses it
+        raise NashError(
+            f"{root} is already indexed as collection {holder!r}: nash watch "
+            f"{shell_quote(root)} keeps it current (to index it under another name, "
+            f"first: nash forget {holder})"
+        )
+    name = name or found_name
+    validate_name(name)
+
+    existing = Collection.open(name) if Collection.exists(name) else None
+    recorded = existing.root if existing is not None else root
+    if existing is not None and bits is not None and bits != existing.bits:
+        raise NashError(
+            f"collection {name!r} uses {existing.bits}-bit codes; to re-encode it with {bits} "
+            f"bits, first run: nash index {shell_quote(root)} --bits {bits} --retrain"
+        )
+    if same_folder(recorded, root):  # (its path, now a link here: watched as indexed)
+        return name, recorded, existing is not None
+    if not recorded.exists():  # its folder moved here? nash index re-points it
+        raise NashError(
+            f"collection {name!r} indexes {recorded}, which is not there now; to move it "
+            f"here, first run: nash index {shell_quote(root)} --name {name}"
+        )
+    if os.path.normpath(path) == name:  # a folder here named as the collection meant?
+        raise NashError(
+            f"{path!r} is a folder here that no collection indexes, and collection {name!r} "
+            f"indexes {recorded}: to watch that, run: nash watch {shell_quote(recorded)}; "
+            f"to watch this folder, give it another name with --name"
+        )
+    raise NashError(
+        f"collection {name!r} already indexes {recorded}; choose another name with --name"
+    )
+
+
 class _Notes:
     """An ``indexing.Reporter`` for a watcher: no bars, its notes go to the watcher's log."""
 

@@ -6,18 +6,15 @@ import contextlib
 import errno
 import os
 import signal
-import stat
 import sys
 import time
 from pathlib import Path
 
 import typer
 
-from nashcli import paths
 from nashcli.cli.app import DEVICES, app, check_device, signals_handled
 from nashcli.errors import NashError
 from nashcli.names import shell_quote, visible
-from nashcli.paths import look_at
 
 _SHOWN_PATHS = 10  # a batch lists its files up to this many, then only counts
 
@@ -186,19 +183,6 @@ def _stop_on_signals(watcher):
             sys.unraisablehook = previous_hook
 
 
-def _running_watcher_of(target: str) -> str | None:
-    """The running watcher that ``target`` names (its collection's name, or the folder its pid
-    file records), found without opening the collection, which may be damaged."""
-    from nashcli import watching
-
-    folder = paths.expand_user(target).resolve()
-    for each in watching.watched_names():
-        info = watching.read_pid_file(each) or {}
-        if each == target or (info.get("root") and Path(str(info["root"])) == folder):
-            return each
-    return None
-
-
 def _stop(target: str | None, name: str | None) -> None:
     from nashcli import watching
     from nashcli.index import collection_of
@@ -220,7 +204,7 @@ def _stop(target: str | None, name: str | None) -> None:
             raise NashError("; ".join(failures))
         return
     if name is None:
-        name = _running_watcher_of(target)
+        name = watching.running_watcher_of(target)
         if name is None:
             name, folder = watching.collection_for(target)
             if folder is not None and collection_of(folder) is None:
@@ -310,58 +294,7 @@ def watch_command(
         return
     if path is None:
         raise NashError("which folder? usage: nash watch PATH [--detach]")
-    _, found = look_at(path)
-    if found is not None and not stat.S_ISDIR(found.st_mode):
-        raise NashError(f"{path}: is a file; nash watch keeps a folder indexed")
-    if found is not None:  # /proc, a path not valid UTF-8: before "watching ... catching up"
-        from nashcli.corpus import check_root
-
-        check_root(Path(os.path.abspath(paths.expand_user(path))))
-    found_name, root = watching.collection_for(path)
-    from nashcli.index import Collection, collection_of, same_folder, validate_name
-
-    if root is None or not root.is_dir():
-        if root is not None and Collection.exists(found_name):
-            raise NashError(
-                f"the folder of collection {found_name!r}, {root}, is gone; if it moved, run: "
-                f"nash index NEW-PLACE --name {found_name}"
-            )
-        raise NashError(f"{path}: no such folder")
-
-    holder = collection_of(root)
-    if name is not None and holder is not None and name != holder:  # as nash index refuses it
-        raise NashError(
-            f"{root} is already indexed as collection {holder!r}: nash watch "
-            f"{shell_quote(root)} keeps it current (to index it under another name, "
-            f"first: nash forget {holder})"
-        )
-    name = name or found_name
-    validate_name(name)  # before "watching ... catching up", not after it
-
-    existing = Collection.open(name) if Collection.exists(name) else None
-    recorded = existing.root if existing is not None else root
-    if existing is not None and bits is not None and bits != existing.bits:
-        raise NashError(
-            f"collection {name!r} uses {existing.bits}-bit codes; to re-encode it with {bits} "
-            f"bits, first run: nash index {shell_quote(root)} --bits {bits} --retrain"
-        )
-    if same_folder(recorded, root):  # (its path, now a link here: watched as indexed)
-        root = recorded
-    else:
-        if not recorded.exists():  # its folder moved here? nash index re-points it
-            raise NashError(
-                f"collection {name!r} indexes {recorded}, which is not there now; to move it "
-                f"here, first run: nash index {shell_quote(root)} --name {name}"
-            )
-        if os.path.normpath(path) == name:  # a folder here named as the collection meant?
-            raise NashError(
-                f"{path!r} is a folder here that no collection indexes, and collection {name!r} "
-                f"indexes {recorded}: to watch that, run: nash watch {shell_quote(recorded)}; "
-                f"to watch this folder, give it another name with --name"
-            )
-        raise NashError(
-            f"collection {name!r} already indexes {recorded}; choose another name with --name"
-        )
+    name, root, existing = watching.watch_target(path, name, bits)
     if detach:
         argv = ["watch", str(root), "--name", name, "--device", device, "--debounce", str(debounce)]
         if bits is not None:
@@ -399,7 +332,7 @@ def watch_command(
     )
     with registration, _stop_on_signals(watcher):
         # (a folder no collection indexes yet gets its first index first: no catching up)
-        doing = "catching up" if existing is not None else "indexing it first"
+        doing = "catching up" if existing else "indexing it first"
         _say(f"watching {root} (collection {name!r}, pid {os.getpid()}); {doing}")
         try:
             watcher.run()

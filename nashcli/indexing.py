@@ -346,90 +346,29 @@ def index_folder(
     Raises :class:`NashError` for a missing folder, a folder with nothing to index, or a name
     taken by another folder; :class:`IndexBusyError` if another writer keeps the lock.
     """
-    from nashcli import corpus
-
     started = time.perf_counter()
     reporter = reporter or _Silent()
     if bits is not None and not 1 <= bits <= 1024:  # (0 is not "the default": say so)
         raise NashError(f"the number of bits must be between 1 and 1024, not {bits}")
-    root, found = look_at(root)
-    if found is None:
-        raise NashError(f"{root}: no such folder")
-    if not stat.S_ISDIR(found.st_mode):
-        raise NashError(f"{root}: not a folder (nash index takes a folder)")
-    root_device = found.st_dev
-    root = root.resolve()
-    named = name is not None
-    if named:
-        validate_name(name)  # (before it is a path: a long one is the OS's error there)
-    else:  # the folder's collection, whatever it was named; else a new name
-        name = collection_of(root) or name_for_folder(root)
-    collection, damage = None, None
-    if Collection.exists(name):
-        try:
-            collection = Collection.open(name)
-        except DamagedCollectionError as error:  # its metadata: nothing left to check the root
-            damage = error
-    elif (collections_dir() / name).is_dir():  # its meta.sqlite is gone: rebuild it as well
-        damage = DamagedCollectionError(name, "meta.sqlite", "missing")
-    elif not create:
-        raise CollectionGoneError(name)
-    if damage is not None and not named:
-        # Its folder was recorded in the lost metadata: a folder that merely shares the name
-        # must not take it over. The message says to rebuild with --name.
-        raise DamagedCollectionError(name, damage.what, damage.reason, root)
-    if collection is not None and collection.root != root and same_folder(collection.root, root):
-        # The path it was indexed at leads here (the folder moved, a link left in its place):
-        # it stays the collection's folder, so stored paths, a watcher's paths and the next
-        # move and link all keep meaning the same files.
-        root = collection.root
-    moving = collection is not None and collection.root != root
-    if moving and (collection.root.exists() or not named):
-        # An unplugged drive must not hand its collection to another folder of the same name.
-        raise NashError(
-            f"collection {name!r} already indexes {collection.root}"
-            + ("" if collection.root.exists() else ", which is not there now")
-            + "; choose another name with --name"
-            + ("" if collection.root.exists() else f", or to move it here: --name {name}")
-        )
-    holder = collection_of(root) if moving or collection is None else None
-    if holder is not None and holder != name:  # one folder, one collection
-        raise NashError(
-            f"{root} is already indexed as collection {holder!r}: nash index "
-            f"{shell_quote(root)} updates "
-            f"it (to index it under another name, first: nash forget {holder})"
-        )
-    _check_bits(collection, bits, retrain)
+    target = _target(root, name, bits, retrain, create)
+    root, name, collection, damage, moving = (
+        target.root,
+        target.name,
+        target.collection,
+        target.damage,
+        target.moving,
+    )
     report = IndexReport(collection=name, root=root)
     if max_bytes is None and collection is not None:
         max_bytes = collection.max_bytes  # the limit given last time, if any
 
-    # 1. Crawl (no lock needed: it only reads the folder).
+    # The crawl needs no lock: it only reads the folder.
     crawled_ns = time.time_ns()  # (a large first index records it: see _fill)
-    found: list[_Candidate] = []
-    skipped: dict[str, str] = {}
-    excluded: set[str] = set()
-    crawl_kw = {} if max_bytes is None else {"max_bytes": max_bytes}
-    with _paused_gc():
-        if collection is not None and not moving:
-            with contextlib.suppress(DamagedCollectionError):  # _index says what is damaged
-                crawl_kw["known"] = collection.file_states()
-        for n, item in enumerate(corpus.crawl(root, **crawl_kw), 1):
-            path = item.path if item.path.is_absolute() else root / item.path
-            if isinstance(item, corpus.Skipped):
-                skipped[str(path)] = item.reason
-                if item.excluded:
-                    excluded.add(str(path))
-            else:
-                found.append(_Candidate(str(path), item.size, item.mtime_ns))
-            if n % 64 == 0:  # a bar redrawn 10 times a second needs no call per file
-                reporter.progress("crawling", n, None)
-    del crawl_kw  # (its map of the stored files: an update reads them again under the lock)
-    reporter.progress("crawling", len(found) + len(skipped), None)
+    found, skipped, excluded = _crawl(root, None if moving else collection, max_bytes, reporter)
     if (collection is None or moving) and not found:
         why = f" ({_skip_summary(skipped)})" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
-    unmounted = collection is not None and collection.root_device not in (None, root_device)
+    unmounted = collection is not None and collection.root_device not in (None, target.device)
     if unmounted and not (found or skipped):
         held = 0
         with contextlib.suppress(NashError):  # (damage: _index rebuilds, or says what it is)
@@ -443,7 +382,9 @@ def index_folder(
             )
     if moving:  # the user says the collection's folder went here (moved or renamed)
         _move_root(collection, root, found, lock_timeout)
-    elif collection is None and not named:  # a new folder, or a collection's folder moved here?
+    elif (
+        collection is None and not target.named
+    ):  # a new folder, or a collection's folder moved here?
         _say_if_moved_here(root, found, reporter)
     if collection is None:  # (before the trainer loads; _check_readable counts what is read)
         _check_enough(found, root, "text document")
@@ -461,7 +402,7 @@ def index_folder(
         hashers=hashers,
         excluded=frozenset(excluded),
         max_bytes=max_bytes,
-        root_device=root_device if found else None,  # (where documents were found)
+        root_device=target.device if found else None,  # (where documents were found)
         crawled_ns=crawled_ns,
     )
     if damage is None:
@@ -523,6 +464,107 @@ def index_folder(
             raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class _Target:
+    """What ``index_folder(root, name=...)`` indexes: the folder (resolved; the collection's own
+    path where that leads here), its device, the collection's name and whether it was given,
+    the collection (None: a new one, or damaged metadata: ``damage``), and whether the user
+    moves the collection to this folder."""
+
+    root: Path
+    device: int
+    name: str
+    named: bool
+    collection: Collection | None
+    damage: DamagedCollectionError | None
+    moving: bool
+
+
+def _target(
+    root: Path | str, name: str | None, bits: int | None, retrain: bool, create: bool
+) -> _Target:
+    """The folder and collection ``index_folder`` is asked to index, or one NashError line on
+    why not (no such folder, a name another folder holds, bits that need ``retrain``...)."""
+    root, found = look_at(root)
+    if found is None:
+        raise NashError(f"{root}: no such folder")
+    if not stat.S_ISDIR(found.st_mode):
+        raise NashError(f"{root}: not a folder (nash index takes a folder)")
+    root = root.resolve()
+    named = name is not None
+    if named:
+        validate_name(name)  # (before it is a path: a long one is the OS's error there)
+    else:  # the folder's collection, whatever it was named; else a new name
+        name = collection_of(root) or name_for_folder(root)
+    collection, damage = None, None
+    if Collection.exists(name):
+        try:
+            collection = Collection.open(name)
+        except DamagedCollectionError as error:  # its metadata: nothing left to check the root
+            damage = error
+    elif (collections_dir() / name).is_dir():  # its meta.sqlite is gone: rebuild it as well
+        damage = DamagedCollectionError(name, "meta.sqlite", "missing")
+    elif not create:
+        raise CollectionGoneError(name)
+    if damage is not None and not named:
+        # Its folder was recorded in the lost metadata: a folder that merely shares the name
+        # must not take it over. The message says to rebuild with --name.
+        raise DamagedCollectionError(name, damage.what, damage.reason, root)
+    if collection is not None and collection.root != root and same_folder(collection.root, root):
+        # The path it was indexed at leads here (the folder moved, a link left in its place):
+        # it stays the collection's folder, so stored paths, a watcher's paths and the next
+        # move and link all keep meaning the same files.
+        root = collection.root
+    moving = collection is not None and collection.root != root
+    if moving and (collection.root.exists() or not named):
+        # An unplugged drive must not hand its collection to another folder of the same name.
+        raise NashError(
+            f"collection {name!r} already indexes {collection.root}"
+            + ("" if collection.root.exists() else ", which is not there now")
+            + "; choose another name with --name"
+            + ("" if collection.root.exists() else f", or to move it here: --name {name}")
+        )
+    holder = collection_of(root) if moving or collection is None else None
+    if holder is not None and holder != name:  # one folder, one collection
+        raise NashError(
+            f"{root} is already indexed as collection {holder!r}: nash index "
+            f"{shell_quote(root)} updates "
+            f"it (to index it under another name, first: nash forget {holder})"
+        )
+    _check_bits(collection, bits, retrain)
+    return _Target(root, found.st_dev, name, named, collection, damage, moving)
+
+
+def _crawl(
+    root: Path, collection: Collection | None, max_bytes: int | None, reporter: Reporter
+) -> tuple[list[_Candidate], dict[str, str], set[str]]:
+    """(files to index, skipped path → reason, skipped paths that drop an entry: excluded) of
+    ``root``; ``collection``'s stored file states let unchanged files skip their checks."""
+    from nashcli import corpus
+
+    found: list[_Candidate] = []
+    skipped: dict[str, str] = {}
+    excluded: set[str] = set()
+    crawl_kw = {} if max_bytes is None else {"max_bytes": max_bytes}
+    with _paused_gc():
+        if collection is not None:
+            with contextlib.suppress(DamagedCollectionError):  # _index says what is damaged
+                crawl_kw["known"] = collection.file_states()
+        for n, item in enumerate(corpus.crawl(root, **crawl_kw), 1):
+            path = item.path if item.path.is_absolute() else root / item.path
+            if isinstance(item, corpus.Skipped):
+                skipped[str(path)] = item.reason
+                if item.excluded:
+                    excluded.add(str(path))
+            else:
+                found.append(_Candidate(str(path), item.size, item.mtime_ns))
+            if n % 64 == 0:  # a bar redrawn 10 times a second needs no call per file
+                reporter.progress("crawling", n, None)
+    del crawl_kw  # (its map of the stored files: an update reads them again under the lock)
+    reporter.progress("crawling", len(found) + len(skipped), None)
+    return found, skipped, excluded
 
 
 def _has_model(collection: Collection) -> bool:

@@ -969,6 +969,42 @@ def _index(
                 )
                 _finish(w, report)
             return
+    _update(
+        collection,
+        found,
+        keep,
+        report,
+        reporter,
+        lock_timeout,
+        device=device,
+        hashers=hashers,
+        max_bytes=max_bytes,
+        root_device=root_device,
+        filling=filling,
+        retrain_next=lambda: defer_retrain and len(found) >= _min_documents(),
+    )
+
+
+def _update(
+    collection: Collection,
+    found: list[_Candidate],
+    keep: Mapping[str, str],
+    report: IndexReport,
+    reporter: Reporter,
+    lock_timeout: float,
+    *,
+    device: str,
+    hashers: HasherCache | None,
+    max_bytes: int | None,
+    root_device: int | None,
+    filling: bool,
+    retrain_next: Callable[[], bool],
+) -> None:
+    """The incremental update of :func:`_index`: under the writer lock, encode the ``found``
+    files that are new or changed with the model there (on ``device``, through ``hashers``),
+    drop those gone (``keep``: unreadable now, their entries stay), and go on with a first
+    index that was stopped (``filling``). ``retrain_next()`` says whether the caller retrains
+    next, asked only where the update makes a retrain due (see :func:`_finish`)."""
     with contextlib.ExitStack() as turn:
         # A first index to go on with (its model committed, then stopped): one process at a
         # time, as a fit is (another waits, then finds it done), and named by `nash status`.
@@ -1003,9 +1039,7 @@ def _index(
                 _apply(w, load_hasher, fits, {}, [], report, reporter, fitted=True)
                 w.set_filling(False)
             _apply(w, load_hasher, fresh + changed, stored, gone, report, reporter)
-            _finish(
-                w, report, retrain_next=lambda: defer_retrain and len(found) >= _min_documents()
-            )
+            _finish(w, report, retrain_next=retrain_next)
 
 
 def _unchanged_since(

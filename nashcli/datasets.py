@@ -23,10 +23,11 @@ import io
 import json
 import lzma
 import os
+import posixpath
 import re
 import tarfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +156,7 @@ def _load_known(name: str, data_dir: str | Path | None) -> Dataset:
         archive_name, url = ARCHIVES[name]
         archive = data_dir / archive_name
         if archive.is_file():
-            return _load_path(archive, name=name)
+            return read_archive(archive, name=name, expect=name)
         raise NashError(
             f"{name}: neither {DATASET_FILES[name]} nor {archive_name} in {data_dir}"
             f"{_missing(data_dir)} (download {url} there, use --download, or pass --data-dir)"
@@ -180,9 +181,24 @@ def _missing(directory: Path) -> str:
 def _load_path(path: Path, name: str | None = None) -> Dataset:
     if path.is_dir():
         raise NashError(f"{path} is a directory; expected a .jsonl.gz file or a .tar.gz archive")
-    if path.name.endswith(ARCHIVE_SUFFIXES):
+    if path.name.lower().endswith(ARCHIVE_SUFFIXES) or _holds_tar(path):
         return read_archive(path, name=name or _stem(path))
     return read_jsonl(path, name=name)
+
+
+def _holds_tar(path: Path) -> bool:
+    """Whether the regular file ``path`` is a tar archive, plain or compressed, whatever its
+    name (``NEWS.TAR.GZ``, ``news.tar.gz.1``); False for what cannot be read or decoded."""
+    try:
+        if not path.is_file():
+            return False
+        with open(path, "rb") as raw:
+            opener = _opener_for(raw.peek(6)[:6])
+            stream = io.BufferedReader(opener(raw)) if opener is not None else raw
+            head = stream.read(_TAR_MAGIC_END)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, _DamagedData, _BytesAfterData):
+        return False  # (read as JSON Lines, which says what is wrong)
+    return head[_TAR_MAGIC_START:_TAR_MAGIC_END] == b"ustar"
 
 
 #: Tar archives by name (tarfile reads each compression); anything else is read as JSON Lines.
@@ -190,12 +206,12 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", "
 
 
 def _stem(path: Path) -> str:
-    name = path.name
+    name = path.name.lower()
     jsonl = (".jsonl.gz", ".jsonl.bz2", ".jsonl.xz", ".json.gz", ".jsonl")
     for suffix in (*jsonl, *ARCHIVE_SUFFIXES, ".gz", ".bz2", ".xz"):
         if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+            return path.name[: -len(suffix)]
+    return path.name
 
 
 def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
@@ -301,6 +317,8 @@ def _reason(error: BaseException) -> str:
         )
     if isinstance(error, _DamagedData | zlib.error | EOFError | lzma.LZMAError):
         return f"damaged or incomplete compressed data ({error or 'cut short'})"
+    if isinstance(error, OSError) and error.strerror:  # (its str names the path again)
+        return error.strerror
     return str(error).splitlines()[0].rstrip(":") if str(error) else type(error).__name__
 
 
@@ -487,34 +505,54 @@ def write_jsonl(dataset: Dataset, path: str | Path) -> None:
 # The canonical archives
 
 
-def read_archive(path: str | Path, name: str | None = None) -> Dataset:
-    """Read ``reuters21578.tar.gz`` or ``20news-bydate.tar.gz`` (recognised by their members)."""
+def read_archive(path: str | Path, name: str | None = None, expect: str | None = None) -> Dataset:
+    """Read ``reuters21578.tar.gz`` or ``20news-bydate.tar.gz`` (recognised by their members;
+    ``expect``, "reuters" or "20ng", refuses an archive of the other corpus)."""
     path = Path(path)
     if path.exists() and not path.is_file():  # tarfile would open a pipe twice, and hang
         raise NashError(f"{path}: an archive must be a file, not a pipe or a device")
+    read = 0  # members read: an error before the first is no tar archive, after it damage
     try:
         with _opened_tar(path) as tar:  # one pass, reading the files either corpus is made of
-            files = [
-                (m.name, _read_member(tar, m))
-                for m in tar
-                if m.isfile() and (_REUT2.search(m.name) or _NEWS.search(m.name))
-            ]
-        if any(_REUT2.search(n) for n, _ in files):
-            reuters = ((n, data) for n, data in files if _REUT2.search(n))
-            dataset = reuters_modapte(reuters, name=name or "reuters")
-        elif files:
-            dataset = newsgroups_bydate(files, name=name or "20ng")
-        else:
-            raise NashError(
-                f"{path}: neither Reuters-21578 (reut2-*.sgm) nor 20news-bydate "
-                "(20news-bydate-train/<group>/<n>) files in this archive"
-            )
+            files: dict[str, bytes] = {}
+            for member in tar:
+                read += 1
+                if _corpus_file(member.name):
+                    data = _read_member(tar, member, files)
+                    if data is not None:
+                        files[member.name] = data
     except (OSError, EOFError, zlib.error, lzma.LZMAError, _DamagedData) as error:
         raise NashError(f"cannot read archive {path}: {_reason(error)}") from None
     except tarfile.TarError as error:
         reason = str(error).splitlines()[0].rstrip(":")  # tarfile lists one line per method
-        raise NashError(f"cannot read archive {path}: {reason} (not a tar archive?)") from None
-    return dataset
+        state = "damaged or cut short" if read else "not a tar archive?"
+        raise NashError(f"cannot read archive {path}: {reason} ({state})") from None
+    reuters = [(n, data) for n, data in files.items() if _REUT2.search(n)]
+    news = [(n, data) for n, data in files.items() if _NEWS.search(n)]
+    kinds = {"reuters": "Reuters-21578 (reut2-*.sgm)", "20ng": "20news-bydate"}
+    held = [kind for kind, members in (("reuters", reuters), ("20ng", news)) if members]
+    if not held:
+        raise NashError(
+            f"{path}: neither Reuters-21578 (reut2-*.sgm) nor 20news-bydate "
+            "(20news-bydate-train/<group>/<n>) files in this archive"
+        )
+    if expect is not None and expect not in held:
+        raise NashError(f"{path}: holds {kinds[held[0]]} files, not {kinds[expect]}")
+    if expect is None and len(held) > 1:
+        raise NashError(f"{path}: holds both Reuters-21578 and 20news-bydate files; one, please")
+    if (expect or held[0]) == "reuters":
+        return reuters_modapte(reuters, name=name or "reuters")
+    return newsgroups_bydate(news, name=name or "20ng")
+
+
+def _corpus_file(member: str) -> bool:
+    """Whether tar member ``member`` may be a file of either corpus (not macOS's ``._`` or
+    ``.DS_Store`` side files, nor anything under ``__MACOSX/``)."""
+    if member.startswith("__MACOSX/") or "/__MACOSX/" in member:
+        return False
+    if member.rpartition("/")[2].startswith("."):
+        return False
+    return bool(_REUT2.search(member) or _NEWS.search(member))
 
 
 @contextlib.contextmanager
@@ -531,18 +569,32 @@ def _opened_tar(path: Path) -> Iterator[tarfile.TarFile]:
         with tarfile.open(path, "r:*") as tar:
             yield tar
         return
-    with (
-        open(path, "rb") as raw,
-        tarfile.open(fileobj=io.BufferedReader(opener(raw)), mode="r|") as tar,
-    ):
-        yield tar
+    with open(path, "rb") as raw:
+        stream = io.BufferedReader(opener(raw))
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            yield tar
+        # bzip2 hands out a block before its checksum is checked, and tarfile takes damage for
+        # the archive's end: the stream is read on past the last member to find it. (Bytes
+        # after the compressed data are ignored here, as bzip2 and xz do.)
+        with contextlib.suppress(_BytesAfterData):
+            while stream.read(1 << 20):
+                pass
 
 
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    handle = tar.extractfile(member)
-    if handle is None:  # pragma: no cover - only regular files are passed
-        return b""
-    return handle.read()
+def _read_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, earlier: Mapping[str, bytes]
+) -> bytes | None:
+    """A member's bytes; a hard or symbolic link's are those of the file it names, among the
+    ``earlier`` members (GNU tar stores hard-linked posts as links); None for anything else."""
+    if member.isfile():
+        handle = tar.extractfile(member)
+        return handle.read() if handle is not None else None
+    if member.islnk():
+        return earlier.get(member.linkname)
+    if member.issym():
+        folder = member.name.rpartition("/")[0]
+        return earlier.get(posixpath.normpath(posixpath.join(folder, member.linkname)))
+    return None
 
 
 _REUT2 = re.compile(r"(?:^|/)reut2-\d{3}\.sgm$")
@@ -751,6 +803,7 @@ def download(name: str, data_dir: str | Path | None = None) -> Path:
         raise NashError(f"no public archive known for {name!r} (known: {', '.join(ARCHIVES)})")
     archive_name, url = ARCHIVES[name]
     target = _data_dir(data_dir) / archive_name
+    made = _missing_folders(target.parent)  # (removed again if nothing comes to be kept)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # a file in the way, a read-only disk: before any download
@@ -779,7 +832,20 @@ def download(name: str, data_dir: str | Path | None = None) -> Path:
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
+        if not target.exists():
+            for folder in made:  # the innermost first; one that holds something stays
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     return target
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, the innermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def _gzip_problem(path: Path) -> str | None:

@@ -423,8 +423,10 @@ def save_codes(
                 **named_rows,
             )
             partial.replace(path)
-        except OSError as error:  # a full disk: no half-written file is left behind
+        except BaseException as error:  # no half-written file is left (a full disk, Ctrl-C)
             partial.unlink(missing_ok=True)
+            if not isinstance(error, OSError):
+                raise
             reason = error.strerror or error
             raise NashError(f"--save-codes: cannot write {path}: {reason}") from None
         written.append(path)

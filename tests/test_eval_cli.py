@@ -349,11 +349,17 @@ def test_a_download_cut_short_is_an_error_and_leaves_nothing(tmp_path: Path, mon
         served["body"] = body
         line = _error_line(runner.invoke(app, args))
         assert "download of https://kdd.ics.uci.edu" in line, line
-        assert list(data.iterdir()) == [] and not datasets.is_available("reuters", data)
+        # (the data folder it made for the archive goes too)
+        assert not data.exists() and not datasets.is_available("reuters", data)
     served["body"] = lambda: Interrupted(b"x")
     with pytest.raises(KeyboardInterrupt):
         datasets.download("reuters", data)
-    assert list(data.iterdir()) == []
+    assert not data.exists()
+    data.mkdir()  # a folder that was there stays
+    (data / "notes.txt").write_text("mine")
+    with pytest.raises(KeyboardInterrupt):
+        datasets.download("reuters", data)
+    assert [p.name for p in data.iterdir()] == ["notes.txt"]
 
 
 def test_download_failure_and_unknown_archive(tmp_path: Path, monkeypatch) -> None:

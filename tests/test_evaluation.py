@@ -215,6 +215,23 @@ def test_save_codes_packs_bits_and_labels(monkeypatch, tmp_path: Path) -> None:
         assert np.array_equal(saved["test_labels"], problem.Y_test)
 
 
+def test_save_codes_stopped_midway_leaves_no_partial_file(monkeypatch, tmp_path: Path) -> None:
+    """A Ctrl-C after np.savez_compressed wrote its file left METHOD-BITS.partial.npz."""
+    install_fake_engine(monkeypatch, [])
+    problem, _ = evaluation.prepare(topic_corpus(60))
+    results = evaluation.evaluate(problem, ["nash"], [16], keep_codes=True)
+    save = np.savez_compressed
+
+    def save_then_interrupt(path, **arrays):
+        save(path, **arrays)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        evaluation.save_codes(results, problem, tmp_path / "codes")
+    assert list((tmp_path / "codes").iterdir()) == []
+
+
 def test_real_engine_beats_chance_on_separable_topics() -> None:
     """One real NASH run at 8 bits: codes of the right shape that retrieve same-topic documents."""
     dataset = topic_corpus(240, test_every=4)

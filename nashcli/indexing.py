@@ -1368,8 +1368,11 @@ def _apply(
                     report.unchanged += 1
                     continue
                 same = gone_by_hash.get((h, reader_of(c.path)))
-                if old is None and same:  # same bytes at a new path: a move
+                if same:  # the bytes of a file gone, at a new path or over an indexed file: a move
                     moved = same.pop()
+                    if old is not None:  # (`mv a b` over an indexed b: b's document goes)
+                        w.tombstone([old.row])
+                        report.note("-", old.path)
                     w.repath(moved.row, DocMeta(c.path_text, c.size, c.mtime_ns, h, moved.title))
                     report.note("→", moved.path, c.path)
                     continue

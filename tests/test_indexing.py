@@ -1240,6 +1240,23 @@ def test_a_move_onto_an_indexed_file_reports_the_file_it_replaced(indexed) -> No
     assert live_paths("notes") == {str(p) for p in paths[1:]}
 
 
+def test_a_file_moved_over_an_indexed_one_keeps_its_code(indexed, model_loads) -> None:
+    """`mv a b` over an indexed b, then `nash index` (or a watcher that saw it through a hidden
+    name): a's bytes at b were read and encoded again as b's new content."""
+    folder, paths = indexed
+    source, target = paths[0], paths[1]
+    with Collection.open("notes").snapshot() as snap:
+        (before,) = [d for d in snap.live_docs() if d.path == str(source)]
+    source.rename(target)
+    report = index_folder(folder)
+    assert (report.moved, report.deleted, report.updated, report.added) == (1, 1, 0, 0)
+    assert model_loads == []  # nothing encoded
+    assert report.changes == [("-", (str(target),)), ("→", (str(source), str(target)))]
+    after, _ = stored_doc("notes", target)
+    assert after.row == before.row and after.hash == before.hash
+    assert live_paths("notes") == {str(p) for p in paths[1:]}
+
+
 def test_a_rename_to_another_reader_is_read_again_not_moved(indexed) -> None:
     """The same bytes under a name another reader takes are another document: a page saved as
     .txt and renamed .html kept its markup as text and its first line as title ("moved")."""

@@ -24,10 +24,21 @@ def _home() -> Path | None:
 def expand_user(text: str | Path, variable: str | None = None) -> Path:
     """``text`` as a path with a leading ``~`` or ``~name`` expanded, else a one-line
     :class:`~nashcli.errors.NashError` (``Path.expanduser`` raises RuntimeError for a user who
-    does not exist, or where no home folder can be found); ``variable`` names where it was set."""
+    does not exist, or where no home folder can be found); ``variable`` names where it was set.
+
+    Only a ``~`` that ``text`` begins with is expanded: ``./~draft.txt`` (pathlib makes it
+    ``~draft.txt``) is that file here, returned absolute so that nothing expands it later; and
+    ``~draft.txt`` of no user named so is the file of that name here where there is one, as the
+    shell leaves it."""
+    typed = str(text)
+    if not typed.startswith("~"):
+        path = Path(typed)
+        return Path(os.path.abspath(typed)) if str(path).startswith("~") else path
     try:
-        return Path(text).expanduser()
+        return Path(typed).expanduser()
     except RuntimeError:  # ~name of no such user, or no home directory to be found
+        if variable is None and os.path.lexists(typed):
+            return Path(os.path.abspath(typed))
         from nashcli.errors import NashError
 
         where = f"{variable}={text}" if variable else str(text)

@@ -129,6 +129,28 @@ def test_similar_json(notes) -> None:
     assert distances == sorted(distances)
 
 
+def test_names_that_begin_with_a_tilde_here_are_those_files(tmp_path: Path, monkeypatch) -> None:
+    """`./~draft.txt` was read as `~draft.txt` (pathlib drops the "./"), then as the home
+    folder of a user "draft.txt": "cannot find the home folder", and `./~root/x.txt` was
+    root's x.txt. `~draft.txt` of no such user, as the shell passes it, is the file here."""
+    paths = make_docs(tmp_path / "~tilde", per_topic=6)
+    draft = paths[0].with_name("~draft.txt")
+    paths[0].rename(draft)
+    monkeypatch.chdir(tmp_path)
+    assert run("index", "./~tilde").exit_code == 0
+    (entry,) = json.loads(run("status", "--json").stdout)["collections"]
+    assert entry["root"] == str(tmp_path / "~tilde")
+    for query in ("./~tilde/space/~draft.txt", "~tilde/space/~draft.txt"):
+        result = run("similar", query, "--json", "-n", "1")
+        assert result.exit_code == 0, result.output
+        (hit,) = json.loads(result.stdout)["results"]
+        assert Path(hit["path"]).parent == draft.parent  # (a space note: the query's neighbour)
+    monkeypatch.chdir(draft.parent)
+    result = run("similar", "~draft.txt", "--json", "-n", "1")
+    assert result.exit_code == 0, result.output
+    assert str(draft) not in result.stdout  # known as the indexed file: not its own answer
+
+
 def test_pool_default_is_documented() -> None:
     import typer.main
 

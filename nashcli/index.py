@@ -1100,6 +1100,11 @@ class Snapshot:
             self._raise_if_replaced()
             raise
 
+    def check_current(self) -> None:
+        """Raise :class:`GenerationReplaced` where a writer switched generations since this
+        snapshot was taken (what it found may be stale: :meth:`Collection.read` reads again)."""
+        self._raise_if_replaced()
+
     def _raise_if_replaced(self) -> None:
         """:class:`GenerationReplaced` where a writer switched generations since the snapshot,
         :class:`CollectionGoneError` where ``nash forget`` took the collection away (its first
@@ -1171,7 +1176,7 @@ class Snapshot:
         if indices.size and (indices.min() < 0 or indices.max() >= self.n_features):
             # scipy does not check them, and sparse arithmetic on them crashes the process
             raise self._term_ids_damaged()
-        if not np.isfinite(data).all():  # NaN scores would rank nothing and break --json
+        if not _weights_in_range(data):  # NaN scores would rank nothing and break --json
             raise self._weights_damaged()
         return CsrRows(picked.indptr, indices, data, self.n_features)
 
@@ -1185,7 +1190,9 @@ class Snapshot:
         )
 
     def _weights_damaged(self) -> DamagedCollectionError:
-        return self._collection.damaged(f"{self.gen_dir.name}/tfidf.data", "weights not finite")
+        return self._collection.damaged(
+            f"{self.gen_dir.name}/tfidf.data", "weights not finite or outside 0..1"
+        )
 
     def check_values(self, chunk: int = 1 << 24) -> None:
         """Raise :class:`DamagedCollectionError` if a stored term id is out of range or a
@@ -1198,7 +1205,7 @@ class Snapshot:
             part = np.asarray(self._indices[start : start + chunk])
             if part.min() < 0 or part.max() >= self.n_features:
                 raise self._term_ids_damaged()
-            if not np.isfinite(np.asarray(self._data[start : start + chunk])).all():
+            if not _weights_in_range(np.asarray(self._data[start : start + chunk])):
                 raise self._weights_damaged()
 
     def close(self) -> None:
@@ -1211,6 +1218,14 @@ class Snapshot:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _weights_in_range(data: np.ndarray) -> bool:
+    """Whether stored tf-idf weights can be what was stored: an L2-normalised row of
+    non-negative weights has each within 0..1 (finite garbage, 1e38 say, scored 1e75)."""
+    if not data.size:
+        return True
+    return bool(np.isfinite(data).all() and data.min() >= 0 and data.max() <= 1 + 1e-3)
 
 
 class Collection:

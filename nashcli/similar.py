@@ -334,7 +334,11 @@ def find_similar(
 
     def search(snap: Snapshot, count: int = top) -> list[Hit]:
         if snap.generation == 0:
-            raise NashError(no_index_yet(collection))
+            why = no_index_yet(collection)
+            # A first index that committed after the snapshot, then let go of its training
+            # turn before no_index_yet looked, would be told "run nash index": read again.
+            snap.check_current()
+            raise NashError(why)
         if snap.generation not in encoded:
             heard.clear()
             encoded.clear()
@@ -390,15 +394,14 @@ MAX_LOOKED_FURTHER = 4096
 
 def _deleted(path: Path) -> bool:
     """Whether ``path`` is known to be gone, as ``nash index`` would drop its entry: nothing
-    there, or a link loop in its place. A file nash may not look at (a folder without
-    permission) is not: ``nash index`` keeps its entry too."""
+    there, a folder in its place (the crawl goes into it) or a link loop. A file nash may not
+    look at (a folder without permission) is not: ``nash index`` keeps its entry too."""
     try:
-        os.stat(path)
+        return stat.S_ISDIR(os.stat(path).st_mode)
     except (FileNotFoundError, NotADirectoryError):
         return True
     except OSError as error:
         return error.errno == errno.ELOOP
-    return False
 
 
 def _deleted_note(gone: int, collection: Collection) -> str:
@@ -506,7 +509,10 @@ def _stored_encoder(snap: Snapshot, on_note: Callable[[str], None]) -> LinearQue
     """The encoder for an indexed file's σ(g(x)), or None. Its stored code and vector answer
     even when the model is damaged (then with plain distances, which ``on_note`` is told)."""
     try:
-        return snap.load_model(LinearQueryEncoder.load)
+        encoder = snap.load_model(LinearQueryEncoder.load)
+        if encoder is None:  # another model, or one whose files are missing: which?
+            snap.check_model()
+        return encoder
     except DamagedCollectionError as error:
         on_note(
             f"{error}; the file's stored code still answers, its candidates chosen by plain "

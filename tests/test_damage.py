@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_collection_cli import (
     fast_training,  # noqa: F401 - autouse: few epochs
@@ -88,6 +89,9 @@ def damage(what: str) -> None:
     elif what == "tfidf.data=nan":  # right size, weights that are no numbers
         with open(gen / "tfidf.data", "r+b") as f:
             f.write(b"\x00\x00\xc0\x7f" * 8)
+    elif what == "tfidf.data=huge":  # right size, finite weights no L2-normalised row holds
+        with open(gen / "tfidf.data", "r+b") as f:
+            f.write(np.full(8, 1e38, dtype=np.float32).tobytes())
     elif what == "tfidf.indices=garbled":  # right size, a term id far past the vocabulary
         with open(gen / "tfidf.indices", "r+b") as f:
             f.write(b"\xff\xff\xff\x7f")
@@ -116,6 +120,7 @@ GENERATION_DAMAGE = [
     "tfidf.indices",
     "tfidf.indices=garbled",  # was a segmentation fault in nash similar
     "tfidf.data=nan",  # was "nan" scores and invalid --json
+    "tfidf.data=huge",  # was scores of 1e75 and an overflow warning
     "tfidf.indptr",
     "gen-dir",
 ]

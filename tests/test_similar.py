@@ -141,16 +141,21 @@ def test_an_indexed_file_is_not_encoded_again(notes, monkeypatch) -> None:
     assert len(find_similar(paths[3], "notes", top=3)) == 3
 
 
-def test_an_indexed_file_is_answered_even_with_a_damaged_model(notes) -> None:
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_an_indexed_file_is_answered_even_with_a_damaged_model(notes, damage: str) -> None:
     """Its stored code and vector suffice (plain distances then); a text query needs the model
-    and says the collection is damaged."""
+    and says the collection is damaged. (A missing model file gave the plain answer without
+    the note.)"""
     from nashcli.index import Collection, DamagedCollectionError
 
     folder, paths = notes
     with Collection.open("notes").snapshot() as snap:
         model = snap.gen_dir / "model" / "model.npz"
     assert find_similar(paths[3], "notes", top=3, on_note=pytest.fail)  # no note when intact
-    model.write_bytes(model.read_bytes()[:100])
+    if damage == "truncated":
+        model.write_bytes(model.read_bytes()[:100])
+    else:
+        model.unlink()
     notes_heard: list[str] = []
     hits = find_similar(paths[3], "notes", top=3, on_note=notes_heard.append)
     assert [topic(h.path) for h in hits] == [topic(paths[3])] * 3
@@ -158,6 +163,25 @@ def test_an_indexed_file_is_answered_even_with_a_damaged_model(notes) -> None:
     assert "is damaged (gen-000001/model/model.npz" in note and "plain (unweighted) Hamming" in note
     with pytest.raises(DamagedCollectionError, match="model.npz"):
         find_similar("rocket orbit launch", "notes")
+
+
+def test_a_first_index_committed_while_the_query_looked_is_answered(tmp_path, monkeypatch):
+    """A query that found no index yet, while a first `nash index` committed and let go of its
+    training turn before the query asked who builds it, was told "run nash index"."""
+    from nashcli.index import Collection
+
+    folder = tmp_path / "notes"
+    paths = make_docs(folder, per_topic=10)
+    Collection.create("notes", folder, 64)  # (as a first index makes it, before its commit)
+    real = similar.no_index_yet
+
+    def finished_meanwhile(collection):
+        why = real(collection)
+        index_folder(folder, hasher_options=FAST)
+        return why
+
+    monkeypatch.setattr(similar, "no_index_yet", finished_meanwhile)
+    assert len(find_similar(paths[0], "notes", top=3)) == 3
 
 
 def test_text_and_outside_file(notes, tmp_path: Path) -> None:
@@ -296,15 +320,17 @@ def test_changed_indexed_file_is_encoded_fresh(notes) -> None:
 @pytest.mark.parametrize("pool", [None, 6])  # every document; fewer than there are
 def test_files_deleted_since_the_last_update_are_left_out(notes, pool) -> None:
     """The answer is the one the index gives once updated: the next hits take the deleted
-    files' places, and the deleted ones neither show nor steer the ranking."""
+    files' places, and the deleted ones neither show nor steer the ranking. (A file replaced
+    by a folder, which nash index drops as well, was listed.)"""
     folder, paths = notes
     query = paths[0]
     before = find_similar(query, "notes", top=5, pool=pool)
     for hit in before[:3]:  # deleted, the index not updated (no watcher)
         hit.path.unlink()
+    before[0].path.mkdir()  # (empty: nothing in it to index)
     heard: list[str] = []
     hits = find_similar(query, "notes", top=5, pool=pool, on_note=heard.append)
-    assert len(hits) == 5 and all(h.path.exists() for h in hits)
+    assert len(hits) == 5 and all(h.path.is_file() for h in hits)
     assert all(topic(h.path) == topic(query) for h in hits)
     assert heard == [
         "left out 3 files deleted since collection 'notes' was last updated; "

@@ -407,6 +407,11 @@ def test_similar_says_when_there_is_nothing_else_to_show(tmp_path: Path) -> None
     result = runner.invoke(app, ["similar", "--text", "rocket orbit"])  # no file: no "other"
     assert result.exit_code == 0, result.output
     assert "holds no document" in result.stdout
+    outside = tmp_path / "query.txt"
+    outside.write_text("rocket orbit")
+    result = runner.invoke(app, ["similar", str(outside), "-c", "pair"])  # none: no "other"
+    assert result.exit_code == 0, result.output
+    assert "holds no document" in result.stdout
 
 
 def test_a_score_that_rounds_to_zero_has_no_sign() -> None:

@@ -234,7 +234,10 @@ def similar_command(
 
     short = label if len(label) <= 60 else label[:59] + "…"
     if not hits:
-        other = "no other document" if file is not None else "no document"
+        held = 0
+        with contextlib.suppress(NashError):  # (damaged meanwhile: "no other" then)
+            held = chosen.summary()["documents"]
+        other = "no other document" if file is not None and held else "no document"
         typer.echo(f"no similar documents: collection {chosen.name!r} holds {other}")
         return
     console = render.output_console()

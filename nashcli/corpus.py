@@ -229,13 +229,25 @@ def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
     for name in IGNORE_FILES:
         path = directory / name
         try:
-            # Not through a link (git reads none since 2.32), nor a pipe (it would block)
-            if not stat.S_ISREG(os.lstat(path).st_mode):
-                continue
+            st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             continue  # absent, or a folder that may not be searched (its files neither)
         except OSError as error:  # (an I/O error: what it leaves out is not known)
             raise _unreadable(name, error) from None
+        if stat.S_ISLNK(st.st_mode) and name == ".nashignore":
+            # A .gitignore is not read through a link (git reads none since 2.32); nash's own
+            # file may be one (rules shared by several folders): what it leaves out is not
+            # known where the link leads nowhere, as where the file cannot be read.
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                raise UnreadableIgnoreFile(
+                    f"{UNREADABLE_FOLDER}: its {name} is a dangling symlink"
+                ) from None
+            except OSError as error:
+                raise _unreadable(name, error) from None
+        if not stat.S_ISREG(st.st_mode):  # (a link, a folder; never a pipe: it would block)
+            continue
         try:
             # utf-8-sig: Notepad starts the file with a byte-order mark, which git skips
             # (bytes decoded, not read_text: its universal newlines make a lone CR a line end)
@@ -353,6 +365,15 @@ def is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _folder_reason(error: OSError) -> str:
+    """Why a folder cannot be listed or looked at: "unreadable folder: ..." keeps the entries
+    of the files in it (they are not known to be gone; see ``indexing._gone``)."""
+    reason = os_reason(error)
+    if reason.startswith("unreadable"):
+        reason = UNREADABLE_FOLDER + reason[len("unreadable") :]
+    return reason
 
 
 def _check_file(
@@ -600,10 +621,7 @@ class _Walker:
             with os.scandir(folder.path) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as error:
-            reason = os_reason(error)
-            if reason.startswith("unreadable"):
-                reason = UNREADABLE_FOLDER + reason[len("unreadable") :]
-            yield Skipped(folder.path, reason)
+            yield Skipped(folder.path, _folder_reason(error))
             return
         try:
             rules = folder.rules + _load_ignore_rules(folder.path, folder.rel)
@@ -629,8 +647,8 @@ class _Walker:
         if is_dir:
             try:
                 st = entry.stat(follow_symlinks=False)
-            except OSError as error:
-                yield Skipped(path, os_reason(error))
+            except OSError as error:  # (a folder listed without search permission: r--)
+                yield Skipped(path, _folder_reason(error))
                 return
             key = (st.st_dev, st.st_ino)
             if key in ancestors:  # reached the crawl's own root through a followed link

@@ -85,12 +85,17 @@ _NOT_DETECTED = [
 _CP1252_TOLERANCE = 0.1
 
 
+_UNDECODABLE = "undecodable bytes (not text in any known encoding)"
+
+
 class UnreadableFile(NashError):
     """A file that cannot be turned into text; ``reason`` says why, in a few words.
 
     The indexer catches it per file and reports the file as skipped; ``str(error)`` is the reason
     alone (the path is in ``error.path`` when known). ``excluded``: the file was read and holds
-    no text (as :attr:`nashcli.corpus.Skipped.excluded`: an old entry of it leaves the index).
+    no text (as :attr:`nashcli.corpus.Skipped.excluded`: an old entry of it leaves the index):
+    empty, binary, undecodable, a mail too intricate to read; not one that cannot be read now
+    (a permission, an I/O error, PDF support not installed), whose old entry stays.
     """
 
     def __init__(self, reason: str, path: Path | None = None, *, excluded: bool = False) -> None:
@@ -222,9 +227,10 @@ def decode_text(data: bytes, path: Path | None = None) -> str:
                 f"undecodable bytes (not {name} text, though it starts with {name}'s "
                 "byte-order mark)",
                 path,
+                excluded=True,
             )
     if sniff(data[:SNIFF_BYTES]) is not None:
-        raise UnreadableFile("binary file", path)
+        raise UnreadableFile("binary file", path, excluded=True)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -238,7 +244,7 @@ def _not_quite_utf8(data: bytes, path: Path | None) -> str:
     a pasted Windows ``’`` as it came): read as the same bytes without the BOM are, a few stray
     bytes in UTF-8 (the BOM says UTF-8 where the rest is ASCII), else by charset detection."""
     if sniff(data[:SNIFF_BYTES]) is not None:
-        raise UnreadableFile("binary file", path)
+        raise UnreadableFile("binary file", path, excluded=True)
     mixed = _mostly_utf8(data, declared=True)
     if mixed is not None and _control_ratio(mixed) <= 0.01:
         return mixed
@@ -279,7 +285,7 @@ def _decode_legacy(data: bytes, path: Path | None = None) -> str:
     matches = from_bytes(data, cp_exclusion=_NOT_DETECTED)
     best = matches.best()
     if best is None:
-        raise UnreadableFile("undecodable bytes (not text in any known encoding)", path)
+        raise UnreadableFile(_UNDECODABLE, path, excluded=True)
     encoding = best.encoding
     for match in matches:
         if "cp1252" in (match.encoding, *match.could_be_from_charset) and (
@@ -292,7 +298,7 @@ def _decode_legacy(data: bytes, path: Path | None = None) -> str:
     except UnicodeDecodeError:
         text = str(best)
     if _control_ratio(text) > 0.01:
-        raise UnreadableFile("undecodable bytes (not text in any known encoding)", path)
+        raise UnreadableFile(_UNDECODABLE, path, excluded=True)
     return text
 
 
@@ -497,7 +503,7 @@ def _read_mail(data: bytes, path: Path) -> Document | None:
     import email.policy
 
     if sniff(data[:SNIFF_BYTES]) is not None:
-        raise UnreadableFile("binary file", path)
+        raise UnreadableFile("binary file", path, excluded=True)
     if data.startswith(codecs.BOM_UTF8):  # an editor's BOM would hide the headers
         data = data[len(codecs.BOM_UTF8) :]
     try:
@@ -510,7 +516,9 @@ def _read_mail(data: bytes, path: Path) -> Document | None:
     except UnreadableFile:
         raise
     except Exception as error:  # noqa: BLE001 - the email package's rare failures on damaged mail
-        raise UnreadableFile(f"unreadable mail ({type(error).__name__})", path) from None
+        raise UnreadableFile(
+            f"unreadable mail ({type(error).__name__})", path, excluded=True
+        ) from None
     text = "\n\n".join(part for part in (subject, text) if part and not part.isspace())
     if not text:
         raise UnreadableFile("no text in file", path, excluded=True)
@@ -524,10 +532,12 @@ def _check_mail_shape(rough: Message, path: Path) -> None:
     takes minutes)."""
     for n, part in enumerate(rough.walk(), 1):
         if n > _MAIL_PARTS:
-            raise UnreadableFile(f"mail of more than {_MAIL_PARTS:,} parts", path)
+            raise UnreadableFile(f"mail of more than {_MAIL_PARTS:,} parts", path, excluded=True)
         for name, value in part.raw_items():
             if len(value) > _MAIL_CONTENT_HEADER_CHARS and name.lower().startswith("content-"):
-                raise UnreadableFile(f"mail with a {len(value):,}-character {name} header", path)
+                raise UnreadableFile(
+                    f"mail with a {len(value):,}-character {name} header", path, excluded=True
+                )
 
 
 def _mail_subject(message: EmailMessage) -> str:

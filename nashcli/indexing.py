@@ -1382,6 +1382,8 @@ def _apply(
                 if old is not None and getattr(error, "excluded", False):  # emptied: no text
                     w.tombstone([old.row])
                     report.note("-", old.path)
+                elif old is not None:  # cannot be read now: its entry stays, and is counted
+                    report.kept += 1
                 continue
             meta = DocMeta(c.path_text, c.size, c.mtime_ns, h, title)
             if old is not None:

@@ -117,12 +117,30 @@ def test_crawl_keeps_the_files_git_keeps_for_random_rule_sets(tmp_path: Path) ->
         assert crawled(root) == by_git, (rules, nested)
 
 
-def test_an_ignore_file_that_is_a_link_is_not_read(tmp_path: Path) -> None:
-    """As git (2.32 and later), which refuses in-tree ignore files that are symlinks."""
+def test_a_gitignore_that_is_a_link_is_not_read_a_nashignore_is(tmp_path: Path) -> None:
+    """A .gitignore as git (2.32 and later), which refuses in-tree ignore files that are
+    symlinks; nash's own .nashignore may be one (rules shared by several folders: it was
+    passed over without a word). One that leads nowhere leaves its folder out, as an ignore
+    file that cannot be read."""
+    from nashcli import corpus
+
     rules = tmp_path / "rules"
     rules.write_text("*.md\n", encoding="utf-8")
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "a.md").write_text("words here\n", encoding="utf-8")
+    (folder / "b.txt").write_text("words here\n", encoding="utf-8")
     (folder / ".gitignore").symlink_to(rules)
-    assert crawled(folder) == ["a.md"]
+    assert crawled(folder) == ["a.md", "b.txt"]
+    (folder / ".nashignore").symlink_to(rules)
+    assert crawled(folder) == ["b.txt"]
+    rules.unlink()
+    sub = tmp_path / "top" / "notes"
+    folder.rename(sub.parent.mkdir() or sub)
+    (sub.parent / "c.txt").write_text("words here\n", encoding="utf-8")
+    skips = {
+        item.path.name: item.reason
+        for item in corpus.crawl(sub.parent)
+        if isinstance(item, corpus.Skipped)
+    }
+    assert skips == {"notes": "unreadable folder: its .nashignore is a dangling symlink"}

@@ -1456,6 +1456,99 @@ def test_a_file_emptied_before_a_retrain_is_removed_not_unread(tmp_path: Path) -
     assert report.retrained and (report.deleted, report.dropped_unread) == (1, 0)
 
 
+def test_a_file_made_undecodable_leaves_the_index(indexed, monkeypatch) -> None:
+    """An indexed file overwritten with bytes no encoding explains (no NUL, so the crawl's
+    sniff passes it) kept its entry, answering with its old text until a retrain, and the
+    summary counted it nowhere ("29 documents: 28 unchanged"). It is no document now; a file
+    that cannot be read for now (a permission) keeps its entry, counted as kept."""
+    folder, paths = indexed
+    garbled, locked = paths[0], paths[1]
+    garbled.write_bytes(bytes(range(0x80, 0x100)) * 80)
+    bump(garbled)
+    bump(locked)
+    real_open = open
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path) == str(locked) and args and "b" in args[0]:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(documents, "open", refusing_open, raising=False)  # (read, not crawled)
+    report = index_folder(folder)
+    skipped = dict(report.skipped)
+    assert skipped[str(garbled.relative_to(folder))].startswith("undecodable bytes")
+    assert skipped[str(locked.relative_to(folder))] == "unreadable: permission denied"
+    assert (report.deleted, report.kept, report.unchanged) == (1, 1, len(paths) - 2)
+    assert live_paths("notes") == {str(p) for p in paths[1:]}
+
+
+def test_a_folder_listed_without_search_permission_loses_nothing(tmp_path, monkeypatch) -> None:
+    """A folder of mode r-- can be listed, but nothing in it looked at: its sub-folders were
+    skipped as "unreadable: permission denied", not as folders that cannot be listed, and every
+    document under them was removed (then encoded again once the mode was back)."""
+    folder = tmp_path / "perm"
+    paths = make_docs(folder, per_topic=3)
+    mid = folder / "mid"
+    inside = [mid / "top.txt", *(mid / "inner" / f"inner{i}.txt" for i in range(2))]
+    for i, path in enumerate(inside):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"orbit rocket launch telescope galaxy number {i}")
+    index_folder(folder, hasher_options=FAST)
+    before = live_paths("perm")
+    real_scandir, real_stat = os.scandir, os.stat
+
+    def denied(path) -> PermissionError:
+        return PermissionError(13, "Permission denied", str(path))
+
+    class Unsearchable:  # an entry of a folder without x: its name and type, nothing more
+        def __init__(self, entry) -> None:
+            self._entry, self.name, self.path = entry, entry.name, entry.path
+
+        def is_symlink(self) -> bool:
+            return self._entry.is_symlink()
+
+        def is_dir(self, *, follow_symlinks: bool = True) -> bool:
+            return self._entry.is_dir(follow_symlinks=False)
+
+        def is_file(self, *, follow_symlinks: bool = True) -> bool:
+            return self._entry.is_file(follow_symlinks=False)
+
+        def stat(self, *, follow_symlinks: bool = True):
+            raise denied(self.path)
+
+    class Scan:
+        def __init__(self, path) -> None:
+            self._scan = real_scandir(path)
+
+        def __enter__(self):
+            return (Unsearchable(entry) for entry in self._scan)
+
+        def __exit__(self, *exc) -> None:
+            self._scan.close()
+
+    def scandir(path="."):
+        if not isinstance(path, int) and Path(path) == mid:
+            return Scan(path)
+        if not isinstance(path, int) and mid in Path(path).parents:
+            raise denied(path)
+        return real_scandir(path)
+
+    def stat(path, *args, **kwargs):
+        if not isinstance(path, int) and mid in Path(path).parents:
+            raise denied(path)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "stat", stat)
+    report = index_folder(folder, hasher_options=FAST)
+    assert dict(report.skipped) == {
+        "mid/inner": "unreadable folder: permission denied",
+        "mid/top.txt": "unreadable: permission denied",
+    }
+    assert report.deleted == 0 and live_paths("perm") == before
+    assert (report.unchanged, report.kept) == (len(paths), len(inside))
+
+
 def test_a_folder_that_cannot_be_listed_loses_nothing(tmp_path: Path, monkeypatch) -> None:
     """A sub-folder that cannot be listed keeps its documents' entries (they are not known to
     be gone); the whole folder unreadable is refused with one line and changes nothing."""

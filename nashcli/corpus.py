@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, NamedTuple
 from nashcli.documents import (
     PDF_MISSING,
     SNIFF_BYTES,
+    UnreadableFile,
     looks_decodable,
+    open_regular,
     os_reason,
     pdf_supported,
     sniff,
@@ -401,10 +403,12 @@ def _check_file(
         # large folder then reads the file's metadata only, not its first block.
         return FileEntry(path, st.st_size, st.st_mtime_ns)
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             head = handle.read(SNIFF_BYTES)
     except OSError as error:
         return Skipped(path, os_reason(error))
+    except UnreadableFile as error:  # (replaced by a pipe since its stat)
+        return Skipped(path, error.reason, excluded=error.excluded)
     reason = sniff(head)
     if reason is None and suffix == "" and not looks_decodable(head, len(head) >= st.st_size):
         reason = "binary file"

@@ -17,7 +17,9 @@ import errno
 import hashlib
 import importlib.util
 import logging
+import os
 import re
+import stat
 import unicodedata
 import warnings
 from collections import Counter
@@ -25,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from nashcli.errors import NashError
 from nashcli.titles import decode_header_words, title_of, trim_title
@@ -188,7 +190,7 @@ def read_document(path: Path | str) -> Document:
     if suffix == ".pdf":
         return _read_pdf(path)
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             data = handle.read()
     except IsADirectoryError:
         raise UnreadableFile("is a folder", path) from None
@@ -639,8 +641,9 @@ def _read_pdf(path: Path) -> Document:
     except ImportError:
         raise UnreadableFile(PDF_MISSING, path) from None
     try:
-        with _quiet("pypdf"):  # its warnings about damaged files would garble progress bars
-            reader = pypdf.PdfReader(path)
+        # (pypdf's warnings about damaged files would garble progress bars)
+        with _quiet("pypdf"), open_regular(path) as handle:
+            reader = pypdf.PdfReader(handle)
             if reader.is_encrypted and not reader.decrypt(""):
                 raise UnreadableFile("encrypted PDF", path, excluded=True)
             text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
@@ -671,6 +674,29 @@ def _pdf_title(meta_title: str) -> str:
     return "" if _NO_PDF_TITLE.fullmatch(title) else title
 
 
+def open_regular(path: Path | str) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file (links followed), else
+    IsADirectoryError for a folder and :class:`UnreadableFile` (excluded) for a pipe, socket or
+    device. A file replaced by a pipe after the crawl looked at it would block a plain open, or
+    the read, forever: it is opened without waiting, then checked."""
+    handle = open(path, "rb", opener=_without_waiting)  # noqa: SIM115 - returned to the caller
+    try:
+        mode = os.fstat(handle.fileno()).st_mode
+    except BaseException:
+        handle.close()
+        raise
+    if stat.S_ISREG(mode):
+        return handle
+    handle.close()
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+    raise UnreadableFile("not a regular file", Path(path), excluded=True)
+
+
+def _without_waiting(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
 def content_hash(source: Path | str | bytes | bytearray | memoryview) -> str:
     """BLAKE2b (128-bit, hex) of a file's bytes, read in 1 MiB chunks, or of the bytes given.
 
@@ -682,7 +708,7 @@ def content_hash(source: Path | str | bytes | bytearray | memoryview) -> str:
         digest.update(source)
         return digest.hexdigest()
     try:
-        with open(source, "rb") as handle:
+        with open_regular(source) as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
     except OSError as error:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nashcli import corpus
+from nashcli import corpus, documents
 from nashcli.corpus import (
     DEFAULT_MAX_BYTES,
     FileEntry,
@@ -232,6 +232,7 @@ def test_files_known_unchanged_are_not_opened_again(tmp_path: Path, monkeypatch)
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(corpus, "open", spying_open, raising=False)
+    monkeypatch.setattr(documents, "open", spying_open, raising=False)  # (its open_regular)
     found = list(crawl(tmp_path, known=known))
     opened.remove("mountinfo")  # which devices are /proc and /sys: read once a crawl
     assert sorted(opened) == ["edited.txt", "new.txt"]

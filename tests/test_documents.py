@@ -457,3 +457,30 @@ def test_content_hash_streams_files_and_matches_bytes(tmp_path: Path) -> None:
     assert content_hash(path) == content_hash(data) == content_hash(str(path))
     assert content_hash(b"a") != content_hash(b"b")
     assert len(content_hash(b"")) == 32
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("suffix", [".txt", ".pdf"])
+def test_a_file_replaced_by_a_pipe_after_the_crawl_does_not_block(tmp_path, suffix) -> None:
+    """The crawl refuses pipes, but one made in a file's place after it looked (or a watcher's
+    check) was opened for reading, which waits for a writer forever."""
+    import threading
+
+    if suffix == ".pdf" and not documents.pdf_supported():
+        pytest.skip("pypdf is not installed")
+    pipe = tmp_path / f"note{suffix}"
+    os.mkfifo(pipe)
+    outcomes: list[str] = []
+
+    def read_both() -> None:
+        for read in (documents.read_document, documents.content_hash):
+            try:
+                read(pipe)
+            except documents.UnreadableFile as error:
+                outcomes.append(f"{error.reason}, excluded={error.excluded}")
+
+    reader = threading.Thread(target=read_both, daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "blocked on the pipe"
+    assert outcomes == ["not a regular file, excluded=True"] * 2

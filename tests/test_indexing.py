@@ -94,6 +94,7 @@ def test_unchanged_files_are_neither_read_nor_encoded(indexed, monkeypatch) -> N
         raise AssertionError(f"opened {path}")
 
     monkeypatch.setattr(corpus, "open", no_document_opened, raising=False)  # not even sniffed
+    monkeypatch.setattr(documents, "open", no_document_opened, raising=False)
     monkeypatch.setattr(documents, "read_document", no_reading)
     monkeypatch.setattr(documents, "content_hash", no_reading)
     monkeypatch.setattr(indexing, "_load_hasher", no_reading)

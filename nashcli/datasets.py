@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import dataclasses
 import gzip
 import io
 import json
@@ -81,6 +82,9 @@ class Dataset:
     texts: list[str]
     labels: list[list[str]]
     split: list[str]
+    #: What makes this corpus not what its name promises, one line each (a known dataset read
+    #: from an archive or file that holds another number of documents than the canonical one).
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -147,7 +151,33 @@ def load_dataset(name_or_path: str | Path, data_dir: str | Path | None = None) -
     return _load_path(path)
 
 
+#: Documents per split of the known datasets as published (``Dataset.counts``).
+CANONICAL_COUNTS = {
+    "reuters": {"train": 7769, "test": 3019},
+    "20ng": {"train": 11314, "test": 7532},
+    "tmc": {"train": 21519, "test": 7077},
+}
+
+
 def _load_known(name: str, data_dir: str | Path | None) -> Dataset:
+    """A known dataset from ``data_dir``, noting where it is not the canonical corpus (an
+    archive with some of its files, another release): its figures would compare with nothing."""
+    dataset = _read_known(name, data_dir)
+    counts, canonical = dataset.counts(), CANONICAL_COUNTS.get(name)
+    if canonical is None or counts == canonical:
+        return dataset
+
+    def split_counts(of: dict[str, int]) -> str:
+        return " + ".join(f"{of.get(part, 0):,} {part}" for part in ("train", "test"))
+
+    note = (
+        f"{name}: {split_counts(counts)} documents, not the canonical {split_counts(canonical)} "
+        "(a partial archive or another release?): the figures compare with no published ones"
+    )
+    return dataclasses.replace(dataset, notes=(*dataset.notes, note))
+
+
+def _read_known(name: str, data_dir: str | Path | None) -> Dataset:
     data_dir = _data_dir(data_dir)
     jsonl = data_dir / DATASET_FILES[name]
     if jsonl.is_file():
@@ -933,6 +963,7 @@ def vdsh_release(
         texts=[texts[i] for i in rows],
         labels=[labels[i] for i in rows],
         split=[str(new_split[i]) for i in rows],
+        notes=dataset.notes,
     )
 
 

@@ -383,12 +383,15 @@ def test_reuters_modapte_from_sgml_tarball(tmp_path: Path) -> None:
     assert dataset.texts[4] == "COCOA TABLE\n  Kilos   12  <14>"  # UNPROC: the whole TEXT
     # The same corpus through load_dataset, by name from a data dir.
     assert load_dataset("reuters", tmp_path).ids == dataset.ids
+    # (five documents, not the canonical corpus's 10,788: said)
+    (note,) = load_dataset("reuters", tmp_path).notes
+    assert note.startswith("reuters: 3 train + 2 test documents, not the canonical 7,769 train")
 
 
 def test_reuters_shared_file_matches_procedure(shared_datasets: Path) -> None:
     """The shared corpus has the counts the ModApte procedure gives (7,769 + 3,019, 90 labels)."""
     dataset = load_dataset("reuters", shared_datasets)
-    assert dataset.counts() == {"train": 7769, "test": 3019}
+    assert dataset.counts() == {"train": 7769, "test": 3019} and dataset.notes == ()
     assert len(dataset.label_names()) == 90
     assert "1199" not in dataset.ids
 

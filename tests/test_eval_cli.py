@@ -317,6 +317,11 @@ def test_download_fetches_a_missing_archive_once(tmp_path: Path, fake_engine: li
     result = runner.invoke(app, [*args, "--bits", "8", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n_test"] == 2
+    # Two of the 22 files: the figures are not canonical Reuters', and the user is told so.
+    assert (
+        "nash: note: reuters: 3 train + 2 test documents, not the canonical 7,769 train + "
+        "3,019 test (a partial archive or another release?)"
+    ) in result.stderr
     assert (data / "reuters21578.tar.gz").is_file()
     assert fetched == ["https://kdd.ics.uci.edu/databases/reuters21578/reuters21578.tar.gz"]
     runner.invoke(app, [*args, "--bits", "8", "--json"])

@@ -127,7 +127,7 @@ def eval_command(
         progress.status(f"TF-IDF features of {len(corpus):,} documents")
         problem, splits = evaluation.prepare(corpus, split, seed=seed)
         include_val = splits.val_from_train  # the database is the whole training split
-        for problem_note in evaluation.caveats(problem, include_val=include_val):
+        for problem_note in [*corpus.notes, *evaluation.caveats(problem, include_val=include_val)]:
             progress.console.print(f"nash: note: {problem_note}", soft_wrap=True, markup=False)
         results = evaluation.evaluate(
             problem,

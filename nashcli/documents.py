@@ -253,17 +253,22 @@ def _not_quite_utf8(data: bytes, path: Path | None) -> str:
     return _decode_legacy(data, path)
 
 
-#: Most stray bytes :func:`_mostly_utf8` reads as Windows-1252 in a UTF-8 file.
+#: Most stray bytes :func:`_mostly_utf8` reads as Windows-1252 in a UTF-8 file; beyond them
+#: only Windows' punctuation (bytes 0x80-0x9F: ’ “ ” – — …, control characters in every ISO
+#: encoding, so no sign of a legacy text), up to 1 % of the file.
 _STRAY_BYTES = 16
 
 
 def _mostly_utf8(data: bytes, declared: bool = False) -> str | None:
     """UTF-8 text with a few stray bytes of another encoding (a Windows ``’`` pasted into a
-    UTF-8 note), the stray bytes read as Windows-1252; None unless the rest holds UTF-8 beyond
-    ASCII (or a BOM ``declared`` it UTF-8) and the stray bytes are few. Detection over the whole
-    file read such a file in ISO-8859-10 ("RÃĐsumÃĐ") or skipped it as undecodable."""
+    UTF-8 note; how many: :data:`_STRAY_BYTES`), the stray bytes read as Windows-1252; None
+    unless the rest holds UTF-8 beyond ASCII (or a BOM ``declared`` it UTF-8) and the stray
+    bytes are few. Detection over the whole file read such a file in ISO-8859-10 ("RÃĐsumÃĐ")
+    or skipped it as undecodable."""
     parts: list[str] = []
     stray = start = 0
+    letters = False  # a stray byte that is no punctuation (0xA0-0xFF: a legacy letter?)
+    most = max(_STRAY_BYTES, len(data) // 100)
     while True:
         try:
             parts.append(data[start:].decode("utf-8"))
@@ -271,7 +276,8 @@ def _mostly_utf8(data: bytes, declared: bool = False) -> str | None:
         except UnicodeDecodeError as error:
             bad = data[start + error.start : start + error.end]
             stray += len(bad)
-            if stray > _STRAY_BYTES:
+            letters = letters or any(byte >= 0xA0 for byte in bad)
+            if stray > (_STRAY_BYTES if letters else most):
                 return None
             parts.append(data[start : start + error.start].decode("utf-8"))
             parts.append(bad.decode("cp1252", errors="replace"))

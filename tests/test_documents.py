@@ -93,6 +93,20 @@ def test_utf8_with_a_few_stray_legacy_bytes_is_read(
     assert read_text(path) == head + read
 
 
+def test_a_long_utf8_note_with_many_windows_quotes_is_read(tmp_path: Path) -> None:
+    """Over 16 stray bytes sent a UTF-8 note to charset detection, which read every UTF-8
+    character as mojibake ("cafÃ©", "ZÃ¼rich"). Windows' punctuation (0x80-0x9F, control
+    characters in every ISO encoding) is read as such up to 1 % of the file; stray letters
+    (0xA0-0xFF, a legacy text?) stay at 16."""
+    head = "Notes from the café in Zürich. " + "The bread was good and so was the soup. " * 40
+    quotes = b" it\x92s fine" * 17
+    assert read_text(write(tmp_path / "quotes.txt", head.encode() + quotes)) == head + (
+        " it’s fine" * 17
+    )
+    letters = "naïve".encode("latin-1") * 17  # (17 stray letters: a legacy text, maybe)
+    assert documents._mostly_utf8(head.encode() + letters) is None  # (to charset detection)
+
+
 def test_a_byte_order_mark_and_a_stray_windows_byte_is_read(tmp_path: Path) -> None:
     """Notepad's UTF-8 BOM before a note with a pasted Windows ’ (ASCII otherwise) was skipped
     as "undecodable bytes (bad utf-8-sig)", though the same bytes without the BOM were read."""

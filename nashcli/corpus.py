@@ -248,6 +248,10 @@ def _load_ignore_rules(directory: Path, base: str) -> list[_IgnoreRules]:
                 ) from None
             except OSError as error:
                 raise _unreadable(name, error) from None
+            if not stat.S_ISREG(st.st_mode):
+                raise UnreadableIgnoreFile(
+                    f"{UNREADABLE_FOLDER}: its {name} is a symlink to no regular file"
+                )
         if not stat.S_ISREG(st.st_mode):  # (a link, a folder; never a pipe: it would block)
             continue
         try:

@@ -550,7 +550,7 @@ def read_archive(path: str | Path, name: str | None = None, expect: str | None =
                 if _corpus_file(member.name):
                     data = _read_member(tar, member, files)
                     if data is not None:
-                        files[member.name] = data
+                        files[posixpath.normpath(member.name)] = data  # ("./x" is "x")
     except (OSError, EOFError, zlib.error, lzma.LZMAError, _DamagedData) as error:
         raise NashError(f"cannot read archive {path}: {_reason(error)}") from None
     except tarfile.TarError as error:
@@ -605,7 +605,7 @@ def _opened_tar(path: Path) -> Iterator[tarfile.TarFile]:
             yield tar
         # bzip2 hands out a block before its checksum is checked, and tarfile takes damage for
         # the archive's end: the stream is read on past the last member to find it. (Bytes
-        # after the compressed data are ignored here, as bzip2 and xz do.)
+        # after the compressed data are ignored here, as gzip -d and bzip2 -d do.)
         with contextlib.suppress(_BytesAfterData):
             while stream.read(1 << 20):
                 pass
@@ -615,12 +615,13 @@ def _read_member(
     tar: tarfile.TarFile, member: tarfile.TarInfo, earlier: Mapping[str, bytes]
 ) -> bytes | None:
     """A member's bytes; a hard or symbolic link's are those of the file it names, among the
-    ``earlier`` members (GNU tar stores hard-linked posts as links); None for anything else."""
+    ``earlier`` members, by normalised name (GNU tar stores hard-linked posts as links); None
+    for anything else."""
     if member.isfile():
         handle = tar.extractfile(member)
         return handle.read() if handle is not None else None
     if member.islnk():
-        return earlier.get(member.linkname)
+        return earlier.get(posixpath.normpath(member.linkname))
     if member.issym():
         folder = member.name.rpartition("/")[0]
         return earlier.get(posixpath.normpath(posixpath.join(folder, member.linkname)))

@@ -1348,6 +1348,11 @@ def _apply(
     """
     root = report.root
     hasher = None
+    # A document at a candidate's path is that candidate's to keep or replace, not gone (a
+    # watcher's batch can drop the origin of a move that is there again: `mv a.txt a.html;
+    # cp a.html a.txt`).
+    at_candidates = {c.path_text for c in candidates}
+    gone = [doc for doc in gone if doc.path not in at_candidates]
     # Same bytes read the same way: a move (a .txt renamed .html is read again, as HTML).
     gone_by_hash: dict[tuple[str, str], list[DocRow]] = {}
     for doc in gone:
@@ -1379,10 +1384,12 @@ def _apply(
                 text, title = _read(c.path)
             except Exception as error:  # noqa: BLE001 - skipped with its reason
                 report.skipped.append((_rel(c.path, root), _reason(error)))
-                if old is not None and getattr(error, "excluded", False):  # emptied: no text
-                    w.tombstone([old.row])
+                if old is None:
+                    continue
+                if getattr(error, "excluded", False) or not os.path.lexists(c.path_text):
+                    w.tombstone([old.row])  # emptied (no text), or deleted since the crawl
                     report.note("-", old.path)
-                elif old is not None:  # cannot be read now: its entry stays, and is counted
+                else:  # cannot be read now: its entry stays, and is counted
                     report.kept += 1
                 continue
             meta = DocMeta(c.path_text, c.size, c.mtime_ns, h, title)

@@ -26,8 +26,9 @@ def expand_user(text: str | Path, variable: str | None = None) -> Path:
     :class:`~nashcli.errors.NashError` (``Path.expanduser`` raises RuntimeError for a user who
     does not exist, or where no home folder can be found); ``variable`` names where it was set.
 
-    Only a ``~`` that ``text`` begins with is expanded: ``./~draft.txt`` (pathlib makes it
-    ``~draft.txt``) is that file here, returned absolute so that nothing expands it later; and
+    Only a ``~`` that ``text`` begins with is expanded: ``"./~draft.txt"`` (pathlib makes it
+    ``~draft.txt``, so pass the text as typed, not a ``Path`` of it) is that file here,
+    returned absolute so that nothing expands it later; and
     ``~draft.txt`` of no user named so is the file of that name here where there is one, as the
     shell leaves it."""
     typed = str(text)

@@ -396,8 +396,8 @@ def _deleted(path: Path) -> bool:
     """Whether ``path`` is known to be gone, as ``nash index`` would drop its entry: nothing
     there, a folder in its place (the crawl goes into it) or a link loop. A file nash may not
     look at (a folder without permission) is not: ``nash index`` keeps its entry too."""
-    try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
+    try:  # (a folder nash may not list keeps the entries nash index found there: not gone)
+        return stat.S_ISDIR(os.stat(path).st_mode) and os.access(path, os.R_OK | os.X_OK)
     except (FileNotFoundError, NotADirectoryError):
         return True
     except OSError as error:

@@ -846,7 +846,8 @@ def test_an_archive_of_the_other_corpus_is_refused_under_a_known_name(tmp_path: 
     assert len(load_dataset(str(_tar_gz(tmp_path / "n.tar.gz", news)))) == 2  # by its members
 
 
-def test_archive_side_files_links_and_names(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prefix", ["", "./"])  # ("./": `tar czf x.tgz .` names them so)
+def test_archive_side_files_links_and_names(tmp_path: Path, prefix: str) -> None:
     """macOS's ._N, .DS_Store and __MACOSX/ files were read as posts; hard-linked posts (GNU tar
     stores a file linked twice so) were dropped without a word; NEWS.TAR.GZ or news.tar.gz.1
     was refused as "a tar archive; ... reads archives from a file named .tar.gz"."""
@@ -860,7 +861,7 @@ def test_archive_side_files_links_and_names(tmp_path: Path) -> None:
     path = tmp_path / "news.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
         for name, data in posts.items():
-            info = tarfile.TarInfo(name)
+            info = tarfile.TarInfo(prefix + name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
         for name, kind, target in (
@@ -868,8 +869,9 @@ def test_archive_side_files_links_and_names(tmp_path: Path) -> None:
             ("20news-bydate-test/sci.space/4", tarfile.SYMTYPE, "2"),
             ("20news-bydate-test/sci.space/5", tarfile.SYMTYPE, "../nowhere/9"),
         ):
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = kind, target
+            info = tarfile.TarInfo(prefix + name)
+            info.type = kind
+            info.linkname = prefix + target if kind == tarfile.LNKTYPE else target
             tar.addfile(info)
     dataset = read_archive(path)
     assert dataset.ids == ["sci.space/1", "sci.space/3", "sci.space/2", "sci.space/4"]

@@ -464,3 +464,13 @@ def _tiny(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.jsonl.gz"
     write_jsonl(topic_corpus(48), path)
     return path
+
+
+def test_a_data_dir_beginning_with_a_tilde_here_is_that_folder(tmp_path: Path, monkeypatch):
+    """`--data-dir ./~x` reached expand_user as Path("~x") (Typer's Path drops the "./"): the
+    home folder of a user "x" was searched, or "cannot find the home folder"."""
+    monkeypatch.chdir(tmp_path)
+    line = _error_line(
+        runner.invoke(app, ["eval", "reuters", "--data-dir", "./~nosuchuser9", "--bits", "8"])
+    )
+    assert f"in {tmp_path / '~nosuchuser9'}, a folder that does not exist" in line, line

@@ -144,3 +144,10 @@ def test_a_gitignore_that_is_a_link_is_not_read_a_nashignore_is(tmp_path: Path) 
         if isinstance(item, corpus.Skipped)
     }
     assert skips == {"notes": "unreadable folder: its .nashignore is a dangling symlink"}
+    rules.mkdir()  # (a link to a folder: no rules to read either)
+    skips = {
+        item.path.name: item.reason
+        for item in corpus.crawl(sub.parent)
+        if isinstance(item, corpus.Skipped)
+    }
+    assert skips == {"notes": "unreadable folder: its .nashignore is a symlink to no regular file"}

@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -1258,6 +1259,19 @@ def test_a_file_moved_over_an_indexed_one_keeps_its_code(indexed, model_loads) -
     assert live_paths("notes") == {str(p) for p in paths[1:]}
 
 
+def test_a_moves_origin_there_again_keeps_its_document(indexed) -> None:
+    """`mv a.txt a.html; cp a.html a.txt` in one watcher batch: the move (read anew as HTML) let
+    go of a.txt's document, and the same bytes back at a.txt kept it "unchanged", then the
+    batch's end dropped it: a.txt was on disk but not in the index."""
+    folder, paths = indexed
+    txt = paths[0]
+    html = txt.with_suffix(".html")
+    txt.rename(html)
+    shutil.copy2(html, txt)
+    apply_changes("notes", moves=[(txt, html)], upserts=[txt, html])
+    assert live_paths("notes") == {str(p) for p in paths} | {str(html)}
+
+
 def test_a_rename_to_another_reader_is_read_again_not_moved(indexed) -> None:
     """The same bytes under a name another reader takes are another document: a page saved as
     .txt and renamed .html kept its markup as text and its first line as title ("moved")."""
@@ -1481,6 +1495,20 @@ def test_a_file_made_undecodable_leaves_the_index(indexed, monkeypatch) -> None:
     assert skipped[str(locked.relative_to(folder))] == "unreadable: permission denied"
     assert (report.deleted, report.kept, report.unchanged) == (1, 1, len(paths) - 2)
     assert live_paths("notes") == {str(p) for p in paths[1:]}
+    # One deleted after the crawl saw it changed, before it was read: gone, not "kept unread".
+    gone = paths[2]
+    bump(gone)
+    real_hash = indexing._hash
+
+    def deleted_first(path):
+        if str(path) == str(gone):
+            gone.unlink()
+        return real_hash(path)
+
+    monkeypatch.setattr(indexing, "_hash", deleted_first)
+    report = index_folder(folder)
+    assert (report.deleted, report.kept) == (1, 1)  # (the locked one is still kept)
+    assert str(gone) not in live_paths("notes")
 
 
 def test_a_folder_listed_without_search_permission_loses_nothing(tmp_path, monkeypatch) -> None:

@@ -22,7 +22,7 @@ def eval_command(
         "reuters21578.tar.gz / 20news-bydate.tar.gz.",
         metavar="DATASET",
     ),
-    data_dir: Path | None = typer.Option(
+    data_dir: str | None = typer.Option(  # (text: a Path would turn "./~x" into "~x")
         None,
         "--data-dir",
         metavar="DIR",

@@ -225,10 +225,10 @@ def _holds_tar(path: Path) -> bool:
         with open(path, "rb") as raw:
             opener = _opener_for(raw.peek(6)[:6])
             stream = io.BufferedReader(opener(raw)) if opener is not None else raw
-            head = stream.read(_TAR_MAGIC_END)
+            head = stream.read(tarfile.BLOCKSIZE)
     except (OSError, EOFError, zlib.error, lzma.LZMAError, _DamagedData, _BytesAfterData):
         return False  # (read as JSON Lines, which says what is wrong)
-    return head[_TAR_MAGIC_START:_TAR_MAGIC_END] == b"ustar"
+    return _is_tar_header(head)
 
 
 #: Tar archives by name (tarfile reads each compression); anything else is read as JSON Lines.
@@ -263,7 +263,7 @@ def read_jsonl(path: str | Path, name: str | None = None) -> Dataset:
             stream = io.BufferedReader(_Rejoined(head, raw))
             opener = _opener_for(head)
             binary = io.BufferedReader(opener(stream) if opener is not None else stream)
-            if binary.peek(_TAR_MAGIC_END)[_TAR_MAGIC_START:_TAR_MAGIC_END] == b"ustar":
+            if _is_tar_header(binary.peek(tarfile.BLOCKSIZE)[: tarfile.BLOCKSIZE]):
                 raise NashError(  # an archive through a pipe: its name cannot say so
                     f"{path}: a tar archive; nash eval reads archives from a file named .tar.gz"
                 )
@@ -307,7 +307,18 @@ _GZIP = b"\x1f\x8b"
 #: The compression a file's last suffix names.
 _NAMED_COMPRESSION = {".gz": "gzip", ".tgz": "gzip", ".bz2": "bzip2", ".xz": "xz"}
 _XZ = b"\xfd7zXZ\x00"
-_TAR_MAGIC_START, _TAR_MAGIC_END = 257, 262  # "ustar" in a tar header
+
+
+def _is_tar_header(block: bytes) -> bool:
+    """Whether ``block`` (a file's first 512 bytes) is a tar header: "ustar" at its place and
+    a checksum that adds up (a JSON line with "mustard" at byte 257 is no archive)."""
+    if len(block) < tarfile.BLOCKSIZE or block[257:262] != b"ustar":
+        return False
+    try:
+        tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
 
 
 class _Rejoined(io.RawIOBase):

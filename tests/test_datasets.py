@@ -904,3 +904,16 @@ def test_archive_errors_say_what_is_wrong(tmp_path: Path) -> None:
 
     denied = PermissionError(13, "Permission denied", str(tmp_path / "x"))
     assert _reason(denied) == "Permission denied"
+
+
+def test_a_corpus_with_ustar_where_a_tar_header_has_it_is_read(tmp_path: Path) -> None:
+    """A JSON Lines file whose bytes 257-262 happened to spell "ustar" ("mustard") was refused
+    as a tar archive: the header's checksum must add up too."""
+    records = [_doc(i, text=f"tomato mustard basil {i}") for i in range(6)]
+    first = json.dumps(records[0])
+    at = first.index("mustard") + 1  # "ustar" of "mustard"
+    records[0]["text"] = " " * (257 - at) + records[0]["text"]
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    assert path.read_bytes()[257:262] == b"ustar"
+    assert len(load_dataset(str(path))) == 6

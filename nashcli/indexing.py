@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -350,13 +350,8 @@ def index_folder(
     reporter = reporter or _Silent()
     if bits is not None and not 1 <= bits <= 1024:  # (0 is not "the default": say so)
         raise NashError(f"the number of bits must be between 1 and 1024, not {bits}")
-    target = _target(root, name, bits, retrain, create)
-    root, name, collection, damage, moving = (
-        target.root,
-        target.name,
-        target.collection,
-        target.damage,
-        target.moving,
+    root, root_device, name, named, collection, damage, moving = _target(
+        root, name, bits, retrain, create
     )
     report = IndexReport(collection=name, root=root)
     if max_bytes is None and collection is not None:
@@ -368,7 +363,7 @@ def index_folder(
     if (collection is None or moving) and not found:
         why = f" ({_skip_summary(skipped)})" if skipped else ""
         raise NashError(f"{root}: nothing to index, no text documents found{why}")
-    unmounted = collection is not None and collection.root_device not in (None, target.device)
+    unmounted = collection is not None and collection.root_device not in (None, root_device)
     if unmounted and not (found or skipped):
         held = 0
         with contextlib.suppress(NashError):  # (damage: _index rebuilds, or says what it is)
@@ -382,9 +377,7 @@ def index_folder(
             )
     if moving:  # the user says the collection's folder went here (moved or renamed)
         _move_root(collection, root, found, lock_timeout)
-    elif (
-        collection is None and not target.named
-    ):  # a new folder, or a collection's folder moved here?
+    elif collection is None and not named:  # a new folder, or a collection's folder moved here?
         _say_if_moved_here(root, found, reporter)
     if collection is None:  # (before the trainer loads; _check_readable counts what is read)
         _check_enough(found, root, "text document")
@@ -402,7 +395,7 @@ def index_folder(
         hashers=hashers,
         excluded=frozenset(excluded),
         max_bytes=max_bytes,
-        root_device=target.device if found else None,  # (where documents were found)
+        root_device=root_device if found else None,  # (where documents were found)
         crawled_ns=crawled_ns,
     )
     if damage is None:
@@ -466,8 +459,7 @@ def index_folder(
     return report
 
 
-@dataclass
-class _Target:
+class _Target(NamedTuple):
     """What ``index_folder(root, name=...)`` indexes: the folder (resolved; the collection's own
     path where that leads here), its device, the collection's name and whether it was given,
     the collection (None: a new one, or damaged metadata: ``damage``), and whether the user

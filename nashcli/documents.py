@@ -700,7 +700,10 @@ def open_regular(path: Path | str) -> BinaryIO:
 
 
 def _without_waiting(path: str, flags: int) -> int:
-    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+    try:
+        return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+    except BlockingIOError:  # a lease an SMB or NFS server holds: a file, to wait for
+        return os.open(path, flags)
 
 
 def content_hash(source: Path | str | bytes | bytearray | memoryview) -> str:

@@ -229,9 +229,19 @@ def list_collections() -> list[Collection]:
     :func:`survey_collections` lists them too)."""
     found = []
     for child in _collection_dirs():
-        with contextlib.suppress(NashError, sqlite3.Error):
+        with contextlib.suppress(NashError, sqlite3.Error, OSError):
             found.append(Collection(child.name, child))
     return found
+
+
+def _has_meta(name: str, directory: Path) -> bool:
+    """Whether collection folder ``directory`` holds its ``meta.sqlite``; a
+    :class:`DamagedCollectionError` (permission denied) where that cannot be looked at (a
+    folder of another user's: one such folder must not stop ``nash status`` listing the rest)."""
+    try:
+        return (directory / _META).is_file()
+    except OSError as error:
+        raise DamagedCollectionError(name, _META, error.strerror or str(error)) from None
 
 
 def same_folder(recorded: Path, root: Path) -> bool:
@@ -268,12 +278,9 @@ def survey_collections() -> list[Listing]:
     shows them rather than hiding them)."""
     found = []
     for child in _collection_dirs():
-        if not (child / _META).is_file():
-            found.append(
-                Listing(child.name, None, DamagedCollectionError(child.name, _META, "missing"))
-            )
-            continue
         try:
+            if not _has_meta(child.name, child):
+                raise DamagedCollectionError(child.name, _META, "missing")
             found.append(Listing(child.name, Collection(child.name, child), None))
         except NashError as error:
             found.append(Listing(child.name, None, error))
@@ -1304,7 +1311,7 @@ class Collection:
         _finish_installs(collections_dir())  # (a rebuild cut in its switch: there it is)
         directory = collections_dir() / name
         named = bool(_NAME_RE.match(name or ""))
-        if named and directory.is_dir() and not (directory / _META).exists():
+        if named and directory.is_dir() and not _has_meta(name, directory):
             raise DamagedCollectionError(name, _META, "missing")  # as nash status lists it
         if not named or not (directory / _META).is_file():
             known = ", ".join(d.name for d in _collection_dirs()) or "none yet"
@@ -1314,7 +1321,7 @@ class Collection:
     @classmethod
     def exists(cls, name: str) -> bool:
         """Whether a collection ``name`` is there (an invalid name is none)."""
-        return bool(_NAME_RE.match(name or "")) and (collections_dir() / name / _META).is_file()
+        return bool(_NAME_RE.match(name or "")) and _has_meta(name, collections_dir() / name)
 
     @classmethod
     def create(cls, name: str, root: Path, bits: int, *, staged: bool = False) -> Collection:

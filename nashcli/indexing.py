@@ -1528,11 +1528,21 @@ def apply_changes(
         # it goes on to be hashed (the same bytes keep their code).
         written = set(upserts)
         candidates: list[_Candidate] = []
+        limit = collection.max_bytes or corpus.DEFAULT_MAX_BYTES  # (as the crawl's)
         for path in dict.fromkeys(pending):
             st = corpus.regular_file_stat(path)
             if st is None:  # gone, or no document now (a folder, a symlink, a pipe)
                 if str(path) in stored:
                     drop.append(stored[str(path)])
+                continue
+            if st.st_size > limit:  # (a move's new file, or one grown, is looked at here only)
+                report.skipped.append(
+                    (_rel(path, root), f"larger than {corpus.format_size(limit)} (--max-size)")
+                )
+                if (doc := stored.get(str(path))) is not None:
+                    w.tombstone([doc.row])  # (a moved one too: its row is settled, not dropped)
+                    report.note("-", doc.path)
+                    settled.add(doc.row)
                 continue
             doc = stored.get(str(path))
             same_stat = doc is not None and (doc.size, doc.mtime_ns) == (st.st_size, st.st_mtime_ns)

@@ -122,11 +122,13 @@ def choose_collection(name: str | None = None, path: Path | None = None) -> Coll
         return Collection.open(name)
     collections = list_collections()
     if not collections:
-        damaged = [listing.problem for listing in survey_collections() if listing.problem]
+        damaged = _unreadable_collections()
         if len(damaged) == 1:  # say what is wrong with it, not that there is none
-            raise damaged[0]
+            raise next(iter(damaged.values()))
         if damaged:
-            raise NashError(f"all {len(damaged)} collections are damaged: see nash status")
+            raise NashError(
+                f"all {len(damaged)} collections are damaged or unreadable: see nash status"
+            )
         raise NashError("no collections yet: index a folder first with: nash index FOLDER")
     if path is not None:
         places = {Path(os.path.abspath(path)), Path(path).resolve()}
@@ -138,10 +140,26 @@ def choose_collection(name: str | None = None, path: Path | None = None) -> Coll
         ]
         if holders:
             return max(holders, key=lambda c: len(c.root.parts))
+        # In no readable collection's folder: it may be in a damaged one's (whose folder is not
+        # known), and another collection's answer would look like the usual one.
+        damaged = _unreadable_collections()
+        if len(damaged) == 1:
+            raise next(iter(damaged.values()))
+        if damaged:
+            names = ", ".join(map(repr, damaged))
+            raise NashError(
+                f"{path} is in the folder of no collection that can be read, and collections "
+                f"{names} cannot be read (see nash status): choose one with --collection NAME"
+            )
     if len(collections) == 1:
         return collections[0]
     names = ", ".join(c.name for c in collections)
     raise NashError(f"several collections ({names}): choose one with --collection NAME")
+
+
+def _unreadable_collections() -> dict[str, NashError]:
+    """Why each collection that cannot be opened cannot be (damaged, not this user's), by name."""
+    return {item.name: item.problem for item in survey_collections() if item.problem}
 
 
 def query_size_limit(collection: Collection) -> int:

@@ -536,8 +536,9 @@ class Watcher:
     ``apply(upserts, deletions, moves)`` applies one chunk (``indexing.apply_changes``),
     ``catch_up()`` brings the whole collection up to date (``indexing.index_folder``),
     ``retrain_due()`` / ``retrain()`` decide and perform a background retrain (``retrain()``
-    returns False where it found none needed after all: another process had just retrained,
-    else may return a line of what the refit found, :meth:`RefitOutcome.summary`, for the log),
+    returns False where it found none needed after all: another process had just retrained;
+    the :class:`RefitOutcome` where its own pass took up the changes that made one due; else
+    may return a line of what the refit found, :meth:`RefitOutcome.summary`, for the log),
     ``make_is_ignored()`` returns the ignore predicate (rebuilt after ignore files change),
     ``admit(path)`` says why an existing file is no document (a :class:`corpus.Skipped`: binary,
     empty, too big) or None; one that is no document by those rules (``excluded``) also leaves
@@ -995,6 +996,9 @@ class Watcher:
                 if outcome is False:
                     self._say("no retrain needed: another nash process has just retrained it")
                     return
+                if isinstance(outcome, RefitOutcome):  # (its pass's changes: said, not hidden)
+                    self._say(f"no retrain needed after all ({outcome.summary()})")
+                    return
                 self.retrains += 1
                 # (what the refit's own pass found: the changes it took up are in no other line)
                 found = f" ({outcome})" if isinstance(outcome, str) and outcome else ""
@@ -1251,10 +1255,14 @@ def make_watcher(
     def retrain_due() -> bool:
         return due.is_set() and indexing.retrain_due(Collection.open(name))
 
-    def retrain() -> str | bool:
+    def retrain() -> str | bool | RefitOutcome:
         outcome = refit_in_subprocess(root, name, device, hasher_options)
         due.clear()
-        return outcome.summary() if outcome.retrained else False
+        if outcome.retrained:
+            return outcome.summary()
+        # Not due when the child looked: retrained by another process meanwhile (nothing left
+        # to take up), or the changes that made it due were gone by the child's own pass.
+        return outcome if outcome.added or outcome.updated or outcome.deleted else False
 
     return Watcher(
         root,

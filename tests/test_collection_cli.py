@@ -151,6 +151,31 @@ def test_names_that_begin_with_a_tilde_here_are_those_files(tmp_path: Path, monk
     assert str(draft) not in result.stdout  # known as the indexed file: not its own answer
 
 
+def test_a_collection_folder_nash_may_not_enter_leaves_the_others_listed(
+    notes, tmp_path: Path, monkeypatch
+) -> None:
+    """One collection folder of another user's (mode 700) made `nash status` (and any command
+    that lists the collections) stop with "meta.sqlite: Permission denied"."""
+    other = tmp_path / "other"
+    make_docs(other, per_topic=6)
+    assert run("index", str(other)).exit_code == 0
+    real_is_file = Path.is_file
+
+    def is_file(self: Path) -> bool:  # what a folder of mode 700 of another user does
+        if self.name == "meta.sqlite" and self.parent.name == "other":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    result = run("status", "--json")
+    assert result.exit_code == 0, result.output
+    by_name = {c["name"]: c for c in json.loads(result.stdout)["collections"]}
+    assert by_name["notes"]["documents"] == len(notes[1])
+    assert "meta.sqlite" in by_name["other"]["damaged"]
+    folder, paths = notes
+    assert run("similar", str(paths[0]), "--json").exit_code == 0  # notes' own answers
+
+
 def test_pool_default_is_documented() -> None:
     import typer.main
 

@@ -1270,6 +1270,35 @@ def test_a_moves_origin_there_again_keeps_its_document(indexed) -> None:
     shutil.copy2(html, txt)
     apply_changes("notes", moves=[(txt, html)], upserts=[txt, html])
     assert live_paths("notes") == {str(p) for p in paths} | {str(html)}
+    # The same through the API as a deletion and an upsert of one path (rm, then restored).
+    data = paths[1].read_bytes()
+    paths[1].unlink()
+    paths[1].write_bytes(data)
+    bump(paths[1])
+    report = apply_changes("notes", deletions=[paths[1]], upserts=[paths[1]])
+    assert report.deleted == 0 and str(paths[1]) in live_paths("notes")
+
+
+def test_a_file_over_the_size_limit_stays_out_when_moved_or_grown(tmp_path: Path) -> None:
+    """A file the watcher skipped for its size, then renamed, came in as the move's new file
+    (`apply_changes` knew no size limit); an indexed file moved and grown past it in one batch
+    kept its entry. Both leave, as `nash index --max-size` would leave them out."""
+    folder = tmp_path / "notes"
+    paths = make_docs(folder, per_topic=4)
+    index_folder(folder, max_bytes=1500, hasher_options=FAST)
+    big = folder / "big.txt"
+    big.write_text("rocket moon orbit " * 120)  # 2,160 bytes
+    renamed = folder / "renamed.txt"
+    big.rename(renamed)
+    report = apply_changes("notes", moves=[(big, renamed)])
+    assert dict(report.skipped) == {"renamed.txt": "larger than 1.5 KB (--max-size)"}
+    grown = paths[0].with_name("grown.txt")
+    paths[0].rename(grown)
+    grown.write_text(grown.read_text() + " orbit" * 400)
+    report = apply_changes("notes", moves=[(paths[0], grown)])
+    assert report.deleted == 1 and "space/grown.txt" in dict(report.skipped)
+    assert live_paths("notes") == {str(p) for p in paths[1:]}
+    assert index_folder(folder).deleted == 0  # (nothing left for the crawl to remove)
 
 
 def test_a_rename_to_another_reader_is_read_again_not_moved(indexed) -> None:

@@ -473,6 +473,13 @@ def test_choose_collection(tmp_path: Path) -> None:
         choose_collection(None, tmp_path / "elsewhere.txt")
     with pytest.raises(NashError, match="no collection named 'c'"):
         choose_collection("c")
+    # b's metadata damaged: a file of b's folder was answered from a, the only readable one.
+    from nashcli.index import Collection, DamagedCollectionError
+
+    (Collection.open("b").directory / "meta.sqlite").write_bytes(b"junk" * 100)
+    with pytest.raises(DamagedCollectionError, match="collection 'b' is damaged"):
+        choose_collection(None, b / "space" / "space-0.txt")
+    assert choose_collection(None, a / "space" / "space-0.txt").name == "a"  # (a's own)
 
 
 def test_torch_free_query_encoder_matches_the_hasher(notes) -> None:

@@ -948,6 +948,25 @@ def test_a_refit_another_process_made_unnecessary_is_not_counted(folder, fake, r
     assert not any(m.startswith("retrained") for m in messages)
 
 
+def test_a_refit_whose_own_pass_made_it_unnecessary_says_so(folder, fake, run_watcher):
+    """The refit child's pass took up the changes that made the retrain due (a file dropped
+    since): the log said "another nash process has just retrained it", which none had."""
+    from nashcli.watching import RefitOutcome
+
+    due = [True]
+    messages: list[str] = []
+
+    def retrain():
+        due[0] = False
+        return RefitOutcome(False, documents=12, deleted=1)
+
+    running = run_watcher(retrain_due=lambda: due[0], retrain=retrain, on_message=messages.append)
+    expected = "no retrain needed after all (12 documents; its pass found 1 removed)"
+    wait_until(lambda: expected in messages, what="the refit's outcome")
+    assert running.watcher.retrains == 0
+    assert not any("another nash process" in m for m in messages)
+
+
 def test_a_retrain_says_what_its_own_pass_found(folder, fake, run_watcher):
     due = [True]
 

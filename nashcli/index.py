@@ -612,18 +612,30 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         raise CollectionGoneError(name)
     try:
         yield
-    except OSError as error:  # a write's error names no file ("File too large"): name the index
-        if error.filename is not None or error.errno not in _WRITE_ERRNOS:
+    except OSError as error:  # a write's error ("File too large"; a full disk as a compaction
+        # copies the model names its file, which would read as that file damaged): name the index
+        if error.errno not in _WRITE_ERRNOS or not _names_no_file_outside(error, directory):
             raise
-        raise _unchangeable(
-            name, str(error.strerror or error), directory, IndexWriteError
-        ) from error
+        reason = str(error.strerror or error)
+        if error.filename is not None:  # (which write: gen-000002/model/model.npz)
+            named = Path(os.path.abspath(os.fsdecode(error.filename)))
+            reason += f" writing {named.relative_to(directory)}" if named != directory else ""
+        raise _unchangeable(name, reason, directory, IndexWriteError) from error
     except sqlite3.OperationalError as error:  # SQLite's "database or disk is full"
         if not _write_failed(error):
             raise
         raise _unchangeable(name, f"{_META}: {error}", directory, IndexWriteError) from error
     finally:
         lock.release()
+
+
+def _names_no_file_outside(error: OSError, directory: Path) -> bool:
+    """Whether ``error`` names no file, or one in the collection's ``directory`` (not a
+    document's, whose read failed for its own reasons)."""
+    if error.filename is None:
+        return True
+    named = Path(os.path.abspath(os.fsdecode(error.filename)))
+    return named == directory or directory in named.parents
 
 
 #: Errors of a write that cannot go on (full disk or quota, file size limit, read-only, I/O).

@@ -502,8 +502,14 @@ def _target(
         raise CollectionGoneError(name)
     if damage is not None and not named:
         # Its folder was recorded in the lost metadata: a folder that merely shares the name
-        # must not take it over. The message says to rebuild with --name.
-        raise DamagedCollectionError(name, damage.what, damage.reason, root)
+        # must not take it over. The message says to rebuild with --name, from its own folder,
+        # which is not known now (this one, perhaps: then FOLDER is this one).
+        error = DamagedCollectionError(name, damage.what, damage.reason)
+        error.args = (
+            f"{error} (the folder it indexed is not known now; if it is this one, FOLDER is "
+            f"{shell_quote(root)})",
+        )
+        raise error
     if collection is not None and collection.root != root and same_folder(collection.root, root):
         # The path it was indexed at leads here (the folder moved, a link left in its place):
         # it stays the collection's folder, so stored paths, a watcher's paths and the next

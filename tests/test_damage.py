@@ -478,6 +478,9 @@ def test_a_lost_meta_sqlite_is_listed_rebuilt_and_forgettable(notes, tmp_path: P
     make_docs(stranger, per_topic=2)
     line = one_error_line(run("index", str(stranger)))
     assert "collection 'c' is damaged (meta.sqlite: missing)" in line and "--name c" in line
+    # (not "rebuild it with: nash index STRANGER --name c": that would take it over)
+    assert "nash index FOLDER --name c --retrain" in line
+    assert f"if it is this one, FOLDER is {stranger}" in line
     for asked in (["--text", "rocket", "-c", "c"], [str(paths[0])], ["--text", "rocket"]):
         line = one_error_line(run("similar", *asked))  # not "no collection named 'c'"
         assert "collection 'c' is damaged (meta.sqlite: missing)" in line, asked
@@ -540,6 +543,31 @@ def test_a_full_disk_during_a_retrain_is_one_line_and_keeps_the_index(notes, mon
     monkeypatch.setattr(SemanticHasher, "save", save)
     after = run("similar", str(paths[0]), "--json")
     assert after.exit_code == 0 and json.loads(after.stdout) == json.loads(before.stdout)
+
+
+def test_a_full_disk_during_a_compaction_names_the_collection(notes, monkeypatch):
+    """A compaction that ran out of room copying the model said only
+    ".../gen-000001/model/model.npz: No space left on device", which reads as that file damaged;
+    the deletions before it were committed, and the line says so."""
+    import errno
+
+    folder, paths = notes
+    for path in paths[3:]:
+        path.unlink()
+    real_copy = shutil.copyfile
+
+    def disk_full(source, target, *args, **kwargs):
+        if Path(source).name == "model.npz":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(source))
+        return real_copy(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfile", disk_full)
+    line = one_error_line(run("index", str(folder)))
+    assert line.startswith("nash: error: cannot change collection 'c': No space left on device")
+    assert "free some space (what was committed is kept)" in line
+    monkeypatch.setattr(shutil, "copyfile", real_copy)
+    assert status_entry()["documents"] == 3  # the deletions stand
+    assert run("index", str(folder)).exit_code == 0
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -414,10 +414,19 @@ def _read_only_fs(path: Path) -> bool:
         return False
 
 
-def _meta_error(name: str, directory: Path, error: sqlite3.Error, root: Path | None = None):
-    """The :class:`NashError` for an SQLite failure on a collection's ``meta.sqlite``."""
+def _meta_error(
+    name: str,
+    directory: Path,
+    error: sqlite3.Error,
+    root: Path | None = None,
+    *,
+    reading: bool = True,
+):
+    """The :class:`NashError` for an SQLite failure on a collection's ``meta.sqlite`` (read by
+    a command that writes nothing unless ``reading`` is False: then "nothing more was
+    written" where it was forgotten meanwhile)."""
     if not (directory / _META).is_file():
-        return CollectionGoneError(name)
+        return CollectionGoneError(name, reading=reading)
     text = str(error)
     if isinstance(error, sqlite3.DatabaseError) and any(w in text.lower() for w in _SQLITE_DAMAGE):
         if _read_torn(text, directory / _META):
@@ -1266,7 +1275,7 @@ class Collection:
             finally:
                 con.close()
         except FileNotFoundError:
-            raise CollectionGoneError(name) from None
+            raise CollectionGoneError(name, reading=True) from None
         except sqlite3.Error as error:
             raise self._meta_error(error) from None
         if "schema" not in info:
@@ -1299,8 +1308,8 @@ class Collection:
         """The error for damaged file ``what`` (relative to the collection's directory)."""
         return DamagedCollectionError(self.name, what, reason, self.root)
 
-    def _meta_error(self, error: sqlite3.Error) -> NashError:
-        return _meta_error(self.name, self.directory, error, self.root)
+    def _meta_error(self, error: sqlite3.Error, *, reading: bool = True) -> NashError:
+        return _meta_error(self.name, self.directory, error, self.root, reading=reading)
 
     def _generation_now(self) -> int | None:
         """The committed generation, read afresh (None if it cannot be read)."""
@@ -1630,7 +1639,7 @@ class Writer:
             self._con = _connect(collection.directory / _META)
         except sqlite3.Error as error:
             if not _write_failed(error):
-                raise collection._meta_error(error) from None
+                raise collection._meta_error(error, reading=False) from None
             raise _unchangeable(
                 collection.name, f"{_META}: {error}", collection.directory, IndexWriteError
             ) from None
@@ -1652,7 +1661,7 @@ class Writer:
                 self._con.execute(_DEAD_ROWS_INDEX)
         except sqlite3.Error as error:
             self._con.close()
-            raise collection._meta_error(error) from None
+            raise collection._meta_error(error, reading=False) from None
         except (KeyError, ValueError):
             self._con.close()
             raise collection.damaged(_META, "no valid 'created_at' recorded") from None

@@ -474,3 +474,16 @@ def test_a_snapshot_reads_stored_vectors_as_scattered_and_checks_them_in_order(
         np.testing.assert_allclose(snap.tfidf_of([3]).toarray(), tfidf[[3]].toarray())
         snap.check_values()
         assert {a for _, a in advised[2:]} == {"MADV_SEQUENTIAL"}
+
+
+def test_a_collection_forgotten_under_a_reader_says_it_was_reading(tmp_path: Path) -> None:
+    """A `nash similar` or `nash status` whose collection `nash forget` renamed away said
+    "... while this command was using it; nothing more was written", as if it wrote."""
+    from nashcli.index import CollectionGoneError
+
+    col = Collection.create("c", tmp_path, 64)
+    away = col.directory.with_name(".forgotten-c-1")
+    col.directory.rename(away)
+    with pytest.raises(CollectionGoneError) as caught:
+        col.summary()
+    assert str(caught.value).endswith("while this command was reading it")

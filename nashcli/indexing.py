@@ -582,8 +582,15 @@ def _committed(report: IndexReport) -> str:
 
 
 def _check_bits(collection: Collection | None, bits: int | None, retrain: bool) -> None:
-    """Another code length than the collection's needs ``retrain``."""
-    if collection is not None and bits is not None and bits != collection.bits and not retrain:
+    """Another code length than the collection's needs ``retrain`` (not where it has no model
+    yet: a first index stopped before its fit encoded nothing)."""
+    if (
+        collection is not None
+        and bits is not None
+        and bits != collection.bits
+        and not retrain
+        and _has_model(collection)
+    ):
         raise NashError(
             f"collection {collection.name!r} uses {collection.bits}-bit codes; "
             f"add --retrain to re-encode it with {bits} bits"
@@ -881,9 +888,14 @@ def _index(
         return why, stored, filling
 
     def not_retrained(n: int, what: str) -> None:
+        kept = (
+            f" (and its {collection.bits}-bit codes: --bits {bits} needs a retrain)"
+            if bits is not None and bits != collection.bits
+            else ""
+        )
         reporter.note(
             f"not retrained: {n} {what}{'' if n == 1 else 's'} here, and nash learns its codes "
-            f"from at least {_min_documents()}; the index was updated with the model it has"
+            f"from at least {_min_documents()}; the index was updated with the model it has" + kept
         )
 
     why, stored, filling = decide()
@@ -898,6 +910,9 @@ def _index(
                 if why == FIRST_INDEX:  # its creator stopped and removed it: not a forget
                     raise _FirstIndexAbandoned(collection.name) from None
                 raise
+            # The fit waited for may have changed the code length (`--bits 32 --retrain`):
+            # another --bits without --retrain must not undo it unasked.
+            _check_bits(collection, bits, retrain)
         if why:
             if not found:
                 raise NashError(f"{root}: nothing to index, no text documents found")

@@ -71,6 +71,24 @@ def test_retrain_with_too_few_documents_still_removes_the_deleted_ones(notes) ->
     assert "not retrained: 1 text document here" in result.stderr
     status = json.loads(run("status", "--json").stdout)
     assert [c["documents"] for c in status["collections"]] == [1]
+    # --bits with it: the note said nothing of the code length it could not change.
+    result = run("index", str(folder), "--retrain", "--bits", "32")
+    assert result.exit_code == 0, result.output
+    assert "(and its 64-bit codes: --bits 32 needs a retrain)" in result.stderr
+
+
+def test_a_first_index_stopped_before_its_fit_takes_other_bits(tmp_path: Path) -> None:
+    """A first `nash index --bits 32` killed before its model was committed left a collection
+    of no codes that refused `--bits 16` ("uses 32-bit codes; add --retrain to re-encode")."""
+    from nashcli.index import Collection
+
+    folder = tmp_path / "kb"
+    make_docs(folder, per_topic=4)
+    Collection.create("kb", folder, 32)  # (what the killed run left: no generation yet)
+    result = run("index", str(folder), "--bits", "16")
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(run("status", "--json").stdout)["collections"]
+    assert entry["bits"] == 16
 
 
 def test_files_left_out_by_ignore_rules_are_not_reported_as_deleted(notes) -> None:

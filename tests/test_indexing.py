@@ -1301,6 +1301,36 @@ def test_a_file_over_the_size_limit_stays_out_when_moved_or_grown(tmp_path: Path
     assert index_folder(folder).deleted == 0  # (nothing left for the crawl to remove)
 
 
+def test_a_retrain_waited_for_keeps_the_code_length_it_set(indexed, monkeypatch) -> None:
+    """`nash index --bits 32 --retrain` fitting while `nash index --bits 64` (the length then)
+    made a retrain due and waited for its turn: the second retrained at 64 bits after the
+    first, undoing the --bits 32 the user asked for, with exit 0 for both."""
+    import contextlib
+
+    folder, paths = indexed
+    for i in range(len(paths)):  # enough new files to make a retrain due
+        (folder / f"new-{i}.txt").write_text(paths[i].read_text() + f" extra {i}")
+    real_turn = indexing.training_turn
+    other_ran = []
+
+    @contextlib.contextmanager
+    def turn_after_another_fit(name, on_wait):
+        if not other_ran:  # the other process's fit, which this one waited for
+            other_ran.append(True)
+            monkeypatch.setattr(indexing, "training_turn", real_turn)
+            index_folder(folder, bits=32, retrain=True)
+            with real_turn(name, on_wait):
+                yield True
+            return
+        with real_turn(name, on_wait) as waited:
+            yield waited
+
+    monkeypatch.setattr(indexing, "training_turn", turn_after_another_fit)
+    with pytest.raises(NashError, match="uses 32-bit codes; add --retrain"):
+        index_folder(folder, bits=64)
+    assert other_ran and Collection.open("notes").bits == 32
+
+
 def test_a_rename_to_another_reader_is_read_again_not_moved(indexed) -> None:
     """The same bytes under a name another reader takes are another document: a page saved as
     .txt and renamed .html kept its markup as text and its first line as title ("moved")."""

@@ -582,19 +582,20 @@ def _committed(report: IndexReport) -> str:
 
 
 def _check_bits(collection: Collection | None, bits: int | None, retrain: bool) -> None:
-    """Another code length than the collection's needs ``retrain`` (not where it has no model
-    yet: a first index stopped before its fit encoded nothing)."""
-    if (
-        collection is not None
-        and bits is not None
-        and bits != collection.bits
-        and not retrain
-        and _has_model(collection)
-    ):
+    """Another code length than the collection's needs ``retrain`` (also where it has no model
+    yet: another process's first index may be fitting it at its length)."""
+    if collection is None or bits is None or bits == collection.bits or retrain:
+        return
+    if not _has_model(collection):  # (a first index under way, or one stopped before its fit)
         raise NashError(
-            f"collection {collection.name!r} uses {collection.bits}-bit codes; "
-            f"add --retrain to re-encode it with {bits} bits"
+            f"collection {collection.name!r} is being indexed with {collection.bits}-bit codes "
+            "by a first index that has not finished (under way, or stopped); add --retrain to "
+            f"index it with {bits} bits instead"
         )
+    raise NashError(
+        f"collection {collection.name!r} uses {collection.bits}-bit codes; "
+        f"add --retrain to re-encode it with {bits} bits"
+    )
 
 
 def _add_retrain(report: IndexReport, retrain: IndexReport) -> None:

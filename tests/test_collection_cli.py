@@ -77,15 +77,18 @@ def test_retrain_with_too_few_documents_still_removes_the_deleted_ones(notes) ->
     assert "(and its 64-bit codes: --bits 32 needs a retrain)" in result.stderr
 
 
-def test_a_first_index_stopped_before_its_fit_takes_other_bits(tmp_path: Path) -> None:
+def test_a_first_index_stopped_before_its_fit_says_so_of_other_bits(tmp_path: Path) -> None:
     """A first `nash index --bits 32` killed before its model was committed left a collection
-    of no codes that refused `--bits 16` ("uses 32-bit codes; add --retrain to re-encode")."""
+    of no codes; `--bits 16` was told to "add --retrain to re-encode it", of nothing encoded."""
     from nashcli.index import Collection
 
     folder = tmp_path / "kb"
     make_docs(folder, per_topic=4)
     Collection.create("kb", folder, 32)  # (what the killed run left: no generation yet)
-    result = run("index", str(folder), "--bits", "16")
+    line = one_error_line(run("index", str(folder), "--bits", "16"))
+    assert "is being indexed with 32-bit codes by a first index that has not finished" in line
+    assert "add --retrain to index it with 16 bits instead" in line
+    result = run("index", str(folder), "--bits", "16", "--retrain")
     assert result.exit_code == 0, result.output
     (entry,) = json.loads(run("status", "--json").stdout)["collections"]
     assert entry["bits"] == 16

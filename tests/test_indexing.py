@@ -1745,7 +1745,7 @@ def test_two_first_indexes_of_one_folder_at_once_both_succeed(tmp_path, monkeypa
         return real_crawl(root, **kwargs)
 
     monkeypatch.setattr(corpus, "crawl", crawl_while_another_creates)
-    with pytest.raises(NashError, match="uses 64-bit codes; add --retrain"):
+    with pytest.raises(NashError, match="being indexed with 64-bit codes by a first index"):
         index_folder(folder, bits=128, hasher_options=FAST)  # (as one started later is told)
     Collection.open("notes").remove()
     report = index_folder(folder, hasher_options=FAST)

@@ -763,6 +763,9 @@ def forget_collection(
     """
     directory = collections_dir() / name
     if not (_NAME_RE.match(name or "") and directory.is_dir()):  # damaged ones too
+        # (a forget killed midway left its copy hidden: asked again, it is swept up now)
+        with contextlib.suppress(OSError):
+            _sweep_debris(collections_dir())
         known = ", ".join(d.name for d in _collection_dirs()) or "none yet"
         raise NashError(f"no collection named '{name}' (collections: {known})")
     root = None

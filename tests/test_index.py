@@ -487,3 +487,17 @@ def test_a_collection_forgotten_under_a_reader_says_it_was_reading(tmp_path: Pat
     with pytest.raises(CollectionGoneError) as caught:
         col.summary()
     assert str(caught.value).endswith("while this command was reading it")
+
+
+def test_a_forget_killed_midway_is_swept_up_when_asked_again(tmp_path: Path) -> None:
+    """`kill -9` of `nash forget r1` after its first step left `.forgotten-r1-PID`, a whole copy
+    of the index, which `nash forget r1` again ("no collection named 'r1'") left too."""
+    from nashcli.index import forget_collection
+    from nashcli.paths import collections_dir
+
+    col = Collection.create("r1", tmp_path, 64)
+    dead = 2**22 + 12345  # (no such process)
+    col.directory.rename(collections_dir() / f".forgotten-r1-{dead}")
+    with pytest.raises(NashError, match="no collection named 'r1'"):
+        forget_collection("r1")
+    assert [p.name for p in collections_dir().iterdir() if p.name.startswith(".")] == []

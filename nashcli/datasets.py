@@ -168,7 +168,7 @@ def _load_known(name: str, data_dir: str | Path | None) -> Dataset:
         return dataset
 
     def split_counts(of: dict[str, int]) -> str:
-        return " + ".join(f"{of.get(part, 0):,} {part}" for part in ("train", "test"))
+        return " + ".join(f"{n:,} {part}" for part, n in of.items())
 
     note = (
         f"{name}: {split_counts(counts)} documents, not the canonical {split_counts(canonical)} "

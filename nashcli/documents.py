@@ -266,8 +266,7 @@ def _mostly_utf8(data: bytes, declared: bool = False) -> str | None:
     bytes are few. Detection over the whole file read such a file in ISO-8859-10 ("RÃĐsumÃĐ")
     or skipped it as undecodable."""
     parts: list[str] = []
-    stray = start = 0
-    letters = False  # a stray byte that is no punctuation (0xA0-0xFF: a legacy letter?)
+    stray = letters = start = 0  # (letters: stray bytes 0xA0-0xFF, a legacy text's letters?)
     most = max(_STRAY_BYTES, len(data) // 100)
     while True:
         try:
@@ -276,8 +275,8 @@ def _mostly_utf8(data: bytes, declared: bool = False) -> str | None:
         except UnicodeDecodeError as error:
             bad = data[start + error.start : start + error.end]
             stray += len(bad)
-            letters = letters or any(byte >= 0xA0 for byte in bad)
-            if stray > (_STRAY_BYTES if letters else most):
+            letters += sum(byte >= 0xA0 for byte in bad)
+            if letters > _STRAY_BYTES or stray > most:
                 return None
             parts.append(data[start : start + error.start].decode("utf-8"))
             parts.append(bad.decode("cp1252", errors="replace"))

@@ -141,7 +141,8 @@ class DamagedCollectionError(NashError):
         if self.denied:
             message = (
                 f"cannot read collection {name!r}: permission denied on {what}; fix its "
-                f"permissions, or rebuild it with: {rebuild}"
+                f"permissions, or rebuild it with: {rebuild} (if it is another user's, give "
+                "yours another name with --name)"
             )
         else:
             message = (
@@ -626,9 +627,9 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         if error.errno not in _WRITE_ERRNOS or not _names_no_file_outside(error, directory):
             raise
         reason = str(error.strerror or error)
-        if error.filename is not None:  # (which write: gen-000002/model/model.npz)
-            named = Path(os.path.abspath(os.fsdecode(error.filename)))
-            reason += f" writing {named.relative_to(directory)}" if named != directory else ""
+        if error.filename is not None:  # (the file of the copy or write that failed: a source
+            named = Path(os.path.abspath(os.fsdecode(error.filename)))  # as often as not)
+            reason += f" ({named.relative_to(directory)})" if named != directory else ""
         raise _unchangeable(name, reason, directory, IndexWriteError) from error
     except sqlite3.OperationalError as error:  # SQLite's "database or disk is full"
         if not _write_failed(error):

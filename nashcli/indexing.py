@@ -890,7 +890,7 @@ def _index(
 
     def not_retrained(n: int, what: str) -> None:
         kept = (
-            f" (and its {collection.bits}-bit codes: --bits {bits} needs a retrain)"
+            f" (so its codes stay {collection.bits}-bit, not the {bits} asked for)"
             if bits is not None and bits != collection.bits
             else ""
         )
@@ -1400,7 +1400,7 @@ def _apply(
                 report.skipped.append((_rel(c.path, root), _reason(error)))
                 if old is None:
                     continue
-                if getattr(error, "excluded", False) or not os.path.lexists(c.path_text):
+                if getattr(error, "excluded", False) or _gone_now(c.path_text):
                     w.tombstone([old.row])  # emptied (no text), or deleted since the crawl
                     report.note("-", old.path)
                 else:  # cannot be read now: its entry stays, and is counted
@@ -1429,6 +1429,18 @@ def _apply(
             report.note("-", doc.path)
         report.ignored += ignored_now(root, (doc.path for doc in leftover))
     w.commit()
+
+
+def _gone_now(path: str) -> bool:
+    """Whether nothing is at ``path`` now (a folder on the way that may not be searched says
+    nothing: os.path.lexists would call that gone)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _maybe_compact(w: Writer, report: IndexReport) -> None:

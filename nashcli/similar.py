@@ -143,13 +143,13 @@ def choose_collection(name: str | None = None, path: Path | None = None) -> Coll
         # In no readable collection's folder: it may be in a damaged one's (whose folder is not
         # known), and another collection's answer would look like the usual one.
         damaged = _unreadable_collections()
-        if len(damaged) == 1:
-            raise next(iter(damaged.values()))
         if damaged:
             names = ", ".join(map(repr, damaged))
+            readable = ", ".join(c.name for c in collections)
             raise NashError(
-                f"{path} is in the folder of no collection that can be read, and collections "
-                f"{names} cannot be read (see nash status): choose one with --collection NAME"
+                f"{path} is in the folder of no collection that can be read, and {names} "
+                f"cannot be read (its folder is not known; see nash status): to ask "
+                f"{readable} all the same, add --collection NAME"
             )
     if len(collections) == 1:
         return collections[0]

@@ -74,7 +74,7 @@ def test_retrain_with_too_few_documents_still_removes_the_deleted_ones(notes) ->
     # --bits with it: the note said nothing of the code length it could not change.
     result = run("index", str(folder), "--retrain", "--bits", "32")
     assert result.exit_code == 0, result.output
-    assert "(and its 64-bit codes: --bits 32 needs a retrain)" in result.stderr
+    assert "(so its codes stay 64-bit, not the 32 asked for)" in result.stderr
 
 
 def test_a_first_index_stopped_before_its_fit_says_so_of_other_bits(tmp_path: Path) -> None:

@@ -98,13 +98,16 @@ def test_a_long_utf8_note_with_many_windows_quotes_is_read(tmp_path: Path) -> No
     character as mojibake ("cafÃ©", "ZÃ¼rich"). Windows' punctuation (0x80-0x9F, control
     characters in every ISO encoding) is read as such up to 1 % of the file; stray letters
     (0xA0-0xFF, a legacy text?) stay at 16."""
-    head = "Notes from the café in Zürich. " + "The bread was good and so was the soup. " * 40
+    head = "Notes from the café in Zürich. " + "The bread was good and so was the soup. " * 80
     quotes = b" it\x92s fine" * 17
     assert read_text(write(tmp_path / "quotes.txt", head.encode() + quotes)) == head + (
         " it’s fine" * 17
     )
     letters = "naïve".encode("latin-1") * 17  # (17 stray letters: a legacy text, maybe)
     assert documents._mostly_utf8(head.encode() + letters) is None  # (to charset detection)
+    # One stray letter beside the quotes: the quotes do not count against the letters' 16.
+    one = head.encode() + quotes + " r\xe9sum\xe9".encode("latin-1")
+    assert read_text(write(tmp_path / "one.txt", one)) == head + " it’s fine" * 17 + " résumé"
 
 
 def test_a_byte_order_mark_and_a_stray_windows_byte_is_read(tmp_path: Path) -> None:

@@ -536,8 +536,10 @@ class Watcher:
     ``apply(upserts, deletions, moves)`` applies one chunk (``indexing.apply_changes``),
     ``catch_up()`` brings the whole collection up to date (``indexing.index_folder``),
     ``retrain_due()`` / ``retrain()`` decide and perform a background retrain (``retrain()``
-    returns False where it found none needed after all: another process had just retrained;
-    the :class:`RefitOutcome` where its own pass took up the changes that made one due; else
+    returns False where it found none needed after all and its pass found nothing changed
+    (another process had just retrained, as a rule); the :class:`RefitOutcome` where none was
+    needed and its pass took up changes (those that made one due were gone, or another process
+    retrained too: the log says what the pass found, not which); else
     may return a line of what the refit found, :meth:`RefitOutcome.summary`, for the log),
     ``make_is_ignored()`` returns the ignore predicate (rebuilt after ignore files change),
     ``admit(path)`` says why an existing file is no document (a :class:`corpus.Skipped`: binary,
@@ -1260,8 +1262,8 @@ def make_watcher(
         due.clear()
         if outcome.retrained:
             return outcome.summary()
-        # Not due when the child looked: retrained by another process meanwhile (nothing left
-        # to take up), or the changes that made it due were gone by the child's own pass.
+        # Not due when the child looked: retrained by another process meanwhile, or the
+        # changes that made it due were gone by the child's own pass (then it found changes).
         return outcome if outcome.added or outcome.updated or outcome.deleted else False
 
     return Watcher(

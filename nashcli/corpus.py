@@ -382,6 +382,11 @@ def _folder_reason(error: OSError) -> str:
     return reason
 
 
+def too_large(max_bytes: int) -> str:
+    """The skip reason of a file over the size limit (the crawl's, and a watcher's moves')."""
+    return f"larger than {format_size(max_bytes)} (--max-size)"
+
+
 def _check_file(
     path: Path, suffix: str, max_bytes: int, known: Mapping[str, tuple[int, int]] | None = None
 ) -> FileEntry | Skipped:
@@ -397,7 +402,7 @@ def _check_file(
     if st.st_size == 0:
         return Skipped(path, "empty file", excluded=True)
     if st.st_size > max_bytes:
-        return Skipped(path, f"larger than {format_size(max_bytes)} (--max-size)", excluded=True)
+        return Skipped(path, too_large(max_bytes), excluded=True)
     if suffix == ".pdf":
         if not pdf_supported():
             return Skipped(path, PDF_MISSING)

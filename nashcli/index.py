@@ -624,12 +624,12 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         yield
     except OSError as error:  # a write's error ("File too large"; a full disk as a compaction
         # copies the model names its file, which would read as that file damaged): name the index
-        if error.errno not in _WRITE_ERRNOS or not _names_no_file_outside(error, directory):
-            raise
+        named = error.filename and Path(os.path.abspath(os.fsdecode(error.filename)))
+        if error.errno not in _WRITE_ERRNOS or (named and not named.is_relative_to(directory)):
+            raise  # (not the index's: a document's read failed for its own reasons)
         reason = str(error.strerror or error)
-        if error.filename is not None:  # (the file of the copy or write that failed: a source
-            named = Path(os.path.abspath(os.fsdecode(error.filename)))  # as often as not)
-            reason += f" ({named.relative_to(directory)})" if named != directory else ""
+        if named and named != directory:  # (the file of the copy or write that failed: a
+            reason += f" ({named.relative_to(directory)})"  # source as often as not)
         raise _unchangeable(name, reason, directory, IndexWriteError) from error
     except sqlite3.OperationalError as error:  # SQLite's "database or disk is full"
         if not _write_failed(error):
@@ -637,15 +637,6 @@ def _locked(directory: Path, name: str, timeout: float) -> Iterator[None]:
         raise _unchangeable(name, f"{_META}: {error}", directory, IndexWriteError) from error
     finally:
         lock.release()
-
-
-def _names_no_file_outside(error: OSError, directory: Path) -> bool:
-    """Whether ``error`` names no file, or one in the collection's ``directory`` (not a
-    document's, whose read failed for its own reasons)."""
-    if error.filename is None:
-        return True
-    named = Path(os.path.abspath(os.fsdecode(error.filename)))
-    return named == directory or directory in named.parents
 
 
 #: Errors of a write that cannot go on (full disk or quota, file size limit, read-only, I/O).
@@ -1117,7 +1108,7 @@ class Snapshot:
             self.gen_dir / "model", require_all=require_all, checksums=checksums
         )
         if problem is not None:
-            self._raise_if_replaced()
+            self.check_current()
             raise self._collection.damaged(f"{self.gen_dir.name}/model/{problem[0]}", problem[1])
         self._model_checked = True
 
@@ -1129,16 +1120,12 @@ class Snapshot:
         except (OSError, ValueError, NashError) as error:
             if isinstance(error, GenerationReplaced):
                 raise
-            self._raise_if_replaced()
+            self.check_current()
             raise
 
     def check_current(self) -> None:
-        """Raise :class:`GenerationReplaced` where a writer switched generations since this
-        snapshot was taken (what it found may be stale: :meth:`Collection.read` reads again)."""
-        self._raise_if_replaced()
-
-    def _raise_if_replaced(self) -> None:
-        """:class:`GenerationReplaced` where a writer switched generations since the snapshot,
+        """Raise :class:`GenerationReplaced` where a writer switched generations since the
+        snapshot (what it found may be stale: :meth:`Collection.read` reads again),
         :class:`CollectionGoneError` where ``nash forget`` took the collection away (its first
         step renames the whole folder: the files read as missing, which is no damage)."""
         now = self._collection._generation_now()

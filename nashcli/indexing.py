@@ -1400,7 +1400,7 @@ def _apply(
                 report.skipped.append((_rel(c.path, root), _reason(error)))
                 if old is None:
                     continue
-                if getattr(error, "excluded", False) or _gone_now(c.path_text):
+                if getattr(error, "excluded", False) or not may_be_there(c.path_text):
                     w.tombstone([old.row])  # emptied (no text), or deleted since the crawl
                     report.note("-", old.path)
                 else:  # cannot be read now: its entry stays, and is counted
@@ -1429,18 +1429,6 @@ def _apply(
             report.note("-", doc.path)
         report.ignored += ignored_now(root, (doc.path for doc in leftover))
     w.commit()
-
-
-def _gone_now(path: str) -> bool:
-    """Whether nothing is at ``path`` now (a folder on the way that may not be searched says
-    nothing: os.path.lexists would call that gone)."""
-    try:
-        os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return True
-    except OSError:
-        return False
-    return False
 
 
 def _maybe_compact(w: Writer, report: IndexReport) -> None:
@@ -1570,9 +1558,7 @@ def apply_changes(
                     drop.append(stored[str(path)])
                 continue
             if st.st_size > limit:  # (a move's new file, or one grown, is looked at here only)
-                report.skipped.append(
-                    (_rel(path, root), f"larger than {corpus.format_size(limit)} (--max-size)")
-                )
+                report.skipped.append((_rel(path, root), corpus.too_large(limit)))
                 if (doc := stored.get(str(path))) is not None:
                     w.tombstone([doc.row])  # (a moved one too: its row is settled, not dropped)
                     report.note("-", doc.path)
